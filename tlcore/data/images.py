@@ -1,0 +1,166 @@
+"""Decode any picture a user drops in into the 8-bit RGB image a person sees.
+
+Phones store their rotation in EXIF, PNGs carry transparency, scanners write
+CMYK and 16-bit files: each must reach the model as the picture on screen, and
+each failure must say which of these went wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tlcore.errors import TransferLabError
+
+__all__ = [
+    "SUPPORTED_FORMATS",
+    "ImageReadError",
+    "ImageFacts",
+    "decode_image",
+    "load_rgb",
+    "to_rgb",
+]
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+# Modes whose own `convert("RGB")` is correct (CMYK: Pillow undoes Adobe's inversion on decode).
+_PLAIN_CONVERT_MODES = frozenset({"1", "L", "P", "CMYK", "YCbCr", "RGBX", "LAB", "HSV"})
+
+
+class ImageReadError(TransferLabError):
+    """A file that cannot be used as a training image; `reason` is a short code for reports."""
+
+    def __init__(self, reason: str, problem: str, hint: str = "") -> None:
+        self.reason = reason
+        super().__init__(problem, hint)
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What a scan needs to know of one decoded file (size after EXIF rotation)."""
+
+    format: str
+    mode: str
+    width: int
+    height: int
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    # Pillow's own decompression-bomb guard stays the ceiling; a caller may only lower it.
+    pillow_limit = Image.MAX_IMAGE_PIXELS or 0
+    if max_pixels is None:
+        return pillow_limit
+    return min(max_pixels, pillow_limit) if pillow_limit else max_pixels
+
+
+def decode_image(data: bytes, *, max_pixels: int | None = None, draft: bool = False) -> tuple[Image.Image, ImageFacts]:
+    """Fully decode `data` (so truncation shows), apply EXIF orientation, return RGB.
+
+    `draft=True` lets JPEGs decode at reduced scale: every byte is still read, so
+    truncation is still caught, at a fraction of the cost; used by the scan.
+    """
+    if not data:
+        raise ImageReadError("empty", "empty file (0 bytes)", "remove it or copy it again")
+    limit = _pixel_limit(max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format or "unknown"
+            width, height = img.size
+            if limit and width * height > limit:
+                raise ImageReadError(
+                    "too_large",
+                    f"image is {width}x{height} = {width * height:,} pixels, over the limit of {limit:,} "
+                    "(decompression-bomb guard)",
+                    "resize it below the limit",
+                )
+            if fmt not in SUPPORTED_FORMATS:
+                raise ImageReadError(
+                    "unsupported_format",
+                    f"unsupported image format {fmt}",
+                    f"convert it to JPEG or PNG (supported: {', '.join(sorted(SUPPORTED_FORMATS))})",
+                )
+            if draft and fmt == "JPEG":
+                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+            img.load()
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError("too_large", f"image too large: {exc}", "resize it below the limit") from None
+    except UnidentifiedImageError:
+        raise ImageReadError("not_image", "not an image (Pillow cannot identify it)", "remove it from the folder") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        message = str(exc)
+        if "truncated" in message.lower():
+            raise ImageReadError("truncated", "truncated image: the file ends before the picture does", "copy it again") from None
+        raise ImageReadError("corrupt", f"cannot decode image: {message}", "open it in an image viewer and re-save it") from None
+    mode = img.mode
+    quarter_turn = _orientation(img) in _QUARTER_TURNS
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not cost the user a readable image
+        quarter_turn = False
+    # Sizes are the file's own (a draft-decoded JPEG is smaller), as the EXIF rotation shows them.
+    shown_w, shown_h = (height, width) if quarter_turn else (width, height)
+    return to_rgb(img), ImageFacts(format=fmt, mode=mode, width=shown_w, height=shown_h)
+
+
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - unreadable EXIF means "as stored"
+        return 1
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB the way a viewer shows it.
+
+    Transparency is flattened onto white (what the user saw), 16-bit values are
+    scaled rather than clipped (Pillow's own convert would turn most of a 16-bit
+    picture white).
+    """
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        return Image.fromarray(_to_uint8(np.asarray(img)), mode="L").convert("RGB")
+    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode in _PLAIN_CONVERT_MODES:
+        return img.convert("RGB")
+    raise ImageReadError("unsupported_mode", f"unsupported colour mode {mode}", "re-save it as 8-bit RGB")
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    values = values.astype(np.float64)
+    peak = float(values.max()) if values.size else 0.0
+    if peak <= 1.0 and values.dtype.kind == "f":
+        scale = 255.0  # float images in [0, 1]
+    elif peak <= 255:
+        scale = 1.0
+    elif peak <= 65535:
+        scale = 255.0 / 65535.0
+    else:
+        scale = 255.0 / peak
+    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+
+
+def load_rgb(path: str | Path, *, max_pixels: int | None = None) -> Image.Image:
+    """Read one file from disk as RGB; raises `ImageReadError` with the reason."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageReadError("unreadable", f"cannot read {path}: {exc.strerror or exc}", "check the file's permissions") from None
+    return decode_image(data, max_pixels=max_pixels)[0]

@@ -1,0 +1,329 @@
+"""Read every file of a data set once and report what is usable, what is not and why.
+
+The report is what the user checks before training (class counts, skipped files,
+duplicates and leakage) and what the split is made from, so it is plain data
+that round-trips through JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tlcore.data.images import ImageReadError, decode_image
+from tlcore.data.layout import DatasetFile, discover
+
+__all__ = [
+    "DuplicateGroup",
+    "ImageRecord",
+    "ScanReport",
+    "SkippedFile",
+    "Suspect",
+    "scan_dataset",
+    "MIN_IMAGES_PER_CLASS",
+    "IMBALANCE_RATIO",
+    "MAX_FILE_BYTES",
+]
+
+MIN_IMAGES_PER_CLASS = 20  # below this a validation and a test split hold too few images to mean much
+IMBALANCE_RATIO = 3.0  # largest / smallest class at which recall on the small class usually suffers
+MAX_FILE_BYTES = 64 * 1024 * 1024
+SMALL_SIDE_PX = 32  # smaller pictures hold little a 224-px model can use
+FORMAT_OUTLIER_SHARE = 0.02  # a format this rare beside a dominant one is worth a look
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    path: str
+    label: str
+    split: str | None
+    sha256: str
+    width: int
+    height: int
+    format: str
+    mode: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str  # short code: not_image, truncated, corrupt, empty, too_large, unsupported_format, ...
+    detail: str
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A readable image that is kept but probably should not be (placeholder, tiny picture)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    sha256: str
+    paths: list[str]
+    labels: list[str]
+    splits: list[str | None]
+
+
+@dataclass
+class ScanReport:
+    root: str
+    layout: str
+    classes: list[str]
+    counts: dict[str, int]
+    split_counts: dict[str, dict[str, int]] | None
+    images: list[ImageRecord]
+    skipped: list[SkippedFile]
+    size_stats: dict[str, int]
+    formats: dict[str, int]
+    duplicates: list[DuplicateGroup]
+    label_conflicts: list[DuplicateGroup]
+    leakage: list[DuplicateGroup]
+    suspects: list[Suspect]
+    stray_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def n_files(self) -> int:
+        return len(self.images) + len(self.skipped)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ScanReport":
+        data = dict(data)
+        data["images"] = [ImageRecord(**r) for r in data["images"]]
+        data["skipped"] = [SkippedFile(**r) for r in data["skipped"]]
+        data["suspects"] = [Suspect(**r) for r in data["suspects"]]
+        for key in ("duplicates", "label_conflicts", "leakage"):
+            data[key] = [DuplicateGroup(**g) for g in data[key]]
+        return cls(**data)
+
+    def summary(self) -> str:
+        """A plain-text report for the terminal, most important facts first."""
+        lines = [
+            f"data set: {self.root}",
+            f"layout: {'already split (' + ', '.join(self.split_counts) + ')' if self.split_counts else 'one folder per class'}",
+            f"{len(self.classes)} classes, {len(self.images)} usable images, {len(self.skipped)} skipped",
+            "",
+            "class counts:",
+        ]
+        width = max(len(c) for c in self.classes) if self.classes else 0
+        for label in self.classes:
+            per_split = ""
+            if self.split_counts:
+                per_split = "  (" + ", ".join(f"{s} {c.get(label, 0)}" for s, c in self.split_counts.items()) + ")"
+            lines.append(f"  {label:<{width}}  {self.counts.get(label, 0):>6}{per_split}")
+        if self.size_stats:
+            s = self.size_stats
+            lines += [
+                "",
+                f"image sizes: width {s['min_width']}-{s['max_width']} (median {s['median_width']}), "
+                f"height {s['min_height']}-{s['max_height']} (median {s['median_height']})",
+                "formats: " + ", ".join(f"{k} {v}" for k, v in sorted(self.formats.items(), key=lambda kv: -kv[1])),
+            ]
+        if self.skipped:
+            lines += ["", f"skipped files ({len(self.skipped)}):"]
+            lines += [f"  {s.path}: {s.detail}" for s in self.skipped]
+        if self.suspects:
+            lines += ["", f"kept, but worth a look ({len(self.suspects)}):"]
+            lines += [f"  {s.path}: {s.reason}" for s in self.suspects]
+        if self.duplicates:
+            lines += ["", f"exact duplicates: {len(self.duplicates)} groups, "
+                      f"{sum(len(g.paths) - 1 for g in self.duplicates)} extra copies"]
+        for title, groups in (("same picture in two classes", self.label_conflicts),
+                              ("same picture in two splits (leakage)", self.leakage)):
+            if groups:
+                lines += ["", f"{title} ({len(groups)}):"]
+                lines += [f"  {' = '.join(g.paths)}" for g in groups]
+        if self.stray_files:
+            lines += ["", f"ignored, not inside a class folder: {', '.join(self.stray_files)}"]
+        if self.warnings:
+            lines += ["", "warnings:"] + [f"  - {w}" for w in self.warnings]
+        if self.errors:
+            lines += ["", "errors:"] + [f"  - {e}" for e in self.errors]
+        return "\n".join(lines)
+
+
+def _inspect(root: Path, item: DatasetFile, max_pixels: int | None) -> ImageRecord | SkippedFile:
+    path = root / item.path
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return SkippedFile(item.path, "too_large", f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit")
+        data = path.read_bytes()
+    except OSError as exc:
+        return SkippedFile(item.path, "unreadable", f"cannot read: {exc.strerror or exc}")
+    try:
+        _, facts = decode_image(data, max_pixels=max_pixels, draft=True)
+    except ImageReadError as exc:
+        return SkippedFile(item.path, exc.reason, exc.problem)
+    return ImageRecord(
+        path=item.path,
+        label=item.label,
+        split=item.split,
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=facts.width,
+        height=facts.height,
+        format=facts.format,
+        mode=facts.mode,
+        bytes=len(data),
+    )
+
+
+def scan_dataset(path: str | Path, *, max_pixels: int | None = None, workers: int | None = None) -> ScanReport:
+    """Scan a data set folder. Layout problems raise `DatasetError`; data problems land in `errors`."""
+    layout = discover(path)
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # Pillow releases the GIL while decoding
+        results = list(pool.map(lambda f: _inspect(layout.root, f, max_pixels), layout.files))
+    images = [r for r in results if isinstance(r, ImageRecord)]
+    skipped = [r for r in results if isinstance(r, SkippedFile)]
+    counts = {c: 0 for c in layout.classes}
+    for record in images:
+        counts[record.label] += 1
+    split_counts = None
+    if layout.kind == "presplit":
+        present = [s for s in ("train", "val", "test") if any(f.split == s for f in layout.files)]
+        split_counts = {s: {c: 0 for c in layout.classes} for s in present}
+        for record in images:
+            split_counts[record.split][record.label] += 1
+    duplicates, conflicts, leakage = _duplicates(images)
+    report = ScanReport(
+        root=str(layout.root),
+        layout=layout.kind,
+        classes=layout.classes,
+        counts=counts,
+        split_counts=split_counts,
+        images=images,
+        skipped=skipped,
+        size_stats=_size_stats(images),
+        formats=dict(Counter(r.format for r in images)),
+        duplicates=duplicates,
+        label_conflicts=conflicts,
+        leakage=leakage,
+        suspects=_suspects(images),
+        stray_files=layout.stray + [f"{d}/" for d in layout.ignored_dirs],
+    )
+    report.errors = _errors(report, layout.files)
+    report.warnings = _warnings(report)
+    return report
+
+
+def _duplicates(images: list[ImageRecord]) -> tuple[list[DuplicateGroup], list[DuplicateGroup], list[DuplicateGroup]]:
+    by_hash: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in images:
+        by_hash[record.sha256].append(record)
+    groups = [
+        DuplicateGroup(sha256=h, paths=[r.path for r in rs], labels=[r.label for r in rs], splits=[r.split for r in rs])
+        for h, rs in sorted(by_hash.items(), key=lambda kv: kv[1][0].path)
+        if len(rs) > 1
+    ]
+    conflicts = [g for g in groups if len(set(g.labels)) > 1]
+    leakage = [g for g in groups if len(set(g.splits)) > 1]
+    return groups, conflicts, leakage
+
+
+def _size_stats(images: list[ImageRecord]) -> dict[str, int]:
+    if not images:
+        return {}
+    widths = [r.width for r in images]
+    heights = [r.height for r in images]
+    return {
+        "min_width": min(widths), "median_width": int(statistics.median(widths)), "max_width": max(widths),
+        "min_height": min(heights), "median_height": int(statistics.median(heights)), "max_height": max(heights),
+    }
+
+
+def _suspects(images: list[ImageRecord]) -> list[Suspect]:
+    suspects = []
+    formats = Counter(r.format for r in images)
+    dominant, dominant_n = formats.most_common(1)[0] if formats else ("", 0)
+    for record in images:
+        n = formats[record.format]
+        if record.format != dominant and n / len(images) <= FORMAT_OUTLIER_SHARE:
+            suspects.append(Suspect(
+                record.path,
+                f"one of only {n} {record.format} file(s) among {dominant_n} {dominant} files: "
+                "check it is a real example and not a placeholder",
+            ))
+        elif min(record.width, record.height) < SMALL_SIDE_PX:
+            suspects.append(Suspect(record.path, f"tiny picture ({record.width}x{record.height}): little detail to learn from"))
+    return suspects
+
+
+def _errors(report: ScanReport, candidates: list[DatasetFile]) -> list[str]:
+    if not candidates:
+        return [f"no files found in the class folders of {report.root}: add images to them"]
+    if not report.images:
+        reasons = Counter(s.reason for s in report.skipped)
+        why = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in reasons.most_common())
+        return [f"no usable images: all {len(report.skipped)} files were skipped ({why}); see the skipped list"]
+    errors = []
+    for label, n in report.counts.items():
+        if n == 0:
+            skipped_here = sum(1 for s in report.skipped if _label_of(s.path, report.layout) == label)
+            what = f"its {skipped_here} file(s) were all skipped" if skipped_here else "it is empty"
+            errors.append(f"class '{label}' has no usable images ({what}): add images to it or remove the folder")
+    return errors
+
+
+def _label_of(path: str, layout: str) -> str:
+    parts = path.split("/")
+    return parts[1] if layout == "presplit" and len(parts) > 1 else parts[0]
+
+
+def _warnings(report: ScanReport) -> list[str]:
+    warnings = []
+    usable = {c: n for c, n in report.counts.items() if n > 0}
+    for label, n in usable.items():
+        if n < MIN_IMAGES_PER_CLASS:
+            warnings.append(
+                f"class '{label}' has only {n} images: validation and test results on it will be noisy; "
+                f"aim for at least {MIN_IMAGES_PER_CLASS}"
+            )
+    if len(usable) >= 2:
+        largest = max(usable, key=usable.get)
+        smallest = min(usable, key=usable.get)
+        ratio = usable[largest] / usable[smallest]
+        if ratio >= IMBALANCE_RATIO:
+            warnings.append(
+                f"classes are imbalanced: '{largest}' has {usable[largest]} images, '{smallest}' only "
+                f"{usable[smallest]} ({ratio:.1f}x): expect lower recall on '{smallest}'"
+            )
+    if report.split_counts:
+        for split, counts in report.split_counts.items():
+            missing = [c for c, n in counts.items() if n == 0]
+            if missing:
+                warnings.append(f"split '{split}' has no images of {', '.join(repr(c) for c in missing)}")
+    if report.label_conflicts:
+        warnings.append(
+            f"{len(report.label_conflicts)} picture(s) appear in two classes: one of the labels is wrong; "
+            "remove the wrong copy"
+        )
+    if report.leakage:
+        warnings.append(
+            f"{len(report.leakage)} picture(s) appear in two splits: test results would be too optimistic; "
+            "remove the copy from val/test"
+        )
+    if report.skipped:
+        warnings.append(f"{len(report.skipped)} file(s) skipped; see the list for why")
+    return warnings

@@ -1,0 +1,201 @@
+"""A stratified, seeded train/val/test split, written down once as a manifest.
+
+Every run and every comparison reads the same manifest, so results differ only
+by what the user changed. Identical pictures (same content hash) always land in
+the same split, so a copy can never leak from training into the test set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tlcore.data.layout import PRESPLIT, SPLITS
+from tlcore.data.scan import ImageRecord, ScanReport
+from tlcore.errors import DatasetError
+from tlcore.paths import data_home
+
+__all__ = ["SplitItem", "SplitManifest", "make_split", "default_manifest_path", "MANIFEST_VERSION"]
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SplitItem:
+    path: str  # relative to the manifest's root
+    label: str
+    split: str
+    sha256: str
+
+
+@dataclass
+class SplitManifest:
+    root: str
+    layout: str
+    seed: int
+    ratios: dict[str, float]
+    classes: list[str]
+    items: list[SplitItem]
+    notes: list[str] = field(default_factory=list)
+    version: int = MANIFEST_VERSION
+
+    @property
+    def id(self) -> str:
+        """Content id: two manifests with the same id put the same pictures in the same splits."""
+        canonical = json.dumps(
+            {"classes": self.classes, "items": [asdict(i) for i in self.items]}, sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        table = {s: {c: 0 for c in self.classes} for s in SPLITS}
+        for item in self.items:
+            table[item.split][item.label] += 1
+        return table
+
+    def files(self, split: str) -> list[tuple[Path, int]]:
+        """(absolute path, class index) pairs of one split, in manifest order."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        index = {c: i for i, c in enumerate(self.classes)}
+        root = Path(self.root)
+        return [(root / item.path, index[item.label]) for item in self.items if item.split == split]
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, **asdict(self)}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp.replace(path)  # never a half-written manifest
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SplitManifest":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DatasetError(f"no such split manifest: {path}", "make one with `python -m tlcore data split`") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"cannot read split manifest {path}: {exc}", "make it again") from None
+        if data.get("version") != MANIFEST_VERSION:
+            raise DatasetError(f"split manifest {path} has version {data.get('version')}, expected {MANIFEST_VERSION}",
+                               "make it again with this version of Transfer Lab")
+        stored_id = data.pop("id", None)
+        manifest = cls(**{**data, "items": [SplitItem(**i) for i in data["items"]]})
+        if stored_id is not None and stored_id != manifest.id:
+            raise DatasetError(f"split manifest {path} was edited: its content no longer matches its id",
+                               "make it again rather than editing it by hand")
+        return manifest
+
+    def missing_files(self) -> list[str]:
+        root = Path(self.root)
+        return [i.path for i in self.items if not (root / i.path).is_file()]
+
+
+def default_manifest_path(report: ScanReport, seed: int) -> Path:
+    name = Path(report.root).name or "dataset"
+    digest = hashlib.sha256(report.root.encode()).hexdigest()[:8]
+    return data_home() / "splits" / f"{name}-{digest}-seed{seed}.json"
+
+
+def _allocate(n: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Counts per split summing to n, at least one in each held-out split with a share (when n allows)."""
+    counts = {s: int(round(n * f)) for s, f in fractions.items() if s != "train"}
+    for split, fraction in fractions.items():
+        if split != "train" and fraction > 0 and counts[split] == 0 and n - sum(counts.values()) > 1:
+            counts[split] = 1
+    counts["train"] = n - sum(counts.values())
+    return counts
+
+
+def _assign(groups: list[list[ImageRecord]], targets: dict[str, int], rng: random.Random) -> dict[str, list[ImageRecord]]:
+    """Deal shuffled duplicate-groups into splits: held-out splits fill first, the rest trains."""
+    groups = sorted(groups, key=lambda g: g[0].sha256)  # file order and names must not change the split
+    rng.shuffle(groups)
+    result: dict[str, list[ImageRecord]] = defaultdict(list)
+    order = [s for s in ("test", "val") if targets.get(s, 0) > 0]
+    for group in groups:
+        split = next((s for s in order if len(result[s]) < targets[s]), "train")
+        result[split].extend(group)
+    return result
+
+
+def _groups_by_content(records: list[ImageRecord]) -> dict[str, list[list[ImageRecord]]]:
+    """Duplicate groups keyed by the class they count towards (their first label alphabetically)."""
+    by_hash: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in records:
+        by_hash[record.sha256].append(record)
+    by_label: dict[str, list[list[ImageRecord]]] = defaultdict(list)
+    for group in by_hash.values():
+        by_label[min(r.label for r in group)].append(group)
+    return by_label
+
+
+def make_split(
+    report: ScanReport,
+    *,
+    seed: int = 0,
+    val: float = 0.15,
+    test: float = 0.15,
+    test_from_val: float = 0.5,
+) -> SplitManifest:
+    """Split a scanned data set.
+
+    A folder that is already split keeps its split; when it has no test folder,
+    `test_from_val` of each class's validation images become the held-out test set
+    (training images are never moved), so evaluation never sees data that chose
+    the best epoch.
+    """
+    if not report.ok:
+        raise DatasetError(report.errors[0])
+    for name, value in (("val", val), ("test", test), ("test_from_val", test_from_val)):
+        if not 0.0 <= value < 1.0:
+            raise DatasetError(f"{name} ratio {value} is out of range", "use a fraction between 0 and 1, such as 0.15")
+    if val + test >= 1.0:
+        raise DatasetError(f"val ({val}) + test ({test}) leave nothing to train on", "keep their sum below 1, such as 0.3")
+    notes: list[str] = []
+    items: list[SplitItem] = []
+    if report.layout == PRESPLIT:
+        ratios = {"test_from_val": test_from_val}
+        given = {s: [r for r in report.images if r.split == s] for s in SPLITS}
+        items += [SplitItem(r.path, r.label, r.split, r.sha256) for r in given["train"] + given["test"]]
+        if given["test"] or test_from_val == 0:
+            items += [SplitItem(r.path, r.label, "val", r.sha256) for r in given["val"]]
+        else:
+            for label, groups in sorted(_groups_by_content(given["val"]).items()):
+                n = sum(len(g) for g in groups)
+                n_test = max(1, round(n * test_from_val)) if n >= 2 else 0
+                dealt = _assign(groups, {"test": n_test, "val": n - n_test}, random.Random(f"{seed}/{label}"))
+                # Whatever the deal leaves over stays validation: nothing from the val folder trains.
+                for split, bucket in (("test", dealt["test"]), ("val", dealt["val"] + dealt["train"])):
+                    items += [SplitItem(r.path, r.label, split, r.sha256) for r in bucket]
+            notes.append(f"the folder has no test split: {test_from_val:.0%} of each class's validation images "
+                         "were set aside as the test set")
+    else:
+        ratios = {"train": round(1 - val - test, 6), "val": val, "test": test}
+        for label, groups in sorted(_groups_by_content(report.images).items()):
+            n = sum(len(g) for g in groups)
+            if n < 3 and (val > 0 or test > 0):
+                raise DatasetError(
+                    f"class '{label}' has only {n} usable image(s): too few for train, validation and test",
+                    "add images to it (20 or more is a sensible minimum)",
+                )
+            dealt = _assign(groups, _allocate(n, {"train": 1 - val - test, "val": val, "test": test}),
+                            random.Random(f"{seed}/{label}"))
+            for split in SPLITS:
+                items += [SplitItem(r.path, r.label, split, r.sha256) for r in dealt[split]]
+    if report.leakage:
+        notes.append(f"{len(report.leakage)} picture(s) sit in two of the folder's splits; see the scan report")
+    items.sort(key=lambda i: (SPLITS.index(i.split), i.label, i.path))
+    return SplitManifest(
+        root=report.root, layout=report.layout, seed=seed, ratios=ratios,
+        classes=list(report.classes), items=items, notes=notes,
+    )
