@@ -1,0 +1,122 @@
+"""The split: stratified, seeded, duplicate-safe, and written down once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import make_class_folders, save_image
+from tlcore.data import SplitManifest, make_split, scan
+from tlcore.errors import DatasetError
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return make_class_folders(tmp_path / "d", {"a": 40, "b": 20, "c": 10})
+
+
+def test_same_seed_same_split_different_seed_different_split(dataset: Path) -> None:
+    report = scan(dataset)
+    first, again = make_split(report, seed=3), make_split(scan(dataset), seed=3)
+    assert first.items == again.items and first.id == again.id
+    other = make_split(report, seed=4)
+    assert other.id != first.id
+    assert sorted(i.path for i in other.items) == sorted(i.path for i in first.items)
+
+
+def test_split_is_stratified_per_class(dataset: Path) -> None:
+    counts = make_split(scan(dataset), seed=0, val=0.2, test=0.1).counts()
+    assert counts["val"] == {"a": 8, "b": 4, "c": 2}
+    assert counts["test"] == {"a": 4, "b": 2, "c": 1}
+    assert counts["train"] == {"a": 28, "b": 14, "c": 7}
+
+
+def test_every_file_in_exactly_one_split(dataset: Path) -> None:
+    manifest = make_split(scan(dataset), seed=1)
+    paths = [i.path for i in manifest.items]
+    assert len(paths) == len(set(paths)) == 70
+    files = manifest.files("test")
+    assert all(p.is_file() for p, _ in files)
+    assert {y for _, y in files} == {0, 1, 2}  # class indexes follow manifest.classes
+
+
+def test_split_does_not_depend_on_file_names(tmp_path: Path) -> None:
+    a = make_class_folders(tmp_path / "one", {"x": 12, "y": 12})
+    b = tmp_path / "two"
+    for item in sorted(a.rglob("*.jpg")):  # same pictures, other names
+        target = b / item.parent.name / f"renamed_{item.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(item.read_bytes())
+    split_a, split_b = make_split(scan(a), seed=9), make_split(scan(b), seed=9)
+    assert {(i.sha256, i.split) for i in split_a.items} == {(i.sha256, i.split) for i in split_b.items}
+
+
+def test_identical_pictures_always_share_a_split(tmp_path: Path) -> None:
+    root = make_class_folders(tmp_path / "d", {"a": 20, "b": 20})
+    for i in range(5):
+        (root / "a" / f"copy_{i}.jpg").write_bytes((root / "a" / f"img_{i:03d}.jpg").read_bytes())
+    (root / "b" / "mislabelled.jpg").write_bytes((root / "a" / "img_010.jpg").read_bytes())
+    for seed in range(5):
+        manifest = make_split(scan(root), seed=seed)
+        by_hash: dict[str, set[str]] = {}
+        for item in manifest.items:
+            by_hash.setdefault(item.sha256, set()).add(item.split)
+        assert all(len(splits) == 1 for splits in by_hash.values())
+
+
+def test_presplit_folder_keeps_its_split_and_sets_aside_a_test_set(tmp_path: Path) -> None:
+    seed = 0
+    for split, n in (("train", 10), ("val", 6)):
+        for label in ("ants", "bees"):
+            for i in range(n):
+                save_image(tmp_path / "h" / split / label / f"{i}.jpg", seed=seed)
+                seed += 1
+    manifest = make_split(scan(tmp_path / "h"), seed=0)
+    by_path = {i.path: i.split for i in manifest.items}
+    assert all(s == "train" for p, s in by_path.items() if p.startswith("train/"))
+    from_val = [s for p, s in by_path.items() if p.startswith("val/")]
+    assert from_val.count("test") == 6 and from_val.count("val") == 6
+    assert manifest.counts()["test"] == {"ants": 3, "bees": 3}
+    assert manifest.notes and "test set" in manifest.notes[0]
+    kept = make_split(scan(tmp_path / "h"), seed=0, test_from_val=0)
+    assert kept.counts()["test"] == {"ants": 0, "bees": 0}
+
+
+def test_manifest_round_trips_and_detects_edits(dataset: Path, tmp_path: Path) -> None:
+    manifest = make_split(scan(dataset), seed=2)
+    path = manifest.save(tmp_path / "m" / "split.json")
+    loaded = SplitManifest.load(path)
+    assert loaded == manifest and loaded.id == manifest.id
+    assert loaded.missing_files() == []
+    data = json.loads(path.read_text())
+    data["items"][0]["split"] = "test" if data["items"][0]["split"] != "test" else "train"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="was edited"):
+        SplitManifest.load(path)
+    with pytest.raises(DatasetError, match="no such split manifest"):
+        SplitManifest.load(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"val": 0.6, "test": 0.5}, "leave nothing to train on"),
+    ({"val": -0.1}, "out of range"),
+    ({"test": 1.5}, "out of range"),
+])
+def test_bad_ratios_are_refused(dataset: Path, kwargs: dict, message: str) -> None:
+    with pytest.raises(DatasetError, match=message):
+        make_split(scan(dataset), **kwargs)
+
+
+def test_class_too_small_to_split(tmp_path: Path) -> None:
+    report = scan(make_class_folders(tmp_path / "d", {"a": 10, "b": 2}))
+    with pytest.raises(DatasetError, match="class 'b' has only 2 usable image"):
+        make_split(report)
+
+
+def test_a_report_with_errors_cannot_be_split(tmp_path: Path) -> None:
+    root = make_class_folders(tmp_path / "d", {"a": 5, "b": 5})
+    (root / "c").mkdir()
+    with pytest.raises(DatasetError, match="class 'c' has no usable images"):
+        make_split(scan(root))
