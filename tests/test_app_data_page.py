@@ -1,0 +1,101 @@
+"""The Data page, driven by widget keys through Streamlit's AppTest, with the real engine."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, make_class_folders
+
+PAGE = str(ROOT / "pages" / "1_data.py")
+
+
+def run_page() -> AppTest:
+    app = AppTest.from_file(PAGE, default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_sample_data_is_scanned_and_split_by_default(tl_home: Path) -> None:
+    app = run_page()
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics == {"Classes": "4", "Usable images": "240", "Skipped files": "0"}
+    assert not app.error
+    app.number_input(key="data.seed").set_value(5)
+    app.button(key="data.make_split").click().run()
+    assert not app.exception
+    assert app.success and "saved to" in app.success[0].value
+    saved = list((tl_home / "splits").glob("*-seed5.json"))
+    assert len(saved) == 1 and app.session_state["data.manifest_path"] == str(saved[0])
+
+
+def test_folder_with_problems_shows_errors_not_tracebacks(tmp_path: Path) -> None:
+    app = run_page()
+    app.radio(key="data.kind").set_value("Folder on this computer").run()
+    app.text_input(key="data.folder").input(str(tmp_path / "missing")).run()
+    assert not app.exception
+    assert "no such folder or zip" in app.error[0].value
+
+    single = make_class_folders(tmp_path / "single", {"only": 3})
+    app.text_input(key="data.folder").input(str(single)).run()
+    assert "only one class" in app.error[0].value
+
+    empty = make_class_folders(tmp_path / "withempty", {"a": 3, "b": 3})
+    (empty / "c").mkdir()
+    app.text_input(key="data.folder").input(str(empty)).run()
+    assert not app.exception
+    assert any("class 'c' has no usable images" in e.value for e in app.error)
+    assert not [b for b in app.button if b.key == "data.make_split"]  # no split of a broken set
+
+
+def test_broken_files_are_listed_with_the_reason(tmp_path: Path) -> None:
+    root = make_class_folders(tmp_path / "d", {"ok": 25, "dent": 21})
+    (root / "dent" / "broken.jpg").write_text("not a picture")
+    app = run_page()
+    app.radio(key="data.kind").set_value("Folder on this computer").run()
+    app.text_input(key="data.folder").input(str(root)).run()
+    assert not app.exception
+    skipped = app.dataframe[0].value
+    assert skipped["file"].tolist() == ["dent/broken.jpg"] and "not an image" in skipped["why"].iloc[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_readme_app_command_serves_the_app(tl_home: Path) -> None:
+    """`streamlit run app.py` (the README's last step) starts and answers on its port."""
+    port = _free_port()
+    env = {**os.environ, "TRANSFERLAB_HOME": str(tl_home)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                    assert response.read() == b"ok"
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not start: {server.stdout.read().decode()[-2000:]}")
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert b"<noscript>" in response.read()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
