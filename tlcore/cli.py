@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from tlcore.errors import TransferLabError
 __all__ = ["main", "build_parser"]
 
 EXIT_USER_ERROR = 1
+STRATEGY_NAMES = ("feature_extraction", "freeze_first_k", "full", "gradual", "fine_tune")
 
 
 def _cmd_data_scan(args: argparse.Namespace) -> int:
@@ -42,6 +44,85 @@ def _cmd_data_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_cards(cards: list) -> None:
+    width = max([len(c.name) for c in cards] + [5])
+    print(f"{'model':<{width}}  {'family':<26} {'params':>9}  {'input':>9}  offline weights")
+    for card in cards:
+        size = "x".join(str(v) for v in card.input_size[1:])
+        offline = "yes" if card.offline_weights else "no (needs a weights file)"
+        print(f"{card.name:<{width}}  {card.family:<26} {card.params_millions:>8.1f}M  {size:>9}  {offline}")
+
+
+def _cmd_models_list(args: argparse.Namespace) -> int:
+    from tlcore.models import search
+
+    cards = search(args.search or "", limit=args.limit)
+    if not cards:
+        print(f"no model matches '{args.search}'", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if not args.search:
+        print("recommended models (use --search TEXT to search all of timm's pretrained models):")
+    _print_cards(cards)
+    return 0
+
+
+def _build_for_show(args: argparse.Namespace):
+    """Showing groups needs no weights: without any, build randomly initialised and say so once."""
+    from tlcore.models import ModelSpec, WeightsError, build_model
+
+    spec = ModelSpec(name=args.name, weights="random" if args.random_init else (args.weights or "auto"),
+                     allow_download=args.download, fine_groups=args.fine)
+    try:
+        return build_model(spec, args.classes)
+    except WeightsError as exc:
+        if args.weights:  # a file the user named must load
+            raise
+        print(f"note: {exc}", file=sys.stderr)
+        return build_model(ModelSpec(name=args.name, weights="random", fine_groups=args.fine), args.classes)
+
+
+def _cmd_models_show(args: argparse.Namespace) -> int:
+    from tlcore.models import model_card
+
+    card = model_card(args.name)
+    built = _build_for_show(args)
+    p = built.preprocessing
+    print(f"{built.label}  ({card.family}, {card.params_millions:.1f}M parameters with the ImageNet head)")
+    print(f"weights: {built.weights.description}")
+    print(f"input: {'x'.join(map(str, p.input_size))}, {p.interpolation}, crop {p.crop_pct}, mean {p.mean}, std {p.std}")
+    print(f"layer groups, stem to head ({len(built.groups)}):")
+    width = max(len(g.name) for g in built.groups)
+    for g in built.groups:
+        shape = "x".join(map(str, g.output_shape)) if g.output_shape else "?"
+        print(f"  {g.index:>2}  {g.name:<{width}}  {g.role:<4}  {g.params:>12,}  -> {shape}")
+    return 0
+
+
+def _cmd_freeze_show(args: argparse.Namespace) -> int:
+    from tlcore.freeze import STRATEGIES, make_plan, summarize
+
+    built = _build_for_show(args)
+    plan = make_plan(args.strategy, len(built.groups), k=args.k, every=args.every, head_epochs=args.head_epochs,
+                     lr_spread=args.lr_spread, train_bn=args.train_bn)
+    print(f"{built.label}: {args.strategy}. {STRATEGIES[args.strategy]}")
+    print(f"BatchNorm in frozen groups: {'updated' if plan.train_bn else 'kept at ImageNet statistics'}")
+    for stage in plan.stages:
+        if stage.epoch < args.epochs:
+            print(f"\nfrom epoch {stage.epoch}:")
+            print(summarize(built.groups, plan, stage.epoch, horizon=args.epochs).table())
+    print(f"\nplan as JSON: {json.dumps(plan.to_dict())}")
+    return 0
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a timm model name, e.g. resnet50 or efficientnet_lite0")
+    parser.add_argument("--weights", help="a .safetensors or .pth weights file for this model")
+    parser.add_argument("--random-init", action="store_true", help="no pretrained weights (much worse; say so)")
+    parser.add_argument("--download", action="store_true", help="allow downloading weights from the Hugging Face hub")
+    parser.add_argument("--fine", action="store_true", help="finer layer groups (per block instead of per stage)")
+    parser.add_argument("--classes", type=int, default=2, help="number of classes of the new head (default 2)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Lab engine: transfer learning for image classifiers.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="for folders already split without test/: share of val set aside as test (default 0.5)")
     split.add_argument("--out", type=Path, help="where to write the manifest (default: the Transfer Lab data folder)")
     split.set_defaults(handler=_cmd_data_split)
+
+    models = commands.add_parser("models", help="browse pretrained models").add_subparsers(dest="models_command", required=True)
+    listing = models.add_parser("list", help="recommended models, or search all of timm's pretrained models")
+    listing.add_argument("--search", help="part of a model or family name, e.g. resnet, vit, convnext")
+    listing.add_argument("--limit", type=int, default=40)
+    listing.set_defaults(handler=_cmd_models_list)
+    show = models.add_parser("show", help="a model's facts and its layer groups, stem to head")
+    _add_model_arguments(show)
+    show.set_defaults(handler=_cmd_models_show)
+
+    freeze = commands.add_parser("freeze", help="freeze plans").add_subparsers(dest="freeze_command", required=True)
+    fshow = freeze.add_parser("show", help="which groups train when, with their learning-rate scales")
+    _add_model_arguments(fshow)
+    fshow.add_argument("--strategy", default="feature_extraction", choices=sorted(STRATEGY_NAMES))
+    fshow.add_argument("--k", type=int, help="freeze_first_k: groups kept frozen (default: half)")
+    fshow.add_argument("--every", type=int, default=1, help="gradual: epochs between unfreezing one more group")
+    fshow.add_argument("--head-epochs", type=int, default=1, help="fine_tune: head-only epochs before unfreezing all")
+    fshow.add_argument("--lr-spread", type=float, default=1.0, help="head lr / stem lr (discriminative learning rates)")
+    fshow.add_argument("--train-bn", action="store_true", help="update BatchNorm statistics in frozen groups")
+    fshow.add_argument("--epochs", type=int, default=10, help="how many epochs to show")
+    fshow.set_defaults(handler=_cmd_freeze_show)
     return parser
 
 

@@ -7,6 +7,7 @@ device (no memory, no weights) and are cached on disk, so listing stays fast.
 
 from __future__ import annotations
 
+import difflib
 import json
 import threading
 from dataclasses import asdict, dataclass
@@ -90,7 +91,7 @@ def resolve_name(name: str) -> tuple[str, str]:
     """`resnet50` or `resnet50.a1_in1k` -> (architecture, tag); unknown names get close suggestions."""
     arch, tag = timm.models.split_model_name_tag(name.strip())
     if not timm.is_model(arch):
-        close = [a for a in _pretrained_archs() if arch.lower() in a][:5]
+        close = difflib.get_close_matches(arch.lower(), _pretrained_archs(), n=5, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}?" if close else "see `python -m tlcore models list --search TEXT`"
         raise ModelNotFoundError(f"unknown model '{name}'", hint)
     if not tag:
@@ -163,5 +164,7 @@ def search(text: str = "", *, limit: int = 50) -> list[ModelCard]:
 
     ordered = [a for a in RECOMMENDED if matches(a)]
     if needle:
-        ordered += [a for a in _pretrained_archs() if a not in RECOMMENDED and matches(a)]
+        rest = [a for a in _pretrained_archs() if a not in RECOMMENDED and matches(a)]
+        # Names that start with the text, then names that contain it, then family matches.
+        ordered += sorted(rest, key=lambda a: (not a.lower().startswith(needle), needle not in a.lower(), a))
     return [model_card(a) for a in ordered[:limit]]
