@@ -5,15 +5,22 @@ Pages stay thin: they collect choices, call `tlcore`, and show results through t
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
 from tlcore.data import ScanReport, load_rgb
 from tlcore.data.images import ImageReadError
+from tlcore.models import DEFAULT_MODEL, ModelSpec, build_model
+from tlcore.models.groups import LayerGroup
 from tlcore.paths import data_home
 
-__all__ = ["PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "state", "show_sidebar", "save_upload", "sample_grid"]
+__all__ = [
+    "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview",
+    "state", "show_sidebar", "save_upload", "sample_grid", "model_spec", "num_classes", "model_overview",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = PROJECT_ROOT / "sample_data"
@@ -24,6 +31,17 @@ _DEFAULTS = {
     "data.source": str(SAMPLE_DATA),
     "data.report": None,
     "data.manifest_path": None,
+    "model.name": DEFAULT_MODEL,
+    "model.weights_file": "",
+    "model.random_init": False,
+    "model.allow_download": False,
+    "freeze.strategy": "feature_extraction",
+    "freeze.k": 1,
+    "freeze.every": 1,
+    "freeze.head_epochs": 1,
+    "freeze.lr_spread": 1.0,
+    "freeze.train_bn": False,
+    "freeze.last_click": None,
 }
 
 
@@ -40,11 +58,43 @@ def show_sidebar() -> None:
         st.caption("Your experiment so far")
         report: ScanReport | None = s["data.report"]
         if report is None:
-            st.write("No data set scanned yet.")
-            return
-        st.write(f"**Data:** `{Path(report.root).name}`, {len(report.classes)} classes, {len(report.images)} images")
+            st.write("**Data:** not scanned yet")
+        else:
+            st.write(f"**Data:** `{Path(report.root).name}`, {len(report.classes)} classes, {len(report.images)} images")
         if s["data.manifest_path"]:
             st.write(f"**Split:** `{Path(s['data.manifest_path']).name}`")
+        weights = "random init" if s["model.random_init"] else ("file" if s["model.weights_file"] else "pretrained")
+        st.write(f"**Model:** `{s['model.name']}` ({weights})")
+        st.write(f"**Freeze:** {s['freeze.strategy'].replace('_', ' ')}")
+
+
+def model_spec() -> ModelSpec:
+    s = state()
+    weights = "random" if s["model.random_init"] else (s["model.weights_file"].strip() or "auto")
+    return ModelSpec(name=s["model.name"], weights=weights, allow_download=s["model.allow_download"])
+
+
+def num_classes() -> int:
+    report: ScanReport | None = state()["data.report"]
+    return len(report.classes) if report is not None and len(report.classes) >= 2 else 2
+
+
+@dataclass(frozen=True)
+class ModelOverview:
+    """What pages show of a model; never the model object itself (that stays out of session state)."""
+
+    label: str
+    weights: str
+    pretrained: bool
+    preprocessing: dict
+    groups: list[LayerGroup]
+
+
+@st.cache_data(show_spinner="Building the model...", max_entries=8)
+def model_overview(spec_json: str, classes: int) -> ModelOverview:
+    built = build_model(ModelSpec.from_dict(json.loads(spec_json)), classes)
+    return ModelOverview(built.label, built.weights.description, built.weights.pretrained,
+                         built.preprocessing.to_dict(), built.groups)
 
 
 def save_upload(name: str, data: bytes) -> Path:

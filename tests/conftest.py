@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +67,55 @@ def make_class_folders(root: Path, counts: dict[str, int], seed0: int = 0) -> Pa
             save_image(root / label / f"img_{i:03d}.jpg", seed=seed)
             seed += 1
     return root
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(home: Path) -> Iterator[str]:
+    """`streamlit run app.py` as the README starts it, on a free port; yields the base URL once healthy."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env={**os.environ, "TRANSFERLAB_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"streamlit did not start: {server.stdout.read().decode()[-2000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def chromium_or_skip() -> tuple[str, str]:
+    """Debian's chromium and chromedriver; CI (TRANSFERLAB_REQUIRE_BROWSER=1) fails instead of skipping."""
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        reason = "headless Chromium not installed (Debian packages chromium and chromium-driver; .ci/run installs them)"
+        if os.environ.get("TRANSFERLAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return browser, driver
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT, make_class_folders
+from conftest import ROOT, make_class_folders, streamlit_server
 
 PAGE = str(ROOT / "pages" / "1_data.py")
 
@@ -68,34 +62,7 @@ def test_broken_files_are_listed_with_the_reason(tmp_path: Path) -> None:
     assert skipped["file"].tolist() == ["dent/broken.jpg"] and "not an image" in skipped["why"].iloc[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_readme_app_command_serves_the_app(tl_home: Path) -> None:
     """`streamlit run app.py` (the README's last step) starts and answers on its port."""
-    port = _free_port()
-    env = {**os.environ, "TRANSFERLAB_HOME": str(tl_home)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                    assert response.read() == b"ok"
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start: {server.stdout.read().decode()[-2000:]}")
-                time.sleep(0.5)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-            assert b"<noscript>" in response.read()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with streamlit_server(tl_home) as url, urllib.request.urlopen(f"{url}/", timeout=5) as response:
+        assert b"<noscript>" in response.read()

@@ -1,0 +1,51 @@
+"""Step 2: choose a pretrained model; its input size and normalisation come with it."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import model_overview, model_spec, num_classes, show_sidebar, state
+from tlcore.errors import TransferLabError
+from tlcore.models import RECOMMENDED, search
+
+s = state()
+st.title("2 · Model")
+st.write("Start from a model trained on ImageNet. Smaller models train faster; larger ones often transfer better.")
+
+query = st.text_input("Search all of timm's pretrained models", key="model.search", placeholder="resnet, convnext, vit...")
+try:
+    cards = search(query, limit=40)
+except TransferLabError as exc:
+    st.error(str(exc))
+    st.stop()
+if not cards:
+    st.warning(f"No model matches '{query}'.")
+    st.stop()
+table = pd.DataFrame([{
+    "model": c.name, "family": c.family, "parameters (M)": round(c.params_millions, 1),
+    "input": "x".join(map(str, c.input_size[1:])), "offline weights": "yes" if c.offline_weights else "no",
+    "recommended": c.name in RECOMMENDED,
+} for c in cards])
+st.dataframe(table, hide_index=True, key="model.table")
+
+names = [c.name for c in cards]
+if s["model.name"] not in names:
+    names.insert(0, s["model.name"])
+st.selectbox("Model", names, key="model.name")
+with st.expander("Weights"):
+    st.text_input("Weights file (.safetensors or .pth), if this model has no offline weights", key="model.weights_file")
+    st.checkbox("Allow downloading weights from the Hugging Face hub", key="model.allow_download")
+    st.checkbox("Random initialisation (no pretrained weights: much worse on small data)", key="model.random_init")
+
+try:
+    overview = model_overview(json.dumps(model_spec().to_dict()), num_classes())
+except TransferLabError as exc:
+    st.error(str(exc))
+    st.stop()
+show_sidebar()
+(st.success if overview.pretrained else st.warning)(f"{overview.label}: {overview.weights}")
+p = overview.preprocessing
+st.write(f"Input {p['input_size'][1]}x{p['input_size'][2]} ({p['interpolation']}, crop {p['crop_pct']}), "
+         f"normalised with mean {p['mean']} and std {p['std']}: applied for you.")
+st.caption(f"{len(overview.groups)} layer groups from stem to head; choose which stay frozen on the Freeze page.")
