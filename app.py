@@ -6,6 +6,7 @@ st.set_page_config(page_title="Transfer Lab", layout="wide")
 navigation = st.navigation([
     st.Page("pages/1_data.py", title="1 · Data", default=True),
     st.Page("pages/2_model.py", title="2 · Model"),
+    st.Page("pages/3_augment.py", title="3 · Augment"),
     st.Page("pages/4_freeze.py", title="4 · Freeze"),
 ])
 navigation.run()

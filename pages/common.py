@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from tlcore.augment import AugmentSpec, preset
 from tlcore.data import ScanReport, load_rgb
 from tlcore.data.images import ImageReadError
 from tlcore.models import DEFAULT_MODEL, ModelSpec, build_model
@@ -19,7 +20,7 @@ from tlcore.paths import data_home
 
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview",
-    "state", "show_sidebar", "save_upload", "sample_grid", "model_spec", "num_classes", "model_overview",
+    "state", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,9 @@ _DEFAULTS = {
     "model.weights_file": "",
     "model.random_init": False,
     "model.allow_download": False,
+    "augment.preset": "light",
+    "augment.seed": 0,
+    "augment.custom_json": "",
     "freeze.strategy": "feature_extraction",
     "freeze.k": 1,
     "freeze.every": 1,
@@ -65,7 +69,16 @@ def show_sidebar() -> None:
             st.write(f"**Split:** `{Path(s['data.manifest_path']).name}`")
         weights = "random init" if s["model.random_init"] else ("file" if s["model.weights_file"] else "pretrained")
         st.write(f"**Model:** `{s['model.name']}` ({weights})")
+        st.write(f"**Augment:** {s['augment.preset']}{' (edited)' if s['augment.custom_json'] else ''}")
         st.write(f"**Freeze:** {s['freeze.strategy'].replace('_', ' ')}")
+
+
+def augment_spec() -> AugmentSpec:
+    """The preset, or the user's edited JSON when there is one (validated by the engine)."""
+    s = state()
+    if s["augment.custom_json"].strip():
+        return AugmentSpec.from_dict(json.loads(s["augment.custom_json"]))
+    return preset(s["augment.preset"])
 
 
 def model_spec() -> ModelSpec:

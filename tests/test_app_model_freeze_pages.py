@@ -53,3 +53,17 @@ def test_freeze_page_counts_trainable_parameters_per_strategy() -> None:
     app.slider(key="freeze.epoch").set_value(2).run()
     assert not app.exception
     assert {m.label: m.value for m in app.metric}["Trainable parameters"] == f"{1_017_600 + 1_652_640 + 2_562:,}"
+
+
+def test_augment_page_previews_and_rerolls() -> None:
+    app = page("3_augment.py")
+    assert len(app.get("image")) == 2  # the preview grid and what the model sees
+    app.button(key="augment.reroll").click().run()
+    assert not app.exception and app.session_state["augment.seed"] == 1
+    assert "seed 1" in app.get("image")[0].proto.imgs[0].caption
+    app.radio(key="augment.preset").set_value("heavy").run()
+    assert "CoarseDropout" in app.markdown[1].value
+    app.text_area(key="augment.custom_json").input('{"transforms": [{"__class_fullname__": "Nope"}]}').run()
+    assert not app.exception and "unknown augmentation 'Nope'" in app.error[0].value
+    app.text_area(key="augment.custom_json").input("{not json").run()
+    assert "not valid JSON" in app.error[0].value

@@ -76,8 +76,8 @@ def test_sixteen_bit_png_is_scaled_not_clipped() -> None:
     assert abs(rgb[3, 3, 0] - 128) <= 1 and rgb[3, 3].tolist() == [rgb[3, 3, 0]] * 3
 
 
-@pytest.mark.parametrize("draft", [False, True])
-def test_truncated_jpeg_is_reported(draft: bool) -> None:
+@pytest.mark.parametrize("draft", [None, 1, 32])
+def test_truncated_jpeg_is_reported(draft: int | None) -> None:
     rng = np.random.default_rng(0)
     data = encode(Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)), "JPEG")
     with pytest.raises(ImageReadError) as info:
@@ -123,3 +123,11 @@ def test_load_rgb_reports_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ImageReadError) as info:
         load_rgb(tmp_path / "gone.jpg")
     assert info.value.reason == "unreadable"
+
+
+def test_draft_decoding_keeps_the_shorter_side_and_reports_the_true_size() -> None:
+    rng = np.random.default_rng(1)
+    data = encode(Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)), "JPEG")
+    img, facts = decode_image(data, draft=256)
+    assert min(img.size) >= 256 and img.size[0] < 800  # decoded at 1/2 scale, not full size
+    assert (facts.width, facts.height) == (800, 600)

@@ -114,6 +114,47 @@ def _cmd_freeze_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_augment_presets(args: argparse.Namespace) -> int:
+    from tlcore.augment import PRESETS
+
+    width = max(len(n) for n in PRESETS)
+    for name, (why, transforms) in PRESETS.items():
+        steps = ", ".join(t["__class_fullname__"] for t in transforms) or "-"
+        print(f"{name:<{width}}  {why}\n{'':<{width}}  steps: {steps}")
+    return 0
+
+
+def _cmd_augment_preview(args: argparse.Namespace) -> int:
+    import numpy as np
+    from PIL import Image
+
+    from tlcore.augment import AugmentSpec, eval_pipeline, make_grid, model_view, preset, preview
+    from tlcore.data import load_rgb
+    from tlcore.errors import TransferLabError
+    from tlcore.models import ModelSpec, WeightsError, build_model
+
+    if args.spec:
+        try:
+            spec = AugmentSpec.from_dict(json.loads(Path(args.spec).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TransferLabError(f"cannot read augmentation spec {args.spec}: {exc}", "give a JSON file") from None
+    else:
+        spec = preset(args.preset)
+    try:
+        prep = build_model(ModelSpec(name=args.model), 2).preprocessing
+    except WeightsError:  # preprocessing needs no weights
+        prep = build_model(ModelSpec(name=args.model, weights="random"), 2).preprocessing
+    image = np.asarray(load_rgb(args.image))
+    pictures = preview(image, spec, prep, n=args.n, seed=args.seed)
+    if args.model_view:
+        pictures.append(model_view(eval_pipeline(prep)(image=image)["image"], prep))
+    Image.fromarray(make_grid(pictures, columns=args.columns)).save(args.out)
+    extra = " plus what the model sees at evaluation (last)" if args.model_view else ""
+    print(f"wrote {len(pictures) - bool(args.model_view)} augmented versions{extra} to {args.out} "
+          f"({args.model} input {prep.input_size[1]}x{prep.input_size[2]}, seed {args.seed})")
+    return 0
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="a timm model name, e.g. resnet50 or efficientnet_lite0")
     parser.add_argument("--weights", help="a .safetensors or .pth weights file for this model")
@@ -151,6 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
     show = models.add_parser("show", help="a model's facts and its layer groups, stem to head")
     _add_model_arguments(show)
     show.set_defaults(handler=_cmd_models_show)
+
+    augment = commands.add_parser("augment", help="augmentation presets and previews").add_subparsers(
+        dest="augment_command", required=True)
+    presets = augment.add_parser("presets", help="the presets, each with what it is for")
+    presets.set_defaults(handler=_cmd_augment_presets)
+    aug_preview = augment.add_parser("preview", help="one picture augmented N times, as a grid image")
+    aug_preview.add_argument("image", help="a picture of yours")
+    aug_preview.add_argument("--preset", default="light", help="none, light, medium, heavy, photos, aerial, documents, "
+                             "microscopy (default light)")
+    aug_preview.add_argument("--spec", help="a JSON augmentation spec instead of a preset")
+    aug_preview.add_argument("--model", default="efficientnet_lite0", help="whose input size and crop to use")
+    aug_preview.add_argument("--n", type=int, default=8)
+    aug_preview.add_argument("--seed", type=int, default=0, help="same seed, same pictures")
+    aug_preview.add_argument("--columns", type=int, default=4)
+    aug_preview.add_argument("--model-view", action="store_true", help="add what the model sees at evaluation")
+    aug_preview.add_argument("--out", type=Path, default=Path("augment_preview.png"))
+    aug_preview.set_defaults(handler=_cmd_augment_preview)
 
     freeze = commands.add_parser("freeze", help="freeze plans").add_subparsers(dest="freeze_command", required=True)
     fshow = freeze.add_parser("show", help="which groups train when, with their learning-rate scales")

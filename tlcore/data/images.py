@@ -8,6 +8,7 @@ each failure must say which of these went wrong.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +60,12 @@ def _pixel_limit(max_pixels: int | None) -> int:
     return min(max_pixels, pillow_limit) if pillow_limit else max_pixels
 
 
-def decode_image(data: bytes, *, max_pixels: int | None = None, draft: bool = False) -> tuple[Image.Image, ImageFacts]:
+def decode_image(data: bytes, *, max_pixels: int | None = None, draft: int | None = None) -> tuple[Image.Image, ImageFacts]:
     """Fully decode `data` (so truncation shows), apply EXIF orientation, return RGB.
 
-    `draft=True` lets JPEGs decode at reduced scale: every byte is still read, so
-    truncation is still caught, at a fraction of the cost; used by the scan.
+    `draft=N` lets JPEGs decode at a reduced scale (1/2 to 1/8) as long as the
+    shorter side stays at least N pixels: every byte is still read, so truncation is
+    still caught, at a fraction of the cost. The scan uses 1; training, its resize target.
     """
     if not data:
         raise ImageReadError("empty", "empty file (0 bytes)", "remove it or copy it again")
@@ -88,7 +90,8 @@ def decode_image(data: bytes, *, max_pixels: int | None = None, draft: bool = Fa
                     f"convert it to JPEG or PNG (supported: {', '.join(sorted(SUPPORTED_FORMATS))})",
                 )
             if draft and fmt == "JPEG":
-                img.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                factor = draft / min(width, height)
+                img.draft("RGB", (math.ceil(width * factor), math.ceil(height * factor)))
             img.load()
     except ImageReadError:
         raise
@@ -157,10 +160,10 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
 
 
-def load_rgb(path: str | Path, *, max_pixels: int | None = None) -> Image.Image:
-    """Read one file from disk as RGB; raises `ImageReadError` with the reason."""
+def load_rgb(path: str | Path, *, max_pixels: int | None = None, draft: int | None = None) -> Image.Image:
+    """Read one file from disk as RGB; raises `ImageReadError` with the reason. `draft`: as for `decode_image`."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ImageReadError("unreadable", f"cannot read {path}: {exc.strerror or exc}", "check the file's permissions") from None
-    return decode_image(data, max_pixels=max_pixels)[0]
+    return decode_image(data, max_pixels=max_pixels, draft=draft)[0]

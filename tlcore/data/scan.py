@@ -173,7 +173,7 @@ def _inspect(root: Path, item: DatasetFile, max_pixels: int | None) -> ImageReco
     except OSError as exc:
         return SkippedFile(item.path, "unreadable", f"cannot read: {exc.strerror or exc}")
     try:
-        _, facts = decode_image(data, max_pixels=max_pixels, draft=True)
+        _, facts = decode_image(data, max_pixels=max_pixels, draft=1)
     except ImageReadError as exc:
         return SkippedFile(item.path, exc.reason, exc.problem)
     return ImageRecord(
