@@ -155,6 +155,155 @@ def _cmd_augment_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_printer():
+    """A one-line progress bar for `train`, then one line per epoch and per warning."""
+    def show(event) -> None:
+        if event.kind == "progress":
+            d = event.data
+            done = int(30 * d["step"] / d["steps"])
+            print(f"\r  epoch {d['epoch'] + 1} [{'#' * done}{'.' * (30 - done)}] {d['step']}/{d['steps']}",
+                  end="", flush=True)
+        else:
+            prefix = "warning: " if event.kind == "warning" else ""
+            print(f"\r{' ' * 60}\r{prefix}{event.message}", flush=True)
+    return show
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from tlcore.config import RunConfig
+    from tlcore.runs import RunStore
+    from tlcore.worker import execute, submit
+
+    config = RunConfig.load(args.config)
+    store = RunStore()
+    if args.background:
+        run = submit(config, store)
+        print(f"queued run {run.id}; follow it with `python -m tlcore runs show {run.id}`")
+        return 0
+    run = submit(config, store, start=False)
+    store.start_in_process(run.id, os.getpid())
+    print(f"run {run.id} ({run.name}), folder {run.run_dir}")
+    try:
+        status = execute(store, store.get(run.id), on_event=_progress_printer())
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        store.finish(run.id, "cancelled", "interrupted from the keyboard")
+        raise
+    final = store.get(run.id)
+    print(f"run {run.id}: {status}" + (f": {final.error}" if final.error else ""))
+    return 0 if status == "succeeded" else EXIT_USER_ERROR
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from tlcore.worker import run_worker
+
+    done = run_worker()
+    print(f"worker finished: {done} run(s)")
+    return 0
+
+
+def _fmt_time(ts: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "-"
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    from tlcore.runs import RunStore
+
+    store = RunStore()
+    store.reap_dead()
+    runs = store.list(status=args.status)
+    if not runs:
+        print("no runs yet: start one with `python -m tlcore train CONFIG.json`")
+        return 0
+    print(f"{'id':<22} {'status':<10} {'epochs':>7} {'best val acc':>12} {'test acc':>8}  {'created':<16}  name")
+    for run in runs:
+        metrics = store.metrics(run.id)
+        best = max((m["val_acc"] for m in metrics), default=None)
+        test = _test_accuracy(run)
+        print(f"{run.id:<22} {run.status:<10} {run.epochs_done:>3}/{run.epochs:<3} "
+              f"{'-' if best is None else f'{best:.3f}':>12} {'-' if test is None else f'{test:.3f}':>8}  "
+              f"{_fmt_time(run.created):<16}  {run.name}")
+    return 0
+
+
+def _test_accuracy(run) -> float | None:
+    path = Path(run.run_dir) / "evaluation.json"
+    return json.loads(path.read_text())["accuracy"] if path.exists() else None
+
+
+def _cmd_runs_show(args: argparse.Namespace) -> int:
+    from tlcore.runs import RunStore
+
+    store = RunStore()
+    store.reap_dead()
+    run = store.get(args.run_id)
+    print(f"run {run.id}: {run.name}\nstatus: {run.status}" + (f" ({run.error})" if run.error else ""))
+    print(f"folder: {run.run_dir}\ncreated {_fmt_time(run.created)}, started {_fmt_time(run.started)}, "
+          f"finished {_fmt_time(run.finished)}")
+    print(f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} {'val acc':>8} {'img/s':>7} {'s':>6}")
+    for m in store.metrics(run.id):
+        print(f"{m['epoch'] + 1:>5} {m['train_loss']:>10.4f} {m['train_acc']:>9.3f} {m['val_loss']:>9.4f} "
+              f"{m['val_acc']:>8.3f} {m['images_per_s']:>7.1f} {m['epoch_seconds']:>6.1f}")
+    for event in store.events(run.id, kinds=("warning", "error", "stage", "log")):
+        print(f"  [{event['kind']}] {event['message']}")
+    if args.config:
+        print(json.dumps(run.config, indent=2))
+    return 0
+
+
+def _cmd_runs_cancel(args: argparse.Namespace) -> int:
+    from tlcore.runs import RunStore
+
+    run = RunStore().request_cancel(args.run_id)
+    print(f"run {run.id}: {'cancelled' if run.status == 'cancelled' else 'will stop at its next step'}")
+    return 0
+
+
+def _cmd_runs_resume(args: argparse.Namespace) -> int:
+    from tlcore.runs import RunStore
+    from tlcore.worker import ensure_worker
+
+    run = RunStore().requeue_for_resume(args.run_id)
+    ensure_worker()
+    print(f"run {run.id} queued to resume from its last checkpoint (epoch {run.epochs_done})")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from tlcore.evaluate import evaluate_run
+    from tlcore.runs import RunStore
+
+    run = RunStore().get(args.run_id)
+    evaluation = evaluate_run(run.run_dir)
+    print(f"run {run.id} on {evaluation.n} held-out {evaluation.split} images: accuracy {evaluation.accuracy:.3f}, "
+          f"balanced accuracy {evaluation.balanced_accuracy:.3f}")
+    width = max(len(c) for c in evaluation.classes)
+    print(f"  {'class':<{width}}  precision  recall     f1  support")
+    for c in evaluation.per_class:
+        print(f"  {c.label:<{width}}  {c.precision:>9.3f}  {c.recall:>6.3f}  {c.f1:>5.3f}  {c.support:>7}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    for label, row in zip(evaluation.classes, evaluation.confusion):
+        print(f"  {label:<{width}}  " + " ".join(f"{v:>5}" for v in row))
+    print(f"predictions: {Path(run.run_dir) / 'predictions.csv'}")
+    return 0
+
+
+def _cmd_lr_find(args: argparse.Namespace) -> int:
+    from tlcore.config import RunConfig
+    from tlcore.lr_find import lr_find
+
+    curve = lr_find(RunConfig.load(args.config), steps=args.steps)
+    for lr, loss in list(zip(curve.lrs, curve.losses))[:: max(1, len(curve.lrs) // 15)]:
+        print(f"  lr {lr:9.2e}  loss {loss:.4f}")
+    print(f"suggested learning rate: {curve.suggestion:.2e}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(curve.to_dict()))
+    return 0
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="a timm model name, e.g. resnet50 or efficientnet_lite0")
     parser.add_argument("--weights", help="a .safetensors or .pth weights file for this model")
@@ -209,6 +358,34 @@ def build_parser() -> argparse.ArgumentParser:
     aug_preview.add_argument("--model-view", action="store_true", help="add what the model sees at evaluation")
     aug_preview.add_argument("--out", type=Path, default=Path("augment_preview.png"))
     aug_preview.set_defaults(handler=_cmd_augment_preview)
+
+    train = commands.add_parser("train", help="train a run config (JSON) and evaluate it on the test split")
+    train.add_argument("config", help="a run config JSON file (the Train page downloads one)")
+    train.add_argument("--background", action="store_true", help="queue it for the background worker instead")
+    train.set_defaults(handler=_cmd_train)
+    worker = commands.add_parser("worker", help="run queued runs one at a time (the app starts this for you)")
+    worker.set_defaults(handler=_cmd_worker)
+    runs = commands.add_parser("runs", help="list, show, cancel or resume runs").add_subparsers(dest="runs_command",
+                                                                                              required=True)
+    runs_list = runs.add_parser("list")
+    runs_list.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    runs_list.set_defaults(handler=_cmd_runs_list)
+    for name, handler, text in (("show", _cmd_runs_show, "epochs, events and errors of a run"),
+                                ("cancel", _cmd_runs_cancel, "stop a queued or running run"),
+                                ("resume", _cmd_runs_resume, "continue a failed or cancelled run from its checkpoint")):
+        sub = runs.add_parser(name, help=text)
+        sub.add_argument("run_id")
+        if name == "show":
+            sub.add_argument("--config", action="store_true", help="also print the run's config")
+        sub.set_defaults(handler=handler)
+    evaluate = commands.add_parser("evaluate", help="score a run's best checkpoint on its held-out test split")
+    evaluate.add_argument("run_id")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+    lrf = commands.add_parser("lr-find", help="learning-rate range test for a run config")
+    lrf.add_argument("config")
+    lrf.add_argument("--steps", type=int, default=60)
+    lrf.add_argument("--out", help="write the curve as JSON")
+    lrf.set_defaults(handler=_cmd_lr_find)
 
     freeze = commands.add_parser("freeze", help="freeze plans").add_subparsers(dest="freeze_command", required=True)
     fshow = freeze.add_parser("show", help="which groups train when, with their learning-rate scales")

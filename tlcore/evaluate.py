@@ -1,0 +1,121 @@
+"""Held-out evaluation of a finished run: on the test split only, which never trained or chose an epoch."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_model
+from torch.utils.data import DataLoader
+
+from tlcore.augment import eval_pipeline, resize_target
+from tlcore.config import RunConfig
+from tlcore.data import SplitManifest
+from tlcore.errors import TransferLabError
+from tlcore.loader import ImageListDataset
+from tlcore.models import build_model
+from tlcore.runtime import select_runtime
+from tlcore.train import BEST
+
+__all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "EVALUATION", "PREDICTIONS"]
+
+EVALUATION, PREDICTIONS = "evaluation.json", "predictions.csv"
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass
+class Evaluation:
+    split: str
+    n: int
+    accuracy: float
+    balanced_accuracy: float
+    classes: list[str]
+    per_class: list[ClassMetrics]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+    worst: list[dict]  # the most confidently wrong (highest loss) pictures first
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Evaluation":
+        return cls(**{**data, "per_class": [ClassMetrics(**c) for c in data["per_class"]]})
+
+
+def metrics_from_predictions(labels: np.ndarray, probabilities: np.ndarray, classes: list[str], paths: list[str],
+                             split: str = "test", worst_n: int = 12) -> Evaluation:
+    """Accuracy, balanced accuracy, per-class precision/recall/F1, confusion matrix, worst mistakes."""
+    predicted = probabilities.argmax(1)
+    k = len(classes)
+    confusion = np.zeros((k, k), dtype=int)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = []
+    recalls = []
+    for i, label in enumerate(classes):
+        tp = confusion[i, i]
+        support = int(confusion[i].sum())
+        precision = tp / confusion[:, i].sum() if confusion[:, i].sum() else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class.append(ClassMetrics(label, float(precision), float(recall), float(f1), support))
+        if support:
+            recalls.append(recall)
+    losses = -np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1.0))
+    wrong = np.flatnonzero(predicted != labels)
+    worst = [{"path": paths[i], "label": classes[labels[i]], "predicted": classes[predicted[i]],
+              "confidence": float(probabilities[i, predicted[i]]), "loss": float(losses[i])}
+             for i in wrong[np.argsort(-losses[wrong])][:worst_n]]
+    return Evaluation(split=split, n=int(len(labels)), accuracy=float((predicted == labels).mean()) if len(labels) else 0.0,
+                      balanced_accuracy=float(np.mean(recalls)) if recalls else 0.0, classes=list(classes),
+                      per_class=per_class, confusion=confusion.tolist(), worst=worst)
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BEST) -> Evaluation:
+    """Score the run's best checkpoint on its own split manifest; writes evaluation.json and predictions.csv."""
+    run_dir = Path(run_dir)
+    if not (run_dir / checkpoint).exists():
+        raise TransferLabError(f"run folder {run_dir} has no {checkpoint}", "the run has not finished an epoch yet")
+    config = RunConfig.load(run_dir / "config.json")
+    manifest = SplitManifest.load(run_dir / "split.json")
+    items = manifest.files(split)
+    if not items:
+        raise TransferLabError(f"the split has no {split} images", "make a split with a test share above 0")
+    runtime = select_runtime(config.device if config.device != "cuda" or torch.cuda.is_available() else "auto",
+                             config.precision, config.num_workers)
+    # The checkpoint holds every weight: the pretrained ones need not be found again.
+    built = build_model(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
+    load_model(built.model, str(run_dir / checkpoint))
+    model = built.model.to(runtime.device).eval()
+    p = built.preprocessing
+    loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
+                        batch_size=config.batch_size, num_workers=runtime.num_workers)
+    outputs = []
+    with torch.inference_mode(), torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype or torch.float32,
+                                                enabled=runtime.autocast_dtype is not None):
+        for x, _ in loader:
+            outputs.append(model(x.to(runtime.device)).float().softmax(1).cpu())
+    probabilities = torch.cat(outputs).numpy()
+    labels = np.array([y for _, y in items])
+    paths = [str(path) for path, _ in items]
+    evaluation = metrics_from_predictions(labels, probabilities, manifest.classes, paths, split=split)
+    (run_dir / EVALUATION).write_text(json.dumps(evaluation.to_dict(), indent=1))
+    with (run_dir / PREDICTIONS).open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label", "predicted", "confidence"] + [f"p_{c}" for c in manifest.classes])
+        for path, label, probs in zip(paths, labels, probabilities):
+            top = int(probs.argmax())
+            writer.writerow([path, manifest.classes[label], manifest.classes[top], f"{probs[top]:.4f}"]
+                            + [f"{v:.4f}" for v in probs])
+    return evaluation

@@ -1,0 +1,56 @@
+"""Where and how a run computes: device, precision, loader workers. Chosen once, reported to the user."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from tlcore.errors import TransferLabError
+
+__all__ = ["Runtime", "select_runtime"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # None: full fp32
+    channels_last: bool
+    num_workers: int
+    pin_memory: bool
+
+    def describe(self) -> str:
+        precision = "bf16 autocast" if self.autocast_dtype is torch.bfloat16 else "fp32"
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else self.device.type.upper()
+        return f"{name}, {precision}{', channels_last' if self.channels_last else ''}, {self.num_workers} loader workers"
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def select_runtime(device: str = "auto", precision: str = "auto", num_workers: int = -1) -> Runtime:
+    """CUDA, then Apple MPS, then CPU; bf16 autocast and channels_last by default on CUDA only."""
+    if device == "auto":
+        chosen = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise TransferLabError("a CUDA GPU was requested but none is available on this machine",
+                               "set device to 'auto' or 'cpu'")
+    elif device == "mps" and not _mps_available():
+        raise TransferLabError("an Apple GPU (mps) was requested but none is available", "set device to 'auto' or 'cpu'")
+    else:
+        chosen = device
+    dev = torch.device(chosen)
+    if precision == "bf16" and dev.type == "cpu":
+        dtype = torch.bfloat16  # allowed when asked for; slow on most CPUs
+    elif precision == "bf16" or (precision == "auto" and dev.type == "cuda"):
+        dtype = torch.bfloat16
+    else:
+        dtype = None
+    cores = os.cpu_count() or 1
+    if num_workers < 0:
+        # On a small CPU-only machine a worker steals a core from the model; on a GPU box, decoding is the bottleneck.
+        num_workers = min(8, cores) if dev.type == "cuda" else (0 if cores <= 2 else min(4, cores // 2))
+    return Runtime(device=dev, autocast_dtype=dtype, channels_last=dev.type == "cuda", num_workers=num_workers,
+                   pin_memory=dev.type == "cuda")

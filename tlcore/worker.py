@@ -1,0 +1,158 @@
+"""The background runner: a separate process that takes queued runs one at a time and trains them.
+
+The Streamlit server never trains: it submits a run and starts this worker when none
+is running (`python -m tlcore worker`, in its own session so a closed browser tab or
+a restarted server does not stop it). A file lock keeps one worker per machine, so
+runs queue instead of fighting over the GPU (or the CPU).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import traceback
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from tlcore.config import RunConfig
+from tlcore.errors import TransferLabError
+from tlcore.evaluate import EVALUATION, PREDICTIONS, evaluate_run
+from tlcore.paths import data_home
+from tlcore.runs import CANCELLED, FAILED, SUCCEEDED, Run, RunStore
+from tlcore.train import BEST, LAST, Cancelled, Event, train
+
+__all__ = ["execute", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]
+
+HEARTBEAT_EVERY_S = 5.0
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_children: list[subprocess.Popen] = []  # kept so finished workers are reaped, not left as zombies
+
+
+def _lock_path() -> Path:
+    return data_home() / "worker.lock"
+
+
+@contextmanager
+def _worker_lock(blocking: bool = False):
+    fh = _lock_path().open("a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        fh.close()
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def worker_running() -> bool:
+    for child in list(_children):
+        if child.poll() is not None:
+            _children.remove(child)
+    with _worker_lock() as free:
+        return not free
+
+
+def execute(store: RunStore, run: Run, *, on_event=None) -> str:
+    """Train one claimed run to its end, recording everything; returns its final status. Never raises."""
+    stop_beating = threading.Event()
+
+    def beat() -> None:
+        while not stop_beating.wait(HEARTBEAT_EVERY_S):
+            store.heartbeat(run.id)
+
+    def sink(event: Event) -> None:
+        store.add_event(run.id, event.kind, event.message, event.data)
+        if on_event:
+            on_event(event)
+
+    threading.Thread(target=beat, daemon=True).start()
+    status, error = FAILED, None
+    try:
+        config = RunConfig.from_dict(run.config)
+        train(config, run.run_dir, sink=sink, should_stop=lambda: store.cancel_requested(run.id), resume=run.resume)
+        for kind, name in (("best", BEST), ("last", LAST)):
+            store.add_artifact(run.id, kind, Path(run.run_dir) / name)
+        evaluation = evaluate_run(run.run_dir)
+        store.add_artifact(run.id, "evaluation", Path(run.run_dir) / EVALUATION)
+        store.add_artifact(run.id, "predictions", Path(run.run_dir) / PREDICTIONS)
+        sink(Event("log", f"test accuracy {evaluation.accuracy:.3f} (balanced {evaluation.balanced_accuracy:.3f}) "
+                          f"on {evaluation.n} held-out images", {"test_accuracy": evaluation.accuracy}))
+        status = SUCCEEDED
+    except Cancelled as exc:
+        status, error = CANCELLED, f"{exc}; the last complete epoch is kept and the run can be resumed"
+    except TransferLabError as exc:
+        error = str(exc)
+    except torch.OutOfMemoryError:
+        error = "out of memory: lower the batch size or the input size, or choose a smaller model"
+    except Exception as exc:  # noqa: BLE001 - a bug must still end as a failed run with a reason, not a dead worker
+        error = f"unexpected error: {type(exc).__name__}: {exc} (details in error.log in the run folder)"
+        Path(run.run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run.run_dir) / "error.log").write_text(traceback.format_exc())
+    finally:
+        stop_beating.set()
+    if error:
+        store.add_event(run.id, "error" if status == FAILED else "log", error)
+    store.finish(run.id, status, error)
+    return status
+
+
+def run_worker(store: RunStore | None = None) -> int:
+    """Drain the queue; exits when it is empty. Returns the number of runs executed (0 if another worker holds the lock)."""
+    store = store or RunStore()
+    with _worker_lock() as mine:
+        if not mine:
+            return 0
+        store.reap_dead()
+        done = 0
+        while (run := store.claim_next(os.getpid())) is not None:
+            execute(store, run)
+            done += 1
+        return done
+
+
+def ensure_worker() -> bool:
+    """Start a background worker unless one is running; True if one was started."""
+    if worker_running():
+        return False
+    log = (data_home() / "worker.log").open("a")
+    child = subprocess.Popen([sys.executable, "-m", "tlcore", "worker"], cwd=PROJECT_ROOT, stdout=log, stderr=log,
+                             stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+    _children.append(child)
+    return True
+
+
+def _absolute(path: str) -> str:
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute():
+        candidate = Path.cwd() / candidate if (Path.cwd() / candidate).exists() else PROJECT_ROOT / candidate
+    return str(candidate.resolve())
+
+
+def with_absolute_paths(config: RunConfig) -> RunConfig:
+    """The worker runs elsewhere: data, manifest and weights paths must not depend on the current folder."""
+    manifest = _absolute(config.data.manifest) if config.data.manifest else None
+    weights = config.model.weights
+    if weights not in ("auto", "random", ""):
+        weights = _absolute(weights)
+    return replace(config, data=replace(config.data, source=_absolute(config.data.source), manifest=manifest),
+                   model=replace(config.model, weights=weights))
+
+
+def submit(config: RunConfig, store: RunStore | None = None, *, sweep: str | None = None, start: bool = True) -> Run:
+    """Queue a run (its data path made absolute, so the worker finds it) and make sure a worker will take it."""
+    store = store or RunStore()
+    config = with_absolute_paths(config)
+    run = store.create(config, sweep=sweep)
+    if start:
+        ensure_worker()
+    return run
