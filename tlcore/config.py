@@ -128,7 +128,7 @@ class RunConfig:
         _check(0 <= d.val < 1 and 0 <= d.test < 1 and d.val + d.test < 1, "data.val/test", (d.val, d.test),
                "fractions whose sum is below 1, e.g. 0.15 and 0.15")
         if self.input_size is not None:
-            _check(len(self.input_size) == 3 and self.input_size[0] == 3 and min(self.input_size) >= 8,
+            _check(len(self.input_size) == 3 and self.input_size[0] == 3 and min(self.input_size[1:]) >= 8,
                    "input_size", self.input_size, "use [3, height, width], e.g. [3, 160, 160]")
         strategy = self.freeze.get("strategy") if isinstance(self.freeze, dict) else None
         _check(strategy in STRATEGIES or "stages" in (self.freeze or {}), "freeze.strategy", strategy,

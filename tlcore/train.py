@@ -197,6 +197,8 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     previous_mask: list[bool] | None = None
     stopped_early = False
     for epoch in range(start_epoch, config.epochs):
+        if should_stop():  # always asked between epochs; within one, at most every STOP_CHECK_EVERY_S
+            raise Cancelled(f"cancelled before epoch {epoch + 1}")
         mask = apply_plan(model, groups, plan, epoch)
         if mask != previous_mask:
             trainable = sum(g.params for g, m in zip(groups, mask) if m)

@@ -1,0 +1,151 @@
+"""Run store and background worker: real SQLite, real worker processes, real SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from tlcore.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunStore
+from tlcore.worker import submit
+from train_fixtures import make_colour_classes, tiny_config
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_colour_classes(tmp_path_factory.mktemp("data") / "colours")
+
+
+def wait_until(predicate, timeout: float = 120.0, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+def test_worker_trains_queued_runs_in_the_background(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    good = submit(tiny_config(colours, epochs=2), store, start=False)
+    no_gpu = submit(tiny_config(colours, device="cuda", epochs=1), store)  # starts the worker for both
+    wait_until(lambda: store.get(no_gpu.id).status not in ("queued", RUNNING))
+    wait_until(lambda: store.get(good.id).status not in ("queued", RUNNING))
+    done = store.get(good.id)
+    assert done.status == SUCCEEDED, done.error
+    assert [m["epoch"] for m in store.metrics(good.id)] == [0, 1]
+    artifacts = store.artifacts(good.id)
+    assert {"best", "last", "evaluation", "predictions"} <= set(artifacts)
+    assert json.loads(Path(artifacts["evaluation"]).read_text())["n"] == 12
+    failed = store.get(no_gpu.id)
+    import torch
+
+    if not torch.cuda.is_available():
+        assert failed.status == FAILED and "a CUDA GPU was requested but none is available" in failed.error
+    assert store.get(good.id).status == SUCCEEDED  # a failure leaves earlier runs as they were
+
+
+def test_cancel_stops_a_running_run_and_keeps_its_epochs(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=500), store)
+    wait_until(lambda: store.get(run.id).epochs_done >= 2)
+    store.request_cancel(run.id)
+    final = wait_until(lambda: (r := store.get(run.id)).status == CANCELLED and r)
+    assert "can be resumed" in final.error
+    assert len(store.metrics(run.id)) == final.epochs_done >= 2
+    assert (Path(final.run_dir) / "last.safetensors").exists()
+    queued = submit(tiny_config(colours, epochs=1), store, start=False)
+    assert store.request_cancel(queued.id).status == CANCELLED
+
+
+def test_a_killed_worker_is_detected_and_the_run_resumes(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=60), store)
+    wait_until(lambda: store.get(run.id).epochs_done >= 3)
+    pid = store.get(run.id).pid
+    os.kill(pid, signal.SIGKILL)
+    failed = wait_until(lambda: store.reap_dead() and store.get(run.id))
+    assert failed.status == FAILED and "stopped without finishing" in failed.error and "resume" in failed.error
+    epochs_before = failed.epochs_done
+    store.requeue_for_resume(run.id)
+    from tlcore.worker import ensure_worker
+
+    assert ensure_worker()
+    done = wait_until(lambda: (r := store.get(run.id)).status not in ("queued", RUNNING) and r)
+    assert done.status == SUCCEEDED, done.error
+    assert [m["epoch"] for m in store.metrics(run.id)] == list(range(60))
+    resumed = [e["message"] for e in store.events(run.id) if e["message"].startswith("resumed after epoch")]
+    assert resumed and int(resumed[0].split()[3]) >= epochs_before
+
+
+def _writer(path: str, run_id: str, n: int) -> None:
+    store = RunStore(path)
+    for i in range(n):
+        store.add_event(run_id, "epoch", f"epoch {i}", {"epoch": i, "val_acc": i / n})
+
+
+def test_store_survives_concurrent_readers(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    run = store.create(tiny_config(colours))
+    writer = multiprocessing.get_context("spawn").Process(target=_writer, args=(str(store.path), run.id, 300))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        reader = RunStore(store.path)
+        while not stop.is_set():
+            try:
+                reader.list()
+                reader.metrics(run.id)
+                reader.events(run.id)
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(exc)
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for t in readers:
+        t.start()
+    writer.start()
+    writer.join(timeout=120)
+    stop.set()
+    for t in readers:
+        t.join()
+    assert writer.exitcode == 0 and errors == []
+    assert len(store.metrics(run.id)) == 300 and store.get(run.id).epochs_done == 300
+
+
+def test_cli_train_runs_show_and_evaluate(colours: Path, tl_home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "run.json"
+    config.write_text(tiny_config(colours, epochs=2).to_json())
+    env = {**os.environ, "TRANSFERLAB_HOME": str(tl_home)}
+
+    def tl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tlcore", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    trained = tl("train", str(config))
+    assert trained.returncode == 0, trained.stderr
+    assert "epoch 2/2" in trained.stdout and "test accuracy" in trained.stdout
+    run_id = trained.stdout.split()[1]
+    listing = tl("runs", "list")
+    assert run_id in listing.stdout and "succeeded" in listing.stdout
+    shown = tl("runs", "show", run_id)
+    assert "status: succeeded" in shown.stdout and "val loss" in shown.stdout
+    evaluated = tl("evaluate", run_id)
+    assert evaluated.returncode == 0 and "confusion matrix" in evaluated.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochs": 0}')
+    for args, message in ((("train", str(bad)), "invalid epochs"), (("runs", "show", "nope"), "no run with id nope"),
+                          (("train", str(tmp_path / "missing.json")), "no such config file")):
+        result = tl(*args)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,150 @@
+"""The training loop on a tiny model: it learns, respects the freeze plan, resumes exactly, cancels cleanly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tlcore.config import ConfigError, RunConfig
+from tlcore.errors import TransferLabError
+from tlcore.evaluate import evaluate_run, metrics_from_predictions
+from tlcore.lr_find import lr_find
+from tlcore.train import BEST, LAST, Cancelled, _loader, evaluate_loss, prepare, train
+from train_fixtures import make_colour_classes, tiny_config
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_colour_classes(tmp_path_factory.mktemp("data") / "colours")
+
+
+def test_a_short_run_learns(colours: Path, tmp_path: Path) -> None:
+    config = tiny_config(colours, epochs=4)
+    prep = prepare(config)
+    before = evaluate_loss(prep.model, _loader(prep, "val", training=False), prep.runtime, torch.nn.CrossEntropyLoss())
+    events = []
+    result = train(config, tmp_path / "run", sink=events.append)
+    assert result.epochs_done == 4
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert max(h["val_acc"] for h in result.history) > before[1] + 0.2
+    kinds = {e.kind for e in events}
+    assert {"log", "stage", "epoch", "done"} <= kinds
+    epoch = next(e for e in events if e.kind == "epoch").data
+    assert {"train_loss", "val_acc", "lr", "images_per_s", "peak_memory_mb"} <= set(epoch)
+    assert (tmp_path / "run" / BEST).exists() and json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 4
+
+
+def test_frozen_parameters_stay_bit_for_bit(colours: Path, tmp_path: Path) -> None:
+    config = tiny_config(colours, freeze={"strategy": "feature_extraction"}, epochs=2)
+    initial = {k: v.clone() for k, v in prepare(config).model.state_dict().items()}
+    train(config, tmp_path / "run")
+    trained = load_file(str(tmp_path / "run" / LAST))
+    head = [k for k in trained if k.startswith("classifier.")]
+    assert head and all(not torch.equal(initial[k], trained[k]) for k in head if k.endswith("weight"))
+    assert all(torch.equal(initial[k], trained[k]) for k in trained if not k.startswith("classifier."))
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(colours: Path, tmp_path: Path) -> None:
+    config = tiny_config(colours, epochs=4, freeze={"strategy": "gradual", "every": 1},
+                         augment={"preset": "light"}, schedule={"name": "cosine", "warmup_epochs": 1})
+    whole = train(config, tmp_path / "whole")
+    epochs_seen = []
+
+    def stop_in_third_epoch() -> bool:
+        return len(epochs_seen) >= 2
+
+    with pytest.raises(Cancelled):
+        train(config, tmp_path / "parts", sink=lambda e: epochs_seen.append(e) if e.kind == "epoch" else None,
+              should_stop=stop_in_third_epoch)
+    state = torch.load(tmp_path / "parts" / "last_state.pt", weights_only=True)
+    assert state["epoch"] == 1 and len(state["history"]) == 2  # consistent: two whole epochs, nothing partial
+    resumed_events = []
+    rest = train(config, tmp_path / "parts", resume=True, sink=resumed_events.append)
+    assert [h["epoch"] for h in rest.history] == [0, 1, 2, 3]
+    stages = [e.data["trainable_from"] for e in resumed_events if e.kind == "stage"]
+    assert stages[0] == len(prepare(config).built.groups) - 3  # epoch 3 of gradual unfreezing: head + 2 groups
+    a, b = load_file(str(tmp_path / "whole" / LAST)), load_file(str(tmp_path / "parts" / LAST))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["val_loss"] for h in whole.history] == [h["val_loss"] for h in rest.history]
+
+
+def test_early_stopping_and_best_checkpoint(colours: Path, tmp_path: Path) -> None:
+    # min_delta 1.0 on accuracy: nothing after the first epoch can count as better.
+    config = tiny_config(colours, epochs=12, early_stopping={"patience": 2, "metric": "val_acc", "min_delta": 1.0})
+    events = []
+    result = train(config, tmp_path / "run", sink=events.append)
+    assert result.stopped_early and result.epochs_done == 3 and result.best_epoch == 0
+    assert any("early stopping: val_acc has not improved for 2 epochs" in e.message for e in events)
+    best, last = load_file(str(tmp_path / "run" / BEST)), load_file(str(tmp_path / "run" / LAST))
+    assert not all(torch.equal(best[k], last[k]) for k in best)  # best stayed at epoch 1
+
+
+def test_evaluation_on_the_held_out_test_split(colours: Path, tmp_path: Path) -> None:
+    train(tiny_config(colours, epochs=3), tmp_path / "run")
+    evaluation = evaluate_run(tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "split.json").read_text())
+    test_paths = {i["path"] for i in manifest["items"] if i["split"] == "test"}
+    assert evaluation.n == len(test_paths) == 12
+    assert sum(map(sum, evaluation.confusion)) == 12
+    rows = (tmp_path / "run" / "predictions.csv").read_text().splitlines()
+    assert rows[0].startswith("path,label,predicted,confidence") and len(rows) == 13
+    assert all(Path(r.split(",")[0]).relative_to(colours).as_posix() in test_paths for r in rows[1:])
+
+
+def test_metrics_from_known_predictions() -> None:
+    import numpy as np
+
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    predicted = np.array([0, 0, 1, 1, 0, 2])
+    probabilities = np.full((6, 3), 0.1)
+    probabilities[np.arange(6), predicted] = 0.8
+    e = metrics_from_predictions(labels, probabilities, ["a", "b", "c"], [f"img{i}" for i in range(6)])
+    assert e.accuracy == pytest.approx(4 / 6)
+    assert e.balanced_accuracy == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert e.confusion == [[2, 1, 0], [1, 1, 0], [0, 0, 1]]
+    a = e.per_class[0]
+    assert (a.precision, a.recall, a.support) == (pytest.approx(2 / 3), pytest.approx(2 / 3), 3)
+    assert {w["path"] for w in e.worst} == {"img2", "img4"}
+
+
+def test_lr_finder_suggests_a_rate_inside_the_range(colours: Path) -> None:
+    curve = lr_find(tiny_config(colours), start=1e-5, end=1.0, steps=20)
+    assert 1e-5 <= curve.suggestion <= 1.0 and len(curve.lrs) == len(curve.losses) >= 5
+    assert curve.lrs == sorted(curve.lrs)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"epochs": 0}, "invalid epochs"),
+    ({"optimizer": {"name": "adam2"}}, "invalid optimizer.name"),
+    ({"optimizer": {"lr": -1}}, "invalid optimizer.lr"),
+    ({"batch_size": 0}, "invalid batch_size"),
+    ({"schedule": {"name": "cosine", "warmup_epochs": 10}}, "invalid schedule.warmup_epochs"),
+    ({"device": "tpu"}, "invalid device"),
+    ({"freeze": {"strategy": "melt"}}, "invalid freeze.strategy"),
+    ({"colour": "red"}, "unknown setting(s): colour"),
+    ({"optimizer": {"speed": 1}}, "unknown setting(s) in 'optimizer': speed"),
+])
+def test_bad_config_values_are_named(colours: Path, change: dict, message: str) -> None:
+    data = json.loads(tiny_config(colours).to_json())
+    for key, value in change.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_dict(data)
+    assert message in str(info.value)
+
+
+def test_config_round_trips_exactly(colours: Path) -> None:
+    config = tiny_config(colours, freeze={"strategy": "fine_tune", "lr_spread": 10})
+    assert RunConfig.from_dict(json.loads(config.to_json())) == config
+
+
+def test_missing_data_and_missing_gpu_are_clear(colours: Path, tmp_path: Path) -> None:
+    with pytest.raises(TransferLabError, match="no such folder or zip"):
+        train(tiny_config(tmp_path / "gone"), tmp_path / "run")
+    if not torch.cuda.is_available():
+        with pytest.raises(TransferLabError, match="a CUDA GPU was requested but none is available"):
+            train(tiny_config(colours, device="cuda"), tmp_path / "run2")
