@@ -8,5 +8,7 @@ navigation = st.navigation([
     st.Page("pages/2_model.py", title="2 · Model"),
     st.Page("pages/3_augment.py", title="3 · Augment"),
     st.Page("pages/4_freeze.py", title="4 · Freeze"),
+    st.Page("pages/5_train.py", title="5 · Train"),
+    st.Page("pages/6_evaluate.py", title="6 · Evaluate"),
 ])
 navigation.run()

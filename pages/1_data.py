@@ -60,9 +60,9 @@ if not report.ok:
 st.subheader("Split")
 st.caption("The same seed always gives the same split; every run and comparison reuses it.")
 c1, c2, c3 = st.columns(3)
-seed = c1.number_input("Seed", min_value=0, value=0, step=1, key="data.seed")
-val = c2.slider("Validation share", 0.05, 0.4, 0.15, 0.05, key="data.val")
-test = c3.slider("Test share", 0.05, 0.4, 0.15, 0.05, key="data.test", disabled=report.layout == "presplit")
+seed = c1.number_input("Seed", min_value=0, step=1, key="data.seed")
+val = c2.slider("Validation share", 0.05, 0.4, step=0.05, key="data.val")
+test = c3.slider("Test share", 0.05, 0.4, step=0.05, key="data.test", disabled=report.layout == "presplit")
 if st.button("Make split", key="data.make_split"):
     try:
         manifest = make_split(report, seed=int(seed), val=val, test=test)

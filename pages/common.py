@@ -12,15 +12,17 @@ from pathlib import Path
 import streamlit as st
 
 from tlcore.augment import AugmentSpec, preset
+from tlcore.config import DataConfig, EarlyStoppingConfig, OptimizerConfig, RunConfig, ScheduleConfig
 from tlcore.data import ScanReport, load_rgb
 from tlcore.data.images import ImageReadError
 from tlcore.models import DEFAULT_MODEL, ModelSpec, build_model
+from tlcore.errors import TransferLabError
 from tlcore.models.groups import LayerGroup
 from tlcore.paths import data_home
 
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview",
-    "state", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
+    "state", "run_config", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +31,11 @@ MAX_UPLOAD_MB = 1024
 
 # Session-state keys, initialised here and nowhere else; each page writes only its own prefix.
 _DEFAULTS = {
+    "data.kind": "Bundled sample data",
+    "data.folder": "",
+    "data.seed": 0,
+    "data.val": 0.15,
+    "data.test": 0.15,
     "data.source": str(SAMPLE_DATA),
     "data.report": None,
     "data.manifest_path": None,
@@ -46,18 +53,51 @@ _DEFAULTS = {
     "freeze.lr_spread": 1.0,
     "freeze.train_bn": False,
     "freeze.last_click": None,
+    "train.epochs": 5,
+    "train.batch_size": 32,
+    "train.lr": 3e-3,
+    "train.weight_decay": 0.01,
+    "train.schedule": "cosine",
+    "train.patience": 3,
+    "train.run_id": None,
 }
 
 
 def state() -> st.session_state.__class__:
+    """Session state with every shared key present; call it first thing on every page.
+
+    Re-assigning each key on every page keeps Streamlit from dropping a widget's value
+    when the user visits a page where that widget is not drawn.
+    """
     for key, value in _DEFAULTS.items():
-        st.session_state.setdefault(key, value)
+        st.session_state[key] = st.session_state.get(key, value)
     return st.session_state
+
+
+def run_config() -> RunConfig:
+    """The whole experiment as the one JSON document the CLI replays (`python -m tlcore train`)."""
+    s = st.session_state  # state() ran at the top of the page; widgets may exist by now
+    report: ScanReport | None = s["data.report"]
+    freeze = {"strategy": s["freeze.strategy"], "lr_spread": s["freeze.lr_spread"], "train_bn": s["freeze.train_bn"]}
+    freeze.update({"freeze_first_k": {"k": s["freeze.k"]}, "gradual": {"every": s["freeze.every"]},
+                   "fine_tune": {"head_epochs": s["freeze.head_epochs"]}}.get(s["freeze.strategy"], {}))
+    return RunConfig(
+        data=DataConfig(source=report.root if report else str(SAMPLE_DATA), manifest=s["data.manifest_path"],
+                        split_seed=int(s["data.seed"]), val=float(s["data.val"]), test=float(s["data.test"])),
+        model=model_spec(),
+        augment=augment_spec(),
+        freeze=freeze,
+        optimizer=OptimizerConfig(lr=float(s["train.lr"]), weight_decay=float(s["train.weight_decay"])),
+        schedule=ScheduleConfig(name=s["train.schedule"]),
+        early_stopping=EarlyStoppingConfig(patience=int(s["train.patience"])),
+        epochs=int(s["train.epochs"]),
+        batch_size=int(s["train.batch_size"]),
+    )
 
 
 def show_sidebar() -> None:
     """The choices made so far, visible from every page."""
-    s = state()
+    s = st.session_state  # state() ran at the top of the page; widgets may exist by now
     with st.sidebar:
         st.caption("Your experiment so far")
         report: ScanReport | None = s["data.report"]
@@ -71,24 +111,33 @@ def show_sidebar() -> None:
         st.write(f"**Model:** `{s['model.name']}` ({weights})")
         st.write(f"**Augment:** {s['augment.preset']}{' (edited)' if s['augment.custom_json'] else ''}")
         st.write(f"**Freeze:** {s['freeze.strategy'].replace('_', ' ')}")
+        try:
+            config_json = run_config().to_json()
+        except (TransferLabError, ValueError) as exc:  # ValueError: the user's augmentation JSON
+            st.caption(f"Config not complete: {exc}")
+            return
+        with st.expander("Run config (JSON)"):
+            st.code(config_json, language="json")
+        st.download_button("Download config", config_json, file_name="transferlab_run.json", mime="application/json",
+                           key="sidebar.download", help="Replay it with: python -m tlcore train transferlab_run.json")
 
 
 def augment_spec() -> AugmentSpec:
     """The preset, or the user's edited JSON when there is one (validated by the engine)."""
-    s = state()
+    s = st.session_state  # state() ran at the top of the page; widgets may exist by now
     if s["augment.custom_json"].strip():
         return AugmentSpec.from_dict(json.loads(s["augment.custom_json"]))
     return preset(s["augment.preset"])
 
 
 def model_spec() -> ModelSpec:
-    s = state()
+    s = st.session_state  # state() ran at the top of the page; widgets may exist by now
     weights = "random" if s["model.random_init"] else (s["model.weights_file"].strip() or "auto")
     return ModelSpec(name=s["model.name"], weights=weights, allow_download=s["model.allow_download"])
 
 
 def num_classes() -> int:
-    report: ScanReport | None = state()["data.report"]
+    report: ScanReport | None = st.session_state["data.report"]
     return len(report.classes) if report is not None and len(report.classes) >= 2 else 2
 
 

@@ -1,0 +1,117 @@
+"""Step 5: train in the background and watch it live; the run outlives the page."""
+
+import time
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+import streamlit as st
+
+from pages.common import run_config, show_sidebar, state
+from tlcore.errors import TransferLabError
+from tlcore.lr_find import lr_find
+from tlcore.runs import RunStore
+from tlcore.worker import ensure_worker, submit, worker_running
+
+s = state()
+store = RunStore()
+st.title("5 · Train")
+show_sidebar()
+
+c1, c2, c3 = st.columns(3)
+c1.number_input("Epochs", 1, 200, key="train.epochs", help="Passes over the training images.")
+c2.selectbox("Batch size", [8, 16, 32, 64, 128], key="train.batch_size", help="Larger is faster, needs more memory.")
+c3.number_input("Learning rate (head)", 1e-6, 1.0, key="train.lr", format="%.5f",
+                help="Earlier layer groups use it times their scale (Freeze page). Try the finder below.")
+c1.number_input("Weight decay", 0.0, 0.5, key="train.weight_decay", format="%.4f")
+c2.selectbox("Schedule", ["cosine", "onecycle", "step", "constant"], key="train.schedule")
+c3.number_input("Early stopping patience (0 = off)", 0, 50, key="train.patience")
+try:
+    config = run_config()
+except (TransferLabError, ValueError) as exc:
+    st.error(f"the settings do not make a valid run: {exc}")
+    st.stop()
+
+if st.button("Find a learning rate", key="train.lr_find", help="A short test that raises the lr step by step."):
+    try:
+        with st.spinner("Trying learning rates on a copy of the model..."):
+            s["train.lr_curve"] = lr_find(config).to_dict()
+    except TransferLabError as exc:
+        st.error(str(exc))
+if s.get("train.lr_curve"):
+    curve = s["train.lr_curve"]
+    figure = go.Figure(go.Scatter(x=curve["lrs"], y=curve["losses"], mode="lines"))
+    figure.add_vline(x=curve["suggestion"], line_dash="dash")
+    figure.update_layout(xaxis_type="log", xaxis_title="learning rate", yaxis_title="loss", height=280,
+                         title=f"Suggested: {curve['suggestion']:.1e} (steepest fall of the loss)")
+    st.plotly_chart(figure, key="train.lr_chart")
+    if st.button(f"Use {curve['suggestion']:.1e}", key="train.use_lr"):
+        s["train.lr"] = float(curve["suggestion"])
+        st.rerun()
+
+if st.button("Start training", key="train.start", type="primary"):
+    run = submit(config, store)
+    s["train.run_id"] = run.id
+    st.query_params["run"] = run.id
+
+# A refresh loses session state but not the URL; coming back later shows the newest run.
+runs = store.list()
+run_id = s["train.run_id"] or st.query_params.get("run") or (runs[0].id if runs else None)
+if run_id is None:
+    st.info("No run yet: the defaults train the head of EfficientNet-Lite0 on the sample data in about a minute.")
+    st.stop()
+
+
+@st.fragment(run_every=2)
+def live(run_id: str) -> None:
+    store.reap_dead()
+    try:
+        run = store.get(run_id)
+    except TransferLabError as exc:
+        st.error(str(exc))
+        return
+    st.subheader(f"Run {run.id}: {run.name}")
+    metrics = store.metrics(run.id)
+    progress = store.events(run.id, kinds=("progress",))[-1:]
+    step = progress[0]["data"] if progress else None
+    done = run.epochs_done + (step["step"] / step["steps"] if step and step["epoch"] == run.epochs_done else 0)
+    st.progress(min(1.0, done / max(1, run.epochs)), text=f"{run.status}: epoch {run.epochs_done} of {run.epochs}")
+    if run.error:
+        (st.error if run.status == "failed" else st.info)(run.error)
+    for warning in store.events(run.id, kinds=("warning",)):
+        st.warning(warning["message"])
+    if metrics:
+        frame = pd.DataFrame(metrics)
+        frame["epoch"] += 1
+        figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+        for column, (row, col), colour in (("train_loss", (1, 1), "#e76f51"), ("val_loss", (1, 1), "#2a9d8f"),
+                                           ("train_acc", (1, 2), "#e76f51"), ("val_acc", (1, 2), "#2a9d8f")):
+            figure.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], name=column, line_color=colour,
+                                        showlegend=col == 1), row=row, col=col)
+        figure.update_layout(height=320, margin=dict(t=40))
+        st.plotly_chart(figure, key=f"train.curves.{run.id}.{len(metrics)}")
+        last = metrics[-1]
+        st.caption(f"{last['images_per_s']:.0f} images/s, peak memory {last['peak_memory_mb']:.0f} MB, "
+                   f"{last['trainable_params']:,} trainable parameters")
+    if run.status in ("queued", "running"):
+        if st.button("Cancel", key="train.cancel"):
+            store.request_cancel(run.id)
+        if run.status == "queued" and not worker_running():
+            ensure_worker()
+    elif run.status in ("failed", "cancelled"):
+        if st.button("Resume from the last checkpoint", key="train.resume"):
+            store.requeue_for_resume(run.id)
+            ensure_worker()
+    else:
+        st.success("Finished: see the Evaluate page for test-set results.")
+    with st.expander("Log"):
+        for event in store.events(run.id, kinds=("log", "stage", "epoch", "warning", "error")):
+            st.text(f"{time.strftime('%H:%M:%S', time.localtime(event['ts']))}  {event['message']}")
+
+
+live(run_id)
+others = [r for r in runs if r.id != run_id][:10]
+if others:
+    with st.expander("Earlier runs"):
+        st.dataframe(pd.DataFrame([{"id": r.id, "name": r.name, "status": r.status,
+                                    "epochs": f"{r.epochs_done}/{r.epochs}"} for r in others]), hide_index=True)

@@ -1,0 +1,74 @@
+"""Step 6: the held-out test set's verdict on a finished run, its mistakes, and predictions on new pictures."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from pages.common import show_sidebar, state
+from tlcore.data import load_rgb
+from tlcore.data.images import ImageReadError, decode_image
+from tlcore.errors import TransferLabError
+from tlcore.evaluate import EVALUATION, Evaluation, evaluate_run
+from tlcore.predict import Predictor
+from tlcore.runs import SUCCEEDED, RunStore
+
+s = state()
+store = RunStore()
+st.title("6 · Evaluate")
+show_sidebar()
+finished = store.list(status=SUCCEEDED)
+if not finished:
+    st.info("No finished run yet: train one on the Train page.")
+    st.stop()
+labels = {r.id: f"{r.id}  {r.name}" for r in finished}
+default = s["train.run_id"] if s["train.run_id"] in labels else finished[0].id
+run_id = st.selectbox("Run", list(labels), index=list(labels).index(default), format_func=labels.get, key="evaluate.run")
+run = store.get(run_id)
+path = Path(run.run_dir) / EVALUATION
+try:
+    evaluation = Evaluation.from_dict(json.loads(path.read_text())) if path.exists() else evaluate_run(run.run_dir)
+except TransferLabError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.caption(f"On {evaluation.n} held-out test pictures that never trained the model nor chose its best epoch.")
+m1, m2 = st.columns(2)
+m1.metric("Test accuracy", f"{evaluation.accuracy:.1%}")
+m2.metric("Balanced accuracy", f"{evaluation.balanced_accuracy:.1%}", help="Mean recall over classes.")
+left, right = st.columns(2)
+heatmap = px.imshow(np.array(evaluation.confusion), x=evaluation.classes, y=evaluation.classes, text_auto=True,
+                    color_continuous_scale="Blues", labels={"x": "predicted", "y": "true"}, title="Confusion matrix")
+left.plotly_chart(heatmap, key="evaluate.confusion")
+right.dataframe(pd.DataFrame([{"class": c.label, "precision": round(c.precision, 3), "recall": round(c.recall, 3),
+                               "F1": round(c.f1, 3), "test images": c.support} for c in evaluation.per_class]),
+                hide_index=True, key="evaluate.per_class")
+
+st.subheader("Worst mistakes")
+if not evaluation.worst:
+    st.write("No test picture was misclassified.")
+columns = st.columns(4)
+for column, mistake in zip(columns * 3, evaluation.worst[:12]):
+    try:
+        column.image(load_rgb(mistake["path"]), caption=f"{mistake['label']} taken for {mistake['predicted']} "
+                                                        f"({mistake['confidence']:.0%})")
+    except ImageReadError as exc:
+        column.caption(f"{mistake['path']}: {exc}")
+
+st.subheader("Try it on a picture")
+upload = st.file_uploader("A picture", type=["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"],
+                          key="evaluate.upload")
+if upload is not None:
+    try:
+        image, _ = decode_image(upload.getvalue())
+        predictions = Predictor.from_run(run.run_dir).predict(np.asarray(image), topk=5)
+    except TransferLabError as exc:
+        st.error(f"{upload.name}: {exc}")
+        st.stop()
+    left, right = st.columns([1, 2])
+    left.image(image, caption=upload.name)
+    right.dataframe(pd.DataFrame([{"class": c, "probability": f"{p:.1%}"} for c, p in predictions]), hide_index=True,
+                    key="evaluate.predictions")

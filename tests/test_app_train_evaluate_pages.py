@@ -1,0 +1,59 @@
+"""Train and Evaluate pages end to end: a real background run of the default model on the sample data."""
+
+from __future__ import annotations
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from tlcore.runs import RunStore
+
+
+def page(name: str) -> AppTest:
+    app = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=180)
+    return app
+
+
+def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
+    app = page("5_train.py")
+    app.run()
+    assert not app.exception
+    assert "No run yet" in app.info[0].value
+    app.number_input(key="train.epochs").set_value(1).run()
+    app.button(key="train.start").click().run()
+    assert not app.exception
+    run_id = app.session_state["train.run_id"]
+    store = RunStore()
+    deadline = time.monotonic() + 240
+    while store.get(run_id).status in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(1)
+    run = store.get(run_id)
+    assert run.status == "succeeded", run.error
+    assert run.config["model"]["name"] == "efficientnet_lite0" and run.config["freeze"]["strategy"] == "feature_extraction"
+    app.run()
+    assert not app.exception
+    assert any("Finished" in s.value for s in app.success)
+
+    evaluate = page("6_evaluate.py")
+    evaluate.session_state["train.run_id"] = run_id
+    evaluate.run()
+    assert not evaluate.exception
+    metrics = {m.label: m.value for m in evaluate.metric}
+    accuracy = float(metrics["Test accuracy"].rstrip("%")) / 100
+    assert accuracy > 0.4  # 4 classes: chance is 0.25, after one head-only epoch
+    assert evaluate.dataframe[0].value["test images"].sum() == 36
+
+
+def test_a_refresh_finds_the_run_again(tl_home, tmp_path) -> None:
+    from tlcore.worker import submit
+    from train_fixtures import make_colour_classes, tiny_config
+
+    run = submit(tiny_config(make_colour_classes(tmp_path / "colours"), epochs=1), start=False)
+    app = page("5_train.py")
+    app.query_params["run"] = run.id  # a fresh session: only the URL remembers the run
+    app.run()
+    assert not app.exception
+    assert f"Run {run.id}" in app.subheader[0].value
+    app.button(key="train.cancel").click().run()
+    assert RunStore().get(run.id).status == "cancelled"

@@ -1,0 +1,48 @@
+"""Predictions from a trained run with exactly its evaluation preprocessing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_model
+
+from tlcore.augment import eval_pipeline
+from tlcore.config import RunConfig
+from tlcore.data import SplitManifest, load_rgb
+from tlcore.errors import TransferLabError
+from tlcore.models import Preprocessing, build_model
+from tlcore.train import BEST
+
+__all__ = ["Predictor"]
+
+
+@dataclass
+class Predictor:
+    model: torch.nn.Module
+    classes: list[str]
+    preprocessing: Preprocessing
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, checkpoint: str = BEST) -> "Predictor":
+        run_dir = Path(run_dir)
+        if not (run_dir / checkpoint).exists():
+            raise TransferLabError(f"{run_dir} has no {checkpoint}", "choose a run that finished at least one epoch")
+        config = RunConfig.load(run_dir / "config.json")
+        classes = SplitManifest.load(run_dir / "split.json").classes
+        built = build_model(replace(config.model, weights="random"), len(classes), input_size=config.input_size)
+        load_model(built.model, str(run_dir / checkpoint))
+        return cls(built.model.eval(), classes, built.preprocessing)
+
+    def predict(self, image: np.ndarray, topk: int = 5) -> list[tuple[str, float]]:
+        """Top-k (class, probability) for one uint8 RGB picture."""
+        x = eval_pipeline(self.preprocessing)(image=image)["image"][None]
+        with torch.inference_mode():
+            probabilities = self.model(x).float().softmax(1)[0]
+        values, indexes = probabilities.topk(min(topk, len(self.classes)))
+        return [(self.classes[i], float(v)) for v, i in zip(values, indexes)]
+
+    def predict_file(self, path: str | Path, topk: int = 5) -> list[tuple[str, float]]:
+        return self.predict(np.asarray(load_rgb(path)), topk)
