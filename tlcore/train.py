@@ -31,7 +31,8 @@ from tlcore.models import BuiltModel, build_model
 from tlcore.runtime import Runtime, select_runtime
 from tlcore.schedules import lr_multiplier
 
-__all__ = ["Event", "Cancelled", "Prepared", "TrainResult", "prepare", "train", "evaluate_loss", "BEST", "LAST"]
+__all__ = ["Event", "Cancelled", "Prepared", "TrainResult", "prepare", "train", "train_step", "evaluate_loss",
+           "make_optimizer", "BEST", "LAST"]
 
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"
 PROGRESS_EVERY_S = 2.0
@@ -106,9 +107,36 @@ def _loader(prep: Prepared, split: str, training: bool, generator: torch.Generat
                       generator=generator, persistent_workers=False)
 
 
+def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig, runtime: Runtime) -> torch.optim.Optimizer:
+    """Built once, with every layer group (frozen ones too), so unfreezing never rebuilds it."""
+    o = config.optimizer
+    param_groups = optimizer_param_groups(model, groups, plan, o.lr, o.weight_decay)
+    if o.name == "adamw":
+        return torch.optim.AdamW(param_groups, lr=o.lr, fused=runtime.device.type == "cuda")
+    return torch.optim.SGD(param_groups, lr=o.lr, momentum=o.momentum, nesterov=True)
+
+
 def _autocast(runtime: Runtime):
     return torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype or torch.float32,
                           enabled=runtime.autocast_dtype is not None)
+
+
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, criterion: nn.Module, runtime: Runtime,
+               trainable_params: list[nn.Parameter], grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step; returns (loss, logits) detached, still on the device (no host sync here)."""
+    if runtime.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with _autocast(runtime):
+        logits = model(x)
+        loss = criterion(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(trainable_params, grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.detach(), logits.detach()
 
 
 def evaluate_loss(model: nn.Module, loader: DataLoader, runtime: Runtime, criterion: nn.Module) -> tuple[float, float]:
@@ -164,11 +192,7 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     o, s, e = config.optimizer, config.schedule, config.early_stopping
-    param_groups = optimizer_param_groups(model, groups, plan, o.lr, o.weight_decay)
-    if o.name == "adamw":
-        optimizer = torch.optim.AdamW(param_groups, lr=o.lr, fused=runtime.device.type == "cuda")
-    else:
-        optimizer = torch.optim.SGD(param_groups, lr=o.lr, momentum=o.momentum, nesterov=True)
+    optimizer = make_optimizer(model, groups, plan, config, runtime)
     generator = torch.Generator()
     train_loader = _loader(prep, "train", training=True, generator=generator)
     val_loader = _loader(prep, "val", training=False)
@@ -226,19 +250,10 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
                     raise Cancelled(f"cancelled during epoch {epoch + 1}")
             x = x.to(runtime.device, non_blocking=True)
             y = y.to(runtime.device, non_blocking=True)
-            if runtime.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(runtime):
-                logits = model(x)
-                loss = criterion(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if o.grad_clip > 0:
-                nn.utils.clip_grad_norm_(trainable_params, o.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.detach().argmax(1) == y).sum()
+            loss, logits = train_step(model, x, y, optimizer, scheduler, criterion, runtime, trainable_params,
+                                      o.grad_clip)
+            loss_sum += loss * len(y)
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             if now - last_progress >= PROGRESS_EVERY_S:  # counts only: no read from the device
                 last_progress = now
