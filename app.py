@@ -10,5 +10,6 @@ navigation = st.navigation([
     st.Page("pages/4_freeze.py", title="4 · Freeze"),
     st.Page("pages/5_train.py", title="5 · Train"),
     st.Page("pages/6_evaluate.py", title="6 · Evaluate"),
+    st.Page("pages/7_compare.py", title="7 · Compare"),
 ])
 navigation.run()

@@ -5,13 +5,17 @@
 EfficientNet-Lite0 with the offline ImageNet weights, CPU. The folder has train/ and
 val/; the project keeps train, sets half of val aside as its held-out test set and
 picks the best epoch on the other half. The plain loop, as in the PyTorch tutorial,
-trains on train/ and reports accuracy on all of val/ after the last epoch. Both
-columns are printed for both, so the numbers compare.
+trains on train/ and reports accuracy on all of val/ after the last epoch. The
+"val-folder" column is all of val/ for both, so the numbers compare. Seconds are
+the whole run: data checks, model build, training, per-epoch validation, checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,10 +34,11 @@ from tlcore.models import ModelSpec, build_model  # noqa: E402
 from tlcore.train import train  # noqa: E402
 
 
-def project_run(data: Path, freeze: dict, epochs: int, lr: float, workdir: Path) -> dict:
+def project_run(data: Path, freeze: dict, epochs: int, lr: float, workdir: Path, feature_cache: bool = True) -> dict:
     config = RunConfig.from_dict({
         "data": {"source": str(data), "split_seed": 0}, "freeze": freeze, "epochs": epochs, "batch_size": 32,
         "optimizer": {"lr": lr}, "early_stopping": {"patience": 0}, "augment": {"preset": "light"},
+        "feature_cache": feature_cache,
     })
     run_dir = workdir / freeze["strategy"]
     start = time.perf_counter()
@@ -42,8 +47,7 @@ def project_run(data: Path, freeze: dict, epochs: int, lr: float, workdir: Path)
     test = evaluate_run(run_dir, "test")
     val = evaluate_run(run_dir, "val")
     whole_val = (test.accuracy * test.n + val.accuracy * val.n) / (test.n + val.n)
-    return {"test": test.accuracy, "val_folder": whole_val, "seconds": seconds,
-            "first_val": result.history[0]["val_acc"], "ips": np.mean([h["images_per_s"] for h in result.history])}
+    return {"test": test.accuracy, "val_folder": whole_val, "seconds": seconds, "best_epoch": result.best_epoch}
 
 
 def plain_loop(data: Path, epochs: int, lr: float) -> dict:
@@ -90,32 +94,47 @@ def plain_loop(data: Path, epochs: int, lr: float) -> dict:
     return {"val_folder": correct / len(val_items), "seconds": seconds}
 
 
+ROWS = {
+    "head": ("project: head only (cached features)", lambda a, tmp: project_run(
+        a.data, {"strategy": "feature_extraction"}, a.epochs, a.head_lr, tmp)),
+    "head_slow": ("project: head only (no feature cache)", lambda a, tmp: project_run(
+        a.data, {"strategy": "feature_extraction"}, a.epochs, a.head_lr, tmp, feature_cache=False)),
+    "finetune": ("project: head 1 epoch, then all (lr spread 10)", lambda a, tmp: project_run(
+        a.data, {"strategy": "fine_tune", "head_epochs": 1, "lr_spread": 10}, a.epochs, a.finetune_lr, tmp)),
+    "plain": ("plain PyTorch loop: head only", lambda a, tmp: plain_loop(a.data, a.epochs, a.head_lr)),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "hymenoptera")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--head-lr", type=float, default=3e-3)
     parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--rows", default="plain,head,head_slow,finetune")
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # one row, in its own process
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"error: {args.data} not found (the shared photo sets sit beside the project checkout)")
-    torch.set_num_threads(torch.get_num_threads())
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = [
-            ("project: head only", project_run(args.data, {"strategy": "feature_extraction"}, args.epochs,
-                                               args.head_lr, Path(tmp))),
-            ("project: head 1 epoch, then all (lr spread 10)",
-             project_run(args.data, {"strategy": "fine_tune", "head_epochs": 1, "lr_spread": 10}, args.epochs,
-                         args.finetune_lr, Path(tmp))),
-            ("plain PyTorch loop: head only", plain_loop(args.data, args.epochs, args.head_lr)),
-        ]
+    if args.row:
+        if args.row != "plain":
+            from tlcore.runtime import tune_allocator
+
+            tune_allocator()  # as the project's worker process does
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(ROWS[args.row][1](args, Path(tmp))))
+        return
     print(f"hymenoptera, EfficientNet-Lite0 (offline ImageNet weights), {args.epochs} epochs, CPU "
-          f"({torch.get_num_threads()} threads)")
-    print(f"{'run':<48} {'test acc':>8} {'val-folder acc':>14} {'seconds':>8} {'img/s':>6}")
-    for name, r in rows:
+          f"({torch.get_num_threads()} threads); each row in a fresh process")
+    print(f"{'run':<48} {'test acc':>8} {'val-folder acc':>14} {'seconds':>8}")
+    for key in args.rows.split(","):
+        out = subprocess.run([sys.executable, __file__, "--row", key, "--data", str(args.data), "--epochs",
+                              str(args.epochs), "--head-lr", str(args.head_lr), "--finetune-lr", str(args.finetune_lr)],
+                             capture_output=True, text=True, check=True, env={**os.environ,
+                                                                             "TRANSFERLAB_HOME": tempfile.mkdtemp()})
+        r = json.loads(out.stdout.strip().splitlines()[-1])
         test = f"{r['test']:.3f}" if "test" in r else "-"
-        ips = f"{r['ips']:.0f}" if "ips" in r else "-"
-        print(f"{name:<48} {test:>8} {r['val_folder']:>14.3f} {r['seconds']:>8.0f} {ips:>6}")
+        print(f"{ROWS[key][0]:<48} {test:>8} {r['val_folder']:>14.3f} {r['seconds']:>8.1f}", flush=True)
 
 
 if __name__ == "__main__":

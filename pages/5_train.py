@@ -7,9 +7,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
-from pages.common import run_config, show_sidebar, state
+from pages.common import lr_find_in_subprocess, run_config, show_sidebar, state
 from tlcore.errors import TransferLabError
-from tlcore.lr_find import lr_find
 from tlcore.runs import RunStore
 from tlcore.worker import ensure_worker, submit, worker_running
 
@@ -33,11 +32,11 @@ except (TransferLabError, ValueError) as exc:
     st.stop()
 
 if st.button("Find a learning rate", key="train.lr_find", help="A short test that raises the lr step by step."):
-    try:
-        with st.spinner("Trying learning rates on a copy of the model..."):
-            s["train.lr_curve"] = lr_find(config).to_dict()
-    except TransferLabError as exc:
-        st.error(str(exc))
+    with st.spinner("Trying learning rates on a copy of the model (in a separate process)..."):
+        curve, error = lr_find_in_subprocess(config)
+    if error:
+        st.error(error)
+    s["train.lr_curve"] = curve
 if s.get("train.lr_curve"):
     curve = s["train.lr_curve"]
     figure = go.Figure(go.Scatter(x=curve["lrs"], y=curve["losses"], mode="lines"))

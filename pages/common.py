@@ -6,6 +6,9 @@ Pages stay thin: they collect choices, call `tlcore`, and show results through t
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from tlcore.paths import data_home
 
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview",
-    "state", "run_config", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
+    "state", "run_config", "lr_find_in_subprocess", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +142,22 @@ def model_spec() -> ModelSpec:
 def num_classes() -> int:
     report: ScanReport | None = st.session_state["data.report"]
     return len(report.classes) if report is not None and len(report.classes) >= 2 else 2
+
+
+def lr_find_in_subprocess(config: RunConfig, timeout: int = 900) -> tuple[dict | None, str | None]:
+    """The LR finder trains (briefly), so it runs in its own process like every run: (curve, error)."""
+    folder = Path(tempfile.mkdtemp(prefix="lr-find-", dir=data_home()))
+    (folder / "config.json").write_text(config.to_json())
+    try:
+        result = subprocess.run([sys.executable, "-m", "tlcore", "lr-find", str(folder / "config.json"), "--out",
+                                 str(folder / "curve.json")], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"the learning-rate test took longer than {timeout} s; try a smaller model or input size"
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        return None, lines[-1][7:] if lines else "the learning-rate test failed; see the terminal running the app"
+    return json.loads((folder / "curve.json").read_text()), None
 
 
 @dataclass(frozen=True)

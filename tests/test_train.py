@@ -148,3 +148,30 @@ def test_missing_data_and_missing_gpu_are_clear(colours: Path, tmp_path: Path) -
     if not torch.cuda.is_available():
         with pytest.raises(TransferLabError, match="a CUDA GPU was requested but none is available"):
             train(tiny_config(colours, device="cuda"), tmp_path / "run2")
+
+
+def test_cached_feature_head_matches_the_slow_path(colours: Path, tmp_path: Path) -> None:
+    config = tiny_config(colours, freeze={"strategy": "feature_extraction"}, epochs=3, feature_views=2)
+    slow = train(replace_config(config, feature_cache=False), tmp_path / "slow")
+    events = []
+    fast = train(config, tmp_path / "fast", sink=events.append)
+    assert any("fast path" in e.message and "computed once" in e.message for e in events)
+    a, b = load_file(str(tmp_path / "slow" / LAST)), load_file(str(tmp_path / "fast" / LAST))
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # same head, same frozen backbone
+    assert [round(h["val_loss"], 4) for h in slow.history] == [round(h["val_loss"], 4) for h in fast.history]
+    again = []
+    train(config, tmp_path / "again", sink=again.append)
+    assert any("read from the cache" in e.message for e in again)
+
+
+def test_fast_path_is_not_used_when_anything_but_the_head_trains(colours: Path, tmp_path: Path) -> None:
+    for freeze in ({"strategy": "fine_tune"}, {"strategy": "feature_extraction", "train_bn": True}):
+        events = []
+        train(tiny_config(colours, freeze=freeze, epochs=2), tmp_path / freeze["strategy"], sink=events.append)
+        assert not any("fast path" in e.message for e in events)
+
+
+def replace_config(config, **changes):
+    from dataclasses import replace
+
+    return replace(config, **changes)

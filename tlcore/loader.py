@@ -11,7 +11,24 @@ from torch.utils.data import Dataset
 
 from tlcore.data.images import ImageReadError, load_rgb
 
-__all__ = ["ImageListDataset", "seed_worker"]
+__all__ = ["EpochOrder", "ImageListDataset", "seed_worker"]
+
+
+class EpochOrder(torch.utils.data.Sampler):
+    """The order of one epoch, set from outside: the slow and the cached-feature paths share it exactly."""
+
+    def __init__(self, n: int) -> None:
+        self.order = list(range(n))
+
+    def shuffle(self, seed: int) -> list[int]:
+        self.order = torch.randperm(len(self.order), generator=torch.Generator().manual_seed(seed)).tolist()
+        return self.order
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
 
 
 class ImageListDataset(Dataset):

@@ -46,6 +46,7 @@ def lr_find(config: RunConfig, *, start: float = 1e-6, end: float = 1.0, steps: 
     criterion = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
     factor = (end / start) ** (1 / max(1, steps - 1))
     loader = _loader(prep, "train", training=True, generator=torch.Generator().manual_seed(config.seed))
+    loader.sampler.shuffle(config.seed)  # mixed classes in every batch
     lrs, losses, smoothed, best = [], [], 0.0, math.inf
     step = 0
     while step < steps:

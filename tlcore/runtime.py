@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 from dataclasses import dataclass
 
@@ -9,7 +10,31 @@ import torch
 
 from tlcore.errors import TransferLabError
 
-__all__ = ["Runtime", "select_runtime"]
+__all__ = ["Runtime", "select_runtime", "tune_allocator"]
+
+_M_TRIM_THRESHOLD, _M_TOP_PAD = -1, -2  # glibc mallopt parameters
+_allocator_tuned = False
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory in the process instead of returning it to the OS after every tensor.
+
+    With glibc's defaults each forward pass maps fresh pages for its activations and the
+    kernel zeroes them: measured here, EfficientNet-Lite0 inference on 32 images at 224 px
+    takes 1.1 s with the defaults and 0.33 s with a 1 GiB top pad and no trimming. The cost
+    is a process that keeps its peak memory; training processes want exactly that.
+    Only for training processes (worker, CLI), never the web server. No-op off glibc.
+    """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        ok = libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2**31 - 1)) and libc.mallopt(_M_TOP_PAD, ctypes.c_int(2**30))
+    except (OSError, AttributeError):
+        return False
+    _allocator_tuned = bool(ok)
+    return _allocator_tuned
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -26,7 +26,8 @@ from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import SplitManifest, default_manifest_path, make_split, scan
 from tlcore.errors import TransferLabError
 from tlcore.freeze import FreezePlan, apply_plan, optimizer_param_groups, set_train_mode
-from tlcore.loader import ImageListDataset, seed_worker
+from tlcore.features import cached_features, uses_fast_path
+from tlcore.loader import EpochOrder, ImageListDataset, seed_worker
 from tlcore.models import BuiltModel, build_model
 from tlcore.runtime import Runtime, select_runtime
 from tlcore.schedules import lr_multiplier
@@ -67,16 +68,22 @@ class Prepared:
         return self.built.model
 
 
-def load_manifest(config: RunConfig) -> SplitManifest:
+def resolve_manifest(config: RunConfig) -> tuple[SplitManifest, Path]:
     """The config's manifest, or the split its source and seed always give (saved where every run finds it)."""
     if config.data.manifest:
-        manifest = SplitManifest.load(config.data.manifest)
+        path = Path(config.data.manifest)
+        manifest = SplitManifest.load(path)
     else:
         report = scan(config.data.source)
         path = default_manifest_path(report, config.data.split_seed)
         manifest = make_split(report, seed=config.data.split_seed, val=config.data.val, test=config.data.test)
         if not path.exists() or SplitManifest.load(path).id != manifest.id:
             manifest.save(path)
+    return manifest, path
+
+
+def load_manifest(config: RunConfig) -> SplitManifest:
+    manifest, _ = resolve_manifest(config)
     missing = manifest.missing_files()
     if missing:
         raise TransferLabError(f"{len(missing)} file(s) of the split are gone (first: {missing[0]})",
@@ -98,13 +105,72 @@ def prepare(config: RunConfig) -> Prepared:
 
 
 def _loader(prep: Prepared, split: str, training: bool, generator: torch.Generator | None = None) -> DataLoader:
+    """Training loaders augment and follow an `EpochOrder` set each epoch; the others go in manifest order."""
     p = prep.built.preprocessing
     pipeline = train_pipeline(prep.config.augment, p, seed=prep.config.seed) if training else eval_pipeline(p)
     dataset = ImageListDataset(prep.manifest.files(split), pipeline, min_side=resize_target(p.input_size, p.crop_pct))
     workers = prep.runtime.num_workers
-    return DataLoader(dataset, batch_size=prep.config.batch_size, shuffle=training, drop_last=False,
+    return DataLoader(dataset, batch_size=prep.config.batch_size, sampler=EpochOrder(len(dataset)), drop_last=False,
                       num_workers=workers, pin_memory=prep.runtime.pin_memory, worker_init_fn=seed_worker,
                       generator=generator, persistent_workers=False)
+
+
+class _HeadOnFeatures(nn.Module):
+    """The model's own classifier applied to cached pooled features, with the model's head dropout."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.classifier = model.get_classifier()
+        self.drop_rate = float(getattr(model, "drop_rate", 0.0) or 0.0)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(nn.functional.dropout(features, self.drop_rate, self.training))
+
+
+def _fast_path_fits(model: nn.Module, input_size: tuple[int, int, int]) -> bool:
+    """The cached-feature head must compute exactly what the whole model does (checked once, on one input)."""
+    if not all(hasattr(model, a) for a in ("forward_features", "forward_head", "get_classifier")):
+        return False
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.randn(2, *input_size, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.inference_mode():
+        whole = model(x)
+        parts = model.get_classifier()(model.forward_head(model.forward_features(x), pre_logits=True))
+    return whole.shape == parts.shape and torch.allclose(whole, parts, atol=1e-4, rtol=1e-4)
+
+
+@dataclass
+class _FeatureSet:
+    views: list[torch.Tensor]  # per augmented view: features of every training picture, manifest order
+    train_labels: torch.Tensor
+    val: torch.Tensor
+    val_labels: torch.Tensor
+
+
+def _cached_feature_set(prep: Prepared, train_loader: DataLoader, val_loader: DataLoader,
+                        sink: Callable[[Event], None]) -> _FeatureSet:
+    config, runtime, model = prep.config, prep.runtime, prep.model
+    hashes = {split: [i.sha256 for i in prep.manifest.items if i.split == split] for split in ("train", "val")}
+    val, hit = cached_features(model, prep.built, val_loader, hashes["val"], {"split": "eval"}, runtime.device,
+                               runtime.autocast_dtype)
+    views, hits = [], [hit]
+    train_loader.sampler.order = list(range(len(train_loader.dataset)))  # manifest order: matches `hashes`
+    for view in range(config.feature_views):
+        seed = config.seed * 1000 + view
+        train_loader.dataset.pipeline.set_random_seed(seed)
+        if train_loader.generator is not None:
+            train_loader.generator.manual_seed(seed)
+        key = {"split": "train", "augment": config.augment.to_dict(), "seed": seed, "workers": runtime.num_workers}
+        features, hit = cached_features(model, prep.built, train_loader, hashes["train"], key, runtime.device,
+                                        runtime.autocast_dtype)
+        views.append(features)
+        hits.append(hit)
+    sink(Event("log", f"feature extraction fast path: backbone features of {len(hashes['val'])} val pictures and "
+                      f"{config.feature_views} augmented view(s) of {len(hashes['train'])} training pictures "
+                      f"{'read from the cache' if all(hits) else 'computed once and cached'}; the head trains on them"))
+    labels = lambda loader: torch.tensor([y for _, y in loader.dataset.items])  # noqa: E731
+    return _FeatureSet(views, labels(train_loader), val, labels(val_loader))
 
 
 def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig, runtime: Runtime) -> torch.optim.Optimizer:
@@ -216,6 +282,12 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     sink(Event("log", f"{prep.built.label} on {runtime.describe()}; {len(train_loader.dataset)} train / "
                       f"{len(val_loader.dataset)} val images; split {prep.manifest.id}; weights: "
                       f"{prep.built.weights.description}", {"split_id": prep.manifest.id}))
+    features: _FeatureSet | None = None
+    step_model, step_runtime = model, runtime
+    if config.feature_cache and uses_fast_path(plan, len(groups), config.epochs) \
+            and _fast_path_fits(model, prep.built.preprocessing.input_size):
+        features = _cached_feature_set(prep, train_loader, val_loader, sink)
+        step_model, step_runtime = _HeadOnFeatures(model), replace(runtime, channels_last=False)
 
     last_check = last_progress = time.monotonic()
     previous_mask: list[bool] | None = None
@@ -237,12 +309,20 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
         torch.manual_seed(epoch_seed)
         generator.manual_seed(epoch_seed)
         train_loader.dataset.pipeline.set_random_seed(epoch_seed)
+        order = train_loader.sampler.shuffle(epoch_seed)
         trainable_params = [p for p in model.parameters() if p.requires_grad]
         loss_sum = torch.zeros((), device=runtime.device)
         correct = torch.zeros((), device=runtime.device, dtype=torch.long)
         seen = 0
         started = time.perf_counter()
-        for step, (x, y) in enumerate(train_loader):
+        if features is not None:
+            step_model.train()
+            view = features.views[epoch % len(features.views)]
+            batches = ((view[idx], features.train_labels[idx]) for idx in
+                       torch.tensor(order).split(config.batch_size))
+        else:
+            batches = iter(train_loader)
+        for step, (x, y) in enumerate(batches):
             now = time.monotonic()
             if now - last_check >= STOP_CHECK_EVERY_S:
                 last_check = now
@@ -250,8 +330,8 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
                     raise Cancelled(f"cancelled during epoch {epoch + 1}")
             x = x.to(runtime.device, non_blocking=True)
             y = y.to(runtime.device, non_blocking=True)
-            loss, logits = train_step(model, x, y, optimizer, scheduler, criterion, runtime, trainable_params,
-                                      o.grad_clip)
+            loss, logits = train_step(step_model, x, y, optimizer, scheduler, criterion, step_runtime,
+                                      trainable_params, o.grad_clip)
             loss_sum += loss * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
@@ -263,7 +343,12 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
             raise TransferLabError(f"training diverged in epoch {epoch + 1} (loss is NaN)",
                                    "lower the learning rate (try lr-find) or turn on gradient clipping")
         train_seconds = time.perf_counter() - started
-        val_loss, val_acc = evaluate_loss(model, val_loader, runtime, eval_criterion)
+        if features is not None:
+            step_model.eval()
+            val_loss, val_acc = evaluate_loss(step_model, [(features.val, features.val_labels)], step_runtime,
+                                              eval_criterion)
+        else:
+            val_loss, val_acc = evaluate_loss(model, val_loader, runtime, eval_criterion)
         head_lr = optimizer.param_groups[-1]["lr"]
         metrics = {
             "epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": float(correct) / seen,

@@ -1,0 +1,70 @@
+"""Step 7: which layers to freeze? Several strategies on the same split, seed and budget, side by side."""
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import run_config, show_sidebar, state
+from tlcore.compare import STRATEGY_SET, figures, launch_sweep, report_csv, report_html, resume_sweep, sweep_rows, verdict
+from tlcore.errors import TransferLabError
+from tlcore.runs import FINISHED, RunStore
+
+s = state()
+store = RunStore()
+st.title("7 · Compare freeze strategies")
+st.write("Each strategy trains the same model on the same split, with the same seed, augmentation, learning rate "
+         "and number of epochs; only what is frozen differs. Runs queue and finish one after the other.")
+show_sidebar()
+chosen = st.multiselect("Strategies", list(STRATEGY_SET), default=list(STRATEGY_SET), key="compare.strategies",
+                        format_func=lambda k: f"{k.replace('_', ' ')}: {STRATEGY_SET[k][1]}")
+if st.button("Run the comparison", key="compare.start", type="primary", disabled=not chosen):
+    try:
+        s["compare.sweep"] = launch_sweep(run_config(), chosen, store)
+        st.query_params["sweep"] = s["compare.sweep"]
+    except (TransferLabError, ValueError) as exc:
+        st.error(str(exc))
+
+sweeps = sorted({r.sweep for r in store.list() if r.sweep}, reverse=True)
+sweep = s.get("compare.sweep") or st.query_params.get("sweep") or (sweeps[0] if sweeps else None)
+if sweep is None:
+    st.info("No comparison yet. With the sample data and the offline model, five strategies take a few minutes.")
+    st.stop()
+
+
+@st.fragment(run_every=3)
+def results(sweep: str) -> None:
+    store.reap_dead()
+    try:
+        rows = sweep_rows(store, sweep)
+    except TransferLabError as exc:
+        st.error(str(exc))
+        return
+    finished = sum(r.status in FINISHED for r in rows)
+    st.subheader(f"Comparison {sweep}")
+    st.progress(finished / len(rows), text=f"{finished} of {len(rows)} strategies finished")
+    st.info(verdict(rows))
+    table = pd.DataFrame([{"strategy": r.strategy, "status": r.status, "test accuracy": r.test_accuracy,
+                           "F1": r.macro_f1, "best epoch": r.best_epoch, "seconds": r.wall_seconds,
+                           "images/s": r.images_per_s, "trainable parameters": r.trainable_params,
+                           "peak memory (MB)": r.peak_memory_mb} for r in rows])
+    st.dataframe(table, hide_index=True, key=f"compare.table.{finished}")
+    charts = figures(rows)
+    left, right = st.columns(2)
+    left.plotly_chart(charts["curves"], key=f"compare.curves.{finished}.{sum(len(r.val_acc) for r in rows)}")
+    right.plotly_chart(charts["time"], key=f"compare.time.{finished}")
+    st.plotly_chart(charts["params"], key=f"compare.params.{finished}")
+    c1, c2, c3 = st.columns(3)
+    c1.download_button("Report (HTML)", report_html(rows, f"Freeze strategies compared ({sweep})"),
+                       file_name=f"{sweep}.html", mime="text/html", key=f"compare.html.{finished}")
+    c2.download_button("Table (CSV)", report_csv(rows), file_name=f"{sweep}.csv", mime="text/csv",
+                       key=f"compare.csv.{finished}")
+    if any(r.status in ("failed", "cancelled") for r in rows):
+        if c3.button("Resume the unfinished ones", key="compare.resume"):
+            resume_sweep(store, sweep)
+    for r in rows:
+        if r.error and r.status == "failed":
+            st.error(f"{r.strategy}: {r.error}")
+
+
+results(sweep)
+if len(sweeps) > 1:
+    st.caption("Earlier comparisons: " + ", ".join(sweeps[:10]))

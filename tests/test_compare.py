@@ -1,0 +1,109 @@
+"""Freeze-strategy comparisons on a tiny model: one split for all, independent runs, a self-contained report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from tlcore.compare import launch_sweep, report_html, resume_sweep, sweep_configs, sweep_rows, verdict, write_report
+from tlcore.errors import TransferLabError
+from tlcore.runs import CANCELLED, FINISHED, RUNNING, SUCCEEDED, RunStore
+from train_fixtures import make_colour_classes, tiny_config
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_colour_classes(tmp_path_factory.mktemp("data") / "colours")
+
+
+def wait_all_finished(store: RunStore, sweep: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while any(r.status not in FINISHED for r in store.list(sweep=sweep)):
+        assert time.monotonic() < deadline, "comparison did not finish"
+        time.sleep(0.2)
+
+
+def test_configs_differ_only_in_what_is_frozen(colours: Path) -> None:
+    configs = sweep_configs(tiny_config(colours), ["feature_extraction", "gradual", "full_discriminative"])
+    manifests = {c.data.manifest for c in configs}
+    assert len(manifests) == 1 and Path(manifests.pop()).is_file()
+    stripped = [{k: v for k, v in json.loads(c.to_json()).items() if k not in ("name", "freeze")} for c in configs]
+    assert stripped[0] == stripped[1] == stripped[2]
+    assert [c.freeze["strategy"] for c in configs] == ["feature_extraction", "gradual", "full"]
+    with pytest.raises(TransferLabError, match="unknown strategy name"):
+        sweep_configs(tiny_config(colours), ["melt_everything"])
+
+
+def test_a_sweep_runs_every_strategy_on_the_same_split(colours: Path, tl_home: Path, tmp_path: Path) -> None:
+    store = RunStore()
+    strategies = ["feature_extraction", "freeze_first_half", "gradual", "full_discriminative", "full"]
+    sweep = launch_sweep(tiny_config(colours, epochs=2), strategies, store)
+    wait_all_finished(store, sweep)
+    runs = store.list(sweep=sweep)
+    assert sorted(r.name for r in runs) == sorted(strategies)
+    assert all(r.status == SUCCEEDED for r in runs), [r.error for r in runs]
+    split_ids = {json.loads((Path(r.run_dir) / "split.json").read_text())["id"] for r in runs}
+    assert len(split_ids) == 1
+    rows = sweep_rows(store, sweep)
+    assert all(r.test_accuracy is not None and r.trainable_params for r in rows)
+    head_only = next(r for r in rows if r.strategy == "feature_extraction")
+    full = next(r for r in rows if r.strategy == "full")
+    assert head_only.trainable_params < full.trainable_params
+    text = verdict(rows)
+    assert "won with" in text and "span" in text
+    html_path, csv_path = write_report(store, sweep, tmp_path / "report")
+    page = html_path.read_text()
+    assert all(s in page for s in strategies) and "Verdict:" in page
+    assert page.count("Plotly.newPlot") == 3  # three charts
+    assert not re.search(r'<script[^>]+src="http', page)  # self-contained: plotly.js inline, nothing fetched
+    assert len(csv_path.read_text().strip().splitlines()) == 1 + len(strategies)
+
+
+def test_cancelling_one_run_leaves_the_others_and_it_resumes(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    sweep = launch_sweep(tiny_config(colours, epochs=40), ["feature_extraction", "full", "gradual"], store)
+    first = sorted(store.list(sweep=sweep), key=lambda r: r.created)[0]
+    deadline = time.monotonic() + 120
+    while not (store.get(first.id).status == RUNNING and store.get(first.id).epochs_done >= 1):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    store.request_cancel(first.id)
+    wait_all_finished(store, sweep)
+    statuses = {r.name: r.status for r in store.list(sweep=sweep)}
+    assert statuses == {"feature_extraction": CANCELLED, "full": SUCCEEDED, "gradual": SUCCEEDED}
+    assert "not finished yet" in verdict(sweep_rows(store, sweep))
+    assert resume_sweep(store, sweep) == [first.id]
+    wait_all_finished(store, sweep)
+    assert store.get(first.id).status == SUCCEEDED
+    assert len(store.metrics(first.id)) == 40
+
+
+def test_report_of_an_unfinished_comparison_still_holds_every_run(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    sweep = launch_sweep(tiny_config(colours), ["feature_extraction", "full"], store, start=False)
+    rows = sweep_rows(store, sweep)
+    page = report_html(rows, "t")
+    assert "feature_extraction" in page and "full" in page and "No strategy has finished yet." in page
+
+
+def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "base.json"
+    config.write_text(tiny_config(colours, epochs=2).to_json())
+    env = {**os.environ, "TRANSFERLAB_HOME": str(tl_home)}
+    result = subprocess.run([sys.executable, "-m", "tlcore", "compare", str(config), "--strategies",
+                             "feature_extraction,full", "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "verdict:" in result.stdout and "feature_extraction" in result.stdout
+    assert list((tmp_path / "out").glob("cmp-*.html")) and list((tmp_path / "out").glob("cmp-*.csv"))
+    bad = subprocess.run([sys.executable, "-m", "tlcore", "compare", str(config), "--strategies", "nope"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "unknown strategy name(s): nope" in bad.stderr
