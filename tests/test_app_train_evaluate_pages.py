@@ -30,7 +30,7 @@ def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
         time.sleep(1)
     run = store.get(run_id)
     assert run.status == "succeeded", run.error
-    assert run.config["model"]["name"] == "efficientnet_lite0" and run.config["freeze"]["strategy"] == "feature_extraction"
+    assert run.config["model"]["name"] == "tf_efficientnet_lite0" and run.config["freeze"]["strategy"] == "feature_extraction"
     app.run()
     assert not app.exception
     assert any("Finished" in s.value for s in app.success)
@@ -57,3 +57,32 @@ def test_a_refresh_finds_the_run_again(tl_home, tmp_path) -> None:
     assert f"Run {run.id}" in app.subheader[0].value
     app.button(key="train.cancel").click().run()
     assert RunStore().get(run.id).status == "cancelled"
+
+
+def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
+    from tlcore.data import scan
+    from train_fixtures import make_colour_classes
+
+    app = page("7_compare.py")
+    app.session_state["data.report"] = scan(make_colour_classes(tmp_path / "colours"))
+    app.session_state["model.name"] = "test_efficientnet"
+    app.session_state["model.random_init"] = True
+    app.session_state["train.epochs"] = 1
+    app.session_state["train.batch_size"] = 8
+    app.run()
+    assert not app.exception and "No comparison yet" in app.info[0].value
+    app.multiselect(key="compare.strategies").set_value(["feature_extraction", "full"]).run()
+    app.button(key="compare.start").click().run()
+    assert not app.exception
+    sweep = app.session_state["compare.sweep"]
+    store = RunStore()
+    deadline = time.monotonic() + 240
+    while any(r.status in ("queued", "running") for r in store.list(sweep=sweep)):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    app.run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert sorted(table["strategy"]) == ["feature_extraction", "full"] and set(table["status"]) == {"succeeded"}
+    assert any("won with" in i.value for i in app.info)
+    assert len(app.get("download_button")) >= 2

@@ -177,7 +177,7 @@ def tlcore(*args: str, home: Path) -> subprocess.CompletedProcess:
 def test_cli_models_and_freeze(tl_home: Path, tmp_path: Path) -> None:
     listing = tlcore("models", "list", home=tl_home)
     assert listing.returncode == 0 and "efficientnet_lite0" in listing.stdout and "vgg16" in listing.stdout
-    show = tlcore("models", "show", "efficientnet_lite0", home=tl_home)
+    show = tlcore("models", "show", "tf_efficientnet_lite0", home=tl_home)
     assert show.returncode == 0, show.stderr
     assert "layer groups, stem to head (9)" in show.stdout and "blocks.3" in show.stdout
     plan = tlcore("freeze", "show", "resnet18", "--random-init", "--strategy", "gradual", "--epochs", "3", home=tl_home)

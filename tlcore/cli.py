@@ -349,7 +349,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="a timm model name, e.g. resnet50 or efficientnet_lite0")
+    parser.add_argument("name", help="a timm model name, e.g. resnet50 or tf_efficientnet_lite0")
     parser.add_argument("--weights", help="a .safetensors or .pth weights file for this model")
     parser.add_argument("--random-init", action="store_true", help="no pretrained weights (much worse; say so)")
     parser.add_argument("--download", action="store_true", help="allow downloading weights from the Hugging Face hub")
@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     aug_preview.add_argument("--preset", default="light", help="none, light, medium, heavy, photos, aerial, documents, "
                              "microscopy (default light)")
     aug_preview.add_argument("--spec", help="a JSON augmentation spec instead of a preset")
-    aug_preview.add_argument("--model", default="efficientnet_lite0", help="whose input size and crop to use")
+    aug_preview.add_argument("--model", default="tf_efficientnet_lite0", help="whose input size and crop to use")
     aug_preview.add_argument("--n", type=int, default=8)
     aug_preview.add_argument("--seed", type=int, default=0, help="same seed, same pictures")
     aug_preview.add_argument("--columns", type=int, default=4)

@@ -31,7 +31,10 @@ __all__ = [
     "count_parameters",
 ]
 
-DEFAULT_MODEL = "efficientnet_lite0"
+# The packaged ImageNet weights were ported from TensorFlow: they belong to timm's TF-compatible variant
+# (SAME padding, BatchNorm eps 1e-3). Same tensor shapes as efficientnet_lite0, but on the hymenoptera
+# photos ImageNet top-1 is 0.850 in this variant against 0.797 in the PyTorch-padded one.
+DEFAULT_MODEL = "tf_efficientnet_lite0"
 # The seeds of transfer-learning practice first, then modern small models; the offline default last.
 RECOMMENDED = (
     "vgg16",
