@@ -85,9 +85,10 @@ def live(run_id: str) -> None:
         figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
         for column, (row, col), colour in (("train_loss", (1, 1), "#e76f51"), ("val_loss", (1, 1), "#2a9d8f"),
                                            ("train_acc", (1, 2), "#e76f51"), ("val_acc", (1, 2), "#2a9d8f")):
-            figure.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], name=column, line_color=colour,
-                                        showlegend=col == 1), row=row, col=col)
+            figure.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], name=column.split("_")[0],
+                                        line_color=colour, showlegend=col == 1), row=row, col=col)
         figure.update_layout(height=320, margin=dict(t=40))
+        figure.update_xaxes(dtick=1, title_text="epoch")
         st.plotly_chart(figure, key=f"train.curves.{run.id}.{len(metrics)}")
         last = metrics[-1]
         st.caption(f"{last['images_per_s']:.0f} images/s, peak memory {last['peak_memory_mb']:.0f} MB, "

@@ -68,7 +68,7 @@ def test_model_and_augment_pages(page) -> None:
 def test_clicking_a_block_sets_the_freeze_boundary(page) -> None:
     go(page, "4 · Freeze")
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
-                           ".some(e => e.innerText === '2,562')")  # head only by default
+                           ".some(e => e.innerText === '5,124')")  # head only by default: 1280 x 4 classes + 4
     bars = page.locator("g.point path")
     bars.first.wait_for()
     assert bars.count() == 9  # EfficientNet-Lite0's groups, stem to head
@@ -77,19 +77,19 @@ def test_clicking_a_block_sets_the_freeze_boundary(page) -> None:
     # Plotly's drag layer sits on top of the bars: click where the bar is, with the mouse.
     top = max(bar["y"], plot["y"]) + 15
     page.mouse.click(bar["x"] + bar["width"] / 2, min(top, plot["y"] + plot["height"] - 5))
-    trainable = 198_480 + 446_784 + 1_652_640 + 1_017_600 + 2_562
+    trainable = 198_480 + 446_784 + 1_652_640 + 1_017_600 + 5_124
     page.wait_for_function(f"() => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
                            f".some(e => e.innerText === '{trainable:,}')")
     page.screenshot(path=OUTPUT / "4_freeze.png", full_page=True)
     # Back to the default strategy for the training run below.
     page.get_by_text("feature extraction", exact=True).click()
     page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
-                           ".some(e => e.innerText === '2,562')")
+                           ".some(e => e.innerText === '5,124')")
 
 
 def test_train_a_short_run_and_see_it_evaluated(page) -> None:
     go(page, "5 · Train")
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_role("spinbutton", name="Epochs")
     epochs.fill("2")
     epochs.press("Enter")
     page.wait_for_timeout(1000)
