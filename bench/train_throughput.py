@@ -5,7 +5,8 @@
 Both loops get identical pre-made batches (no data loading), so the table isolates
 the step: the project's (optimizer groups per layer group with lr scales, decay split,
 gradient clipping, LR schedule, bf16 autocast and channels_last on CUDA) against the
-textbook `loss.backward(); optimizer.step()`. Rows for head-only and full fine-tuning;
+textbook `loss.backward(); optimizer.step()`, in the same memory format (channels_last on CPU and
+CUDA) and precision. Rows for head-only and full fine-tuning;
 on CPU always, on CUDA too where a GPU is present.
 """
 
@@ -72,7 +73,7 @@ def plain(spec: ModelSpec, strategy: str, device: str, data) -> float:
     runtime = select_runtime(device, "auto", 0)
     model = build_model(spec, 4, input_size=tuple(data[0][0].shape[1:])).model.to(runtime.device)
     cuda = runtime.device.type == "cuda"
-    if cuda:
+    if runtime.channels_last:  # same memory format as the project, so the ratio is the step's own overhead
         model.to(memory_format=torch.channels_last)
     head = model.get_classifier()
     if strategy == "feature_extraction":
@@ -88,7 +89,7 @@ def plain(spec: ModelSpec, strategy: str, device: str, data) -> float:
     criterion = nn.CrossEntropyLoss()
 
     def step(x, y):
-        if cuda:
+        if runtime.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(runtime.device.type, dtype=torch.bfloat16, enabled=cuda):
             loss = criterion(model(x).float(), y)

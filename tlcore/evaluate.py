@@ -98,6 +98,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BES
     built = build_model(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
     load_model(built.model, str(run_dir / checkpoint))
     model = built.model.to(runtime.device).eval()
+    if runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
     p = built.preprocessing
     loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
                         batch_size=config.batch_size, num_workers=runtime.num_workers)
@@ -105,7 +107,10 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BES
     with torch.inference_mode(), torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype or torch.float32,
                                                 enabled=runtime.autocast_dtype is not None):
         for x, _ in loader:
-            outputs.append(model(x.to(runtime.device)).float().softmax(1).cpu())
+            x = x.to(runtime.device)
+            if runtime.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            outputs.append(model(x).float().softmax(1).cpu())
     probabilities = torch.cat(outputs).numpy()
     labels = np.array([y for _, y in items])
     paths = [str(path) for path, _ in items]

