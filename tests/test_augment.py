@@ -98,7 +98,7 @@ def test_every_preset_runs_on_odd_inputs(name: str) -> None:
     ({"transforms": [{"p": 0.5}]}, "has no '__class_fullname__'"),
     ({"transforms": [{"__class_fullname__": "Crop", "x_max": 500, "y_max": 500, "p": 1.0}]}, "fails on a test image"),
     ({"preset": "underwater"}, "unknown augmentation preset 'underwater'"),
-    ({"transforms": [], "colour": 1}, "unknown augmentation setting"),
+    ({"transforms": [], "colour": 1}, "unknown setting(s) in 'augment'"),
 ])
 def test_invalid_specs_give_one_clear_error(spec: dict, message: str) -> None:
     with pytest.raises(AugmentError) as info:

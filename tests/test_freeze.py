@@ -145,7 +145,7 @@ def test_summary_counts_trainable_share() -> None:
     (lambda: FreezePlan("x", stages=(Stage(1, -1),)), "must start with a stage at epoch 0"),
     (lambda: FreezePlan("x", lr_spread=0.5), "below 1"),
     (lambda: FreezePlan("x", stages=(Stage(0, -9),)).trainable_mask(0, 6), "model has 6 groups"),
-    (lambda: FreezePlan.from_dict({"strategy": "x", "colour": "red"}), "unknown freeze plan field"),
+    (lambda: FreezePlan.from_dict({"strategy": "x", "colour": "red"}), "unknown setting\\(s\\) in the freeze plan"),
 ])
 def test_invalid_plans_say_what_is_wrong(build, message: str) -> None:
     with pytest.raises(TransferLabError, match=message):

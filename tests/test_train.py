@@ -125,7 +125,7 @@ def test_lr_finder_suggests_a_rate_inside_the_range(colours: Path) -> None:
     ({"schedule": {"name": "cosine", "warmup_epochs": 10}}, "invalid schedule.warmup_epochs"),
     ({"device": "tpu"}, "invalid device"),
     ({"freeze": {"strategy": "melt"}}, "invalid freeze.strategy"),
-    ({"colour": "red"}, "unknown setting(s): colour"),
+    ({"colour": "red"}, "unknown setting(s) in the run config: colour"),
     ({"optimizer": {"speed": 1}}, "unknown setting(s) in 'optimizer': speed"),
 ])
 def test_bad_config_values_are_named(colours: Path, change: dict, message: str) -> None:

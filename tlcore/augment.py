@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
 
-from tlcore.errors import TransferLabError
+from tlcore.errors import TransferLabError, check_fields
 
 __all__ = [
     "PRESETS",
@@ -118,10 +118,7 @@ class AugmentSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "AugmentSpec":
-        unknown = set(data) - {"preset", "transforms"}
-        if unknown:
-            raise AugmentError(f"unknown augmentation setting(s): {', '.join(sorted(unknown))}",
-                               "allowed: preset, transforms")
+        check_fields(data, {"preset", "transforms"}, "'augment'", AugmentError)
         if "transforms" not in data and data.get("preset"):
             return preset(data["preset"])
         steps = data.get("transforms", [])

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from tlcore.augment import AugmentSpec, preset
-from tlcore.errors import TransferLabError
+from tlcore.errors import TransferLabError, check_fields
 from tlcore.freeze import STRATEGIES, FreezePlan, make_plan
 from tlcore.models import ModelSpec
 
@@ -37,12 +37,7 @@ class ConfigError(TransferLabError):
 
 
 def _from_dict(cls, data: dict, where: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"'{where}' must be an object", "see the example config in the README")
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown setting(s) in '{where}': {', '.join(unknown)}", f"allowed: {', '.join(sorted(names))}")
+    check_fields(data, {f.name for f in fields(cls)}, f"'{where}'", ConfigError)
     return cls(**data)
 
 
@@ -150,11 +145,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
+        check_fields(data, {f.name for f in fields(cls)}, "the run config", ConfigError)
         data = dict(data)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown setting(s): {', '.join(unknown)}", f"allowed: {', '.join(sorted(names))}")
         parts = {"data": DataConfig, "optimizer": OptimizerConfig, "schedule": ScheduleConfig,
                  "early_stopping": EarlyStoppingConfig}
         for key, part in parts.items():
@@ -186,10 +178,7 @@ def resolve_freeze_plan(freeze: dict, n_groups: int) -> FreezePlan:
     """A full plan (with `stages`) as it is, or a strategy shorthand made into a plan for this model."""
     if "stages" in freeze:
         return FreezePlan.from_dict(freeze)
+    check_fields(freeze, {"strategy", "k", "every", "head_epochs", "lr_spread", "train_bn"},
+                 "'freeze' (or give a full plan with stages)", ConfigError)
     options = {k: v for k, v in freeze.items() if k != "strategy"}
-    allowed = {"k", "every", "head_epochs", "lr_spread", "train_bn"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown setting(s) in 'freeze': {', '.join(unknown)}",
-                          f"allowed: strategy, {', '.join(sorted(allowed))}, or a full plan with stages")
     return make_plan(freeze["strategy"], n_groups, **options)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TransferLabError", "DatasetError"]
+__all__ = ["TransferLabError", "DatasetError", "check_fields"]
 
 
 class TransferLabError(Exception):
@@ -16,3 +16,12 @@ class TransferLabError(Exception):
 
 class DatasetError(TransferLabError):
     """The data set cannot be used as given (path, layout, classes, archive)."""
+
+
+def check_fields(data: dict, allowed, what: str, error: type[TransferLabError] = TransferLabError) -> None:
+    """Refuse settings nobody reads, naming them: a typo in a config must not be silently ignored."""
+    if not isinstance(data, dict):
+        raise error(f"{what} must be an object", "see the example config in the README")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise error(f"unknown setting(s) in {what}: {', '.join(unknown)}", f"allowed: {', '.join(sorted(allowed))}")

@@ -9,12 +9,12 @@ The optimizer holds every group from the start; a plan only flips `requires_grad
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import nn
 
-from tlcore.errors import TransferLabError
+from tlcore.errors import TransferLabError, check_fields
 from tlcore.models.groups import LayerGroup
 
 __all__ = [
@@ -104,11 +104,8 @@ class FreezePlan:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FreezePlan":
+        check_fields(data, {f.name for f in fields(cls)}, "the freeze plan", FreezePlanError)
         data = dict(data)
-        unknown = set(data) - {"strategy", "stages", "lr_spread", "lr_scales", "train_bn"}
-        if unknown:
-            raise FreezePlanError(f"unknown freeze plan field(s): {', '.join(sorted(unknown))}",
-                                  "allowed: strategy, stages, lr_spread, lr_scales, train_bn")
         data["stages"] = tuple(Stage(**s) for s in data.get("stages", [{"epoch": 0, "trainable_from": -1}]))
         if data.get("lr_scales") is not None:
             data["lr_scales"] = tuple(data["lr_scales"])

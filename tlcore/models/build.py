@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import timm
 import torch
 from torch import nn
 
-from tlcore.errors import TransferLabError
+from tlcore.errors import TransferLabError, check_fields
 from tlcore.models.catalog import DEFAULT_MODEL, resolve_name
 from tlcore.models.groups import LayerGroup, layer_groups
 from tlcore.models.head import HeadSpec, replace_head
@@ -32,11 +32,9 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
+        check_fields(data, {f.name for f in fields(cls)}, "'model'")
         data = dict(data)
-        unknown = set(data) - {"name", "weights", "allow_download", "head", "fine_groups"}
-        if unknown:
-            raise TransferLabError(f"unknown model setting(s): {', '.join(sorted(unknown))}",
-                                   "allowed: name, weights, allow_download, head, fine_groups")
+        check_fields(data.get("head", {}), {f.name for f in fields(HeadSpec)}, "'model.head'")
         data["head"] = HeadSpec(**data.get("head", {}))
         return cls(**data)
 
