@@ -19,7 +19,7 @@ elif kind == "Folder on this computer":
     source = st.text_input("Folder path", key="data.folder", placeholder="/home/me/photos").strip()
 else:
     upload = st.file_uploader("Zip of the data set", type=["zip"], key="data.upload", max_upload_size=MAX_UPLOAD_MB)
-    source = str(save_upload(upload.name, upload.getvalue())) if upload else ""
+    source = str(save_upload(upload.file_id, upload.name, upload.getvalue())) if upload else ""
 if not source:
     st.info("Choose a data set to continue.")
     st.stop()

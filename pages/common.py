@@ -178,12 +178,12 @@ def model_overview(spec_json: str, classes: int) -> ModelOverview:
                          built.preprocessing.to_dict(), built.groups)
 
 
-def save_upload(name: str, data: bytes) -> Path:
-    """Keep an uploaded zip in the data folder (by name), so a refresh does not lose it."""
+def save_upload(upload_id: str, name: str, data: bytes) -> Path:
+    """Keep an uploaded zip in the data folder, once per upload (every rerun hands the same bytes again)."""
     folder = data_home() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / Path(name).name
-    if not (path.is_file() and path.stat().st_size == len(data)):  # every rerun hands the bytes again
+    path = folder / f"{upload_id}-{Path(name).name}"
+    if not path.is_file():
         path.write_bytes(data)
     return path
 

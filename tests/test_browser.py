@@ -102,3 +102,27 @@ def test_train_a_short_run_and_see_it_evaluated(page) -> None:
     accuracy = float(metric_values(page)[0].rstrip("%")) / 100
     assert accuracy > 0.4  # 4 classes, chance 0.25
     page.screenshot(path=OUTPUT / "6_evaluate.png", full_page=True)
+
+
+def test_zip_upload_is_scanned_and_a_bad_zip_is_explained(page, tmp_path: Path) -> None:
+    import zipfile
+
+    from conftest import make_class_folders
+
+    folder = make_class_folders(tmp_path / "parts", {"ok": 25, "dent": 22})
+    good = tmp_path / "parts.zip"
+    with zipfile.ZipFile(good, "w") as archive:
+        for f in sorted(folder.rglob("*.jpg")):
+            archive.write(f, "parts/" + f.relative_to(folder).as_posix())
+        archive.writestr("__MACOSX/parts/ok/._img_000.jpg", b"resource fork")
+    go(page, "1 · Data")
+    page.get_by_text("Upload a zip", exact=True).click()
+    page.locator('input[type="file"]').set_input_files(str(good))
+    page.wait_for_function("() => { const v = [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+                           ".map(e => e.innerText); return v[0] === '2' && v[1] === '47'; }")
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("../../escape.jpg", b"x")
+    page.locator('input[type="file"]').set_input_files(str(evil))
+    page.get_by_text(re.compile("points outside the extraction folder")).wait_for()
+    page.screenshot(path=OUTPUT / "1_data_bad_zip.png", full_page=True)
