@@ -1,6 +1,7 @@
 """Step 6: the held-out test set's verdict on a finished run, its mistakes, and predictions on new pictures."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,11 @@ from pages.common import show_sidebar, state
 from tlcore.data import load_rgb
 from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
+from tlcore.augment import eval_pipeline, model_view
 from tlcore.evaluate import EVALUATION, Evaluation, evaluate_run
+from tlcore.explain import grad_cam, overlay
+from tlcore.export import export_run
+from tlcore.paths import data_home
 from tlcore.predict import Predictor
 from tlcore.runs import SUCCEEDED, RunStore
 
@@ -47,14 +52,32 @@ right.dataframe(pd.DataFrame([{"class": c.label, "precision": round(c.precision,
                                "F1": round(c.f1, 3), "test images": c.support} for c in evaluation.per_class]),
                 hide_index=True, key="evaluate.per_class")
 
+show_cam = st.checkbox("Show where the model looks (Grad-CAM)", key="evaluate.cam",
+                       help="Warm colours: the regions that pushed the model towards its answer.")
+try:
+    predictor = Predictor.from_run(run.run_dir)
+except TransferLabError as exc:
+    st.error(str(exc))
+    st.stop()
+
+
+def picture_for(image: np.ndarray) -> np.ndarray:
+    """The picture, or its Grad-CAM overlay at the model's input size."""
+    if not show_cam:
+        return image
+    heat, _ = grad_cam(predictor.model, predictor.groups(), predictor.preprocessing, image)
+    shown = model_view(eval_pipeline(predictor.preprocessing)(image=image)["image"], predictor.preprocessing)
+    return overlay(shown, heat)
+
+
 st.subheader("Worst mistakes")
 if not evaluation.worst:
     st.write("No test picture was misclassified.")
 columns = st.columns(4)
 for column, mistake in zip(columns * 3, evaluation.worst[:12]):
     try:
-        column.image(load_rgb(mistake["path"]), caption=f"{mistake['label']} taken for {mistake['predicted']} "
-                                                        f"({mistake['confidence']:.0%})")
+        column.image(picture_for(np.asarray(load_rgb(mistake["path"]))),
+                     caption=f"{mistake['label']} taken for {mistake['predicted']} ({mistake['confidence']:.0%})")
     except ImageReadError as exc:
         column.caption(f"{mistake['path']}: {exc}")
 
@@ -64,11 +87,28 @@ upload = st.file_uploader("A picture", type=["jpg", "jpeg", "png", "bmp", "webp"
 if upload is not None:
     try:
         image, _ = decode_image(upload.getvalue())
-        predictions = Predictor.from_run(run.run_dir).predict(np.asarray(image), topk=5)
+        predictions = predictor.predict(np.asarray(image), topk=5)
     except TransferLabError as exc:
         st.error(f"{upload.name}: {exc}")
         st.stop()
     left, right = st.columns([1, 2])
-    left.image(image, caption=upload.name)
+    left.image(picture_for(np.asarray(image)), caption=upload.name)
     right.dataframe(pd.DataFrame([{"class": c, "probability": f"{p:.1%}"} for c, p in predictions]), hide_index=True,
                     key="evaluate.predictions")
+
+st.subheader("Export")
+st.caption("safetensors weights, TorchScript and ONNX (each checked to give the same predictions), config and model card.")
+if st.button("Export this model", key="evaluate.export"):
+    try:
+        with st.spinner("Exporting and checking every format..."):
+            report = export_run(run.run_dir, data_home() / "exports" / run.id)
+        archive = shutil.make_archive(str(data_home() / "exports" / run.id), "zip", report.folder)
+        s["evaluate.export_zip"] = archive
+        st.success(f"Exported to {report.folder} (max logit difference "
+                   + ", ".join(f"{k} {v:.1e}" for k, v in report.max_abs_diff.items()) + ")")
+    except TransferLabError as exc:
+        st.error(str(exc))
+if s.get("evaluate.export_zip") and Path(s["evaluate.export_zip"]).exists():
+    st.download_button("Download the export (zip)", Path(s["evaluate.export_zip"]).read_bytes(),
+                       file_name=Path(s["evaluate.export_zip"]).name, key="evaluate.download_export")
+    st.code(f"python -m tlcore predict {Path(s['evaluate.export_zip']).with_suffix('')} picture.jpg", language="bash")

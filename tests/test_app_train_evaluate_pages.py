@@ -86,3 +86,20 @@ def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
     assert sorted(table["strategy"]) == ["feature_extraction", "full"] and set(table["status"]) == {"succeeded"}
     assert any("won with" in i.value for i in app.info)
     assert len(app.get("download_button")) >= 2
+
+
+def test_evaluate_page_shows_grad_cam_and_exports(tl_home, tmp_path) -> None:
+    from tlcore.worker import run_worker, submit
+    from train_fixtures import make_colour_classes, tiny_config
+
+    run = submit(tiny_config(make_colour_classes(tmp_path / "colours"), epochs=2), start=False)
+    run_worker()
+    app = page("6_evaluate.py")
+    app.run()
+    assert not app.exception
+    app.checkbox(key="evaluate.cam").check().run()
+    assert not app.exception
+    app.button(key="evaluate.export").click().run()
+    assert not app.exception, app.exception
+    assert "Exported to" in app.success[0].value
+    assert (tl_home / "exports" / run.id / "model.onnx").exists() and (tl_home / "exports" / f"{run.id}.zip").exists()

@@ -348,6 +348,70 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from tlcore.export import export_run
+    from tlcore.runs import RunStore
+
+    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(RunStore().get(args.run).run_dir)
+    report = export_run(run_dir, args.out)
+    print(f"exported to {report.folder}: {', '.join(report.files)}")
+    print("checked against the PyTorch model: " + ", ".join(f"{k} max logit difference {v:.1e}"
+                                                             for k, v in report.max_abs_diff.items()))
+    return 0
+
+
+def _image_files(target: Path) -> list[Path]:
+    from tlcore.data.layout import is_hidden
+
+    if target.is_file():
+        return [target]
+    if not target.is_dir():
+        raise TransferLabError(f"no such picture or folder: {target}", "check the path")
+    return sorted(p for p in target.rglob("*") if p.is_file() and not any(is_hidden(x) for x in p.relative_to(target).parts))
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from tlcore.data import load_rgb
+    from tlcore.data.images import ImageReadError
+    from tlcore.predict import Predictor
+
+    predictor = Predictor.resolve(args.model)
+    files = _image_files(Path(args.images))
+    rows = []
+    for path in files:
+        try:
+            image = np.asarray(load_rgb(path))
+        except ImageReadError as exc:
+            print(f"{path}: skipped ({exc.problem})")
+            rows.append([str(path), "", "", exc.problem])
+            continue
+        top = predictor.predict(image, topk=args.topk)
+        print(f"{path}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+        rows.append([str(path), top[0][0], f"{top[0][1]:.4f}", ""] + [f"{c}:{p:.4f}" for c, p in top])
+        if args.cam:
+            from tlcore.augment import eval_pipeline, model_view
+            from tlcore.explain import grad_cam, overlay
+
+            heat, _ = grad_cam(predictor.model, predictor.groups(), predictor.preprocessing, image)
+            picture = model_view(eval_pipeline(predictor.preprocessing)(image=image)["image"], predictor.preprocessing)
+            out = Path(args.cam) if len(files) == 1 else Path(args.cam) / f"{path.stem}_cam.png"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(overlay(picture, heat)).save(out)
+            print(f"  Grad-CAM for '{top[0][0]}': {out}")
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "predicted", "probability", "error"] + [f"top{i + 1}" for i in range(args.topk)])
+            writer.writerows(rows)
+        print(f"predictions written to {args.csv}")
+    return 0 if any(r[1] for r in rows) else EXIT_USER_ERROR
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="a timm model name, e.g. resnet50 or tf_efficientnet_lite0")
     parser.add_argument("--weights", help="a .safetensors or .pth weights file for this model")
@@ -439,6 +503,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--report", metavar="SWEEP_ID", help="print the table and write the report of a comparison")
     compare.add_argument("--out", type=Path, help="folder for the HTML report and CSV (default: data folder/reports)")
     compare.set_defaults(handler=_cmd_compare)
+
+    export = commands.add_parser("export", help="a finished run as safetensors, TorchScript, ONNX and a model card")
+    export.add_argument("run", help="a run id or run folder")
+    export.add_argument("out", type=Path, help="the export folder to write")
+    export.set_defaults(handler=_cmd_export)
+    predict = commands.add_parser("predict", help="top-k classes for pictures, with the run's own preprocessing")
+    predict.add_argument("model", help="a run id, a run folder, or an export folder")
+    predict.add_argument("images", help="a picture or a folder of pictures")
+    predict.add_argument("--topk", type=int, default=5)
+    predict.add_argument("--csv", help="write the predictions to this CSV file")
+    predict.add_argument("--cam", help="write a Grad-CAM overlay (a file for one picture, a folder for several)")
+    predict.set_defaults(handler=_cmd_predict)
 
     freeze = commands.add_parser("freeze", help="freeze plans").add_subparsers(dest="freeze_command", required=True)
     fshow = freeze.add_parser("show", help="which groups train when, with their learning-rate scales")

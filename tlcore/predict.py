@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +36,27 @@ class Predictor:
         built = build_model(replace(config.model, weights="random"), len(classes), input_size=config.input_size)
         load_model(built.model, str(run_dir / checkpoint))
         return cls(built.model.eval(), classes, built.preprocessing)
+
+    @classmethod
+    def resolve(cls, target: str | Path) -> "Predictor":
+        """An export folder, a run folder, or a run id from the run store."""
+        from tlcore.export import EXPORT_MARK, load_export
+
+        path = Path(target).expanduser()
+        if path.is_dir() and (path / "config.json").exists():
+            try:
+                is_export = json.loads((path / "config.json").read_text()).get("format") == EXPORT_MARK
+            except json.JSONDecodeError:
+                is_export = False
+            return load_export(path) if is_export else cls.from_run(path)
+        from tlcore.runs import RunStore
+
+        return cls.from_run(RunStore().get(str(target)).run_dir)
+
+    def groups(self):
+        from tlcore.models import layer_groups
+
+        return layer_groups(self.model, input_size=self.preprocessing.input_size)
 
     def predict(self, image: np.ndarray, topk: int = 5) -> list[tuple[str, float]]:
         """Top-k (class, probability) for one uint8 RGB picture."""

@@ -1,0 +1,102 @@
+"""Export, prediction and Grad-CAM: same predictions from every format, tampering refused, heat maps that vary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT
+from tlcore.data import load_rgb
+from tlcore.errors import TransferLabError
+from tlcore.evaluate import evaluate_run
+from tlcore.explain import grad_cam
+from tlcore.export import TOLERANCE, export_run, load_export
+from tlcore.models import ModelSpec, build_model
+from tlcore.predict import Predictor
+from tlcore.train import train
+from train_fixtures import make_colour_classes, tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("export")
+    data = make_colour_classes(root / "colours")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRANSFERLAB_HOME", str(root / "home"))
+        train(tiny_config(data, epochs=2), root / "run")
+        evaluate_run(root / "run")
+    return root / "run", data
+
+
+def test_export_round_trip_gives_the_same_predictions(trained, tmp_path: Path) -> None:
+    run_dir, data = trained
+    report = export_run(run_dir, tmp_path / "export")
+    assert {"model.safetensors", "model.torchscript.pt", "model.onnx", "MODEL_CARD.md"} <= set(report.files)
+    assert all(diff <= TOLERANCE for diff in report.max_abs_diff.values()) and set(report.max_abs_diff) == {
+        "torchscript", "onnx"}
+    exported, original = load_export(tmp_path / "export"), Predictor.from_run(run_dir)
+    for picture in sorted(data.rglob("*.png"))[::8]:
+        image = np.asarray(load_rgb(picture))
+        a, b = exported.predict(image, topk=3), original.predict(image, topk=3)
+        assert [c for c, _ in a] == [c for c, _ in b] and np.allclose([p for _, p in a], [p for _, p in b], atol=1e-6)
+    card = (tmp_path / "export" / "MODEL_CARD.md").read_text()
+    assert "Held-out test set" in card and "red" in card
+    meta = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert meta["classes"] == ["blue", "green", "red"] and meta["onnx_opset"] == 17
+
+
+def test_tampered_or_mismatched_exports_are_refused(trained, tmp_path: Path) -> None:
+    run_dir, _ = trained
+    export_run(run_dir, tmp_path / "e", formats=())
+    weights = tmp_path / "e" / "model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-10] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.raises(TransferLabError, match="checksum mismatch"):
+        load_export(tmp_path / "e")
+    export_run(run_dir, tmp_path / "m", formats=())
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta["classes"] = meta["classes"] + ["purple"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(TransferLabError, match="does not fit"):
+        load_export(tmp_path / "m")
+    with pytest.raises(TransferLabError, match="not a Transfer Lab export"):
+        load_export(tmp_path)
+
+
+def test_predict_cli_on_a_folder_writes_csv_and_cam(trained, tmp_path: Path) -> None:
+    run_dir, data = trained
+    pictures = tmp_path / "new"
+    pictures.mkdir()
+    for src in sorted(data.rglob("*.png"))[:5]:
+        (pictures / src.name).write_bytes(src.read_bytes())
+    (pictures / "broken.jpg").write_text("not a picture")
+    out = tmp_path / "predictions.csv"
+    env = {**os.environ}
+    result = subprocess.run([sys.executable, "-m", "tlcore", "predict", str(run_dir), str(pictures), "--topk", "2",
+                             "--csv", str(out), "--cam", str(tmp_path / "cams")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6
+    assert {r["predicted"] for r in rows if r["error"] == ""} <= {"red", "green", "blue"}
+    assert [r["path"] for r in rows if r["error"]] == [str(pictures / "broken.jpg")]
+    assert len(list((tmp_path / "cams").glob("*_cam.png"))) == 5
+
+
+@pytest.mark.parametrize(("arch", "size"), [("test_efficientnet", (3, 48, 48)), ("vit_tiny_patch16_224", (3, 64, 64))])
+def test_grad_cam_gives_an_image_sized_map_that_varies(arch: str, size: tuple[int, int, int]) -> None:
+    torch.manual_seed(0)
+    built = build_model(ModelSpec(name=arch, weights="random"), 3, input_size=size)
+    image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    heat, explained = grad_cam(built.model, built.groups, built.preprocessing, image)
+    assert heat.shape == size[1:] and 0 <= explained < 3
+    assert heat.min() >= 0 and heat.max() <= 1 and heat.std() > 0.01
