@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_run ON events(run_id, id);
+CREATE TABLE IF NOT EXISTS workers (
+    pid INTEGER PRIMARY KEY,
+    started REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS artifacts (
     run_id TEXT NOT NULL REFERENCES runs(id),
     kind TEXT NOT NULL,
@@ -220,6 +224,36 @@ class RunStore:
                     self.add_event(run.id, "error", message)
                     reaped.append(run.id)
         return reaped
+
+    # -- the worker registry: one live training process per machine ---------------------------------
+    def _forget_dead_workers(self, db: sqlite3.Connection) -> None:
+        for row in db.execute("SELECT pid FROM workers").fetchall():
+            if not _pid_alive(row["pid"]):
+                db.execute("DELETE FROM workers WHERE pid=?", (row["pid"],))
+
+    def register_worker(self, pid: int) -> bool:
+        """True if this process is now the worker; False if a live one already is."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            self._forget_dead_workers(db)
+            if db.execute("SELECT COUNT(*) FROM workers").fetchone()[0]:
+                db.execute("COMMIT")
+                return False
+            db.execute("INSERT INTO workers (pid, started) VALUES (?, ?)", (pid, time.time()))
+            db.execute("COMMIT")
+        return True
+
+    def unregister_worker(self, pid: int) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM workers WHERE pid=?", (pid,))
+
+    def live_worker(self) -> int | None:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            self._forget_dead_workers(db)
+            row = db.execute("SELECT pid FROM workers").fetchone()
+            db.execute("COMMIT")
+        return row["pid"] if row else None
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, run_id: str) -> Run:

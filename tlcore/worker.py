@@ -2,19 +2,18 @@
 
 The Streamlit server never trains: it submits a run and starts this worker when none
 is running (`python -m tlcore worker`, in its own session so a closed browser tab or
-a restarted server does not stop it). A file lock keeps one worker per machine, so
-runs queue instead of fighting over the GPU (or the CPU).
+a restarted server does not stop it). One worker per data folder, so
+runs queue instead of fighting over the GPU (or the CPU): a worker registers in the run
+store and a second one stands down while the first is alive.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
 import threading
 import traceback
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.evaluate import EVALUATION, PREDICTIONS, evaluate_run
 from tlcore.paths import data_home
-from tlcore.runs import CANCELLED, FAILED, SUCCEEDED, Run, RunStore
+from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.train import BEST, LAST, Cancelled, Event, train
 
 __all__ = ["execute", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]
@@ -34,32 +33,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _children: list[subprocess.Popen] = []  # kept so finished workers are reaped, not left as zombies
 
 
-def _lock_path() -> Path:
-    return data_home() / "worker.lock"
-
-
-@contextmanager
-def _worker_lock(blocking: bool = False):
-    fh = _lock_path().open("a")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        fh.close()
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        fh.close()
-
-
-def worker_running() -> bool:
-    for child in list(_children):
+def worker_running(store: RunStore | None = None) -> bool:
+    for child in list(_children):  # reap finished workers this process started
         if child.poll() is not None:
             _children.remove(child)
-    with _worker_lock() as free:
-        return not free
+    return (store or RunStore()).live_worker() is not None
 
 
 def execute(store: RunStore, run: Run, *, on_event=None) -> str:
@@ -107,22 +85,30 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
 
 
 def run_worker(store: RunStore | None = None) -> int:
-    """Drain the queue; exits when it is empty. Returns the number of runs executed (0 if another worker holds the lock)."""
+    """Drain the queue; exits when it is empty. Returns the number of runs executed (0 if another worker is live).
+
+    The worker registers in the run store (a dead one is forgotten by its pid); after
+    deregistering it looks at the queue once more, so a run queued while it was
+    finishing is never left waiting for a worker that has gone.
+    """
     store = store or RunStore()
-    with _worker_lock() as mine:
-        if not mine:
-            return 0
-        store.reap_dead()
-        done = 0
-        while (run := store.claim_next(os.getpid())) is not None:
-            execute(store, run)
-            done += 1
-        return done
+    pid, done = os.getpid(), 0
+    while store.register_worker(pid):
+        try:
+            store.reap_dead()
+            while (run := store.claim_next(pid)) is not None:
+                execute(store, run)
+                done += 1
+        finally:
+            store.unregister_worker(pid)
+        if not store.list(status=QUEUED):
+            break
+    return done
 
 
-def ensure_worker() -> bool:
+def ensure_worker(store: RunStore | None = None) -> bool:
     """Start a background worker unless one is running; True if one was started."""
-    if worker_running():
+    if worker_running(store):
         return False
     log = (data_home() / "worker.log").open("a")
     child = subprocess.Popen([sys.executable, "-m", "tlcore", "worker"], cwd=PROJECT_ROOT, stdout=log, stderr=log,
