@@ -338,7 +338,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if args.background:
             print(f"follow it on the Compare page, or later: python -m tlcore compare --report {sweep}")
             return 0
-        run_worker(store)  # trains them here, one after the other (or waits for the worker that holds the lock)
+        run_worker(store)  # trains them here, one after the other (or waits for the live background worker)
         while any(r.status not in FINISHED for r in store.list(sweep=sweep)):
             time.sleep(2)
     rows = sweep_rows(store, sweep)
