@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -88,16 +87,20 @@ def test_a_killed_worker_is_detected_and_the_run_resumes(colours: Path, tl_home:
     assert resumed and int(resumed[0].split()[3]) >= epochs_before
 
 
-def _writer(path: str, run_id: str, n: int) -> None:
-    store = RunStore(path)
-    for i in range(n):
-        store.add_event(run_id, "epoch", f"epoch {i}", {"epoch": i, "val_acc": i / n})
+_WRITER = """
+import sys
+from tlcore.runs import RunStore
+store, run_id, n = RunStore(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for i in range(n):
+    store.add_event(run_id, "epoch", f"epoch {i}", {"epoch": i, "val_acc": i / n})
+"""
 
 
 def test_store_survives_concurrent_readers(colours: Path, tl_home: Path) -> None:
     store = RunStore()
     run = store.create(tiny_config(colours))
-    writer = multiprocessing.get_context("spawn").Process(target=_writer, args=(str(store.path), run.id, 300))
+    # A separate process writes (as the worker does) while threads here read (as pages do).
+    writer_args = [sys.executable, "-c", _WRITER, str(store.path), run.id, "300"]
     errors: list[BaseException] = []
     stop = threading.Event()
 
@@ -115,12 +118,11 @@ def test_store_survives_concurrent_readers(colours: Path, tl_home: Path) -> None
     readers = [threading.Thread(target=read) for _ in range(4)]
     for t in readers:
         t.start()
-    writer.start()
-    writer.join(timeout=120)
+    writer = subprocess.run(writer_args, cwd=ROOT, capture_output=True, text=True, timeout=120)
     stop.set()
     for t in readers:
         t.join()
-    assert writer.exitcode == 0 and errors == []
+    assert writer.returncode == 0 and errors == [], writer.stderr
     assert len(store.metrics(run.id)) == 300 and store.get(run.id).epochs_done == 300
 
 
