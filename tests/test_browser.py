@@ -104,6 +104,21 @@ def test_train_a_short_run_and_see_it_evaluated(page) -> None:
     page.screenshot(path=OUTPUT / "6_evaluate.png", full_page=True)
 
 
+def test_compare_page_runs_all_strategies(page) -> None:
+    go(page, "5 · Train")
+    epochs = page.get_by_role("spinbutton", name="Epochs")
+    epochs.fill("1")
+    epochs.press("Tab")  # leaving the field commits the value
+    page.wait_for_function("() => document.querySelector('input[aria-label=\"Epochs\"]').value === '1'")
+    page.wait_for_timeout(1500)
+    go(page, "7 · Compare")
+    page.get_by_text('"epochs": 1,').first.wait_for(state="attached")  # the sidebar's run config
+    page.get_by_role("button", name="Run the comparison").click()
+    page.get_by_text("5 of 5 strategies finished").wait_for(timeout=420_000)
+    page.get_by_text(re.compile("won with")).first.wait_for()
+    page.screenshot(path=OUTPUT / "7_compare.png", full_page=True)
+
+
 def test_zip_upload_is_scanned_and_a_bad_zip_is_explained(page, tmp_path: Path) -> None:
     import zipfile
 
