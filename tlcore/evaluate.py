@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_model
 from torch.utils.data import DataLoader
 
 from tlcore.augment import eval_pipeline, resize_target
-from tlcore.config import RunConfig
-from tlcore.data import SplitManifest
 from tlcore.errors import TransferLabError
 from tlcore.loader import ImageListDataset
-from tlcore.models import build_model
+from tlcore.predict import load_trained
 from tlcore.runtime import select_runtime
 from tlcore.train import BEST
 
@@ -85,18 +82,12 @@ def metrics_from_predictions(labels: np.ndarray, probabilities: np.ndarray, clas
 def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BEST) -> Evaluation:
     """Score the run's best checkpoint on its own split manifest; writes evaluation.json and predictions.csv."""
     run_dir = Path(run_dir)
-    if not (run_dir / checkpoint).exists():
-        raise TransferLabError(f"run folder {run_dir} has no {checkpoint}", "the run has not finished an epoch yet")
-    config = RunConfig.load(run_dir / "config.json")
-    manifest = SplitManifest.load(run_dir / "split.json")
+    config, manifest, built = load_trained(run_dir, checkpoint)
     items = manifest.files(split)
     if not items:
         raise TransferLabError(f"the split has no {split} images", "make a split with a test share above 0")
     runtime = select_runtime(config.device if config.device != "cuda" or torch.cuda.is_available() else "auto",
                              config.precision, config.num_workers)
-    # The checkpoint holds every weight: the pretrained ones need not be found again.
-    built = build_model(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
-    load_model(built.model, str(run_dir / checkpoint))
     model = built.model.to(runtime.device).eval()
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -22,6 +22,7 @@ from tlcore.config import RunConfig
 from tlcore.data import SplitManifest, load_rgb
 from tlcore.errors import TransferLabError
 from tlcore.models import ModelSpec, Preprocessing, build_model
+from tlcore.predict import load_trained
 from tlcore.train import BEST
 
 __all__ = ["EXPORT_MARK", "ExportReport", "export_run", "load_export", "TOLERANCE", "ONNX_OPSET"]
@@ -51,12 +52,7 @@ def _check_inputs(run_dir: Path, manifest: SplitManifest, preprocessing: Preproc
 def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = BEST,
                formats: tuple[str, ...] = ("torchscript", "onnx")) -> ExportReport:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if not (run_dir / checkpoint).exists():
-        raise TransferLabError(f"{run_dir} has no {checkpoint}", "export a run that finished at least one epoch")
-    config = RunConfig.load(run_dir / "config.json")
-    manifest = SplitManifest.load(run_dir / "split.json")
-    built = build_model(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
-    load_model(built.model, str(run_dir / checkpoint))
+    config, manifest, built = load_trained(run_dir, checkpoint)
     model = built.model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     x = _check_inputs(run_dir, manifest, built.preprocessing)
@@ -105,8 +101,9 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
         f"- Classes ({len(manifest.classes)}): {', '.join(manifest.classes)}",
         f"- Data: `{config.data.source}`, split {manifest.id} (seed {manifest.seed}): "
         + ", ".join(f"{s} {sum(counts[s].values())}" for s in ("train", "val", "test")),
-        f"- Model: {built.arch}, starting weights: {built.weights.description if built.weights.pretrained else 'random'}"
-        f" (from the run: {config.model.weights})",
+        f"- Model: {built.arch}, fine-tuned from "
+        + ("random initialisation (no pretrained weights)" if config.model.weights == "random"
+           else f"pretrained ImageNet weights (weights setting: {config.model.weights})"),
         f"- Freeze strategy: {json.dumps(config.freeze)}; {config.epochs} epochs, {config.optimizer.name} lr "
         f"{config.optimizer.lr}, augmentation {config.augment.preset or 'custom'}",
         f"- Input: {built.preprocessing.input_size[1]}x{built.preprocessing.input_size[2]}, "

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-import torch
 from torch import nn
 
 from tlcore.errors import TransferLabError, check_fields

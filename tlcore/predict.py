@@ -14,10 +14,22 @@ from tlcore.augment import eval_pipeline
 from tlcore.config import RunConfig
 from tlcore.data import SplitManifest, load_rgb
 from tlcore.errors import TransferLabError
-from tlcore.models import Preprocessing, build_model
+from tlcore.models import BuiltModel, Preprocessing, build_model
 from tlcore.train import BEST
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "load_trained"]
+
+
+def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> tuple[RunConfig, SplitManifest, BuiltModel]:
+    """A run's config, split and model with its checkpoint loaded (the pretrained weights need not be found again)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / checkpoint).exists():
+        raise TransferLabError(f"run folder {run_dir} has no {checkpoint}", "choose a run that finished at least one epoch")
+    config = RunConfig.load(run_dir / "config.json")
+    manifest = SplitManifest.load(run_dir / "split.json")
+    built = build_model(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
+    load_model(built.model, str(run_dir / checkpoint))
+    return config, manifest, built
 
 
 @dataclass
@@ -28,14 +40,8 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = BEST) -> "Predictor":
-        run_dir = Path(run_dir)
-        if not (run_dir / checkpoint).exists():
-            raise TransferLabError(f"{run_dir} has no {checkpoint}", "choose a run that finished at least one epoch")
-        config = RunConfig.load(run_dir / "config.json")
-        classes = SplitManifest.load(run_dir / "split.json").classes
-        built = build_model(replace(config.model, weights="random"), len(classes), input_size=config.input_size)
-        load_model(built.model, str(run_dir / checkpoint))
-        return cls(built.model.eval(), classes, built.preprocessing)
+        _, manifest, built = load_trained(run_dir, checkpoint)
+        return cls(built.model.eval(), manifest.classes, built.preprocessing)
 
     @classmethod
     def resolve(cls, target: str | Path) -> "Predictor":
