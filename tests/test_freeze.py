@@ -150,3 +150,14 @@ def test_summary_counts_trainable_share() -> None:
 def test_invalid_plans_say_what_is_wrong(build, message: str) -> None:
     with pytest.raises(TransferLabError, match=message):
         build()
+
+
+def test_vit_tokens_and_position_embedding_get_no_weight_decay() -> None:
+    built = tiny("vit_tiny_patch16_224")
+    groups = optimizer_param_groups(built.model, built.groups, make_plan("full", len(built.groups)), 1e-3, 0.05)
+    names = {id(p): n for n, p in built.model.named_parameters()}
+    decayed = {names[id(p)] for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    skipped = {names[id(p)] for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert set(built.model.no_weight_decay()) & set(names.values()) <= skipped
+    assert {"cls_token", "pos_embed"} <= skipped
+    assert "blocks.0.attn.qkv.weight" in decayed  # matrices still decay

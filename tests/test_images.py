@@ -76,6 +76,19 @@ def test_sixteen_bit_png_is_scaled_not_clipped() -> None:
     assert abs(rgb[3, 3, 0] - 128) <= 1 and rgb[3, 3].tolist() == [rgb[3, 3, 0]] * 3
 
 
+@pytest.mark.parametrize("values, expected", [
+    ((0, 1), (0, 0)),  # a 16-bit 0/1 mask is black, not 0/255
+    ((200, 255), (1, 1)),  # 16-bit 200 and 255 are both nearly black: scaled by the type, not the peak
+    ((200, 256), (1, 1)),
+    ((0, 65535), (0, 255)),
+])
+def test_sixteen_bit_is_scaled_by_its_type_not_its_peak(values, expected) -> None:
+    pixels = np.zeros((4, 4), dtype=np.uint16)
+    pixels[:2], pixels[2:] = values
+    rgb = rgb_of(encode(Image.fromarray(pixels), "PNG"))
+    assert (rgb[0, 0, 0], rgb[3, 3, 0]) == expected
+
+
 @pytest.mark.parametrize("draft", [None, 1, 32])
 def test_truncated_jpeg_is_reported(draft: int | None) -> None:
     rng = np.random.default_rng(0)

@@ -16,7 +16,7 @@ from tlcore.errors import TransferLabError
 from tlcore.loader import ImageListDataset
 from tlcore.predict import load_trained
 from tlcore.runtime import select_runtime
-from tlcore.train import BEST
+from tlcore.checkpoint import BEST
 
 __all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "EVALUATION", "PREDICTIONS"]
 

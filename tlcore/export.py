@@ -23,7 +23,7 @@ from tlcore.data import SplitManifest, load_rgb
 from tlcore.errors import TransferLabError
 from tlcore.models import ModelSpec, Preprocessing, build_model
 from tlcore.predict import load_trained
-from tlcore.train import BEST
+from tlcore.checkpoint import BEST
 
 __all__ = ["EXPORT_MARK", "ExportReport", "export_run", "load_export", "TOLERANCE", "ONNX_OPSET"]
 

@@ -174,15 +174,18 @@ def optimizer_param_groups(model: nn.Module, groups: list[LayerGroup], plan: Fre
                            weight_decay: float) -> list[dict]:
     """Every parameter, frozen or not, in optimizer groups per layer group with its planned learning rate.
 
-    Weight decay skips biases and norm weights (1-d tensors): decaying them only hurts.
+    Weight decay skips biases and norm weights (1-d tensors) and whatever the model lists in timm's
+    `no_weight_decay()` (a ViT's cls_token and pos_embed): decaying them only hurts.
     """
     params = dict(model.named_parameters())
     _check_cover(model, groups)
     scales = plan.scales(len(groups))
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decays = {n: p.ndim > 1 and n not in skip for n, p in params.items()}
     result = []
     for group, scale in zip(groups, scales):
-        decay = [params[n] for n in group.param_names if params[n].ndim > 1]
-        no_decay = [params[n] for n in group.param_names if params[n].ndim <= 1]
+        decay = [params[n] for n in group.param_names if decays[n]]
+        no_decay = [params[n] for n in group.param_names if not decays[n]]
         for tensors, wd, kind in ((decay, weight_decay, "decay"), (no_decay, 0.0, "no_decay")):
             if tensors:
                 result.append({"params": tensors, "lr": base_lr * scale, "weight_decay": wd,

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_model
 
 from tlcore.augment import eval_pipeline
 from tlcore.config import RunConfig
 from tlcore.data import SplitManifest, load_rgb
 from tlcore.errors import TransferLabError
 from tlcore.models import BuiltModel, Preprocessing, build_model
-from tlcore.train import BEST
+from tlcore.checkpoint import BEST, load_weights
 
 __all__ = ["Predictor", "load_trained"]
 
@@ -28,7 +27,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> tuple[RunConfig
     config = RunConfig.load(run_dir / "config.json")
     manifest = SplitManifest.load(run_dir / "split.json")
     built = build_model(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
-    load_model(built.model, str(run_dir / checkpoint))
+    load_weights(built.model, run_dir / checkpoint)
     return config, manifest, built
 
 

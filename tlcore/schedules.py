@@ -1,13 +1,22 @@
-"""Learning-rate schedules as one multiplier per optimizer step (applied to every group's own lr)."""
+"""Learning-rate schedules, stepped once per optimizer step.
+
+cosine, step and constant are one multiplier per step applied to every group's own lr
+(already scaled per layer group). onecycle is torch's `OneCycleLR` (Smith 2018): the lr
+rises from peak/25 to each group's peak over the warm-up share, then anneals to
+peak/250,000, while momentum (Adam's beta1) moves the other way, 0.95 -> 0.85 -> 0.95.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 
-__all__ = ["lr_multiplier"]
+import torch
 
-_FLOOR = 0.01  # cosine and one-cycle end at 1% of the peak, not at zero
+__all__ = ["lr_multiplier", "make_scheduler", "ONECYCLE_WARMUP_SHARE"]
+
+_FLOOR = 0.01  # cosine ends at 1% of the peak, not at zero
+ONECYCLE_WARMUP_SHARE = 0.3  # one-cycle's rising part when no warm-up is given (torch's pct_start default)
 
 
 def lr_multiplier(name: str, total_steps: int, steps_per_epoch: int, warmup_epochs: float = 0.0,
@@ -15,8 +24,6 @@ def lr_multiplier(name: str, total_steps: int, steps_per_epoch: int, warmup_epoc
     """A function of the step index; LambdaLR multiplies each group's lr (already scaled per layer group) by it."""
     total_steps = max(1, total_steps)
     warmup = int(round(warmup_epochs * steps_per_epoch))
-    if name == "onecycle" and warmup == 0:
-        warmup = int(0.3 * total_steps)  # the usual one-cycle shape: 30% up, then down
 
     def warm(step: int) -> float | None:
         return _FLOOR + (1 - _FLOOR) * step / warmup if step < warmup else None
@@ -36,4 +43,18 @@ def lr_multiplier(name: str, total_steps: int, steps_per_epoch: int, warmup_epoc
         w = warm(step)
         return w if w is not None else 1.0
 
-    return {"cosine": cosine, "onecycle": cosine, "step": stepwise, "constant": constant}[name]
+    return {"cosine": cosine, "step": stepwise, "constant": constant}[name]
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, steps_per_epoch: int,
+                   warmup_epochs: float = 0.0, step_size: int = 3,
+                   gamma: float = 0.1) -> torch.optim.lr_scheduler.LRScheduler:
+    """The scheduler for a run: each group's current lr is its peak (frozen groups too, so unfreezing needs nothing)."""
+    total = max(1, epochs * steps_per_epoch)
+    if name == "onecycle":
+        share = warmup_epochs / epochs if warmup_epochs > 0 else ONECYCLE_WARMUP_SHARE
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
+            pct_start=min(0.95, max(0.01, share)), anneal_strategy="cos", cycle_momentum=True)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_multiplier(name, total, steps_per_epoch, warmup_epochs, step_size, gamma))

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.utils.data import DataLoader
 
+from tlcore.checkpoint import (
+    BEST, LAST, CheckpointError, atomic_write, clean_partial_writes, read_state, save_state, save_weights, weights_epoch,
+)
 from tlcore.augment import eval_pipeline, resize_target, train_pipeline
 from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import SplitManifest, default_manifest_path, make_split, scan
@@ -30,12 +32,11 @@ from tlcore.features import cached_features, uses_fast_path
 from tlcore.loader import EpochOrder, ImageListDataset, seed_worker
 from tlcore.models import BuiltModel, build_model
 from tlcore.runtime import Runtime, select_runtime
-from tlcore.schedules import lr_multiplier
+from tlcore.schedules import make_scheduler
 
 __all__ = ["Event", "Cancelled", "Prepared", "TrainResult", "prepare", "train", "train_step", "evaluate_loss",
            "make_optimizer", "BEST", "LAST"]
 
-BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"
 PROGRESS_EVERY_S = 2.0
 STOP_CHECK_EVERY_S = 0.5
 
@@ -245,14 +246,34 @@ def _better(metric: str, value: float, best: float | None, min_delta: float) -> 
     return value < best - min_delta if metric == "val_loss" else value > best + min_delta
 
 
+def _restore(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+             scheduler: torch.optim.lr_scheduler.LRScheduler, config: RunConfig,
+             sink: Callable[[Event], None]) -> dict | None:
+    """The last complete epoch, or None (start from epoch 1) when the checkpoint cannot be trusted."""
+    try:
+        state = read_state(run_dir, model, optimizer, scheduler)
+    except CheckpointError as exc:
+        if (run_dir / LAST).exists() or (run_dir / BEST).exists():
+            sink(Event("warning", f"cannot resume: {exc.problem}; training starts again from epoch 1, with the "
+                                  "same seed, so the result is the same as an uninterrupted run"))
+        return None
+    if state["best_epoch"] >= 0 and weights_epoch(run_dir / BEST) not in (state["best_epoch"], state["epoch"] + 1):
+        state["best"], state["best_epoch"] = None, -1  # the next epoch writes a best checkpoint that exists
+        sink(Event("warning", f"{BEST} is missing or damaged: the best checkpoint is chosen again from here on"))
+    sink(Event("log", f"resumed after epoch {state['epoch'] + 1} of {config.epochs}", {"epoch": state["epoch"] + 1}))
+    return state
+
+
 def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] = lambda e: None,
           should_stop: Callable[[], bool] = _never, resume: bool = False) -> TrainResult:
     """Train to the end, to early stopping, or to a cancel; the run folder holds config, split and checkpoints."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in clean_partial_writes(run_dir):
+        sink(Event("log", f"removed {leftover.name}, left by a write that was interrupted"))
     prep = prepare(config)
     model, groups, plan, runtime = prep.model, prep.built.groups, prep.plan, prep.runtime
-    (run_dir / "config.json").write_text(config.to_json())
+    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(config.to_json()))
     prep.manifest.save(run_dir / "split.json")
     model.to(runtime.device)
     if runtime.channels_last:
@@ -263,22 +284,18 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     train_loader = _loader(prep, "train", training=True, generator=generator)
     val_loader = _loader(prep, "val", training=False)
     steps = len(train_loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_multiplier(s.name, config.epochs * steps, steps, s.warmup_epochs, s.step_size, s.gamma))
+    scheduler = make_scheduler(optimizer, s.name, config.epochs, steps, s.warmup_epochs, s.step_size, s.gamma)
     criterion = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
     eval_criterion = nn.CrossEntropyLoss()
 
     history: list[dict] = []
     best: float | None = None
     best_epoch, stale, start_epoch = -1, 0, 0
-    if resume and (run_dir / STATE).exists():
-        state = torch.load(run_dir / STATE, map_location="cpu", weights_only=True)
-        load_model(model, str(run_dir / LAST), device=str(runtime.device))
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best, best_epoch, stale = state["history"], state["best"], state["best_epoch"], state["stale"]
-        start_epoch = state["epoch"] + 1
-        sink(Event("log", f"resumed after epoch {state['epoch'] + 1} of {config.epochs}", {"epoch": start_epoch}))
+    if resume:
+        restored = _restore(run_dir, model, optimizer, scheduler, config, sink)
+        if restored is not None:
+            history, best, best_epoch, stale = restored["history"], restored["best"], restored["best_epoch"], restored["stale"]
+            start_epoch = restored["epoch"] + 1
     sink(Event("log", f"{prep.built.label} on {runtime.describe()}; {len(train_loader.dataset)} train / "
                       f"{len(val_loader.dataset)} val images; split {prep.manifest.id}; weights: "
                       f"{prep.built.weights.description}", {"split_id": prep.manifest.id}))
@@ -361,14 +378,12 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
         improved = _better(e.metric, value, best, e.min_delta)
         if improved:
             best, best_epoch, stale = value, epoch, 0
-            save_model(model, str(run_dir / BEST))
+            save_weights(model, run_dir / BEST, epoch)
         else:
             stale += 1
-        save_model(model, str(run_dir / LAST))
-        torch.save({"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "history": history, "best": best, "best_epoch": best_epoch, "stale": stale},
-                   run_dir / (STATE + ".tmp"))
-        (run_dir / (STATE + ".tmp")).replace(run_dir / STATE)
+        save_weights(model, run_dir / LAST, epoch)
+        save_state(run_dir, model, optimizer, scheduler, epoch,
+                   {"history": history, "best": best, "best_epoch": best_epoch, "stale": stale})
         sink(Event("epoch", f"epoch {epoch + 1}/{config.epochs}: train loss {metrics['train_loss']:.3f} "
                             f"acc {metrics['train_acc']:.3f}, val loss {val_loss:.3f} acc {val_acc:.3f}"
                             + (" (best)" if improved else ""), metrics))
@@ -382,7 +397,7 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
             break
     result = TrainResult(epochs_done=len(history), best_epoch=best_epoch, best_metric=best if best is not None else math.nan,
                          history=history, stopped_early=stopped_early)
-    (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+    atomic_write(run_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history, indent=1)))
     sink(Event("done", f"finished: best epoch {best_epoch + 1} ({e.metric} {result.best_metric:.4f})",
                {"best_epoch": best_epoch, "best_metric": result.best_metric}))
     return result

@@ -24,7 +24,8 @@ from tlcore.errors import TransferLabError
 from tlcore.evaluate import EVALUATION, PREDICTIONS, evaluate_run
 from tlcore.paths import data_home
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
-from tlcore.train import BEST, LAST, Cancelled, Event, train
+from tlcore.checkpoint import BEST, LAST
+from tlcore.train import Cancelled, Event, train
 
 __all__ = ["execute", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]
 

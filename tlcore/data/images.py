@@ -136,7 +136,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode == "RGB":
         return img
     if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
-        return Image.fromarray(_to_uint8(np.asarray(img)), mode="L").convert("RGB")
+        return Image.fromarray(_to_uint8(np.asarray(img), mode), mode="L").convert("RGB")
     if mode in _ALPHA_MODES or (mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -146,17 +146,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
     raise ImageReadError("unsupported_mode", f"unsupported colour mode {mode}", "re-save it as 8-bit RGB")
 
 
-def _to_uint8(values: np.ndarray) -> np.ndarray:
-    values = values.astype(np.float64)
-    peak = float(values.max()) if values.size else 0.0
-    if peak <= 1.0 and values.dtype.kind == "f":
-        scale = 255.0  # float images in [0, 1]
-    elif peak <= 255:
-        scale = 1.0
-    elif peak <= 65535:
-        scale = 255.0 / 65535.0
+def _to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """Scale by the source type, never by the picture's own peak: a dark 16-bit scan must stay dark.
+
+    16-bit and 32-bit integer modes hold 0..65535 (Pillow opens 16-bit files as these); float
+    pictures hold 0..1 by convention (values above 1 are taken as already 0..255, as Pillow does).
+    """
+    if values.dtype.kind == "f":
+        scale = 255.0 if values.size == 0 or float(np.nanmax(values)) <= 1.0 else 1.0
+        values = np.nan_to_num(values.astype(np.float64))
     else:
-        scale = 255.0 / peak
+        scale = 255.0 / 65535.0 if mode in _SIXTEEN_BIT_MODES or mode == "I" else 1.0
+        values = values.astype(np.float64)
     return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tlcore.data.layout import PRESPLIT, SPLITS
 from tlcore.data.scan import ImageRecord, ScanReport
+from tlcore.files import atomic_write
 from tlcore.errors import DatasetError
 from tlcore.paths import data_home
 
@@ -71,10 +72,7 @@ class SplitManifest:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)  # never a half-written manifest
-        return path
+        return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.to_dict(), indent=1)))
 
     @classmethod
     def load(cls, path: str | Path) -> "SplitManifest":

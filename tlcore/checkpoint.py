@@ -1,0 +1,104 @@
+"""Checkpoints on disk, each file written as one unit: complete under its final name, or absent.
+
+A kill at any moment (SIGKILL, power loss, a full disk) leaves either the previous file or
+the new one, never half of one: every write goes to a hidden temporary file in the same
+folder and is renamed into place. Resume reads a single file (`last_state.pt`) that holds the
+weights together with the optimizer, schedule and history of the same epoch, so weights and
+state can never come from different epochs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_model
+from torch import nn
+
+from tlcore.errors import TransferLabError
+from tlcore.files import atomic_write, clean_partial_writes
+
+__all__ = ["BEST", "LAST", "STATE", "atomic_write", "clean_partial_writes", "save_weights", "load_weights",
+           "weights_epoch", "save_state", "read_state", "CheckpointError"]
+
+BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"
+
+
+class CheckpointError(TransferLabError):
+    """A checkpoint file is missing, damaged or belongs to another model."""
+
+
+def save_weights(model: nn.Module, path: str | Path, epoch: int) -> Path:
+    """Weights as safetensors, stamped with the epoch they come from."""
+    return atomic_write(path, lambda tmp: save_model(model, str(tmp), metadata={"epoch": str(epoch)}))
+
+
+def weights_epoch(path: str | Path) -> int | None:
+    """The epoch stamped in a weights file; None when the file is absent, unreadable or unstamped."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            epoch = (fh.metadata() or {}).get("epoch")
+    except (OSError, SafetensorError, ValueError):
+        return None
+    return int(epoch) if epoch is not None and epoch.isdigit() else None
+
+
+def load_weights(model: nn.Module, path: str | Path, device: str = "cpu") -> None:
+    """Load a weights file into a model of the same architecture; any problem is one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path.name} is missing from {path.parent}", "choose a run that finished at least one epoch")
+    try:
+        tensors = load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is damaged ({' '.join(str(exc).split())[:160]})",
+                              "resume or re-run the training to write it again") from None
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        first = str(exc).split("\n")[0][:200]
+        raise CheckpointError(f"{path} does not fit this model ({first})",
+                              "it belongs to another run or model; do not copy checkpoints between runs") from None
+
+
+def save_state(run_dir: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, epoch: int, progress: dict) -> Path:
+    """The resume unit: weights, optimizer, schedule and the loop's progress of one epoch, in one file."""
+    state = {"epoch": epoch, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), **progress}
+    return atomic_write(Path(run_dir) / STATE, lambda tmp: torch.save(state, tmp))
+
+
+def read_state(run_dir: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict:
+    """Load the resume unit into model, optimizer and schedule; returns the progress dict.
+
+    Raises `CheckpointError` (and leaves the model, optimizer and schedule untouched) when the file is
+    missing, damaged, from the old two-file layout, or from another model.
+    """
+    path = Path(run_dir) / STATE
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint in {path.parent}", "the run starts from its first epoch")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zip, bad pickle opcode, unsupported type: all "damaged"
+        raise CheckpointError(f"{path.name} is damaged ({type(exc).__name__})", "the run starts again") from None
+    needed = {"epoch", "model", "optimizer", "scheduler"}
+    if not isinstance(state, dict) or not needed <= set(state):
+        raise CheckpointError(f"{path.name} is incomplete or from an older version", "the run starts again")
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    opt_saved, sched_saved = optimizer.state_dict(), scheduler.state_dict()
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        model.load_state_dict(saved)
+        optimizer.load_state_dict(opt_saved)
+        scheduler.load_state_dict(sched_saved)
+        raise CheckpointError(f"{path.name} does not fit this run ({str(exc).splitlines()[0][:160]})",
+                              "the run starts again") from None
+    return {k: v for k, v in state.items() if k not in ("model", "optimizer", "scheduler")}
