@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tlcore.augment import AugmentSpec, preset
 from tlcore.errors import TransferLabError, check_fields
+from tlcore.typed import check_plain, typed
 from tlcore.freeze import STRATEGIES, FreezePlan, make_plan
 from tlcore.models import ModelSpec
 
@@ -22,6 +23,9 @@ __all__ = [
     "OptimizerConfig",
     "RunConfig",
     "ScheduleConfig",
+    "FreezeOptions",
+    "check_freeze",
+    "read_json_file",
     "resolve_freeze_plan",
 ]
 
@@ -30,15 +34,15 @@ SCHEDULES = ("cosine", "onecycle", "step", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 MONITORS = ("val_loss", "val_acc")
+MAX_CONFIG_BYTES = 1_000_000
 
 
 class ConfigError(TransferLabError):
     pass
 
 
-def _from_dict(cls, data: dict, where: str):
-    check_fields(data, {f.name for f in fields(cls)}, f"'{where}'", ConfigError)
-    return cls(**data)
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check(condition: bool, field_name: str, value: object, hint: str) -> None:
@@ -102,8 +106,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         o, s, e = self.optimizer, self.schedule, self.early_stopping
-        _check(isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, "epochs", self.epochs, "use 1 to 1000")
-        _check(isinstance(self.batch_size, int) and 1 <= self.batch_size <= 4096, "batch_size", self.batch_size,
+        _check(_whole(self.epochs) and 1 <= self.epochs <= 1000, "epochs", self.epochs, "use 1 to 1000")
+        _check(_whole(self.batch_size) and 1 <= self.batch_size <= 4096, "batch_size", self.batch_size,
                "use 1 to 4096, e.g. 32")
         _check(o.name in OPTIMIZERS, "optimizer.name", o.name, f"use one of {', '.join(OPTIMIZERS)}")
         _check(0 < o.lr <= 10, "optimizer.lr", o.lr, "use a positive learning rate such as 1e-3 (try lr-find)")
@@ -121,7 +125,7 @@ class RunConfig:
         _check(self.device in DEVICES, "device", self.device, f"use one of {', '.join(DEVICES)}")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"use one of {', '.join(PRECISIONS)}")
         _check(self.num_workers >= -1, "num_workers", self.num_workers, "use -1 (auto), 0 or more")
-        _check(isinstance(self.feature_views, int) and 1 <= self.feature_views <= 50, "feature_views",
+        _check(_whole(self.feature_views) and 1 <= self.feature_views <= 50, "feature_views",
                self.feature_views, "use 1 to 50")
         d = self.data
         _check(0 <= d.val < 1 and 0 <= d.test < 1 and d.val + d.test < 1, "data.val/test", (d.val, d.test),
@@ -129,9 +133,13 @@ class RunConfig:
         if self.input_size is not None:
             _check(len(self.input_size) == 3 and self.input_size[0] == 3 and min(self.input_size[1:]) >= 8,
                    "input_size", self.input_size, "use [3, height, width], e.g. [3, 160, 160]")
-        strategy = self.freeze.get("strategy") if isinstance(self.freeze, dict) else None
-        _check(strategy in STRATEGIES or "stages" in (self.freeze or {}), "freeze.strategy", strategy,
-               f"use one of {', '.join(STRATEGIES)}")
+        check_freeze(self.freeze)
+        _check("stages" in self.freeze or self.freeze["strategy"] in STRATEGIES, "freeze.strategy",
+               self.freeze.get("strategy"), f"use one of {', '.join(STRATEGIES)}")
+        _check(_whole(d.split_seed) and 0 <= d.split_seed < 2**31, "data.split_seed", d.split_seed,
+               "use a whole number from 0, e.g. 0")
+        _check(_whole(self.seed) and 0 <= self.seed < 2**31, "seed", self.seed, "use a whole number from 0, e.g. 0")
+        check_freeze(self.freeze)
 
     # -- plain data -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -145,40 +153,81 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
+        """A config from plain data, every value checked against its type, range and choices.
+
+        Raises `ConfigError` (one line naming the field, what it holds and what it expects) for anything else.
+        """
         check_fields(data, {f.name for f in fields(cls)}, "the run config", ConfigError)
         data = dict(data)
-        parts = {"data": DataConfig, "optimizer": OptimizerConfig, "schedule": ScheduleConfig,
-                 "early_stopping": EarlyStoppingConfig}
-        for key, part in parts.items():
-            if key in data:
-                data[key] = _from_dict(part, data[key], key)
-        if "model" in data:
-            data["model"] = ModelSpec.from_dict(data["model"])
-        if "augment" in data:
-            data["augment"] = AugmentSpec.from_dict(data["augment"])
-        if data.get("input_size") is not None:
-            data["input_size"] = tuple(data["input_size"])
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ConfigError(f"invalid config: {exc}", "compare with the example in the README") from None
+        if "augment" in data:  # a preset name becomes its transforms, each checked by albumentations
+            check_plain(data["augment"], "augment", ConfigError)
+            data["augment"] = AugmentSpec.from_dict(data["augment"]).to_dict()
+        return typed(cls, data, "the run config", ConfigError)
 
     @classmethod
     def load(cls, path: str | Path) -> "RunConfig":
-        path = Path(path)
-        try:
-            return cls.from_dict(json.loads(path.read_text()))
-        except FileNotFoundError:
-            raise ConfigError(f"no such config file: {path}", "check the path") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path.name} is not valid JSON: {exc}", "fix the JSON syntax") from None
+        """A config file (at most 1 MB of UTF-8 JSON); any problem with the file is one line."""
+        return cls.from_dict(read_json_file(path, "config", ConfigError))
+
+
+def read_json_file(path: str | Path, what: str, error: type[TransferLabError] = TransferLabError,
+                   max_bytes: int = MAX_CONFIG_BYTES) -> object:
+    """A small JSON file people edit by hand, read defensively: size, type, encoding and nesting are checked first."""
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise error(f"no such {what} file: {path}", "check the path")
+        if not path.is_file():
+            raise error(f"{path} is not a {what} file but a {'folder' if path.is_dir() else 'special file'}",
+                        f"give the path of a .json {what} file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise error(f"{path.name} is {size:,} bytes, too large for a {what}", f"a {what} is at most "
+                        f"{max_bytes // 1_000_000} MB; check you chose the right file")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path.name} is not a text file", f"give a JSON {what} (UTF-8 text)") from None
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}", "check the path and its permissions") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path.name} is not valid JSON: {exc}", "fix the JSON syntax") from None
+    except RecursionError:
+        raise error(f"{path.name} is nested too deeply to be a {what}", "check you chose the right file") from None
+
+
+@dataclass(frozen=True)
+class FreezeOptions:
+    """The strategy shorthand of `freeze` (a full plan with stages is the other form)."""
+
+    strategy: str
+    k: int | None = None
+    every: int = 1
+    head_epochs: int = 1
+    lr_spread: float | None = None  # None: the strategy's own default
+    train_bn: bool = False
+
+
+def check_freeze(freeze: object) -> None:
+    """Types and ranges of the freeze setting; what depends on the model's groups is checked when it is built."""
+    if isinstance(freeze, dict) and "stages" in freeze:
+        plan = typed(FreezePlan, freeze, "'freeze'", ConfigError)
+        _check(all(_whole(s.epoch) and s.epoch >= 0 for s in plan.stages), "freeze.stages", freeze["stages"],
+               "stage epochs are whole numbers from 0")
+        return
+    options = typed(FreezeOptions, freeze, "'freeze'", ConfigError)
+    _check(options.k is None or options.k >= 0, "freeze.k", options.k, "use 0 or more groups")
+    _check(options.every >= 1, "freeze.every", options.every, "use 1 or more epochs")
+    _check(options.head_epochs >= 1, "freeze.head_epochs", options.head_epochs, "use 1 or more epochs")
+    _check(options.lr_spread is None or 1 <= options.lr_spread <= 1e6, "freeze.lr_spread", options.lr_spread,
+           "use 1 (one learning rate) up to e.g. 100")
 
 
 def resolve_freeze_plan(freeze: dict, n_groups: int) -> FreezePlan:
     """A full plan (with `stages`) as it is, or a strategy shorthand made into a plan for this model."""
+    check_freeze(freeze)
     if "stages" in freeze:
-        return FreezePlan.from_dict(freeze)
-    check_fields(freeze, {"strategy", "k", "every", "head_epochs", "lr_spread", "train_bn"},
-                 "'freeze' (or give a full plan with stages)", ConfigError)
-    options = {k: v for k, v in freeze.items() if k != "strategy"}
+        return typed(FreezePlan, freeze, "'freeze'", ConfigError)
+    options = {k: v for k, v in freeze.items() if k != "strategy" and v is not None}
     return make_plan(freeze["strategy"], n_groups, **options)

@@ -9,11 +9,12 @@ The optimizer holds every group from the start; a plan only flips `requires_grad
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
-from tlcore.errors import TransferLabError, check_fields
+from tlcore.errors import TransferLabError
+from tlcore.typed import typed
 from tlcore.models.groups import LayerGroup
 
 __all__ = [
@@ -103,12 +104,7 @@ class FreezePlan:
 
     @classmethod
     def from_dict(cls, data: dict) -> "FreezePlan":
-        check_fields(data, {f.name for f in fields(cls)}, "the freeze plan", FreezePlanError)
-        data = dict(data)
-        data["stages"] = tuple(Stage(**s) for s in data.get("stages", [{"epoch": 0, "trainable_from": -1}]))
-        if data.get("lr_scales") is not None:
-            data["lr_scales"] = tuple(data["lr_scales"])
-        return cls(**data)
+        return typed(cls, data, "the freeze plan", FreezePlanError)
 
 
 def make_plan(strategy: str, n_groups: int, *, k: int | None = None, every: int = 1, head_epochs: int = 1,

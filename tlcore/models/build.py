@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import timm
 import torch
 from torch import nn
 
-from tlcore.errors import TransferLabError, check_fields
+from tlcore.errors import TransferLabError
+from tlcore.typed import typed
 from tlcore.models.catalog import DEFAULT_MODEL, resolve_name
 from tlcore.models.groups import LayerGroup, layer_groups
 from tlcore.models.head import HeadSpec, replace_head
@@ -32,11 +33,7 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
-        check_fields(data, {f.name for f in fields(cls)}, "'model'")
-        data = dict(data)
-        check_fields(data.get("head", {}), {f.name for f in fields(HeadSpec)}, "'model.head'")
-        data["head"] = HeadSpec(**data.get("head", {}))
-        return cls(**data)
+        return typed(cls, data, "'model'")
 
 
 @dataclass(frozen=True)
