@@ -1,6 +1,7 @@
 """Step 5: train in the background and watch it live; the run outlives the page."""
 
 import time
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -8,11 +9,19 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 from pages.common import lr_find_in_subprocess, run_config, show_sidebar, state
+from tlcore.checkpoint import STATE
 from tlcore.errors import TransferLabError
+from tlcore.models import check_weights
 from tlcore.runs import RunStore
-from tlcore.worker import ensure_worker, submit, worker_running
+from tlcore.worker import ensure_worker, submit
 
 s = state()
+
+
+def _use_lr(lr: float) -> None:
+    s["train.lr"] = lr
+
+
 store = RunStore()
 st.title("5 · Train")
 show_sidebar()
@@ -44,20 +53,30 @@ if s.get("train.lr_curve"):
     figure.update_layout(xaxis_type="log", xaxis_title="learning rate", yaxis_title="loss", height=280,
                          title=f"Suggested: {curve['suggestion']:.1e} (steepest fall of the loss)")
     st.plotly_chart(figure, key="train.lr_chart")
-    if st.button(f"Use {curve['suggestion']:.1e}", key="train.use_lr"):
-        s["train.lr"] = float(curve["suggestion"])
-        st.rerun()
+    # A callback runs before the widgets are drawn, the only moment a widget's value may be set.
+    st.button(f"Use {curve['suggestion']:.1e}", key="train.use_lr", on_click=_use_lr, args=(float(curve["suggestion"]),))
 
-if st.button("Start training", key="train.start", type="primary"):
-    run = submit(config, store)
-    s["train.run_id"] = run.id
-    st.query_params["run"] = run.id
+try:
+    check_weights(config.model)
+    cannot_start = None
+except TransferLabError as exc:
+    cannot_start = str(exc)
+    st.error(f"This model cannot train on this machine yet: {cannot_start}. Choose another model on the Model page.")
+if st.button("Start training", key="train.start", type="primary", disabled=cannot_start is not None):
+    try:
+        run = submit(config, store)
+        s["train.run_id"] = run.id
+        st.query_params["run"] = run.id
+    except TransferLabError as exc:
+        st.error(str(exc))
 
 # A refresh loses session state but not the URL; coming back later shows the newest run.
 runs = store.list()
 run_id = s["train.run_id"] or st.query_params.get("run") or (runs[0].id if runs else None)
 if run_id is None:
-    st.info("No run yet: the defaults train the head of EfficientNet-Lite0 on the sample data in about a minute.")
+    if cannot_start is None:
+        st.info(f"No run yet: Start training runs {config.model.name} ({config.freeze.get('strategy', 'custom plan')})"
+                f" for {config.epochs} epochs on {Path(config.data.source).name}.")
     st.stop()
 
 
@@ -96,12 +115,14 @@ def live(run_id: str) -> None:
     if run.status in ("queued", "running"):
         if st.button("Cancel", key="train.cancel"):
             store.request_cancel(run.id)
-        if run.status == "queued" and not worker_running():
-            ensure_worker()
+        if run.status == "queued":
+            ensure_worker(store)  # starts one only if none is alive or starting
     elif run.status in ("failed", "cancelled"):
-        if st.button("Resume from the last checkpoint", key="train.resume"):
+        has_checkpoint = (Path(run.run_dir) / STATE).is_file()
+        label = "Resume from the last checkpoint" if has_checkpoint else "Start it again (it has no checkpoint yet)"
+        if st.button(label, key="train.resume"):
             store.requeue_for_resume(run.id)
-            ensure_worker()
+            ensure_worker(store)
     else:
         st.success("Finished: see the Evaluate page for test-set results.")
     with st.expander("Log"):

@@ -84,13 +84,19 @@ for column, mistake in zip(columns * 3, evaluation.worst[:12]):
 st.subheader("Try it on a picture")
 upload = st.file_uploader("A picture", type=["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"],
                           key="evaluate.upload")
+image = None
 if upload is not None:
     try:
         image, _ = decode_image(upload.getvalue())
         predictions = predictor.predict(np.asarray(image), topk=5)
+    except ImageReadError as exc:  # advice for an upload, not for a file in a data folder
+        st.error(f"{upload.name} cannot be read as a picture ({exc.problem}): upload a JPEG, PNG, BMP, WebP, TIFF "
+                 "or GIF file")
+        image = None
     except TransferLabError as exc:
         st.error(f"{upload.name}: {exc}")
-        st.stop()
+        image = None
+if image is not None:
     left, right = st.columns([1, 2])
     left.image(picture_for(np.asarray(image)), caption=upload.name)
     right.dataframe(pd.DataFrame([{"class": c, "probability": f"{p:.1%}"} for c, p in predictions]), hide_index=True,
@@ -98,17 +104,18 @@ if upload is not None:
 
 st.subheader("Export")
 st.caption("safetensors weights, TorchScript and ONNX (each checked to give the same predictions), config and model card.")
+export_folder = data_home() / "exports" / run.id  # tied to the selected run, never to the last one exported
+export_zip = export_folder.with_suffix(".zip")
 if st.button("Export this model", key="evaluate.export"):
     try:
         with st.spinner("Exporting and checking every format..."):
-            report = export_run(run.run_dir, data_home() / "exports" / run.id)
-        archive = shutil.make_archive(str(data_home() / "exports" / run.id), "zip", report.folder)
-        s["evaluate.export_zip"] = archive
+            report = export_run(run.run_dir, export_folder)
+        shutil.make_archive(str(export_folder), "zip", report.folder)
         st.success(f"Exported to {report.folder} (max logit difference "
                    + ", ".join(f"{k} {v:.1e}" for k, v in report.max_abs_diff.items()) + ")")
     except TransferLabError as exc:
         st.error(str(exc))
-if s.get("evaluate.export_zip") and Path(s["evaluate.export_zip"]).exists():
-    st.download_button("Download the export (zip)", Path(s["evaluate.export_zip"]).read_bytes(),
-                       file_name=Path(s["evaluate.export_zip"]).name, key="evaluate.download_export")
-    st.code(f"python -m tlcore predict {Path(s['evaluate.export_zip']).with_suffix('')} picture.jpg", language="bash")
+if export_zip.is_file() and export_folder.is_dir():
+    st.download_button(f"Download the export of run {run.id} (zip)", export_zip.read_bytes(),
+                       file_name=export_zip.name, key="evaluate.download_export")
+    st.code(f"python -m tlcore predict {export_folder} picture.jpg", language="bash")

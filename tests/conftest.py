@@ -29,6 +29,7 @@ def tl_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
     """Every test writes into its own data folder, never into the user's ~/.transferlab."""
     home = tmp_path_factory.mktemp("tlhome")
     monkeypatch.setenv("TRANSFERLAB_HOME", str(home))
+    monkeypatch.setenv("TRANSFERLAB_WORKER_LINGER_S", "2")  # each test has its own folder: no worker waits long
     return home
 
 

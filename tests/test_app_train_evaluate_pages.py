@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
@@ -103,3 +104,70 @@ def test_evaluate_page_shows_grad_cam_and_exports(tl_home, tmp_path) -> None:
     assert not app.exception, app.exception
     assert "Exported to" in app.success[0].value
     assert (tl_home / "exports" / run.id / "model.onnx").exists() and (tl_home / "exports" / f"{run.id}.zip").exists()
+
+
+def test_use_the_suggested_learning_rate_button(tl_home) -> None:
+    app = page("5_train.py")
+    app.session_state["train.lr_curve"] = {"lrs": [1e-5, 1e-4, 1e-3, 1e-2], "losses": [1.0, 0.9, 0.5, 2.0],
+                                           "suggestion": 4.2e-4}
+    app.run()
+    assert not app.exception
+    app.button(key="train.use_lr").click().run()
+    assert not app.exception, app.exception  # was StreamlitWidgetAlreadyInstantiatedError
+    assert app.number_input(key="train.lr").value == 4.2e-4 and app.session_state["train.lr"] == 4.2e-4
+
+
+def test_a_model_without_weights_here_cannot_be_started(tl_home) -> None:
+    app = page("5_train.py")
+    app.session_state["model.name"] = "resnet50"  # no offline weights on this machine
+    app.run()
+    assert not app.exception
+    assert any("cannot train on this machine yet" in e.value and "resnet50" in e.value for e in app.error)
+    assert app.button(key="train.start").disabled
+    assert RunStore().list() == []
+
+
+def test_resume_is_offered_only_with_a_checkpoint(tl_home, tmp_path) -> None:
+    from tlcore.worker import submit
+    from train_fixtures import make_colour_classes, tiny_config
+
+    store = RunStore()
+    run = submit(tiny_config(make_colour_classes(tmp_path / "colours"), epochs=1), store, start=False)
+    store.finish(run.id, "failed", "the training process stopped without finishing")
+    app = page("5_train.py")
+    app.query_params["run"] = run.id
+    app.run()
+    assert not app.exception
+    assert app.button(key="train.resume").label == "Start it again (it has no checkpoint yet)"
+    from tlcore.checkpoint import STATE
+
+    Path(run.run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run.run_dir) / STATE).write_bytes(b"x")
+    app.run()
+    assert app.button(key="train.resume").label == "Resume from the last checkpoint"
+
+
+def test_evaluate_export_follows_the_selected_run_and_survives_a_bad_upload(tl_home, tmp_path) -> None:
+    from tlcore.worker import run_worker, submit
+    from train_fixtures import make_colour_classes, tiny_config
+
+    colours = make_colour_classes(tmp_path / "colours")
+    first = submit(tiny_config(colours, epochs=1), start=False)
+    second = submit(tiny_config(colours, epochs=1, seed=1), start=False)
+    run_worker()
+    app = page("6_evaluate.py")
+    app.run()
+    app.selectbox(key="evaluate.run").set_value(first.id).run()
+    app.button(key="evaluate.export").click().run()
+    assert not app.exception
+    assert first.id in app.get("download_button")[0].proto.label
+    app.selectbox(key="evaluate.run").set_value(second.id).run()
+    assert not app.exception
+    offered = [b.proto.label for b in app.get("download_button")]
+    assert not any(first.id in label for label in offered)  # never the other run's model
+    assert not any(first.id in c.value for c in app.code)
+    app.file_uploader(key="evaluate.upload").set_value(("notes.jpg", b"this is not a picture", "image/jpeg")).run()
+    assert not app.exception
+    message = " ".join(e.value for e in app.error)
+    assert "notes.jpg cannot be read as a picture" in message and "remove it from the folder" not in message
+    assert app.button(key="evaluate.export")  # the Export section is still there

@@ -144,9 +144,11 @@ def test_corrupt_and_unsafe_weight_files_are_refused(tmp_path: Path) -> None:
         build_model(ModelSpec(name="resnet18", weights=str(truncated)), 2)
     unsafe = tmp_path / "unsafe.pth"
     unsafe.write_bytes(pickle.dumps({"state_dict": _Payload()}))
-    with pytest.raises(WeightsError, match="refusing to load unsafe.pth"):
+    with pytest.raises(WeightsError, match="refusing to load unsafe.pth") as refused:
         build_model(ModelSpec(name="resnet18", weights=str(unsafe)), 2)
     assert not (tmp_path / "pwned").exists()
+    assert "weights_only" not in str(refused.value) and "False" not in str(refused.value)  # never that advice
+    assert "\n" not in str(refused.value)
     with pytest.raises(WeightsError, match="no such weights file"):
         build_model(ModelSpec(name="resnet18", weights=str(tmp_path / "nope.pth")), 2)
 

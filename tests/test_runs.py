@@ -11,11 +11,13 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
+import torch
 
 from conftest import ROOT
 from tlcore.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunStore
-from tlcore.worker import submit
+from tlcore.worker import ensure_worker, submit
 from train_fixtures import make_colour_classes, tiny_config
 
 
@@ -46,12 +48,38 @@ def test_worker_trains_queued_runs_in_the_background(colours: Path, tl_home: Pat
     artifacts = store.artifacts(good.id)
     assert {"best", "last", "evaluation", "predictions"} <= set(artifacts)
     assert json.loads(Path(artifacts["evaluation"]).read_text())["n"] == 12
-    failed = store.get(no_gpu.id)
-    import torch
-
-    if not torch.cuda.is_available():
-        assert failed.status == FAILED and "a CUDA GPU was requested but none is available" in failed.error
+    assert store.get(no_gpu.id).status in (FAILED, SUCCEEDED)  # either way it ended, and it did not stop the other
     assert store.get(good.id).status == SUCCEEDED  # a failure leaves earlier runs as they were
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_a_run_that_cannot_start_fails_with_its_reason(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    no_gpu = submit(tiny_config(colours, device="cuda", epochs=1), store)
+    failed = wait_until(lambda: (r := store.get(no_gpu.id)).status not in ("queued", RUNNING) and r)
+    assert failed.status == FAILED and "a CUDA GPU was requested but none is available" in failed.error
+
+
+def test_one_worker_starts_however_slow_its_start_and_however_many_ask(colours: Path, tl_home: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRANSFERLAB_TEST_WORKER_START_DELAY_S", "6")  # as slow as torch's import on a busy machine
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=1), store)  # starts the worker
+    asked = [ensure_worker(store) for _ in range(10)]  # the Train page polling a queued run
+    threads = [threading.Thread(target=lambda: asked.append(ensure_worker(RunStore()))) for _ in range(10)]
+    for t in threads:  # two tabs, several pages at once
+        t.start()
+    for t in threads:
+        t.join()
+    other_process = subprocess.run([sys.executable, "-c", "from tlcore.worker import ensure_worker; "
+                                    "print(ensure_worker())"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert other_process.stdout.strip() == "False", other_process.stderr  # the CLI sees the starting worker too
+    workers = [p for p in psutil.Process().children() if "worker" in p.cmdline()]
+    assert not any(asked) and len(workers) == 1
+    done = wait_until(lambda: (r := store.get(run.id)).status not in ("queued", RUNNING) and r)
+    assert done.status == SUCCEEDED and done.pid is None
+    # The worker exits after its linger and is reaped by this process: no child is left, not even a zombie.
+    wait_until(lambda: not psutil.Process().children(), timeout=30)
 
 
 def test_cancel_stops_a_running_run_and_keeps_its_epochs(colours: Path, tl_home: Path) -> None:

@@ -196,9 +196,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from tlcore.worker import run_worker
+    import os
+    import time
 
-    done = run_worker()
+    from tlcore.worker import WORKER_LINGER_S, run_worker
+
+    time.sleep(float(os.environ.get("TRANSFERLAB_TEST_WORKER_START_DELAY_S", "0")))  # tests: a slow start-up
+    done = run_worker(linger=float(os.environ.get("TRANSFERLAB_WORKER_LINGER_S", WORKER_LINGER_S)))
     print(f"worker finished: {done} run(s)")
     return 0
 

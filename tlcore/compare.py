@@ -59,7 +59,7 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
     if start:
         from tlcore.worker import ensure_worker
 
-        ensure_worker()
+        ensure_worker(store)
     return sweep
 
 
@@ -71,7 +71,7 @@ def resume_sweep(store: RunStore, sweep: str) -> list[str]:
     for run_id in again:
         store.requeue_for_resume(run_id)
     if again:
-        ensure_worker()
+        ensure_worker(store)
     return again
 
 

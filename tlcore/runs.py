@@ -8,13 +8,15 @@ cancelled run keeps its metrics and its last checkpoint, and can be resumed.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
@@ -96,17 +98,14 @@ class Run:
 
 
 def _pid_alive(pid: int | None) -> bool:
+    """A process that exists and is not a zombie (killed, not yet reaped): psutil, so it holds on macOS too."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:  # a zombie (killed, not yet reaped by its parent) is dead for our purposes
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
+    except psutil.AccessDenied:
         return True
 
 
@@ -232,16 +231,36 @@ class RunStore:
                 db.execute("DELETE FROM workers WHERE pid=?", (row["pid"],))
 
     def register_worker(self, pid: int) -> bool:
-        """True if this process is now the worker; False if a live one already is."""
+        """True if this process is now the worker (or was recorded as the one starting); False if another live one is."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             self._forget_dead_workers(db)
-            if db.execute("SELECT COUNT(*) FROM workers").fetchone()[0]:
+            others = [r["pid"] for r in db.execute("SELECT pid FROM workers") if r["pid"] != pid]
+            if others:
                 db.execute("COMMIT")
                 return False
-            db.execute("INSERT INTO workers (pid, started) VALUES (?, ?)", (pid, time.time()))
+            db.execute("INSERT OR IGNORE INTO workers (pid, started) VALUES (?, ?)", (pid, time.time()))
             db.execute("COMMIT")
         return True
+
+    def start_worker_once(self, spawn: Callable[[], int]) -> int | None:
+        """Call `spawn()` (which starts a worker process and returns its pid) unless a worker is alive or starting.
+
+        The check and the record of the new pid happen under one write lock, so however many pages,
+        tabs or commands ask at the same moment, and however long the new process takes to import
+        torch, exactly one worker is started. Returns the new pid, or None when one was already there.
+        """
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._forget_dead_workers(db)
+                if db.execute("SELECT COUNT(*) FROM workers").fetchone()[0]:
+                    return None
+                pid = spawn()
+                db.execute("INSERT INTO workers (pid, started) VALUES (?, ?)", (pid, time.time()))
+                return pid
+            finally:
+                db.execute("COMMIT")
 
     def unregister_worker(self, pid: int) -> None:
         with self._connect() as db:

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.evaluate import EVALUATION, PREDICTIONS, evaluate_run
+from tlcore.models import check_weights
 from tlcore.paths import data_home
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.checkpoint import BEST, LAST
@@ -30,14 +32,13 @@ from tlcore.train import Cancelled, Event, train
 __all__ = ["execute", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]
 
 HEARTBEAT_EVERY_S = 5.0
+IDLE_POLL_S = 0.5
+WORKER_LINGER_S = 60.0  # a background worker waits this long for the next run before it exits
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-_children: list[subprocess.Popen] = []  # kept so finished workers are reaped, not left as zombies
 
 
 def worker_running(store: RunStore | None = None) -> bool:
-    for child in list(_children):  # reap finished workers this process started
-        if child.poll() is not None:
-            _children.remove(child)
+    """A worker is alive or starting for this data folder."""
     return (store or RunStore()).live_worker() is not None
 
 
@@ -85,21 +86,31 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
     return status
 
 
-def run_worker(store: RunStore | None = None) -> int:
-    """Drain the queue; exits when it is empty. Returns the number of runs executed (0 if another worker is live).
+def run_worker(store: RunStore | None = None, *, linger: float = 0.0) -> int:
+    """Drain the queue; exits when it has been empty for `linger` seconds. Returns the number of runs executed
+    (0 if another worker is live).
 
     The worker registers in the run store (a dead one is forgotten by its pid); after
     deregistering it looks at the queue once more, so a run queued while it was
-    finishing is never left waiting for a worker that has gone.
+    finishing is never left waiting for a worker that has gone. Lingering keeps torch
+    imported, so the next "Start training" begins at once instead of after a new start-up.
     """
     store = store or RunStore()
     pid, done = os.getpid(), 0
     while store.register_worker(pid):
         try:
             store.reap_dead()
-            while (run := store.claim_next(pid)) is not None:
-                execute(store, run)
-                done += 1
+            idle_since = time.monotonic()
+            while True:
+                run = store.claim_next(pid)
+                if run is not None:
+                    execute(store, run)
+                    done += 1
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since >= linger:
+                    break
+                else:
+                    time.sleep(IDLE_POLL_S)
         finally:
             store.unregister_worker(pid)
         if not store.list(status=QUEUED):
@@ -107,15 +118,17 @@ def run_worker(store: RunStore | None = None) -> int:
     return done
 
 
+def _spawn_worker() -> int:
+    with (data_home() / "worker.log").open("a") as log:  # the child keeps its own copy of the descriptor
+        child = subprocess.Popen([sys.executable, "-m", "tlcore", "worker"], cwd=PROJECT_ROOT, stdout=log,
+                                 stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+    threading.Thread(target=child.wait, daemon=True, name=f"reap-worker-{child.pid}").start()  # no zombies
+    return child.pid
+
+
 def ensure_worker(store: RunStore | None = None) -> bool:
-    """Start a background worker unless one is running; True if one was started."""
-    if worker_running(store):
-        return False
-    log = (data_home() / "worker.log").open("a")
-    child = subprocess.Popen([sys.executable, "-m", "tlcore", "worker"], cwd=PROJECT_ROOT, stdout=log, stderr=log,
-                             stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
-    _children.append(child)
-    return True
+    """Start a background worker unless one is alive or starting; True if this call started it."""
+    return (store or RunStore()).start_worker_once(_spawn_worker) is not None
 
 
 def _absolute(path: str) -> str:
@@ -139,7 +152,8 @@ def submit(config: RunConfig, store: RunStore | None = None, *, sweep: str | Non
     """Queue a run (its data path made absolute, so the worker finds it) and make sure a worker will take it."""
     store = store or RunStore()
     config = with_absolute_paths(config)
+    check_weights(config.model)  # a run that cannot start is refused now, not 40 s later in the worker
     run = store.create(config, sweep=sweep)
     if start:
-        ensure_worker()
+        ensure_worker(store)
     return run

@@ -1,6 +1,6 @@
 """Models: the catalog, weights found offline, the new head, and layer groups from stem to head."""
 
-from tlcore.models.build import BuiltModel, ModelSpec, Preprocessing, build_model
+from tlcore.models.build import BuiltModel, ModelSpec, Preprocessing, build_model, check_weights
 from tlcore.models.catalog import DEFAULT_MODEL, RECOMMENDED, ModelCard, ModelNotFoundError, model_card, search
 from tlcore.models.groups import LayerGroup, layer_groups
 from tlcore.models.head import HeadSpec, replace_head
@@ -20,6 +20,7 @@ __all__ = [
     "WeightsError",
     "WeightsSource",
     "build_model",
+    "check_weights",
     "find_weights",
     "layer_groups",
     "load_state_dict_file",

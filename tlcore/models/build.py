@@ -68,6 +68,15 @@ class BuiltModel:
         return f"{self.arch}{suffix}"
 
 
+def check_weights(spec: ModelSpec) -> WeightsSource:
+    """Where the spec's weights come from, without building anything; `WeightsError` when there are none here.
+
+    Called before a run is queued, so an impossible run is refused at once instead of failing in the worker.
+    """
+    arch, tag = resolve_name(spec.name)
+    return find_weights(arch, tag, spec.weights, allow_download=spec.allow_download)
+
+
 def build_model(spec: ModelSpec, num_classes: int | None, *, input_size: tuple[int, int, int] | None = None,
                 seed: int = 0) -> BuiltModel:
     """Build on CPU. `num_classes=None` keeps the ImageNet classifier (used to check that weights are real).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,12 +168,16 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))  # torch names the first object it refused
+        what = f" (first: {found.group(1)})" if found else ""
         raise WeightsError(
-            f"refusing to load {path.name}: it holds Python objects, not only tensors ({str(exc).splitlines()[0][:120]})",
-            "save the weights as a state_dict or as .safetensors",
+            f"refusing to load {path.name}: it holds Python objects, not only tensors{what}",
+            "loading it could run code from the file; ask for the weights as a state_dict of tensors or as "
+            ".safetensors",
         ) from None
     except Exception as exc:  # noqa: BLE001 - corrupt files fail in many ways; the user needs one line
-        raise WeightsError(f"cannot read weights file {path.name}: {type(exc).__name__}: {str(exc)[:160]}",
+        detail = "" if "weights_only" in str(exc) else f": {' '.join(str(exc).split())[:160]}"
+        raise WeightsError(f"cannot read weights file {path.name}: {type(exc).__name__}{detail}",
                            "the file is damaged or not a weights file; download it again") from None
     return _unwrap(state, path)
 
