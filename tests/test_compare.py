@@ -107,3 +107,32 @@ def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "tlcore", "compare", str(config), "--strategies", "nope"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "unknown strategy name(s): nope" in bad.stderr
+
+
+def test_cli_compare_ends_its_wait_when_the_worker_dies(colours: Path, tl_home: Path, tmp_path: Path) -> None:
+    import signal
+
+    from tlcore.worker import submit
+
+    store = RunStore()
+    busy = submit(tiny_config(colours, epochs=400), store)  # a background worker, as the app starts it
+    deadline = time.monotonic() + 120
+    while store.get(busy.id).status != RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    config = tmp_path / "base.json"
+    config.write_text(tiny_config(colours, epochs=2).to_json())
+    compare = subprocess.Popen([sys.executable, "-m", "tlcore", "compare", str(config), "--strategies",
+                                "feature_extraction,full"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "TRANSFERLAB_HOME": str(tl_home)})
+    while len(store.list()) < 3:  # its two runs are queued behind the busy one
+        assert compare.poll() is None and time.monotonic() < deadline, compare.communicate()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.kill(store.get(busy.id).pid, signal.SIGKILL)
+    out, err = compare.communicate(timeout=60)  # it used to wait forever
+    assert compare.returncode == 1 and "Traceback" not in err, err
+    sweep = re.search(r"comparison (\S+):", out).group(1)
+    assert f"python -m tlcore compare --resume {sweep}" in err
+    assert {r.status for r in store.list(sweep=sweep)} == {"failed"}
+    assert all("resume" in r.error for r in store.list(sweep=sweep))

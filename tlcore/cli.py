@@ -173,23 +173,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
     from tlcore.config import RunConfig
-    from tlcore.runs import RunStore
-    from tlcore.worker import execute, submit
+    from tlcore.worker import ensure_worker, execute, submit
 
     config = RunConfig.load(args.config)
-    store = RunStore()
+    store = _store()
     if args.background:
         run = submit(config, store)
         print(f"queued run {run.id}; follow it with `python -m tlcore runs show {run.id}`")
         return 0
-    run = submit(config, store, start=False)
-    store.start_in_process(run.id, os.getpid())
-    print(f"run {run.id} ({run.name}), folder {run.run_dir}")
+    if not store.register_worker(os.getpid()):  # one run at a time per data folder, foreground or not
+        busy = [r.id for r in store.list(status="running")]
+        raise TransferLabError(f"another run is training in this data folder ({busy[0] if busy else 'starting'})",
+                               "queue this one with --background (it starts when that one ends), or wait")
     try:
-        status = execute(store, store.get(run.id), on_event=_progress_printer())
-    except KeyboardInterrupt:  # pragma: no cover - interactive
-        store.finish(run.id, "cancelled", "interrupted from the keyboard")
-        raise
+        run = submit(config, store, start=False)
+        store.start_in_process(run.id, os.getpid())
+        print(f"run {run.id} ({run.name}), folder {run.run_dir}")
+        try:
+            status = execute(store, store.get(run.id), on_event=_progress_printer())
+        except KeyboardInterrupt:  # pragma: no cover - interactive
+            store.finish(run.id, "cancelled", "interrupted from the keyboard")
+            raise
+    finally:
+        store.unregister_worker(os.getpid())
+    if store.list(status="queued"):
+        ensure_worker(store)  # runs queued meanwhile were waiting for this one
     final = store.get(run.id)
     print(f"run {run.id}: {status}" + (f": {final.error}" if final.error else ""))
     return 0 if status == "succeeded" else EXIT_USER_ERROR
@@ -207,6 +215,16 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store():
+    """The run store, saying once what opening it had to do (a damaged store set aside, runs found again)."""
+    from tlcore.runs import RunStore
+
+    store = RunStore()
+    for note in store.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return store
+
+
 def _fmt_time(ts: float | None) -> str:
     import time
 
@@ -214,9 +232,7 @@ def _fmt_time(ts: float | None) -> str:
 
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
-    from tlcore.runs import RunStore
-
-    store = RunStore()
+    store = _store()
     store.reap_dead()
     runs = store.list(status=args.status)
     if not runs:
@@ -239,9 +255,7 @@ def _test_accuracy(run) -> float | None:
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
-    from tlcore.runs import RunStore
-
-    store = RunStore()
+    store = _store()
     store.reap_dead()
     run = store.get(args.run_id)
     print(f"run {run.id}: {run.name}\nstatus: {run.status}" + (f" ({run.error})" if run.error else ""))
@@ -259,18 +273,15 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_cancel(args: argparse.Namespace) -> int:
-    from tlcore.runs import RunStore
-
-    run = RunStore().request_cancel(args.run_id)
+    run = _store().request_cancel(args.run_id)
     print(f"run {run.id}: {'cancelled' if run.status == 'cancelled' else 'will stop at its next step'}")
     return 0
 
 
 def _cmd_runs_resume(args: argparse.Namespace) -> int:
-    from tlcore.runs import RunStore
     from tlcore.worker import ensure_worker
 
-    run = RunStore().requeue_for_resume(args.run_id)
+    run = _store().requeue_for_resume(args.run_id)
     ensure_worker()
     print(f"run {run.id} queued to resume from its last checkpoint (epoch {run.epochs_done})")
     return 0
@@ -278,9 +289,8 @@ def _cmd_runs_resume(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tlcore.evaluate import evaluate_run
-    from tlcore.runs import RunStore
 
-    run = RunStore().get(args.run_id)
+    run = _store().get(args.run_id)
     evaluation = evaluate_run(run.run_dir)
     print(f"run {run.id} on {evaluation.n} held-out {evaluation.split} images: accuracy {evaluation.accuracy:.3f}, "
           f"balanced accuracy {evaluation.balanced_accuracy:.3f}")
@@ -321,17 +331,21 @@ def _print_sweep(rows, verdict_text: str) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    import time
-
-    from tlcore.compare import DEFAULT_STRATEGIES, launch_sweep, sweep_rows, verdict, write_report
+    from tlcore.compare import DEFAULT_STRATEGIES, launch_sweep, resume_sweep, sweep_rows, verdict, write_report
     from tlcore.config import RunConfig
     from tlcore.paths import data_home
-    from tlcore.runs import FINISHED, RunStore
     from tlcore.worker import run_worker
 
-    store = RunStore()
+    store = _store()
+    complete = True
     if args.report:
         sweep = args.report
+    elif args.resume:
+        sweep = args.resume
+        again = resume_sweep(store, sweep)
+        print(f"comparison {sweep}: {len(again)} run(s) queued again")
+        run_worker(store)
+        complete = _wait_for_sweep(store, sweep)
     else:
         if not args.config:
             raise TransferLabError("give a run config to compare strategies on, or --report SWEEP_ID",
@@ -343,20 +357,36 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(f"follow it on the Compare page, or later: python -m tlcore compare --report {sweep}")
             return 0
         run_worker(store)  # trains them here, one after the other (or waits for the live background worker)
-        while any(r.status not in FINISHED for r in store.list(sweep=sweep)):
-            time.sleep(2)
+        complete = _wait_for_sweep(store, sweep)
     rows = sweep_rows(store, sweep)
     _print_sweep(rows, verdict(rows))
     html_path, csv_path = write_report(store, sweep, args.out or data_home() / "reports")
     print(f"report: {html_path}\ntable: {csv_path}")
-    return 0
+    return 0 if complete else EXIT_USER_ERROR
+
+
+def _wait_for_sweep(store, sweep: str) -> bool:
+    from tlcore.compare import wait_for_sweep
+
+    stranded = wait_for_sweep(store, sweep)
+    if stranded:
+        print(f"error: the worker stopped during comparison {sweep}; {len(stranded)} run(s) did not start: resume "
+              f"with `python -m tlcore compare --resume {sweep}`", file=sys.stderr)
+    return not stranded
+
+
+def _existing_folder(target: str) -> Path | None:
+    """`target` as a folder if it is one; None for anything else (a run id, or a name no file system takes)."""
+    try:
+        return Path(target) if Path(target).is_dir() else None
+    except OSError:  # e.g. a name too long for the file system
+        return None
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from tlcore.export import export_run
-    from tlcore.runs import RunStore
 
-    run_dir = Path(args.run) if Path(args.run).is_dir() else Path(RunStore().get(args.run).run_dir)
+    run_dir = _existing_folder(args.run) or Path(_store().get(args.run).run_dir)
     report = export_run(run_dir, args.out)
     print(f"exported to {report.folder}: {', '.join(report.files)}")
     print("checked against the PyTorch model: " + ", ".join(f"{k} max logit difference {v:.1e}"
@@ -504,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--strategies", help="comma-separated: feature_extraction, freeze_first_half, gradual, "
                                               "full_discriminative, full (default: all five)")
     compare.add_argument("--background", action="store_true", help="queue the runs and return")
+    compare.add_argument("--resume", metavar="SWEEP_ID", help="run a comparison's failed and cancelled runs again")
     compare.add_argument("--report", metavar="SWEEP_ID", help="print the table and write the report of a comparison")
     compare.add_argument("--out", type=Path, help="folder for the HTML report and CSV (default: data folder/reports)")
     compare.set_defaults(handler=_cmd_compare)
@@ -549,3 +580,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a path the user gave: too long, unreadable, on a full disk
+        name = str(exc.filename or "")
+        shown = f" {name}" if name and len(name) <= 200 else " that path" if name else ""
+        print(f"error: cannot use{shown}: {exc.strerror or exc}: check the path, its permissions and the free disk "
+              "space", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in a log
+        log = _log_bug()
+        print(f"error: unexpected {type(exc).__name__} (a bug in Transfer Lab; details in {log})", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _log_bug() -> str:
+    import traceback
+
+    from tlcore.paths import data_home
+
+    try:
+        path = data_home() / "errors.log"
+        with path.open("a") as fh:
+            fh.write(traceback.format_exc() + "\n")
+        return str(path)
+    except OSError:
+        return "no log: it could not be written"

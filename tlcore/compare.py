@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.runs import CANCELLED, FAILED, SUCCEEDED, RunStore
+from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 from tlcore.train import resolve_manifest
 
 __all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "sweep_configs", "launch_sweep", "resume_sweep",
@@ -73,6 +73,31 @@ def resume_sweep(store: RunStore, sweep: str) -> list[str]:
     if again:
         ensure_worker(store)
     return again
+
+
+def wait_for_sweep(store: RunStore, sweep: str, poll_s: float = 1.0) -> list[str]:
+    """Block until every run of the sweep has ended; returns the ids of runs that never got to run.
+
+    A worker that dies (SIGKILL, out of memory) ends the wait instead of leaving it hanging: its
+    running run is reaped as failed, and runs still queued with no worker left to take them are
+    marked failed too, each with the resume hint.
+    """
+    stranded: list[str] = []
+    while True:
+        store.reap_dead()
+        runs = store.list(sweep=sweep)
+        if all(r.status in FINISHED for r in runs):
+            return stranded
+        queued = [r for r in runs if r.status == QUEUED]
+        if queued and not any(r.status == RUNNING for r in runs) and store.live_worker() is None:
+            time.sleep(poll_s)  # a worker between two runs re-checks the queue; give it one more look
+            if store.live_worker() is None and store.get(queued[0].id).status == QUEUED:
+                for run in queued:
+                    store.finish(run.id, FAILED, "the worker stopped before this run started; resume the comparison "
+                                                 f"with `python -m tlcore compare --resume {sweep}`")
+                    stranded.append(run.id)
+                continue
+        time.sleep(poll_s)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,11 @@ class Predictor:
         from tlcore.export import EXPORT_MARK, load_export
 
         path = Path(target).expanduser()
-        if path.is_dir() and (path / "config.json").exists():
+        try:
+            is_folder = path.is_dir() and (path / "config.json").exists()
+        except OSError:  # a name no file system takes: it can only be meant as a run id
+            is_folder = False
+        if is_folder:
             try:
                 is_export = json.loads((path / "config.json").read_text()).get("format") == EXPORT_MARK
             except json.JSONDecodeError:

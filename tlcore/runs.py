@@ -8,6 +8,9 @@ cancelled run keeps its metrics and its last checkpoint, and can be resumed.
 from __future__ import annotations
 
 import json
+import os
+import re
+import struct
 import sqlite3
 import time
 import uuid
@@ -22,11 +25,12 @@ from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.paths import data_home
 
-__all__ = ["Run", "RunStore", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "FINISHED"]
+__all__ = ["Run", "RunStore", "StoreError", "check_run_id", "TRAINING_MARK", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "FINISHED"]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 HEARTBEAT_STALE_S = 60.0
+_RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what `create` makes; nothing else is a run id
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -109,24 +113,187 @@ def _pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _stamped_epoch(weights: Path) -> int:
+    """Epochs done according to a weights file's safetensors header (no torch import needed); 0 when unknown."""
+    try:
+        with open(weights, "rb") as fh:
+            size = struct.unpack("<Q", fh.read(8))[0]
+            header = json.loads(fh.read(min(size, 10_000_000)))
+        return int(header.get("__metadata__", {}).get("epoch", -1)) + 1
+    except (OSError, ValueError, struct.error, AttributeError):
+        return 0
+
+
+TRAINING_MARK = ".training"  # in a run folder while a process trains it: its pid, so a rebuilt store knows
+
+
+def _training_pid(run_dir: Path) -> int | None:
+    try:
+        pid = int((run_dir / TRAINING_MARK).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def check_run_id(run_id: str) -> str:
+    """Run ids reach file names and SQL parameters: anything but the shape `create` makes is refused early."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        shown = run_id if len(str(run_id)) <= 40 else str(run_id)[:37] + "..."
+        raise TransferLabError(f"no run with id {shown}", "run ids look like 20261126-142233-a1b2c3; see "
+                                                          "`python -m tlcore runs list`")
+    return run_id
+
+
+class StoreError(TransferLabError):
+    """The run store cannot be read or written (permissions, a full disk, damage)."""
+
+
+_DAMAGED = ("file is not a database", "malformed", "not a database", "file is encrypted")
+
+
+def _sqlite_problem(exc: sqlite3.Error, path: Path) -> StoreError:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return StoreError(f"the run store {path} is read-only, and this needs to write to it",
+                          "check the permissions of the folder, or set TRANSFERLAB_HOME to a writable folder")
+    if "disk is full" in text or "disk I/O error" in text:
+        return StoreError(f"the run store {path} could not be written ({text})",
+                          "free some disk space (runs, exports and caches live beside it) and try again")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"the run store {path} is busy ({text})", "another process holds it; try again in a moment")
+    if any(mark in text for mark in _DAMAGED):
+        return StoreError(f"the run store {path} is damaged ({text})",
+                          "run the command again: a damaged store is set aside and rebuilt from the run folders")
+    return StoreError(f"the run store {path} failed: {text}", "try again; if it persists, move the file aside")
+
+
 class RunStore:
+    """The runs of one data folder. Opening it needs no write access; a store that is gone or damaged is set
+    aside (never overwritten) and rebuilt from the run folders, which hold config, history and evaluation."""
+
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else data_home() / "runs.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        self.runs_dir = self.path.parent / "runs"
+        self.notes: list[str] = []  # what opening the store had to do, for the UI and CLI to say
+        self.read_only = False
+        self._open()
+
+    def _open(self) -> None:
+        folder = self.path.parent
+        if self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(folder, os.W_OK)):
+            self.read_only = True
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the data folder {folder}: {exc.strerror}",
+                             "set TRANSFERLAB_HOME to a writable folder") from None
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        with self._connect(check=False) as db:  # a damaged file is set aside (and the store rebuilt) in here
             db.executescript(_SCHEMA)
+        if fresh:
+            self._rebuild()
+
+    def _set_aside(self, why: str) -> Path:
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(str(self.path) + suffix)
+            if part.exists():
+                part.replace(Path(str(aside) + suffix))
+        self.notes.append(f"the run store could not be opened ({why}); it was set aside as {aside.name} and a new one "
+                          "was built from the run folders")
+        return aside
+
+    def _rebuild(self) -> None:
+        """Runs found in their folders but not in the store come back: finished ones with their results."""
+        found = sorted(p for p in self.runs_dir.glob("*/config.json")) if self.runs_dir.is_dir() else []
+        restored = 0
+        with self._connect(check=False) as db:
+            known = {r["id"] for r in db.execute("SELECT id FROM runs")}
+            for config_path in found:
+                run_dir = config_path.parent
+                if run_dir.name in known or not _RUN_ID.fullmatch(run_dir.name):
+                    continue
+                try:
+                    config = json.loads(config_path.read_text())
+                    history = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").is_file() else []
+                except (OSError, ValueError):
+                    continue
+                if not isinstance(config, dict) or not isinstance(history, list):
+                    continue
+                done = (run_dir / "evaluation.json").is_file()
+                epochs_done = len(history) or _stamped_epoch(run_dir / "last.safetensors")
+                trainer = _training_pid(run_dir)
+                name = config.get("name") or f"{config.get('model', {}).get('name', '?')} / " \
+                                             f"{config.get('freeze', {}).get('strategy', 'custom')}"
+                status = SUCCEEDED if done else RUNNING if trainer else FAILED
+                error = None if status != FAILED else ("found in its folder when the run store was rebuilt; its "
+                                                       "checkpoint is kept: resume it to continue")
+                created = run_dir.stat().st_mtime
+                db.execute("INSERT INTO runs (id, name, config, status, error, created, started, finished, run_dir, "
+                           "epochs_done, pid, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                           (run_dir.name, str(name), json.dumps(config), status, error, created, created,
+                            None if status == RUNNING else created, str(run_dir), epochs_done, trainer,
+                            time.time() if trainer else None))
+                if trainer:  # still training: it is the worker, so no second one starts beside it
+                    db.execute("INSERT OR IGNORE INTO workers (pid, started) VALUES (?, ?)", (trainer, time.time()))
+                for row in history:
+                    if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+                        db.execute("INSERT OR REPLACE INTO metrics (run_id, epoch, data) VALUES (?,?,?)",
+                                   (run_dir.name, row["epoch"], json.dumps(row)))
+                for kind, file in (("best", "best.safetensors"), ("last", "last.safetensors"),
+                                   ("evaluation", "evaluation.json"), ("predictions", "predictions.csv")):
+                    if (run_dir / file).is_file():
+                        db.execute("INSERT OR REPLACE INTO artifacts (run_id, kind, path) VALUES (?,?,?)",
+                                   (run_dir.name, kind, str(run_dir / file)))
+                restored += 1
+        if restored:
+            self.notes.append(f"{restored} run(s) were found in their folders and added to the run store")
 
     @contextmanager
-    def _connect(self):
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+    def _connect(self, check: bool = True):
+        # Never open the database file with anything but SQLite: closing any other descriptor of it drops
+        # this process's POSIX locks, and concurrent connections then corrupt it.
+        if check and not self.read_only and not self.path.exists():
+            self._open()  # deleted while in use (a worker outlives many commands): rebuilt from the run folders
+        db = self._setup()
         try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            db.execute("PRAGMA synchronous=NORMAL")
             yield db
+        except sqlite3.Error as exc:
+            problem = _sqlite_problem(exc, self.path)
+            if "damaged" in problem.problem and not self.read_only:
+                aside = self._set_aside(str(exc))
+                problem = StoreError(f"the run store was damaged ({exc}); it was set aside as {aside.name}",
+                                     "run the command again: a new store is built from the run folders")
+            raise problem from None
         finally:
             db.close()
+
+    def _setup(self) -> sqlite3.Connection:
+        for attempt in range(2):
+            db = None
+            try:
+                if self.read_only:
+                    db = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, timeout=30,
+                                         isolation_level=None)
+                else:
+                    db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA busy_timeout=30000")
+                if not self.read_only:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.Error as exc:
+                if db is not None:
+                    db.close()
+                problem = _sqlite_problem(exc, self.path)
+                if attempt or "damaged" not in problem.problem or self.read_only:
+                    raise problem from None
+                self._set_aside(str(exc))
+                self._open()  # a new, empty store, filled from the run folders
+        raise AssertionError("unreachable")
 
     # -- writing ----------------------------------------------------------------------------------
     def create(self, config: RunConfig, *, sweep: str | None = None) -> Run:
@@ -197,6 +364,7 @@ class RunStore:
         return self.get(run_id)
 
     def requeue_for_resume(self, run_id: str) -> Run:
+        self.reap_dead()  # a run whose process was just killed is failed, not "running"
         run = self.get(run_id)
         if run.status not in (FAILED, CANCELLED):
             raise TransferLabError(f"run {run_id} is {run.status}", "only failed or cancelled runs can be resumed")
@@ -209,6 +377,8 @@ class RunStore:
         """Runs marked running whose process is gone (killed, out of memory) become failed, with the reason."""
         reaped = []
         now = time.time()
+        if self.read_only:  # can only be looked at; the next command with write access reaps
+            return reaped
         for run in self.list(status=RUNNING):
             dead = not _pid_alive(run.pid)
             stale = run.heartbeat is None or now - run.heartbeat > stale_after
@@ -267,6 +437,10 @@ class RunStore:
             db.execute("DELETE FROM workers WHERE pid=?", (pid,))
 
     def live_worker(self) -> int | None:
+        if self.read_only:
+            with self._connect() as db:
+                pids = [r["pid"] for r in db.execute("SELECT pid FROM workers")]
+            return next((p for p in pids if _pid_alive(p)), None)
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             self._forget_dead_workers(db)
@@ -276,6 +450,7 @@ class RunStore:
 
     # -- reading ----------------------------------------------------------------------------------
     def get(self, run_id: str) -> Run:
+        check_run_id(run_id)
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:

@@ -25,7 +25,7 @@ from tlcore.errors import TransferLabError
 from tlcore.evaluate import EVALUATION, PREDICTIONS, evaluate_run
 from tlcore.models import check_weights
 from tlcore.paths import data_home
-from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
+from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, TRAINING_MARK, Run, RunStore
 from tlcore.checkpoint import BEST, LAST
 from tlcore.train import Cancelled, Event, train
 
@@ -57,7 +57,10 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
 
     threading.Thread(target=beat, daemon=True).start()
     status, error = FAILED, None
+    mark = Path(run.run_dir) / TRAINING_MARK
     try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(str(os.getpid()))
         config = RunConfig.from_dict(run.config)
         train(config, run.run_dir, sink=sink, should_stop=lambda: store.cancel_requested(run.id), resume=run.resume)
         for kind, name in (("best", BEST), ("last", LAST)):
@@ -80,6 +83,7 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
         (Path(run.run_dir) / "error.log").write_text(traceback.format_exc())
     finally:
         stop_beating.set()
+        mark.unlink(missing_ok=True)
     if error:
         store.add_event(run.id, "error" if status == FAILED else "log", error)
     store.finish(run.id, status, error)

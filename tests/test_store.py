@@ -1,0 +1,181 @@
+"""The run store under damage: corrupt, read-only, deleted mid-run, lost; every case one line, no run lost
+(issue 13, items 13 and 18)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from tlcore.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunStore
+from tlcore.worker import run_worker, submit
+from train_fixtures import make_colour_classes, tiny_config
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_colour_classes(tmp_path_factory.mktemp("data") / "colours")
+
+
+def tl(*args: str, home: Path, user: int | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tlcore", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "TRANSFERLAB_HOME": str(home)}, timeout=timeout, user=user)
+
+
+def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and all(n in errors[0] for n in needles), result.stderr
+
+
+def wait_until(predicate, timeout: float = 180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+@pytest.fixture
+def two_runs(colours: Path, tl_home: Path) -> tuple[str, str]:
+    """A finished run and a cancelled one (with a checkpoint) in this test's data folder."""
+    store = RunStore()
+    done = submit(tiny_config(colours, epochs=2), store, start=False)
+    run_worker(store)
+    stopped = submit(tiny_config(colours, epochs=50), store, start=False)
+    worker = threading.Thread(target=run_worker, args=(store,))
+    worker.start()
+    wait_until(lambda: store.get(stopped.id).epochs_done >= 2)
+    store.request_cancel(stopped.id)
+    worker.join()
+    assert store.get(stopped.id).status == CANCELLED
+    return done.id, stopped.id
+
+
+@pytest.mark.parametrize("damage", [b"this is not a database" * 100, b"\0" * 8192])
+def test_a_corrupt_store_is_set_aside_and_rebuilt_from_the_run_folders(two_runs, tl_home: Path, damage: bytes) -> None:
+    done, _ = two_runs
+    store_file = tl_home / "runs.sqlite"
+    for extra in ("-wal", "-shm"):
+        Path(str(store_file) + extra).unlink(missing_ok=True)
+    store_file.write_bytes(damage)
+    listing = tl("runs", "list", home=tl_home)
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr, listing.stderr
+    assert "set aside as runs.sqlite.damaged-" in listing.stderr and "built from the run folders" in listing.stderr
+    assert done in listing.stdout and "succeeded" in listing.stdout
+    aside = list(tl_home.glob("runs.sqlite.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damage  # set aside, never overwritten
+    shown = tl("runs", "show", done, home=tl_home)
+    assert shown.returncode == 0 and "status: succeeded" in shown.stdout and "    2 " in shown.stdout  # its epochs
+
+
+def test_a_lost_store_finds_every_run_again_and_an_unfinished_one_can_resume(two_runs, tl_home: Path) -> None:
+    done, stopped = two_runs
+    for path in tl_home.glob("runs.sqlite*"):
+        path.unlink()
+    store = RunStore()
+    assert any("2 run(s) were found in their folders" in note for note in store.notes)
+    assert store.get(done).status == SUCCEEDED and len(store.metrics(done)) == 2
+    assert store.artifacts(done).keys() >= {"best", "evaluation"}
+    found = store.get(stopped)
+    assert found.status == FAILED and "resume it" in found.error
+    store.requeue_for_resume(stopped)
+    run_worker(store)
+    assert store.get(stopped).status == SUCCEEDED
+
+
+@pytest.mark.parametrize("how", ["delete", "corrupt"])
+def test_the_store_lost_during_a_run_does_not_crash_the_worker(colours: Path, tl_home: Path, how: str) -> None:
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=25), store)
+    wait_until(lambda: store.get(run.id).epochs_done >= 2)
+    files = list(tl_home.glob("runs.sqlite*"))
+    if how == "delete":
+        for path in files:
+            path.unlink()
+    else:
+        (tl_home / "runs.sqlite").write_bytes(b"garbage" * 1000)
+    time.sleep(0.5)
+    final = wait_until(lambda: (r := RunStore().get(run.id)).status not in ("queued", RUNNING) and r)
+    assert final.status == SUCCEEDED, final.error  # the worker carried on; the rebuilt store records the end
+    log = (tl_home / "worker.log").read_text() if (tl_home / "worker.log").exists() else ""
+    assert "Traceback" not in log, log[-2000:]
+
+
+@contextlib.contextmanager
+def read_only_copy(folder: Path):
+    """The data folder, read-only for this user: permissions, or for root (who ignores them) a read-only mount."""
+    copy = Path(f"/tmp/tl-readonly-{os.getpid()}-{time.monotonic_ns()}")
+    shutil.copytree(folder, copy)
+    view = copy.with_name(copy.name + "-ro")
+    try:
+        if os.geteuid() == 0:
+            view.mkdir()
+            mounted = subprocess.run(["mount", "--bind", str(copy), str(view)], capture_output=True)
+            if mounted.returncode or subprocess.run(["mount", "-o", "remount,bind,ro", str(view)],
+                                                    capture_output=True).returncode:
+                subprocess.run(["umount", str(view)], capture_output=True)
+                pytest.skip("running as root, and this machine does not allow a read-only bind mount")
+        else:
+            view = copy
+            for path in [copy, *copy.rglob("*")]:
+                os.chmod(path, 0o555 if path.is_dir() else 0o444)
+        yield view
+    finally:
+        if view != copy:
+            subprocess.run(["umount", str(view)], capture_output=True)
+            view.rmdir()
+        for path in [copy, *copy.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(copy)
+
+
+def test_a_read_only_store_can_be_read_and_refuses_writes_in_one_line(two_runs, tl_home: Path) -> None:
+    done, stopped = two_runs
+    with read_only_copy(tl_home) as readonly:
+        listing = tl("runs", "list", home=readonly)
+        assert listing.returncode == 0 and done in listing.stdout and "Traceback" not in listing.stderr, listing.stderr
+        shown = tl("runs", "show", done, home=readonly)
+        assert shown.returncode == 0 and "status: succeeded" in shown.stdout, shown.stderr
+        one_line_error(tl("runs", "resume", stopped, home=readonly), "read-only")
+
+
+@pytest.mark.parametrize("command", [("runs", "show"), ("runs", "resume"), ("runs", "cancel"), ("evaluate",),
+                                     ("export", None), ("predict", None)])
+def test_an_absurd_run_id_is_one_line(tl_home: Path, tmp_path: Path, command: tuple) -> None:
+    run_id = "x" * 100_000
+    args = [c for c in command if c] + [run_id] + ([str(tmp_path / "out")] if None in command else [])
+    one_line_error(tl(*args, home=tl_home), "x" * 10)
+
+
+def test_resume_right_after_a_kill_does_not_say_running(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=80), store)
+    wait_until(lambda: store.get(run.id).epochs_done >= 2)
+    os.kill(store.get(run.id).pid, signal.SIGKILL)
+    wait_until(lambda: store.live_worker() is None, timeout=30)
+    resumed = tl("runs", "resume", run.id, home=tl_home)
+    assert resumed.returncode == 0 and "queued to resume" in resumed.stdout, resumed.stderr
+
+
+def test_a_foreground_train_waits_its_turn_instead_of_running_beside_the_worker(colours: Path, tl_home: Path,
+                                                                                tmp_path: Path) -> None:
+    store = RunStore()
+    running = submit(tiny_config(colours, epochs=200), store)
+    wait_until(lambda: store.get(running.id).status == RUNNING)
+    config = tmp_path / "run.json"
+    config.write_text(tiny_config(colours, epochs=1).to_json())
+    one_line_error(tl("train", str(config), home=tl_home), "another run is training", "--background")
+    assert len(store.list(status=RUNNING)) == 1 and len(store.list()) == 1
+    store.request_cancel(running.id)
