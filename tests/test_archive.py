@@ -81,3 +81,104 @@ def test_not_a_zip(tmp_path: Path) -> None:
     fake.write_text("not a zip")
     with pytest.raises(DatasetError, match="is not a zip archive"):
         scan(fake)
+
+
+def _zip_with(path: Path, entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in entries:
+            archive.writestr(info, data)
+    return path
+
+
+def _patched(path: Path, **changes) -> Path:
+    """Rewrite fields of every local and central header (method, flags), as other zip tools would have."""
+    data = bytearray(path.read_bytes())
+    for signature, method_at, flags_at in ((b"PK\x03\x04", 8, 6), (b"PK\x01\x02", 10, 8)):
+        start = 0
+        while (at := data.find(signature, start)) >= 0:
+            if "method" in changes:
+                data[at + method_at:at + method_at + 2] = changes["method"].to_bytes(2, "little")
+            if "flags" in changes:
+                data[at + flags_at:at + flags_at + 2] = changes["flags"].to_bytes(2, "little")
+            start = at + 4
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: _zip_with(p, [("data/a", b"file"), ("data/a/b.jpg", b"x")]), "clashes with another entry"),
+    (lambda p: _zip_with(p, [("data/a/b.jpg", b"x"), ("data/a", b"file")]), "clashes with another entry"),
+    (lambda p: _patched(_zip_with(p, [("data/a/b.jpg", b"x" * 100)]), flags=1), "is encrypted"),
+    (lambda p: _patched(_zip_with(p, [("data/a/b.jpg", b"x" * 100)]), method=9), "compression method 9"),
+    (lambda p: _zip_with(p, [("data/a/" + "n" * 300 + ".jpg", b"x")]), "name too long"),
+])
+def test_awkward_zips_are_one_line_errors_and_leave_nothing(tmp_path: Path, tl_home: Path, make, message: str) -> None:
+    zip_path = make(tmp_path / "awkward.zip")
+    with pytest.raises(DatasetError, match=message):
+        extract_zip(zip_path)
+    assert not list((tl_home / "datasets").glob("*"))
+
+
+def test_many_entries_just_under_the_ratio_limit_are_a_bomb(tmp_path: Path, tl_home: Path) -> None:
+    zip_path = tmp_path / "many.zip"
+    limits = ZipLimits(ratio_floor_bytes=2**20)
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for i in range(12):  # each just under the size where the per-entry ratio is checked, each ~1000x
+            archive.writestr(f"d/c/{i}.bin", bytes(limits.ratio_floor_bytes - 1))
+    assert all(i.file_size <= limits.ratio_floor_bytes for i in zipfile.ZipFile(zip_path).infolist())
+    with pytest.raises(DatasetError, match="zip bomb"):
+        extract_zip(zip_path, limits=limits)
+    assert not list((tl_home / "datasets").glob("*"))
+
+
+def test_two_scans_of_the_same_zip_at_once(tmp_path: Path, tl_home: Path) -> None:
+    import threading
+
+    folder = make_class_folders(tmp_path / "parts", {"ok": 20, "scratch": 20})
+    zip_path = zip_folder(folder, tmp_path / "parts.zip")
+    results, errors = [], []
+
+    def go() -> None:
+        try:
+            results.append(extract_zip(zip_path))
+        except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(results)) == 1
+    assert sorted(p.name for p in (tl_home / "datasets").iterdir()) == [results[0].name]
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_fuzz_random_zips_give_only_dataset_errors(tmp_path: Path, tl_home: Path, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    names = ["a/b.jpg", "a", "a/", "../x", "/abs", "c:/x", "ok/1.png", "ok/2.png", "ok", "é/ü.jpg", "x" * 300,
+             "a/b.jpg/c", "", ".hidden/x", "__MACOSX/y"]
+    path = tmp_path / "fuzz.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for _ in range(rng.randint(1, 6)):
+            info = zipfile.ZipInfo(rng.choice(names) or "blank")
+            info.compress_type = rng.choice([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2])
+            if rng.random() < 0.2:
+                info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, rng.randbytes(rng.randint(0, 2000)))
+    data = bytearray(path.read_bytes())
+    if seed % 2:
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    if seed % 5 == 0:
+        data = data[: rng.randint(1, len(data))]
+    path.write_bytes(bytes(data))
+    try:
+        folder = extract_zip(path)
+    except DatasetError as exc:
+        assert "\n" not in str(exc)
+        assert not list((tl_home / "datasets").glob(".extract-*"))  # no half-extracted folder left
+    else:
+        assert folder.is_dir() and folder.is_relative_to(tl_home / "datasets")

@@ -142,3 +142,50 @@ def test_every_file_unreadable_is_an_error(tmp_path: Path) -> None:
     report = scan(tmp_path / "d")
     assert not report.ok
     assert report.errors[0].startswith("no usable images: all 2 files were skipped (2 not image)")
+
+
+def _tl(*args: str, home: Path, timeout: float = 120, **env) -> "subprocess.CompletedProcess":
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    return subprocess.run([sys.executable, "-m", "tlcore", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "TRANSFERLAB_HOME": str(home), **env})
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero and FIFOs (POSIX)")
+def test_devices_pipes_and_huge_files_are_skipped_without_reading_them(tmp_path: Path, tl_home: Path) -> None:
+    import os
+
+    root = make_class_folders(tmp_path / "data", {"a": 4, "b": 4})
+    (root / "a" / "zero.jpg").symlink_to("/dev/zero")  # would read until memory runs out
+    os.mkfifo(root / "b" / "pipe.jpg")  # would block forever
+    with open(root / "b" / "video.jpg", "wb") as fh:  # 3 GB, sparse: costs no disk
+        fh.truncate(3 * 2**30)
+    result = _tl("data", "scan", str(root), "--json", home=tl_home, timeout=120)  # it used to hang or run out of memory
+    report = json.loads(result.stdout)
+    reasons = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert reasons == {"a/zero.jpg": "not_a_file", "b/pipe.jpg": "not_a_file", "b/video.jpg": "too_large"}
+    assert report["counts"] == {"a": 4, "b": 4}
+    small = scan(root, max_file_mb=0.001)  # the limit is the user's to change
+    assert {s.reason for s in small.skipped} == {"not_a_file", "too_large"} and len(small.skipped) == 11
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_predict_on_a_huge_file_or_a_pipe_says_why_without_reading_it(tmp_path: Path, tl_home: Path) -> None:
+    import os
+
+    huge = tmp_path / "movie.jpg"
+    with open(huge, "wb") as fh:
+        fh.truncate(3 * 2**30)
+    os.mkfifo(tmp_path / "pipe.jpg")
+    from tlcore.data.images import ImageReadError, read_picture_file
+
+    for path, reason in ((huge, "too_large"), (tmp_path / "pipe.jpg", "not_a_file"), (tmp_path, "not_a_file")):
+        with pytest.raises(ImageReadError) as info:
+            read_picture_file(path)
+        assert info.value.reason == reason
+    with pytest.raises(ImageReadError, match="over the 1 MiB limit"):
+        read_picture_file(huge, max_bytes=2**20)

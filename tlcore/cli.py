@@ -19,7 +19,7 @@ STRATEGY_NAMES = ("feature_extraction", "freeze_first_k", "full", "gradual", "fi
 def _cmd_data_scan(args: argparse.Namespace) -> int:
     from tlcore.data import scan
 
-    report = scan(args.path)
+    report = scan(args.path, max_file_mb=args.max_file_mb)
     print(report.to_json() if args.json else report.summary())
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
@@ -463,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan = data.add_parser("scan", help="check every file and print a report")
     scan.add_argument("path", help="a folder with one sub-folder per class (or train/val/test folders), or a .zip")
     scan.add_argument("--json", action="store_true", help="print the full report as JSON")
+    scan.add_argument("--max-file-mb", type=float, help="skip files larger than this without reading them "
+                                                        "(default 64, or TRANSFERLAB_MAX_FILE_MB)")
     scan.set_defaults(handler=_cmd_data_scan)
 
     split = data.add_parser("split", help="make a stratified, seeded train/val/test split and save its manifest")

@@ -34,6 +34,15 @@ __all__ = [
 ]
 
 
-def scan(path: str | Path) -> ScanReport:
-    """Scan a folder or a zip of one."""
-    return scan_dataset(resolve_source(path))
+def scan(path: str | Path, *, max_file_mb: float | None = None) -> ScanReport:
+    """Scan a folder or a zip of one: every file checked, a report of what can be used and what not.
+
+    Args:
+        path: a folder with one sub-folder per class (or train/val/test folders), or a .zip of one.
+        max_file_mb: files larger than this are skipped as `too_large` without being read
+            (default 64, or `TRANSFERLAB_MAX_FILE_MB`).
+
+    Raises `DatasetError` when the path or its layout cannot be used; problems with single files
+    land in the report instead (`skipped`, `errors`, `warnings`).
+    """
+    return scan_dataset(resolve_source(path), max_bytes=int(max_file_mb * 2**20) if max_file_mb else None)

@@ -13,6 +13,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -23,6 +24,7 @@ from tlcore.paths import data_home
 __all__ = ["ZipLimits", "extract_zip"]
 
 _CHUNK = 1 << 20
+_READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
 @dataclass(frozen=True)
@@ -76,17 +78,29 @@ def extract_zip(zip_path: str | Path, *, dest_root: Path | None = None, limits: 
     staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest_root))
     try:
         with zipfile.ZipFile(zip_path) as archive:
-            _extract_members(archive, staging, limits)
-        staging.rename(target)
-    except zipfile.BadZipFile as exc:
-        raise DatasetError(f"{zip_path.name} is a damaged zip: {exc}", "create the zip again") from None
+            _extract_members(archive, staging, limits, zip_path.stat().st_size)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():  # another scan of the same zip finished first: its folder is the same
+                raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+        raise DatasetError(f"{zip_path.name} is a damaged zip ({' '.join(str(exc).split())[:160]})",
+                           "create the zip again") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot unpack {zip_path.name}: {exc.strerror or exc}",
+                           "check the free disk space, or unpack it yourself and give the folder") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def _extract_members(archive: zipfile.ZipFile, staging: Path, limits: ZipLimits) -> None:
+def _bomb(what: str) -> DatasetError:
+    return DatasetError(f"zip bomb: {what}", "this is not a data set of photos; re-create the zip")
+
+
+def _extract_members(archive: zipfile.ZipFile, staging: Path, limits: ZipLimits, archive_bytes: int) -> None:
     members = archive.infolist()
     if len(members) > limits.max_files:
         raise DatasetError(
@@ -99,6 +113,11 @@ def _extract_members(archive: zipfile.ZipFile, staging: Path, limits: ZipLimits)
             f"zip would unpack to {declared / 2**30:.1f} GiB, over the limit of {limits.max_total_bytes / 2**30:.1f} GiB",
             "use a smaller data set or point to a folder instead",
         )
+    # Many entries each just under the per-entry ratio add up: bound the whole archive's ratio too.
+    total_cap = max(limits.ratio_floor_bytes, limits.max_ratio * archive_bytes)
+    if declared > total_cap:
+        raise _bomb(f"{len(members)} entries declare {declared / 2**20:.0f} MiB from a {archive_bytes / 2**20:.1f} MiB "
+                    f"zip ({declared / max(archive_bytes, 1):.0f}x)")
     written = 0
     for info in members:
         relative = _safe_member_path(info.filename)  # checked before anything is written
@@ -107,21 +126,34 @@ def _extract_members(archive: zipfile.ZipFile, staging: Path, limits: ZipLimits)
         if any(is_hidden(part) for part in relative.parts):
             continue  # __MACOSX/ resource forks and dot files are never data
         if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise DatasetError(
-                f"zip bomb: entry '{info.filename}' inflates {info.file_size / max(info.compress_size, 1):.0f}x",
-                "this is not a data set of photos; re-create the zip",
-            )
+            raise _bomb(f"entry '{info.filename}' inflates {info.file_size / max(info.compress_size, 1):.0f}x")
+        if info.flag_bits & 0x1:
+            raise DatasetError(f"zip entry '{_short(info.filename)}' is encrypted",
+                               "create the zip without a password")
+        if info.compress_type not in _READABLE_METHODS:
+            raise DatasetError(f"zip entry '{_short(info.filename)}' uses compression method {info.compress_type}, "
+                               "which cannot be read here", "create the zip again with standard (deflate) compression")
+        if any(len(part.encode()) > 255 for part in relative.parts):
+            raise DatasetError(f"zip entry '{_short(info.filename)}' has a name too long for the file system",
+                               "shorten the file names and create the zip again")
         out_path = staging.joinpath(*relative.parts)
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(info) as src, out_path.open("wb") as dst:
+        try:
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            dst = out_path.open("wb")
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise DatasetError(f"zip entry '{_short(info.filename)}' clashes with another entry of the same name "
+                               "(a file and a folder)",
+                               "rename one of them and create the zip again") from None
+        with archive.open(info) as src, dst:
             entry_bytes = 0
             while chunk := src.read(_CHUNK):
                 entry_bytes += len(chunk)
                 written += len(chunk)
                 # Sizes in the header can lie; count what really comes out.
-                if entry_bytes > info.file_size or written > limits.max_total_bytes:
-                    raise DatasetError(
-                        f"zip bomb: entry '{info.filename}' inflates beyond its declared size",
-                        "this is not a data set of photos; re-create the zip",
-                    )
+                if entry_bytes > info.file_size or written > min(limits.max_total_bytes, total_cap):
+                    raise _bomb(f"entry '{_short(info.filename)}' inflates beyond its declared size")
                 dst.write(chunk)
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 80 else name[:77] + "..."

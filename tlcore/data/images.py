@@ -8,6 +8,8 @@ each failure must say which of these went wrong.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import math
 import warnings
 from dataclasses import dataclass
@@ -161,10 +163,49 @@ def _to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
     return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
 
 
+DEFAULT_MAX_FILE_MB = 64  # no photo is this large; a bigger file is a video, a disk image or a mistake
+
+
+def max_file_bytes() -> int:
+    """The largest picture file read, in bytes: `TRANSFERLAB_MAX_FILE_MB` changes it (scan also has --max-file-mb)."""
+    try:
+        megabytes = float(os.environ.get("TRANSFERLAB_MAX_FILE_MB", DEFAULT_MAX_FILE_MB))
+    except ValueError:
+        megabytes = DEFAULT_MAX_FILE_MB
+    return int(max(megabytes, 0.001) * 2**20)
+
+
+def read_picture_file(path: str | Path, max_bytes: int | None = None) -> bytes:
+    """A file's bytes, read only when it is a regular file under the size limit.
+
+    A symlink to /dev/zero would read until memory runs out, a FIFO would block forever,
+    and a 3 GB video would be read whole just to say "not an image": each is refused
+    from its type and size before reading, and the read itself stops at the limit.
+    """
+    limit = max_bytes or max_file_bytes()
+    try:
+        info = os.stat(path)  # follows symlinks: what would actually be read
+        if not stat.S_ISREG(info.st_mode):
+            kind = "folder" if stat.S_ISDIR(info.st_mode) else "pipe" if stat.S_ISFIFO(info.st_mode) else \
+                "device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "special file"
+            raise ImageReadError("not_a_file", f"not a regular file but a {kind}", "only picture files can be read")
+        if info.st_size > limit:
+            raise ImageReadError("too_large", f"file is {info.st_size / 2**20:.0f} MiB, over the {limit / 2**20:.0f} "
+                                              "MiB limit", "raise TRANSFERLAB_MAX_FILE_MB if it really is a picture")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # never blocks, even if swapped for a FIFO
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ImageReadError("not_a_file", "not a regular file", "only picture files can be read")
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise ImageReadError("unreadable", f"cannot read {path}: {exc.strerror or exc}",
+                             "check the file and its permissions") from None
+    if len(data) > limit:
+        raise ImageReadError("too_large", f"file is over the {limit / 2**20:.0f} MiB limit",
+                             "raise TRANSFERLAB_MAX_FILE_MB if it really is a picture")
+    return data
+
+
 def load_rgb(path: str | Path, *, max_pixels: int | None = None, draft: int | None = None) -> Image.Image:
     """Read one file from disk as RGB; raises `ImageReadError` with the reason. `draft`: as for `decode_image`."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ImageReadError("unreadable", f"cannot read {path}: {exc.strerror or exc}", "check the file's permissions") from None
-    return decode_image(data, max_pixels=max_pixels, draft=draft)[0]
+    return decode_image(read_picture_file(path), max_pixels=max_pixels, draft=draft)[0]

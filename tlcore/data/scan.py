@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlcore.data.images import ImageReadError, decode_image
+from tlcore.data.images import DEFAULT_MAX_FILE_MB, ImageReadError, decode_image, read_picture_file
 from tlcore.data.layout import DatasetFile, discover
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
 
 MIN_IMAGES_PER_CLASS = 20  # below this a validation and a test split hold too few images to mean much
 IMBALANCE_RATIO = 3.0  # largest / smallest class at which recall on the small class usually suffers
-MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES = DEFAULT_MAX_FILE_MB * 2**20  # the default; TRANSFERLAB_MAX_FILE_MB or max_bytes change it
 SMALL_SIDE_PX = 32  # smaller pictures hold little a 224-px model can use
 FORMAT_OUTLIER_SHARE = 0.02  # a format this rare beside a dominant one is worth a look
 
@@ -163,16 +163,9 @@ class ScanReport:
         return "\n".join(lines)
 
 
-def _inspect(root: Path, item: DatasetFile, max_pixels: int | None) -> ImageRecord | SkippedFile:
-    path = root / item.path
+def _inspect(root: Path, item: DatasetFile, max_pixels: int | None, max_bytes: int | None) -> ImageRecord | SkippedFile:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return SkippedFile(item.path, "too_large", f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit")
-        data = path.read_bytes()
-    except OSError as exc:
-        return SkippedFile(item.path, "unreadable", f"cannot read: {exc.strerror or exc}")
-    try:
+        data = read_picture_file(root / item.path, max_bytes)
         _, facts = decode_image(data, max_pixels=max_pixels, draft=1)
     except ImageReadError as exc:
         return SkippedFile(item.path, exc.reason, exc.problem)
@@ -189,12 +182,13 @@ def _inspect(root: Path, item: DatasetFile, max_pixels: int | None) -> ImageReco
     )
 
 
-def scan_dataset(path: str | Path, *, max_pixels: int | None = None, workers: int | None = None) -> ScanReport:
+def scan_dataset(path: str | Path, *, max_pixels: int | None = None, workers: int | None = None,
+                 max_bytes: int | None = None) -> ScanReport:
     """Scan a data set folder. Layout problems raise `DatasetError`; data problems land in `errors`."""
     layout = discover(path)
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # Pillow releases the GIL while decoding
-        results = list(pool.map(lambda f: _inspect(layout.root, f, max_pixels), layout.files))
+        results = list(pool.map(lambda f: _inspect(layout.root, f, max_pixels, max_bytes), layout.files))
     images = [r for r in results if isinstance(r, ImageRecord)]
     skipped = [r for r in results if isinstance(r, SkippedFile)]
     counts = {c: 0 for c in layout.classes}
