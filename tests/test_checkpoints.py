@@ -143,3 +143,20 @@ def test_load_weights_refuses_another_model(whole, colours: Path) -> None:
     other = prepare(tiny_config(colours, model={"name": "test_resnet", "weights": "random"})).model
     with pytest.raises(CheckpointError, match="does not fit this model"):
         load_weights(other, reference / BEST)
+
+
+def test_a_truncated_feature_cache_is_dropped_and_recomputed(colours: Path, tmp_path: Path, tl_home: Path) -> None:
+    config = tiny_config(colours, freeze={"strategy": "feature_extraction"}, epochs=2)
+    train(config, tmp_path / "first")
+    caches = sorted((tl_home / "feature_cache").glob("*.safetensors"))
+    assert caches
+    for cache in caches:  # what a kill or a full disk during the write used to leave, for good
+        cache.write_bytes(cache.read_bytes()[:50])
+    events = []
+    train(config, tmp_path / "second", sink=events.append)
+    warnings = [e.message for e in events if e.kind == "warning"]
+    assert any("was damaged" in w and "computed again" in w for w in warnings), warnings
+    assert same_weights(tmp_path / "first" / LAST, tmp_path / "second" / LAST)
+    events.clear()
+    train(config, tmp_path / "third", sink=events.append)  # and the next run reads the rebuilt cache
+    assert any("read from the cache" in e.message for e in events)

@@ -100,3 +100,68 @@ def test_grad_cam_gives_an_image_sized_map_that_varies(arch: str, size: tuple[in
     heat, explained = grad_cam(built.model, built.groups, built.preprocessing, image)
     assert heat.shape == size[1:] and 0 <= explained < 3
     assert heat.min() >= 0 and heat.max() <= 1 and heat.std() > 0.01
+
+
+def test_an_export_must_list_and_verify_what_it_needs(trained, tmp_path: Path) -> None:
+    run_dir, _ = trained
+    export_run(run_dir, tmp_path / "e", formats=())
+    config = tmp_path / "e" / "config.json"
+    meta = json.loads(config.read_text())
+    for files, message in (({}, "does not list MODEL_CARD.md, model.safetensors"), (None, "files is missing"),
+                           ({**meta["files"], "../../etc/passwd": "0" * 64}, "checksum mismatch")):
+        changed = dict(meta, files=files) if files is not None else {k: v for k, v in meta.items() if k != "files"}
+        config.write_text(json.dumps(changed))
+        with pytest.raises(TransferLabError, match=message) as info:
+            load_export(tmp_path / "e")
+        assert "\n" not in str(info.value)
+
+
+def test_export_into_a_folder_with_other_files_writes_nothing_and_an_earlier_export_is_replaced(trained,
+                                                                                              tmp_path: Path) -> None:
+    run_dir, _ = trained
+    out = tmp_path / "out"
+    (out / "holiday photos").mkdir(parents=True)
+    with pytest.raises(TransferLabError, match="already holds other files"):
+        export_run(run_dir, out, formats=())
+    assert [p.name for p in out.iterdir()] == ["holiday photos"] and [p.name for p in tmp_path.iterdir()] == ["out"]
+    first = export_run(run_dir, tmp_path / "again", formats=("torchscript",))
+    second = export_run(run_dir, tmp_path / "again", formats=())
+    assert "model.torchscript.pt" in first.files and "model.torchscript.pt" not in second.files
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted([*second.files, "config.json"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "out"]  # no temporary folder left
+    load_export(tmp_path / "again")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fuzz_a_byte_flip_in_any_export_or_run_file_is_one_line(trained, tmp_path: Path, seed: int) -> None:
+    import random
+    import shutil
+
+    from tlcore.cli import main
+
+    rng = random.Random(seed)
+    run_dir, data = trained
+    export_run(run_dir, tmp_path / "e", formats=())
+    shutil.copytree(run_dir, tmp_path / "run")
+    targets = [p for p in [*(tmp_path / "e").iterdir(), *(tmp_path / "run").iterdir()] if p.is_file()]
+    victim = rng.choice(targets)
+    blob = bytearray(victim.read_bytes())
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randrange(len(blob))
+        blob[at] = (blob[at] + rng.randint(1, 255)) % 256  # always a change
+    victim.write_bytes(bytes(blob))
+    picture = sorted(data.rglob("*.png"))[0]
+    for target in (tmp_path / "e", tmp_path / "run"):
+        code = main(["predict", str(target), str(picture), "--topk", "2"])
+        assert code in (0, 1)  # a changed export is refused; a run folder may still predict (or say why not)
+    with pytest.raises(TransferLabError) if victim.parent.name == "e" else _maybe_raises():
+        load_export(tmp_path / "e")
+    assert (run_dir / "best.safetensors").is_file()  # the original run is untouched
+
+
+class _maybe_raises:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        return kind is None or issubclass(kind, TransferLabError)

@@ -7,29 +7,36 @@ half-copied export is refused when loaded instead of predicting nonsense.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import save_model
 
 from tlcore.augment import eval_pipeline
-from tlcore.config import RunConfig
+from tlcore.config import RunConfig, read_json_file
 from tlcore.data import SplitManifest, load_rgb
 from tlcore.errors import TransferLabError
 from tlcore.models import ModelSpec, Preprocessing, build_model
 from tlcore.predict import load_trained
-from tlcore.checkpoint import BEST
+from tlcore.checkpoint import BEST, load_weights
+from tlcore.typed import typed
 
 __all__ = ["EXPORT_MARK", "ExportReport", "export_run", "load_export", "TOLERANCE", "ONNX_OPSET"]
 
 EXPORT_MARK = "transferlab-export-v1"
 TOLERANCE = 1e-4  # max |logit difference| between an export and the PyTorch model
 ONNX_OPSET = 17  # loads in onnxruntime 1.x
+WEIGHTS = "model.safetensors"
+REQUIRED = (WEIGHTS, "MODEL_CARD.md")  # listed and checksummed in every export; the other formats when written
 
 
 @dataclass(frozen=True)
@@ -51,14 +58,58 @@ def _check_inputs(run_dir: Path, manifest: SplitManifest, preprocessing: Preproc
 
 def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = BEST,
                formats: tuple[str, ...] = ("torchscript", "onnx")) -> ExportReport:
+    """Export a finished run's checkpoint to `out_dir`, every format checked against the PyTorch logits.
+
+    The export is written into a temporary folder beside `out_dir` and renamed into place at the end, so a
+    failure leaves no half export. `out_dir` may be new, empty, or an earlier Transfer Lab export (replaced);
+    any other existing folder is refused before any work. Raises `TransferLabError` with one line.
+    """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    _check_destination(out_dir)
     config, manifest, built = load_trained(run_dir, checkpoint)
     model = built.model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    try:
+        files, diffs = _write_export(work, run_dir, config, manifest, built, model, formats)
+        _replace_folder(work, out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ExportReport(folder=str(out_dir), files=files, max_abs_diff=diffs)
+
+
+def _check_destination(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TransferLabError(f"{out_dir} is a file, not a folder", "choose a new folder for the export")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not _is_export(out_dir):
+        raise TransferLabError(f"{out_dir} already holds other files", "choose a new or empty folder for the export "
+                                                                       "(an earlier export there is replaced)")
+
+
+def _is_export(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "config.json").read_text()).get("format") == EXPORT_MARK
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put `new` where `target` is; an earlier export there is removed only once the new one is in place."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: SplitManifest, built, model,
+                  formats: tuple[str, ...]) -> tuple[dict[str, str], dict[str, float]]:
     x = _check_inputs(run_dir, manifest, built.preprocessing)
     with torch.inference_mode():
         reference = model(x).numpy()
-    save_model(model, str(out_dir / "model.safetensors"))
+    save_model(model, str(out_dir / WEIGHTS))
     diffs: dict[str, float] = {}
     if "torchscript" in formats:
         traced = torch.jit.trace(model, x[:1], check_trace=False)
@@ -81,7 +132,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = BE
     evaluation_path = run_dir / "evaluation.json"
     evaluation = json.loads(evaluation_path.read_text()) if evaluation_path.exists() else None
     (out_dir / "MODEL_CARD.md").write_text(_model_card(config, manifest, built, evaluation, diffs))
-    files = {p.name: _sha256(p) for p in sorted(out_dir.iterdir()) if p.name != "config.json"}
+    files = {p.name: _sha256(p) for p in sorted(out_dir.iterdir())}  # only what this export wrote
     meta = {
         "format": EXPORT_MARK, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "arch": built.arch,
         "model": config.model.to_dict(), "classes": manifest.classes, "input_size": list(built.preprocessing.input_size),
@@ -90,7 +141,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = BE
         "test_accuracy": evaluation["accuracy"] if evaluation else None,
     }
     (out_dir / "config.json").write_text(json.dumps(meta, indent=1))
-    return ExportReport(folder=str(out_dir), files=files, max_abs_diff=diffs)
+    return files, diffs
 
 
 def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: dict | None, diffs: dict) -> str:
@@ -124,31 +175,47 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class _ExportMeta:
+    """What load_export reads from an export's config.json, typed: a damaged file is refused by field."""
+
+    format: str
+    arch: str
+    model: ModelSpec
+    classes: tuple[str, ...]
+    input_size: tuple[int, int, int]
+    preprocessing: Preprocessing
+    files: dict[str, str]
+
+
 def load_export(folder: str | Path):
-    """The export's PyTorch model and facts, after checking every file against its recorded checksum."""
+    """The export's PyTorch model as a `Predictor`, after checking every file it needs against its checksum.
+
+    The checksums guard against damage and half copies (a flipped byte, a missing file); they are not a
+    signature against someone who edits the model and recomputes them. Raises `TransferLabError` (one line).
+    """
     from tlcore.predict import Predictor
 
     folder = Path(folder)
-    try:
-        meta = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise TransferLabError(f"{folder} is not a Transfer Lab export (no readable config.json)",
-                               "export a run first: python -m tlcore export RUN_ID OUT_FOLDER") from None
-    if meta.get("format") != EXPORT_MARK:
+    if not (folder / "config.json").is_file():
+        raise TransferLabError(f"{folder} is not a Transfer Lab export (no config.json)",
+                               "export a run first: python -m tlcore export RUN_ID OUT_FOLDER")
+    raw = read_json_file(folder / "config.json", "export config", TransferLabError)
+    if not isinstance(raw, dict) or raw.get("format") != EXPORT_MARK:
         raise TransferLabError(f"{folder}/config.json is not a Transfer Lab export", "export the run again")
-    for name, digest in meta["files"].items():
+    fields = {f.name for f in dataclasses.fields(_ExportMeta)}
+    meta = typed(_ExportMeta, {k: v for k, v in raw.items() if k in fields}, "the export config")
+    missing = sorted(set(REQUIRED) - set(meta.files))
+    if missing:
+        raise TransferLabError(f"the export's config.json does not list {', '.join(missing)}",
+                               "the export is incomplete or was edited; export the run again")
+    for name, digest in meta.files.items():
         path = folder / name
-        if not path.exists() or _sha256(path) != digest:
+        if Path(name).name != name or not path.is_file() or _sha256(path) != digest:
             raise TransferLabError(f"export file {name} is missing or changed since the export (checksum mismatch)",
                                    "copy the export folder again, whole")
-    spec = replace(ModelSpec.from_dict(meta["model"]), weights="random")
-    built = build_model(spec, len(meta["classes"]), input_size=tuple(meta["input_size"]))
-    try:
-        load_model(built.model, str(folder / "model.safetensors"))
-    except RuntimeError as exc:
-        raise TransferLabError(f"model.safetensors does not fit {meta['arch']} with {len(meta['classes'])} classes: "
-                               f"{str(exc).splitlines()[0][:160]}", "export the run again") from None
-    return Predictor(built.model.eval(), list(meta["classes"]), Preprocessing(**{
-        **meta["preprocessing"], "input_size": tuple(meta["preprocessing"]["input_size"]),
-        "mean": tuple(meta["preprocessing"]["mean"]), "std": tuple(meta["preprocessing"]["std"])}))
-
+    if len(meta.classes) < 2:
+        raise TransferLabError("the export lists fewer than 2 classes", "export the run again")
+    built = build_model(replace(meta.model, weights="random"), len(meta.classes), input_size=meta.input_size)
+    load_weights(built.model, folder / WEIGHTS)
+    return Predictor(built.model.eval(), list(meta.classes), meta.preprocessing)

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
 
+from tlcore.files import atomic_write
 from tlcore.freeze import FreezePlan
 from tlcore.models import BuiltModel
 from tlcore.paths import data_home
 
-__all__ = ["uses_fast_path", "FeatureCache", "backbone_features"]
+__all__ = ["uses_fast_path", "FeatureCache", "backbone_features", "cached_features"]
 
 
 def uses_fast_path(plan: FreezePlan, n_groups: int, epochs: int) -> bool:
@@ -46,14 +49,25 @@ class FeatureCache:
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         self.path = (root or data_home() / "feature_cache") / f"{built.arch}-{digest}.safetensors"
 
-    def load(self) -> dict[str, torch.Tensor]:
-        return load_file(str(self.path)) if self.path.exists() else {}
+    def load(self, on_note: Callable[[str], None] = lambda note: None) -> dict[str, torch.Tensor]:
+        """The cached features; a damaged cache file (a kill mid-write, a full disk) is dropped, never trusted."""
+        if not self.path.exists():
+            return {}
+        try:
+            stored = load_file(str(self.path))
+            sizes = {tuple(v.shape) for v in stored.values()}
+            if len(sizes) > 1 or any(len(s) != 1 for s in sizes):
+                raise ValueError("feature vectors of different shapes")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            self.path.unlink(missing_ok=True)
+            on_note(f"the feature cache {self.path.name} was damaged ({' '.join(str(exc).split())[:120]}); it was "
+                    "dropped and the features are computed again")
+            return {}
+        return stored
 
     def save(self, features: dict[str, torch.Tensor]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in features.items()}, str(tmp))
-        tmp.replace(self.path)
+        atomic_write(self.path, lambda tmp: save_file({k: v.contiguous() for k, v in features.items()}, str(tmp)))
 
 
 def backbone_features(model: nn.Module, loader: DataLoader, device: torch.device, autocast_dtype,
@@ -72,10 +86,11 @@ def backbone_features(model: nn.Module, loader: DataLoader, device: torch.device
 
 
 def cached_features(model: nn.Module, built: BuiltModel, loader: DataLoader, hashes: list[str], view_key: dict,
-                    device: torch.device, autocast_dtype, channels_last: bool = False) -> tuple[torch.Tensor, bool]:
+                    device: torch.device, autocast_dtype, channels_last: bool = False,
+                    on_note: Callable[[str], None] = lambda note: None) -> tuple[torch.Tensor, bool]:
     """Features for the loader's pictures (in order): from the cache where present; returns (features, hit)."""
     cache = FeatureCache(built, view_key)
-    stored = cache.load()
+    stored = cache.load(on_note)
     if all(h in stored for h in hashes):
         return torch.stack([stored[h] for h in hashes]), True
     features = backbone_features(model, loader, device, autocast_dtype, channels_last)

@@ -153,8 +153,9 @@ def _cached_feature_set(prep: Prepared, train_loader: DataLoader, val_loader: Da
                         sink: Callable[[Event], None]) -> _FeatureSet:
     config, runtime, model = prep.config, prep.runtime, prep.model
     hashes = {split: [i.sha256 for i in prep.manifest.items if i.split == split] for split in ("train", "val")}
+    note = lambda text: sink(Event("warning", text))  # noqa: E731
     val, hit = cached_features(model, prep.built, val_loader, hashes["val"], {"split": "eval"}, runtime.device,
-                               runtime.autocast_dtype, runtime.channels_last)
+                               runtime.autocast_dtype, runtime.channels_last, note)
     views, hits = [], [hit]
     train_loader.sampler.order = list(range(len(train_loader.dataset)))  # manifest order: matches `hashes`
     for view in range(config.feature_views):
@@ -164,7 +165,7 @@ def _cached_feature_set(prep: Prepared, train_loader: DataLoader, val_loader: Da
             train_loader.generator.manual_seed(seed)
         key = {"split": "train", "augment": config.augment.to_dict(), "seed": seed, "workers": runtime.num_workers}
         features, hit = cached_features(model, prep.built, train_loader, hashes["train"], key, runtime.device,
-                                        runtime.autocast_dtype, runtime.channels_last)
+                                        runtime.autocast_dtype, runtime.channels_last, note)
         views.append(features)
         hits.append(hit)
     sink(Event("log", f"feature extraction fast path: backbone features of {len(hashes['val'])} val pictures and "
