@@ -120,3 +120,28 @@ def test_a_report_with_errors_cannot_be_split(tmp_path: Path) -> None:
     (root / "c").mkdir()
     with pytest.raises(DatasetError, match="class 'c' has no usable images"):
         make_split(scan(root))
+
+
+def test_a_class_of_identical_copies_is_named_as_such(tmp_path: Path) -> None:
+    import shutil
+
+    root = make_class_folders(tmp_path / "d", {"a": 10, "b": 1})
+    original = root / "b" / "img_000.jpg"
+    for i in range(1, 12):
+        shutil.copy(original, root / "b" / f"copy_{i:02d}.jpg")
+    with pytest.raises(DatasetError) as info:  # it used to split all 12 into test and blame the val/test shares
+        make_split(scan(root))
+    assert "class 'b' has 12 pictures but only 1 distinct one(s)" in str(info.value)
+    assert "larger val/test shares" not in str(info.value)
+
+
+def test_copies_count_as_one_picture_when_dealing(tmp_path: Path) -> None:
+    import shutil
+
+    root = make_class_folders(tmp_path / "d", {"a": 10, "b": 6})
+    for i in range(10):  # ten copies of one picture beside five others
+        shutil.copy(root / "b" / "img_000.jpg", root / "b" / f"copy_{i:02d}.jpg")
+    manifest = make_split(scan(root), val=0.2, test=0.2)
+    b = [i for i in manifest.items if i.label == "b"]
+    distinct = {split: len({i.sha256 for i in b if i.split == split}) for split in ("train", "val", "test")}
+    assert distinct == {"train": 4, "val": 1, "test": 1}  # of 6 distinct pictures, not of 16 files

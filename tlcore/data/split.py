@@ -120,8 +120,10 @@ def _assign(groups: list[list[ImageRecord]], targets: dict[str, int], rng: rando
     rng.shuffle(groups)
     result: dict[str, list[ImageRecord]] = defaultdict(list)
     order = [s for s in ("test", "val") if targets.get(s, 0) > 0]
-    for group in groups:
-        split = next((s for s in order if len(result[s]) < targets[s]), "train")
+    dealt: dict[str, int] = defaultdict(int)
+    for group in groups:  # targets count distinct pictures: a pile of copies is one picture, not twelve
+        split = next((s for s in order if dealt[s] < targets[s]), "train")
+        dealt[split] += 1
         result[split].extend(group)
     return result
 
@@ -169,7 +171,7 @@ def make_split(
             items += [SplitItem(r.path, r.label, "val", r.sha256) for r in given["val"]]
         else:
             for label, groups in sorted(_groups_by_content(given["val"]).items()):
-                n = sum(len(g) for g in groups)
+                n = len(groups)  # distinct pictures
                 n_test = max(1, round(n * test_from_val)) if n >= 2 else 0
                 dealt = _assign(groups, {"test": n_test, "val": n - n_test}, random.Random(f"{seed}/{label}"))
                 # Whatever the deal leaves over stays validation: nothing from the val folder trains.
@@ -180,11 +182,14 @@ def make_split(
     else:
         ratios = {"train": round(1 - val - test, 6), "val": val, "test": test}
         for label, groups in sorted(_groups_by_content(report.images).items()):
-            n = sum(len(g) for g in groups)
+            n = len(groups)  # distinct pictures
             if n < 3 and (val > 0 or test > 0):
+                copies = sum(len(g) for g in groups)
+                what = f"{copies} pictures but only {n} distinct one(s) (the rest are exact copies)" \
+                    if copies > n else f"only {n} usable image(s)"
                 raise DatasetError(
-                    f"class '{label}' has only {n} usable image(s): too few for train, validation and test",
-                    "add images to it (20 or more is a sensible minimum)",
+                    f"class '{label}' has {what}: too few for train, validation and test",
+                    "add different pictures to it (20 or more is a sensible minimum)",
                 )
             dealt = _assign(groups, _allocate(n, {"train": 1 - val - test, "val": val, "test": test}),
                             random.Random(f"{seed}/{label}"))
