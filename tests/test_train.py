@@ -111,10 +111,44 @@ def test_metrics_from_known_predictions() -> None:
     assert {w["path"] for w in e.worst} == {"img2", "img4"}
 
 
-def test_lr_finder_suggests_a_rate_inside_the_range(colours: Path) -> None:
-    curve = lr_find(tiny_config(colours), start=1e-5, end=1.0, steps=20)
-    assert 1e-5 <= curve.suggestion <= 1.0 and len(curve.lrs) == len(curve.losses) >= 5
-    assert curve.lrs == sorted(curve.lrs)
+def _diverging_lr(config_for, grid: list[float]) -> float:
+    """The smallest lr of the grid at which two epochs of plain training end with a higher loss than they began."""
+    import copy
+
+    from tlcore.freeze import apply_plan
+    from tlcore.train import make_optimizer
+
+    for lr in grid:
+        config = config_for(lr)
+        prep = prepare(config)
+        model = copy.deepcopy(prep.model).train()
+        apply_plan(model, prep.built.groups, prep.plan, 0)
+        optimizer = make_optimizer(model, prep.built.groups, prep.plan, config, prep.runtime)
+        loader = _loader(prep, "train", training=True, generator=torch.Generator().manual_seed(0))
+        loader.sampler.shuffle(0)
+        losses = []
+        for _ in range(2):
+            for x, y in loader:
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss))
+        if not all(map(torch.isfinite, torch.tensor(losses))) or losses[-1] > losses[0]:
+            return lr
+    raise AssertionError("nothing in the grid diverged")
+
+
+def test_lr_finder_suggests_a_rate_below_where_training_diverges_and_near_it(colours: Path) -> None:
+    def config_for(lr: float):
+        return tiny_config(colours, optimizer={"name": "sgd", "lr": lr, "momentum": 0.9, "label_smoothing": 0.0,
+                                               "weight_decay": 0.0, "grad_clip": 0.0})
+
+    diverges = _diverging_lr(config_for, [10 ** (e / 2) for e in range(-4, 3)])  # 0.01 ... 10
+    curve = lr_find(config_for(1e-3), start=1e-5, end=10.0, steps=40)
+    assert diverges / 30 <= curve.suggestion < diverges, (curve.suggestion, diverges)
+    assert curve.lrs == sorted(curve.lrs) and len(curve.lrs) == len(curve.losses) >= 5
+    assert curve.lrs[-1] < 10.0  # it stopped once the loss blew up, not at the end of the range
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -178,3 +212,16 @@ def replace_config(config, **changes):
     from dataclasses import replace
 
     return replace(config, **changes)
+
+
+def test_the_best_checkpoint_is_the_epoch_with_the_lowest_validation_loss(colours: Path, tmp_path: Path) -> None:
+    from tlcore.checkpoint import weights_epoch
+
+    # A high learning rate makes the validation loss go up and down, so "lowest" and "last" differ.
+    config = tiny_config(colours, epochs=6, optimizer={"lr": 0.05}, early_stopping={"metric": "val_loss", "patience": 0})
+    result = train(config, tmp_path / "run")
+    losses = [h["val_loss"] for h in result.history]
+    lowest = min(range(len(losses)), key=losses.__getitem__)
+    assert lowest != max(range(len(losses)), key=losses.__getitem__)  # the test can tell the two rules apart
+    assert result.best_epoch == lowest and result.best_metric == losses[lowest]
+    assert weights_epoch(tmp_path / "run" / BEST) == lowest

@@ -12,8 +12,8 @@ from torch import nn
 
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.freeze import apply_plan, optimizer_param_groups, set_train_mode
-from tlcore.train import _autocast, _loader, prepare
+from tlcore.freeze import apply_plan, set_train_mode
+from tlcore.train import _autocast, _loader, make_optimizer, prepare
 
 __all__ = ["LrCurve", "lr_find"]
 
@@ -40,9 +40,7 @@ def lr_find(config: RunConfig, *, start: float = 1e-6, end: float = 1.0, steps: 
     apply_plan(model, prep.built.groups, prep.plan, 0)
     set_train_mode(model, prep.built.groups, prep.plan, 0)
     o = config.optimizer
-    groups = optimizer_param_groups(model, prep.built.groups, prep.plan, start, o.weight_decay)
-    optimizer = (torch.optim.AdamW(groups, lr=start) if o.name == "adamw"
-                 else torch.optim.SGD(groups, lr=start, momentum=o.momentum))
+    optimizer = make_optimizer(model, prep.built.groups, prep.plan, config, runtime)  # the run's own (lr set below)
     criterion = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
     factor = (end / start) ** (1 / max(1, steps - 1))
     loader = _loader(prep, "train", training=True, generator=torch.Generator().manual_seed(config.seed))
