@@ -8,11 +8,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
-from pages.common import lr_find_in_subprocess, run_config, show_sidebar, state
+from pages.common import lr_find_in_subprocess, open_store, run_config, show_sidebar, state
 from tlcore.checkpoint import STATE
 from tlcore.errors import TransferLabError
 from tlcore.models import check_weights
-from tlcore.runs import RunStore
 from tlcore.worker import ensure_worker, submit
 
 s = state()
@@ -22,7 +21,7 @@ def _use_lr(lr: float) -> None:
     s["train.lr"] = lr
 
 
-store = RunStore()
+store = open_store()
 st.title("5 · Train")
 show_sidebar()
 

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import show_sidebar, state
+from pages.common import open_store, show_sidebar, state
 from tlcore.data import load_rgb
 from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
@@ -19,10 +19,10 @@ from tlcore.explain import grad_cam, overlay
 from tlcore.export import export_run
 from tlcore.paths import data_home
 from tlcore.predict import Predictor
-from tlcore.runs import SUCCEEDED, RunStore
+from tlcore.runs import SUCCEEDED
 
 s = state()
-store = RunStore()
+store = open_store()
 st.title("6 · Evaluate")
 show_sidebar()
 finished = store.list(status=SUCCEEDED)

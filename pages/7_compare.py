@@ -3,13 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import run_config, show_sidebar, state
+from pages.common import open_store, run_config, show_sidebar, state
 from tlcore.compare import STRATEGY_SET, figures, launch_sweep, report_csv, report_html, resume_sweep, sweep_rows, verdict
 from tlcore.errors import TransferLabError
-from tlcore.runs import FINISHED, RunStore
+from tlcore.runs import FINISHED
 
 s = state()
-store = RunStore()
+store = open_store()
 st.title("7 · Compare freeze strategies")
 st.write("Each strategy trains the same model on the same split, with the same seed, augmentation, learning rate "
          "and number of epochs; only what is frozen differs. Runs queue and finish one after the other.")

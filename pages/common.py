@@ -22,9 +22,10 @@ from tlcore.models import DEFAULT_MODEL, ModelSpec, build_model
 from tlcore.errors import TransferLabError
 from tlcore.models.groups import LayerGroup
 from tlcore.paths import data_home
+from tlcore.runs import RunStore
 
 __all__ = [
-    "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview",
+    "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview", "open_store",
     "state", "run_config", "lr_find_in_subprocess", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
 ]
 
@@ -96,6 +97,18 @@ def run_config() -> RunConfig:
         epochs=int(s["train.epochs"]),
         batch_size=int(s["train.batch_size"]),
     )
+
+
+def open_store() -> RunStore:
+    """The run store; what opening it had to do (a damaged store set aside, runs found again) is said on the page."""
+    try:
+        store = RunStore()
+    except TransferLabError as exc:
+        st.error(str(exc))
+        st.stop()
+    for note in store.notes:
+        st.warning(note)
+    return store
 
 
 def show_sidebar() -> None:

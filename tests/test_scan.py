@@ -144,7 +144,7 @@ def test_every_file_unreadable_is_an_error(tmp_path: Path) -> None:
     assert report.errors[0].startswith("no usable images: all 2 files were skipped (2 not image)")
 
 
-def _tl(*args: str, home: Path, timeout: float = 120, **env) -> "subprocess.CompletedProcess":
+def _tl(*args: str, home: Path, timeout: float = 120, **env):
     import os
     import subprocess
     import sys
