@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages.common import model_overview, model_spec, num_classes, show_sidebar, state
 from tlcore.errors import TransferLabError
-from tlcore.freeze import STRATEGIES, make_plan, summarize
+from tlcore.freeze import STRATEGIES, default_lr_spread, make_plan, summarize
 
 s = state()
 st.title("4 · Freeze")
@@ -27,7 +27,12 @@ if points and points[0]["point_index"] != s["freeze.last_click"]:
     s["freeze.strategy"], s["freeze.k"] = "freeze_first_k", min(points[0]["point_index"], n - 1)
 
 labels = {k: k.replace("_", " ") for k in STRATEGIES}
-strategy = st.radio("Strategy", list(STRATEGIES), format_func=labels.get, key="freeze.strategy", horizontal=True)
+def _strategy_changed() -> None:
+    s["freeze.lr_spread"] = default_lr_spread(s["freeze.strategy"])  # fine_tune's recipe spreads the rates
+
+
+strategy = st.radio("Strategy", list(STRATEGIES), format_func=labels.get, key="freeze.strategy", horizontal=True,
+                    on_change=_strategy_changed)
 st.caption(STRATEGIES[strategy])
 s["freeze.k"] = min(s["freeze.k"], n - 1)
 c1, c2 = st.columns(2)

@@ -9,7 +9,7 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 from pages.common import lr_find_in_subprocess, open_store, run_config, show_sidebar, state
-from tlcore.checkpoint import STATE
+from tlcore.artifacts import STATE
 from tlcore.errors import TransferLabError
 from tlcore.models import check_weights
 from tlcore.worker import ensure_worker, submit

@@ -14,7 +14,8 @@ from tlcore.data import load_rgb
 from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
 from tlcore.augment import eval_pipeline, model_view
-from tlcore.evaluate import EVALUATION, Evaluation, evaluate_run
+from tlcore.artifacts import EVALUATION
+from tlcore.evaluate import Evaluation, evaluate_run
 from tlcore.explain import grad_cam, overlay
 from tlcore.export import export_run
 from tlcore.paths import data_home

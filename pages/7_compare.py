@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import open_store, run_config, show_sidebar, state
-from tlcore.compare import STRATEGY_SET, figures, launch_sweep, report_csv, report_html, resume_sweep, sweep_rows, verdict
+from tlcore.compare import STRATEGY_SET, launch_sweep, resume_sweep, sweep_rows, verdict
+from tlcore.report import figures, report_csv, report_html
 from tlcore.errors import TransferLabError
 from tlcore.runs import FINISHED
 

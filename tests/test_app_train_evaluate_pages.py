@@ -139,7 +139,7 @@ def test_resume_is_offered_only_with_a_checkpoint(tl_home, tmp_path) -> None:
     app.run()
     assert not app.exception
     assert app.button(key="train.resume").label == "Start it again (it has no checkpoint yet)"
-    from tlcore.checkpoint import STATE
+    from tlcore.artifacts import STATE
 
     Path(run.run_dir).mkdir(parents=True, exist_ok=True)
     (Path(run.run_dir) / STATE).write_bytes(b"x")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tlcore.checkpoint import BEST, LAST, STATE, CheckpointError, load_weights, weights_epoch
+from tlcore.artifacts import BEST, LAST, STATE, CheckpointError, load_weights, weights_epoch
 from tlcore.files import atomic_write, clean_partial_writes
 from tlcore.train import Cancelled, prepare, train
 from train_fixtures import make_colour_classes, tiny_config

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from tlcore.compare import launch_sweep, report_html, resume_sweep, sweep_configs, sweep_rows, verdict, write_report
+from tlcore.compare import launch_sweep, resume_sweep, sweep_configs, sweep_rows, verdict
+from tlcore.report import report_html, write_report
 from tlcore.errors import TransferLabError
 from tlcore.runs import CANCELLED, FINISHED, RUNNING, SUCCEEDED, RunStore
 from train_fixtures import make_colour_classes, tiny_config
@@ -137,3 +138,19 @@ def test_cli_compare_ends_its_wait_when_the_worker_dies(colours: Path, tl_home: 
     assert f"python -m tlcore compare --resume {sweep}" in err
     assert {r.status for r in store.list(sweep=sweep)} == {"failed"}
     assert all("resume" in r.error for r in store.list(sweep=sweep))
+
+
+def test_the_comparison_table_picks_the_best_epoch_by_the_training_rule_with_min_delta(colours: Path,
+                                                                                     tl_home: Path) -> None:
+    from tlcore.config import EarlyStoppingConfig
+
+    history = [{"epoch": 0, "val_acc": 0.50}, {"epoch": 1, "val_acc": 0.53}, {"epoch": 2, "val_acc": 0.52}]
+    rule = EarlyStoppingConfig(metric="val_acc", min_delta=0.05, patience=0)
+    assert rule.best_epoch(history) == 0  # +0.03 is not an improvement of more than 0.05
+    store = RunStore()
+    run = store.create(tiny_config(colours, early_stopping={"metric": "val_acc", "min_delta": 0.05, "patience": 0}),
+                       sweep="cmp-test")
+    for row in history:
+        store.add_event(run.id, "epoch", "", {**row, "val_loss": 1.0, "epoch_seconds": 1.0, "images_per_s": 1.0,
+                                              "trainable_params": 1, "peak_memory_mb": 1.0})
+    assert sweep_rows(store, "cmp-test")[0].best_epoch == 1  # 1-based: epoch 0, as training chose (not epoch 1)

@@ -18,7 +18,7 @@ from tlcore.data import load_rgb
 from tlcore.errors import TransferLabError
 from tlcore.evaluate import evaluate_run
 from tlcore.explain import grad_cam
-from tlcore.export import TOLERANCE, export_run, load_export
+from tlcore.export import TOLERANCE, export_run
 from tlcore.models import ModelSpec, build_model
 from tlcore.predict import Predictor
 from tlcore.train import train
@@ -42,7 +42,7 @@ def test_export_round_trip_gives_the_same_predictions(trained, tmp_path: Path) -
     assert {"model.safetensors", "model.torchscript.pt", "model.onnx", "MODEL_CARD.md"} <= set(report.files)
     assert all(diff <= TOLERANCE for diff in report.max_abs_diff.values()) and set(report.max_abs_diff) == {
         "torchscript", "onnx"}
-    exported, original = load_export(tmp_path / "export"), Predictor.from_run(run_dir)
+    exported, original = Predictor.from_export(tmp_path / "export"), Predictor.from_run(run_dir)
     for picture in sorted(data.rglob("*.png"))[::8]:
         image = np.asarray(load_rgb(picture))
         a, b = exported.predict(image, topk=3), original.predict(image, topk=3)
@@ -61,15 +61,15 @@ def test_tampered_or_mismatched_exports_are_refused(trained, tmp_path: Path) -> 
     blob[-10] ^= 0xFF
     weights.write_bytes(bytes(blob))
     with pytest.raises(TransferLabError, match="checksum mismatch"):
-        load_export(tmp_path / "e")
+        Predictor.from_export(tmp_path / "e")
     export_run(run_dir, tmp_path / "m", formats=())
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     meta["classes"] = meta["classes"] + ["purple"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(TransferLabError, match="does not fit"):
-        load_export(tmp_path / "m")
+        Predictor.from_export(tmp_path / "m")
     with pytest.raises(TransferLabError, match="not a Transfer Lab export"):
-        load_export(tmp_path)
+        Predictor.from_export(tmp_path)
 
 
 def test_predict_cli_on_a_folder_writes_csv_and_cam(trained, tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ def test_an_export_must_list_and_verify_what_it_needs(trained, tmp_path: Path) -
         changed = dict(meta, files=files) if files is not None else {k: v for k, v in meta.items() if k != "files"}
         config.write_text(json.dumps(changed))
         with pytest.raises(TransferLabError, match=message) as info:
-            load_export(tmp_path / "e")
+            Predictor.from_export(tmp_path / "e")
         assert "\n" not in str(info.value)
 
 
@@ -129,7 +129,7 @@ def test_export_into_a_folder_with_other_files_writes_nothing_and_an_earlier_exp
     assert "model.torchscript.pt" in first.files and "model.torchscript.pt" not in second.files
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted([*second.files, "config.json"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "out"]  # no temporary folder left
-    load_export(tmp_path / "again")
+    Predictor.from_export(tmp_path / "again")
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -155,7 +155,7 @@ def test_fuzz_a_byte_flip_in_any_export_or_run_file_is_one_line(trained, tmp_pat
         code = main(["predict", str(target), str(picture), "--topk", "2"])
         assert code in (0, 1)  # a changed export is refused; a run folder may still predict (or say why not)
     with pytest.raises(TransferLabError) if victim.parent.name == "e" else _maybe_raises():
-        load_export(tmp_path / "e")
+        Predictor.from_export(tmp_path / "e")
     assert (run_dir / "best.safetensors").is_file()  # the original run is untouched
 
 

@@ -161,3 +161,14 @@ def test_vit_tokens_and_position_embedding_get_no_weight_decay() -> None:
     assert set(built.model.no_weight_decay()) & set(names.values()) <= skipped
     assert {"cls_token", "pos_embed"} <= skipped
     assert "blocks.0.attn.qkv.weight" in decayed  # matrices still decay
+
+
+def test_fine_tune_spreads_learning_rates_by_default_as_it_promises() -> None:
+    from tlcore.freeze import FINE_TUNE_LR_SPREAD
+
+    plan = make_plan("fine_tune", 6)
+    scales = plan.scales(6)
+    assert FINE_TUNE_LR_SPREAD > 1 and scales[-1] == 1.0 and scales[0] == pytest.approx(1 / FINE_TUNE_LR_SPREAD)
+    assert scales == sorted(scales)  # earlier groups learn slower
+    assert make_plan("full", 6).scales(6) == [1.0] * 6  # the others keep one rate unless asked
+    assert make_plan("fine_tune", 6, lr_spread=1.0).scales(6) == [1.0] * 6  # an explicit choice wins

@@ -13,7 +13,7 @@ from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.evaluate import evaluate_run, metrics_from_predictions
 from tlcore.lr_find import lr_find
-from tlcore.train import BEST, LAST, Cancelled, _loader, evaluate_loss, prepare, train
+from tlcore.train import BEST, LAST, Cancelled, make_loader, evaluate_loss, prepare, train
 from train_fixtures import make_colour_classes, tiny_config
 
 
@@ -25,7 +25,7 @@ def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_short_run_learns(colours: Path, tmp_path: Path) -> None:
     config = tiny_config(colours, epochs=4)
     prep = prepare(config)
-    before = evaluate_loss(prep.model, _loader(prep, "val", training=False), prep.runtime, torch.nn.CrossEntropyLoss())
+    before = evaluate_loss(prep.model, make_loader(prep, "val", training=False), prep.runtime, torch.nn.CrossEntropyLoss())
     events = []
     result = train(config, tmp_path / "run", sink=events.append)
     assert result.epochs_done == 4
@@ -124,7 +124,7 @@ def _diverging_lr(config_for, grid: list[float]) -> float:
         model = copy.deepcopy(prep.model).train()
         apply_plan(model, prep.built.groups, prep.plan, 0)
         optimizer = make_optimizer(model, prep.built.groups, prep.plan, config, prep.runtime)
-        loader = _loader(prep, "train", training=True, generator=torch.Generator().manual_seed(0))
+        loader = make_loader(prep, "train", training=True, generator=torch.Generator().manual_seed(0))
         loader.sampler.shuffle(0)
         losses = []
         for _ in range(2):
@@ -215,7 +215,7 @@ def replace_config(config, **changes):
 
 
 def test_the_best_checkpoint_is_the_epoch_with_the_lowest_validation_loss(colours: Path, tmp_path: Path) -> None:
-    from tlcore.checkpoint import weights_epoch
+    from tlcore.artifacts import weights_epoch
 
     # A high learning rate makes the validation loss go up and down, so "lowest" and "last" differ.
     config = tiny_config(colours, epochs=6, optimizer={"lr": 0.05}, early_stopping={"metric": "val_loss", "patience": 0})

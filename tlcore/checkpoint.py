@@ -12,56 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_model
+from safetensors.torch import save_model
 from torch import nn
 
-from tlcore.errors import TransferLabError
-from tlcore.files import atomic_write, clean_partial_writes
+from tlcore.artifacts import STATE, CheckpointError
+from tlcore.files import atomic_write
 
-__all__ = ["BEST", "LAST", "STATE", "atomic_write", "clean_partial_writes", "save_weights", "load_weights",
-           "weights_epoch", "save_state", "read_state", "CheckpointError"]
-
-BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"
-
-
-class CheckpointError(TransferLabError):
-    """A checkpoint file is missing, damaged or belongs to another model."""
+__all__ = ["save_weights", "save_state", "read_state"]
 
 
 def save_weights(model: nn.Module, path: str | Path, epoch: int) -> Path:
     """Weights as safetensors, stamped with the epoch they come from."""
     return atomic_write(path, lambda tmp: save_model(model, str(tmp), metadata={"epoch": str(epoch)}))
-
-
-def weights_epoch(path: str | Path) -> int | None:
-    """The epoch stamped in a weights file; None when the file is absent, unreadable or unstamped."""
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            epoch = (fh.metadata() or {}).get("epoch")
-    except (OSError, SafetensorError, ValueError):
-        return None
-    return int(epoch) if epoch is not None and epoch.isdigit() else None
-
-
-def load_weights(model: nn.Module, path: str | Path, device: str = "cpu") -> None:
-    """Load a weights file into a model of the same architecture; any problem is one line naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path.name} is missing from {path.parent}", "choose a run that finished at least one epoch")
-    try:
-        tensors = load_file(str(path), device=device)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is damaged ({' '.join(str(exc).split())[:160]})",
-                              "resume or re-run the training to write it again") from None
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        first = str(exc).split("\n")[0][:200]
-        raise CheckpointError(f"{path} does not fit this model ({first})",
-                              "it belongs to another run or model; do not copy checkpoints between runs") from None
 
 
 def save_state(run_dir: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tlcore.errors import TransferLabError
+from tlcore.strategies import STRATEGIES
 
 __all__ = ["main", "build_parser"]
 
 EXIT_USER_ERROR = 1
-STRATEGY_NAMES = ("feature_extraction", "freeze_first_k", "full", "gradual", "fine_tune")
 
 
 def _cmd_data_scan(args: argparse.Namespace) -> int:
@@ -250,8 +250,10 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _test_accuracy(run) -> float | None:
-    path = Path(run.run_dir) / "evaluation.json"
-    return json.loads(path.read_text())["accuracy"] if path.exists() else None
+    from tlcore.artifacts import read_evaluation
+
+    evaluation = read_evaluation(run.run_dir)
+    return evaluation.get("accuracy") if evaluation else None
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
@@ -331,7 +333,8 @@ def _print_sweep(rows, verdict_text: str) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from tlcore.compare import DEFAULT_STRATEGIES, launch_sweep, resume_sweep, sweep_rows, verdict, write_report
+    from tlcore.compare import DEFAULT_STRATEGIES, launch_sweep, resume_sweep, sweep_rows, verdict
+    from tlcore.report import write_report
     from tlcore.config import RunConfig
     from tlcore.paths import data_home
     from tlcore.worker import run_worker
@@ -556,11 +559,12 @@ def build_parser() -> argparse.ArgumentParser:
     freeze = commands.add_parser("freeze", help="freeze plans").add_subparsers(dest="freeze_command", required=True)
     fshow = freeze.add_parser("show", help="which groups train when, with their learning-rate scales")
     _add_model_arguments(fshow)
-    fshow.add_argument("--strategy", default="feature_extraction", choices=sorted(STRATEGY_NAMES))
+    fshow.add_argument("--strategy", default="feature_extraction", choices=sorted(STRATEGIES))
     fshow.add_argument("--k", type=int, help="freeze_first_k: groups kept frozen (default: half)")
     fshow.add_argument("--every", type=int, default=1, help="gradual: epochs between unfreezing one more group")
     fshow.add_argument("--head-epochs", type=int, default=1, help="fine_tune: head-only epochs before unfreezing all")
-    fshow.add_argument("--lr-spread", type=float, default=1.0, help="head lr / stem lr (discriminative learning rates)")
+    fshow.add_argument("--lr-spread", type=float, help="head lr / stem lr (discriminative learning rates; default 1, "
+                                                       "fine_tune 10)")
     fshow.add_argument("--train-bn", action="store_true", help="update BatchNorm statistics in frozen groups")
     fshow.add_argument("--epochs", type=int, default=10, help="how many epochs to show")
     fshow.set_defaults(handler=_cmd_freeze_show)

@@ -2,29 +2,23 @@
 
 A sweep is a set of ordinary runs that share a sweep id and differ only in their
 freeze plan; they queue on the background runner, finish one by one, and can be
-resumed like any run. The table, the verdict and the report read the run store.
+resumed like any run. The table and the verdict read the run store; `tlcore.report` draws them.
 """
 
 from __future__ import annotations
 
-import csv
-import html
-import io
-import json
 import time
 import uuid
 from dataclasses import dataclass, replace
-from pathlib import Path
 
-import plotly.graph_objects as go
-
-from tlcore.config import RunConfig
+from tlcore.artifacts import read_evaluation
+from tlcore.config import EarlyStoppingConfig, RunConfig
+from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
-from tlcore.train import resolve_manifest
 
 __all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "sweep_configs", "launch_sweep", "resume_sweep",
-           "sweep_rows", "verdict", "report_html", "report_csv", "write_report"]
+           "sweep_rows", "verdict", "wait_for_sweep"]
 
 # name -> (freeze settings, one line for people). The same optimizer, lr, epochs and augmentation for all.
 STRATEGY_SET: dict[str, tuple[dict, str]] = {
@@ -43,13 +37,23 @@ def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEF
     if unknown or not strategies:
         raise TransferLabError(f"unknown strategy name(s): {', '.join(unknown) or '(none given)'}",
                                f"choose from {', '.join(STRATEGY_SET)}")
-    _, manifest_path = resolve_manifest(base)  # made and saved once; every run reads this file
+    _, manifest_path = resolve_manifest(base.data)  # made and saved once; every run reads this file
     data = replace(base.data, manifest=str(manifest_path))
     return [replace(base, name=name, data=data, freeze=dict(STRATEGY_SET[name][0])) for name in strategies]
 
 
 def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore | None = None,
                  start: bool = True) -> str:
+    """Queue one run per strategy of `STRATEGY_SET`, all on one split manifest; returns the comparison's id.
+
+    Args:
+        base: the shared config (its freeze setting is replaced per strategy).
+        strategies: names from `STRATEGY_SET` (default: all five).
+        store: the run store (default: the data folder's).
+        start: start the background worker (False: the caller runs `run_worker` itself).
+
+    Follow it with `sweep_rows(store, sweep)` and `verdict(rows)`; `tlcore.report.write_report` writes the report.
+    """
     from tlcore.worker import submit
 
     store = store or RunStore()
@@ -126,10 +130,10 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
     rows = []
     for run in runs:
         metrics = store.metrics(run.id)
-        evaluation_path = Path(run.run_dir) / "evaluation.json"
-        evaluation = json.loads(evaluation_path.read_text()) if evaluation_path.exists() else None
-        monitor = run.config.get("early_stopping", {}).get("metric", "val_loss")
-        best = (min if monitor == "val_loss" else max)(metrics, key=lambda m: m[monitor])["epoch"] + 1 if metrics else None
+        evaluation = read_evaluation(run.run_dir)
+        rule = EarlyStoppingConfig(**run.config.get("early_stopping", {}))  # the rule training used, min_delta too
+        best_epoch = rule.best_epoch(metrics)
+        best = None if best_epoch is None else best_epoch + 1
         seconds = sum(m["epoch_seconds"] for m in metrics) if metrics else None
         images = sum(m["images_per_s"] * m["epoch_seconds"] for m in metrics) if metrics else None
         rows.append(SweepRow(
@@ -171,82 +175,3 @@ def verdict(rows: list[SweepRow]) -> str:
     if pending:
         text += f". {pending} strateg{'y is' if pending == 1 else 'ies are'} not finished yet"
     return text + "."
-
-
-_COLUMNS = ("strategy", "status", "test_accuracy", "macro_f1", "best_epoch", "epochs_done", "wall_seconds",
-            "images_per_s", "trainable_params", "peak_memory_mb", "run_id")
-
-
-def report_csv(rows: list[SweepRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(_COLUMNS)
-    for r in rows:
-        writer.writerow(["" if getattr(r, c) is None else getattr(r, c) for c in _COLUMNS])
-    return out.getvalue()
-
-
-def figures(rows: list[SweepRow]) -> dict[str, go.Figure]:
-    curves = go.Figure()
-    for r in rows:
-        curves.add_trace(go.Scatter(x=list(range(1, len(r.val_acc) + 1)), y=r.val_acc, mode="lines+markers",
-                                    name=r.strategy))
-    curves.update_layout(title="Validation accuracy per epoch", xaxis_title="epoch", yaxis_title="val accuracy")
-    done = [r for r in rows if r.test_accuracy is not None]
-    time_plot = go.Figure(go.Scatter(x=[r.wall_seconds for r in done], y=[r.test_accuracy for r in done],
-                                     text=[r.strategy for r in done], mode="markers+text", textposition="top center"))
-    time_plot.update_layout(title="Test accuracy against training time", xaxis_title="seconds",
-                            yaxis_title="test accuracy")
-    params_plot = go.Figure(go.Scatter(x=[r.trainable_params for r in done], y=[r.test_accuracy for r in done],
-                                       text=[r.strategy for r in done], mode="markers+text",
-                                       textposition="top center"))
-    params_plot.update_layout(title="Test accuracy against trainable parameters", xaxis_type="log",
-                              xaxis_title="trainable parameters", yaxis_title="test accuracy")
-    return {"curves": curves, "time": time_plot, "params": params_plot}
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}" if value < 10 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def report_html(rows: list[SweepRow], title: str, config: dict | None = None) -> str:
-    """One self-contained page: plotly's script inline once, every run in the table, the verdict on top."""
-    charts = []
-    for i, figure in enumerate(figures(rows).values()):
-        figure.update_layout(height=420)
-        charts.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0)))
-    head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in _COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(getattr(r, c)))}</td>" for c in _COLUMNS) + "</tr>"
-                   for r in rows)
-    settings = f"<h2>Shared settings</h2><pre>{html.escape(json.dumps(config, indent=1))}</pre>" if config else ""
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<p><b>Verdict:</b> {html.escape(verdict(rows))}</p>
-<table><tr>{head}</tr>{body}</table>
-{''.join(charts)}
-{settings}
-<p>Made by Transfer Lab on {time.strftime('%Y-%m-%d %H:%M')}. Every strategy used the same split, seed,
-augmentation, optimizer and epoch budget; test accuracy is measured on held-out pictures that neither trained
-a model nor chose its best epoch.</p>
-</body></html>"""
-
-
-def write_report(store: RunStore, sweep: str, out_dir: str | Path) -> tuple[Path, Path]:
-    rows = sweep_rows(store, sweep)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    first = store.list(sweep=sweep)[-1].config
-    shared = {k: v for k, v in first.items() if k not in ("name", "freeze")}
-    html_path, csv_path = out_dir / f"{sweep}.html", out_dir / f"{sweep}.csv"
-    html_path.write_text(report_html(rows, f"Freeze strategies compared ({sweep})", shared))
-    csv_path.write_text(report_csv(rows))
-    return html_path, csv_path

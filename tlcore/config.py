@@ -83,6 +83,20 @@ class EarlyStoppingConfig:
     patience: int = 3  # epochs without improvement before stopping; 0 = never stop early
     min_delta: float = 0.0
 
+    def improves(self, value: float, best: float | None) -> bool:
+        """The one rule for "this epoch is better": lower loss or higher accuracy, by more than `min_delta`."""
+        if best is None:
+            return True
+        return value < best - self.min_delta if self.metric == "val_loss" else value > best + self.min_delta
+
+    def best_epoch(self, history: list[dict]) -> int | None:
+        """The epoch the rule keeps as best, walking the history as training did; None for no epochs."""
+        best, chosen = None, None
+        for row in history:
+            if self.improves(row[self.metric], best):
+                best, chosen = row[self.metric], row["epoch"]
+        return chosen
+
 
 @dataclass(frozen=True)
 class RunConfig:

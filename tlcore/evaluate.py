@@ -13,14 +13,13 @@ from torch.utils.data import DataLoader
 
 from tlcore.augment import eval_pipeline, resize_target
 from tlcore.errors import TransferLabError
+from tlcore.files import atomic_write
 from tlcore.loader import ImageListDataset
-from tlcore.predict import load_trained
-from tlcore.runtime import select_runtime
-from tlcore.checkpoint import BEST
+from tlcore.inference import outputs
+from tlcore.runtime import Runtime, select_runtime
+from tlcore.artifacts import BEST, EVALUATION, PREDICTIONS, load_trained
 
-__all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "EVALUATION", "PREDICTIONS"]
-
-EVALUATION, PREDICTIONS = "evaluation.json", "predictions.csv"
+__all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run"]
 
 
 @dataclass(frozen=True)
@@ -79,39 +78,52 @@ def metrics_from_predictions(labels: np.ndarray, probabilities: np.ndarray, clas
                       per_class=per_class, confusion=confusion.tolist(), worst=worst)
 
 
+def _runtime_here(config) -> Runtime:
+    """The run's device when this machine has it; a run trained on a GPU (CUDA or Apple) still evaluates on a CPU."""
+    try:
+        return select_runtime(config.device, config.precision, config.num_workers)
+    except TransferLabError:
+        return select_runtime("auto", config.precision, config.num_workers)
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BEST) -> Evaluation:
-    """Score the run's best checkpoint on its own split manifest; writes evaluation.json and predictions.csv."""
+    """Score a finished run on its held-out pictures, which never trained it nor chose its best epoch.
+
+    Args:
+        run_dir: the run's folder.
+        split: which part of the run's own split manifest: "test" (default) or "val".
+        checkpoint: `BEST` (default) or `LAST`.
+
+    Returns an `Evaluation` (accuracy, balanced accuracy, per-class precision/recall/F1, confusion matrix,
+    worst mistakes) and writes it to evaluation.json, with every picture's probabilities in predictions.csv.
+    Raises `TransferLabError` when the run or its split cannot be used.
+    """
     run_dir = Path(run_dir)
     config, manifest, built = load_trained(run_dir, checkpoint)
     items = manifest.files(split)
     if not items:
         raise TransferLabError(f"the split has no {split} images", "make a split with a test share above 0")
-    runtime = select_runtime(config.device if config.device != "cuda" or torch.cuda.is_available() else "auto",
-                             config.precision, config.num_workers)
-    model = built.model.to(runtime.device).eval()
+    runtime = _runtime_here(config)
+    model = built.model.to(runtime.device)
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     p = built.preprocessing
     loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
                         batch_size=config.batch_size, num_workers=runtime.num_workers)
-    outputs = []
-    with torch.inference_mode(), torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype or torch.float32,
-                                                enabled=runtime.autocast_dtype is not None):
-        for x, _ in loader:
-            x = x.to(runtime.device)
-            if runtime.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            outputs.append(model(x).float().softmax(1).cpu())
-    probabilities = torch.cat(outputs).numpy()
+    probabilities = torch.cat([logits.softmax(1).cpu() for logits, _ in outputs(model, loader, runtime)]).numpy()
     labels = np.array([y for _, y in items])
     paths = [str(path) for path, _ in items]
     evaluation = metrics_from_predictions(labels, probabilities, manifest.classes, paths, split=split)
-    (run_dir / EVALUATION).write_text(json.dumps(evaluation.to_dict(), indent=1))
-    with (run_dir / PREDICTIONS).open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["path", "label", "predicted", "confidence"] + [f"p_{c}" for c in manifest.classes])
-        for path, label, probs in zip(paths, labels, probabilities):
-            top = int(probs.argmax())
-            writer.writerow([path, manifest.classes[label], manifest.classes[top], f"{probs[top]:.4f}"]
-                            + [f"{v:.4f}" for v in probs])
+    atomic_write(run_dir / EVALUATION, lambda tmp: tmp.write_text(json.dumps(evaluation.to_dict(), indent=1)))
+
+    def write_predictions(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "label", "predicted", "confidence"] + [f"p_{c}" for c in manifest.classes])
+            for path, label, probs in zip(paths, labels, probabilities):
+                top = int(probs.argmax())
+                writer.writerow([path, manifest.classes[label], manifest.classes[top], f"{probs[top]:.4f}"]
+                                + [f"{v:.4f}" for v in probs])
+
+    atomic_write(run_dir / PREDICTIONS, write_predictions)
     return evaluation

@@ -7,14 +7,12 @@ half-copied export is refused when loaded instead of predicting nonsense.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,21 +20,18 @@ import torch
 from safetensors.torch import save_model
 
 from tlcore.augment import eval_pipeline
-from tlcore.config import RunConfig, read_json_file
+from tlcore.artifacts import (
+    BEST, CONFIG, EXPORT_CARD, EXPORT_MARK, EXPORT_WEIGHTS, is_export, load_trained, read_evaluation, sha256_file,
+)
+from tlcore.config import RunConfig
 from tlcore.data import SplitManifest, load_rgb
 from tlcore.errors import TransferLabError
-from tlcore.models import ModelSpec, Preprocessing, build_model
-from tlcore.predict import load_trained
-from tlcore.checkpoint import BEST, load_weights
-from tlcore.typed import typed
+from tlcore.models import Preprocessing
 
-__all__ = ["EXPORT_MARK", "ExportReport", "export_run", "load_export", "TOLERANCE", "ONNX_OPSET"]
+__all__ = ["ExportReport", "export_run", "TOLERANCE", "ONNX_OPSET"]
 
-EXPORT_MARK = "transferlab-export-v1"
 TOLERANCE = 1e-4  # max |logit difference| between an export and the PyTorch model
 ONNX_OPSET = 17  # loads in onnxruntime 1.x
-WEIGHTS = "model.safetensors"
-REQUIRED = (WEIGHTS, "MODEL_CARD.md")  # listed and checksummed in every export; the other formats when written
 
 
 @dataclass(frozen=True)
@@ -44,10 +39,6 @@ class ExportReport:
     folder: str
     files: dict[str, str]
     max_abs_diff: dict[str, float]  # per format, on the check pictures
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _check_inputs(run_dir: Path, manifest: SplitManifest, preprocessing: Preprocessing, n: int = 4) -> torch.Tensor:
@@ -81,16 +72,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = BE
 def _check_destination(out_dir: Path) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise TransferLabError(f"{out_dir} is a file, not a folder", "choose a new folder for the export")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not _is_export(out_dir):
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_export(out_dir):
         raise TransferLabError(f"{out_dir} already holds other files", "choose a new or empty folder for the export "
                                                                        "(an earlier export there is replaced)")
-
-
-def _is_export(folder: Path) -> bool:
-    try:
-        return json.loads((folder / "config.json").read_text()).get("format") == EXPORT_MARK
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _replace_folder(new: Path, target: Path) -> None:
@@ -109,7 +93,7 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
     x = _check_inputs(run_dir, manifest, built.preprocessing)
     with torch.inference_mode():
         reference = model(x).numpy()
-    save_model(model, str(out_dir / WEIGHTS))
+    save_model(model, str(out_dir / EXPORT_WEIGHTS))
     diffs: dict[str, float] = {}
     if "torchscript" in formats:
         traced = torch.jit.trace(model, x[:1], check_trace=False)
@@ -129,10 +113,9 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
     if bad:
         raise TransferLabError(f"the export does not reproduce the model: max logit difference {bad}",
                                "report this model; export only model.safetensors for now")
-    evaluation_path = run_dir / "evaluation.json"
-    evaluation = json.loads(evaluation_path.read_text()) if evaluation_path.exists() else None
-    (out_dir / "MODEL_CARD.md").write_text(_model_card(config, manifest, built, evaluation, diffs))
-    files = {p.name: _sha256(p) for p in sorted(out_dir.iterdir())}  # only what this export wrote
+    evaluation = read_evaluation(run_dir)
+    (out_dir / EXPORT_CARD).write_text(_model_card(config, manifest, built, evaluation, diffs))
+    files = {p.name: sha256_file(p) for p in sorted(out_dir.iterdir())}  # only what this export wrote
     meta = {
         "format": EXPORT_MARK, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "arch": built.arch,
         "model": config.model.to_dict(), "classes": manifest.classes, "input_size": list(built.preprocessing.input_size),
@@ -140,7 +123,7 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
         "max_abs_diff": diffs, "training_config": config.to_dict(), "split_id": manifest.id,
         "test_accuracy": evaluation["accuracy"] if evaluation else None,
     }
-    (out_dir / "config.json").write_text(json.dumps(meta, indent=1))
+    (out_dir / CONFIG).write_text(json.dumps(meta, indent=1))
     return files, diffs
 
 
@@ -173,49 +156,3 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
               + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()),
               "", "Predict: `python -m tlcore predict THIS_FOLDER picture.jpg`"]
     return "\n".join(lines) + "\n"
-
-
-@dataclass(frozen=True)
-class _ExportMeta:
-    """What load_export reads from an export's config.json, typed: a damaged file is refused by field."""
-
-    format: str
-    arch: str
-    model: ModelSpec
-    classes: tuple[str, ...]
-    input_size: tuple[int, int, int]
-    preprocessing: Preprocessing
-    files: dict[str, str]
-
-
-def load_export(folder: str | Path):
-    """The export's PyTorch model as a `Predictor`, after checking every file it needs against its checksum.
-
-    The checksums guard against damage and half copies (a flipped byte, a missing file); they are not a
-    signature against someone who edits the model and recomputes them. Raises `TransferLabError` (one line).
-    """
-    from tlcore.predict import Predictor
-
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise TransferLabError(f"{folder} is not a Transfer Lab export (no config.json)",
-                               "export a run first: python -m tlcore export RUN_ID OUT_FOLDER")
-    raw = read_json_file(folder / "config.json", "export config", TransferLabError)
-    if not isinstance(raw, dict) or raw.get("format") != EXPORT_MARK:
-        raise TransferLabError(f"{folder}/config.json is not a Transfer Lab export", "export the run again")
-    fields = {f.name for f in dataclasses.fields(_ExportMeta)}
-    meta = typed(_ExportMeta, {k: v for k, v in raw.items() if k in fields}, "the export config")
-    missing = sorted(set(REQUIRED) - set(meta.files))
-    if missing:
-        raise TransferLabError(f"the export's config.json does not list {', '.join(missing)}",
-                               "the export is incomplete or was edited; export the run again")
-    for name, digest in meta.files.items():
-        path = folder / name
-        if Path(name).name != name or not path.is_file() or _sha256(path) != digest:
-            raise TransferLabError(f"export file {name} is missing or changed since the export (checksum mismatch)",
-                                   "copy the export folder again, whole")
-    if len(meta.classes) < 2:
-        raise TransferLabError("the export lists fewer than 2 classes", "export the run again")
-    built = build_model(replace(meta.model, weights="random"), len(meta.classes), input_size=meta.input_size)
-    load_weights(built.model, folder / WEIGHTS)
-    return Predictor(built.model.eval(), list(meta.classes), meta.preprocessing)

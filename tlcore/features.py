@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils.data import DataLoader
-
+from tlcore.data import SplitManifest
 from tlcore.files import atomic_write
 from tlcore.freeze import FreezePlan
+from tlcore.inference import outputs
+from tlcore.loader import EpochLoader
 from tlcore.models import BuiltModel
 from tlcore.paths import data_home
+from tlcore.runtime import Runtime
 
-__all__ = ["uses_fast_path", "FeatureCache", "backbone_features", "cached_features"]
+__all__ = ["uses_fast_path", "FeatureCache", "FeatureSet", "HeadOnFeatures", "backbone_features", "cached_features",
+           "cached_feature_set", "fast_path_fits"]
 
 
 def uses_fast_path(plan: FreezePlan, n_groups: int, epochs: int) -> bool:
@@ -70,30 +74,83 @@ class FeatureCache:
         atomic_write(self.path, lambda tmp: save_file({k: v.contiguous() for k, v in features.items()}, str(tmp)))
 
 
-def backbone_features(model: nn.Module, loader: DataLoader, device: torch.device, autocast_dtype,
-                      channels_last: bool = False) -> torch.Tensor:
-    """Pooled features before the classifier, in loader order, from the model in eval mode."""
-    model.eval()
-    outputs = []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                                enabled=autocast_dtype is not None):
-        for x, _ in loader:
-            x = x.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            outputs.append(model.forward_head(model.forward_features(x), pre_logits=True).float().cpu())
-    return torch.cat(outputs)
+def _pooled(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model.forward_head(model.forward_features(x), pre_logits=True)
 
 
-def cached_features(model: nn.Module, built: BuiltModel, loader: DataLoader, hashes: list[str], view_key: dict,
-                    device: torch.device, autocast_dtype, channels_last: bool = False,
-                    on_note: Callable[[str], None] = lambda note: None) -> tuple[torch.Tensor, bool]:
+def backbone_features(model: nn.Module, loader: Iterable, runtime: Runtime) -> torch.Tensor:
+    """Pooled features before the classifier, in loader order, from the model in eval mode (on the CPU)."""
+    return torch.cat([features.cpu() for features, _ in outputs(model, loader, runtime, forward=_pooled)])
+
+
+def cached_features(model: nn.Module, built: BuiltModel, loader: Iterable, hashes: list[str], view_key: dict,
+                    runtime: Runtime, on_note: Callable[[str], None] = lambda note: None) -> tuple[torch.Tensor, bool]:
     """Features for the loader's pictures (in order): from the cache where present; returns (features, hit)."""
     cache = FeatureCache(built, view_key)
     stored = cache.load(on_note)
     if all(h in stored for h in hashes):
         return torch.stack([stored[h] for h in hashes]), True
-    features = backbone_features(model, loader, device, autocast_dtype, channels_last)
+    features = backbone_features(model, loader, runtime)
     stored.update({h: f for h, f in zip(hashes, features)})
     cache.save(stored)
     return features, False
+
+
+class HeadOnFeatures(nn.Module):
+    """The model's own classifier applied to cached pooled features, with the model's head dropout."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.classifier = model.get_classifier()
+        self.drop_rate = float(getattr(model, "drop_rate", 0.0) or 0.0)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(nn.functional.dropout(features, self.drop_rate, self.training))
+
+
+def fast_path_fits(model: nn.Module, input_size: tuple[int, int, int]) -> bool:
+    """The cached-feature head must compute exactly what the whole model does (checked once, on one input)."""
+    if not all(hasattr(model, a) for a in ("forward_features", "forward_head", "get_classifier")):
+        return False
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.randn(2, *input_size, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.inference_mode():
+        whole = model(x)
+        parts = model.get_classifier()(_pooled(model, x))
+    return whole.shape == parts.shape and torch.allclose(whole, parts, atol=1e-4, rtol=1e-4)
+
+
+@dataclass
+class FeatureSet:
+    """Backbone features of a run's pictures, what the head trains on in the fast path."""
+
+    views: list[torch.Tensor]  # per augmented view: features of every training picture, manifest order
+    train_labels: torch.Tensor
+    val: torch.Tensor
+    val_labels: torch.Tensor
+    from_cache: bool  # every part was read from the cache
+
+    def epoch_batches(self, epoch: int, order: list[int], batch_size: int):
+        """The epoch's view, in the epoch's order, in batches: what the slow path's loader would give."""
+        view = self.views[epoch % len(self.views)]
+        return ((view[idx], self.train_labels[idx]) for idx in torch.tensor(order).split(batch_size))
+
+
+def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManifest, train_loader: EpochLoader,
+                       val_loader: EpochLoader, runtime: Runtime, *, seed: int, views: int, augment: dict,
+                       on_note: Callable[[str], None] = lambda note: None) -> FeatureSet:
+    """Features of the val pictures and of `views` augmented views of the training pictures, each view seeded
+    as `seed * 1000 + view`; read from the cache, or computed once and cached."""
+    hashes = {split: [i.sha256 for i in manifest.items if i.split == split] for split in ("train", "val")}
+    val, hit = cached_features(model, built, val_loader, hashes["val"], {"split": "eval"}, runtime, on_note)
+    computed, hits = [], [hit]
+    train_loader.in_manifest_order()  # matches `hashes`
+    for view in range(views):
+        view_seed = seed * 1000 + view
+        train_loader.reseed(view_seed)
+        key = {"split": "train", "augment": augment, "seed": view_seed, "workers": runtime.num_workers}
+        features, hit = cached_features(model, built, train_loader, hashes["train"], key, runtime, on_note)
+        computed.append(features)
+        hits.append(hit)
+    return FeatureSet(computed, train_loader.labels(), val, val_loader.labels(), all(hits))

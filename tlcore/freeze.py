@@ -14,16 +14,19 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from tlcore.errors import TransferLabError
+from tlcore.strategies import STRATEGIES
 from tlcore.typed import typed
 from tlcore.models.groups import LayerGroup
 
 __all__ = [
     "STRATEGIES",
+    "FINE_TUNE_LR_SPREAD",
     "FreezePlan",
     "GroupState",
     "PlanSummary",
     "Stage",
     "apply_plan",
+    "default_lr_spread",
     "make_plan",
     "optimizer_param_groups",
     "set_train_mode",
@@ -31,17 +34,6 @@ __all__ = [
 ]
 
 # One sentence per strategy on what it trades off; the UI and CLI show these.
-STRATEGIES = {
-    "feature_extraction": "Train only the new head on frozen ImageNet features: fastest and safest on small data, "
-                          "but the features never adapt to your images.",
-    "freeze_first_k": "Keep the first k groups (generic edges and textures) frozen and fine-tune the rest: "
-                      "a middle ground in speed and accuracy.",
-    "full": "Fine-tune every layer: most accurate when you have enough data, slowest, and easiest to overfit.",
-    "gradual": "Start with the head only and unfreeze one more group every few epochs, head to stem: "
-               "protects pretrained features from the new head's early, noisy gradients.",
-    "fine_tune": "The classic recipe: train the head alone first, then unfreeze everything with lower learning "
-                 "rates for earlier groups.",
-}
 
 
 class FreezePlanError(TransferLabError):
@@ -107,9 +99,30 @@ class FreezePlan:
         return typed(cls, data, "the freeze plan", FreezePlanError)
 
 
+FINE_TUNE_LR_SPREAD = 10.0  # fine_tune's stem learns 10x slower than its head; measured: bench/fine_tune_spread.py
+
+
+def default_lr_spread(strategy: str) -> float:
+    """The lr spread a strategy uses when none is given: fine_tune's recipe spreads, the others do not."""
+    return FINE_TUNE_LR_SPREAD if strategy == "fine_tune" else 1.0
+
+
 def make_plan(strategy: str, n_groups: int, *, k: int | None = None, every: int = 1, head_epochs: int = 1,
-              lr_spread: float = 1.0, train_bn: bool = False) -> FreezePlan:
-    """The named strategies as plans for a model with `n_groups` groups; `lr_spread` combines with any of them."""
+              lr_spread: float | None = None, train_bn: bool = False) -> FreezePlan:
+    """A named strategy as a plan for a model with `n_groups` layer groups (stem first, the new head last).
+
+    Args:
+        strategy: one of `STRATEGIES`: feature_extraction, freeze_first_k, full, gradual, fine_tune.
+        n_groups: `len(built.groups)` of the model the plan is for.
+        k: freeze_first_k: groups kept frozen (default: half).
+        every: gradual: epochs between unfreezing one more group, head to stem.
+        head_epochs: fine_tune: head-only epochs before everything unfreezes.
+        lr_spread: head lr / stem lr, geometric in between (1: one learning rate). Default: 1, except
+            fine_tune, whose recipe is lower rates for earlier groups.
+        train_bn: update BatchNorm statistics in frozen groups (default: keep ImageNet's).
+
+    Returns a `FreezePlan` (plain data: stages, lr scales). Raises `FreezePlanError` for impossible settings.
+    """
     if strategy == "feature_extraction":
         stages = (Stage(0, -1),)
     elif strategy == "full":
@@ -130,7 +143,8 @@ def make_plan(strategy: str, n_groups: int, *, k: int | None = None, every: int 
         stages = (Stage(0, -1), Stage(head_epochs, 0))
     else:
         raise FreezePlanError(f"unknown freeze strategy '{strategy}'", f"choose one of {', '.join(STRATEGIES)}")
-    return FreezePlan(strategy=strategy, stages=stages, lr_spread=lr_spread, train_bn=train_bn)
+    spread = default_lr_spread(strategy) if lr_spread is None else lr_spread
+    return FreezePlan(strategy=strategy, stages=stages, lr_spread=spread, train_bn=train_bn)
 
 
 # -- applying a plan ------------------------------------------------------------------------------

@@ -7,11 +7,11 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from tlcore.data.images import ImageReadError, load_rgb
 
-__all__ = ["EpochOrder", "ImageListDataset", "seed_worker"]
+__all__ = ["EpochOrder", "EpochLoader", "ImageListDataset", "seed_worker"]
 
 
 class EpochOrder(torch.utils.data.Sampler):
@@ -62,3 +62,34 @@ def seed_worker(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     if info is not None and hasattr(info.dataset, "pipeline"):
         info.dataset.pipeline.set_random_seed(torch.initial_seed() % 2**31)
+
+
+class EpochLoader(DataLoader):
+    """A DataLoader whose epoch is set by a seed: order, augmentation and loader-worker streams all follow it.
+
+    Resume and the cached-feature fast path rely on this: the same seed gives the same batches,
+    so an epoch can be repeated exactly, and the fast path can walk the pictures in manifest order.
+    """
+
+    def __init__(self, dataset: ImageListDataset, *, batch_size: int, num_workers: int, pin_memory: bool,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(dataset, batch_size=batch_size, sampler=EpochOrder(len(dataset)), drop_last=False,
+                         num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=seed_worker,
+                         generator=generator, persistent_workers=False)
+
+    def reseed(self, seed: int) -> None:
+        """Augmentation and loader workers from `seed`; the order is left as it is."""
+        self.dataset.pipeline.set_random_seed(seed)
+        if self.generator is not None:
+            self.generator.manual_seed(seed)
+
+    def start_epoch(self, seed: int) -> list[int]:
+        """Reseed everything for one epoch and shuffle; returns the epoch's order of picture indexes."""
+        self.reseed(seed)
+        return self.sampler.shuffle(seed)
+
+    def in_manifest_order(self) -> None:
+        self.sampler.order = list(range(len(self.dataset)))
+
+    def labels(self) -> torch.Tensor:
+        return torch.tensor([y for _, y in self.dataset.items])

@@ -13,7 +13,8 @@ from torch import nn
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.freeze import apply_plan, set_train_mode
-from tlcore.train import _autocast, _loader, make_optimizer, prepare
+from tlcore.inference import autocast
+from tlcore.train import make_loader, make_optimizer, prepare
 
 __all__ = ["LrCurve", "lr_find"]
 
@@ -43,7 +44,7 @@ def lr_find(config: RunConfig, *, start: float = 1e-6, end: float = 1.0, steps: 
     optimizer = make_optimizer(model, prep.built.groups, prep.plan, config, runtime)  # the run's own (lr set below)
     criterion = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
     factor = (end / start) ** (1 / max(1, steps - 1))
-    loader = _loader(prep, "train", training=True, generator=torch.Generator().manual_seed(config.seed))
+    loader = make_loader(prep, "train", training=True, generator=torch.Generator().manual_seed(config.seed))
     loader.sampler.shuffle(config.seed)  # mixed classes in every batch
     lrs, losses, smoothed, best = [], [], 0.0, math.inf
     step = 0
@@ -53,7 +54,7 @@ def lr_find(config: RunConfig, *, start: float = 1e-6, end: float = 1.0, steps: 
             for g in optimizer.param_groups:
                 g["lr"] = lr * g["lr_scale"]
             x, y = x.to(runtime.device), y.to(runtime.device)
-            with _autocast(runtime):
+            with autocast(runtime):
                 loss = criterion(model(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

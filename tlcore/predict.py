@@ -2,62 +2,54 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tlcore.artifacts import BEST, CONFIG, is_export, load_export, load_trained
 from tlcore.augment import eval_pipeline
-from tlcore.config import RunConfig
-from tlcore.data import SplitManifest, load_rgb
-from tlcore.errors import TransferLabError
-from tlcore.models import BuiltModel, Preprocessing, build_model
-from tlcore.checkpoint import BEST, load_weights
+from tlcore.data import load_rgb
+from tlcore.models import Preprocessing
 
-__all__ = ["Predictor", "load_trained"]
-
-
-def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> tuple[RunConfig, SplitManifest, BuiltModel]:
-    """A run's config, split and model with its checkpoint loaded (the pretrained weights need not be found again)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / checkpoint).exists():
-        raise TransferLabError(f"run folder {run_dir} has no {checkpoint}", "choose a run that finished at least one epoch")
-    config = RunConfig.load(run_dir / "config.json")
-    manifest = SplitManifest.load(run_dir / "split.json")
-    built = build_model(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
-    load_weights(built.model, run_dir / checkpoint)
-    return config, manifest, built
+__all__ = ["Predictor"]
 
 
 @dataclass
 class Predictor:
+    """A trained model ready for new pictures: `Predictor.resolve("RUN_ID")` or `.from_export(folder)`, then
+    `.predict(image)` on a uint8 RGB array, or `.predict_file(path)`; both return the top-k (class, probability)."""
+
     model: torch.nn.Module
     classes: list[str]
     preprocessing: Preprocessing
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = BEST) -> "Predictor":
+        """A run folder's checkpoint (the best epoch by default) with the run's evaluation preprocessing."""
         _, manifest, built = load_trained(run_dir, checkpoint)
         return cls(built.model.eval(), manifest.classes, built.preprocessing)
 
     @classmethod
-    def resolve(cls, target: str | Path) -> "Predictor":
-        """An export folder, a run folder, or a run id from the run store."""
-        from tlcore.export import EXPORT_MARK, load_export
+    def from_export(cls, folder: str | Path) -> "Predictor":
+        """An export folder, verified file by file before its model is used."""
+        exported = load_export(folder)
+        return cls(exported.model, exported.classes, exported.preprocessing)
 
+    @classmethod
+    def resolve(cls, target: str | Path) -> "Predictor":
+        """An export folder, a run folder, or a run id from the run store.
+
+        Raises `TransferLabError` (one line) when `target` is none of these or cannot be loaded.
+        """
         path = Path(target).expanduser()
         try:
-            is_folder = path.is_dir() and (path / "config.json").exists()
+            is_folder = path.is_dir() and (path / CONFIG).exists()
         except OSError:  # a name no file system takes: it can only be meant as a run id
             is_folder = False
         if is_folder:
-            try:
-                is_export = json.loads((path / "config.json").read_text()).get("format") == EXPORT_MARK
-            except json.JSONDecodeError:
-                is_export = False
-            return load_export(path) if is_export else cls.from_run(path)
+            return cls.from_export(path) if is_export(path) else cls.from_run(path)
         from tlcore.runs import RunStore
 
         return cls.from_run(RunStore().get(str(target)).run_dir)

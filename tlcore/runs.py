@@ -21,11 +21,12 @@ from pathlib import Path
 
 import psutil
 
+from tlcore.artifacts import BEST, CONFIG, EVALUATION, HISTORY, LAST, PREDICTIONS, TRAINING_MARK
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.paths import data_home
 
-__all__ = ["Run", "RunStore", "StoreError", "check_run_id", "TRAINING_MARK", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "FINISHED"]
+__all__ = ["Run", "RunStore", "StoreError", "check_run_id", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "FINISHED"]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
@@ -124,7 +125,6 @@ def _stamped_epoch(weights: Path) -> int:
         return 0
 
 
-TRAINING_MARK = ".training"  # in a run folder while a process trains it: its pid, so a rebuilt store knows
 
 
 def _training_pid(run_dir: Path) -> int | None:
@@ -206,7 +206,7 @@ class RunStore:
 
     def _rebuild(self) -> None:
         """Runs found in their folders but not in the store come back: finished ones with their results."""
-        found = sorted(p for p in self.runs_dir.glob("*/config.json")) if self.runs_dir.is_dir() else []
+        found = sorted(p for p in self.runs_dir.glob(f"*/{CONFIG}")) if self.runs_dir.is_dir() else []
         restored = 0
         with self._connect(check=False) as db:
             known = {r["id"] for r in db.execute("SELECT id FROM runs")}
@@ -216,13 +216,13 @@ class RunStore:
                     continue
                 try:
                     config = json.loads(config_path.read_text())
-                    history = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").is_file() else []
+                    history = json.loads((run_dir / HISTORY).read_text()) if (run_dir / HISTORY).is_file() else []
                 except (OSError, ValueError):
                     continue
                 if not isinstance(config, dict) or not isinstance(history, list):
                     continue
-                done = (run_dir / "evaluation.json").is_file()
-                epochs_done = len(history) or _stamped_epoch(run_dir / "last.safetensors")
+                done = (run_dir / EVALUATION).is_file()
+                epochs_done = len(history) or _stamped_epoch(run_dir / LAST)
                 trainer = _training_pid(run_dir)
                 name = config.get("name") or f"{config.get('model', {}).get('name', '?')} / " \
                                              f"{config.get('freeze', {}).get('strategy', 'custom')}"
@@ -241,8 +241,8 @@ class RunStore:
                     if isinstance(row, dict) and isinstance(row.get("epoch"), int):
                         db.execute("INSERT OR REPLACE INTO metrics (run_id, epoch, data) VALUES (?,?,?)",
                                    (run_dir.name, row["epoch"], json.dumps(row)))
-                for kind, file in (("best", "best.safetensors"), ("last", "last.safetensors"),
-                                   ("evaluation", "evaluation.json"), ("predictions", "predictions.csv")):
+                for kind, file in (("best", BEST), ("last", LAST), ("evaluation", EVALUATION),
+                                   ("predictions", PREDICTIONS)):
                     if (run_dir / file).is_file():
                         db.execute("INSERT OR REPLACE INTO artifacts (run_id, kind, path) VALUES (?,?,?)",
                                    (run_dir.name, kind, str(run_dir / file)))

@@ -67,12 +67,8 @@ def select_runtime(device: str = "auto", precision: str = "auto", num_workers: i
     else:
         chosen = device
     dev = torch.device(chosen)
-    if precision == "bf16" and dev.type == "cpu":
-        dtype = torch.bfloat16  # allowed when asked for; slow on most CPUs
-    elif precision == "bf16" or (precision == "auto" and dev.type == "cuda"):
-        dtype = torch.bfloat16
-    else:
-        dtype = None
+    # bf16 when asked for (allowed on a CPU too, where it is slow), and by default on CUDA.
+    dtype = torch.bfloat16 if precision == "bf16" or (precision == "auto" and dev.type == "cuda") else None
     cores = os.cpu_count() or 1
     if num_workers < 0:
         # On a small CPU-only machine a worker steals a core from the model; on a GPU box, decoding is the bottleneck.

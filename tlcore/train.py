@@ -12,30 +12,30 @@ import json
 import math
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from tlcore.checkpoint import (
-    BEST, LAST, CheckpointError, atomic_write, clean_partial_writes, read_state, save_state, save_weights, weights_epoch,
-)
+from tlcore.artifacts import BEST, CONFIG, HISTORY, LAST, SPLIT, CheckpointError, weights_epoch
 from tlcore.augment import eval_pipeline, resize_target, train_pipeline
+from tlcore.checkpoint import read_state, save_state, save_weights
 from tlcore.config import RunConfig, resolve_freeze_plan
-from tlcore.data import SplitManifest, default_manifest_path, make_split, scan
+from tlcore.data import SplitManifest, load_manifest
 from tlcore.errors import TransferLabError
+from tlcore.features import FeatureSet, HeadOnFeatures, cached_feature_set, fast_path_fits, uses_fast_path
+from tlcore.files import atomic_write, clean_partial_writes
 from tlcore.freeze import FreezePlan, apply_plan, optimizer_param_groups, set_train_mode
-from tlcore.features import cached_features, uses_fast_path
-from tlcore.loader import EpochOrder, ImageListDataset, seed_worker
+from tlcore.inference import autocast, outputs
+from tlcore.loader import EpochLoader, ImageListDataset
 from tlcore.models import BuiltModel, build_model
 from tlcore.runtime import Runtime, select_runtime
 from tlcore.schedules import make_scheduler
 
 __all__ = ["Event", "Cancelled", "Prepared", "TrainResult", "prepare", "train", "train_step", "evaluate_loss",
-           "make_optimizer", "BEST", "LAST"]
+           "make_optimizer", "make_loader", "BEST", "LAST"]
 
 PROGRESS_EVERY_S = 2.0
 STOP_CHECK_EVERY_S = 0.5
@@ -69,33 +69,13 @@ class Prepared:
         return self.built.model
 
 
-def resolve_manifest(config: RunConfig) -> tuple[SplitManifest, Path]:
-    """The config's manifest, or the split its source and seed always give (saved where every run finds it)."""
-    if config.data.manifest:
-        path = Path(config.data.manifest)
-        manifest = SplitManifest.load(path)
-    else:
-        report = scan(config.data.source)
-        path = default_manifest_path(report, config.data.split_seed)
-        manifest = make_split(report, seed=config.data.split_seed, val=config.data.val, test=config.data.test)
-        if not path.exists() or SplitManifest.load(path).id != manifest.id:
-            manifest.save(path)
-    return manifest, path
-
-
-def load_manifest(config: RunConfig) -> SplitManifest:
-    manifest, _ = resolve_manifest(config)
-    missing = manifest.missing_files()
-    if missing:
-        raise TransferLabError(f"{len(missing)} file(s) of the split are gone (first: {missing[0]})",
-                               "restore them, or scan and split the data set again")
-    return manifest
-
-
 def prepare(config: RunConfig) -> Prepared:
-    """Everything a run needs, built and checked before the first step (so errors come early and clearly)."""
+    """Everything a run needs, built and checked before the first step (so errors come early and clearly).
+
+    Raises `TransferLabError` when the data, the split, the model, its weights or the freeze plan cannot be used.
+    """
     runtime = select_runtime(config.device, config.precision, config.num_workers)
-    manifest = load_manifest(config)
+    manifest = load_manifest(config.data)
     for split in ("train", "val"):
         if not manifest.files(split):
             raise TransferLabError(f"the split has no {split} images", "use larger val/test shares or more images")
@@ -105,74 +85,13 @@ def prepare(config: RunConfig) -> Prepared:
     return Prepared(config, manifest, built, plan, runtime)
 
 
-def _loader(prep: Prepared, split: str, training: bool, generator: torch.Generator | None = None) -> DataLoader:
-    """Training loaders augment and follow an `EpochOrder` set each epoch; the others go in manifest order."""
+def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Generator | None = None) -> EpochLoader:
+    """Training loaders augment and follow the order set each epoch; the others go in manifest order."""
     p = prep.built.preprocessing
     pipeline = train_pipeline(prep.config.augment, p, seed=prep.config.seed) if training else eval_pipeline(p)
     dataset = ImageListDataset(prep.manifest.files(split), pipeline, min_side=resize_target(p.input_size, p.crop_pct))
-    workers = prep.runtime.num_workers
-    return DataLoader(dataset, batch_size=prep.config.batch_size, sampler=EpochOrder(len(dataset)), drop_last=False,
-                      num_workers=workers, pin_memory=prep.runtime.pin_memory, worker_init_fn=seed_worker,
-                      generator=generator, persistent_workers=False)
-
-
-class _HeadOnFeatures(nn.Module):
-    """The model's own classifier applied to cached pooled features, with the model's head dropout."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.classifier = model.get_classifier()
-        self.drop_rate = float(getattr(model, "drop_rate", 0.0) or 0.0)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(nn.functional.dropout(features, self.drop_rate, self.training))
-
-
-def _fast_path_fits(model: nn.Module, input_size: tuple[int, int, int]) -> bool:
-    """The cached-feature head must compute exactly what the whole model does (checked once, on one input)."""
-    if not all(hasattr(model, a) for a in ("forward_features", "forward_head", "get_classifier")):
-        return False
-    model.eval()
-    device = next(model.parameters()).device
-    x = torch.randn(2, *input_size, generator=torch.Generator().manual_seed(0)).to(device)
-    with torch.inference_mode():
-        whole = model(x)
-        parts = model.get_classifier()(model.forward_head(model.forward_features(x), pre_logits=True))
-    return whole.shape == parts.shape and torch.allclose(whole, parts, atol=1e-4, rtol=1e-4)
-
-
-@dataclass
-class _FeatureSet:
-    views: list[torch.Tensor]  # per augmented view: features of every training picture, manifest order
-    train_labels: torch.Tensor
-    val: torch.Tensor
-    val_labels: torch.Tensor
-
-
-def _cached_feature_set(prep: Prepared, train_loader: DataLoader, val_loader: DataLoader,
-                        sink: Callable[[Event], None]) -> _FeatureSet:
-    config, runtime, model = prep.config, prep.runtime, prep.model
-    hashes = {split: [i.sha256 for i in prep.manifest.items if i.split == split] for split in ("train", "val")}
-    note = lambda text: sink(Event("warning", text))  # noqa: E731
-    val, hit = cached_features(model, prep.built, val_loader, hashes["val"], {"split": "eval"}, runtime.device,
-                               runtime.autocast_dtype, runtime.channels_last, note)
-    views, hits = [], [hit]
-    train_loader.sampler.order = list(range(len(train_loader.dataset)))  # manifest order: matches `hashes`
-    for view in range(config.feature_views):
-        seed = config.seed * 1000 + view
-        train_loader.dataset.pipeline.set_random_seed(seed)
-        if train_loader.generator is not None:
-            train_loader.generator.manual_seed(seed)
-        key = {"split": "train", "augment": config.augment.to_dict(), "seed": seed, "workers": runtime.num_workers}
-        features, hit = cached_features(model, prep.built, train_loader, hashes["train"], key, runtime.device,
-                                        runtime.autocast_dtype, runtime.channels_last, note)
-        views.append(features)
-        hits.append(hit)
-    sink(Event("log", f"feature extraction fast path: backbone features of {len(hashes['val'])} val pictures and "
-                      f"{config.feature_views} augmented view(s) of {len(hashes['train'])} training pictures "
-                      f"{'read from the cache' if all(hits) else 'computed once and cached'}; the head trains on them"))
-    labels = lambda loader: torch.tensor([y for _, y in loader.dataset.items])  # noqa: E731
-    return _FeatureSet(views, labels(train_loader), val, labels(val_loader))
+    return EpochLoader(dataset, batch_size=prep.config.batch_size, num_workers=prep.runtime.num_workers,
+                       pin_memory=prep.runtime.pin_memory, generator=generator)
 
 
 def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig, runtime: Runtime) -> torch.optim.Optimizer:
@@ -184,18 +103,13 @@ def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig
     return torch.optim.SGD(param_groups, lr=o.lr, momentum=o.momentum, nesterov=True)
 
 
-def _autocast(runtime: Runtime):
-    return torch.autocast(runtime.device.type, dtype=runtime.autocast_dtype or torch.float32,
-                          enabled=runtime.autocast_dtype is not None)
-
-
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, criterion: nn.Module, runtime: Runtime,
                trainable_params: list[nn.Parameter], grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step; returns (loss, logits) detached, still on the device (no host sync here)."""
     if runtime.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with _autocast(runtime):
+    with autocast(runtime):
         logits = model(x)
         loss = criterion(logits.float(), y)
     optimizer.zero_grad(set_to_none=True)
@@ -207,22 +121,15 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: to
     return loss.detach(), logits.detach()
 
 
-def evaluate_loss(model: nn.Module, loader: DataLoader, runtime: Runtime, criterion: nn.Module) -> tuple[float, float]:
+def evaluate_loss(model: nn.Module, loader: Iterable, runtime: Runtime, criterion: nn.Module) -> tuple[float, float]:
     """Mean loss and accuracy over a loader, accumulated on the device and read once."""
-    model.eval()
     loss_sum = torch.zeros((), device=runtime.device)
     correct = torch.zeros((), device=runtime.device, dtype=torch.long)
     seen = 0
-    with torch.inference_mode(), _autocast(runtime):
-        for x, y in loader:
-            x = x.to(runtime.device, non_blocking=True)
-            y = y.to(runtime.device, non_blocking=True)
-            if runtime.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            logits = model(x)
-            loss_sum += criterion(logits.float(), y) * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
+    for logits, y in outputs(model, loader, runtime):
+        loss_sum += criterion(logits, y) * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
     return float(loss_sum) / max(1, seen), float(correct) / max(1, seen)
 
 
@@ -241,167 +148,225 @@ class TrainResult:
     stopped_early: bool
 
 
-def _better(metric: str, value: float, best: float | None, min_delta: float) -> bool:
-    if best is None:
-        return True
-    return value < best - min_delta if metric == "val_loss" else value > best + min_delta
+@dataclass
+class _Progress:
+    """What the loop has done so far: the part of a checkpoint that is not weights."""
+
+    history: list[dict] = field(default_factory=list)
+    best: float | None = None
+    best_epoch: int = -1
+    stale: int = 0
+    start_epoch: int = 0
+
+    def record(self, metrics: dict, rule) -> bool:
+        """Add an epoch's metrics; True when it is the new best under the early-stopping rule."""
+        self.history.append(metrics)
+        value = metrics[rule.metric]
+        if rule.improves(value, self.best):
+            self.best, self.best_epoch, self.stale = value, metrics["epoch"], 0
+            return True
+        self.stale += 1
+        return False
+
+    def state(self) -> dict:
+        return {"history": self.history, "best": self.best, "best_epoch": self.best_epoch, "stale": self.stale}
 
 
-def _restore(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: torch.optim.lr_scheduler.LRScheduler, config: RunConfig,
-             sink: Callable[[Event], None]) -> dict | None:
-    """The last complete epoch, or None (start from epoch 1) when the checkpoint cannot be trusted."""
+@dataclass
+class _Loop:
+    """The objects one run trains with, built once; `step_model` is the head alone on the fast path."""
+
+    prep: Prepared
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: EpochLoader
+    val_loader: EpochLoader
+    criterion: nn.Module
+    eval_criterion: nn.Module
+    features: FeatureSet | None = None
+    step_model: nn.Module | None = None
+    step_runtime: Runtime | None = None
+
+
+def _build_loop(prep: Prepared) -> _Loop:
+    config, model, runtime = prep.config, prep.model, prep.runtime
+    model.to(runtime.device)
+    if runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, prep.built.groups, prep.plan, config, runtime)
+    train_loader = make_loader(prep, "train", training=True, generator=torch.Generator())
+    val_loader = make_loader(prep, "val", training=False)
+    s = config.schedule
+    scheduler = make_scheduler(optimizer, s.name, config.epochs, len(train_loader), s.warmup_epochs, s.step_size, s.gamma)
+    return _Loop(prep, optimizer, scheduler, train_loader, val_loader,
+                 nn.CrossEntropyLoss(label_smoothing=config.optimizer.label_smoothing), nn.CrossEntropyLoss(),
+                 step_model=model, step_runtime=runtime)
+
+
+def _restore(run_dir: Path, loop: _Loop, sink: Callable[[Event], None]) -> _Progress:
+    """The last complete epoch, or a fresh start (epoch 1) when the checkpoint cannot be trusted."""
     try:
-        state = read_state(run_dir, model, optimizer, scheduler)
+        state = read_state(run_dir, loop.prep.model, loop.optimizer, loop.scheduler)
     except CheckpointError as exc:
         if (run_dir / LAST).exists() or (run_dir / BEST).exists():
             sink(Event("warning", f"cannot resume: {exc.problem}; training starts again from epoch 1, with the "
                                   "same seed, so the result is the same as an uninterrupted run"))
-        return None
-    if state["best_epoch"] >= 0 and weights_epoch(run_dir / BEST) not in (state["best_epoch"], state["epoch"] + 1):
-        state["best"], state["best_epoch"] = None, -1  # the next epoch writes a best checkpoint that exists
+        return _Progress()
+    progress = _Progress(state["history"], state["best"], state["best_epoch"], state["stale"], state["epoch"] + 1)
+    if progress.best_epoch >= 0 and weights_epoch(run_dir / BEST) not in (progress.best_epoch, progress.start_epoch):
+        progress.best, progress.best_epoch = None, -1  # the next epoch writes a best checkpoint that exists
         sink(Event("warning", f"{BEST} is missing or damaged: the best checkpoint is chosen again from here on"))
-    sink(Event("log", f"resumed after epoch {state['epoch'] + 1} of {config.epochs}", {"epoch": state["epoch"] + 1}))
-    return state
+    sink(Event("log", f"resumed after epoch {progress.start_epoch} of {loop.prep.config.epochs}",
+               {"epoch": progress.start_epoch}))
+    return progress
+
+
+def _use_fast_path(loop: _Loop, sink: Callable[[Event], None]) -> None:
+    """Head-only runs train on cached backbone features: same batches and result, far less work per epoch."""
+    prep, config = loop.prep, loop.prep.config
+    n = len(prep.built.groups)
+    if not (config.feature_cache and uses_fast_path(prep.plan, n, config.epochs)
+            and fast_path_fits(prep.model, prep.built.preprocessing.input_size)):
+        return
+    loop.features = cached_feature_set(
+        prep.model, prep.built, prep.manifest, loop.train_loader, loop.val_loader, prep.runtime, seed=config.seed,
+        views=config.feature_views, augment=config.augment.to_dict(), on_note=lambda text: sink(Event("warning", text)))
+    sink(Event("log", f"feature extraction fast path: backbone features of {len(loop.features.val)} val pictures and "
+                      f"{config.feature_views} augmented view(s) of {len(loop.features.train_labels)} training pictures "
+                      f"{'read from the cache' if loop.features.from_cache else 'computed once and cached'}; "
+                      "the head trains on them"))
+    loop.step_model, loop.step_runtime = HeadOnFeatures(prep.model), replace(prep.runtime, channels_last=False)
+
+
+def _set_stage(loop: _Loop, epoch: int, previous: list[bool] | None, sink: Callable[[Event], None]) -> list[bool]:
+    """Apply the freeze plan for this epoch; say so when what trains changes."""
+    model, groups, plan = loop.prep.model, loop.prep.built.groups, loop.prep.plan
+    mask = apply_plan(model, groups, plan, epoch)
+    if mask != previous:
+        trainable = sum(g.params for g, m in zip(groups, mask) if m)
+        first = mask.index(True)
+        which = "only the new head trains" if first == len(groups) - 1 else f"groups {groups[first].name} to head train"
+        sink(Event("stage", f"epoch {epoch + 1}: {which} ({trainable:,} parameters)",
+                   {"epoch": epoch, "trainable_from": first, "trainable_params": trainable}))
+    set_train_mode(model, groups, plan, epoch)
+    return mask
+
+
+def _run_epoch(loop: _Loop, epoch: int, should_stop: Callable[[], bool], sink: Callable[[Event], None]) -> dict:
+    """One pass over the training pictures (or their cached features); returns the epoch's training metrics."""
+    config, runtime = loop.prep.config, loop.prep.runtime
+    epoch_seed = config.seed * 1000 + epoch
+    torch.manual_seed(epoch_seed)
+    order = loop.train_loader.start_epoch(epoch_seed)
+    trainable_params = [p for p in loop.prep.model.parameters() if p.requires_grad]
+    loss_sum = torch.zeros((), device=runtime.device)
+    correct = torch.zeros((), device=runtime.device, dtype=torch.long)
+    seen, steps = 0, len(loop.train_loader)
+    started = last_check = last_progress = time.monotonic()
+    if loop.features is not None:
+        loop.step_model.train()
+        batches = loop.features.epoch_batches(epoch, order, config.batch_size)
+    else:
+        batches = iter(loop.train_loader)
+    for step, (x, y) in enumerate(batches):
+        now = time.monotonic()
+        if now - last_check >= STOP_CHECK_EVERY_S:
+            last_check = now
+            if should_stop():
+                raise Cancelled(f"cancelled during epoch {epoch + 1}")
+        x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
+        loss, logits = train_step(loop.step_model, x, y, loop.optimizer, loop.scheduler, loop.criterion,
+                                  loop.step_runtime, trainable_params, config.optimizer.grad_clip)
+        loss_sum += loss * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        if now - last_progress >= PROGRESS_EVERY_S:  # counts only: no read from the device
+            last_progress = now
+            sink(Event("progress", f"epoch {epoch + 1}: step {step + 1}/{steps}",
+                       {"epoch": epoch, "step": step + 1, "steps": steps}))
+    if math.isnan(float(loss_sum)):
+        raise TransferLabError(f"training diverged in epoch {epoch + 1} (loss is NaN)",
+                               "lower the learning rate (try lr-find) or turn on gradient clipping")
+    seconds = time.monotonic() - started
+    return {"epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": float(correct) / seen,
+            "images_per_s": seen / seconds, "trainable_params": sum(p.numel() for p in trainable_params)}
+
+
+def _validate(loop: _Loop) -> dict:
+    if loop.features is not None:
+        batches = [(loop.features.val, loop.features.val_labels)]
+        val_loss, val_acc = evaluate_loss(loop.step_model, batches, loop.step_runtime, loop.eval_criterion)
+    else:
+        val_loss, val_acc = evaluate_loss(loop.prep.model, loop.val_loader, loop.prep.runtime, loop.eval_criterion)
+    return {"val_loss": val_loss, "val_acc": val_acc, "lr": loop.optimizer.param_groups[-1]["lr"]}
+
+
+def _save_checkpoint(run_dir: Path, loop: _Loop, epoch: int, progress: _Progress, improved: bool) -> None:
+    """Best weights when improved, last weights, then the resume unit: each file written whole or not at all."""
+    model = loop.prep.model
+    if improved:
+        save_weights(model, run_dir / BEST, epoch)
+    save_weights(model, run_dir / LAST, epoch)
+    save_state(run_dir, model, loop.optimizer, loop.scheduler, epoch, progress.state())
+
+
+def _epoch_message(config: RunConfig, m: dict, improved: bool) -> str:
+    return (f"epoch {m['epoch'] + 1}/{config.epochs}: train loss {m['train_loss']:.3f} acc {m['train_acc']:.3f}, "
+            f"val loss {m['val_loss']:.3f} acc {m['val_acc']:.3f}" + (" (best)" if improved else ""))
 
 
 def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] = lambda e: None,
           should_stop: Callable[[], bool] = _never, resume: bool = False) -> TrainResult:
-    """Train to the end, to early stopping, or to a cancel; the run folder holds config, split and checkpoints."""
+    """Train to the end, to early stopping, or to a cancel; the run folder holds config, split and checkpoints.
+
+    Args:
+        config: the run, as the UI builds it or `RunConfig.load` reads it.
+        run_dir: the run's folder; created if needed. It receives config.json, split.json, the checkpoints
+            (best/last weights and the resume file, each written whole or not at all) and history.json.
+        sink: receives every `Event` (log, stage, progress, epoch, warning, done) as it happens.
+        should_stop: asked between epochs and about every half second within one; True cancels.
+        resume: continue after the last complete epoch in `run_dir` (a damaged checkpoint restarts from epoch 1).
+
+    Returns a `TrainResult` (epochs done, best epoch and metric, history, whether it stopped early).
+    Raises `Cancelled` when stopped, `TransferLabError` for a problem the user can fix.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for leftover in clean_partial_writes(run_dir):
         sink(Event("log", f"removed {leftover.name}, left by a write that was interrupted"))
     prep = prepare(config)
-    model, groups, plan, runtime = prep.model, prep.built.groups, prep.plan, prep.runtime
-    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(config.to_json()))
-    prep.manifest.save(run_dir / "split.json")
-    model.to(runtime.device)
-    if runtime.channels_last:
-        model.to(memory_format=torch.channels_last)
-    o, s, e = config.optimizer, config.schedule, config.early_stopping
-    optimizer = make_optimizer(model, groups, plan, config, runtime)
-    generator = torch.Generator()
-    train_loader = _loader(prep, "train", training=True, generator=generator)
-    val_loader = _loader(prep, "val", training=False)
-    steps = len(train_loader)
-    scheduler = make_scheduler(optimizer, s.name, config.epochs, steps, s.warmup_epochs, s.step_size, s.gamma)
-    criterion = nn.CrossEntropyLoss(label_smoothing=o.label_smoothing)
-    eval_criterion = nn.CrossEntropyLoss()
-
-    history: list[dict] = []
-    best: float | None = None
-    best_epoch, stale, start_epoch = -1, 0, 0
-    if resume:
-        restored = _restore(run_dir, model, optimizer, scheduler, config, sink)
-        if restored is not None:
-            history, best, best_epoch, stale = restored["history"], restored["best"], restored["best_epoch"], restored["stale"]
-            start_epoch = restored["epoch"] + 1
-    sink(Event("log", f"{prep.built.label} on {runtime.describe()}; {len(train_loader.dataset)} train / "
-                      f"{len(val_loader.dataset)} val images; split {prep.manifest.id}; weights: "
+    atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()))
+    prep.manifest.save(run_dir / SPLIT)
+    loop = _build_loop(prep)
+    progress = _restore(run_dir, loop, sink) if resume else _Progress()
+    sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "
+                      f"{len(loop.val_loader.dataset)} val images; split {prep.manifest.id}; weights: "
                       f"{prep.built.weights.description}", {"split_id": prep.manifest.id}))
-    features: _FeatureSet | None = None
-    step_model, step_runtime = model, runtime
-    if config.feature_cache and uses_fast_path(plan, len(groups), config.epochs) \
-            and _fast_path_fits(model, prep.built.preprocessing.input_size):
-        features = _cached_feature_set(prep, train_loader, val_loader, sink)
-        step_model, step_runtime = _HeadOnFeatures(model), replace(runtime, channels_last=False)
-
-    last_check = last_progress = time.monotonic()
-    previous_mask: list[bool] | None = None
-    stopped_early = False
-    for epoch in range(start_epoch, config.epochs):
-        if should_stop():  # always asked between epochs; within one, at most every STOP_CHECK_EVERY_S
+    _use_fast_path(loop, sink)
+    rule, mask, stopped_early = config.early_stopping, None, False
+    for epoch in range(progress.start_epoch, config.epochs):
+        if should_stop():
             raise Cancelled(f"cancelled before epoch {epoch + 1}")
-        mask = apply_plan(model, groups, plan, epoch)
-        if mask != previous_mask:
-            trainable = sum(g.params for g, m in zip(groups, mask) if m)
-            first = mask.index(True)
-            which = "only the new head trains" if first == len(groups) - 1 else \
-                f"groups {groups[first].name} to head train"
-            sink(Event("stage", f"epoch {epoch + 1}: {which} ({trainable:,} parameters)", {"epoch": epoch, "trainable_from": first,
-                                                                  "trainable_params": trainable}))
-            previous_mask = mask
-        set_train_mode(model, groups, plan, epoch)
-        epoch_seed = config.seed * 1000 + epoch
-        torch.manual_seed(epoch_seed)
-        generator.manual_seed(epoch_seed)
-        train_loader.dataset.pipeline.set_random_seed(epoch_seed)
-        order = train_loader.sampler.shuffle(epoch_seed)
-        trainable_params = [p for p in model.parameters() if p.requires_grad]
-        loss_sum = torch.zeros((), device=runtime.device)
-        correct = torch.zeros((), device=runtime.device, dtype=torch.long)
-        seen = 0
+        mask = _set_stage(loop, epoch, mask, sink)
         started = time.perf_counter()
-        if features is not None:
-            step_model.train()
-            view = features.views[epoch % len(features.views)]
-            batches = ((view[idx], features.train_labels[idx]) for idx in
-                       torch.tensor(order).split(config.batch_size))
-        else:
-            batches = iter(train_loader)
-        for step, (x, y) in enumerate(batches):
-            now = time.monotonic()
-            if now - last_check >= STOP_CHECK_EVERY_S:
-                last_check = now
-                if should_stop():
-                    raise Cancelled(f"cancelled during epoch {epoch + 1}")
-            x = x.to(runtime.device, non_blocking=True)
-            y = y.to(runtime.device, non_blocking=True)
-            loss, logits = train_step(step_model, x, y, optimizer, scheduler, criterion, step_runtime,
-                                      trainable_params, o.grad_clip)
-            loss_sum += loss * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
-            if now - last_progress >= PROGRESS_EVERY_S:  # counts only: no read from the device
-                last_progress = now
-                sink(Event("progress", f"epoch {epoch + 1}: step {step + 1}/{steps}",
-                           {"epoch": epoch, "step": step + 1, "steps": steps}))
-        if math.isnan(float(loss_sum)):
-            raise TransferLabError(f"training diverged in epoch {epoch + 1} (loss is NaN)",
-                                   "lower the learning rate (try lr-find) or turn on gradient clipping")
-        train_seconds = time.perf_counter() - started
-        if features is not None:
-            step_model.eval()
-            val_loss, val_acc = evaluate_loss(step_model, [(features.val, features.val_labels)], step_runtime,
-                                              eval_criterion)
-        else:
-            val_loss, val_acc = evaluate_loss(model, val_loader, runtime, eval_criterion)
-        head_lr = optimizer.param_groups[-1]["lr"]
-        metrics = {
-            "epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": float(correct) / seen,
-            "val_loss": val_loss, "val_acc": val_acc, "lr": head_lr, "images_per_s": seen / train_seconds,
-            "epoch_seconds": time.perf_counter() - started, "peak_memory_mb": _peak_memory_mb(runtime),
-            "trainable_params": sum(p.numel() for p in trainable_params),
-        }
-        history.append(metrics)
-        value = metrics[e.metric]
-        improved = _better(e.metric, value, best, e.min_delta)
-        if improved:
-            best, best_epoch, stale = value, epoch, 0
-            save_weights(model, run_dir / BEST, epoch)
-        else:
-            stale += 1
-        save_weights(model, run_dir / LAST, epoch)
-        save_state(run_dir, model, optimizer, scheduler, epoch,
-                   {"history": history, "best": best, "best_epoch": best_epoch, "stale": stale})
-        sink(Event("epoch", f"epoch {epoch + 1}/{config.epochs}: train loss {metrics['train_loss']:.3f} "
-                            f"acc {metrics['train_acc']:.3f}, val loss {val_loss:.3f} acc {val_acc:.3f}"
-                            + (" (best)" if improved else ""), metrics))
-        warning = _overfitting(history)
-        if warning:
+        metrics = _run_epoch(loop, epoch, should_stop, sink)
+        metrics.update(_validate(loop), epoch_seconds=time.perf_counter() - started,
+                       peak_memory_mb=_peak_memory_mb(prep.runtime))
+        improved = progress.record(metrics, rule)
+        _save_checkpoint(run_dir, loop, epoch, progress, improved)
+        sink(Event("epoch", _epoch_message(config, metrics, improved), metrics))
+        if warning := _overfitting(progress.history):
             sink(Event("warning", warning, {"epoch": epoch}))
-        if e.patience and stale >= e.patience and epoch + 1 < config.epochs:
+        if rule.patience and progress.stale >= rule.patience and epoch + 1 < config.epochs:
             stopped_early = True
-            sink(Event("log", f"early stopping: {e.metric} has not improved for {stale} epochs; best was epoch "
-                              f"{best_epoch + 1}", {"epoch": epoch}))
+            sink(Event("log", f"early stopping: {rule.metric} has not improved for {progress.stale} epochs; best was "
+                              f"epoch {progress.best_epoch + 1}", {"epoch": epoch}))
             break
-    result = TrainResult(epochs_done=len(history), best_epoch=best_epoch, best_metric=best if best is not None else math.nan,
-                         history=history, stopped_early=stopped_early)
-    atomic_write(run_dir / "history.json", lambda tmp: tmp.write_text(json.dumps(history, indent=1)))
-    sink(Event("done", f"finished: best epoch {best_epoch + 1} ({e.metric} {result.best_metric:.4f})",
-               {"best_epoch": best_epoch, "best_metric": result.best_metric}))
-    return result
+    atomic_write(run_dir / HISTORY, lambda tmp: tmp.write_text(json.dumps(progress.history, indent=1)))
+    best = progress.best if progress.best is not None else math.nan
+    sink(Event("done", f"finished: best epoch {progress.best_epoch + 1} ({rule.metric} {best:.4f})",
+               {"best_epoch": progress.best_epoch, "best_metric": best}))
+    return TrainResult(len(progress.history), progress.best_epoch, best, progress.history, stopped_early)
 
 
 def _diverging(history: list[dict]) -> bool:

@@ -22,11 +22,11 @@ import torch
 
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.evaluate import EVALUATION, PREDICTIONS, evaluate_run
+from tlcore.artifacts import BEST, EVALUATION, LAST, PREDICTIONS, TRAINING_MARK
+from tlcore.evaluate import evaluate_run
 from tlcore.models import check_weights
 from tlcore.paths import data_home
-from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, TRAINING_MARK, Run, RunStore
-from tlcore.checkpoint import BEST, LAST
+from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.train import Cancelled, Event, train
 
 __all__ = ["execute", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]

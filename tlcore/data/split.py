@@ -13,9 +13,11 @@ import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from tlcore.data.layout import PRESPLIT, SPLITS
-from tlcore.data.scan import ImageRecord, ScanReport
+from tlcore.data.scan import ImageRecord, ScanReport, scan_dataset
+from tlcore.data.source import resolve_source
 from tlcore.files import atomic_write
 from tlcore.errors import DatasetError
 from tlcore.paths import data_home
@@ -147,12 +149,21 @@ def make_split(
     test: float = 0.15,
     test_from_val: float = 0.5,
 ) -> SplitManifest:
-    """Split a scanned data set.
+    """Split a scanned data set, stratified by class and seeded: the same seed gives the same split.
 
-    A folder that is already split keeps its split; when it has no test folder,
-    `test_from_val` of each class's validation images become the held-out test set
-    (training images are never moved), so evaluation never sees data that chose
-    the best epoch.
+    Exact copies of a picture always land in the same split (they are dealt as one), and neither file
+    order nor file names change the result. A folder that is already split keeps its split; when it
+    has no test folder, `test_from_val` of each class's validation images become the held-out test
+    set (training images are never moved), so evaluation never sees data that chose the best epoch.
+
+    Args:
+        report: what `scan` returned.
+        seed: the split's seed.
+        val, test: shares per class (their sum below 1).
+        test_from_val: for folders split without test/: the share of val set aside as test.
+
+    Returns a `SplitManifest` (save it with `.save(path)`). Raises `DatasetError` for impossible shares or
+    classes too small to split.
     """
     if not report.ok:
         raise DatasetError(report.errors[0])
@@ -202,3 +213,39 @@ def make_split(
         root=report.root, layout=report.layout, seed=seed, ratios=ratios,
         classes=list(report.classes), items=items, notes=notes,
     )
+
+
+class SplitSettings(Protocol):
+    """What choosing a split needs (a run config's `data` part has these)."""
+
+    source: str
+    manifest: str | None
+    split_seed: int
+    val: float
+    test: float
+
+
+def resolve_manifest(data: SplitSettings) -> tuple[SplitManifest, Path]:
+    """The given manifest, or the split the source and seed always give (saved where every run finds it).
+
+    Raises `DatasetError` when the source cannot be scanned or split.
+    """
+    if data.manifest:
+        path = Path(data.manifest)
+        return SplitManifest.load(path), path
+    report = scan_dataset(resolve_source(data.source))
+    path = default_manifest_path(report, data.split_seed)
+    manifest = make_split(report, seed=data.split_seed, val=data.val, test=data.test)
+    if not path.exists() or SplitManifest.load(path).id != manifest.id:
+        manifest.save(path)
+    return manifest, path
+
+
+def load_manifest(data: SplitSettings) -> SplitManifest:
+    """`resolve_manifest`, and every file of the split still there (a run must not find one gone mid-epoch)."""
+    manifest, _ = resolve_manifest(data)
+    missing = manifest.missing_files()
+    if missing:
+        raise DatasetError(f"{len(missing)} file(s) of the split are gone (first: {missing[0]})",
+                           "restore them, or scan and split the data set again")
+    return manifest

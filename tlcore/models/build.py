@@ -79,9 +79,16 @@ def check_weights(spec: ModelSpec) -> WeightsSource:
 
 def build_model(spec: ModelSpec, num_classes: int | None, *, input_size: tuple[int, int, int] | None = None,
                 seed: int = 0) -> BuiltModel:
-    """Build on CPU. `num_classes=None` keeps the ImageNet classifier (used to check that weights are real).
+    """A timm model with its pretrained weights, a new head, its preprocessing and its layer groups, on the CPU.
 
-    `input_size` overrides the model's own (tests use tiny inputs); `seed` makes the new head reproducible.
+    Args:
+        spec: the model part of a run config (name, weights: "auto", a file or "random", head).
+        num_classes: outputs of the new head; None keeps the ImageNet classifier (to check weights are real).
+        input_size: overrides the model's own (smaller is faster; tests use tiny inputs).
+        seed: makes the new head's initialisation reproducible.
+
+    Returns a `BuiltModel`: `.model`, `.preprocessing` (from the model's own config), `.groups` (stem to head),
+    `.weights` (where they came from). Raises `ModelNotFoundError` or `WeightsError` with what to do.
     """
     arch, tag = resolve_name(spec.name)
     source = find_weights(arch, tag, spec.weights, allow_download=spec.allow_download)

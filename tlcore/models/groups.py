@@ -15,6 +15,8 @@ import torch
 from timm.models import group_parameters
 from torch import nn
 
+from tlcore.models.head import classifier_names
+
 __all__ = ["LayerGroup", "layer_groups"]
 
 STEM, BODY, NECK, HEAD = "stem", "body", "neck", "head"
@@ -31,11 +33,6 @@ class LayerGroup:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def _classifier_names(model: nn.Module) -> list[str]:
-    names = getattr(model, "pretrained_cfg", {}).get("classifier") or ()
-    return [names] if isinstance(names, str) else list(names)
 
 
 def _is_under(param: str, modules: list[str]) -> bool:
@@ -86,7 +83,7 @@ def layer_groups(model: nn.Module, *, coarse: bool = True, input_size: tuple[int
         raw = [list(names) for names in group_parameters(model, model.group_matcher(coarse=coarse)).values()]
     else:
         raw = _fallback_groups(model)
-    classifier = _classifier_names(model)
+    classifier = classifier_names(model)
     head = [p for group in raw for p in group if _is_under(p, classifier)]
     body = [[p for p in group if not _is_under(p, classifier)] for group in raw]
     body = [g for g in body if g]

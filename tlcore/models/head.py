@@ -28,12 +28,19 @@ class HeadSpec:
         return asdict(self)
 
 
+def classifier_names(model: nn.Module) -> list[str]:
+    """The module paths of the model's classifier(s), from timm's pretrained_cfg (some models have two)."""
+    names = getattr(model, "pretrained_cfg", {}).get("classifier") or ()
+    return [names] if isinstance(names, str) else list(names)
+
+
 def classifier_name(model: nn.Module) -> str:
-    name = model.pretrained_cfg.get("classifier")
-    if not isinstance(name, str):
-        raise TransferLabError(f"{type(model).__name__} has {len(name or ())} classifiers",
+    """The one classifier a custom head replaces; models with several are refused."""
+    names = classifier_names(model)
+    if len(names) != 1:
+        raise TransferLabError(f"{type(model).__name__} has {len(names)} classifiers",
                                "choose a model with a single classifier for a custom head")
-    return name
+    return names[0]
 
 
 def replace_head(model: nn.Module, num_classes: int, spec: HeadSpec = HeadSpec()) -> None:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from tlcore.errors import TransferLabError
+from tlcore.models.head import classifier_names
 
 __all__ = [
     "RANDOM_INIT",
@@ -223,6 +224,4 @@ def load_into(model: nn.Module, arch: str, source: WeightsSource) -> None:
 
 
 def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
-    names = model.pretrained_cfg.get("classifier") or ()
-    names = (names,) if isinstance(names, str) else tuple(names)
-    return tuple(f"{n}." for n in names)
+    return tuple(f"{n}." for n in classifier_names(model))

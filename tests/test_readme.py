@@ -1,0 +1,31 @@
+"""The README's Python API example runs as written, so it cannot rot."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def python_snippets() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"<!-- python-api -->\s*```python\n(.*?)```\s*<!-- /python-api -->", text, re.S)
+    assert blocks, "the README lost its Python API example"
+    return blocks
+
+
+def test_the_readme_python_example_runs(tmp_path: Path, tl_home: Path) -> None:
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")  # "from this folder", as the README says
+    for snippet in python_snippets():
+        result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=600, env={**os.environ, "TRANSFERLAB_HOME": str(tl_home),
+                                                  "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 0, result.stderr[-3000:]
+        accuracy = float(re.search(r"test accuracy (\d\.\d+)", result.stdout).group(1))
+        assert accuracy > 0.5  # 4 classes: chance is 0.25
+        assert "square" in result.stdout or "star" in result.stdout
+    assert (tmp_path / "my_export" / "model.onnx").is_file()

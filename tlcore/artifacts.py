@@ -1,0 +1,190 @@
+"""The files of a run folder and of an export folder, and how a trained model is read back from either.
+
+One module owns the names, so evaluation, prediction and export never import training code
+to learn them, and one loader turns a run (or an export) back into a model with its
+preprocessing and classes. Nothing here trains and nothing here writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+from torch import nn
+
+from tlcore.config import RunConfig, read_json_file
+from tlcore.data import SplitManifest
+from tlcore.errors import TransferLabError
+from tlcore.models import BuiltModel, ModelSpec, Preprocessing, build_model
+from tlcore.typed import typed
+
+__all__ = [
+    "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "PREDICTIONS", "TRAINING_MARK",
+    "EXPORT_MARK", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_REQUIRED",
+    "CheckpointError", "TrainedRun", "ExportedModel",
+    "load_weights", "weights_epoch", "read_evaluation", "load_trained", "is_export", "load_export", "sha256_file",
+]
+
+# -- a run folder ---------------------------------------------------------------------------------
+CONFIG, SPLIT, HISTORY = "config.json", "split.json", "history.json"
+BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"  # STATE: the resume unit
+EVALUATION, PREDICTIONS = "evaluation.json", "predictions.csv"
+TRAINING_MARK = ".training"  # present while a process trains the run: its pid, so a rebuilt store knows
+
+# -- an export folder -----------------------------------------------------------------------------
+EXPORT_MARK = "transferlab-export-v1"
+EXPORT_WEIGHTS, EXPORT_CARD = "model.safetensors", "MODEL_CARD.md"
+EXPORT_REQUIRED = (EXPORT_WEIGHTS, EXPORT_CARD)  # listed and checksummed in every export; other formats when written
+
+
+class CheckpointError(TransferLabError):
+    """A checkpoint file is missing, damaged or belongs to another model."""
+
+
+def weights_epoch(path: str | Path) -> int | None:
+    """The epoch stamped in a weights file; None when the file is absent, unreadable or unstamped."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            epoch = (fh.metadata() or {}).get("epoch")
+    except (OSError, SafetensorError, ValueError):
+        return None
+    return int(epoch) if epoch is not None and epoch.isdigit() else None
+
+
+def load_weights(model: nn.Module, path: str | Path, device: str = "cpu") -> None:
+    """Load a weights file into a model of the same architecture.
+
+    Raises `CheckpointError` (one line naming the file) when it is missing, damaged, or from another model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path.name} is missing from {path.parent}", "choose a run that finished at least one epoch")
+    try:
+        tensors = load_file(str(path), device=device)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is damaged ({' '.join(str(exc).split())[:160]})",
+                              "resume or re-run the training to write it again") from None
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        first = str(exc).split("\n")[0][:200]
+        raise CheckpointError(f"{path} does not fit this model ({first})",
+                              "it belongs to another run or model; do not copy checkpoints between runs") from None
+
+
+def read_evaluation(run_dir: str | Path) -> dict | None:
+    """The run's stored test evaluation as plain data; None when there is none (or it cannot be read)."""
+    try:
+        data = json.loads((Path(run_dir) / EVALUATION).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+@dataclass
+class TrainedRun:
+    """A finished (or stopped) run as what it was trained with and what it became."""
+
+    config: RunConfig
+    manifest: SplitManifest
+    built: BuiltModel
+
+    def __iter__(self):  # `config, manifest, built = load_trained(...)`
+        return iter((self.config, self.manifest, self.built))
+
+
+def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> TrainedRun:
+    """A run's config, split and model with the checkpoint loaded (the pretrained weights need not be found again).
+
+    Args:
+        run_dir: the run's folder (`Run.run_dir` in the run store).
+        checkpoint: which weights: `BEST` (the default, what evaluation and export use) or `LAST`.
+
+    Raises `TransferLabError` (or its `CheckpointError`) when the folder, its config, split or weights
+    cannot be used.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / checkpoint).exists():
+        raise TransferLabError(f"run folder {run_dir} has no {checkpoint}", "choose a run that finished at least one epoch")
+    config = RunConfig.load(run_dir / CONFIG)
+    manifest = SplitManifest.load(run_dir / SPLIT)
+    built = build_model(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
+    load_weights(built.model, run_dir / checkpoint)
+    return TrainedRun(config, manifest, built)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_export(folder: str | Path) -> bool:
+    """A folder whose config.json says it is a Transfer Lab export (not yet verified)."""
+    try:
+        return json.loads((Path(folder) / CONFIG).read_text()).get("format") == EXPORT_MARK
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@dataclass(frozen=True)
+class _ExportMeta:
+    """What loading reads from an export's config.json, typed: a damaged file is refused by field."""
+
+    format: str
+    arch: str
+    model: ModelSpec
+    classes: tuple[str, ...]
+    input_size: tuple[int, int, int]
+    preprocessing: Preprocessing
+    files: dict[str, str]
+
+
+@dataclass
+class ExportedModel:
+    """An export read back and verified: the model with its weights, its classes and its preprocessing."""
+
+    model: nn.Module
+    classes: list[str]
+    preprocessing: Preprocessing
+
+
+def load_export(folder: str | Path) -> ExportedModel:
+    """An export folder's model, after checking every file it needs against its recorded checksum.
+
+    The checksums guard against damage and half copies (a flipped byte, a missing file); they are not a
+    signature against someone who edits the model and recomputes them.
+
+    Raises `TransferLabError` (one line) when the folder is not an export, lacks a file it needs, or a
+    file differs from what was exported.
+    """
+    folder = Path(folder)
+    if not (folder / CONFIG).is_file():
+        raise TransferLabError(f"{folder} is not a Transfer Lab export (no {CONFIG})",
+                               "export a run first: python -m tlcore export RUN_ID OUT_FOLDER")
+    raw = read_json_file(folder / CONFIG, "export config", TransferLabError)
+    if not isinstance(raw, dict) or raw.get("format") != EXPORT_MARK:
+        raise TransferLabError(f"{folder}/{CONFIG} is not a Transfer Lab export", "export the run again")
+    names = {f.name for f in dataclasses.fields(_ExportMeta)}
+    meta = typed(_ExportMeta, {k: v for k, v in raw.items() if k in names}, "the export config")
+    missing = sorted(set(EXPORT_REQUIRED) - set(meta.files))
+    if missing:
+        raise TransferLabError(f"the export's {CONFIG} does not list {', '.join(missing)}",
+                               "the export is incomplete or was edited; export the run again")
+    for name, digest in meta.files.items():
+        path = folder / name
+        if Path(name).name != name or not path.is_file() or sha256_file(path) != digest:
+            raise TransferLabError(f"export file {name} is missing or changed since the export (checksum mismatch)",
+                                   "copy the export folder again, whole")
+    if len(meta.classes) < 2:
+        raise TransferLabError("the export lists fewer than 2 classes", "export the run again")
+    built = build_model(replace(meta.model, weights="random"), len(meta.classes), input_size=meta.input_size)
+    load_weights(built.model, folder / EXPORT_WEIGHTS)
+    return ExportedModel(built.model.eval(), list(meta.classes), meta.preprocessing)
