@@ -4,35 +4,44 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import MAX_UPLOAD_MB, SAMPLE_DATA, sample_grid, save_upload, show_sidebar, state
-from tlcore.data import default_manifest_path, make_split, scan
+from pages.common import (
+    MAX_UPLOAD_MB, SAMPLE_DATA, bind, choice, data_report, experiment, forget_report, remember, sample_grid,
+    save_upload, show_sidebar,
+)
+from tlcore.data import SplitManifest, default_manifest_path, make_split, scan
 from tlcore.errors import TransferLabError
 
-s = state()
+experiment()
 st.title("1 · Data")
 st.write("Point to a folder with one sub-folder per class (or train/val/test folders), or upload a zip of one.")
 
-kind = st.radio("Data set", ["Bundled sample data", "Folder on this computer", "Upload a zip"], key="data.kind", horizontal=True)
+kind = st.radio("Data set", ["Bundled sample data", "Folder on this computer", "Upload a zip"], horizontal=True,
+                **bind("data.kind"))
 if kind == "Bundled sample data":
     source = str(SAMPLE_DATA)
 elif kind == "Folder on this computer":
-    source = st.text_input("Folder path", key="data.folder", placeholder="/home/me/photos").strip()
+    source = st.text_input("Folder path", placeholder="/home/me/photos", **bind("data.folder")).strip()
 else:
     upload = st.file_uploader("Zip of the data set", type=["zip"], key="data.upload", max_upload_size=MAX_UPLOAD_MB)
     source = str(save_upload(upload.file_id, upload.name, upload.getvalue())) if upload else ""
+    if not source and choice("data.source").endswith(".zip"):  # after a reload: the zip chosen before
+        source = choice("data.source")
 if not source:
-    st.info("Choose a data set to continue.")
+    show_sidebar()
+    st.info("Choose a data set to continue: the sample data, a folder path, or a zip.")
     st.stop()
 
-if st.button("Scan", key="data.scan", type="primary") or s["data.report"] is None or s["data.source"] != source:
-    try:
-        with st.spinner("Reading every file..."):
-            s["data.report"], s["data.source"], s["data.manifest_path"] = scan(source), source, None
-    except TransferLabError as exc:
-        s["data.report"] = None
-        st.error(str(exc))
-        st.stop()
-report = s["data.report"]
+if source != choice("data.source"):
+    remember("data.source", source)
+    remember("data.manifest_path", None)  # a split belongs to its data set
+if st.button("Scan again", key="data.scan", help="Read every file again (after you changed the folder)."):
+    forget_report()
+try:
+    report = data_report() or scan(source)
+except TransferLabError as exc:
+    show_sidebar()
+    st.error(str(exc))
+    st.stop()
 show_sidebar()
 
 left, middle, right = st.columns(3)
@@ -58,23 +67,26 @@ if not report.ok:
     st.stop()
 
 st.subheader("Split")
-st.caption("The same seed always gives the same split; every run and comparison reuses it.")
+st.caption("The same seed always gives the same split; every run and comparison reuses it. Making it here is "
+           "optional: a run makes the split of these settings itself when it starts.")
 c1, c2, c3 = st.columns(3)
-seed = c1.number_input("Seed", min_value=0, step=1, key="data.seed")
-val = c2.slider("Validation share", 0.05, 0.4, step=0.05, key="data.val")
-test = c3.slider("Test share", 0.05, 0.4, step=0.05, key="data.test", disabled=report.layout == "presplit")
+seed = c1.number_input("Seed", min_value=0, step=1, **bind("data.seed"))
+val = c2.slider("Validation share", 0.05, 0.4, step=0.05, **bind("data.val"))
+test = c3.slider("Test share", 0.05, 0.4, step=0.05, disabled=report.layout == "presplit", **bind("data.test"))
 if st.button("Make split", key="data.make_split"):
     try:
         manifest = make_split(report, seed=int(seed), val=val, test=test)
-        s["data.manifest_path"] = str(manifest.save(default_manifest_path(report, int(seed))))
+        remember("data.manifest_path", str(manifest.save(default_manifest_path(report, int(seed)))))
     except TransferLabError as exc:
         st.error(str(exc))
         st.stop()
-if s["data.manifest_path"]:
-    from tlcore.data import SplitManifest
-
-    manifest = SplitManifest.load(s["data.manifest_path"])
-    st.success(f"Split {manifest.id} saved to {s['data.manifest_path']}")
+if choice("data.manifest_path"):
+    try:
+        manifest = SplitManifest.load(choice("data.manifest_path"))
+    except TransferLabError as exc:
+        st.warning(f"the saved split cannot be used ({exc}); make it again")
+        st.stop()
+    st.success(f"Split {manifest.id} saved to {choice('data.manifest_path')}")
     st.dataframe(pd.DataFrame(manifest.counts()), key="data.split_table")
     for note in manifest.notes:
         st.info(note)

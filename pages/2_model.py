@@ -5,15 +5,16 @@ import json
 import pandas as pd
 import streamlit as st
 
-from pages.common import model_overview, model_spec, num_classes, show_sidebar, state
+from pages.common import bind, choice, experiment, model_overview, model_spec, num_classes, show_sidebar
 from tlcore.errors import TransferLabError
 from tlcore.models import RECOMMENDED, search
 
-s = state()
+experiment()
 st.title("2 · Model")
 st.write("Start from a model trained on ImageNet. Smaller models train faster; larger ones often transfer better.")
 
-query = st.text_input("Search all of timm's pretrained models", key="model.search", placeholder="resnet, convnext, vit...")
+query = st.text_input("Search all of timm's pretrained models", placeholder="resnet, convnext, vit...",
+                      **bind("model.search"))
 try:
     cards = search(query, limit=40)
 except TransferLabError as exc:
@@ -30,13 +31,14 @@ table = pd.DataFrame([{
 st.dataframe(table, hide_index=True, key="model.table")
 
 names = [c.name for c in cards]
-if s["model.name"] not in names:
-    names.insert(0, s["model.name"])
-st.selectbox("Model", names, key="model.name")
+if choice("model.name") not in names:
+    names.insert(0, choice("model.name"))
+st.selectbox("Model", names, **bind("model.name"))
 with st.expander("Weights"):
-    st.text_input("Weights file (.safetensors or .pth), if this model has no offline weights", key="model.weights_file")
-    st.checkbox("Allow downloading weights from the Hugging Face hub", key="model.allow_download")
-    st.checkbox("Random initialisation (no pretrained weights: much worse on small data)", key="model.random_init")
+    st.text_input("Weights file (.safetensors or .pth), if this model has no offline weights",
+                  **bind("model.weights_file"))
+    st.checkbox("Allow downloading weights from the Hugging Face hub", **bind("model.allow_download"))
+    st.checkbox("Random initialisation (no pretrained weights: much worse on small data)", **bind("model.random_init"))
 
 try:
     overview = model_overview(json.dumps(model_spec().to_dict()), num_classes())

@@ -6,23 +6,26 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from pages.common import SAMPLE_DATA, augment_spec, model_overview, model_spec, num_classes, show_sidebar, state
+from pages.common import (
+    SAMPLE_DATA, augment_spec, bind, choice, data_report, experiment, model_overview, model_spec, num_classes, remember,
+    show_sidebar,
+)
 from tlcore.augment import PRESETS, eval_pipeline, make_grid, model_view, preset, preview
 from tlcore.data import load_rgb, scan
 from tlcore.errors import TransferLabError
 from tlcore.models import Preprocessing
 
-s = state()
+experiment()
 st.title("3 · Augment")
 st.write("Augmentation shows the model slightly different versions of each training picture every epoch: "
          "the cheapest protection against overfitting a small data set. Validation and test pictures are never augmented.")
 
-name = st.radio("Preset", list(PRESETS), key="augment.preset", horizontal=True)
+name = st.radio("Preset", list(PRESETS), horizontal=True, **bind("augment.preset"))
 st.caption(PRESETS[name][0])
 with st.expander("Edit the steps (albumentations JSON)"):
     st.caption("Each step is an albumentations transform with its parameters and probability p. Leave empty to use the preset.")
-    st.text_area("Steps", key="augment.custom_json", height=200,
-                 placeholder=json.dumps(preset(name).to_dict(), indent=1))
+    st.text_area("Steps", height=200, placeholder=json.dumps(preset(name).to_dict(), indent=1),
+                 **bind("augment.custom_json"))
 try:
     spec = augment_spec()
     overview = model_overview(json.dumps(model_spec().to_dict()), num_classes())
@@ -35,15 +38,15 @@ except TransferLabError as exc:
 show_sidebar()
 st.write("Steps: " + (", ".join(f"{t['__class_fullname__']} (p={t.get('p', 0.5)})" for t in spec.transforms) or "none"))
 
-report = s["data.report"] or scan(SAMPLE_DATA)
+report = data_report() or scan(SAMPLE_DATA)
 paths = [r.path for r in report.images]
 picked = st.selectbox("Picture", paths, key="augment.picture")
 if st.button("Re-roll", key="augment.reroll"):
-    s["augment.seed"] += 1
+    remember("augment.seed", choice("augment.seed") + 1)
 prep = Preprocessing(**overview.preprocessing)
 image = np.asarray(load_rgb(Path(report.root) / picked))
-grid = make_grid(preview(image, spec, prep, n=8, seed=s["augment.seed"]), columns=4)
-st.image(grid, caption=f"8 augmented versions (seed {s['augment.seed']}), at the model's input size")
+grid = make_grid(preview(image, spec, prep, n=8, seed=choice("augment.seed")), columns=4)
+st.image(grid, caption=f"8 augmented versions (seed {choice('augment.seed')}), at the model's input size")
 seen = model_view(eval_pipeline(prep)(image=image)["image"], prep)
 st.image(seen, caption=f"What the model sees at evaluation: resized, centre-cropped to {prep.input_size[1]} px, "
                        f"normalised (shown de-normalised)", width=prep.input_size[2])

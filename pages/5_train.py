@@ -8,17 +8,27 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
-from pages.common import lr_find_in_subprocess, open_store, run_config, show_sidebar, state
+from pages.common import (
+    bind, choice, choices_from_config, experiment, lr_find_in_subprocess, new_experiment, open_store, remember,
+    run_config, set_choices, show_sidebar,
+)
+from tlcore.config import RunConfig
 from tlcore.artifacts import STATE
 from tlcore.errors import TransferLabError
 from tlcore.models import check_weights
 from tlcore.worker import ensure_worker, submit
 
-s = state()
+s = st.session_state
+experiment()
 
 
 def _use_lr(lr: float) -> None:
-    s["train.lr"] = lr
+    set_choices(train__lr=lr)
+
+
+def _open_settings(run_id: str) -> None:
+    """A finished run's settings as a new experiment, to change one thing and run again."""
+    new_experiment(choices_from_config(RunConfig.from_dict(store.get(run_id).config)))
 
 
 store = open_store()
@@ -26,13 +36,15 @@ st.title("5 · Train")
 show_sidebar()
 
 c1, c2, c3 = st.columns(3)
-c1.number_input("Epochs", 1, 200, key="train.epochs", help="Passes over the training images.")
-c2.selectbox("Batch size", [8, 16, 32, 64, 128], key="train.batch_size", help="Larger is faster, needs more memory.")
-c3.number_input("Learning rate (head)", 1e-6, 1.0, key="train.lr", format="%.5f",
-                help="Earlier layer groups use it times their scale (Freeze page). Try the finder below.")
-c1.number_input("Weight decay", 0.0, 0.5, key="train.weight_decay", format="%.4f")
-c2.selectbox("Schedule", ["cosine", "onecycle", "step", "constant"], key="train.schedule")
-c3.number_input("Early stopping patience (0 = off)", 0, 50, key="train.patience")
+c1.number_input("Epochs", 1, 200, help="Passes over the training images.", **bind("train.epochs"))
+c2.selectbox("Batch size", [8, 16, 32, 64, 128], help="Larger is faster, needs more memory.",
+             **bind("train.batch_size"))
+c3.number_input("Learning rate (head)", 1e-6, 1.0, format="%.5f",
+                help="Earlier layer groups use it times their scale (Freeze page). Try the finder below.",
+                **bind("train.lr"))
+c1.number_input("Weight decay", 0.0, 0.5, format="%.4f", **bind("train.weight_decay"))
+c2.selectbox("Schedule", ["cosine", "onecycle", "step", "constant"], **bind("train.schedule"))
+c3.number_input("Early stopping patience (0 = off)", 0, 50, **bind("train.patience"))
 try:
     config = run_config()
 except (TransferLabError, ValueError) as exc:
@@ -64,14 +76,14 @@ except TransferLabError as exc:
 if st.button("Start training", key="train.start", type="primary", disabled=cannot_start is not None):
     try:
         run = submit(config, store)
-        s["train.run_id"] = run.id
+        remember("train.run_id", run.id)
         st.query_params["run"] = run.id
     except TransferLabError as exc:
         st.error(str(exc))
 
 # A refresh loses session state but not the URL; coming back later shows the newest run.
 runs = store.list()
-run_id = s["train.run_id"] or st.query_params.get("run") or (runs[0].id if runs else None)
+run_id = st.query_params.get("run") or choice("train.run_id") or (runs[0].id if runs else None)
 if run_id is None:
     if cannot_start is None:
         st.info(f"No run yet: Start training runs {config.model.name} ({config.freeze.get('strategy', 'custom plan')})"
@@ -116,6 +128,9 @@ def live(run_id: str) -> None:
             store.request_cancel(run.id)
         if run.status == "queued":
             ensure_worker(store)  # starts one only if none is alive or starting
+            ahead = [r.id for r in store.list(status="running")]
+            st.info(f"waiting behind run {ahead[0]}" if ahead else
+                    "waiting for the worker to start (it imports PyTorch first; up to a minute on a busy machine)")
     elif run.status in ("failed", "cancelled"):
         has_checkpoint = (Path(run.run_dir) / STATE).is_file()
         label = "Resume from the last checkpoint" if has_checkpoint else "Start it again (it has no checkpoint yet)"
@@ -124,6 +139,8 @@ def live(run_id: str) -> None:
             ensure_worker(store)
     else:
         st.success("Finished: see the Evaluate page for test-set results.")
+    st.button("Open this run's settings as a new experiment", key="train.open_settings", on_click=_open_settings,
+              args=(run.id,), help="Every choice of this run back on every page, to change one thing and run again.")
     with st.expander("Log"):
         for event in store.events(run.id, kinds=("log", "stage", "epoch", "warning", "error")):
             st.text(f"{time.strftime('%H:%M:%S', time.localtime(event['ts']))}  {event['message']}")

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import open_store, show_sidebar, state
+from pages.common import choice, experiment, open_store, show_sidebar
 from tlcore.data import load_rgb
 from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
@@ -22,7 +22,7 @@ from tlcore.paths import data_home
 from tlcore.predict import Predictor
 from tlcore.runs import SUCCEEDED
 
-s = state()
+experiment()
 store = open_store()
 st.title("6 · Evaluate")
 show_sidebar()
@@ -31,7 +31,7 @@ if not finished:
     st.info("No finished run yet: train one on the Train page.")
     st.stop()
 labels = {r.id: f"{r.id}  {r.name}" for r in finished}
-default = s["train.run_id"] if s["train.run_id"] in labels else finished[0].id
+default = choice("train.run_id") if choice("train.run_id") in labels else finished[0].id
 run_id = st.selectbox("Run", list(labels), index=list(labels).index(default), format_func=labels.get, key="evaluate.run")
 run = store.get(run_id)
 path = Path(run.run_dir) / EVALUATION

@@ -1,34 +1,55 @@
 """Step 7: which layers to freeze? Several strategies on the same split, seed and budget, side by side."""
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-from pages.common import open_store, run_config, show_sidebar, state
+from pages.common import bind, choice, experiment, open_store, remember, run_config, show_sidebar
 from tlcore.compare import STRATEGY_SET, launch_sweep, resume_sweep, sweep_rows, verdict
-from tlcore.report import figures, report_csv, report_html
 from tlcore.errors import TransferLabError
+from tlcore.report import figures, report_csv, report_html
 from tlcore.runs import FINISHED
 
-s = state()
+experiment()
 store = open_store()
 st.title("7 · Compare freeze strategies")
 st.write("Each strategy trains the same model on the same split, with the same seed, augmentation, learning rate "
          "and number of epochs; only what is frozen differs. Runs queue and finish one after the other.")
 show_sidebar()
-chosen = st.multiselect("Strategies", list(STRATEGY_SET), default=list(STRATEGY_SET), key="compare.strategies",
-                        format_func=lambda k: f"{k.replace('_', ' ')}: {STRATEGY_SET[k][1]}")
+chosen = st.multiselect("Strategies", list(STRATEGY_SET), format_func=lambda k: f"{k.replace('_', ' ')}: "
+                        f"{STRATEGY_SET[k][1]}", **bind("compare.strategies"))
+c1, c2, c3 = st.columns(3)
+c1.number_input("Epochs per strategy", 1, 200, help="The same for every strategy (also the Train page's).",
+                **bind("train.epochs"))
+c2.number_input("Learning rate (head)", 1e-6, 1.0, format="%.5f", **bind("train.lr"))
+c3.selectbox("Batch size", [8, 16, 32, 64, 128], **bind("train.batch_size"))
+try:
+    base = run_config()
+except (TransferLabError, ValueError) as exc:
+    st.error(f"the settings do not make a valid run: {exc}")
+    st.stop()
+st.caption(f"{len(chosen)} run(s) of {base.epochs} epoch(s) each: {base.model.name} on "
+           f"{Path(base.data.source).name}, augmentation {base.augment.preset or 'custom'}, split seed "
+           f"{base.data.split_seed}. Feature extraction is the fastest; full fine-tuning takes the longest.")
 if st.button("Run the comparison", key="compare.start", type="primary", disabled=not chosen):
     try:
-        s["compare.sweep"] = launch_sweep(run_config(), chosen, store)
-        st.query_params["sweep"] = s["compare.sweep"]
+        remember("compare.sweep", launch_sweep(base, chosen, store))
+        st.query_params["sweep"] = choice("compare.sweep")
     except (TransferLabError, ValueError) as exc:
         st.error(str(exc))
 
 sweeps = sorted({r.sweep for r in store.list() if r.sweep}, reverse=True)
-sweep = s.get("compare.sweep") or st.query_params.get("sweep") or (sweeps[0] if sweeps else None)
+sweep = st.query_params.get("sweep") or choice("compare.sweep") or (sweeps[0] if sweeps else None)
 if sweep is None:
     st.info("No comparison yet. With the sample data and the offline model, five strategies take a few minutes.")
     st.stop()
+
+
+def _cancel_all(sweep: str) -> None:
+    for run in store.list(sweep=sweep):
+        if run.status not in FINISHED:
+            store.request_cancel(run.id)
 
 
 @st.fragment(run_every=3)
@@ -61,6 +82,8 @@ def results(sweep: str) -> None:
     if any(r.status in ("failed", "cancelled") for r in rows):
         if c3.button("Resume the unfinished ones", key="compare.resume"):
             resume_sweep(store, sweep)
+    elif finished < len(rows):
+        c3.button("Cancel the comparison", key="compare.cancel", on_click=_cancel_all, args=(sweep,))
     for r in rows:
         if r.error and r.status == "failed":
             st.error(f"{r.strategy}: {r.error}")

@@ -1,6 +1,8 @@
-"""What every page shares: session-state keys, the default data set, and small display helpers.
+"""What every page shares: the experiment (one persisted draft), the default data set, small display helpers.
 
-Pages stay thin: they collect choices, call `tlcore`, and show results through these.
+Pages stay thin: they collect choices, call `tlcore`, and show results through these. A choice lives in
+the experiment's draft, not in a widget key: widgets start from the draft and write back when they
+change, so a page switch, a reload, a second tab or a server restart shows the same experiment.
 """
 
 from __future__ import annotations
@@ -9,40 +11,48 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
 
-from tlcore.augment import AugmentSpec, preset
+from tlcore.augment import PRESETS, AugmentSpec, preset
+from tlcore.compare import STRATEGY_SET
 from tlcore.config import DataConfig, EarlyStoppingConfig, OptimizerConfig, RunConfig, ScheduleConfig
-from tlcore.data import ScanReport, load_rgb
+from tlcore.data import ScanReport, load_rgb, scan
+from tlcore.drafts import Draft, DraftStore
 from tlcore.data.images import ImageReadError
 from tlcore.models import DEFAULT_MODEL, ModelSpec, build_model
 from tlcore.errors import TransferLabError
+from tlcore.freeze import default_lr_spread
 from tlcore.models.groups import LayerGroup
+from tlcore.strategies import STRATEGIES as STRATEGY_NAMES
 from tlcore.paths import data_home
 from tlcore.runs import RunStore
 
 __all__ = [
-    "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview", "open_store",
-    "state", "run_config", "lr_find_in_subprocess", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
+    "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "DEFAULTS", "ModelOverview", "open_store", "experiment", "choice",
+    "remember", "bind", "set_choices", "new_experiment", "choices_from_config", "data_report", "forget_report",
+    "run_config", "lr_find_in_subprocess", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec",
+    "num_classes", "model_overview",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = PROJECT_ROOT / "sample_data"
 MAX_UPLOAD_MB = 1024
 
-# Session-state keys, initialised here and nowhere else; each page writes only its own prefix.
-_DEFAULTS = {
+# The experiment's choices and their defaults. They live in a draft file (tlcore.drafts), keyed by the
+# experiment id in the URL; widgets start from it and write back through on_change callbacks.
+DEFAULTS = {
     "data.kind": "Bundled sample data",
     "data.folder": "",
+    "data.source": str(SAMPLE_DATA),
     "data.seed": 0,
     "data.val": 0.15,
     "data.test": 0.15,
-    "data.source": str(SAMPLE_DATA),
-    "data.report": None,
     "data.manifest_path": None,
+    "model.search": "",
     "model.name": DEFAULT_MODEL,
     "model.weights_file": "",
     "model.random_init": False,
@@ -56,7 +66,6 @@ _DEFAULTS = {
     "freeze.head_epochs": 1,
     "freeze.lr_spread": 1.0,
     "freeze.train_bn": False,
-    "freeze.last_click": None,
     "train.epochs": 5,
     "train.batch_size": 32,
     "train.lr": 3e-3,
@@ -64,38 +73,164 @@ _DEFAULTS = {
     "train.schedule": "cosine",
     "train.patience": 3,
     "train.run_id": None,
+    "compare.strategies": list(STRATEGY_SET),
+    "compare.sweep": None,
 }
+_DRAFT = "_experiment"  # session-state slot of the loaded draft
+_REPORT = "_scan_report"  # session-state slot of (source, ScanReport): derived, never saved
 
 
-def state() -> st.session_state.__class__:
-    """Session state with every shared key present; call it first thing on every page.
+def experiment() -> Draft:
+    """The experiment named in the URL (`?exp=ID`): from this session, else from its file; a new one otherwise."""
+    s = st.session_state
+    wanted = st.query_params.get("exp")
+    draft: Draft | None = s.get(_DRAFT)
+    if draft is None or (wanted and draft.id != wanted):
+        draft = None
+        if wanted:
+            try:
+                draft = DraftStore().load(wanted)
+            except TransferLabError as exc:
+                st.warning(f"{exc}: a new experiment was started")
+        draft = draft or DraftStore().new(dict(DEFAULTS))
+        for key in DEFAULTS:  # widgets of another experiment must not keep their values
+            s.pop(key, None)
+        s[_DRAFT] = draft
+    for key, value in DEFAULTS.items():  # a draft from an older version lacks newer choices
+        draft.choices.setdefault(key, value)
+    if st.query_params.get("exp") != draft.id:
+        st.query_params["exp"] = draft.id
+    return draft
 
-    Re-assigning each key on every page keeps Streamlit from dropping a widget's value
-    when the user visits a page where that widget is not drawn.
+
+def choice(key: str):
+    """The experiment's current value of one choice."""
+    return experiment().choices[key]
+
+
+def remember(key: str, value) -> None:
+    """Set a choice that no widget holds (a split made, a run started) and save the experiment."""
+    draft = experiment()
+    draft.choices[key] = value
+    _save(draft)
+
+
+def _save(draft: Draft) -> None:
+    try:
+        draft.config = run_config(draft).to_dict()
+    except (TransferLabError, ValueError):  # choices mid-edit (e.g. augmentation JSON): keep the last valid config
+        pass
+    DraftStore().save(draft)
+
+
+def _widget_changed(key: str, then: Callable[[], None] | None) -> None:
+    draft = st.session_state[_DRAFT]
+    draft.choices[key] = st.session_state[key]
+    if then is not None:
+        then()
+    _save(draft)
+
+
+def bind(key: str, then: Callable[[], None] | None = None) -> dict:
+    """Keyword arguments that tie a widget to a choice: it starts from the experiment and writes back on change
+    (then calls `then`, which may change other choices with `set_choices`).
+
+    `st.number_input("Epochs", 1, 200, **bind("train.epochs"))`
     """
-    for key, value in _DEFAULTS.items():
-        st.session_state[key] = st.session_state.get(key, value)
-    return st.session_state
+    if key not in st.session_state:
+        st.session_state[key] = choice(key)
+    return {"key": key, "on_change": _widget_changed, "args": (key, then)}
 
 
-def run_config() -> RunConfig:
+def set_choices(**values) -> None:
+    """Change choices from a callback (a chart click): the experiment and the widgets showing them."""
+    draft = experiment()
+    for dotted, value in values.items():
+        key = dotted.replace("__", ".")
+        draft.choices[key] = value
+        st.session_state[key] = value
+    _save(draft)
+
+
+def new_experiment(choices: dict | None = None) -> Draft:
+    """Start a fresh experiment (defaults, or the given choices) and put it in the URL."""
+    draft = DraftStore().new({**DEFAULTS, **(choices or {})})
+    for key in DEFAULTS:
+        st.session_state.pop(key, None)
+    st.session_state[_DRAFT] = draft
+    st.session_state.pop(_REPORT, None)
+    st.query_params.clear()
+    st.query_params["exp"] = draft.id
+    _save(draft)
+    return draft
+
+
+def choices_from_config(config: RunConfig) -> dict:
+    """A run's settings as the app's choices, for "Open run X's settings"."""
+    d, o = config.data, config.optimizer
+    sample = Path(d.source).resolve() == SAMPLE_DATA.resolve()
+    freeze = dict(config.freeze)
+    strategy = freeze.get("strategy") if freeze.get("strategy") in STRATEGY_NAMES else "feature_extraction"
+    weights = config.model.weights
+    augment = config.augment
+    is_preset = augment.preset in PRESETS and augment == preset(augment.preset)
+    return {
+        "data.kind": "Bundled sample data" if sample else "Folder on this computer",
+        "data.folder": "" if sample else d.source, "data.source": d.source, "data.seed": d.split_seed,
+        "data.val": d.val, "data.test": d.test, "data.manifest_path": d.manifest,
+        "model.name": config.model.name, "model.random_init": weights == "random",
+        "model.weights_file": "" if weights in ("auto", "random") else weights,
+        "model.allow_download": config.model.allow_download,
+        "augment.preset": augment.preset if augment.preset in PRESETS else "light",
+        "augment.custom_json": "" if is_preset else json.dumps(augment.to_dict(), indent=1),
+        "freeze.strategy": strategy, "freeze.k": freeze.get("k") or DEFAULTS["freeze.k"],
+        "freeze.every": freeze.get("every", 1), "freeze.head_epochs": freeze.get("head_epochs", 1),
+        "freeze.lr_spread": float(freeze.get("lr_spread") or default_lr_spread(strategy)),
+        "freeze.train_bn": bool(freeze.get("train_bn", False)),
+        "train.epochs": config.epochs, "train.batch_size": config.batch_size, "train.lr": o.lr,
+        "train.weight_decay": o.weight_decay, "train.schedule": config.schedule.name,
+        "train.patience": config.early_stopping.patience,
+    }
+
+
+def data_report() -> ScanReport | None:
+    """The scan of the experiment's data set: from this session, or scanned again (after a reload or restart)."""
+    source = choice("data.source")
+    cached = st.session_state.get(_REPORT)
+    if cached and cached[0] == source:
+        return cached[1]
+    if not source:
+        return None
+    try:
+        with st.spinner("Reading every file..."):
+            report = scan(source)
+    except TransferLabError:
+        return None
+    st.session_state[_REPORT] = (source, report)
+    return report
+
+
+def forget_report() -> None:
+    st.session_state.pop(_REPORT, None)
+
+
+def run_config(draft: Draft | None = None) -> RunConfig:
     """The whole experiment as the one JSON document the CLI replays (`python -m tlcore train`)."""
-    s = st.session_state  # state() ran at the top of the page; widgets may exist by now
-    report: ScanReport | None = s["data.report"]
-    freeze = {"strategy": s["freeze.strategy"], "lr_spread": s["freeze.lr_spread"], "train_bn": s["freeze.train_bn"]}
-    freeze.update({"freeze_first_k": {"k": s["freeze.k"]}, "gradual": {"every": s["freeze.every"]},
-                   "fine_tune": {"head_epochs": s["freeze.head_epochs"]}}.get(s["freeze.strategy"], {}))
+    c = (draft or experiment()).choices
+    freeze = {"strategy": c["freeze.strategy"], "lr_spread": c["freeze.lr_spread"], "train_bn": c["freeze.train_bn"]}
+    freeze.update({"freeze_first_k": {"k": c["freeze.k"]}, "gradual": {"every": c["freeze.every"]},
+                   "fine_tune": {"head_epochs": c["freeze.head_epochs"]}}.get(c["freeze.strategy"], {}))
     return RunConfig(
-        data=DataConfig(source=report.root if report else str(SAMPLE_DATA), manifest=s["data.manifest_path"],
-                        split_seed=int(s["data.seed"]), val=float(s["data.val"]), test=float(s["data.test"])),
-        model=model_spec(),
-        augment=augment_spec(),
+        data=DataConfig(source=c["data.source"] or str(SAMPLE_DATA), manifest=c["data.manifest_path"],
+                        split_seed=int(c["data.seed"]), val=float(c["data.val"]), test=float(c["data.test"])),
+        model=model_spec(draft),
+        augment=augment_spec(draft),
         freeze=freeze,
-        optimizer=OptimizerConfig(lr=float(s["train.lr"]), weight_decay=float(s["train.weight_decay"])),
-        schedule=ScheduleConfig(name=s["train.schedule"]),
-        early_stopping=EarlyStoppingConfig(patience=int(s["train.patience"])),
-        epochs=int(s["train.epochs"]),
-        batch_size=int(s["train.batch_size"]),
+        optimizer=OptimizerConfig(lr=float(c["train.lr"]), weight_decay=float(c["train.weight_decay"])),
+        schedule=ScheduleConfig(name=c["train.schedule"]),
+        early_stopping=EarlyStoppingConfig(patience=int(c["train.patience"])),
+        epochs=int(c["train.epochs"]),
+        batch_size=int(c["train.batch_size"]),
     )
 
 
@@ -112,21 +247,24 @@ def open_store() -> RunStore:
 
 
 def show_sidebar() -> None:
-    """The choices made so far, visible from every page."""
-    s = st.session_state  # state() ran at the top of the page; widgets may exist by now
+    """The choices made so far, visible from every page, with the experiment's own controls."""
+    c = experiment().choices
+    report = data_report()
     with st.sidebar:
-        st.caption("Your experiment so far")
-        report: ScanReport | None = s["data.report"]
+        st.caption(f"Your experiment ({experiment().id}); its link keeps it")
         if report is None:
-            st.write("**Data:** not scanned yet")
+            st.write(f"**Data:** `{Path(c['data.source']).name or 'none chosen'}`, not readable yet")
         else:
             st.write(f"**Data:** `{Path(report.root).name}`, {len(report.classes)} classes, {len(report.images)} images")
-        if s["data.manifest_path"]:
-            st.write(f"**Split:** `{Path(s['data.manifest_path']).name}`")
-        weights = "random init" if s["model.random_init"] else ("file" if s["model.weights_file"] else "pretrained")
-        st.write(f"**Model:** `{s['model.name']}` ({weights})")
-        st.write(f"**Augment:** {s['augment.preset']}{' (edited)' if s['augment.custom_json'] else ''}")
-        st.write(f"**Freeze:** {s['freeze.strategy'].replace('_', ' ')}")
+        st.write(f"**Split:** seed {c['data.seed']}" + (f", `{Path(c['data.manifest_path']).name}`"
+                                                         if c["data.manifest_path"] else " (made when a run starts)"))
+        weights = "random init" if c["model.random_init"] else ("file" if c["model.weights_file"] else "pretrained")
+        st.write(f"**Model:** `{c['model.name']}` ({weights})")
+        st.write(f"**Augment:** {c['augment.preset']}{' (edited)' if c['augment.custom_json'] else ''}")
+        st.write(f"**Freeze:** {c['freeze.strategy'].replace('_', ' ')}")
+        st.write(f"**Train:** {c['train.epochs']} epochs, batch {c['train.batch_size']}, lr {c['train.lr']:g}")
+        st.button("New experiment", key="sidebar.new", on_click=new_experiment,
+                  help="Start again from the defaults; this experiment stays at its link.")
         try:
             config_json = run_config().to_json()
         except (TransferLabError, ValueError) as exc:  # ValueError: the user's augmentation JSON
@@ -138,22 +276,22 @@ def show_sidebar() -> None:
                            key="sidebar.download", help="Replay it with: python -m tlcore train transferlab_run.json")
 
 
-def augment_spec() -> AugmentSpec:
+def augment_spec(draft: Draft | None = None) -> AugmentSpec:
     """The preset, or the user's edited JSON when there is one (validated by the engine)."""
-    s = st.session_state  # state() ran at the top of the page; widgets may exist by now
-    if s["augment.custom_json"].strip():
-        return AugmentSpec.from_dict(json.loads(s["augment.custom_json"]))
-    return preset(s["augment.preset"])
+    c = (draft or experiment()).choices
+    if c["augment.custom_json"].strip():
+        return AugmentSpec.from_dict(json.loads(c["augment.custom_json"]))
+    return preset(c["augment.preset"])
 
 
-def model_spec() -> ModelSpec:
-    s = st.session_state  # state() ran at the top of the page; widgets may exist by now
-    weights = "random" if s["model.random_init"] else (s["model.weights_file"].strip() or "auto")
-    return ModelSpec(name=s["model.name"], weights=weights, allow_download=s["model.allow_download"])
+def model_spec(draft: Draft | None = None) -> ModelSpec:
+    c = (draft or experiment()).choices
+    weights = "random" if c["model.random_init"] else (c["model.weights_file"].strip() or "auto")
+    return ModelSpec(name=c["model.name"], weights=weights, allow_download=c["model.allow_download"])
 
 
 def num_classes() -> int:
-    report: ScanReport | None = st.session_state["data.report"]
+    report = data_report()
     return len(report.classes) if report is not None and len(report.classes) >= 2 else 2
 
 

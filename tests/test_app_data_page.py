@@ -7,6 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from app_fixtures import choices_of
 from conftest import ROOT, make_class_folders, streamlit_server
 
 PAGE = str(ROOT / "pages" / "1_data.py")
@@ -29,7 +30,7 @@ def test_sample_data_is_scanned_and_split_by_default(tl_home: Path) -> None:
     assert not app.exception
     assert app.success and "saved to" in app.success[0].value
     saved = list((tl_home / "splits").glob("*-seed5.json"))
-    assert len(saved) == 1 and app.session_state["data.manifest_path"] == str(saved[0])
+    assert len(saved) == 1 and choices_of(app)["data.manifest_path"] == str(saved[0])
 
 
 def test_folder_with_problems_shows_errors_not_tracebacks(tmp_path: Path) -> None:

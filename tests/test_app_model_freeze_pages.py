@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from app_fixtures import choices_of
 from conftest import ROOT
 
 
@@ -41,25 +42,25 @@ def test_search_finds_models_and_unknown_text_warns() -> None:
 def test_freeze_page_counts_trainable_parameters_per_strategy() -> None:
     app = page("4_freeze.py")
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Trainable parameters"] == "2,562"  # head only: 1280 x 2 + 2
+    assert metrics["Trainable parameters"] == "5,124"  # head only: 1280 x 4 + 4 (the sample data has 4 classes)
     app.radio(key="freeze.strategy").set_value("full").run()
     assert {m.label: m.value for m in app.metric}["Share of the model"] == "100.00%"
     app.radio(key="freeze.strategy").set_value("freeze_first_k").run()
     app.slider(key="freeze.k").set_value(7).run()
     assert not app.exception
     trainable = int({m.label: m.value for m in app.metric}["Trainable parameters"].replace(",", ""))
-    assert trainable == 1_017_600 + 2_562  # the last block group and the head
+    assert trainable == 1_017_600 + 5_124  # the last block group and the head
     app.radio(key="freeze.strategy").set_value("gradual").run()
     app.slider(key="freeze.epoch").set_value(2).run()
     assert not app.exception
-    assert {m.label: m.value for m in app.metric}["Trainable parameters"] == f"{1_017_600 + 1_652_640 + 2_562:,}"
+    assert {m.label: m.value for m in app.metric}["Trainable parameters"] == f"{1_017_600 + 1_652_640 + 5_124:,}"
 
 
 def test_augment_page_previews_and_rerolls() -> None:
     app = page("3_augment.py")
     assert len(app.get("image")) == 2  # the preview grid and what the model sees
     app.button(key="augment.reroll").click().run()
-    assert not app.exception and app.session_state["augment.seed"] == 1
+    assert not app.exception and choices_of(app)["augment.seed"] == 1
     assert "seed 1" in app.get("image")[0].proto.imgs[0].caption
     app.radio(key="augment.preset").set_value("heavy").run()
     assert "CoarseDropout" in app.markdown[1].value
@@ -67,3 +68,61 @@ def test_augment_page_previews_and_rerolls() -> None:
     assert not app.exception and "unknown augmentation 'Nope'" in app.error[0].value
     app.text_area(key="augment.custom_json").input("{not json").run()
     assert "not valid JSON" in app.error[0].value
+
+
+def test_the_experiment_survives_a_page_switch_a_reload_and_a_new_session() -> None:
+    """Widget -> draft file -> a fresh session on the same URL (a reload, a second tab, a restarted server)."""
+    train = AppTest.from_file(str(ROOT / "pages" / "5_train.py"), default_timeout=120)
+    train.run()
+    train.number_input(key="train.epochs").set_value(1).run()  # Enter commits: on_change writes the draft
+    train.selectbox(key="train.schedule").set_value("onecycle").run()
+    exp = choices_of(train) and train.session_state["_experiment"].id
+    freeze = AppTest.from_file(str(ROOT / "pages" / "4_freeze.py"), default_timeout=120)
+    freeze.query_params["exp"] = exp
+    freeze.run()
+    freeze.radio(key="freeze.strategy").set_value("fine_tune").run()
+    assert freeze.select_slider(key="freeze.lr_spread").value == 10.0  # fine_tune's own default spread
+    model = AppTest.from_file(str(ROOT / "pages" / "2_model.py"), default_timeout=120)
+    model.query_params["exp"] = exp
+    model.run()
+    model.text_input(key="model.search").input("convnext").run()
+
+    again = AppTest.from_file(str(ROOT / "pages" / "5_train.py"), default_timeout=120)  # nothing shared but the URL
+    again.query_params["exp"] = exp
+    again.run()
+    assert not again.exception
+    assert again.number_input(key="train.epochs").value == 1 and again.selectbox(key="train.schedule").value == "onecycle"
+    sidebar = " ".join(m.value for m in again.sidebar.markdown)
+    assert "fine tune" in sidebar and "1 epochs" in sidebar  # the sidebar agrees with the pages
+    config = again.session_state["_experiment"].config
+    assert config["epochs"] == 1 and config["freeze"]["strategy"] == "fine_tune" and config["freeze"]["lr_spread"] == 10
+    search = AppTest.from_file(str(ROOT / "pages" / "2_model.py"), default_timeout=120)
+    search.query_params["exp"] = exp
+    search.run()
+    assert search.text_input(key="model.search").value == "convnext"  # the search is kept too
+
+
+def test_new_experiment_and_open_a_runs_settings(tmp_path) -> None:
+    from pages.common import DEFAULTS
+    from tlcore.runs import RunStore
+    from tlcore.worker import submit
+    from train_fixtures import make_colour_classes, tiny_config
+
+    run = submit(tiny_config(make_colour_classes(tmp_path / "colours"), epochs=2, freeze={"strategy": "gradual",
+                                                                                       "every": 2}), start=False)
+    RunStore().finish(run.id, "failed", "stopped")
+    app = AppTest.from_file(str(ROOT / "pages" / "5_train.py"), default_timeout=120)
+    app.query_params["run"] = run.id
+    app.run()
+    first = app.session_state["_experiment"].id
+    app.button(key="train.open_settings").click().run()
+    assert not app.exception, app.exception
+    opened = choices_of(app)
+    assert app.session_state["_experiment"].id != first
+    assert (opened["train.epochs"], opened["freeze.strategy"], opened["freeze.every"]) == (2, "gradual", 2)
+    assert opened["model.name"] == "test_efficientnet" and opened["model.random_init"]
+    assert app.number_input(key="train.epochs").value == 2
+    app.sidebar.button(key="sidebar.new").click().run()
+    assert not app.exception
+    assert {k: v for k, v in choices_of(app).items() if k in DEFAULTS and k != "train.run_id"} == \
+        {k: v for k, v in DEFAULTS.items() if k != "train.run_id"}

@@ -5,15 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
-
-from conftest import ROOT
+from app_fixtures import choices_of, page
 from tlcore.runs import RunStore
-
-
-def page(name: str) -> AppTest:
-    app = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=180)
-    return app
 
 
 def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
@@ -24,7 +17,7 @@ def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
     app.number_input(key="train.epochs").set_value(1).run()
     app.button(key="train.start").click().run()
     assert not app.exception
-    run_id = app.session_state["train.run_id"]
+    run_id = choices_of(app)["train.run_id"]
     store = RunStore()
     deadline = time.monotonic() + 240
     while store.get(run_id).status in ("queued", "running") and time.monotonic() < deadline:
@@ -36,8 +29,7 @@ def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
     assert not app.exception
     assert any("Finished" in s.value for s in app.success)
 
-    evaluate = page("6_evaluate.py")
-    evaluate.session_state["train.run_id"] = run_id
+    evaluate = page("6_evaluate.py", train__run_id=run_id)
     evaluate.run()
     assert not evaluate.exception
     metrics = {m.label: m.value for m in evaluate.metric}
@@ -61,21 +53,18 @@ def test_a_refresh_finds_the_run_again(tl_home, tmp_path) -> None:
 
 
 def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
-    from tlcore.data import scan
     from train_fixtures import make_colour_classes
 
-    app = page("7_compare.py")
-    app.session_state["data.report"] = scan(make_colour_classes(tmp_path / "colours"))
-    app.session_state["model.name"] = "test_efficientnet"
-    app.session_state["model.random_init"] = True
-    app.session_state["train.epochs"] = 1
-    app.session_state["train.batch_size"] = 8
+    colours = make_colour_classes(tmp_path / "colours")
+    app = page("7_compare.py", data__source=str(colours), data__kind="Folder on this computer",
+               data__folder=str(colours), model__name="test_efficientnet", model__random_init=True, train__epochs=1,
+               train__batch_size=8)
     app.run()
     assert not app.exception and "No comparison yet" in app.info[0].value
     app.multiselect(key="compare.strategies").set_value(["feature_extraction", "full"]).run()
     app.button(key="compare.start").click().run()
     assert not app.exception
-    sweep = app.session_state["compare.sweep"]
+    sweep = choices_of(app)["compare.sweep"]
     store = RunStore()
     deadline = time.monotonic() + 240
     while any(r.status in ("queued", "running") for r in store.list(sweep=sweep)):
@@ -114,12 +103,11 @@ def test_use_the_suggested_learning_rate_button(tl_home) -> None:
     assert not app.exception
     app.button(key="train.use_lr").click().run()
     assert not app.exception, app.exception  # was StreamlitWidgetAlreadyInstantiatedError
-    assert app.number_input(key="train.lr").value == 4.2e-4 and app.session_state["train.lr"] == 4.2e-4
+    assert app.number_input(key="train.lr").value == 4.2e-4 and choices_of(app)["train.lr"] == 4.2e-4
 
 
 def test_a_model_without_weights_here_cannot_be_started(tl_home) -> None:
-    app = page("5_train.py")
-    app.session_state["model.name"] = "resnet50"  # no offline weights on this machine
+    app = page("5_train.py", model__name="resnet50")  # no offline weights on this machine
     app.run()
     assert not app.exception
     assert any("cannot train on this machine yet" in e.value and "resnet50" in e.value for e in app.error)

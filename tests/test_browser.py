@@ -8,6 +8,7 @@ page land in tests/output/ (ignored by git).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +22,17 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with streamlit_server(tmp_path_factory.mktemp("browser_home")) as url:
+def browser_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("browser_home")
+
+
+@pytest.fixture(scope="module")
+def app_url(browser_home: Path) -> Iterator[str]:
+    with streamlit_server(browser_home) as url:
         yield url
+
+
+TIMINGS: dict[str, list[float]] = {}  # page -> seconds from the click to the page drawn, first visit first
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +54,17 @@ def metric_values(page) -> list[str]:
     return page.locator('[data-testid="stMetricValue"]').all_inner_texts()
 
 
+def settled(page) -> None:
+    """Streamlit has finished running the page's script (its "running" indicator is gone)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000)
+
+
 def go(page, title: str) -> None:
+    started = time.perf_counter()
     page.get_by_role("link", name=title).click()
     page.get_by_role("heading", name=title).wait_for()
+    settled(page)
+    TIMINGS.setdefault(title, []).append(time.perf_counter() - started)
 
 
 def test_data_page_shows_the_sample_data(page) -> None:
@@ -104,19 +121,72 @@ def test_train_a_short_run_and_see_it_evaluated(page) -> None:
     page.screenshot(path=OUTPUT / "6_evaluate.png", full_page=True)
 
 
-def test_compare_page_runs_all_strategies(page) -> None:
+def chosen_strategies(page) -> list[str]:
+    """The strategies the Compare page's picker shows as chosen (its list closed)."""
+    picker = page.locator('[data-testid="stMultiSelect"]')
+    picker.get_by_text(re.compile("feature extraction:")).first.wait_for()
+    text = picker.inner_text()
+    return [name for name in ("feature extraction", "freeze first half", "gradual", "full discriminative", "full:")
+            if f"{name}:" in text or (name == "full:" and "full: " in text)]
+
+
+def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, browser_home: Path) -> None:
     go(page, "5 · Train")
     epochs = page.get_by_role("spinbutton", name="Epochs")
     epochs.fill("1")
-    epochs.press("Tab")  # leaving the field commits the value
-    page.wait_for_function("() => document.querySelector('input[aria-label=\"Epochs\"]').value === '1'")
-    page.wait_for_timeout(1500)
+    epochs.press("Enter")  # as people do: it must stick, whatever the timing
     go(page, "7 · Compare")
-    page.get_by_text('"epochs": 1,').first.wait_for(state="attached")  # the sidebar's run config
+    compare_epochs = page.get_by_role("spinbutton", name="Epochs per strategy")
+    assert compare_epochs.input_value() == "1"  # the Compare page shows (and could edit) what it will use
+    picker = page.locator('[data-testid="stMultiSelect"] input')
+    for left in (4, 3, 2):  # keep feature extraction and freeze first half: Backspace drops the last choice
+        picker.click()
+        picker.press("Backspace")
+        page.get_by_text(f"{left} run(s) of 1 epoch(s) each").wait_for()
+    picker.press("Escape")  # close the open list, which covers the button
+    settled(page)
     page.get_by_role("button", name="Run the comparison").click()
-    page.get_by_text("5 of 5 strategies finished").wait_for(timeout=420_000)
+    page.get_by_text(re.compile(r"of 2 strategies finished")).wait_for(timeout=120_000)
+
+    page.reload()  # in the middle of it
+    page.get_by_role("heading", name="7 · Compare").wait_for()
+
+    page.get_by_text(re.compile(r"of 2 strategies finished")).wait_for(timeout=120_000)
+    assert page.get_by_role("spinbutton", name="Epochs per strategy").input_value() == "1"
+    assert chosen_strategies(page) == ["feature extraction", "freeze first half"]
+    page.get_by_text("2 of 2 strategies finished").wait_for(timeout=420_000)
     page.get_by_text(re.compile("won with")).first.wait_for()
     page.screenshot(path=OUTPUT / "7_compare.png", full_page=True)
+
+    experiment_url = page.url
+    assert "exp=" in experiment_url
+    with streamlit_server(browser_home) as restarted:  # a new server process on the same data folder
+        page.goto(restarted + "/" + experiment_url.split("/", 3)[3])
+        page.get_by_role("heading", name="7 · Compare").wait_for()
+        page.get_by_text("2 of 2 strategies finished").wait_for(timeout=120_000)
+        assert page.get_by_role("spinbutton", name="Epochs per strategy").input_value() == "1"
+        assert chosen_strategies(page) == ["feature extraction", "freeze first half"]
+        exp = re.search(r"exp=([0-9a-f]+)", experiment_url).group(1)
+        page.goto(f"{restarted}/train?exp={exp}")
+        page.get_by_role("heading", name="5 · Train").wait_for()
+        assert page.get_by_role("spinbutton", name="Epochs").input_value() == "1"
+    page.goto(experiment_url)  # back on the first server, for the tests after this one
+    page.get_by_role("heading", name="7 · Compare").wait_for()
+
+
+def test_page_timings_are_printed(page) -> None:
+    """Cold first visit and warm switch per page (seconds, this machine); recorded in the README."""
+    for title in ("1 · Data", "2 · Model", "3 · Augment", "4 · Freeze", "5 · Train", "6 · Evaluate", "7 · Compare"):
+        go(page, title)
+        go(page, title if title != "1 · Data" else "2 · Model")
+        go(page, title)
+    lines = [f"{'page':<14} {'first visit':>11} {'warm switch':>11}"]
+    for title, seconds in TIMINGS.items():
+        lines.append(f"{title:<14} {seconds[0]:>10.2f}s {min(seconds[1:] or seconds):>10.2f}s")
+    table = "\n".join(lines)
+    print("\n" + table)
+    (OUTPUT / "page_timings.txt").write_text(table + "\n")
+    assert len(TIMINGS) == 7 and all(len(v) >= 2 for v in TIMINGS.values())
 
 
 def test_zip_upload_is_scanned_and_a_bad_zip_is_explained(page, tmp_path: Path) -> None:
