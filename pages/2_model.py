@@ -23,9 +23,11 @@ except TransferLabError as exc:
 if not cards:
     st.warning(f"No model matches '{query}'.")
     st.stop()
+cards = sorted(cards, key=lambda c: not c.offline_weights)  # what can train here, now, first (stable otherwise)
 table = pd.DataFrame([{
     "model": c.name, "family": c.family, "parameters (M)": round(c.params_millions, 1),
-    "input": "x".join(map(str, c.input_size[1:])), "offline weights": "yes" if c.offline_weights else "no",
+    "input": "x".join(map(str, c.input_size[1:])),
+    "weights": "ready offline" if c.offline_weights else "needs a weights file",
     "recommended": c.name in RECOMMENDED,
 } for c in cards])
 st.dataframe(table, hide_index=True, key="model.table")

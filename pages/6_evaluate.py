@@ -14,7 +14,7 @@ from tlcore.data import load_rgb
 from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
 from tlcore.augment import eval_pipeline, model_view
-from tlcore.artifacts import EVALUATION
+from tlcore.artifacts import BEST, EVALUATION
 from tlcore.evaluate import Evaluation, evaluate_run
 from tlcore.explain import grad_cam, overlay
 from tlcore.export import export_run
@@ -55,8 +55,15 @@ right.dataframe(pd.DataFrame([{"class": c.label, "precision": round(c.precision,
 
 show_cam = st.checkbox("Show where the model looks (Grad-CAM)", key="evaluate.cam",
                        help="Warm colours: the regions that pushed the model towards its answer.")
+@st.cache_resource(max_entries=4, show_spinner="Loading the model...")
+def _predictor(run_dir: str, checkpoint_stamp: tuple) -> Predictor:
+    """One loaded model per run and checkpoint version: Grad-CAM and predictions after the first are fast."""
+    return Predictor.from_run(run_dir)
+
+
 try:
-    predictor = Predictor.from_run(run.run_dir)
+    best = Path(run.run_dir) / BEST
+    predictor = _predictor(run.run_dir, (best.stat().st_mtime_ns, best.stat().st_size) if best.exists() else ())
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()

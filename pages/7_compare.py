@@ -64,10 +64,14 @@ def results(sweep: str) -> None:
     st.subheader(f"Comparison {sweep}")
     st.progress(finished / len(rows), text=f"{finished} of {len(rows)} strategies finished")
     st.info(verdict(rows))
-    table = pd.DataFrame([{"strategy": r.strategy, "status": r.status, "test accuracy": r.test_accuracy,
-                           "F1": r.macro_f1, "best epoch": r.best_epoch, "seconds": r.wall_seconds,
-                           "images/s": r.images_per_s, "trainable parameters": r.trainable_params,
-                           "peak memory (MB)": r.peak_memory_mb} for r in rows])
+    def shown(value, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    table = pd.DataFrame([{"strategy": r.strategy, "status": r.status, "test accuracy": shown(r.test_accuracy, ".1%"),
+                           "F1": shown(r.macro_f1, ".3f"), "best epoch": shown(r.best_epoch, "d"),
+                           "seconds": shown(r.wall_seconds, ".1f"), "images/s": shown(r.images_per_s, ".0f"),
+                           "trainable parameters": shown(r.trainable_params, ",d"),
+                           "peak memory (MB)": shown(r.peak_memory_mb, ".0f")} for r in rows])
     st.dataframe(table, hide_index=True, key=f"compare.table.{finished}")
     charts = figures(rows)
     left, right = st.columns(2)

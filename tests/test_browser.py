@@ -130,6 +130,21 @@ def chosen_strategies(page) -> list[str]:
             if f"{name}:" in text or (name == "full:" and "full: " in text)]
 
 
+@pytest.fixture
+def screenshot_on_failure(page, app_url: str, request: pytest.FixtureRequest):
+    """A failing browser test leaves a picture of the page, and the next test starts from the app's front page."""
+    failed_before = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed_before:
+        try:
+            page.screenshot(path=OUTPUT / f"failed_{request.node.name}.png", full_page=True)
+        except Exception:  # noqa: BLE001 - the picture is a courtesy; the failure is already reported
+            pass
+    page.goto(app_url)
+    page.get_by_role("heading", name="1 · Data").wait_for()
+
+
+@pytest.mark.usefixtures("screenshot_on_failure")
 def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, browser_home: Path) -> None:
     go(page, "5 · Train")
     epochs = page.get_by_role("spinbutton", name="Epochs")
@@ -140,9 +155,18 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
     assert compare_epochs.input_value() == "1"  # the Compare page shows (and could edit) what it will use
     picker = page.locator('[data-testid="stMultiSelect"] input')
     for left in (4, 3, 2):  # keep feature extraction and freeze first half: Backspace drops the last choice
-        picker.click()
-        picker.press("Backspace")
-        page.get_by_text(f"{left} run(s) of 1 epoch(s) each").wait_for()
+        for attempt in range(6):  # on a busy machine the field may not take the key at once
+            settled(page)
+            picker.focus()
+            picker.press("Backspace")
+            try:
+                page.get_by_text(f"{left} run(s) of 1 epoch(s) each").wait_for(timeout=20_000)
+                break
+            except Exception:  # noqa: BLE001 - Playwright's timeout: press again
+                if page.get_by_text(f"{left - 1} run(s) of 1 epoch(s) each").count():
+                    raise AssertionError("one Backspace removed two strategies") from None
+                if attempt == 5:
+                    raise
     picker.press("Escape")  # close the open list, which covers the button
     settled(page)
     page.get_by_role("button", name="Run the comparison").click()
@@ -170,8 +194,6 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
         page.goto(f"{restarted}/train?exp={exp}")
         page.get_by_role("heading", name="5 · Train").wait_for()
         assert page.get_by_role("spinbutton", name="Epochs").input_value() == "1"
-    page.goto(experiment_url)  # back on the first server, for the tests after this one
-    page.get_by_role("heading", name="7 · Compare").wait_for()
 
 
 def test_page_timings_are_printed(page) -> None:
