@@ -7,6 +7,7 @@ cancelled run keeps its metrics and its last checkpoint, and can be resumed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -147,6 +148,23 @@ def check_run_id(run_id: str) -> str:
 class StoreError(TransferLabError):
     """The run store cannot be read or written (permissions, a full disk, damage)."""
 
+    def __init__(self, problem: str, hint: str = "", *, rebuilt: bool = False) -> None:
+        super().__init__(problem, hint)
+        self.rebuilt = rebuilt  # the damaged store was set aside and a new one built: trying again can work
+
+
+def _once_more_after_a_rebuild(method):
+    """Store operations found the store damaged mid-way are done again, once, on the rebuilt store."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError as exc:
+            if not exc.rebuilt:
+                raise
+            return method(self, *args, **kwargs)
+    return wrapper
+
 
 _DAMAGED = ("file is not a database", "malformed", "not a database", "file is encrypted")
 
@@ -167,6 +185,14 @@ def _sqlite_problem(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"the run store {path} failed: {text}", "try again; if it persists, move the file aside")
 
 
+def _each_operation_survives_a_rebuild(cls):
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_"):
+            setattr(cls, name, _once_more_after_a_rebuild(member))
+    return cls
+
+
+@_each_operation_survives_a_rebuild
 class RunStore:
     """The runs of one data folder. Opening it needs no write access; a store that is gone or damaged is set
     aside (never overwritten) and rebuilt from the run folders, which hold config, history and evaluation."""
@@ -263,8 +289,9 @@ class RunStore:
             problem = _sqlite_problem(exc, self.path)
             if "damaged" in problem.problem and not self.read_only:
                 aside = self._set_aside(str(exc))
-                problem = StoreError(f"the run store was damaged ({exc}); it was set aside as {aside.name}",
-                                     "run the command again: a new store is built from the run folders")
+                self._open()  # a new store from the run folders, which the operation is retried on once
+                problem = StoreError(f"the run store was damaged ({exc}); it was set aside as {aside.name} and "
+                                     "rebuilt from the run folders", "run the command again", rebuilt=True)
             raise problem from None
         finally:
             db.close()
