@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -118,14 +119,14 @@ def _diverging_lr(config_for, grid: list[float]) -> float:
     from tlcore.freeze import apply_plan
     from tlcore.train import make_optimizer
 
+    prep = prepare(config_for(grid[0]))  # data, split and model once; each lr starts from a copy
     for lr in grid:
         config = config_for(lr)
-        prep = prepare(config)
         model = copy.deepcopy(prep.model).train()
         apply_plan(model, prep.built.groups, prep.plan, 0)
         optimizer = make_optimizer(model, prep.built.groups, prep.plan, config, prep.runtime)
         loader = make_loader(prep, "train", training=True, generator=torch.Generator().manual_seed(0))
-        loader.sampler.shuffle(0)
+        loader.start_epoch(0)
         losses = []
         for _ in range(2):
             for x, y in loader:
@@ -133,8 +134,8 @@ def _diverging_lr(config_for, grid: list[float]) -> float:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                losses.append(float(loss))
-        if not all(map(torch.isfinite, torch.tensor(losses))) or losses[-1] > losses[0]:
+                losses.append(float(loss.detach()))
+        if not all(map(math.isfinite, losses)) or losses[-1] > losses[0]:
             return lr
     raise AssertionError("nothing in the grid diverged")
 
