@@ -120,7 +120,10 @@ def _save(draft: Draft) -> None:
         draft.config = run_config(draft).to_dict()
     except (TransferLabError, ValueError):  # choices mid-edit (e.g. augmentation JSON): keep the last valid config
         pass
-    DraftStore().save(draft)
+    try:
+        DraftStore().save(draft)
+    except TransferLabError as exc:  # e.g. a huge text pasted, a full disk: this session keeps it, the file does not
+        st.warning(f"this change is kept in this tab only: {exc}")
 
 
 def _widget_changed(key: str, then: Callable[[], None] | None) -> None:

@@ -126,3 +126,11 @@ def test_new_experiment_and_open_a_runs_settings(tmp_path) -> None:
     assert not app.exception
     assert {k: v for k, v in choices_of(app).items() if k in DEFAULTS and k != "train.run_id"} == \
         {k: v for k, v in DEFAULTS.items() if k != "train.run_id"}
+
+
+def test_a_choice_too_large_to_keep_is_said_not_a_traceback() -> None:
+    app = AppTest.from_file(str(ROOT / "pages" / "3_augment.py"), default_timeout=120)
+    app.run()
+    app.text_area(key="augment.custom_json").input("x" * 5000).run()
+    assert not app.exception
+    assert any("kept in this tab only" in w.value and "5,000 characters" in w.value for w in app.warning)
