@@ -9,8 +9,8 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 from pages.common import (
-    bind, choice, choices_from_config, experiment, lr_find_in_subprocess, new_experiment, open_store, remember,
-    run_config, set_choices, show_sidebar,
+    bind, choice, choices_from_config, experiment, lr_find_in_subprocess, measured_epoch_seconds, new_experiment,
+    open_store, remember, run_config, set_choices, show_sidebar,
 )
 from tlcore.config import RunConfig
 from tlcore.artifacts import STATE
@@ -73,6 +73,11 @@ try:
 except TransferLabError as exc:
     cannot_start = str(exc)
     st.error(f"This model cannot train on this machine yet: {cannot_start}. Choose another model on the Model page.")
+measured = measured_epoch_seconds(store, config)
+if measured:
+    seconds, source_run = measured
+    st.caption(f"About {seconds:.1f} s per epoch on this machine (run {source_run}, same data, model and strategy): "
+               f"{config.epochs} epochs take about {seconds * config.epochs:.0f} s, plus the start.")
 if st.button("Start training", key="train.start", type="primary", disabled=cannot_start is not None):
     try:
         run = submit(config, store)

@@ -35,7 +35,7 @@ __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "DEFAULTS", "ModelOverview", "open_store", "experiment", "choice",
     "remember", "bind", "set_choices", "new_experiment", "choices_from_config", "data_report", "forget_report",
     "run_config", "lr_find_in_subprocess", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec",
-    "num_classes", "model_overview",
+    "num_classes", "model_overview", "measured_epoch_seconds",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -247,6 +247,23 @@ def open_store() -> RunStore:
     for note in store.notes:
         st.warning(note)
     return store
+
+
+def measured_epoch_seconds(store: RunStore, config: RunConfig) -> tuple[float, str] | None:
+    """Seconds per epoch that a finished run of the same data, model, input and freeze strategy took on this
+    machine (median of its epochs), with that run's id; None before any such run."""
+    def same(run) -> bool:
+        c = run.config
+        return (c.get("data", {}).get("source") == config.data.source and c.get("model", {}).get("name") ==
+                config.model.name and c.get("input_size") == (list(config.input_size) if config.input_size else None)
+                and c.get("freeze", {}).get("strategy") == config.freeze.get("strategy")
+                and c.get("batch_size") == config.batch_size)
+
+    for run in store.list(status="succeeded"):
+        seconds = sorted(m["epoch_seconds"] for m in store.metrics(run.id))
+        if seconds and same(run):
+            return seconds[len(seconds) // 2], run.id
+    return None
 
 
 def show_sidebar() -> None:

@@ -159,3 +159,27 @@ def test_evaluate_export_follows_the_selected_run_and_survives_a_bad_upload(tl_h
     message = " ".join(e.value for e in app.error)
     assert "notes.jpg cannot be read as a picture" in message and "remove it from the folder" not in message
     assert app.button(key="evaluate.export")  # the Export section is still there
+
+
+def test_train_page_estimates_epoch_time_from_a_run_measured_here(tl_home, tmp_path) -> None:
+    from tlcore.worker import run_worker, submit
+    from train_fixtures import make_colour_classes, tiny_config
+
+    colours = make_colour_classes(tmp_path / "colours")
+    config = tiny_config(colours, epochs=2, batch_size=32, input_size=None)
+    choices = dict(data__source=str(colours), data__kind="Folder on this computer", data__folder=str(colours),
+                   model__name="test_efficientnet", model__random_init=True, freeze__strategy="full",
+                   augment__preset="none", train__epochs=3)
+    app = page("5_train.py", **choices)
+    app.run()
+    assert not any("per epoch on this machine" in c.value for c in app.caption)  # nothing measured yet: no guess
+    from tlcore.config import RunConfig
+
+    submit(RunConfig.from_dict({**config.to_dict(), "data": {**config.to_dict()["data"], "val": 0.15, "test": 0.15},
+                                "augment": {"preset": "none"}, "freeze": {"strategy": "full", "lr_spread": 1.0,
+                                                                           "train_bn": False}}), start=False)
+    run_worker()
+    seconds = sorted(m["epoch_seconds"] for m in RunStore().metrics(RunStore().list()[0].id))[1]
+    app.run()
+    estimate = [c.value for c in app.caption if "per epoch on this machine" in c.value]
+    assert estimate and f"About {seconds:.1f} s per epoch" in estimate[0] and "3 epochs" in estimate[0]
