@@ -80,10 +80,12 @@ def _free_port() -> int:
 def streamlit_server(home: Path) -> Iterator[str]:
     """`streamlit run app.py` as the README starts it, on a free port; yields the base URL once healthy."""
     port = _free_port()
+    log_path = Path(home) / f"streamlit-{port}.log"  # a file, not a pipe: an unread pipe fills and hangs the server
+    log = log_path.open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "TRANSFERLAB_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],  # no source reloads in tests
+        cwd=ROOT, env={**os.environ, "TRANSFERLAB_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -97,7 +99,7 @@ def streamlit_server(home: Path) -> Iterator[str]:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
                 server.kill()
-                pytest.fail(f"streamlit did not start: {server.stdout.read().decode()[-2000:]}")
+                pytest.fail(f"streamlit did not start: {log_path.read_text(errors='replace')[-2000:]}")
             time.sleep(0.5)
         yield url
     finally:
@@ -106,6 +108,7 @@ def streamlit_server(home: Path) -> Iterator[str]:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
 
 
 def chromium_or_skip() -> tuple[str, str]:

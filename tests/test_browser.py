@@ -140,8 +140,8 @@ def screenshot_on_failure(page, app_url: str, request: pytest.FixtureRequest):
             page.screenshot(path=OUTPUT / f"failed_{request.node.name}.png", full_page=True)
         except Exception:  # noqa: BLE001 - the picture is a courtesy; the failure is already reported
             pass
-    page.goto(app_url)
-    page.get_by_role("heading", name="1 · Data").wait_for()
+    page.goto(app_url, wait_until="commit")  # Streamlit pages keep connections open: "load" can come late
+    page.get_by_role("heading", name="1 · Data").wait_for(timeout=120_000)
 
 
 @pytest.mark.usefixtures("screenshot_on_failure")
@@ -194,6 +194,8 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
         page.goto(f"{restarted}/train?exp={exp}")
         page.get_by_role("heading", name="5 · Train").wait_for()
         assert page.get_by_role("spinbutton", name="Epochs").input_value() == "1"
+        page.goto(experiment_url, wait_until="commit")  # leave the second server before it stops
+        page.get_by_role("heading", name="7 · Compare").wait_for()
 
 
 def test_page_timings_are_printed(page) -> None:
