@@ -11,7 +11,6 @@ import functools
 import json
 import os
 import re
-import struct
 import sqlite3
 import time
 import uuid
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from tlcore.artifacts import BEST, CONFIG, EVALUATION, HISTORY, LAST, PREDICTIONS, TRAINING_MARK
+from tlcore.artifacts import BEST, CONFIG, EVALUATION, HISTORY, LAST, PREDICTIONS, TRAINING_MARK, weights_epoch
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.paths import data_home
@@ -113,17 +112,6 @@ def _pid_alive(pid: int | None) -> bool:
         return False
     except psutil.AccessDenied:
         return True
-
-
-def _stamped_epoch(weights: Path) -> int:
-    """Epochs done according to a weights file's safetensors header (no torch import needed); 0 when unknown."""
-    try:
-        with open(weights, "rb") as fh:
-            size = struct.unpack("<Q", fh.read(8))[0]
-            header = json.loads(fh.read(min(size, 10_000_000)))
-        return int(header.get("__metadata__", {}).get("epoch", -1)) + 1
-    except (OSError, ValueError, struct.error, AttributeError):
-        return 0
 
 
 
@@ -248,7 +236,8 @@ class RunStore:
                 if not isinstance(config, dict) or not isinstance(history, list):
                     continue
                 done = (run_dir / EVALUATION).is_file()
-                epochs_done = len(history) or _stamped_epoch(run_dir / LAST)
+                stamped = weights_epoch(run_dir / LAST)  # the last complete epoch, when there is no history yet
+                epochs_done = len(history) or (0 if stamped is None else stamped + 1)
                 trainer = _training_pid(run_dir)
                 name = config.get("name") or f"{config.get('model', {}).get('name', '?')} / " \
                                              f"{config.get('freeze', {}).get('strategy', 'custom')}"
