@@ -194,8 +194,8 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
         page.goto(f"{restarted}/train?exp={exp}")
         page.get_by_role("heading", name="5 · Train").wait_for()
         assert page.get_by_role("spinbutton", name="Epochs").input_value() == "1"
-        page.goto(experiment_url, wait_until="commit")  # leave the second server before it stops
-        page.get_by_role("heading", name="7 · Compare").wait_for()
+        page.goto(experiment_url, wait_until="commit", timeout=180_000)  # leave the second server before it stops
+        page.get_by_role("heading", name="7 · Compare").wait_for(timeout=180_000)  # a busy machine serves slowly
 
 
 def test_page_timings_are_printed(page) -> None:
