@@ -80,8 +80,20 @@ _DRAFT = "_experiment"  # session-state slot of the loaded draft
 _REPORT = "_scan_report"  # session-state slot of (source, ScanReport): derived, never saved
 
 
+def _use_the_apps_navigation() -> None:
+    """A page URL opened first on a fresh server runs that page without app.py: Streamlit then lists every
+    file under pages/ itself (this module included, without the app's titles) until app.py's `st.navigation`
+    runs once. Run the page again, through app.py. Reads Streamlit's own flag, as there is no public one."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def experiment() -> Draft:
     """The experiment named in the URL (`?exp=ID`): from this session, else from its file; a new one otherwise."""
+    _use_the_apps_navigation()
     s = st.session_state
     wanted = st.query_params.get("exp")
     draft: Draft | None = s.get(_DRAFT)

@@ -187,6 +187,11 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
     with streamlit_server(browser_home) as restarted:  # a new server process on the same data folder
         page.goto(restarted + "/" + experiment_url.split("/", 3)[3])
         page.get_by_role("heading", name="7 · Compare").wait_for()
+        # a page URL opened first on a fresh server keeps the app's own navigation (not Streamlit's file list)
+        page.get_by_role("link", name="1 · Data").wait_for()
+        links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+        assert links == ["1 · Data", "2 · Model", "3 · Augment", "4 · Freeze", "5 · Train", "6 · Evaluate",
+                         "7 · Compare"], links
         page.get_by_text("2 of 2 strategies finished").wait_for(timeout=120_000)
         assert page.get_by_role("spinbutton", name="Epochs per strategy").input_value() == "1"
         assert chosen_strategies(page) == ["feature extraction", "freeze first half"]

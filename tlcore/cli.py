@@ -311,12 +311,26 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
     from tlcore.config import RunConfig
     from tlcore.lr_find import lr_find
 
-    curve = lr_find(RunConfig.load(args.config), steps=args.steps)
+    def progress(step: int, steps: int, lr: float, loss: float) -> None:
+        with open(args.progress, "a") as fh:  # one JSON line per step, for a page that follows it
+            fh.write(json.dumps({"step": step, "steps": steps, "lr": lr, "loss": loss}) + "\n")
+
+    curve = lr_find(RunConfig.load(args.config), steps=args.steps, on_step=progress if args.progress else
+                    lambda *a: None)
     for lr, loss in list(zip(curve.lrs, curve.losses))[:: max(1, len(curve.lrs) // 15)]:
         print(f"  lr {lr:9.2e}  loss {loss:.4f}")
     print(f"suggested learning rate: {curve.suggestion:.2e}")
     if args.out:
         Path(args.out).write_text(json.dumps(curve.to_dict()))
+    return 0
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from tlcore.config import RunConfig
+    from tlcore.estimate import estimate_time
+
+    estimate = estimate_time(RunConfig.load(args.config))
+    print(json.dumps(estimate.to_dict()) if args.json else estimate.describe())
     return 0
 
 
@@ -532,7 +546,12 @@ def build_parser() -> argparse.ArgumentParser:
     lrf.add_argument("config")
     lrf.add_argument("--steps", type=int, default=60)
     lrf.add_argument("--out", help="write the curve as JSON")
+    lrf.add_argument("--progress", help="append each step (JSON, one line per step) to this file as it happens")
     lrf.set_defaults(handler=_cmd_lr_find)
+    estimate = commands.add_parser("estimate", help="how long a run config will take here, from a few measured steps")
+    estimate.add_argument("config")
+    estimate.add_argument("--json", action="store_true", help="print one JSON object")
+    estimate.set_defaults(handler=_cmd_estimate)
 
     compare = commands.add_parser("compare", help="several freeze strategies on the same split, seed and budget")
     compare.add_argument("config", nargs="?", help="the shared run config (its freeze setting is replaced)")
@@ -574,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    if handler in (_cmd_train, _cmd_worker, _cmd_lr_find, _cmd_evaluate, _cmd_compare):
+    if handler in (_cmd_train, _cmd_worker, _cmd_lr_find, _cmd_evaluate, _cmd_compare, _cmd_estimate):
         from tlcore.runtime import tune_allocator
 
         tune_allocator()  # a process that trains or evaluates: keep memory mapped (3x faster on CPU)

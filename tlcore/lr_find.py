@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,11 +30,13 @@ class LrCurve:
         return asdict(self)
 
 
-def lr_find(config: RunConfig, *, start: float = 1e-6, end: float = 1.0, steps: int = 60) -> LrCurve:
+def lr_find(config: RunConfig, *, start: float = 1e-6, end: float = 1.0, steps: int = 60,
+            on_step: Callable[[int, int, float, float], None] = lambda step, steps, lr, loss: None) -> LrCurve:
     """Trains a throw-away copy of the model for `steps` steps at exponentially growing learning rates.
 
     Uses the config's first freeze stage (what epoch 1 trains) and its optimizer; the suggestion is
-    where the loss falls fastest, the usual pick for the head's learning rate.
+    where the loss falls fastest, the usual pick for the head's learning rate. `on_step(step, steps, lr,
+    smoothed loss)` follows it live (it takes minutes for a large model on a CPU).
     """
     prep = prepare(config)
     runtime = prep.runtime
@@ -66,6 +69,7 @@ def lr_find(config: RunConfig, *, start: float = 1e-6, end: float = 1.0, steps: 
             losses.append(debiased)
             best = min(best, debiased)
             step += 1
+            on_step(step, steps, lr, debiased)
             if step >= steps or not math.isfinite(debiased) or debiased > 4 * best:
                 step = steps
                 break

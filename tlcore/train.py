@@ -34,8 +34,8 @@ from tlcore.models import BuiltModel, build_model
 from tlcore.runtime import Runtime, select_runtime
 from tlcore.schedules import make_scheduler
 
-__all__ = ["Event", "Cancelled", "Prepared", "TrainResult", "prepare", "train", "train_step", "evaluate_loss",
-           "make_optimizer", "make_loader", "BEST", "LAST"]
+__all__ = ["Event", "Cancelled", "Prepared", "Loop", "TrainResult", "prepare", "build_loop", "train", "train_step",
+           "evaluate_loss", "make_optimizer", "make_loader", "BEST", "LAST"]
 
 PROGRESS_EVERY_S = 2.0
 STOP_CHECK_EVERY_S = 0.5
@@ -173,7 +173,7 @@ class _Progress:
 
 
 @dataclass
-class _Loop:
+class Loop:
     """The objects one run trains with, built once; `step_model` is the head alone on the fast path."""
 
     prep: Prepared
@@ -188,7 +188,7 @@ class _Loop:
     step_runtime: Runtime | None = None
 
 
-def _build_loop(prep: Prepared) -> _Loop:
+def build_loop(prep: Prepared) -> Loop:
     config, model, runtime = prep.config, prep.model, prep.runtime
     model.to(runtime.device)
     if runtime.channels_last:
@@ -198,12 +198,12 @@ def _build_loop(prep: Prepared) -> _Loop:
     val_loader = make_loader(prep, "val", training=False)
     s = config.schedule
     scheduler = make_scheduler(optimizer, s.name, config.epochs, len(train_loader), s.warmup_epochs, s.step_size, s.gamma)
-    return _Loop(prep, optimizer, scheduler, train_loader, val_loader,
+    return Loop(prep, optimizer, scheduler, train_loader, val_loader,
                  nn.CrossEntropyLoss(label_smoothing=config.optimizer.label_smoothing), nn.CrossEntropyLoss(),
                  step_model=model, step_runtime=runtime)
 
 
-def _restore(run_dir: Path, loop: _Loop, sink: Callable[[Event], None]) -> _Progress:
+def _restore(run_dir: Path, loop: Loop, sink: Callable[[Event], None]) -> _Progress:
     """The last complete epoch, or a fresh start (epoch 1) when the checkpoint cannot be trusted."""
     try:
         state = read_state(run_dir, loop.prep.model, loop.optimizer, loop.scheduler)
@@ -221,7 +221,7 @@ def _restore(run_dir: Path, loop: _Loop, sink: Callable[[Event], None]) -> _Prog
     return progress
 
 
-def _use_fast_path(loop: _Loop, sink: Callable[[Event], None]) -> None:
+def _use_fast_path(loop: Loop, sink: Callable[[Event], None]) -> None:
     """Head-only runs train on cached backbone features: same batches and result, far less work per epoch."""
     prep, config = loop.prep, loop.prep.config
     n = len(prep.built.groups)
@@ -238,7 +238,7 @@ def _use_fast_path(loop: _Loop, sink: Callable[[Event], None]) -> None:
     loop.step_model, loop.step_runtime = HeadOnFeatures(prep.model), replace(prep.runtime, channels_last=False)
 
 
-def _set_stage(loop: _Loop, epoch: int, previous: list[bool] | None, sink: Callable[[Event], None]) -> list[bool]:
+def _set_stage(loop: Loop, epoch: int, previous: list[bool] | None, sink: Callable[[Event], None]) -> list[bool]:
     """Apply the freeze plan for this epoch; say so when what trains changes."""
     model, groups, plan = loop.prep.model, loop.prep.built.groups, loop.prep.plan
     mask = apply_plan(model, groups, plan, epoch)
@@ -252,7 +252,7 @@ def _set_stage(loop: _Loop, epoch: int, previous: list[bool] | None, sink: Calla
     return mask
 
 
-def _run_epoch(loop: _Loop, epoch: int, should_stop: Callable[[], bool], sink: Callable[[Event], None]) -> dict:
+def _run_epoch(loop: Loop, epoch: int, should_stop: Callable[[], bool], sink: Callable[[Event], None]) -> dict:
     """One pass over the training pictures (or their cached features); returns the epoch's training metrics."""
     config, runtime = loop.prep.config, loop.prep.runtime
     epoch_seed = config.seed * 1000 + epoch
@@ -292,7 +292,7 @@ def _run_epoch(loop: _Loop, epoch: int, should_stop: Callable[[], bool], sink: C
             "images_per_s": seen / seconds, "trainable_params": sum(p.numel() for p in trainable_params)}
 
 
-def _validate(loop: _Loop) -> dict:
+def _validate(loop: Loop) -> dict:
     if loop.features is not None:
         batches = [(loop.features.val, loop.features.val_labels)]
         val_loss, val_acc = evaluate_loss(loop.step_model, batches, loop.step_runtime, loop.eval_criterion)
@@ -301,7 +301,7 @@ def _validate(loop: _Loop) -> dict:
     return {"val_loss": val_loss, "val_acc": val_acc, "lr": loop.optimizer.param_groups[-1]["lr"]}
 
 
-def _save_checkpoint(run_dir: Path, loop: _Loop, epoch: int, progress: _Progress, improved: bool) -> None:
+def _save_checkpoint(run_dir: Path, loop: Loop, epoch: int, progress: _Progress, improved: bool) -> None:
     """Best weights when improved, last weights, then the resume unit: each file written whole or not at all."""
     model = loop.prep.model
     if improved:
@@ -337,7 +337,7 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     prep = prepare(config)
     atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()))
     prep.manifest.save(run_dir / SPLIT)
-    loop = _build_loop(prep)
+    loop = build_loop(prep)
     progress = _restore(run_dir, loop, sink) if resume else _Progress()
     sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "
                       f"{len(loop.val_loader.dataset)} val images; split {prep.manifest.id}; weights: "
