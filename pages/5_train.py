@@ -1,5 +1,6 @@
 """Step 5: train in the background and watch it live; the run outlives the page."""
 
+import json
 import time
 from pathlib import Path
 
@@ -9,8 +10,8 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 from pages.common import (
-    bind, choice, choices_from_config, experiment, lr_find_in_subprocess, measured_epoch_seconds, new_experiment,
-    open_store, remember, run_config, set_choices, show_sidebar,
+    TlcoreJob, bind, choice, choices_from_config, experiment, known_time_estimate, measured_epoch_seconds,
+    measured_time_estimates, new_experiment, open_store, remember, run_config, set_choices, show_sidebar,
 )
 from tlcore.config import RunConfig
 from tlcore.artifacts import STATE
@@ -51,12 +52,45 @@ except (TransferLabError, ValueError) as exc:
     st.error(f"the settings do not make a valid run: {exc}")
     st.stop()
 
-if st.button("Find a learning rate", key="train.lr_find", help="A short test that raises the lr step by step."):
-    with st.spinner("Trying learning rates on a copy of the model (in a separate process)..."):
-        curve, error = lr_find_in_subprocess(config)
-    if error:
-        st.error(error)
-    s["train.lr_curve"] = curve
+
+
+def _start_lr_find(config: RunConfig) -> None:
+    job = s.get("train.lr_job")
+    if job is None or not job.running:
+        s["train.lr_job"] = TlcoreJob.start("lr-find", [config], "--progress", "{folder}/progress.jsonl",
+                                              "--out", "{folder}/curve.json")
+        s.pop("train.lr_curve", None)
+        s.pop("train.lr_error", None)
+
+
+@st.fragment(run_every=1)
+def lr_find_progress(job: TlcoreJob) -> None:
+    """The finder's steps as they happen; a Cancel; the curve and its suggestion once done."""
+    steps = [json.loads(line) for line in job.lines("progress.jsonl")] if (job.folder / "progress.jsonl").exists() \
+        else []
+    if job.running:
+        total = steps[-1]["steps"] if steps else 1
+        st.progress(len(steps) / total, text=f"Learning-rate test: step {len(steps)} of {total}" if steps else
+                    "Learning-rate test: building the model (in a separate process)...")
+        if steps:
+            st.line_chart(pd.DataFrame(steps).set_index("lr")["loss"], height=200, x_label="learning rate",
+                          y_label="loss (smoothed)")
+        st.button("Cancel the learning-rate test", key="train.lr_cancel", on_click=job.cancel)
+        return
+    s.pop("train.lr_job", None)
+    if job.error():
+        s["train.lr_error"] = "the learning-rate test was cancelled" if job.error() == "cancelled" else job.error()
+    else:
+        s["train.lr_curve"] = json.loads((job.folder / "curve.json").read_text())
+    st.rerun(scope="app")
+
+
+st.button("Find a learning rate", key="train.lr_find", help="A short test that raises the lr step by step.",
+          on_click=_start_lr_find, args=(config,), disabled=s.get("train.lr_job") is not None)
+if s.get("train.lr_job") is not None:
+    lr_find_progress(s["train.lr_job"])
+if s.get("train.lr_error"):
+    st.error(s["train.lr_error"])
 if s.get("train.lr_curve"):
     curve = s["train.lr_curve"]
     figure = go.Figure(go.Scatter(x=curve["lrs"], y=curve["losses"], mode="lines"))
@@ -74,10 +108,22 @@ except TransferLabError as exc:
     cannot_start = str(exc)
     st.error(f"This model cannot train on this machine yet: {cannot_start}. Choose another model on the Model page.")
 measured = measured_epoch_seconds(store, config)
+estimate = known_time_estimate(config)
 if measured:
     seconds, source_run = measured
     st.caption(f"About {seconds:.1f} s per epoch on this machine (run {source_run}, same data, model and strategy): "
                f"{config.epochs} epochs take about {seconds * config.epochs:.0f} s, plus the start.")
+elif estimate:
+    st.caption(f"Estimated: {estimate.describe()}.")
+elif st.button("Estimate the time", key="train.estimate", disabled=cannot_start is not None,
+               help="Builds the model and times a few training steps on this machine (seconds to a minute)."):
+    bar = st.progress(0.0, text="Timing a few training steps on this machine (in a separate process)...")
+    try:
+        estimate = measured_time_estimates([config], lambda done, total: None)[0]
+        st.caption(f"Estimated: {estimate.describe()}.")
+    except TransferLabError as exc:
+        st.error(str(exc))
+    bar.empty()
 if st.button("Start training", key="train.start", type="primary", disabled=cannot_start is not None):
     try:
         run = submit(config, store)

@@ -5,8 +5,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import bind, choice, experiment, open_store, remember, run_config, show_sidebar
-from tlcore.compare import STRATEGY_SET, launch_sweep, resume_sweep, sweep_rows, verdict
+from pages.common import (bind, choice, experiment, known_time_estimate, measured_time_estimates, open_store, remember,
+                          run_config, show_sidebar)
+from tlcore.compare import STRATEGY_SET, launch_sweep, resume_sweep, strategy_configs, sweep_rows, verdict
+from tlcore.estimate import format_duration
 from tlcore.errors import TransferLabError
 from tlcore.report import figures, report_csv, report_html
 from tlcore.runs import FINISHED
@@ -32,6 +34,22 @@ except (TransferLabError, ValueError) as exc:
 st.caption(f"{len(chosen)} run(s) of {base.epochs} epoch(s) each: {base.model.name} on "
            f"{Path(base.data.source).name}, augmentation {base.augment.preset or 'custom'}, split seed "
            f"{base.data.split_seed}. Feature extraction is the fastest; full fine-tuning takes the longest.")
+configs = strategy_configs(base, chosen) if chosen else []
+known = [known_time_estimate(c) for c in configs]
+if configs and all(known):
+    total = sum(e.total_s for e in known)
+    st.caption(f"Estimated time: about {format_duration(total)} in all, one run after the other ("
+               + ", ".join(f"{c.freeze['strategy'].replace('_', ' ')} {format_duration(e.total_s)}"
+                           for c, e in zip(configs, known)) + f"; {known[0].basis}).")
+elif configs and st.button("Estimate the time", key="compare.estimate",
+                           help="Builds the model and times a few steps of each strategy on this machine."):
+    bar = st.progress(0.0, text="Timing a few steps of each strategy (in a separate process)...")
+    try:
+        measured_time_estimates(configs, lambda done, total: bar.progress(
+            done / total, text=f"Timing a few steps of each strategy: {done} of {total} measured"))
+        st.rerun()
+    except TransferLabError as exc:
+        st.error(str(exc))
 if st.button("Run the comparison", key="compare.start", type="primary", disabled=not chosen):
     try:
         remember("compare.sweep", launch_sweep(base, chosen, store))

@@ -11,6 +11,8 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from tlcore.drafts import Draft, DraftStore
 from tlcore.data.images import ImageReadError
 from tlcore.models import DEFAULT_MODEL, ModelSpec, build_model
 from tlcore.errors import TransferLabError
+from tlcore.estimate import TimeEstimate
 from tlcore.freeze import default_lr_spread
 from tlcore.models.groups import LayerGroup
 from tlcore.strategies import STRATEGIES as STRATEGY_NAMES
@@ -34,7 +37,7 @@ from tlcore.runs import RunStore
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "DEFAULTS", "ModelOverview", "open_store", "experiment", "choice",
     "remember", "bind", "set_choices", "new_experiment", "choices_from_config", "data_report", "forget_report",
-    "run_config", "lr_find_in_subprocess", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec",
+    "run_config", "TlcoreJob", "measured_time_estimates", "known_time_estimate", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec",
     "num_classes", "model_overview", "measured_epoch_seconds",
 ]
 
@@ -327,20 +330,80 @@ def num_classes() -> int:
     return len(report.classes) if report is not None and len(report.classes) >= 2 else 2
 
 
-def lr_find_in_subprocess(config: RunConfig, timeout: int = 900) -> tuple[dict | None, str | None]:
-    """The LR finder trains (briefly), so it runs in its own process like every run: (curve, error)."""
-    folder = Path(tempfile.mkdtemp(prefix="lr-find-", dir=data_home()))
-    (folder / "config.json").write_text(config.to_json())
-    try:
-        result = subprocess.run([sys.executable, "-m", "tlcore", "lr-find", str(folder / "config.json"), "--out",
-                                 str(folder / "curve.json")], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                                timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"the learning-rate test took longer than {timeout} s; try a smaller model or input size"
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-        return None, lines[-1][7:] if lines else "the learning-rate test failed; see the terminal running the app"
-    return json.loads((folder / "curve.json").read_text()), None
+class TlcoreJob:
+    """A `python -m tlcore ...` child process that a page follows through its output and can cancel.
+
+    Anything that trains or measures runs in its own process, as runs do: the server never holds a model
+    in training (nor, on a GPU, the device's memory), and a crash or a cancel cannot take the app down.
+    """
+
+    def __init__(self, args: list[str], folder: Path) -> None:
+        self.folder = folder
+        with (folder / "stdout.txt").open("w") as out, (folder / "stderr.txt").open("w") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", "tlcore", *args], cwd=PROJECT_ROOT, stdout=out,
+                                            stderr=err, stdin=subprocess.DEVNULL)
+        threading.Thread(target=self.process.wait, daemon=True).start()  # reaped whoever stops following it
+
+    @classmethod
+    def start(cls, command: str, configs: list[RunConfig], *extra: str) -> "TlcoreJob":
+        """`tlcore COMMAND CONFIG... EXTRA...`, where "{folder}" in EXTRA is the job's own folder."""
+        folder = Path(tempfile.mkdtemp(prefix=f"{command}-", dir=data_home()))
+        extra = tuple(arg.format(folder=folder) for arg in extra)
+        paths = []
+        for i, config in enumerate(configs):
+            paths.append(folder / f"config-{i}.json")
+            paths[-1].write_text(config.to_json())
+        return cls([command, *map(str, paths), *extra], folder)
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def lines(self, name: str = "stdout.txt") -> list[str]:
+        """The complete lines written so far (a line still being written is left for the next look)."""
+        try:
+            text = (self.folder / name).read_text()
+        except OSError:
+            return []
+        return text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+
+    def error(self) -> str | None:
+        """None while running or after success; else the command's own one-line error."""
+        code = self.process.poll()
+        if code in (None, 0):
+            return None
+        if code < 0:
+            return "cancelled"
+        errors = [line[7:] for line in self.lines("stderr.txt") if line.startswith("error: ")]
+        return errors[-1] if errors else f"it stopped with exit code {code}; see {self.folder / 'stderr.txt'}"
+
+    def cancel(self) -> None:
+        if self.running:
+            self.process.terminate()
+
+
+def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, int], None]) -> list[TimeEstimate]:
+    """Time estimates of runs, each measured once per server (in a child process); `progress(done, total)`."""
+    known: dict[str, dict] = st.session_state.setdefault("time_estimates", {})
+    todo = [c for c in dict.fromkeys(c.to_json() for c in configs) if c not in known]
+    if todo:
+        job = TlcoreJob.start("estimate", [RunConfig.from_dict(json.loads(c)) for c in todo], "--json")
+        try:
+            while job.running:
+                progress(len(job.lines()), len(todo))
+                time.sleep(0.3)
+            if job.error():
+                raise TransferLabError(f"the time could not be measured: {job.error()}")
+            for config, line in zip(todo, job.lines()):
+                known[config] = json.loads(line)
+        finally:
+            job.cancel()  # the page was left or rerun while it measured: stop measuring
+    return [TimeEstimate.from_dict(known[c.to_json()]) for c in configs]
+
+
+def known_time_estimate(config: RunConfig) -> TimeEstimate | None:
+    known = st.session_state.get("time_estimates", {}).get(config.to_json())
+    return TimeEstimate.from_dict(known) if known else None
 
 
 @dataclass(frozen=True)

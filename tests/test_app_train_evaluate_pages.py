@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -183,3 +184,76 @@ def test_train_page_estimates_epoch_time_from_a_run_measured_here(tl_home, tmp_p
     app.run()
     estimate = [c.value for c in app.caption if "per epoch on this machine" in c.value]
     assert estimate and f"About {seconds:.1f} s per epoch" in estimate[0] and "3 epochs" in estimate[0]
+
+
+def _tiny_choices(colours: Path, **more) -> dict:
+    return dict(data__source=str(colours), data__kind="Folder on this computer", data__folder=str(colours),
+                model__name="test_efficientnet", model__random_init=True, augment__preset="none", **more)
+
+
+def test_train_page_measures_the_time_before_the_first_run(tl_home, tmp_path) -> None:
+    from train_fixtures import make_colour_classes
+
+    app = page("5_train.py", **_tiny_choices(make_colour_classes(tmp_path / "colours"), freeze__strategy="full",
+                                             train__epochs=3))
+    app.run()
+    assert not any("Estimated" in c.value for c in app.caption)
+    app.button(key="train.estimate").click().run()
+    assert not app.exception
+    shown = [c.value for c in app.caption if c.value.startswith("Estimated: about")]
+    assert shown and "for 3 epoch(s)" in shown[0] and "measured on this machine's cpu" in shown[0]
+    app.number_input(key="train.epochs").set_value(4).run()  # another setting: not measured yet
+    assert not any("Estimated" in c.value for c in app.caption) and app.button(key="train.estimate")
+    app.number_input(key="train.epochs").set_value(3).run()
+    assert [c.value for c in app.caption if c.value.startswith("Estimated: about")] == shown  # kept, not remeasured
+
+
+def _wait_for(job, seconds: float = 120) -> None:
+    job.process.wait(timeout=seconds)
+
+
+def test_lr_finder_shows_its_steps_and_can_be_cancelled(tl_home, tmp_path) -> None:
+    from train_fixtures import make_colour_classes
+
+    app = page("5_train.py", **_tiny_choices(make_colour_classes(tmp_path / "colours")))
+    app.run()
+    app.button(key="train.lr_find").click().run()
+    assert not app.exception
+    job = app.session_state["train.lr_job"]
+    assert app.button(key="train.lr_find").disabled  # one at a time
+    deadline = time.monotonic() + 120
+    while not (job.folder / "progress.jsonl").exists() and job.running and time.monotonic() < deadline:
+        time.sleep(0.2)
+    app.run()
+    assert any("Learning-rate test" in p.proto.text for p in app.get("progress"))
+    _wait_for(job)
+    app.run()  # the fragment sees the end and shows the curve
+    assert not app.exception
+    curve = app.session_state["train.lr_curve"]
+    steps = [json.loads(line) for line in (job.folder / "progress.jsonl").read_text().splitlines()]
+    assert [s["lr"] for s in steps] == curve["lrs"] and len(steps) >= 5  # what was shown live is the curve
+    assert app.button(key="train.use_lr")
+
+    app.button(key="train.lr_find").click().run()
+    second = app.session_state["train.lr_job"]
+    assert "train.lr_curve" not in app.session_state
+    app.button(key="train.lr_cancel").click().run()
+    _wait_for(second, 30)
+    app.run()
+    assert not app.exception
+    assert any("cancelled" in e.value for e in app.error)
+    assert "train.lr_job" not in app.session_state
+
+
+def test_compare_page_estimates_the_whole_comparison(tl_home, tmp_path) -> None:
+    from train_fixtures import make_colour_classes
+
+    app = page("7_compare.py", **_tiny_choices(make_colour_classes(tmp_path / "colours"), train__epochs=2,
+                                               compare__strategies=["feature_extraction", "full"]))
+    app.run()
+    assert not any("Estimated time" in c.value for c in app.caption)
+    app.button(key="compare.estimate").click().run()
+    assert not app.exception
+    shown = [c.value for c in app.caption if "Estimated time" in c.value]
+    assert shown and "feature extraction" in shown[0] and "full" in shown[0] and "in all" in shown[0]
+    assert RunStore().list() == []  # measuring started no run

@@ -329,8 +329,13 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from tlcore.config import RunConfig
     from tlcore.estimate import estimate_time
 
-    estimate = estimate_time(RunConfig.load(args.config))
-    print(json.dumps(estimate.to_dict()) if args.json else estimate.describe())
+    configs = [RunConfig.load(path) for path in args.config]  # all checked before the first is measured
+    done: dict[str, object] = {}
+    for path, config in zip(args.config, configs):
+        key = config.to_json()
+        estimate = done[key] = done.get(key) or estimate_time(config)
+        line = json.dumps(estimate.to_dict()) if args.json else f"{path}: {estimate.describe()}"
+        print(line, flush=True)  # one line per config as it is measured: a page follows them
     return 0
 
 
@@ -549,8 +554,8 @@ def build_parser() -> argparse.ArgumentParser:
     lrf.add_argument("--progress", help="append each step (JSON, one line per step) to this file as it happens")
     lrf.set_defaults(handler=_cmd_lr_find)
     estimate = commands.add_parser("estimate", help="how long a run config will take here, from a few measured steps")
-    estimate.add_argument("config")
-    estimate.add_argument("--json", action="store_true", help="print one JSON object")
+    estimate.add_argument("config", nargs="+", help="one or more run configs (each distinct one is measured once)")
+    estimate.add_argument("--json", action="store_true", help="print one JSON object per config, one per line")
     estimate.set_defaults(handler=_cmd_estimate)
 
     compare = commands.add_parser("compare", help="several freeze strategies on the same split, seed and budget")

@@ -17,7 +17,7 @@ from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
-__all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "sweep_configs", "launch_sweep", "resume_sweep",
+__all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "strategy_configs", "sweep_configs", "launch_sweep", "resume_sweep",
            "sweep_rows", "verdict", "wait_for_sweep"]
 
 # name -> (freeze settings, one line for people). The same optimizer, lr, epochs and augmentation for all.
@@ -31,15 +31,21 @@ STRATEGY_SET: dict[str, tuple[dict, str]] = {
 DEFAULT_STRATEGIES = tuple(STRATEGY_SET)
 
 
-def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES) -> list[RunConfig]:
-    """One config per strategy, pinned to the same split manifest file; nothing else differs."""
+def strategy_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES) -> list[RunConfig]:
+    """One config per strategy; nothing else differs (the split is not pinned yet: see `sweep_configs`)."""
     unknown = [s for s in strategies if s not in STRATEGY_SET]
     if unknown or not strategies:
         raise TransferLabError(f"unknown strategy name(s): {', '.join(unknown) or '(none given)'}",
                                f"choose from {', '.join(STRATEGY_SET)}")
+    return [replace(base, name=name, freeze=dict(STRATEGY_SET[name][0])) for name in strategies]
+
+
+def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES) -> list[RunConfig]:
+    """One config per strategy, pinned to the same split manifest file; nothing else differs."""
+    configs = strategy_configs(base, strategies)
     _, manifest_path = resolve_manifest(base.data)  # made and saved once; every run reads this file
     data = replace(base.data, manifest=str(manifest_path))
-    return [replace(base, name=name, data=data, freeze=dict(STRATEGY_SET[name][0])) for name in strategies]
+    return [replace(c, data=data) for c in configs]
 
 
 def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore | None = None,

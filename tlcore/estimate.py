@@ -23,7 +23,7 @@ from tlcore.freeze import apply_plan, set_train_mode
 from tlcore.inference import outputs
 from tlcore.train import Loop, build_loop, prepare, train_step
 
-__all__ = ["TimeEstimate", "estimate_time", "estimate_times"]
+__all__ = ["TimeEstimate", "estimate_time", "format_duration"]
 
 HEAD_EPOCH_S = 0.05  # a head on cached features: a few matrix products per epoch, below what can be measured here
 
@@ -51,6 +51,10 @@ class TimeEstimate:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "epoch_s": list(self.epoch_s), "total_s": self.total_s}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TimeEstimate":
+        return cls(float(data["setup_s"]), tuple(float(s) for s in data["epoch_s"]), str(data["basis"]))
 
 
 def format_duration(seconds: float) -> str:
@@ -163,15 +167,3 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
             step, step_first = s0 + (s1 - s0) * share, f0 + (f1 - f0) * share
         per_epoch.append(step * train_batches + step_first + validation)
     return TimeEstimate(setup, tuple(per_epoch), basis)
-
-
-def estimate_times(configs: list[RunConfig], *, measure: int = 3,
-                   on_each=lambda done, total: None) -> list[TimeEstimate]:
-    """Estimates for the runs of a comparison; identical settings are measured once."""
-    done: dict[str, TimeEstimate] = {}
-    for i, config in enumerate(configs):
-        key = config.to_json()
-        if key not in done:
-            done[key] = estimate_time(config, measure=measure)
-        on_each(i + 1, len(configs))
-    return [done[c.to_json()] for c in configs]

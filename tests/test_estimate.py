@@ -1,0 +1,101 @@
+"""Time estimates before a run: measured steps on this machine, put together the way an epoch spends time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tlcore import estimate as estimate_module
+from tlcore.estimate import TimeEstimate, estimate_time, format_duration
+from tlcore.train import prepare, train
+from test_cli import tlcore
+from train_fixtures import make_colour_classes, tiny_config
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_colour_classes(tmp_path_factory.mktemp("colours"), per_class=20)
+
+
+def test_an_epoch_is_its_training_steps_plus_its_validation(colours: Path, monkeypatch) -> None:
+    """With fixed step times the arithmetic shows: pictures / batch size steps, plus each pass's start-up."""
+    monkeypatch.setattr(estimate_module, "_forward_seconds", lambda loop, measure: (0.5, 0.25))
+    monkeypatch.setattr(estimate_module, "_train_step_seconds",
+                        lambda loop, config, epoch, measure: (2.0, 1.0, 100))
+    config = tiny_config(colours, epochs=3, batch_size=8)  # 60 pictures: 30 train, 15 val, 15 test
+    result = estimate_time(config)
+    assert result.epoch_s == pytest.approx((2.0 * 30 / 8 + 1.0 + 0.5 * 15 / 8 + 0.25,) * 3)
+    assert result.total_s == pytest.approx(result.setup_s + sum(result.epoch_s))
+    assert len(result.epoch_s) == 3
+
+
+def test_stages_between_the_measured_ones_are_interpolated_by_what_trains(colours: Path, monkeypatch) -> None:
+    """Gradual unfreezing: first and last stage measured, the ones between lie between them, growing."""
+    calls = []
+
+    def step_seconds(loop, config, epoch, measure):
+        calls.append(epoch)
+        groups = loop.prep.built.groups
+        start = loop.prep.plan.trainable_from(epoch, len(groups))
+        trainable = sum(g.params for g in groups[start:])
+        return trainable / 1e5, 0.0, trainable  # a step costs in proportion to what trains
+
+    monkeypatch.setattr(estimate_module, "_forward_seconds", lambda loop, measure: (0.0, 0.0))
+    monkeypatch.setattr(estimate_module, "_train_step_seconds", step_seconds)
+    config = tiny_config(colours, epochs=4, freeze={"strategy": "gradual", "every": 1})
+    result = estimate_time(config)
+    assert calls == [0, 3]  # only the first and the last stage are measured
+    prep = prepare(config)
+    groups = prep.built.groups
+    trainable = [sum(g.params for g in groups[prep.plan.trainable_from(e, len(groups)):]) for e in range(4)]
+    assert len(set(trainable)) == 4  # four different stages, two of them never measured
+    # linear in what trains, as the stub's cost is: the interpolated stages come out exact
+    assert result.epoch_s == pytest.approx(tuple(t / 1e5 * 30 / 8 for t in trainable))
+
+
+def test_a_real_measurement_leaves_autograd_on_and_nothing_on_disk(colours: Path, tl_home: Path) -> None:
+    before = sorted(p.relative_to(tl_home) for p in tl_home.rglob("*"))
+    result = estimate_time(tiny_config(colours, epochs=2))
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
+    assert len(result.epoch_s) == 2 and all(s > 0 for s in result.epoch_s) and result.setup_s > 0
+    assert "measured on this machine's cpu" in result.basis
+    after = sorted(p.relative_to(tl_home) for p in tl_home.rglob("*") if "splits" not in p.parts)
+    assert after == [p for p in before if "splits" not in p.parts]
+    assert TimeEstimate.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_head_only_runs_pay_extraction_once_then_read_the_cache(colours: Path, tmp_path: Path) -> None:
+    config = tiny_config(colours, epochs=3, freeze={"strategy": "feature_extraction"})
+    first = estimate_time(config)
+    assert "features extracted once" in first.basis
+    train(config, tmp_path / "run")  # fills the feature cache
+    second = estimate_time(config)
+    assert "features already cached" in second.basis
+    assert second.setup_s < first.setup_s or second.setup_s < 0.5
+    assert all(s < 0.1 for s in second.epoch_s)
+
+
+def test_durations_read_as_people_say_them() -> None:
+    assert [format_duration(s) for s in (12.4, 89, 600, 5399, 7200)] == ["12 s", "89 s", "10 min", "90 min", "2.0 h"]
+
+
+def test_cli_estimates_several_configs_one_line_each(colours: Path, tl_home: Path, tmp_path: Path) -> None:
+    paths = []
+    for strategy in ("full", "feature_extraction"):
+        paths.append(tmp_path / f"{strategy}.json")
+        paths[-1].write_text(tiny_config(colours, epochs=2, freeze={"strategy": strategy}).to_json())
+    result = tlcore("estimate", *map(str, paths), "--json", home=tl_home)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2 and all(len(line["epoch_s"]) == 2 for line in lines)
+    assert "features extracted once" in lines[1]["basis"] and "features" not in lines[0]["basis"]
+    plain = tlcore("estimate", str(paths[0]), home=tl_home)
+    assert plain.returncode == 0 and "s per epoch" in plain.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.loads(paths[0].read_text()), "epochs": 0}))
+    failed = tlcore("estimate", str(paths[0]), str(bad), home=tl_home)
+    assert failed.returncode != 0 and failed.stdout == "" and "epochs" in failed.stderr
+    assert "Traceback" not in failed.stderr
