@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from pages.common import bind, choice, experiment, model_overview, model_spec, num_classes, show_sidebar
+from pages.common import (bind, choice, experiment, model_overview, model_spec, normalise_words, num_classes,
+                          resize_words, show_sidebar)
 from tlcore.errors import TransferLabError
 from tlcore.models import RECOMMENDED, search
 
@@ -24,13 +25,22 @@ if not cards:
     st.warning(f"No model matches '{query}'.")
     st.stop()
 cards = sorted(cards, key=lambda c: not c.offline_weights)  # what can train here, now, first (stable otherwise)
+RESIZE_HELP = ("How a picture is resized for this model: its shorter side to input / crop with this interpolation "
+               "(224 / 0.875 = 256), then the centre input x input is cut out. Applied for you.")
+NORMALISE_HELP = ("Pixel values minus the mean, divided by the std, per colour channel: as in the model's own "
+                  "training. Applied for you.")
 table = pd.DataFrame([{
     "model": c.name, "family": c.family, "parameters (M)": round(c.params_millions, 1),
-    "input": "x".join(map(str, c.input_size[1:])),
+    "input": "x".join(map(str, c.input_size[1:])), "resize": resize_words(c.interpolation, c.crop_pct),
+    "normalise": normalise_words(c.mean, c.std),
     "weights": "ready offline" if c.offline_weights else "needs a weights file",
     "recommended": c.name in RECOMMENDED,
 } for c in cards])
-st.dataframe(table, hide_index=True, key="model.table")
+st.dataframe(table, hide_index=True, key="model.table", column_config={
+    "resize": st.column_config.TextColumn(help=RESIZE_HELP),
+    "normalise": st.column_config.TextColumn(help=NORMALISE_HELP),
+    "input": st.column_config.TextColumn(help="Height x width of the pictures the model takes."),
+})
 
 names = [c.name for c in cards]
 if choice("model.name") not in names:
@@ -50,6 +60,7 @@ except TransferLabError as exc:
 show_sidebar()
 (st.success if overview.pretrained else st.warning)(f"{overview.label}: {overview.weights}")
 p = overview.preprocessing
-st.write(f"Input {p['input_size'][1]}x{p['input_size'][2]} ({p['interpolation']}, crop {p['crop_pct']}), "
-         f"normalised with mean {p['mean']} and std {p['std']}: applied for you.")
+st.markdown(f"Input {p['input_size'][1]}x{p['input_size'][2]}, resize {resize_words(p['interpolation'], p['crop_pct'])}, "
+            f"normalise {normalise_words(p['mean'], p['std'])}: applied for you.",
+            help=f"{RESIZE_HELP} {NORMALISE_HELP} This model: mean {p['mean']}, std {p['std']}.")
 st.caption(f"{len(overview.groups)} layer groups from stem to head; choose which stay frozen on the Freeze page.")

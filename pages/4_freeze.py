@@ -73,11 +73,12 @@ hover = [f"{g.name}<br>{g.params:,} parameters<br>output {'x'.join(map(str, lg.o
 figure = go.Figure(go.Bar(x=[f"{g.index} {g.name}" for g in summary.groups], y=[g.params for g in summary.groups],
                           marker_color=colours, hovertext=hover, hoverinfo="text",
                           text=[f"lr x{g.lr_scale:.2g}" if g.trainable else "frozen" for g in summary.groups],
-                          textposition="outside"))
-figure.update_layout(title="Layer groups, stem to head (green trains, grey frozen; label: learning-rate scale)",
-                     yaxis_type="log", yaxis_title="parameters", height=420, margin=dict(t=60, b=120))
+                          textposition="outside", cliponaxis=False))
+figure.update_layout(title="Layer groups, stem to head", yaxis_type="log", yaxis_title="parameters", height=420,
+                     margin=dict(t=60, b=120, r=40))
 st.plotly_chart(figure, on_select=_clicked, selection_mode="points", key="freeze.chart")
-st.caption("Click a block to freeze everything before it.")
+st.caption("Green trains, grey stays frozen; above each bar, its learning-rate scale. Click a block to freeze "
+           "everything before it.")
 m1, m2 = st.columns(2)
 m1.metric("Trainable parameters", f"{summary.trainable_params:,}")
 m2.metric("Share of the model", f"{summary.trainable_share:.2%}")

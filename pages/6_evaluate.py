@@ -45,13 +45,15 @@ st.caption(f"On {evaluation.n} held-out test pictures that never trained the mod
 m1, m2 = st.columns(2)
 m1.metric("Test accuracy", f"{evaluation.accuracy:.1%}")
 m2.metric("Balanced accuracy", f"{evaluation.balanced_accuracy:.1%}", help="Mean recall over classes.")
-left, right = st.columns(2)
+# one under the other: side by side, a narrow window squeezes the matrix to a stamp
+st.dataframe(pd.DataFrame([{"class": c.label, "precision": 100 * c.precision, "recall": 100 * c.recall, "F1": 100 * c.f1,
+                            "test images": c.support} for c in evaluation.per_class]),
+             hide_index=True, key="evaluate.per_class",
+             column_config={k: st.column_config.NumberColumn(format="%.1f%%") for k in ("precision", "recall", "F1")})
 heatmap = px.imshow(np.array(evaluation.confusion), x=evaluation.classes, y=evaluation.classes, text_auto=True,
                     color_continuous_scale="Blues", labels={"x": "predicted", "y": "true"}, title="Confusion matrix")
-left.plotly_chart(heatmap, key="evaluate.confusion")
-right.dataframe(pd.DataFrame([{"class": c.label, "precision": round(c.precision, 3), "recall": round(c.recall, 3),
-                               "F1": round(c.f1, 3), "test images": c.support} for c in evaluation.per_class]),
-                hide_index=True, key="evaluate.per_class")
+heatmap.update_layout(height=max(320, 60 * len(evaluation.classes) + 160))
+st.plotly_chart(heatmap, key="evaluate.confusion")
 
 show_cam = st.checkbox("Show where the model looks (Grad-CAM)", key="evaluate.cam",
                        help="Warm colours: the regions that pushed the model towards its answer.")

@@ -92,9 +92,9 @@ def results(sweep: str) -> None:
                            "peak memory (MB)": shown(r.peak_memory_mb, ".0f")} for r in rows])
     st.dataframe(table, hide_index=True, key=f"compare.table.{finished}")
     charts = figures(rows)
-    left, right = st.columns(2)
-    left.plotly_chart(charts["curves"], key=f"compare.curves.{finished}.{sum(len(r.val_acc) for r in rows)}")
-    right.plotly_chart(charts["time"], key=f"compare.time.{finished}")
+    # one chart per row: side by side, their titles and labels are clipped on a narrow window
+    st.plotly_chart(charts["curves"], key=f"compare.curves.{finished}.{sum(len(r.val_acc) for r in rows)}")
+    st.plotly_chart(charts["time"], key=f"compare.time.{finished}")
     st.plotly_chart(charts["params"], key=f"compare.params.{finished}")
     c1, c2, c3 = st.columns(3)
     c1.download_button("Report (HTML)", report_html(rows, f"Freeze strategies compared ({sweep})"),

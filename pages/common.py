@@ -38,7 +38,7 @@ __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "DEFAULTS", "ModelOverview", "open_store", "experiment", "choice",
     "remember", "bind", "set_choices", "new_experiment", "choices_from_config", "data_report", "forget_report",
     "run_config", "TlcoreJob", "measured_time_estimates", "known_time_estimate", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec",
-    "num_classes", "model_overview", "measured_epoch_seconds",
+    "num_classes", "model_overview", "measured_epoch_seconds", "resize_words", "normalise_words",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -404,6 +404,25 @@ def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, i
 def known_time_estimate(config: RunConfig) -> TimeEstimate | None:
     known = st.session_state.get("time_estimates", {}).get(config.to_json())
     return TimeEstimate.from_dict(known) if known else None
+
+
+def resize_words(interpolation: str, crop_pct: float) -> str:
+    return f"{interpolation}, crop {crop_pct:g}"
+
+
+def normalise_words(mean, std) -> str:
+    """A model's normalisation as people name it; the numbers where it has no name."""
+    def near(values, target) -> bool:  # TF ports store 127/255 and 128/255 for 0.5
+        return len(values) == len(target) and all(abs(v - t) < 0.005 for v, t in zip(values, target))
+
+    values = (*mean, *std)
+    if near(values, (0.485, 0.456, 0.406, 0.229, 0.224, 0.225)):
+        return "ImageNet mean/std"
+    if near(values, (0.5,) * 6):
+        return "to [-1, 1]"
+    if near(values, (0.0, 0.0, 0.0, 1.0, 1.0, 1.0)):
+        return "none (0 to 1)"
+    return "mean " + ", ".join(f"{v:.3f}" for v in mean) + "; std " + ", ".join(f"{v:.3f}" for v in std)
 
 
 @dataclass(frozen=True)

