@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from tlcore.augment import PRESETS, AugmentSpec, preset
@@ -453,6 +454,15 @@ def save_upload(upload_id: str, name: str, data: bytes) -> Path:
     return path
 
 
+@st.cache_data(show_spinner=False, max_entries=2000)
+def _thumbnail(path: str, stamp: tuple[int, int], thumb: int):
+    """A picture's thumbnail, decoded once per file version (`stamp`: size and mtime) and then reused: the
+    grid is drawn on every visit of the Data page, and decoding full-size photos made the page slow."""
+    img = load_rgb(Path(path))
+    img.thumbnail((thumb, thumb))
+    return np.asarray(img)
+
+
 def sample_grid(report: ScanReport, per_class: int = 6, thumb: int = 112) -> None:
     """A row of thumbnails per class, so the user sees the labels are what they think."""
     root = Path(report.root)
@@ -463,10 +473,11 @@ def sample_grid(report: ScanReport, per_class: int = 6, thumb: int = 112) -> Non
         st.markdown(f"**{label}** ({report.counts[label]})")
         columns = st.columns(per_class)
         for column, record in zip(columns, records):
+            path = root / record.path
             try:
-                img = load_rgb(root / record.path)
-            except ImageReadError as exc:  # the file changed since the scan
+                stat = path.stat()
+                img = _thumbnail(str(path), (stat.st_size, stat.st_mtime_ns), thumb)
+            except (ImageReadError, OSError) as exc:  # the file changed or went since the scan
                 column.caption(f"{record.path}: {exc}")
                 continue
-            img.thumbnail((thumb, thumb))
             column.image(img, caption=Path(record.path).name)
