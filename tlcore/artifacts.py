@@ -24,16 +24,18 @@ from tlcore.models import BuiltModel, ModelSpec, Preprocessing, build_model
 from tlcore.typed import typed
 
 __all__ = [
-    "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "PREDICTIONS", "TRAINING_MARK",
+    "ADAPTED", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS", "TRAINING_MARK",
     "EXPORT_MARK", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_REQUIRED",
     "CheckpointError", "TrainedRun", "ExportedModel",
-    "load_weights", "weights_epoch", "read_evaluation", "load_trained", "is_export", "load_export", "sha256_file",
+    "load_weights", "weights_epoch", "read_evaluation", "read_folder_evaluations", "load_trained", "is_export", "load_export", "sha256_file",
 ]
 
 # -- a run folder ---------------------------------------------------------------------------------
 CONFIG, SPLIT, HISTORY = "config.json", "split.json", "history.json"
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"  # STATE: the resume unit
 EVALUATION, PREDICTIONS = "evaluation.json", "predictions.csv"
+ADAPTED = "adapted.safetensors"  # AdaBN runs: the best weights with the target's BatchNorm statistics
+EVALUATIONS = "evaluations"  # one sub-folder per other labelled folder the run was evaluated on
 TRAINING_MARK = ".training"  # present while a process trains the run: its pid, so a rebuilt store knows
 
 # -- an export folder -----------------------------------------------------------------------------
@@ -84,6 +86,16 @@ def read_evaluation(run_dir: str | Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_folder_evaluations(run_dir: str | Path) -> dict[str, dict]:
+    """The run's evaluations on other labelled folders, by name (newest first); unreadable ones left out."""
+    found = []
+    for folder in (Path(run_dir) / EVALUATIONS).glob("*/"):
+        data = read_evaluation(folder)
+        if data is not None:
+            found.append(((folder / EVALUATION).stat().st_mtime, folder.name, data))
+    return {name: data for _, name, data in sorted(found, reverse=True)}
 
 
 @dataclass

@@ -290,11 +290,19 @@ def _cmd_runs_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from tlcore.evaluate import evaluate_run
+    from tlcore.evaluate import evaluate_folder, evaluate_run
 
     run = _store().get(args.run_id)
-    evaluation = evaluate_run(run.run_dir)
-    print(f"run {run.id} on {evaluation.n} held-out {evaluation.split} images: accuracy {evaluation.accuracy:.3f}, "
+    if args.data:
+        evaluation, folder = evaluate_folder(run.run_dir, args.data)
+        where = f"{evaluation.n} pictures of {args.data}"
+    else:
+        evaluation, folder = evaluate_run(run.run_dir), Path(run.run_dir)
+        where = f"{evaluation.n} held-out {evaluation.split} images"
+    if args.json:
+        print(json.dumps({**evaluation.to_dict(), "run_id": run.id, "predictions": str(folder / "predictions.csv")}))
+        return 0
+    print(f"run {run.id} on {where}: accuracy {evaluation.accuracy:.3f}, "
           f"balanced accuracy {evaluation.balanced_accuracy:.3f}")
     width = max(len(c) for c in evaluation.classes)
     print(f"  {'class':<{width}}  precision  recall     f1  support")
@@ -303,7 +311,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print("confusion matrix (rows: true, columns: predicted):")
     for label, row in zip(evaluation.classes, evaluation.confusion):
         print(f"  {label:<{width}}  " + " ".join(f"{v:>5}" for v in row))
-    print(f"predictions: {Path(run.run_dir) / 'predictions.csv'}")
+    print(f"predictions: {folder / 'predictions.csv'}")
     return 0
 
 
@@ -544,8 +552,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "show":
             sub.add_argument("--config", action="store_true", help="also print the run's config")
         sub.set_defaults(handler=handler)
-    evaluate = commands.add_parser("evaluate", help="score a run's best checkpoint on its held-out test split")
+    evaluate = commands.add_parser("evaluate", help="score a run's best checkpoint on its held-out test split, or on "
+                                                    "another labelled folder")
     evaluate.add_argument("run_id")
+    evaluate.add_argument("--data", help="a folder (or zip) with one sub-folder per class of the run: another domain, "
+                                         "new pictures; kept with the run under the folder's name")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object (its `accuracy` key: the accuracy)")
     evaluate.set_defaults(handler=_cmd_evaluate)
     lrf = commands.add_parser("lr-find", help="learning-rate range test for a run config")
     lrf.add_argument("config")

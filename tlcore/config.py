@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from tlcore.adapt import AdaptConfig, AdaptError, check_adapt
 from tlcore.augment import AugmentSpec, preset
 from tlcore.errors import TransferLabError, check_fields
 from tlcore.typed import check_plain, typed
@@ -17,6 +18,7 @@ from tlcore.freeze import STRATEGIES, FreezePlan, make_plan
 from tlcore.models import ModelSpec
 
 __all__ = [
+    "AdaptConfig",
     "ConfigError",
     "DataConfig",
     "EarlyStoppingConfig",
@@ -117,6 +119,7 @@ class RunConfig:
     input_size: tuple[int, int, int] | None = None  # override the model's (smaller is faster, less accurate)
     feature_cache: bool = True  # head-only runs train on cached backbone features (same result, much faster)
     feature_views: int = 2  # augmented views of each training picture cached for that fast path
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)  # domain adaptation (tlcore.adapt); none by default
 
     def __post_init__(self) -> None:
         o, s, e = self.optimizer, self.schedule, self.early_stopping
@@ -154,6 +157,10 @@ class RunConfig:
                "use a whole number from 0, e.g. 0")
         _check(_whole(self.seed) and 0 <= self.seed < 2**31, "seed", self.seed, "use a whole number from 0, e.g. 0")
         check_freeze(self.freeze)
+        try:
+            check_adapt(self.adapt)
+        except AdaptError as exc:
+            raise ConfigError(exc.problem, exc.hint) from None
 
     # -- plain data -------------------------------------------------------------------------------
     def to_dict(self) -> dict:

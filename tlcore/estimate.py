@@ -21,7 +21,7 @@ from tlcore.config import RunConfig
 from tlcore.features import FeatureCache, fast_path_fits, uses_fast_path
 from tlcore.freeze import apply_plan, set_train_mode
 from tlcore.inference import outputs
-from tlcore.train import Loop, build_loop, prepare, train_step
+from tlcore.train import Loop, build_loop, prepare, target_batches, train_step
 
 __all__ = ["TimeEstimate", "estimate_time", "format_duration"]
 
@@ -96,10 +96,11 @@ def _train_step_seconds(loop: Loop, config: RunConfig, epoch: int, measure: int)
     set_train_mode(prep.model, prep.built.groups, prep.plan, epoch)
     trainable = [p for p in prep.model.parameters() if p.requires_grad]
     loop.train_loader.start_epoch(config.seed)
+    loop.objective.targets = target_batches(loop, config.seed)  # an adaptation's target batches cost their share
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         x, y = x.to(runtime.device), y.to(runtime.device)
-        loss, _ = train_step(prep.model, x, y, loop.optimizer, loop.scheduler, loop.criterion, runtime, trainable,
+        loss, _ = train_step(prep.model, x, y, loop.optimizer, loop.scheduler, loop.objective, runtime, trainable,
                              config.optimizer.grad_clip)
         float(loss)  # wait for the device: the step is done when its loss is
 
@@ -117,6 +118,7 @@ def _forward_seconds(loop: Loop, measure: int) -> tuple[float, float]:
 def _features_cached(loop: Loop) -> bool:
     prep, config = loop.prep, loop.prep.config
     hashes = [i.sha256 for i in prep.manifest.items if i.split in ("train", "val")]
+    hashes += prep.target.sha256 if prep.target else []
     keys = [{"split": "eval"}] + [{"split": "train", "augment": config.augment.to_dict(), "seed": config.seed * 1000 + v,
                                    "workers": prep.runtime.num_workers} for v in range(config.feature_views)]
     stored: dict = {}
@@ -146,8 +148,9 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
     if (config.feature_cache and uses_fast_path(prep.plan, n_groups, epochs)
             and fast_path_fits(prep.model, prep.built.preprocessing.input_size)):
         passes = 1 + config.feature_views  # the val pictures, then each augmented view of the training pictures
-        extract = 0.0 if _features_cached(loop) else (forward * (val_batches + train_batches * config.feature_views)
-                                                      + forward_first * passes)
+        target_batches_ = len(prep.target.paths) / config.batch_size if prep.target else 0.0
+        extract = 0.0 if _features_cached(loop) else (
+            forward * (val_batches + train_batches * config.feature_views + target_batches_) + forward_first * passes)
         return TimeEstimate(setup + extract, (HEAD_EPOCH_S,) * epochs,
                             basis + ("; features already cached" if extract == 0 else
                                      "; features extracted once, then the head trains on them"))

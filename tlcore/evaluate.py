@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,15 +12,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from tlcore.adapt import adabn
 from tlcore.augment import eval_pipeline, resize_target
 from tlcore.errors import TransferLabError
 from tlcore.files import atomic_write
 from tlcore.loader import ImageListDataset
 from tlcore.inference import outputs
 from tlcore.runtime import Runtime, select_runtime
-from tlcore.artifacts import BEST, EVALUATION, PREDICTIONS, load_trained
+from tlcore.artifacts import BEST, EVALUATION, EVALUATIONS, PREDICTIONS, load_trained
+from tlcore.data import scan
 
-__all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run"]
+__all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "evaluate_folder",
+           "folder_evaluation_name"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Evaluation:
     per_class: list[ClassMetrics]
     confusion: list[list[int]]  # rows: true class, columns: predicted class
     worst: list[dict]  # the most confidently wrong (highest loss) pictures first
+    source: str = ""  # for an evaluation on another folder: that folder
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +91,41 @@ def _runtime_here(config) -> Runtime:
         return select_runtime("auto", config.precision, config.num_workers)
 
 
+def _score(run_dir: Path, checkpoint: str, items: list[tuple[Path, int]], split: str, out_dir: Path,
+           source: str = "", own_statistics: bool = False) -> Evaluation:
+    """The run's model on these pictures: metrics to evaluation.json, every picture's probabilities to
+    predictions.csv, both in `out_dir`. `own_statistics`: BatchNorm statistics measured on these pictures first."""
+    config, manifest, built = load_trained(run_dir, checkpoint)
+    runtime = _runtime_here(config)
+    model = built.model.to(runtime.device)
+    if runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
+    p = built.preprocessing
+    loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
+                        batch_size=config.batch_size, num_workers=runtime.num_workers)
+    if own_statistics:  # AdaBN: the pictures are normalised by their own domain's statistics (labels unused)
+        adabn(model, loader, runtime.device)
+    probabilities = torch.cat([logits.softmax(1).cpu() for logits, _ in outputs(model, loader, runtime)]).numpy()
+    labels = np.array([y for _, y in items])
+    paths = [str(path) for path, _ in items]
+    evaluation = metrics_from_predictions(labels, probabilities, manifest.classes, paths, split=split)
+    evaluation.source = source
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / EVALUATION, lambda tmp: tmp.write_text(json.dumps(evaluation.to_dict(), indent=1)))
+
+    def write_predictions(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "label", "predicted", "confidence"] + [f"p_{c}" for c in manifest.classes])
+            for path, label, probs in zip(paths, labels, probabilities):
+                top = int(probs.argmax())
+                writer.writerow([path, manifest.classes[label], manifest.classes[top], f"{probs[top]:.4f}"]
+                                + [f"{v:.4f}" for v in probs])
+
+    atomic_write(out_dir / PREDICTIONS, write_predictions)
+    return evaluation
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BEST) -> Evaluation:
     """Score a finished run on its held-out pictures, which never trained it nor chose its best epoch.
 
@@ -99,31 +139,44 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BES
     Raises `TransferLabError` when the run or its split cannot be used.
     """
     run_dir = Path(run_dir)
-    config, manifest, built = load_trained(run_dir, checkpoint)
+    _, manifest, _ = load_trained(run_dir, checkpoint)
     items = manifest.files(split)
     if not items:
         raise TransferLabError(f"the split has no {split} images", "make a split with a test share above 0")
-    runtime = _runtime_here(config)
-    model = built.model.to(runtime.device)
-    if runtime.channels_last:
-        model.to(memory_format=torch.channels_last)
-    p = built.preprocessing
-    loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
-                        batch_size=config.batch_size, num_workers=runtime.num_workers)
-    probabilities = torch.cat([logits.softmax(1).cpu() for logits, _ in outputs(model, loader, runtime)]).numpy()
-    labels = np.array([y for _, y in items])
-    paths = [str(path) for path, _ in items]
-    evaluation = metrics_from_predictions(labels, probabilities, manifest.classes, paths, split=split)
-    atomic_write(run_dir / EVALUATION, lambda tmp: tmp.write_text(json.dumps(evaluation.to_dict(), indent=1)))
+    return _score(run_dir, checkpoint, items, split, run_dir)
 
-    def write_predictions(tmp: Path) -> None:
-        with tmp.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["path", "label", "predicted", "confidence"] + [f"p_{c}" for c in manifest.classes])
-            for path, label, probs in zip(paths, labels, probabilities):
-                top = int(probs.argmax())
-                writer.writerow([path, manifest.classes[label], manifest.classes[top], f"{probs[top]:.4f}"]
-                                + [f"{v:.4f}" for v in probs])
 
-    atomic_write(run_dir / PREDICTIONS, write_predictions)
-    return evaluation
+def folder_evaluation_name(source: str | Path) -> str:
+    """Where an evaluation on `source` is kept in the run: the folder's (or zip's) name, made safe."""
+    name = Path(str(source).rstrip("/\\")).name
+    if name.lower().endswith(".zip"):
+        name = name[:-4]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "folder"
+
+
+def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = BEST) -> tuple[Evaluation, Path]:
+    """Score a finished run on another labelled folder (or zip): a new domain, a new camera, new data.
+
+    The folder's class sub-folders must be the run's classes, no more, no fewer. The result is kept with
+    the run under the folder's name (`evaluations/<name>/`), so a run can hold many; returns it and its folder.
+    Raises `TransferLabError` naming the classes that do not match, or what is wrong with the folder.
+    """
+    run_dir = Path(run_dir)
+    config, manifest, _ = load_trained(run_dir, checkpoint)
+    report = scan(source)
+    extra = sorted(set(report.classes) - set(manifest.classes))
+    missing = sorted(set(manifest.classes) - set(report.classes))
+    if extra or missing:
+        parts = ([f"not in the run: {', '.join(extra)}"] if extra else []) + (
+            [f"missing: {', '.join(missing)}"] if missing else [])
+        raise TransferLabError(f"the classes of {Path(str(source)).name} do not match the run's ({'; '.join(parts)})",
+                               f"give a folder with one sub-folder per class of the run: {', '.join(manifest.classes)}")
+    if not report.images:
+        raise TransferLabError(f"{Path(str(source)).name} has no readable picture", "check the folder")
+    root = Path(report.root)
+    items = [(root / r.path, manifest.classes.index(r.label)) for r in report.images]
+    out_dir = run_dir / EVALUATIONS / folder_evaluation_name(source)
+    # an AdaBN run normalises every domain by that domain's own statistics: the source's in training, here the
+    # folder's (Li et al. 2016 measure them on the target pictures being classified)
+    own = config.adapt.method == "adabn"
+    return _score(run_dir, checkpoint, items, "folder", out_dir, str(source), own_statistics=own), out_dir

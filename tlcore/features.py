@@ -44,12 +44,23 @@ def _file_fingerprint(path: str) -> str:
     return f"{Path(path).name}:{stat.st_size}:{int(stat.st_mtime)}"
 
 
+def _buffers_fingerprint(model: nn.Module) -> str:
+    """BatchNorm statistics are part of what the backbone computes (AdaBN changes them): a digest of them."""
+    digest = hashlib.sha256()
+    for name, buffer in model.named_buffers():
+        if buffer.is_floating_point():
+            digest.update(name.encode())
+            digest.update(buffer.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 class FeatureCache:
     """One safetensors file per (model, weights, preprocessing, view): picture hash -> feature vector."""
 
     def __init__(self, built: BuiltModel, view_key: dict, root: Path | None = None) -> None:
         key = {"arch": built.arch, "weights": _file_fingerprint(built.weights.location), "kind": built.weights.kind,
-               "preprocessing": built.preprocessing.to_dict(), "view": view_key}
+               "preprocessing": built.preprocessing.to_dict(), "view": view_key,
+               "buffers": _buffers_fingerprint(built.model)}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         self.path = (root or data_home() / "feature_cache") / f"{built.arch}-{digest}.safetensors"
 
@@ -130,6 +141,7 @@ class FeatureSet:
     val: torch.Tensor
     val_labels: torch.Tensor
     from_cache: bool  # every part was read from the cache
+    target: torch.Tensor | None = None  # an adaptation target's pictures (unaugmented), for its loss term
 
     def epoch_batches(self, epoch: int, order: list[int], batch_size: int):
         """The epoch's view, in the epoch's order, in batches: what the slow path's loader would give."""
@@ -139,9 +151,10 @@ class FeatureSet:
 
 def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManifest, train_loader: EpochLoader,
                        val_loader: EpochLoader, runtime: Runtime, *, seed: int, views: int, augment: dict,
-                       on_note: Callable[[str], None] = lambda note: None) -> FeatureSet:
+                       on_note: Callable[[str], None] = lambda note: None, target=None) -> FeatureSet:
     """Features of the val pictures and of `views` augmented views of the training pictures, each view seeded
-    as `seed * 1000 + view`; read from the cache, or computed once and cached."""
+    as `seed * 1000 + view`; read from the cache, or computed once and cached. `target`, a (TargetSet, loader)
+    pair, adds the adaptation target's features."""
     hashes = {split: [i.sha256 for i in manifest.items if i.split == split] for split in ("train", "val")}
     val, hit = cached_features(model, built, val_loader, hashes["val"], {"split": "eval"}, runtime, on_note)
     computed, hits = [], [hit]
@@ -153,4 +166,10 @@ def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManif
         features, hit = cached_features(model, built, train_loader, hashes["train"], key, runtime, on_note)
         computed.append(features)
         hits.append(hit)
-    return FeatureSet(computed, train_loader.labels(), val, val_loader.labels(), all(hits))
+    target_features = None
+    if target is not None:
+        target_set, target_loader = target
+        target_features, hit = cached_features(model, built, target_loader, target_set.sha256, {"split": "eval"},
+                                               runtime, on_note)
+        hits.append(hit)
+    return FeatureSet(computed, train_loader.labels(), val, val_loader.labels(), all(hits), target_features)

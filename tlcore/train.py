@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tlcore.artifacts import BEST, CONFIG, HISTORY, LAST, SPLIT, CheckpointError, weights_epoch
+from tlcore.adapt import NEEDS_TARGET, Objective, TargetSet, adabn, check_method_fits, make_objective, scan_target
+from tlcore.artifacts import ADAPTED, BEST, CONFIG, HISTORY, LAST, SPLIT, CheckpointError, load_weights, weights_epoch
 from tlcore.augment import eval_pipeline, resize_target, train_pipeline
 from tlcore.checkpoint import read_state, save_state, save_weights
 from tlcore.config import RunConfig, resolve_freeze_plan
@@ -35,7 +36,7 @@ from tlcore.runtime import Runtime, select_runtime
 from tlcore.schedules import make_scheduler
 
 __all__ = ["Event", "Cancelled", "Prepared", "Loop", "TrainResult", "prepare", "build_loop", "train", "train_step",
-           "evaluate_loss", "make_optimizer", "make_loader", "BEST", "LAST"]
+           "evaluate_loss", "make_optimizer", "make_loader", "target_batches", "BEST", "LAST"]
 
 PROGRESS_EVERY_S = 2.0
 STOP_CHECK_EVERY_S = 0.5
@@ -63,10 +64,16 @@ class Prepared:
     built: BuiltModel
     plan: FreezePlan
     runtime: Runtime
+    target: TargetSet | None = None  # unlabeled pictures of the domain to adapt to
 
     @property
     def model(self) -> nn.Module:
         return self.built.model
+
+    @property
+    def head_only(self) -> bool:
+        n = len(self.built.groups)
+        return all(self.plan.trainable_from(e, n) == n - 1 for e in range(self.config.epochs))
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -82,14 +89,21 @@ def prepare(config: RunConfig) -> Prepared:
     torch.manual_seed(config.seed)
     built = build_model(config.model, len(manifest.classes), input_size=config.input_size, seed=config.seed)
     plan = resolve_freeze_plan(config.freeze, len(built.groups))
-    return Prepared(config, manifest, built, plan, runtime)
+    prep = Prepared(config, manifest, built, plan, runtime)
+    check_method_fits(config.adapt, built.model, prep.head_only, built.arch)
+    if config.adapt.method in NEEDS_TARGET:
+        prep.target = scan_target(config.adapt.target, config.adapt.max_target)
+    return prep
 
 
 def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Generator | None = None) -> EpochLoader:
-    """Training loaders augment and follow the order set each epoch; the others go in manifest order."""
+    """Training loaders augment and follow the order set each epoch; the others go in manifest order.
+
+    `split` "target" is the adaptation target's pictures (labels all 0, never read)."""
     p = prep.built.preprocessing
     pipeline = train_pipeline(prep.config.augment, p, seed=prep.config.seed) if training else eval_pipeline(p)
-    dataset = ImageListDataset(prep.manifest.files(split), pipeline, min_side=resize_target(p.input_size, p.crop_pct))
+    items = prep.target.items() if split == "target" else prep.manifest.files(split)
+    dataset = ImageListDataset(items, pipeline, min_side=resize_target(p.input_size, p.crop_pct))
     return EpochLoader(dataset, batch_size=prep.config.batch_size, num_workers=prep.runtime.num_workers,
                        pin_memory=prep.runtime.pin_memory, generator=generator)
 
@@ -104,14 +118,14 @@ def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig
 
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
-               scheduler: torch.optim.lr_scheduler.LRScheduler, criterion: nn.Module, runtime: Runtime,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, objective: Objective, runtime: Runtime,
                trainable_params: list[nn.Parameter], grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step; returns (loss, logits) detached, still on the device (no host sync here)."""
+    """One optimizer step; returns (loss, logits of the labelled batch) detached, still on the device (no host
+    sync here). `objective` is the step's loss: cross-entropy, plus the adaptation method's term."""
     if runtime.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(runtime):
-        logits = model(x)
-        loss = criterion(logits.float(), y)
+        loss, logits = objective(model, x, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
@@ -183,6 +197,8 @@ class Loop:
     val_loader: EpochLoader
     criterion: nn.Module
     eval_criterion: nn.Module
+    objective: Objective
+    target_loader: EpochLoader | None = None
     features: FeatureSet | None = None
     step_model: nn.Module | None = None
     step_runtime: Runtime | None = None
@@ -194,13 +210,20 @@ def build_loop(prep: Prepared) -> Loop:
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, prep.built.groups, prep.plan, config, runtime)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.optimizer.label_smoothing)
+    objective = make_objective(config.adapt, criterion, model, set(prep.built.groups[-1].param_names),
+                               getattr(model, "num_features", 0))
+    objective.modules.to(runtime.device)
+    if len(objective.modules):  # DANN's domain classifier trains at the head's rate, from the first step
+        optimizer.add_param_group({"params": list(objective.modules.parameters()), "lr": config.optimizer.lr,
+                                   "lr_scale": 1.0, "weight_decay": config.optimizer.weight_decay})
     train_loader = make_loader(prep, "train", training=True, generator=torch.Generator())
     val_loader = make_loader(prep, "val", training=False)
+    target_loader = make_loader(prep, "target", training=True, generator=torch.Generator()) if prep.target else None
     s = config.schedule
     scheduler = make_scheduler(optimizer, s.name, config.epochs, len(train_loader), s.warmup_epochs, s.step_size, s.gamma)
-    return Loop(prep, optimizer, scheduler, train_loader, val_loader,
-                 nn.CrossEntropyLoss(label_smoothing=config.optimizer.label_smoothing), nn.CrossEntropyLoss(),
-                 step_model=model, step_runtime=runtime)
+    return Loop(prep, optimizer, scheduler, train_loader, val_loader, criterion, nn.CrossEntropyLoss(), objective,
+                target_loader, step_model=model, step_runtime=runtime)
 
 
 def _restore(run_dir: Path, loop: Loop, sink: Callable[[Event], None]) -> _Progress:
@@ -212,6 +235,7 @@ def _restore(run_dir: Path, loop: Loop, sink: Callable[[Event], None]) -> _Progr
             sink(Event("warning", f"cannot resume: {exc.problem}; training starts again from epoch 1, with the "
                                   "same seed, so the result is the same as an uninterrupted run"))
         return _Progress()
+    loop.objective.load_state_dict(state.get("adapt", {}))
     progress = _Progress(state["history"], state["best"], state["best_epoch"], state["stale"], state["epoch"] + 1)
     if progress.best_epoch >= 0 and weights_epoch(run_dir / BEST) not in (progress.best_epoch, progress.start_epoch):
         progress.best, progress.best_epoch = None, -1  # the next epoch writes a best checkpoint that exists
@@ -230,7 +254,8 @@ def _use_fast_path(loop: Loop, sink: Callable[[Event], None]) -> None:
         return
     loop.features = cached_feature_set(
         prep.model, prep.built, prep.manifest, loop.train_loader, loop.val_loader, prep.runtime, seed=config.seed,
-        views=config.feature_views, augment=config.augment.to_dict(), on_note=lambda text: sink(Event("warning", text)))
+        views=config.feature_views, augment=config.augment.to_dict(), on_note=lambda text: sink(Event("warning", text)),
+        target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None)
     sink(Event("log", f"feature extraction fast path: backbone features of {len(loop.features.val)} val pictures and "
                       f"{config.feature_views} augmented view(s) of {len(loop.features.train_labels)} training pictures "
                       f"{'read from the cache' if loop.features.from_cache else 'computed once and cached'}; "
@@ -268,14 +293,16 @@ def _run_epoch(loop: Loop, epoch: int, should_stop: Callable[[], bool], sink: Ca
         batches = loop.features.epoch_batches(epoch, order, config.batch_size)
     else:
         batches = iter(loop.train_loader)
+    loop.objective.targets = target_batches(loop, epoch_seed)
     for step, (x, y) in enumerate(batches):
+        loop.objective.progress = (epoch * steps + step) / max(1, config.epochs * steps)
         now = time.monotonic()
         if now - last_check >= STOP_CHECK_EVERY_S:
             last_check = now
             if should_stop():
                 raise Cancelled(f"cancelled during epoch {epoch + 1}")
         x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
-        loss, logits = train_step(loop.step_model, x, y, loop.optimizer, loop.scheduler, loop.criterion,
+        loss, logits = train_step(loop.step_model, x, y, loop.optimizer, loop.scheduler, loop.objective,
                                   loop.step_runtime, trainable_params, config.optimizer.grad_clip)
         loss_sum += loss * len(y)
         correct += (logits.argmax(1) == y).sum()
@@ -290,6 +317,23 @@ def _run_epoch(loop: Loop, epoch: int, should_stop: Callable[[], bool], sink: Ca
     seconds = time.monotonic() - started
     return {"epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": float(correct) / seen,
             "images_per_s": seen / seconds, "trainable_params": sum(p.numel() for p in trainable_params)}
+
+
+def target_batches(loop: Loop, epoch_seed: int):
+    """Unlabeled target batches for the epoch, endless, in an order fixed by the epoch's seed (for resume)."""
+    if loop.target_loader is None:
+        return None
+    if loop.features is not None:  # the fast path: the target's cached features
+        features = loop.features.target
+        generator = torch.Generator().manual_seed(epoch_seed)
+        while True:
+            yield from features[torch.randperm(len(features), generator=generator)].split(loop.prep.config.batch_size)
+    round_ = 0
+    while True:  # the target may be smaller or larger than the source: cycle through it
+        loop.target_loader.start_epoch(epoch_seed * 100 + round_)
+        for x, _ in loop.target_loader:
+            yield x
+        round_ += 1
 
 
 def _validate(loop: Loop) -> dict:
@@ -307,7 +351,8 @@ def _save_checkpoint(run_dir: Path, loop: Loop, epoch: int, progress: _Progress,
     if improved:
         save_weights(model, run_dir / BEST, epoch)
     save_weights(model, run_dir / LAST, epoch)
-    save_state(run_dir, model, loop.optimizer, loop.scheduler, epoch, progress.state())
+    save_state(run_dir, model, loop.optimizer, loop.scheduler, epoch, {**progress.state(),
+                                                                         "adapt": loop.objective.state_dict()})
 
 
 def _epoch_message(config: RunConfig, m: dict, improved: bool) -> str:
@@ -342,6 +387,11 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "
                       f"{len(loop.val_loader.dataset)} val images; split {prep.manifest.id}; weights: "
                       f"{prep.built.weights.description}", {"split_id": prep.manifest.id}))
+    if config.adapt.method == "adabn" and progress.start_epoch == 0:
+        # AdaBN normalises each domain by its own statistics: the source's while training, the target's after
+        layers = adabn(prep.model, make_loader(prep, "train", training=False), prep.runtime.device)
+        sink(Event("log", f"AdaBN: the statistics of {layers} BatchNorm layers measured on the "
+                          f"{len(loop.train_loader.dataset)} source training pictures before training"))
     _use_fast_path(loop, sink)
     rule, mask, stopped_early = config.early_stopping, None, False
     for epoch in range(progress.start_epoch, config.epochs):
@@ -362,11 +412,26 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
             sink(Event("log", f"early stopping: {rule.metric} has not improved for {progress.stale} epochs; best was "
                               f"epoch {progress.best_epoch + 1}", {"epoch": epoch}))
             break
+    if config.adapt.method == "adabn":
+        _adapted_model(run_dir, loop, sink)
     atomic_write(run_dir / HISTORY, lambda tmp: tmp.write_text(json.dumps(progress.history, indent=1)))
     best = progress.best if progress.best is not None else math.nan
     sink(Event("done", f"finished: best epoch {progress.best_epoch + 1} ({rule.metric} {best:.4f})",
                {"best_epoch": progress.best_epoch, "best_metric": best}))
     return TrainResult(len(progress.history), progress.best_epoch, best, progress.history, stopped_early)
+
+
+def _adapted_model(run_dir: Path, loop: Loop, sink: Callable[[Event], None]) -> None:
+    """AdaBN after training: the best weights with BatchNorm statistics of the target pictures, kept beside them
+    as the model for the target domain (best and last keep the source's, which chose the best epoch)."""
+    prep = loop.prep
+    epoch = weights_epoch(run_dir / BEST)
+    load_weights(prep.model, run_dir / BEST)
+    layers = adabn(prep.model, make_loader(prep, "target", training=False), prep.runtime.device)
+    save_weights(prep.model, run_dir / ADAPTED, epoch)
+    load_weights(prep.model, run_dir / BEST)
+    sink(Event("log", f"AdaBN: {ADAPTED} holds the best weights with the statistics of {layers} BatchNorm layers "
+                      f"measured on {len(prep.target.paths)} target pictures"))
 
 
 def _diverging(history: list[dict]) -> bool:
