@@ -1,12 +1,14 @@
 """Step 1: choose a data set, check it, and split it once for every later run."""
 
+from pathlib import Path
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from pages.common import (
-    MAX_UPLOAD_MB, SAMPLE_DATA, bind, choice, data_report, experiment, forget_report, remember, sample_grid,
-    save_upload, show_sidebar,
+    MAX_UPLOAD_MB, SAMPLE_DATA, bind, choice, data_report, experiment, forget_report, picture_pairs, remember,
+    sample_grid, save_upload, show_sidebar, target_pictures,
 )
 from tlcore.data import SplitManifest, default_manifest_path, make_split, scan
 from tlcore.errors import TransferLabError
@@ -65,6 +67,27 @@ with st.expander("Sample pictures", expanded=True):
     sample_grid(report)
 if not report.ok:
     st.stop()
+
+st.subheader("Target domain (optional)")
+st.caption("For domain adaptation: pictures from where the model will be used (paintings instead of photos, a new "
+           "camera, another season), without labels: sub-folder names are ignored. Choose the method on the Train "
+           "page; evaluate on a labelled folder of that domain on the Evaluate page.")
+target = st.text_input("Folder or zip of target pictures", placeholder="/home/me/paintings",
+                       **bind("adapt.target")).strip()
+if target:
+    try:
+        target_set = target_pictures(target)
+    except TransferLabError as exc:
+        st.error(str(exc))
+    else:
+        st.write(f"{len(target_set.paths)} readable target pictures" + (
+            f" ({target_set.skipped} could not be read)" if target_set.skipped else ""))
+        left, right = st.columns(2)
+        left.caption("Your labelled pictures (source)")
+        right.caption("Target pictures (no labels)")
+        source_paths = [Path(report.root) / r.path for r in report.images[:: max(1, len(report.images) // 6)]][:6]
+        picture_pairs(left, source_paths)
+        picture_pairs(right, target_set.paths[:: max(1, len(target_set.paths) // 6)][:6])
 
 st.subheader("Split")
 st.caption("The same seed always gives the same split; every run and comparison reuses it. Making it here is "

@@ -13,6 +13,7 @@ from pages.common import (
     TlcoreJob, bind, choice, choices_from_config, experiment, known_time_estimate, measured_epoch_seconds,
     measured_time_estimates, new_experiment, open_store, remember, run_config, set_choices, show_sidebar,
 )
+from tlcore.adapt import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET
 from tlcore.config import RunConfig
 from tlcore.artifacts import STATE
 from tlcore.errors import TransferLabError
@@ -46,6 +47,20 @@ c3.number_input("Learning rate (head)", 1e-6, 1.0, format="%.5f",
 c1.number_input("Weight decay", 0.0, 0.5, format="%.4f", **bind("train.weight_decay"))
 c2.selectbox("Schedule", ["cosine", "onecycle", "step", "constant"], **bind("train.schedule"))
 c3.number_input("Early stopping patience (0 = off)", 0, 50, **bind("train.patience"))
+with st.expander("Domain adaptation" + ("" if choice("adapt.method") == "none" else f": {choice('adapt.method')}"),
+                 expanded=choice("adapt.method") != "none"):
+    st.caption("When the pictures the model will meet look different from your labelled ones (paintings instead of "
+               "photos, a new camera). The target pictures are chosen on the Data page.")
+    method = st.selectbox("Method", list(METHODS), help="Which one helps depends on the data: compare them.",
+                          **bind("adapt.method"))
+    st.caption(METHODS[method])
+    if method != "none":
+        head_only = f", {HEAD_ONLY_WEIGHTS[method]:g} when only the head trains" if method in HEAD_ONLY_WEIGHTS else ""
+        st.number_input(f"Weight of the method's loss (empty: its default, {DEFAULT_WEIGHTS.get(method, 0):g}"
+                        f"{head_only})", 0.0, 100.0, format="%.4f", **bind("adapt.weight"),
+                        disabled=method == "adabn")
+    if method in NEEDS_TARGET and not choice("adapt.target").strip():
+        st.warning(f"{method} needs target pictures: give their folder on the Data page (Target domain).")
 try:
     config = run_config()
 except (TransferLabError, ValueError) as exc:

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import choice, experiment, open_store, show_sidebar
+from pages.common import TlcoreJob, choice, experiment, job_folder, open_store, show_sidebar
 from tlcore.data import load_rgb
 from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
 from tlcore.augment import eval_pipeline, model_view
-from tlcore.artifacts import BEST, EVALUATION
+from tlcore.adapt import uses_adabn
+from tlcore.artifacts import BEST, EVALUATION, read_folder_evaluations
 from tlcore.evaluate import Evaluation, evaluate_run
 from tlcore.explain import grad_cam, overlay
 from tlcore.export import export_run
@@ -54,6 +56,29 @@ heatmap = px.imshow(np.array(evaluation.confusion), x=evaluation.classes, y=eval
                     color_continuous_scale="Blues", labels={"x": "predicted", "y": "true"}, title="Confusion matrix")
 heatmap.update_layout(height=max(320, 60 * len(evaluation.classes) + 160))
 st.plotly_chart(heatmap, key="evaluate.confusion")
+
+st.subheader("On another folder")
+st.caption("Another labelled folder (or zip) with the run's classes as sub-folders: another domain (paintings, a "
+           "new camera), or new pictures. Each result is kept with the run under the folder's name.")
+other = st.text_input("Labelled folder or zip", placeholder="/home/me/paintings", key="evaluate.other_folder")
+if st.button("Evaluate on this folder", key="evaluate.other", disabled=not other.strip()):
+    job = TlcoreJob(["evaluate", run.id, "--data", other.strip(), "--json"], job_folder("evaluate"))
+    with st.spinner(f"Evaluating run {run.id} on {Path(other.strip()).name} (in a separate process)..."):
+        while job.running:
+            time.sleep(0.3)
+    if job.error():
+        st.error(job.error())
+others = read_folder_evaluations(run.run_dir)
+if others:
+    rows = [{"pictures": f"{run.name}: its own test split", "images": evaluation.n, "accuracy": 100 * evaluation.accuracy,
+             "balanced accuracy": 100 * evaluation.balanced_accuracy}]
+    rows += [{"pictures": f"{name} ({data.get('source', '')})", "images": data["n"], "accuracy": 100 * data["accuracy"],
+              "balanced accuracy": 100 * data["balanced_accuracy"]} for name, data in others.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"evaluate.others.{run.id}.{len(others)}", column_config={
+        k: st.column_config.NumberColumn(format="%.1f%%") for k in ("accuracy", "balanced accuracy")})
+    if uses_adabn(run.config.get("adapt", {}).get("method", "none")):
+        st.caption("AdaBN run: each folder is classified with BatchNorm statistics measured on its own pictures "
+                   "(no labels used), as AdaBN does for a new domain.")
 
 show_cam = st.checkbox("Show where the model looks (Grad-CAM)", key="evaluate.cam",
                        help="Warm colours: the regions that pushed the model towards its answer.")

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from tlcore.adapt import TargetSet, scan_target
 from tlcore.augment import PRESETS, AugmentSpec, preset
 from tlcore.compare import STRATEGY_SET
-from tlcore.config import DataConfig, EarlyStoppingConfig, OptimizerConfig, RunConfig, ScheduleConfig
+from tlcore.config import AdaptConfig, DataConfig, EarlyStoppingConfig, OptimizerConfig, RunConfig, ScheduleConfig
 from tlcore.data import ScanReport, load_rgb, scan
 from tlcore.drafts import Draft, DraftStore
 from tlcore.data.images import ImageReadError
@@ -38,8 +39,9 @@ from tlcore.runs import RunStore
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "DEFAULTS", "ModelOverview", "open_store", "experiment", "choice",
     "remember", "bind", "set_choices", "new_experiment", "choices_from_config", "data_report", "forget_report",
-    "run_config", "TlcoreJob", "measured_time_estimates", "known_time_estimate", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec",
-    "num_classes", "model_overview", "measured_epoch_seconds", "resize_words", "normalise_words",
+    "run_config", "TlcoreJob", "job_folder", "measured_time_estimates", "known_time_estimate", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec",
+    "num_classes", "model_overview", "measured_epoch_seconds", "resize_words", "normalise_words", "target_pictures",
+    "picture_pairs",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +79,9 @@ DEFAULTS = {
     "train.schedule": "cosine",
     "train.patience": 3,
     "train.run_id": None,
+    "adapt.method": "none",
+    "adapt.target": "",
+    "adapt.weight": None,  # None: the method's default
     "compare.strategies": list(STRATEGY_SET),
     "compare.sweep": None,
 }
@@ -209,6 +214,7 @@ def choices_from_config(config: RunConfig) -> dict:
         "train.epochs": config.epochs, "train.batch_size": config.batch_size, "train.lr": o.lr,
         "train.weight_decay": o.weight_decay, "train.schedule": config.schedule.name,
         "train.patience": config.early_stopping.patience,
+        "adapt.method": config.adapt.method, "adapt.target": config.adapt.target, "adapt.weight": config.adapt.weight,
     }
 
 
@@ -250,6 +256,8 @@ def run_config(draft: Draft | None = None) -> RunConfig:
         early_stopping=EarlyStoppingConfig(patience=int(c["train.patience"])),
         epochs=int(c["train.epochs"]),
         batch_size=int(c["train.batch_size"]),
+        adapt=AdaptConfig(method=c["adapt.method"], target=c["adapt.target"].strip(),
+                          weight=None if c["adapt.weight"] is None else float(c["adapt.weight"])),
     )
 
 
@@ -331,6 +339,12 @@ def num_classes() -> int:
     return len(report.classes) if report is not None and len(report.classes) >= 2 else 2
 
 
+def job_folder(command: str) -> Path:
+    """A new folder for one child process's files, in the data folder."""
+    (data_home() / "jobs").mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{command}-", dir=data_home() / "jobs"))
+
+
 class TlcoreJob:
     """A `python -m tlcore ...` child process that a page follows through its output and can cancel.
 
@@ -348,7 +362,7 @@ class TlcoreJob:
     @classmethod
     def start(cls, command: str, configs: list[RunConfig], *extra: str) -> "TlcoreJob":
         """`tlcore COMMAND CONFIG... EXTRA...`, where "{folder}" in EXTRA is the job's own folder."""
-        folder = Path(tempfile.mkdtemp(prefix=f"{command}-", dir=data_home()))
+        folder = job_folder(command)
         extra = tuple(arg.format(folder=folder) for arg in extra)
         paths = []
         for i, config in enumerate(configs):
@@ -461,6 +475,23 @@ def _thumbnail(path: str, stamp: tuple[int, int], thumb: int):
     img = load_rgb(Path(path))
     img.thumbnail((thumb, thumb))
     return np.asarray(img)
+
+
+@st.cache_data(show_spinner="Reading the target pictures...", max_entries=8, ttl=600)
+def target_pictures(source: str) -> TargetSet:
+    """The adaptation target as a run will read it (every readable picture, folder names ignored)."""
+    return scan_target(source)
+
+
+def picture_pairs(container, paths: list[Path], per_row: int = 3, thumb: int = 112) -> None:
+    """A small grid of thumbnails inside one column (source and target side by side on the Data page)."""
+    columns = container.columns(per_row)
+    for i, path in enumerate(paths):
+        try:
+            stat = path.stat()
+            columns[i % per_row].image(_thumbnail(str(path), (stat.st_size, stat.st_mtime_ns), thumb))
+        except (ImageReadError, OSError) as exc:
+            columns[i % per_row].caption(f"{path.name}: {exc}")
 
 
 def sample_grid(report: ScanReport, per_class: int = 6, thumb: int = 112) -> None:

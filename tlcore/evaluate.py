@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tlcore.adapt import adabn
+from tlcore.adapt import adabn, uses_adabn
 from tlcore.augment import eval_pipeline, resize_target
 from tlcore.errors import TransferLabError
 from tlcore.files import atomic_write
@@ -178,5 +178,5 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     out_dir = run_dir / EVALUATIONS / folder_evaluation_name(source)
     # an AdaBN run normalises every domain by that domain's own statistics: the source's in training, here the
     # folder's (Li et al. 2016 measure them on the target pictures being classified)
-    own = config.adapt.method == "adabn"
+    own = uses_adabn(config.adapt.method)
     return _score(run_dir, checkpoint, items, "folder", out_dir, str(source), own_statistics=own), out_dir

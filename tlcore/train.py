@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tlcore.adapt import NEEDS_TARGET, Objective, TargetSet, adabn, check_method_fits, make_objective, scan_target
+from tlcore.adapt import (NEEDS_TARGET, Objective, TargetSet, adabn, check_method_fits, make_objective, scan_target,
+                          uses_adabn)
 from tlcore.artifacts import ADAPTED, BEST, CONFIG, HISTORY, LAST, SPLIT, CheckpointError, load_weights, weights_epoch
 from tlcore.augment import eval_pipeline, resize_target, train_pipeline
 from tlcore.checkpoint import read_state, save_state, save_weights
@@ -212,7 +213,7 @@ def build_loop(prep: Prepared) -> Loop:
     optimizer = make_optimizer(model, prep.built.groups, prep.plan, config, runtime)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.optimizer.label_smoothing)
     objective = make_objective(config.adapt, criterion, model, set(prep.built.groups[-1].param_names),
-                               getattr(model, "num_features", 0))
+                               getattr(model, "num_features", 0), prep.head_only)
     objective.modules.to(runtime.device)
     if len(objective.modules):  # DANN's domain classifier trains at the head's rate, from the first step
         optimizer.add_param_group({"params": list(objective.modules.parameters()), "lr": config.optimizer.lr,
@@ -387,7 +388,7 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "
                       f"{len(loop.val_loader.dataset)} val images; split {prep.manifest.id}; weights: "
                       f"{prep.built.weights.description}", {"split_id": prep.manifest.id}))
-    if config.adapt.method == "adabn" and progress.start_epoch == 0:
+    if uses_adabn(config.adapt.method) and progress.start_epoch == 0:
         # AdaBN normalises each domain by its own statistics: the source's while training, the target's after
         layers = adabn(prep.model, make_loader(prep, "train", training=False), prep.runtime.device)
         sink(Event("log", f"AdaBN: the statistics of {layers} BatchNorm layers measured on the "
@@ -412,7 +413,7 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
             sink(Event("log", f"early stopping: {rule.metric} has not improved for {progress.stale} epochs; best was "
                               f"epoch {progress.best_epoch + 1}", {"epoch": epoch}))
             break
-    if config.adapt.method == "adabn":
+    if uses_adabn(config.adapt.method):
         _adapted_model(run_dir, loop, sink)
     atomic_write(run_dir / HISTORY, lambda tmp: tmp.write_text(json.dumps(progress.history, indent=1)))
     best = progress.best if progress.best is not None else math.nan
