@@ -83,6 +83,9 @@ DEFAULTS = {
     "adapt.target": "",
     "adapt.weight": None,  # None: the method's default
     "compare.strategies": list(STRATEGY_SET),
+    "compare.what": "freeze strategies",
+    "compare.methods": ["none", "adabn", "mcc"],
+    "compare.target_test": "",
     "compare.sweep": None,
 }
 _DRAFT = "_experiment"  # session-state slot of the loaded draft

@@ -225,3 +225,27 @@ def test_evaluations_on_several_folders_are_kept_side_by_side(colours: Path, tar
     assert set(kept) == {target.name, "winter"} and where_first != where_second
     assert kept["winter"]["accuracy"] == second.accuracy and kept["winter"]["source"] == str(copy)
     assert first.accuracy == second.accuracy  # the same pictures, the same model
+
+
+def test_compare_adaptation_methods_with_a_target_test_folder(colours: Path, target: Path, tl_home: Path,
+                                                              tmp_path: Path) -> None:
+    config_path = tmp_path / "base.json"
+    config_path.write_text(tiny_config(colours, epochs=1, adapt={"method": "none", "target": str(target)}).to_json())
+    result = tlcore("compare", str(config_path), "--methods", "none,mcc", "--evaluate-on", str(target), home=tl_home)
+    assert result.returncode == 0, result.stderr
+    assert "2 runs queued (none, mcc)" in result.stdout
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("adapt ")}
+    assert set(lines) == {"none", "mcc"}
+    from tlcore.compare import sweep_rows
+    from tlcore.runs import RunStore
+
+    sweep = result.stdout.split()[1].rstrip(":")
+    rows = sweep_rows(RunStore(), sweep)
+    assert [r.strategy for r in rows] == ["adapt none", "adapt mcc"]
+    assert all(set(r.folders) == {target.name} for r in rows)
+    for r in rows:  # the table's last column is the accuracy on the target test folder
+        assert lines[r.strategy.split()[1]].split()[-1] == f"{r.folders[target.name]:.3f}"
+    configs = [RunStore().get(r.run_id).config for r in rows]
+    assert [c["adapt"]["method"] for c in configs] == ["none", "mcc"]
+    assert configs[0]["data"]["manifest"] == configs[1]["data"]["manifest"] and configs[0]["seed"] == configs[1]["seed"]
+    assert configs[0]["freeze"] == configs[1]["freeze"]

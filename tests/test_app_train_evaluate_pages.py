@@ -257,3 +257,76 @@ def test_compare_page_estimates_the_whole_comparison(tl_home, tmp_path) -> None:
     shown = [c.value for c in app.caption if "Estimated time" in c.value]
     assert shown and "feature extraction" in shown[0] and "full" in shown[0] and "in all" in shown[0]
     assert RunStore().list() == []  # measuring started no run
+
+
+def test_an_adapted_run_from_the_pages_and_its_evaluation_on_the_target(tl_home, tmp_path) -> None:
+    """Data page: target pictures beside the source; Train: the method; Evaluate: the labelled target folder."""
+    from train_fixtures import make_colour_classes
+
+    colours = make_colour_classes(tmp_path / "colours")
+    target = make_colour_classes(tmp_path / "target", per_class=6, size=24)
+    choices = _tiny_choices(colours, freeze__strategy="full", train__epochs=1)
+    data = page("1_data.py", **choices)
+    data.run()
+    data.text_input(key="adapt.target").input(str(target)).run()
+    assert not data.exception
+    assert any("18 readable target pictures" in m.value for m in data.markdown)
+    assert len(data.get("image")) >= 6 + 12  # the sample grid, then source and target side by side
+    train_page = page("5_train.py")
+    train_page.query_params["exp"] = data.query_params["exp"]
+    train_page.run()
+    train_page.selectbox(key="adapt.method").set_value("mcc").run()
+    assert not train_page.exception and not train_page.warning
+    train_page.button(key="train.start").click().run()
+    run_id = choices_of(train_page)["train.run_id"]
+    assert RunStore().get(run_id).config["adapt"] == {"method": "mcc", "target": str(target), "weight": None,
+                                                      "temperature": 2.5, "max_target": 5000}
+    deadline = time.monotonic() + 240  # the page started the background worker
+    while RunStore().get(run_id).status in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(1)
+    assert RunStore().get(run_id).status == "succeeded", RunStore().get(run_id).error
+
+    evaluate = page("6_evaluate.py", train__run_id=run_id)
+    evaluate.run()
+    evaluate.text_input(key="evaluate.other_folder").input(str(target)).run()
+    evaluate.button(key="evaluate.other").click().run()
+    assert not evaluate.exception and not evaluate.error
+    table = evaluate.dataframe[-1].value
+    assert len(table) == 2 and table["images"].tolist()[1] == 18 and "its own test split" in table["pictures"][0]
+
+
+def test_a_method_without_its_target_says_where_to_give_it(tl_home, tmp_path) -> None:
+    from train_fixtures import make_colour_classes
+
+    app = page("5_train.py", **_tiny_choices(make_colour_classes(tmp_path / "colours"), adapt__method="dann"))
+    app.run()
+    assert not app.exception
+    assert any("dann needs target pictures" in w.value and "Data page" in w.value for w in app.warning)
+    assert any("needs target pictures" in e.value for e in app.error)  # the run config is refused, by name
+
+
+def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_home, tmp_path) -> None:
+    from train_fixtures import make_colour_classes
+
+    colours = make_colour_classes(tmp_path / "colours")
+    target = make_colour_classes(tmp_path / "target", per_class=6, size=24)
+    app = page("7_compare.py", **_tiny_choices(colours, train__epochs=1, train__batch_size=8, freeze__strategy="full",
+                                               adapt__target=str(target)))
+    app.run()
+    app.radio(key="compare.what").set_value("adaptation methods").run()
+    app.multiselect(key="compare.methods").set_value(["none", "entropy"]).run()
+    app.text_input(key="compare.target_test").input(str(target)).run()
+    assert not app.exception and not app.error
+    assert any("Freeze plan: full; target pictures: target" in c.value for c in app.caption)
+    app.button(key="compare.start").click().run()
+    sweep = choices_of(app)["compare.sweep"]
+    store = RunStore()
+    deadline = time.monotonic() + 240
+    while any(r.status in ("queued", "running") for r in store.list(sweep=sweep)):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    app.run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["strategy"]) == ["adapt none", "adapt entropy"] and set(table["status"]) == {"succeeded"}
+    assert all(value.endswith("%") for value in table["accuracy on target"])

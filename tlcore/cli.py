@@ -348,18 +348,24 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _print_sweep(rows, verdict_text: str) -> None:
-    print(f"{'strategy':<22} {'status':<10} {'test acc':>8} {'F1':>6} {'best ep':>7} {'seconds':>8} "
-          f"{'img/s':>8} {'trainable':>12} {'peak MB':>8}")
+    folders = sorted({name for r in rows for name in r.folders})
+    print(f"{'run':<22} {'status':<10} {'test acc':>8} {'F1':>6} {'best ep':>7} {'seconds':>8} "
+          f"{'img/s':>8} {'trainable':>12} {'peak MB':>8}" + "".join(f" {name[:14]:>14}" for name in folders))
     for r in rows:
         def f(v, spec):
             return "-" if v is None else format(v, spec)
         print(f"{r.strategy:<22} {r.status:<10} {f(r.test_accuracy, '.3f'):>8} {f(r.macro_f1, '.3f'):>6} "
               f"{f(r.best_epoch, 'd'):>7} {f(r.wall_seconds, '.0f'):>8} {f(r.images_per_s, '.0f'):>8} "
-              f"{f(r.trainable_params, ',d'):>12} {f(r.peak_memory_mb, '.0f'):>8}")
+              f"{f(r.trainable_params, ',d'):>12} {f(r.peak_memory_mb, '.0f'):>8}"
+              + "".join(f" {f(r.folders.get(name), '.3f'):>14}" for name in folders))
+    if folders:
+        print("(the last column(s): accuracy on the labelled folder(s) given with --evaluate-on)")
     print(f"verdict: {verdict_text}")
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from tlcore.compare import DEFAULT_STRATEGIES, launch_sweep, resume_sweep, sweep_rows, verdict
     from tlcore.report import write_report
     from tlcore.config import RunConfig
@@ -381,8 +387,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise TransferLabError("give a run config to compare strategies on, or --report SWEEP_ID",
                                    "e.g. python -m tlcore compare run.json")
         strategies = tuple(args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGIES
-        sweep = launch_sweep(RunConfig.load(args.config), strategies, store, start=args.background)
-        print(f"comparison {sweep}: {len(strategies)} runs queued ({', '.join(strategies)})")
+        methods = tuple(args.methods.split(",")) if args.methods else None
+        base = RunConfig.load(args.config)
+        if args.evaluate_on:
+            base = replace(base, evaluate_on=tuple(base.evaluate_on) + tuple(args.evaluate_on))
+        sweep = launch_sweep(base, strategies, store, start=args.background, methods=methods)
+        names = methods or strategies
+        print(f"comparison {sweep}: {len(names)} runs queued ({', '.join(names)})")
         if args.background:
             print(f"follow it on the Compare page, or later: python -m tlcore compare --report {sweep}")
             return 0
@@ -574,6 +585,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("config", nargs="?", help="the shared run config (its freeze setting is replaced)")
     compare.add_argument("--strategies", help="comma-separated: feature_extraction, freeze_first_half, gradual, "
                                               "full_discriminative, full (default: all five)")
+    compare.add_argument("--methods", help="compare domain-adaptation methods instead (comma-separated: none, adabn, "
+                                           "dann, l2sp, mcc, entropy, adabn+mcc), on the config's freeze plan and "
+                                           "adapt.target")
+    compare.add_argument("--evaluate-on", action="append", metavar="FOLDER",
+                         help="also evaluate every run on this labelled folder (e.g. the target domain's test set)")
     compare.add_argument("--background", action="store_true", help="queue the runs and return")
     compare.add_argument("--resume", metavar="SWEEP_ID", help="run a comparison's failed and cancelled runs again")
     compare.add_argument("--report", metavar="SWEEP_ID", help="print the table and write the report of a comparison")

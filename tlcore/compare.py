@@ -1,7 +1,7 @@
 """Which layers should I freeze? Several freeze strategies on one split, one seed, one budget, side by side.
 
 A sweep is a set of ordinary runs that share a sweep id and differ only in their
-freeze plan; they queue on the background runner, finish one by one, and can be
+freeze plan (or only in their domain-adaptation method); they queue on the background runner, finish one by one, and can be
 resumed like any run. The table and the verdict read the run store; `tlcore.report` draws them.
 """
 
@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from tlcore.artifacts import read_evaluation
+from tlcore.adapt import METHODS
+from tlcore.artifacts import read_evaluation, read_folder_evaluations
 from tlcore.config import EarlyStoppingConfig, RunConfig
 from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
-__all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "strategy_configs", "sweep_configs", "launch_sweep", "resume_sweep",
+__all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "strategy_configs", "method_configs", "sweep_configs",
+           "launch_sweep", "resume_sweep",
            "sweep_rows", "verdict", "wait_for_sweep"]
 
 # name -> (freeze settings, one line for people). The same optimizer, lr, epochs and augmentation for all.
@@ -40,21 +42,33 @@ def strategy_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = 
     return [replace(base, name=name, freeze=dict(STRATEGY_SET[name][0])) for name in strategies]
 
 
-def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES) -> list[RunConfig]:
-    """One config per strategy, pinned to the same split manifest file; nothing else differs."""
-    configs = strategy_configs(base, strategies)
+def method_configs(base: RunConfig, methods: tuple[str, ...] | list[str]) -> list[RunConfig]:
+    """One config per domain-adaptation method; the freeze plan and everything else stay the base's."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise TransferLabError(f"unknown adaptation method(s): {', '.join(unknown) or '(none given)'}",
+                               f"choose from {', '.join(METHODS)}")
+    return [replace(base, name=f"adapt {m}", adapt=replace(base.adapt, method=m)) for m in methods]
+
+
+def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES,
+                  methods: tuple[str, ...] | list[str] | None = None) -> list[RunConfig]:
+    """One config per strategy (or per adaptation method), pinned to the same split manifest file; nothing
+    else differs."""
+    configs = method_configs(base, methods) if methods else strategy_configs(base, strategies)
     _, manifest_path = resolve_manifest(base.data)  # made and saved once; every run reads this file
     data = replace(base.data, manifest=str(manifest_path))
     return [replace(c, data=data) for c in configs]
 
 
 def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore | None = None,
-                 start: bool = True) -> str:
+                 start: bool = True, methods=None) -> str:
     """Queue one run per strategy of `STRATEGY_SET`, all on one split manifest; returns the comparison's id.
 
     Args:
         base: the shared config (its freeze setting is replaced per strategy).
         strategies: names from `STRATEGY_SET` (default: all five).
+        methods: instead, domain-adaptation methods (`tlcore.adapt.METHODS`) on the base's freeze plan.
         store: the run store (default: the data folder's).
         start: start the background worker (False: the caller runs `run_worker` itself).
 
@@ -64,7 +78,7 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
 
     store = store or RunStore()
     sweep = time.strftime("cmp-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
-    for config in sweep_configs(base, strategies):
+    for config in sweep_configs(base, strategies, methods):
         submit(config, store, sweep=sweep, start=False)
     if start:
         from tlcore.worker import ensure_worker
@@ -127,6 +141,7 @@ class SweepRow:
     val_acc: list[float]
     val_loss: list[float]
     error: str | None
+    folders: dict[str, float] = field(default_factory=dict)  # accuracy on other labelled folders, by name
 
 
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
@@ -153,6 +168,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             trainable_params=max(m["trainable_params"] for m in metrics) if metrics else None,
             peak_memory_mb=max(m["peak_memory_mb"] for m in metrics) if metrics else None,
             val_acc=[m["val_acc"] for m in metrics], val_loss=[m["val_loss"] for m in metrics], error=run.error,
+            folders={name: data["accuracy"] for name, data in read_folder_evaluations(run.run_dir).items()},
         ))
     return rows
 

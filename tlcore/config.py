@@ -120,6 +120,7 @@ class RunConfig:
     feature_cache: bool = True  # head-only runs train on cached backbone features (same result, much faster)
     feature_views: int = 2  # augmented views of each training picture cached for that fast path
     adapt: AdaptConfig = field(default_factory=AdaptConfig)  # domain adaptation (tlcore.adapt); none by default
+    evaluate_on: tuple[str, ...] = ()  # labelled folders (other domains) the finished run is also evaluated on
 
     def __post_init__(self) -> None:
         o, s, e = self.optimizer, self.schedule, self.early_stopping

@@ -28,9 +28,11 @@ _COLUMNS = ("strategy", "status", "test_accuracy", "macro_f1", "best_epoch", "ep
 def report_csv(rows: list[SweepRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(_COLUMNS)
+    folders = sorted({name for r in rows for name in r.folders})
+    writer.writerow(_COLUMNS + tuple(f"accuracy_on_{name}" for name in folders))
     for r in rows:
-        writer.writerow(["" if getattr(r, c) is None else getattr(r, c) for c in _COLUMNS])
+        writer.writerow(["" if getattr(r, c) is None else getattr(r, c) for c in _COLUMNS]
+                        + [r.folders.get(name, "") for name in folders])
     return out.getvalue()
 
 

@@ -23,7 +23,7 @@ import torch
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.artifacts import BEST, EVALUATION, LAST, PREDICTIONS, TRAINING_MARK
-from tlcore.evaluate import evaluate_run
+from tlcore.evaluate import evaluate_folder, evaluate_run
 from tlcore.models import check_weights
 from tlcore.paths import data_home
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
@@ -70,6 +70,13 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
         store.add_artifact(run.id, "predictions", Path(run.run_dir) / PREDICTIONS)
         sink(Event("log", f"test accuracy {evaluation.accuracy:.3f} (balanced {evaluation.balanced_accuracy:.3f}) "
                           f"on {evaluation.n} held-out images", {"test_accuracy": evaluation.accuracy}))
+        for folder in RunConfig.from_dict(run.config).evaluate_on:
+            try:
+                other, _ = evaluate_folder(run.run_dir, folder)
+                sink(Event("log", f"accuracy {other.accuracy:.3f} on {other.n} pictures of {folder}",
+                           {"folder": folder, "accuracy": other.accuracy}))
+            except TransferLabError as exc:  # the run itself is fine: say so, keep it
+                sink(Event("warning", f"could not evaluate on {folder}: {exc}"))
         status = SUCCEEDED
     except Cancelled as exc:
         status, error = CANCELLED, f"{exc}; the last complete epoch is kept and the run can be resumed"
