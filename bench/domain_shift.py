@@ -55,7 +55,8 @@ def main() -> None:
             trained = tlcore("train", str(path))
             seconds = time.perf_counter() - started
             if trained.returncode != 0:
-                rows.append((strategy, method, None, None, seconds, trained.stderr.strip().splitlines()[-1][:110]))
+                said = (trained.stderr.strip() or trained.stdout.strip() or "failed").splitlines()[-1]
+                rows.append((strategy, method, None, None, seconds, said.split(": ", 1)[-1][:140]))
                 print(rows[-1], flush=True)
                 continue
             run_id = trained.stdout.split()[1]
