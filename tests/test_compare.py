@@ -55,6 +55,9 @@ def test_a_sweep_runs_every_strategy_on_the_same_split(colours: Path, tl_home: P
     assert len(split_ids) == 1
     rows = sweep_rows(store, sweep)
     assert all(r.test_accuracy is not None and r.trainable_params for r in rows)
+    text = verdict(rows)  # paired on the same test pictures, the test named
+    assert "Paired on the same 12 test pictures (McNemar's exact test" in text
+    assert text.count("cannot tell") + text.count(" is better than ") + text.count("is as good") == 4
     head_only = next(r for r in rows if r.strategy == "feature_extraction")
     full = next(r for r in rows if r.strategy == "full")
     assert head_only.trainable_params < full.trainable_params

@@ -7,19 +7,24 @@ resumed like any run. The table and the verdict read the run store; `tlcore.repo
 
 from __future__ import annotations
 
+import csv
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
 
 from tlcore.adapt import METHODS
-from tlcore.artifacts import read_evaluation, read_folder_evaluations
+from tlcore.artifacts import PREDICTIONS, read_evaluation, read_folder_evaluations
 from tlcore.config import EarlyStoppingConfig, RunConfig
 from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
+from tlcore.stats import TEST_NAME, PairedComparison, compare_paired, plain_words
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
 __all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "strategy_configs", "method_configs", "sweep_configs",
-           "launch_sweep", "resume_sweep",
+           "launch_sweep", "resume_sweep", "paired_comparisons",
            "sweep_rows", "verdict", "wait_for_sweep"]
 
 # name -> (freeze settings, one line for people). The same optimizer, lr, epochs and augmentation for all.
@@ -142,6 +147,7 @@ class SweepRow:
     val_loss: list[float]
     error: str | None
     folders: dict[str, float] = field(default_factory=dict)  # accuracy on other labelled folders, by name
+    correct: dict[str, bool] = field(default_factory=dict, repr=False)  # test picture -> predicted right
 
 
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
@@ -169,8 +175,34 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             peak_memory_mb=max(m["peak_memory_mb"] for m in metrics) if metrics else None,
             val_acc=[m["val_acc"] for m in metrics], val_loss=[m["val_loss"] for m in metrics], error=run.error,
             folders={name: data["accuracy"] for name, data in read_folder_evaluations(run.run_dir).items()},
+            correct=_correct_by_picture(run.run_dir) if evaluation else {},
         ))
     return rows
+
+
+def _correct_by_picture(run_dir: str) -> dict[str, bool]:
+    """Which test pictures the run got right, from its predictions file (empty when it cannot be read)."""
+    try:
+        with (Path(run_dir) / PREDICTIONS).open(newline="") as fh:
+            return {row["path"]: row["label"] == row["predicted"] for row in csv.DictReader(fh)}
+    except (OSError, KeyError, csv.Error):
+        return {}
+
+
+def paired_comparisons(rows: list[SweepRow]) -> list[PairedComparison]:
+    """The best finished run against each other one, on the test pictures both were scored on."""
+    done = sorted((r for r in rows if r.test_accuracy is not None and r.correct),
+                  key=lambda r: (-r.test_accuracy, r.wall_seconds or 0))
+    if len(done) < 2:
+        return []
+    best = done[0]
+    found = []
+    for other in done[1:]:
+        shared = sorted(set(best.correct) & set(other.correct))
+        if shared:
+            found.append(compare_paired(best.strategy, np.array([best.correct[p] for p in shared]), other.strategy,
+                                        np.array([other.correct[p] for p in shared])))
+    return found
 
 
 def verdict(rows: list[SweepRow]) -> str:
@@ -186,10 +218,16 @@ def verdict(rows: list[SweepRow]) -> str:
         gap = 100 * (best.test_accuracy - second.test_accuracy)
         text += (f", {gap:.1f} points ahead of {second.strategy}; the {len(done)} strategies span "
                  f"{100 * (best.test_accuracy - worst.test_accuracy):.1f} points ({worst.strategy} last)")
-        one_image = 100 / best.test_images if best.test_images else 0
-        if one_image and gap < 2 * one_image:
-            text += (f". With {best.test_images} test images one picture is {one_image:.1f} points, so the top two "
-                     "are within noise")
+        paired = paired_comparisons(rows)
+        if paired:
+            seconds = {r.strategy: r.wall_seconds for r in done}
+            text += (f". Paired on the same {paired[0].n} test pictures ({TEST_NAME}): "
+                     + "; ".join(plain_words(c, seconds.get(c.a), seconds.get(c.b)) for c in paired))
+        else:
+            one_image = 100 / best.test_images if best.test_images else 0
+            if one_image and gap < 2 * one_image:
+                text += (f". With {best.test_images} test images one picture is {one_image:.1f} points, so the top "
+                         "two are within noise")
     fastest = min(done, key=lambda r: r.wall_seconds or float("inf"))
     if fastest is not best and fastest.wall_seconds and best.wall_seconds:
         text += (f". {fastest.strategy} was fastest ({fastest.wall_seconds:.0f} s against {best.wall_seconds:.0f} s) "

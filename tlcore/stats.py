@@ -1,0 +1,108 @@
+"""Is A really better than B? Paired tests on the same test pictures, said in plain words.
+
+Two models scored on the same pictures are compared picture by picture: only the pictures
+one gets right and the other wrong tell them apart. McNemar's exact test asks whether those
+disagreements lean one way more than chance allows; a paired bootstrap gives a 95% interval
+for the accuracy difference. With few test pictures most differences cannot be told from
+noise, and the verdict says how many more pictures would be needed to see a 2-point one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PairedComparison", "mcnemar_exact", "paired_bootstrap", "pictures_needed", "compare_paired",
+           "plain_words", "TEST_NAME"]
+
+TEST_NAME = "McNemar's exact test on per-picture correctness, with a paired bootstrap 95% interval"
+ALPHA = 0.05
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided p-value: `only_a` pictures right only for A, `only_b` only for B (exact binomial, p = 1/2)."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, resamples: int = 10_000,
+                     seed: int = 0) -> tuple[float, float]:
+    """95% interval of accuracy(A) - accuracy(B), resampling pictures (both models keep their pair)."""
+    diff = correct_a.astype(float) - correct_b.astype(float)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(diff), size=(resamples, len(diff)))
+    means = diff[picks].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def pictures_needed(discordant_share: float, difference: float = 0.02, alpha: float = ALPHA,
+                    power: float = 0.8) -> int:
+    """Test pictures McNemar's test needs to see `difference` (accuracy share) with this power (Connor 1987).
+
+    `discordant_share` is the share of pictures the two models disagree on; it is at least the difference.
+    """
+    z_alpha, z_power = 1.959963984540054, 0.8416212335729143  # two-sided 5%, 80% power
+    if (alpha, power) != (ALPHA, 0.8):
+        from statistics import NormalDist
+
+        z_alpha, z_power = NormalDist().inv_cdf(1 - alpha / 2), NormalDist().inv_cdf(power)
+    share = max(discordant_share, difference)
+    n = (z_alpha * math.sqrt(share) + z_power * math.sqrt(share - difference ** 2)) ** 2 / difference ** 2
+    return math.ceil(n)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    a: str
+    b: str
+    n: int  # pictures both were scored on
+    accuracy_a: float
+    accuracy_b: float
+    only_a: int  # right for A, wrong for B
+    only_b: int
+    p_value: float
+    low: float  # 95% interval of accuracy_a - accuracy_b
+    high: float
+
+    @property
+    def difference(self) -> float:
+        return self.accuracy_a - self.accuracy_b
+
+    @property
+    def significant(self) -> bool:
+        return self.p_value < ALPHA and self.low > 0
+
+    def more_pictures_needed(self, difference: float = 0.02) -> int:
+        share = (self.only_a + self.only_b) / self.n if self.n else 1.0
+        return max(0, pictures_needed(share, difference) - self.n)
+
+
+def compare_paired(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray) -> PairedComparison:
+    """A against B on the same pictures, in the same order (`correct_*`: one bool per picture)."""
+    correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if correct_a.shape != correct_b.shape or correct_a.ndim != 1 or not len(correct_a):
+        raise ValueError("a paired comparison needs both models' results on the same, non-empty list of pictures")
+    only_a, only_b = int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum())
+    low, high = paired_bootstrap(correct_a, correct_b)
+    return PairedComparison(a, b, len(correct_a), float(correct_a.mean()), float(correct_b.mean()), only_a, only_b,
+                            mcnemar_exact(only_a, only_b), low, high)
+
+
+def plain_words(c: PairedComparison, seconds_a: float | None = None, seconds_b: float | None = None) -> str:
+    """One of three things, as a person would say it: A is better; B is as good and faster; cannot tell."""
+    points = 100 * c.difference
+    interval = f"95% interval {100 * c.low:.1f} to {100 * c.high:.1f}"
+    if c.significant:
+        return f"{c.a} is better than {c.b} (difference {points:.1f} points, {interval}, p = {c.p_value:.3f})"
+    if seconds_a and seconds_b and seconds_b * 1.5 <= seconds_a:
+        return (f"{c.b} is as good as far as this test set can tell (difference {points:.1f} points, {interval}) "
+                f"and {seconds_a / seconds_b:.1f}x faster")
+    return (f"cannot tell {c.a} from {c.b} with this test set (difference {points:.1f} points, {interval}, "
+            f"p = {c.p_value:.2f}): about {c.more_pictures_needed():,} more test pictures would be needed to see a "
+            "2-point difference")
