@@ -81,8 +81,7 @@ def _start_lr_find(config: RunConfig) -> None:
 @st.fragment(run_every=1)
 def lr_find_progress(job: TlcoreJob) -> None:
     """The finder's steps as they happen; a Cancel; the curve and its suggestion once done."""
-    steps = [json.loads(line) for line in job.lines("progress.jsonl")] if (job.folder / "progress.jsonl").exists() \
-        else []
+    steps = [json.loads(line) for line in job.lines("progress.jsonl")]  # none yet: the file is not there
     if job.running:
         total = steps[-1]["steps"] if steps else 1
         st.progress(len(steps) / total, text=f"Learning-rate test: step {len(steps)} of {total}" if steps else

@@ -39,7 +39,8 @@ from tlcore.runs import RunStore
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "DEFAULTS", "ModelOverview", "open_store", "experiment", "choice",
     "remember", "bind", "set_choices", "new_experiment", "choices_from_config", "data_report", "forget_report",
-    "run_config", "TlcoreJob", "job_folder", "measured_time_estimates", "known_time_estimate", "show_sidebar", "save_upload", "sample_grid", "augment_spec", "model_spec",
+    "run_config", "TlcoreJob", "job_folder", "measured_time_estimates", "known_time_estimate", "show_sidebar",
+    "save_upload", "sample_grid", "augment_spec", "model_spec",
     "num_classes", "model_overview", "measured_epoch_seconds", "resize_words", "normalise_words", "target_pictures",
     "picture_pairs",
 ]
@@ -401,7 +402,7 @@ class TlcoreJob:
 
 
 def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, int], None]) -> list[TimeEstimate]:
-    """Time estimates of runs, each measured once per server (in a child process); `progress(done, total)`."""
+    """Time estimates of runs, each measured once per session (in a child process); `progress(done, total)`."""
     known: dict[str, dict] = st.session_state.setdefault("time_estimates", {})
     todo = [c for c in dict.fromkeys(c.to_json() for c in configs) if c not in known]
     if todo:
@@ -486,15 +487,20 @@ def target_pictures(source: str) -> TargetSet:
     return scan_target(source)
 
 
+def _show_thumbnail(column, path: Path, thumb: int, caption: str | None = None, shown_name: str | None = None) -> None:
+    """One thumbnail in a column, or why it cannot be shown (the file changed or went since the scan)."""
+    try:
+        stat = path.stat()
+        column.image(_thumbnail(str(path), (stat.st_size, stat.st_mtime_ns), thumb), caption=caption)
+    except (ImageReadError, OSError) as exc:
+        column.caption(f"{shown_name or path.name}: {exc}")
+
+
 def picture_pairs(container, paths: list[Path], per_row: int = 3, thumb: int = 112) -> None:
     """A small grid of thumbnails inside one column (source and target side by side on the Data page)."""
     columns = container.columns(per_row)
     for i, path in enumerate(paths):
-        try:
-            stat = path.stat()
-            columns[i % per_row].image(_thumbnail(str(path), (stat.st_size, stat.st_mtime_ns), thumb))
-        except (ImageReadError, OSError) as exc:
-            columns[i % per_row].caption(f"{path.name}: {exc}")
+        _show_thumbnail(columns[i % per_row], path, thumb)
 
 
 def sample_grid(report: ScanReport, per_class: int = 6, thumb: int = 112) -> None:
@@ -507,11 +513,4 @@ def sample_grid(report: ScanReport, per_class: int = 6, thumb: int = 112) -> Non
         st.markdown(f"**{label}** ({report.counts[label]})")
         columns = st.columns(per_class)
         for column, record in zip(columns, records):
-            path = root / record.path
-            try:
-                stat = path.stat()
-                img = _thumbnail(str(path), (stat.st_size, stat.st_mtime_ns), thumb)
-            except (ImageReadError, OSError) as exc:  # the file changed or went since the scan
-                column.caption(f"{record.path}: {exc}")
-                continue
-            column.image(img, caption=Path(record.path).name)
+            _show_thumbnail(column, root / record.path, thumb, caption=Path(record.path).name, shown_name=record.path)

@@ -53,6 +53,16 @@ def test_a_refresh_finds_the_run_again(tl_home, tmp_path) -> None:
     assert RunStore().get(run.id).status == "cancelled"
 
 
+def _wait_for_the_comparison(app) -> None:
+    """Until every run of the comparison the page started has ended (the background worker trains them)."""
+    sweep = choices_of(app)["compare.sweep"]
+    store = RunStore()
+    deadline = time.monotonic() + 240
+    while any(r.status in ("queued", "running") for r in store.list(sweep=sweep)):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+
 def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
     from train_fixtures import make_colour_classes
 
@@ -65,12 +75,7 @@ def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
     app.multiselect(key="compare.strategies").set_value(["feature_extraction", "full"]).run()
     app.button(key="compare.start").click().run()
     assert not app.exception
-    sweep = choices_of(app)["compare.sweep"]
-    store = RunStore()
-    deadline = time.monotonic() + 240
-    while any(r.status in ("queued", "running") for r in store.list(sweep=sweep)):
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    _wait_for_the_comparison(app)
     app.run()
     assert not app.exception
     table = app.dataframe[0].value
@@ -319,12 +324,7 @@ def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_hom
     assert not app.exception and not app.error
     assert any("Freeze plan: full; target pictures: target" in c.value for c in app.caption)
     app.button(key="compare.start").click().run()
-    sweep = choices_of(app)["compare.sweep"]
-    store = RunStore()
-    deadline = time.monotonic() + 240
-    while any(r.status in ("queued", "running") for r in store.list(sweep=sweep)):
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    _wait_for_the_comparison(app)
     app.run()
     assert not app.exception
     table = app.dataframe[0].value

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tlcore.data import ImageReadError, decode_image, is_hidden, resolve_source
+from tlcore.data import ImageReadError, decode_image, resolve_source
 from tlcore.data.images import read_picture_file
+from tlcore.data.layout import IMAGE_SUFFIXES, walk_files
 from tlcore.errors import TransferLabError
 
 __all__ = ["METHODS", "DEFAULT_WEIGHTS", "HEAD_ONLY_WEIGHTS", "AdaptConfig", "AdaptError", "TargetSet", "Objective", "check_adapt",
@@ -99,9 +99,6 @@ def check_adapt(adapt: AdaptConfig) -> None:
 
 
 # -- the target pictures -------------------------------------------------------------------------------------------
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
 @dataclass(frozen=True)
 class TargetSet:
     root: str
@@ -120,11 +117,8 @@ def scan_target(source: str, max_pictures: int = 5000) -> TargetSet:
     Raises `AdaptError` when fewer than two pictures can be read.
     """
     root = resolve_source(source)
-    files = []
-    for current, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
-        files.extend(Path(current) / f for f in sorted(filenames) if not is_hidden(f))
-    candidates = [f for f in files if f.suffix.lower() in _IMAGE_SUFFIXES]
+    files = walk_files(root)
+    candidates = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
     if len(candidates) > max_pictures:  # evenly spread over the folders, the same every time
         step = len(candidates) / max_pictures
         candidates = [candidates[int(i * step)] for i in range(max_pictures)]

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 import torch
 
 from tlcore.config import RunConfig
-from tlcore.features import FeatureCache, fast_path_fits, uses_fast_path
+from tlcore.features import FeatureCache
 from tlcore.freeze import apply_plan, set_train_mode
 from tlcore.inference import outputs
-from tlcore.train import Loop, build_loop, prepare, target_batches, train_step
+from tlcore.train import Loop, build_loop, fast_path_applies, prepare, target_batches, train_step
 
 __all__ = ["TimeEstimate", "estimate_time", "format_duration"]
 
@@ -145,8 +145,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
     validation = forward * val_batches + forward_first
     device = prep.runtime.device.type
     basis = f"{measure + 2} steps of {config.batch_size} pictures measured on this machine's {device}"
-    if (config.feature_cache and uses_fast_path(prep.plan, n_groups, epochs)
-            and fast_path_fits(prep.model, prep.built.preprocessing.input_size)):
+    if fast_path_applies(prep):
         passes = 1 + config.feature_views  # the val pictures, then each augmented view of the training pictures
         target_batches_ = len(prep.target.paths) / config.batch_size if prep.target else 0.0
         extract = 0.0 if _features_cached(loop) else (

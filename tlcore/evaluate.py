@@ -19,7 +19,7 @@ from tlcore.files import atomic_write
 from tlcore.loader import ImageListDataset
 from tlcore.inference import outputs
 from tlcore.runtime import Runtime, select_runtime
-from tlcore.artifacts import BEST, EVALUATION, EVALUATIONS, PREDICTIONS, load_trained
+from tlcore.artifacts import BEST, EVALUATION, EVALUATIONS, PREDICTIONS, TrainedRun, load_trained
 from tlcore.data import scan
 
 __all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "evaluate_folder",
@@ -91,11 +91,11 @@ def _runtime_here(config) -> Runtime:
         return select_runtime("auto", config.precision, config.num_workers)
 
 
-def _score(run_dir: Path, checkpoint: str, items: list[tuple[Path, int]], split: str, out_dir: Path,
-           source: str = "", own_statistics: bool = False) -> Evaluation:
+def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_dir: Path, source: str = "",
+           own_statistics: bool = False) -> Evaluation:
     """The run's model on these pictures: metrics to evaluation.json, every picture's probabilities to
     predictions.csv, both in `out_dir`. `own_statistics`: BatchNorm statistics measured on these pictures first."""
-    config, manifest, built = load_trained(run_dir, checkpoint)
+    config, manifest, built = trained
     runtime = _runtime_here(config)
     model = built.model.to(runtime.device)
     if runtime.channels_last:
@@ -139,11 +139,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BES
     Raises `TransferLabError` when the run or its split cannot be used.
     """
     run_dir = Path(run_dir)
-    _, manifest, _ = load_trained(run_dir, checkpoint)
-    items = manifest.files(split)
+    trained = load_trained(run_dir, checkpoint)
+    items = trained.manifest.files(split)
     if not items:
         raise TransferLabError(f"the split has no {split} images", "make a split with a test share above 0")
-    return _score(run_dir, checkpoint, items, split, run_dir)
+    return _score(trained, items, split, run_dir)
 
 
 def folder_evaluation_name(source: str | Path) -> str:
@@ -162,7 +162,8 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     Raises `TransferLabError` naming the classes that do not match, or what is wrong with the folder.
     """
     run_dir = Path(run_dir)
-    config, manifest, _ = load_trained(run_dir, checkpoint)
+    trained = load_trained(run_dir, checkpoint)
+    config, manifest = trained.config, trained.manifest
     report = scan(source)
     extra = sorted(set(report.classes) - set(manifest.classes))
     missing = sorted(set(manifest.classes) - set(report.classes))
@@ -179,4 +180,4 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     # an AdaBN run normalises every domain by that domain's own statistics: the source's in training, here the
     # folder's (Li et al. 2016 measure them on the target pictures being classified)
     own = uses_adabn(config.adapt.method)
-    return _score(run_dir, checkpoint, items, "folder", out_dir, str(source), own_statistics=own), out_dir
+    return _score(trained, items, "folder", out_dir, str(source), own_statistics=own), out_dir

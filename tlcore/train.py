@@ -37,7 +37,7 @@ from tlcore.runtime import Runtime, select_runtime
 from tlcore.schedules import make_scheduler
 
 __all__ = ["Event", "Cancelled", "Prepared", "Loop", "TrainResult", "prepare", "build_loop", "train", "train_step",
-           "evaluate_loss", "make_optimizer", "make_loader", "target_batches", "BEST", "LAST"]
+           "evaluate_loss", "make_optimizer", "make_loader", "target_batches", "fast_path_applies", "BEST", "LAST"]
 
 PROGRESS_EVERY_S = 2.0
 STOP_CHECK_EVERY_S = 0.5
@@ -246,12 +246,18 @@ def _restore(run_dir: Path, loop: Loop, sink: Callable[[Event], None]) -> _Progr
     return progress
 
 
+def fast_path_applies(prep: Prepared) -> bool:
+    """The run trains on cached features: asked for, only the head trains, and the head on features computes
+    what the whole model does."""
+    config = prep.config
+    return (config.feature_cache and uses_fast_path(prep.plan, len(prep.built.groups), config.epochs)
+            and fast_path_fits(prep.model, prep.built.preprocessing.input_size))
+
+
 def _use_fast_path(loop: Loop, sink: Callable[[Event], None]) -> None:
     """Head-only runs train on cached backbone features: same batches and result, far less work per epoch."""
     prep, config = loop.prep, loop.prep.config
-    n = len(prep.built.groups)
-    if not (config.feature_cache and uses_fast_path(prep.plan, n, config.epochs)
-            and fast_path_fits(prep.model, prep.built.preprocessing.input_size)):
+    if not fast_path_applies(prep):
         return
     loop.features = cached_feature_set(
         prep.model, prep.built, prep.manifest, loop.train_loader, loop.val_loader, prep.runtime, seed=config.seed,

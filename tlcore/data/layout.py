@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tlcore.errors import DatasetError
 
-__all__ = ["CLASS_FOLDERS", "PRESPLIT", "SPLITS", "DatasetFile", "DatasetLayout", "discover", "is_hidden"]
+__all__ = ["CLASS_FOLDERS", "PRESPLIT", "SPLITS", "IMAGE_SUFFIXES", "DatasetFile", "DatasetLayout", "discover",
+           "is_hidden", "walk_files"]
 
 CLASS_FOLDERS = "class_folders"
 PRESPLIT = "presplit"
@@ -22,7 +23,7 @@ _SPLIT_ALIASES = {
     "val": "val", "valid": "val", "validation": "val",
     "test": "test", "testing": "test",
 }
-_IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 _JUNK_NAMES = frozenset({"__MACOSX", "__pycache__", "Thumbs.db", "desktop.ini", "$RECYCLE.BIN"})
 
 
@@ -61,7 +62,8 @@ def _visible_entries(folder: Path) -> tuple[list[Path], list[Path]]:
     return dirs, files
 
 
-def _walk_files(folder: Path) -> list[Path]:
+def walk_files(folder: Path) -> list[Path]:
+    """Every visible file under a folder, at any depth, in sorted order (hidden files and folders skipped)."""
     found = []
     for current, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
@@ -74,7 +76,7 @@ def _unwrap(root: Path) -> Path:
     while True:
         dirs, files = _visible_entries(root)
         # A README or script beside the one folder does not make the root a class folder.
-        has_images = any(f.suffix.lower() in _IMAGE_SUFFIXES for f in files)
+        has_images = any(f.suffix.lower() in IMAGE_SUFFIXES for f in files)
         if has_images or len(dirs) != 1 or dirs[0].name.lower() in _SPLIT_ALIASES:
             return root
         inner_dirs, _ = _visible_entries(dirs[0])
@@ -99,7 +101,7 @@ def discover(path: str | Path) -> DatasetLayout:
     layout_files = []
     for class_dir in dirs:
         layout_files.extend(
-            DatasetFile(path=f.relative_to(root).as_posix(), label=class_dir.name) for f in _walk_files(class_dir)
+            DatasetFile(path=f.relative_to(root).as_posix(), label=class_dir.name) for f in walk_files(class_dir)
         )
     layout = DatasetLayout(root=root, kind=CLASS_FOLDERS, files=layout_files, classes=[d.name for d in dirs], stray=stray)
     _check_classes(layout)
@@ -127,7 +129,7 @@ def _presplit_layout(root: Path, split_dirs: dict[Path, str], other_dirs: list[P
             classes.add(class_dir.name)
             layout_files.extend(
                 DatasetFile(path=f.relative_to(root).as_posix(), label=class_dir.name, split=split)
-                for f in _walk_files(class_dir)
+                for f in walk_files(class_dir)
             )
     layout = DatasetLayout(
         root=root,
