@@ -123,6 +123,13 @@ def experiment() -> Draft:
         s[_DRAFT] = draft
     for key, value in DEFAULTS.items():  # a draft from an older version lacks newer choices
         draft.choices.setdefault(key, value)
+    # A widget's value is the user's latest word: Streamlit can drop its on_change when the change and a page
+    # switch arrive together (Enter, then a click at once). Keys of DEFAULTS in session state are set only by
+    # bind/set_choices (from the draft) or by the user, so a difference is a change the draft missed.
+    missed = {key: s[key] for key in DEFAULTS if key in s and s[key] != draft.choices[key]}
+    if missed:
+        draft.choices.update(missed)
+        _save(draft)
     if st.query_params.get("exp") != draft.id:
         st.query_params["exp"] = draft.id
     return draft

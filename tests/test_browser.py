@@ -153,6 +153,7 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
     go(page, "7 · Compare")
     compare_epochs = page.get_by_role("spinbutton", name="Epochs per strategy")
     assert compare_epochs.input_value() == "1"  # the Compare page shows (and could edit) what it will use
+    page.get_by_text("5 run(s) of 1 epoch(s) each").wait_for()  # and the run it describes agrees with the field
     picker = page.locator('[data-testid="stMultiSelect"] input')
     for left in (4, 3, 2):  # keep feature extraction and freeze first half: Backspace drops the last choice
         for attempt in range(6):  # on a busy machine the field may not take the key at once
