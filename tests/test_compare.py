@@ -96,7 +96,7 @@ def test_report_of_an_unfinished_comparison_still_holds_every_run(colours: Path,
     sweep = launch_sweep(tiny_config(colours), ["feature_extraction", "full"], store, start=False)
     rows = sweep_rows(store, sweep)
     page = report_html(rows, "t")
-    assert "feature_extraction" in page and "full" in page and "No strategy has finished yet." in page
+    assert "feature_extraction" in page and "full" in page and "No run has finished yet." in page
 
 
 def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:

@@ -348,25 +348,37 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def _print_sweep(rows, verdict_text: str) -> None:
+    from tlcore.compare import cell_summaries
+
+    def f(v, spec):
+        return "-" if v is None else format(v, spec)
+
     folders = sorted({name for r in rows for name in r.folders})
-    print(f"{'run':<22} {'status':<10} {'test acc':>8} {'F1':>6} {'best ep':>7} {'seconds':>8} "
+    width = max([22] + [len(r.strategy) + 1 for r in rows])
+    print(f"{'run':<{width}} {'seed':>4} {'status':<10} {'test acc':>8} {'F1':>6} {'best ep':>7} {'seconds':>8} "
           f"{'img/s':>8} {'trainable':>12} {'peak MB':>8}" + "".join(f" {name[:14]:>14}" for name in folders))
     for r in rows:
-        def f(v, spec):
-            return "-" if v is None else format(v, spec)
-        print(f"{r.strategy:<22} {r.status:<10} {f(r.test_accuracy, '.3f'):>8} {f(r.macro_f1, '.3f'):>6} "
-              f"{f(r.best_epoch, 'd'):>7} {f(r.wall_seconds, '.0f'):>8} {f(r.images_per_s, '.0f'):>8} "
-              f"{f(r.trainable_params, ',d'):>12} {f(r.peak_memory_mb, '.0f'):>8}"
+        print(f"{r.strategy:<{width}} {r.seed:>4} {r.status:<10} {f(r.test_accuracy, '.3f'):>8} "
+              f"{f(r.macro_f1, '.3f'):>6} {f(r.best_epoch, 'd'):>7} {f(r.wall_seconds, '.0f'):>8} "
+              f"{f(r.images_per_s, '.0f'):>8} {f(r.trainable_params, ',d'):>12} {f(r.peak_memory_mb, '.0f'):>8}"
               + "".join(f" {f(r.folders.get(name), '.3f'):>14}" for name in folders))
     if folders:
         print("(the last column(s): accuracy on the labelled folder(s) given with --evaluate-on)")
+    cells = cell_summaries(rows)
+    if any(len(c.rows) > 1 for c in cells):
+        print(f"\n{'cell':<{width}} {'seeds':>5} {'mean acc':>8} {'std':>6} {'seconds':>8}")
+        for c in cells:
+            print(f"{c.label:<{width}} {len(c.done):>5} {f(c.mean, '.3f'):>8} {f(c.std, '.3f'):>6} "
+                  f"{f(c.wall_seconds, '.0f'):>8}")
     print(f"verdict: {verdict_text}")
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from tlcore.compare import DEFAULT_STRATEGIES, launch_sweep, resume_sweep, sweep_rows, verdict
+    from tlcore.compare import (DEFAULT_STRATEGIES, method_axis, strategy_axis, launch_sweep, resume_sweep,
+                                sweep_rows, verdict)
+    from tlcore.grid import parse_axis
     from tlcore.report import write_report
     from tlcore.config import RunConfig
     from tlcore.paths import data_home
@@ -386,14 +398,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if not args.config:
             raise TransferLabError("give a run config to compare strategies on, or --report SWEEP_ID",
                                    "e.g. python -m tlcore compare run.json")
-        strategies = tuple(args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGIES
-        methods = tuple(args.methods.split(",")) if args.methods else None
+        axes = [parse_axis(text) for text in args.vary or []]
+        if args.methods:
+            axes.insert(0, method_axis(tuple(args.methods.split(","))))
+        if args.strategies or not axes:
+            axes.insert(0, strategy_axis(tuple(args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGIES))
         base = RunConfig.load(args.config)
         if args.evaluate_on:
             base = replace(base, evaluate_on=tuple(base.evaluate_on) + tuple(args.evaluate_on))
-        sweep = launch_sweep(base, strategies, store, start=args.background, methods=methods)
-        names = methods or strategies
-        print(f"comparison {sweep}: {len(names)} runs queued ({', '.join(names)})")
+        sweep = launch_sweep(base, store=store, start=args.background, axes=axes, seeds=args.seeds)
+        runs = store.list(sweep=sweep)
+        cells = list(dict.fromkeys(r.name for r in runs))
+        print(f"comparison {sweep}: {len(runs)} runs queued ({len(cells)} setting(s) x {args.seeds} seed(s): "
+              f"{', '.join(cells)})")
         if args.background:
             print(f"follow it on the Compare page, or later: python -m tlcore compare --report {sweep}")
             return 0
@@ -581,8 +598,18 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--json", action="store_true", help="print one JSON object per config, one per line")
     estimate.set_defaults(handler=_cmd_estimate)
 
-    compare = commands.add_parser("compare", help="several freeze strategies on the same split, seed and budget")
-    compare.add_argument("config", nargs="?", help="the shared run config (its freeze setting is replaced)")
+    compare = commands.add_parser("compare", help="several settings (freeze strategies by default) on the same split "
+                                                  "and budget, repeated over seeds, with a paired verdict")
+    compare.add_argument("config", nargs="?", help="the shared run config (the varied settings are replaced)")
+    compare.add_argument("--vary", action="append", metavar="SETTING=V1,V2",
+                         help="a setting to compare, e.g. optimizer.lr=1e-3,3e-4 or augment.preset=light,heavy "
+                              "(up to 3; a grid of every combination). Settings: freeze.strategy, freeze.k, "
+                              "freeze.lr_spread, freeze.every, optimizer.lr, optimizer.weight_decay, optimizer.name, "
+                              "schedule.name, augment.preset, model.name, model.head.dropout, model.head.hidden, "
+                              "epochs, batch_size, adapt.method")
+    compare.add_argument("--seeds", type=int, default=1, help="repeat every setting with seeds 0..N-1 (head "
+                                                             "initialisation, batch order, augmentation; never the "
+                                                             "split); the table gives mean and std (default 1)")
     compare.add_argument("--strategies", help="comma-separated: feature_extraction, freeze_first_half, gradual, "
                                               "full_discriminative, full (default: all five)")
     compare.add_argument("--methods", help="compare domain-adaptation methods instead (comma-separated: none, adabn, "

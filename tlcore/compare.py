@@ -1,13 +1,16 @@
-"""Which layers should I freeze? Several freeze strategies on one split, one seed, one budget, side by side.
+"""Which setting works best on my data? Several runs on one split, side by side, repeated over seeds.
 
-A sweep is a set of ordinary runs that share a sweep id and differ only in their
-freeze plan (or only in their domain-adaptation method); they queue on the background runner, finish one by one, and can be
-resumed like any run. The table and the verdict read the run store; `tlcore.report` draws them.
+A comparison (a "sweep") is a set of ordinary runs that share a sweep id: the cells of a grid
+(`tlcore.grid`: one to three settings varied, e.g. freeze strategy x learning rate), each repeated
+over seeds. They queue on the background runner, finish one by one, and can be resumed like any run.
+The table, the cell summaries (mean and spread over seeds) and the paired verdict read the run store;
+`tlcore.report` draws them.
 """
 
 from __future__ import annotations
 
 import csv
+import statistics
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -20,60 +23,57 @@ from tlcore.artifacts import PREDICTIONS, read_evaluation, read_folder_evaluatio
 from tlcore.config import EarlyStoppingConfig, RunConfig
 from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
-from tlcore.stats import TEST_NAME, PairedComparison, compare_paired, plain_words
+from tlcore.grid import STRATEGY_SET, Axis, expand
+from tlcore.stats import PairedComparison, compare_paired, plain_words
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
-__all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "strategy_configs", "method_configs", "sweep_configs",
-           "launch_sweep", "resume_sweep", "paired_comparisons",
+__all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "CellSummary", "strategy_axis", "method_axis",
+           "sweep_configs", "launch_sweep", "resume_sweep", "paired_comparisons", "cell_summaries",
            "sweep_rows", "verdict", "wait_for_sweep"]
 
-# name -> (freeze settings, one line for people). The same optimizer, lr, epochs and augmentation for all.
-STRATEGY_SET: dict[str, tuple[dict, str]] = {
-    "feature_extraction": ({"strategy": "feature_extraction"}, "head only, backbone frozen"),
-    "freeze_first_half": ({"strategy": "freeze_first_k"}, "first half of the groups frozen"),
-    "gradual": ({"strategy": "gradual", "every": 1}, "head first, one more group every epoch"),
-    "full_discriminative": ({"strategy": "full", "lr_spread": 10}, "everything trains, stem 10x slower than head"),
-    "full": ({"strategy": "full"}, "everything trains at one learning rate"),
-}
 DEFAULT_STRATEGIES = tuple(STRATEGY_SET)
 
 
-def strategy_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES) -> list[RunConfig]:
-    """One config per strategy; nothing else differs (the split is not pinned yet: see `sweep_configs`)."""
+def strategy_axis(strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES) -> Axis:
+    """The classic comparison: freeze strategies of `STRATEGY_SET`, nothing else differs."""
     unknown = [s for s in strategies if s not in STRATEGY_SET]
     if unknown or not strategies:
         raise TransferLabError(f"unknown strategy name(s): {', '.join(unknown) or '(none given)'}",
                                f"choose from {', '.join(STRATEGY_SET)}")
-    return [replace(base, name=name, freeze=dict(STRATEGY_SET[name][0])) for name in strategies]
+    return Axis("freeze.strategy", tuple(strategies))
 
 
-def method_configs(base: RunConfig, methods: tuple[str, ...] | list[str]) -> list[RunConfig]:
-    """One config per domain-adaptation method; the freeze plan and everything else stay the base's."""
+def method_axis(methods: tuple[str, ...] | list[str]) -> Axis:
+    """Domain-adaptation methods on the base's freeze plan."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise TransferLabError(f"unknown adaptation method(s): {', '.join(unknown) or '(none given)'}",
                                f"choose from {', '.join(METHODS)}")
-    return [replace(base, name=f"adapt {m}", adapt=replace(base.adapt, method=m)) for m in methods]
+    return Axis("adapt.method", tuple(methods))
 
 
 def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES,
-                  methods: tuple[str, ...] | list[str] | None = None) -> list[RunConfig]:
-    """One config per strategy (or per adaptation method), pinned to the same split manifest file; nothing
-    else differs."""
-    configs = method_configs(base, methods) if methods else strategy_configs(base, strategies)
+                  methods: tuple[str, ...] | list[str] | None = None, axes: list[Axis] | None = None,
+                  seeds: int = 1) -> list[RunConfig]:
+    """Every run of the experiment, all pinned to the same split manifest file, seed by seed (all cells of seed 0
+    first, so a first answer comes early). `axes` wins over `methods`, which wins over `strategies`."""
+    axes = axes or [method_axis(methods) if methods else strategy_axis(strategies)]
+    cells = expand(base, axes, seeds)
     _, manifest_path = resolve_manifest(base.data)  # made and saved once; every run reads this file
     data = replace(base.data, manifest=str(manifest_path))
-    return [replace(c, data=data) for c in configs]
+    return [replace(cell.configs[seed], data=data) for seed in range(seeds) for cell in cells]
 
 
 def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore | None = None,
-                 start: bool = True, methods=None) -> str:
-    """Queue one run per strategy of `STRATEGY_SET`, all on one split manifest; returns the comparison's id.
+                 start: bool = True, methods=None, axes: list[Axis] | None = None, seeds: int = 1) -> str:
+    """Queue every run of a comparison, all on one split manifest; returns the comparison's id.
 
     Args:
-        base: the shared config (its freeze setting is replaced per strategy).
-        strategies: names from `STRATEGY_SET` (default: all five).
+        base: the shared config (the varied settings are replaced per cell).
+        strategies: names from `STRATEGY_SET` (default: all five), when neither `methods` nor `axes` is given.
         methods: instead, domain-adaptation methods (`tlcore.adapt.METHODS`) on the base's freeze plan.
+        axes: instead, any grid (`tlcore.grid.parse_axis("optimizer.lr=1e-3,3e-4")`).
+        seeds: repeats of every cell, with seeds 0..seeds-1.
         store: the run store (default: the data folder's).
         start: start the background worker (False: the caller runs `run_worker` itself).
 
@@ -82,8 +82,9 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
     from tlcore.worker import submit
 
     store = store or RunStore()
+    configs = sweep_configs(base, strategies, methods, axes, seeds)  # every mistake before anything is queued
     sweep = time.strftime("cmp-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
-    for config in sweep_configs(base, strategies, methods):
+    for config in configs:
         submit(config, store, sweep=sweep, start=False)
     if start:
         from tlcore.worker import ensure_worker
@@ -148,6 +149,7 @@ class SweepRow:
     error: str | None
     folders: dict[str, float] = field(default_factory=dict)  # accuracy on other labelled folders, by name
     correct: dict[str, bool] = field(default_factory=dict, repr=False)  # test picture -> predicted right
+    seed: int = 0
 
 
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
@@ -176,6 +178,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             val_acc=[m["val_acc"] for m in metrics], val_loss=[m["val_loss"] for m in metrics], error=run.error,
             folders={name: data["accuracy"] for name, data in read_folder_evaluations(run.run_dir).items()},
             correct=_correct_by_picture(run.run_dir) if evaluation else {},
+            seed=int(run.config.get("seed", 0)),
         ))
     return rows
 
@@ -189,49 +192,108 @@ def _correct_by_picture(run_dir: str) -> dict[str, bool]:
         return {}
 
 
+@dataclass(frozen=True)
+class CellSummary:
+    """One cell of the grid over its seeds: the mean and spread people read, and the runs behind them."""
+
+    label: str
+    rows: tuple[SweepRow, ...]
+
+    @property
+    def done(self) -> list[SweepRow]:
+        return [r for r in self.rows if r.test_accuracy is not None]
+
+    @property
+    def mean(self) -> float | None:
+        done = self.done
+        return statistics.fmean(r.test_accuracy for r in done) if done else None
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over seeds (None below two finished seeds)."""
+        done = self.done
+        return statistics.stdev(r.test_accuracy for r in done) if len(done) > 1 else None
+
+    @property
+    def wall_seconds(self) -> float | None:
+        seconds = [r.wall_seconds for r in self.done if r.wall_seconds]
+        return statistics.fmean(seconds) if seconds else None
+
+    def accuracy_words(self) -> str:
+        if self.mean is None:
+            return "not finished"
+        if self.std is None:
+            return f"{self.mean:.1%}"
+        return f"{self.mean:.1%} ± {100 * self.std:.1f} over {len(self.done)} seeds"
+
+    def correct_share(self, seeds: set[int]) -> dict[str, float]:
+        """Per test picture, the share of these seeds' runs that got it right (pictures all of them scored)."""
+        runs = [r for r in self.done if r.seed in seeds and r.correct]
+        if not runs:
+            return {}
+        shared = set.intersection(*(set(r.correct) for r in runs))
+        return {p: sum(r.correct[p] for r in runs) / len(runs) for p in shared}
+
+
+def cell_summaries(rows: list[SweepRow]) -> list[CellSummary]:
+    """Rows grouped by cell (the run name), in the order the cells were queued."""
+    cells: dict[str, list[SweepRow]] = {}
+    for row in rows:
+        cells.setdefault(row.strategy, []).append(row)
+    return [CellSummary(label, tuple(sorted(group, key=lambda r: r.seed))) for label, group in cells.items()]
+
+
+def _ranked(rows: list[SweepRow]) -> list[CellSummary]:
+    done = [c for c in cell_summaries(rows) if c.mean is not None]
+    return sorted(done, key=lambda c: (-c.mean, c.wall_seconds or 0))
+
+
 def paired_comparisons(rows: list[SweepRow]) -> list[PairedComparison]:
-    """The best finished run against each other one, on the test pictures both were scored on."""
-    done = sorted((r for r in rows if r.test_accuracy is not None and r.correct),
-                  key=lambda r: (-r.test_accuracy, r.wall_seconds or 0))
-    if len(done) < 2:
+    """The best cell against each other one, on the test pictures both were scored on, matched seed by seed
+    (one seed: McNemar's test; several: a sign-flip test on per-picture shares of seeds right)."""
+    ranked = _ranked(rows)
+    if len(ranked) < 2:
         return []
-    best = done[0]
+    best = ranked[0]
     found = []
-    for other in done[1:]:
-        shared = sorted(set(best.correct) & set(other.correct))
+    for other in ranked[1:]:
+        seeds = {r.seed for r in best.done if r.correct} & {r.seed for r in other.done if r.correct}
+        a, b = best.correct_share(seeds), other.correct_share(seeds)
+        shared = sorted(set(a) & set(b))
         if shared:
-            found.append(compare_paired(best.strategy, np.array([best.correct[p] for p in shared]), other.strategy,
-                                        np.array([other.correct[p] for p in shared])))
+            found.append(compare_paired(best.label, np.array([a[p] for p in shared]), other.label,
+                                        np.array([b[p] for p in shared])))
     return found
 
 
 def verdict(rows: list[SweepRow]) -> str:
     """Who won, by how much, how wide the spread, and how much of it is noise."""
-    done = sorted((r for r in rows if r.test_accuracy is not None), key=lambda r: (-r.test_accuracy, r.wall_seconds or 0))
-    pending = len(rows) - len(done)
-    if not done:
-        return "No strategy has finished yet."
-    best = done[0]
-    text = f"{best.strategy} won with {best.test_accuracy:.1%} test accuracy"
-    if len(done) > 1:
-        second, worst = done[1], done[-1]
-        gap = 100 * (best.test_accuracy - second.test_accuracy)
-        text += (f", {gap:.1f} points ahead of {second.strategy}; the {len(done)} strategies span "
-                 f"{100 * (best.test_accuracy - worst.test_accuracy):.1f} points ({worst.strategy} last)")
+    ranked = _ranked(rows)
+    pending = sum(1 for r in rows if r.test_accuracy is None)
+    if not ranked:
+        return "No run has finished yet."
+    best = ranked[0]
+    text = f"{best.label} won with {best.accuracy_words()} test accuracy"
+    if len(ranked) > 1:
+        second, worst = ranked[1], ranked[-1]
+        gap = 100 * (best.mean - second.mean)
+        text += (f", {gap:.1f} points ahead of {second.label}; the {len(ranked)} settings span "
+                 f"{100 * (best.mean - worst.mean):.1f} points ({worst.label} last)")
         paired = paired_comparisons(rows)
         if paired:
-            seconds = {r.strategy: r.wall_seconds for r in done}
-            text += (f". Paired on the same {paired[0].n} test pictures ({TEST_NAME}): "
+            seconds = {c.label: c.wall_seconds for c in ranked}
+            text += (f". Paired on the same {paired[0].n} test pictures ({paired[0].test}): "
                      + "; ".join(plain_words(c, seconds.get(c.a), seconds.get(c.b)) for c in paired))
         else:
-            one_image = 100 / best.test_images if best.test_images else 0
+            images = best.done[0].test_images
+            one_image = 100 / images if images else 0
             if one_image and gap < 2 * one_image:
-                text += (f". With {best.test_images} test images one picture is {one_image:.1f} points, so the top "
+                text += (f". With {images} test images one picture is {one_image:.1f} points, so the top "
                          "two are within noise")
-    fastest = min(done, key=lambda r: r.wall_seconds or float("inf"))
+    fastest = min(ranked, key=lambda c: c.wall_seconds or float("inf"))
     if fastest is not best and fastest.wall_seconds and best.wall_seconds:
-        text += (f". {fastest.strategy} was fastest ({fastest.wall_seconds:.0f} s against {best.wall_seconds:.0f} s) "
-                 f"at {fastest.test_accuracy:.1%}")
+        text += (f". {fastest.label} was fastest ({fastest.wall_seconds:.0f} s against {best.wall_seconds:.0f} s) "
+                 f"at {fastest.mean:.1%}")
     if pending:
-        text += f". {pending} strateg{'y is' if pending == 1 else 'ies are'} not finished yet"
+        text += f". {pending} run{' is' if pending == 1 else 's are'} not finished yet"
     return text + "."

@@ -142,6 +142,7 @@ class FeatureSet:
     val_labels: torch.Tensor
     from_cache: bool  # every part was read from the cache
     target: torch.Tensor | None = None  # an adaptation target's pictures (unaugmented), for its loss term
+    views_from_cache: int = 0  # training views read from the cache (the others were computed now)
 
     def epoch_batches(self, epoch: int, order: list[int], batch_size: int):
         """The epoch's view, in the epoch's order, in batches: what the slow path's loader would give."""
@@ -152,15 +153,18 @@ class FeatureSet:
 def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManifest, train_loader: EpochLoader,
                        val_loader: EpochLoader, runtime: Runtime, *, seed: int, views: int, augment: dict,
                        on_note: Callable[[str], None] = lambda note: None, target=None) -> FeatureSet:
-    """Features of the val pictures and of `views` augmented views of the training pictures, each view seeded
-    as `seed * 1000 + view`; read from the cache, or computed once and cached. `target`, a (TargetSet, loader)
-    pair, adds the adaptation target's features."""
+    """Features of the val pictures and of `views` augmented views of the training pictures; read from the cache,
+    or computed once and cached. `target`, a (TargetSet, loader) pair, adds the adaptation target's features.
+
+    The views of seed s are views s..s+views-1 of one seeded pool, so repeats over seeds (a comparison with
+    `--seeds 3`) share all but one view with the seed before and read them from the cache; the head's
+    initialisation and the batch order still differ with the seed."""
     hashes = {split: [i.sha256 for i in manifest.items if i.split == split] for split in ("train", "val")}
     val, hit = cached_features(model, built, val_loader, hashes["val"], {"split": "eval"}, runtime, on_note)
     computed, hits = [], [hit]
     train_loader.in_manifest_order()  # matches `hashes`
     for view in range(views):
-        view_seed = seed * 1000 + view
+        view_seed = seed + view
         train_loader.reseed(view_seed)
         key = {"split": "train", "augment": augment, "seed": view_seed, "workers": runtime.num_workers}
         features, hit = cached_features(model, built, train_loader, hashes["train"], key, runtime, on_note)
@@ -172,4 +176,5 @@ def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManif
         target_features, hit = cached_features(model, built, target_loader, target_set.sha256, {"split": "eval"},
                                                runtime, on_note)
         hits.append(hit)
-    return FeatureSet(computed, train_loader.labels(), val, val_loader.labels(), all(hits), target_features)
+    return FeatureSet(computed, train_loader.labels(), val, val_loader.labels(), all(hits), target_features,
+                      sum(hits[1:1 + views]))

@@ -5,6 +5,10 @@ one gets right and the other wrong tell them apart. McNemar's exact test asks wh
 disagreements lean one way more than chance allows; a paired bootstrap gives a 95% interval
 for the accuracy difference. With few test pictures most differences cannot be told from
 noise, and the verdict says how many more pictures would be needed to see a 2-point one.
+
+Repeated over seeds, each picture's correctness becomes the share of seeds that got it right; the
+test is then a paired sign-flip permutation test on those per-picture differences (with one seed it
+is McNemar's test again), and the bootstrap still resamples pictures, never runs.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["PairedComparison", "mcnemar_exact", "paired_bootstrap", "pictures_needed", "compare_paired",
-           "plain_words", "TEST_NAME"]
+           "plain_words", "sign_flip_test", "TEST_NAME", "SEEDS_TEST_NAME"]
 
 TEST_NAME = "McNemar's exact test on per-picture correctness, with a paired bootstrap 95% interval"
+SEEDS_TEST_NAME = ("a paired sign-flip permutation test on per-picture correctness averaged over seeds, with a "
+                   "paired bootstrap 95% interval (pictures resampled)")
 ALPHA = 0.05
 
 
@@ -29,6 +35,21 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     k = min(only_a, only_b)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
     return min(1.0, 2 * tail)
+
+
+def sign_flip_test(diff: np.ndarray, resamples: int = 20_000, seed: int = 0) -> float:
+    """Two-sided p-value that the per-picture differences are centred on 0: under no difference each picture's
+    sign is a coin flip. Exact for up to 16 non-zero differences, Monte Carlo (with the +1 rule) beyond."""
+    diff = np.asarray(diff, dtype=float)
+    diff = diff[diff != 0]
+    if not len(diff):
+        return 1.0
+    observed = abs(diff.sum()) - 1e-12
+    if len(diff) <= 16:
+        signs = np.array(np.meshgrid(*[[-1.0, 1.0]] * len(diff))).reshape(len(diff), -1).T
+        return float((np.abs(signs @ diff) >= observed).mean())
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(resamples, len(diff)))
+    return float(((np.abs(signs @ diff) >= observed).sum() + 1) / (resamples + 1))
 
 
 def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, resamples: int = 10_000,
@@ -69,6 +90,7 @@ class PairedComparison:
     p_value: float
     low: float  # 95% interval of accuracy_a - accuracy_b
     high: float
+    test: str = TEST_NAME
 
     @property
     def difference(self) -> float:
@@ -84,14 +106,19 @@ class PairedComparison:
 
 
 def compare_paired(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray) -> PairedComparison:
-    """A against B on the same pictures, in the same order (`correct_*`: one bool per picture)."""
-    correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    """A against B on the same pictures, in the same order. `correct_*`: one value per picture, a bool (one run)
+    or the share of seeds that got it right (repeated runs)."""
+    correct_a, correct_b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
     if correct_a.shape != correct_b.shape or correct_a.ndim != 1 or not len(correct_a):
         raise ValueError("a paired comparison needs both models' results on the same, non-empty list of pictures")
-    only_a, only_b = int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum())
+    if not ((0 <= correct_a) & (correct_a <= 1) & (0 <= correct_b) & (correct_b <= 1)).all():
+        raise ValueError("per-picture correctness is a share between 0 and 1")
+    only_a, only_b = int((correct_a > correct_b).sum()), int((correct_a < correct_b).sum())
+    binary = np.isin(correct_a, (0.0, 1.0)).all() and np.isin(correct_b, (0.0, 1.0)).all()
+    p_value = mcnemar_exact(only_a, only_b) if binary else sign_flip_test(correct_a - correct_b)
     low, high = paired_bootstrap(correct_a, correct_b)
     return PairedComparison(a, b, len(correct_a), float(correct_a.mean()), float(correct_b.mean()), only_a, only_b,
-                            mcnemar_exact(only_a, only_b), low, high)
+                            p_value, low, high, TEST_NAME if binary else SEEDS_TEST_NAME)
 
 
 def plain_words(c: PairedComparison, seconds_a: float | None = None, seconds_b: float | None = None) -> str:

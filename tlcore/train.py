@@ -37,7 +37,7 @@ from tlcore.runtime import Runtime, select_runtime
 from tlcore.schedules import make_scheduler
 
 __all__ = ["Event", "Cancelled", "Prepared", "Loop", "TrainResult", "prepare", "build_loop", "train", "train_step",
-           "evaluate_loss", "make_optimizer", "make_loader", "target_batches", "fast_path_applies", "BEST", "LAST"]
+           "evaluate_loss", "make_optimizer", "make_loader", "target_batches", "fast_path_applies", "epoch_seed_of", "BEST", "LAST"]
 
 PROGRESS_EVERY_S = 2.0
 STOP_CHECK_EVERY_S = 0.5
@@ -265,9 +265,17 @@ def _use_fast_path(loop: Loop, sink: Callable[[Event], None]) -> None:
         target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None)
     sink(Event("log", f"feature extraction fast path: backbone features of {len(loop.features.val)} val pictures and "
                       f"{config.feature_views} augmented view(s) of {len(loop.features.train_labels)} training pictures "
-                      f"{'read from the cache' if loop.features.from_cache else 'computed once and cached'}; "
-                      "the head trains on them"))
+                      f"{_cache_words(loop.features, config.feature_views)}; the head trains on them"))
     loop.step_model, loop.step_runtime = HeadOnFeatures(prep.model), replace(prep.runtime, channels_last=False)
+
+
+def _cache_words(features: FeatureSet, views: int) -> str:
+    if features.from_cache:
+        return "read from the cache"
+    if features.views_from_cache:  # e.g. the next seed of a comparison: it shares all but one view
+        return (f"({features.views_from_cache} of {views} training view(s) read from the cache, shared with an "
+                "earlier run or seed; the rest computed once and cached)")
+    return "computed once and cached"
 
 
 def _set_stage(loop: Loop, epoch: int, previous: list[bool] | None, sink: Callable[[Event], None]) -> list[bool]:
@@ -284,10 +292,15 @@ def _set_stage(loop: Loop, epoch: int, previous: list[bool] | None, sink: Callab
     return mask
 
 
+def epoch_seed_of(config: RunConfig, epoch: int) -> int:
+    """The seed of one epoch's batch order and augmentation: the run's seed moves it, the split never."""
+    return config.seed * 1000 + epoch
+
+
 def _run_epoch(loop: Loop, epoch: int, should_stop: Callable[[], bool], sink: Callable[[Event], None]) -> dict:
     """One pass over the training pictures (or their cached features); returns the epoch's training metrics."""
     config, runtime = loop.prep.config, loop.prep.runtime
-    epoch_seed = config.seed * 1000 + epoch
+    epoch_seed = epoch_seed_of(config, epoch)
     torch.manual_seed(epoch_seed)
     order = loop.train_loader.start_epoch(epoch_seed)
     trainable_params = [p for p in loop.prep.model.parameters() if p.requires_grad]

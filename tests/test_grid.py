@@ -1,0 +1,150 @@
+"""Experiments as grids: settings varied, repeats over seeds, one split for all; what the verdict reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tlcore.compare import SweepRow, cell_summaries, paired_comparisons, sweep_configs, verdict
+from tlcore.errors import TransferLabError
+from tlcore.grid import AXES, Axis, expand, parse_axis
+from train_fixtures import make_colour_classes, tiny_config
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_colour_classes(tmp_path_factory.mktemp("data") / "colours")
+
+
+def test_a_two_axis_grid_expands_to_every_combination_and_seed(colours: Path) -> None:
+    axes = [parse_axis("freeze.strategy=feature_extraction,full_discriminative"), parse_axis("optimizer.lr=1e-3,3e-4")]
+    cells = expand(tiny_config(colours), axes, seeds=3)
+    assert [c.label for c in cells] == ["feature_extraction · lr 0.001", "feature_extraction · lr 0.0003",
+                                        "full_discriminative · lr 0.001", "full_discriminative · lr 0.0003"]
+    for cell in cells:
+        assert [c.seed for c in cell.configs] == [0, 1, 2]
+        strategy, lr = cell.values
+        for config in cell.configs:
+            assert config.optimizer.lr == lr and config.name == cell.label
+            assert config.freeze == ({"strategy": "feature_extraction"} if strategy == "feature_extraction"
+                                     else {"strategy": "full", "lr_spread": 10})
+    base = tiny_config(colours).to_dict()
+    other = cells[3].configs[2].to_dict()
+    differs = {k for k in base if base[k] != other[k]}
+    assert differs == {"name", "seed", "freeze", "optimizer"}
+    assert {k for k in base["optimizer"] if base["optimizer"][k] != other["optimizer"][k]} == {"lr"}
+
+
+def test_every_run_of_an_experiment_reads_one_split_and_is_queued_seed_by_seed(colours: Path, tl_home) -> None:
+    configs = sweep_configs(tiny_config(colours), axes=[parse_axis("augment.preset=none,heavy")], seeds=2)
+    assert [(c.name, c.seed) for c in configs] == [("aug none", 0), ("aug heavy", 0), ("aug none", 1),
+                                                   ("aug heavy", 1)]
+    assert len({c.data.manifest for c in configs}) == 1 and Path(configs[0].data.manifest).is_file()
+    assert configs[1].augment.preset == "heavy" and configs[0].augment.transforms == ()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("optimizer.lr", "needs a setting and its values"),
+    ("optimiser.lr=1e-3", "cannot vary 'optimiser.lr'"),
+    ("optimizer.lr=1e-3,1e-3", "lists a value twice"),
+])
+def test_a_wrong_axis_is_said_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(TransferLabError, match=message):
+        parse_axis(text)
+
+
+def test_a_bad_value_names_its_cell_and_a_huge_grid_is_refused(colours: Path) -> None:
+    with pytest.raises(TransferLabError, match=r"lr -1: invalid optimizer.lr"):
+        expand(tiny_config(colours), [parse_axis("optimizer.lr=1e-3,-1")])
+    with pytest.raises(TransferLabError, match="unknown augmentation preset 'sparkly'"):
+        expand(tiny_config(colours), [parse_axis("augment.preset=light,sparkly")])
+    with pytest.raises(TransferLabError, match="this experiment is 300 runs"):
+        expand(tiny_config(colours), [Axis("optimizer.lr", tuple(1e-4 * (i + 1) for i in range(15)))], seeds=20)
+    with pytest.raises(TransferLabError, match="varied twice"):
+        expand(tiny_config(colours), [parse_axis("epochs=1,2"), parse_axis("epochs=3")])
+
+
+def test_the_head_and_a_none_value_can_be_varied(colours: Path) -> None:
+    cells = expand(tiny_config(colours), [parse_axis("model.head.hidden=none,64"), parse_axis("model.head.dropout=0.2")])
+    assert [(c.configs[0].model.head.hidden, c.configs[0].model.head.dropout) for c in cells] == [(None, 0.2), (64, 0.2)]
+    assert [c.label for c in cells] == ["hidden none · dropout 0.2", "hidden 64 · dropout 0.2"]
+
+
+def test_seeds_change_the_head_and_the_batch_order_but_never_the_split(colours: Path, tl_home) -> None:
+    import torch
+
+    from tlcore.train import build_loop, epoch_seed_of, prepare
+
+    configs = sweep_configs(tiny_config(colours), axes=[parse_axis("epochs=1")], seeds=2)
+    first, second, again = prepare(configs[0]), prepare(configs[1]), prepare(configs[0])
+    assert [i.path for i in first.manifest.items] == [i.path for i in second.manifest.items]
+    assert [i.split for i in first.manifest.items] == [i.split for i in second.manifest.items]
+    head = [p for n, p in first.model.named_parameters() if "classifier" in n][0]
+    assert not torch.equal(head, [p for n, p in second.model.named_parameters() if "classifier" in n][0])
+    assert torch.equal(head, [p for n, p in again.model.named_parameters() if "classifier" in n][0])
+    orders = [build_loop(p).train_loader.start_epoch(epoch_seed_of(p.config, 0)) for p in (first, second, again)]
+    assert orders[0] != orders[1] and orders[0] == orders[2]
+    assert sorted(orders[0]) == sorted(orders[1])  # the same pictures, in another order
+
+
+def _row(name: str, seed: int, correct: list[bool]) -> SweepRow:
+    return SweepRow(run_id=f"{name}{seed}", strategy=name, status="succeeded", test_accuracy=sum(correct) / len(correct),
+                    macro_f1=None, test_images=len(correct), best_epoch=1, epochs_done=1, wall_seconds=10.0,
+                    images_per_s=None, trainable_params=None, peak_memory_mb=None, val_acc=[], val_loss=[],
+                    error=None, correct={f"p{i}": c for i, c in enumerate(correct)}, seed=seed)
+
+
+def test_cells_give_mean_and_spread_and_the_verdict_pairs_seed_averaged_pictures() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    truth_b = rng.random(200) < 0.7
+    rows = []
+    for seed in range(3):
+        b = truth_b ^ (rng.random(200) < 0.05)
+        a = b.copy()
+        a[np.flatnonzero(~b)[:30]] = True  # A gets 30 more pictures right than B, every seed
+        rows += [_row("A", seed, list(a)), _row("B", seed, list(b))]
+    cells = cell_summaries(rows)
+    assert [c.label for c in cells] == ["A", "B"] and all(len(c.done) == 3 for c in cells)
+    a_accs = [r.test_accuracy for r in rows if r.strategy == "A"]
+    assert cells[0].mean == pytest.approx(sum(a_accs) / 3)
+    assert cells[0].std == pytest.approx(float(np.std(a_accs, ddof=1)))
+    (paired,) = paired_comparisons(rows)
+    assert (paired.a, paired.b, paired.n) == ("A", "B", 200)
+    assert paired.difference == pytest.approx(0.15) and paired.significant and "sign-flip" in paired.test
+    text = verdict(rows)
+    assert text.startswith("A won with") and "over 3 seeds" in text and "A is better than B" in text
+
+    same = [_row("A", s, [True, False] * 50) for s in range(2)] + [_row("B", s, [True, False] * 50) for s in range(2)]
+    (tie,) = paired_comparisons(same)
+    assert tie.difference == 0 and not tie.significant and tie.p_value == 1.0
+
+
+def test_cli_help_names_every_setting_that_can_be_varied() -> None:
+    from tlcore.cli import build_parser
+
+    parser = build_parser()
+    compare = parser._subparsers._group_actions[0].choices["compare"]  # noqa: SLF001 - argparse keeps no other handle
+    text = compare.format_help()
+    missing = [path for path in AXES if path not in " ".join(text.split())]
+    assert not missing, missing
+
+
+def test_report_holds_seeds_cells_and_the_paired_test(tmp_path: Path) -> None:
+    from tlcore.report import cells_csv, report_csv, report_html, varied_settings
+
+    rows = [_row("A", s, [True] * 8 + [False] * 2) for s in range(2)] + [_row("B", s, [True] * 5 + [False] * 5)
+                                                                        for s in range(2)]
+    runs = report_csv(rows).splitlines()
+    assert runs[0].startswith("setting,seed,status,test_accuracy") and len(runs) == 5 and runs[2].startswith("A,1,")
+    cells = cells_csv(rows).splitlines()
+    assert cells[1].startswith("A,2,2,0.8,0.0,") and cells[2].startswith("B,2,2,0.5,0.0,10.0,0.3")
+    assert "sign-flip" not in cells[2] and "McNemar" in cells[2]  # the same pictures right every seed: binary
+    assert cells[-1].startswith("# verdict: A won with 80.0% ± 0.0 over 2 seeds")
+    page = report_html(rows, "t")
+    assert "mean and standard deviation over seeds" in page and "Paired test: McNemar" in page
+    assert varied_settings([{"name": "a", "optimizer": {"lr": 1, "wd": 0}, "seed": 0},
+                            {"name": "b", "optimizer": {"lr": 2, "wd": 0}, "seed": 1}]) == ["optimizer.lr", "seed"]

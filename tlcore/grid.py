@@ -1,0 +1,157 @@
+"""An experiment as data: a base run config, a grid over one to three settings, and repeats over seeds.
+
+Each axis names a setting by its dotted path in the run config (`optimizer.lr`, `augment.preset`,
+`model.head.dropout`...) and lists the values to try. The grid is every combination of the axes' values,
+each repeated with seeds 0..N-1. The seed changes the head's initialisation, the batch order and the
+augmentation; the split is the experiment's one manifest file and never moves.
+
+`freeze.strategy` also accepts the names of `STRATEGY_SET` (e.g. `freeze_first_half`), which stand for a
+whole freeze setting, so `--vary freeze.strategy=...` reproduces the classic comparison.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, replace
+
+from tlcore.config import ConfigError, RunConfig
+from tlcore.errors import TransferLabError
+
+__all__ = ["Axis", "Cell", "AXES", "STRATEGY_SET", "MAX_RUNS", "parse_axis", "expand", "cell_label", "apply_value"]
+
+# The settings an experiment can vary: dotted path -> (how people call it, short label in a cell's name).
+AXES: dict[str, tuple[str, str]] = {
+    "freeze.strategy": ("freeze strategy", ""),
+    "freeze.k": ("groups kept frozen (freeze_first_k)", "k"),
+    "freeze.lr_spread": ("learning-rate spread, head to stem", "spread"),
+    "freeze.every": ("epochs between unfreezing (gradual)", "every"),
+    "optimizer.lr": ("learning rate", "lr"),
+    "optimizer.weight_decay": ("weight decay", "wd"),
+    "optimizer.name": ("optimizer", ""),
+    "schedule.name": ("learning-rate schedule", ""),
+    "augment.preset": ("augmentation preset", "aug"),
+    "model.name": ("model", ""),
+    "model.head.dropout": ("head dropout", "dropout"),
+    "model.head.hidden": ("head hidden layer (none or a width)", "hidden"),
+    "epochs": ("epochs", "epochs"),
+    "batch_size": ("batch size", "batch"),
+    "adapt.method": ("domain-adaptation method", "adapt"),
+}
+MAX_RUNS = 200  # a typo like lr=1e-3,...x100 should not queue a week of runs
+
+# name -> (freeze settings, one line for people). The same optimizer, lr, epochs and augmentation for all.
+STRATEGY_SET: dict[str, tuple[dict, str]] = {
+    "feature_extraction": ({"strategy": "feature_extraction"}, "head only, backbone frozen"),
+    "freeze_first_half": ({"strategy": "freeze_first_k"}, "first half of the groups frozen"),
+    "gradual": ({"strategy": "gradual", "every": 1}, "head first, one more group every epoch"),
+    "full_discriminative": ({"strategy": "full", "lr_spread": 10}, "everything trains, stem 10x slower than head"),
+    "full": ({"strategy": "full"}, "everything trains at one learning rate"),
+}
+
+
+@dataclass(frozen=True)
+class Axis:
+    path: str  # a key of AXES
+    values: tuple  # plain JSON values, in the order given
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "values": list(self.values)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid: a value per axis, and the run configs of its seeds."""
+
+    label: str
+    values: tuple  # one per axis
+    configs: tuple[RunConfig, ...]  # one per seed, seeds 0..N-1
+
+
+def _value(text: str):
+    text = text.strip()
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_axis(text: str) -> Axis:
+    """`optimizer.lr=1e-3,3e-4` -> Axis("optimizer.lr", (0.001, 0.0003)); every mistake said in one line."""
+    path, sep, values = text.partition("=")
+    path = path.strip()
+    if not sep or not values.strip():
+        raise TransferLabError(f"--vary {text!r} needs a setting and its values",
+                               "e.g. --vary optimizer.lr=1e-3,3e-4 or --vary freeze.strategy=feature_extraction,full")
+    if path not in AXES:
+        raise TransferLabError(f"cannot vary {path!r}", f"choose one of {', '.join(AXES)}")
+    parsed = tuple(_value(v) for v in values.split(",") if v.strip())
+    if len(set(map(json.dumps, parsed))) != len(parsed):
+        raise TransferLabError(f"--vary {path} lists a value twice: {values}", "give each value once")
+    return Axis(path, parsed)
+
+
+def apply_value(config: dict, path: str, value) -> dict:
+    """The config (plain data) with one setting changed; strategy names of STRATEGY_SET set the whole freeze."""
+    config = json.loads(json.dumps(config))
+    if path == "freeze.strategy":
+        config["freeze"] = dict(STRATEGY_SET[value][0]) if value in STRATEGY_SET else {"strategy": value}
+        return config
+    if path == "augment.preset":
+        config["augment"] = {"preset": value}
+        return config
+    *parents, leaf = path.split(".")
+    node = config
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    return config
+
+
+def cell_label(axes: list[Axis], values: tuple) -> str:
+    """A cell's name in tables and charts: `gradual`, `lr 0.001`, `full · aug heavy`."""
+    parts = []
+    for axis, value in zip(axes, values):
+        short = AXES[axis.path][1]
+        shown = "none" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+        parts.append(f"{short} {shown}" if short else shown)
+    return " · ".join(parts)
+
+
+def expand(base: RunConfig, axes: list[Axis], seeds: int = 1) -> list[Cell]:
+    """Every combination of the axes' values (the first axis varies slowest), each with seeds 0..seeds-1.
+
+    Raises TransferLabError naming the cell and the setting when a combination is not a valid run config.
+    """
+    if not axes:
+        raise TransferLabError("an experiment needs at least one setting to vary", "e.g. --vary optimizer.lr=1e-3,3e-4")
+    if len({a.path for a in axes}) != len(axes):
+        raise TransferLabError("the same setting is varied twice", "give each setting one --vary")
+    if len(axes) > 3:
+        raise TransferLabError(f"{len(axes)} settings varied at once", "vary at most 3 settings (2 read best)")
+    if not 1 <= seeds <= 20:
+        raise TransferLabError(f"--seeds {seeds} is out of range", "use 1 to 20 seeds (3 is a good start)")
+    ordered = sorted(axes, key=lambda a: a.path != "freeze.strategy")  # the strategy first: it resets freeze.*
+    total = seeds
+    for axis in axes:
+        total *= len(axis.values)
+    if total > MAX_RUNS:
+        raise TransferLabError(f"this experiment is {total} runs", f"keep it to {MAX_RUNS} runs or fewer: fewer values "
+                                                                 "or fewer seeds")
+    cells = []
+    for values in itertools.product(*(a.values for a in axes)):
+        by_path = dict(zip((a.path for a in axes), values))
+        label = cell_label(axes, values)
+        data = base.to_dict()
+        for axis in ordered:
+            data = apply_value(data, axis.path, by_path[axis.path])
+        configs = []
+        for seed in range(seeds):
+            try:
+                configs.append(RunConfig.from_dict({**data, "name": label, "seed": seed}))
+            except (ConfigError, TransferLabError) as exc:
+                raise type(exc)(f"{label}: {exc.problem}", exc.hint) from None
+        cells.append(Cell(label, tuple(values), tuple(configs)))
+    return cells
