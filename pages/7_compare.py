@@ -1,4 +1,4 @@
-"""Step 7: which layers to freeze? Several strategies on the same split, seed and budget, side by side."""
+"""Step 7: which setting works best on my data? A grid of settings on one split, repeated over seeds."""
 
 from dataclasses import replace
 from pathlib import Path
@@ -7,39 +7,74 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import (bind, choice, experiment, known_time_estimate, measured_time_estimates, open_store, remember,
-                          run_config, show_sidebar)
+                          run_config, set_choices, show_sidebar)
 from tlcore.adapt import METHODS, NEEDS_TARGET
-from tlcore.compare import (STRATEGY_SET, launch_sweep, method_configs, resume_sweep, strategy_configs, sweep_rows,
-                            verdict)
+from tlcore.augment import PRESETS
+from tlcore.compare import STRATEGY_SET, cell_summaries, launch_sweep, resume_sweep, sweep_rows, verdict
+from tlcore.config import OPTIMIZERS, SCHEDULES
 from tlcore.estimate import format_duration
 from tlcore.errors import TransferLabError
-from tlcore.report import figures, report_csv, report_html
+from tlcore.grid import AXES, Axis, expand, parse_axis
+from tlcore.models import RECOMMENDED
+from tlcore.report import cells_csv, figures, report_csv, report_html
 from tlcore.runs import FINISHED
+
+# Settings picked from a list: path -> (the choice that holds the values, the options, how each is shown).
+PICKED = {
+    "freeze.strategy": ("compare.strategies", list(STRATEGY_SET),
+                        lambda k: f"{k.replace('_', ' ')}: {STRATEGY_SET[k][1]}"),
+    "adapt.method": ("compare.methods", list(METHODS), lambda m: f"{m}: {METHODS[m][:70]}..."),
+    "augment.preset": ("compare.presets", list(PRESETS), lambda p: f"{p}: {PRESETS[p][0]}"),
+    "model.name": ("compare.models", list(RECOMMENDED), str),
+    "schedule.name": ("compare.schedules", list(SCHEDULES), str),
+    "optimizer.name": ("compare.optimizers", list(OPTIMIZERS), str),
+}
+LEGACY_WHAT = {"freeze strategies": "freeze.strategy", "adaptation methods": "adapt.method"}  # drafts before grids
+
+
+def axis_values(path: str, container) -> Axis | None:
+    """The values of one varied setting, from a list or typed; None (and an error shown) when they do not parse."""
+    label = AXES[path][0]
+    if path in PICKED:
+        key, options, shown = PICKED[path]
+        values = container.multiselect(f"{label[0].upper()}{label[1:]}s to compare" if path != "freeze.strategy"
+                                       else "Strategies", options, format_func=shown, **bind(key))
+        return Axis(path, tuple(values)) if values else None
+    text = container.text_input(f"Values of {label} (comma-separated)", help="e.g. 1e-3, 3e-4; `none` for no value",
+                                **bind(f"compare.text.{path}"))
+    try:
+        return parse_axis(f"{path}={text}")
+    except TransferLabError as exc:
+        container.error(str(exc))
+        return None
+
 
 experiment()
 store = open_store()
-st.title("7 · Compare freeze strategies or adaptation methods")
-st.write("Each run trains the same model on the same split, with the same seed, augmentation, learning rate and "
-         "number of epochs; only what is frozen (or only the adaptation method) differs. Runs queue and finish one "
-         "after the other.")
+st.title("7 · Compare settings")
+st.write("Each run trains on the same split; only the settings you vary differ, and each setting can be repeated "
+         "with several seeds (the head's start, the batch order and the augmentation change; the split never does). "
+         "Runs queue and finish one after the other; the verdict pairs them on the same test pictures.")
 show_sidebar()
-what = st.radio("Compare", ["freeze strategies", "adaptation methods"], horizontal=True, **bind("compare.what"),
-                help="Adaptation methods: each run keeps the freeze plan of the Freeze page and the target pictures "
-                     "of the Data page; only the domain-adaptation method differs.")
-if what == "freeze strategies":
-    chosen = st.multiselect("Strategies", list(STRATEGY_SET), format_func=lambda k: f"{k.replace('_', ' ')}: "
-                            f"{STRATEGY_SET[k][1]}", **bind("compare.strategies"))
-    methods = None
-else:
-    chosen = methods = st.multiselect("Adaptation methods", list(METHODS), **bind("compare.methods"),
-                                      format_func=lambda m: f"{m}: {METHODS[m][:70]}...")
+if choice("compare.what") in LEGACY_WHAT:
+    set_choices(compare__what=LEGACY_WHAT[choice("compare.what")])
+a1, a2 = st.columns(2)
+what = a1.selectbox("Compare", list(AXES), format_func=lambda p: AXES[p][0], **bind("compare.what"),
+                    help="Adaptation methods keep the freeze plan of the Freeze page and the target pictures of the "
+                         "Data page; only the method differs.")
+also = a2.selectbox("and also vary (a grid)", [""] + [p for p in AXES if p != what], **bind("compare.also"),
+                    format_func=lambda p: AXES[p][0] if p else "nothing else")
+axes = [axis_values(what, a1)] + ([axis_values(also, a2)] if also else [])
 target_test = st.text_input("Labelled test folder of the target domain (optional): every run is also evaluated "
                             "on it", placeholder="/home/me/paintings_labelled", **bind("compare.target_test")).strip()
-c1, c2, c3 = st.columns(3)
-c1.number_input("Epochs per strategy", 1, 200, help="The same for every strategy (also the Train page's).",
+c1, c2, c3, c4 = st.columns(4)
+c1.number_input("Epochs per run", 1, 200, help="The same for every run (also the Train page's).",
                 **bind("train.epochs"))
 c2.number_input("Learning rate (head)", 1e-6, 1.0, format="%.5f", **bind("train.lr"))
 c3.selectbox("Batch size", [8, 16, 32, 64, 128], **bind("train.batch_size"))
+seeds = c4.number_input("Seeds per setting", 1, 10, help="Repeat every setting with seeds 0..N-1: the table then "
+                        "shows mean ± standard deviation and the charts one point per seed. 3 is a good start.",
+                        **bind("compare.seeds"))
 try:
     base = run_config()
     if target_test:
@@ -47,37 +82,44 @@ try:
 except (TransferLabError, ValueError) as exc:
     st.error(f"the settings do not make a valid run: {exc}")
     st.stop()
-st.caption(f"{len(chosen)} run(s) of {base.epochs} epoch(s) each: {base.model.name} on "
-           f"{Path(base.data.source).name}, augmentation {base.augment.preset or 'custom'}, split seed "
-           f"{base.data.split_seed}. " + (
-               f"Freeze plan: {base.freeze.get('strategy', 'custom')}; target pictures: "
-               f"{Path(base.adapt.target).name or 'none chosen'}." if methods else
-               "Feature extraction is the fastest; full fine-tuning takes the longest."))
+ready = all(axes)
 try:
-    configs = (method_configs(base, methods) if methods else strategy_configs(base, chosen)) if chosen else []
-    if methods and any(m in NEEDS_TARGET for m in methods) and not base.adapt.target.strip():
-        raise TransferLabError("these methods need target pictures", "give their folder on the Data page")
+    cells = expand(base, axes, seeds) if ready else []
+    needing = [m for a in axes if a and a.path == "adapt.method" for m in a.values if m in NEEDS_TARGET]
+    if needing and not base.adapt.target.strip():
+        raise TransferLabError(f"{', '.join(needing)} need(s) target pictures", "give their folder on the Data page")
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
-known = [known_time_estimate(c) for c in configs]
-if configs and all(known):
-    total = sum(e.total_s for e in known)
+runs = len(cells) * seeds
+epochs = "a varied number of" if "epochs" in (what, also) else str(base.epochs)
+st.caption(f"{runs} run(s) of {epochs} epoch(s) each ({len(cells)} setting(s) x {seeds} seed(s)): {base.model.name} "
+           f"on {Path(base.data.source).name}, augmentation {base.augment.preset or 'custom'}, split seed "
+           f"{base.data.split_seed}. " + (
+               f"Freeze plan: {base.freeze.get('strategy', 'custom')}; target pictures: "
+               f"{Path(base.adapt.target).name or 'none chosen'}." if what == "adapt.method" else
+               "Feature extraction is the fastest; full fine-tuning takes the longest."
+               if what == "freeze.strategy" else ""))
+first_seed = [cell.configs[0] for cell in cells]  # seeds take the time of seed 0: estimate each setting once
+known = [known_time_estimate(c) for c in first_seed]
+if first_seed and all(known):
+    total = seeds * sum(e.total_s for e in known)
     st.caption(f"Estimated time: about {format_duration(total)} in all, one run after the other ("
                + ", ".join(f"{c.name.replace('_', ' ')} {format_duration(e.total_s)}"
-                           for c, e in zip(configs, known)) + f"; {known[0].basis}).")
-elif configs and st.button("Estimate the time", key="compare.estimate",
-                           help="Builds the model and times a few steps of each strategy on this machine."):
-    bar = st.progress(0.0, text="Timing a few steps of each strategy (in a separate process)...")
+                           for c, e in zip(first_seed, known))
+               + (f", each x {seeds} seeds" if seeds > 1 else "") + f"; {known[0].basis}).")
+elif first_seed and st.button("Estimate the time", key="compare.estimate",
+                              help="Builds the model and times a few steps of each setting on this machine."):
+    bar = st.progress(0.0, text="Timing a few steps of each setting (in a separate process)...")
     try:
-        measured_time_estimates(configs, lambda done, total: bar.progress(
-            done / total, text=f"Timing a few steps of each strategy: {done} of {total} measured"))
+        measured_time_estimates(first_seed, lambda done, total: bar.progress(
+            done / total, text=f"Timing a few steps of each setting: {done} of {total} measured"))
         st.rerun()
     except TransferLabError as exc:
         st.error(str(exc))
-if st.button("Run the comparison", key="compare.start", type="primary", disabled=not chosen):
+if st.button("Run the comparison", key="compare.start", type="primary", disabled=not cells):
     try:
-        remember("compare.sweep", launch_sweep(base, chosen, store, methods=methods))
+        remember("compare.sweep", launch_sweep(base, store=store, axes=axes, seeds=seeds))
         st.query_params["sweep"] = choice("compare.sweep")
     except (TransferLabError, ValueError) as exc:
         st.error(str(exc))
@@ -105,12 +147,22 @@ def results(sweep: str) -> None:
         return
     finished = sum(r.status in FINISHED for r in rows)
     st.subheader(f"Comparison {sweep}")
-    st.progress(finished / len(rows), text=f"{finished} of {len(rows)} strategies finished")
+    st.progress(finished / len(rows), text=f"{finished} of {len(rows)} runs finished")
     st.info(verdict(rows))
+
     def shown(value, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    table = pd.DataFrame([{"strategy": r.strategy, "status": r.status, "test accuracy": shown(r.test_accuracy, ".1%"),
+    summaries = cell_summaries(rows)
+    if any(len(c.rows) > 1 for c in summaries):
+        st.markdown("**Each setting over its seeds**")
+        st.dataframe(pd.DataFrame([{
+            "setting": c.label, "seeds finished": f"{len(c.done)} of {len(c.rows)}",
+            "mean test accuracy": shown(c.mean, ".1%"), "± std (points)": shown(c.std and 100 * c.std, ".1f"),
+            "mean seconds": shown(c.wall_seconds, ".0f")} for c in summaries]), hide_index=True,
+            key=f"compare.cells.{finished}")
+        st.markdown("**Every run**")
+    table = pd.DataFrame([{"setting": r.strategy, "seed": r.seed, "status": r.status, "test accuracy": shown(r.test_accuracy, ".1%"),
                            "F1": shown(r.macro_f1, ".3f"), "best epoch": shown(r.best_epoch, "d"),
                            "seconds": shown(r.wall_seconds, ".1f"), "images/s": shown(r.images_per_s, ".0f"),
                            "trainable parameters": shown(r.trainable_params, ",d"),
@@ -123,16 +175,18 @@ def results(sweep: str) -> None:
     st.plotly_chart(charts["curves"], key=f"compare.curves.{finished}.{sum(len(r.val_acc) for r in rows)}")
     st.plotly_chart(charts["time"], key=f"compare.time.{finished}")
     st.plotly_chart(charts["params"], key=f"compare.params.{finished}")
-    c1, c2, c3 = st.columns(3)
-    c1.download_button("Report (HTML)", report_html(rows, f"Freeze strategies compared ({sweep})"),
+    c1, c2, c3, c4 = st.columns(4)
+    c1.download_button("Report (HTML)", report_html(rows, f"Comparison {sweep}"),
                        file_name=f"{sweep}.html", mime="text/html", key=f"compare.html.{finished}")
-    c2.download_button("Table (CSV)", report_csv(rows), file_name=f"{sweep}.csv", mime="text/csv",
+    c2.download_button("Runs (CSV)", report_csv(rows), file_name=f"{sweep}.csv", mime="text/csv",
                        key=f"compare.csv.{finished}")
+    c3.download_button("Settings and tests (CSV)", cells_csv(rows), file_name=f"{sweep}-cells.csv", mime="text/csv",
+                       key=f"compare.cells_csv.{finished}")
     if any(r.status in ("failed", "cancelled") for r in rows):
-        if c3.button("Resume the unfinished ones", key="compare.resume"):
+        if c4.button("Resume the unfinished ones", key="compare.resume"):
             resume_sweep(store, sweep)
     elif finished < len(rows):
-        c3.button("Cancel the comparison", key="compare.cancel", on_click=_cancel_all, args=(sweep,))
+        c4.button("Cancel the comparison", key="compare.cancel", on_click=_cancel_all, args=(sweep,))
     for r in rows:
         if r.error and r.status == "failed":
             st.error(f"{r.strategy}: {r.error}")

@@ -84,8 +84,23 @@ DEFAULTS = {
     "adapt.target": "",
     "adapt.weight": None,  # None: the method's default
     "compare.strategies": list(STRATEGY_SET),
-    "compare.what": "freeze strategies",
+    "compare.what": "freeze.strategy",  # a setting of tlcore.grid.AXES
+    "compare.also": "",  # a second one, for a grid
+    "compare.seeds": 1,
     "compare.methods": ["none", "adabn", "mcc"],
+    "compare.presets": ["light", "heavy"],
+    "compare.models": [DEFAULT_MODEL],
+    "compare.schedules": ["cosine", "onecycle"],
+    "compare.optimizers": ["adamw", "sgd"],
+    "compare.text.freeze.k": "1, 2, 3",
+    "compare.text.freeze.lr_spread": "1, 10, 100",
+    "compare.text.freeze.every": "1, 2",
+    "compare.text.optimizer.lr": "3e-3, 1e-3, 3e-4",
+    "compare.text.optimizer.weight_decay": "0, 0.01, 0.1",
+    "compare.text.model.head.dropout": "0, 0.2, 0.5",
+    "compare.text.model.head.hidden": "none, 256",
+    "compare.text.epochs": "3, 5, 10",
+    "compare.text.batch_size": "16, 32",
     "compare.target_test": "",
     "compare.sweep": None,
 }

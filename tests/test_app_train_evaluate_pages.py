@@ -73,15 +73,24 @@ def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
     app.run()
     assert not app.exception and "No comparison yet" in app.info[0].value
     app.multiselect(key="compare.strategies").set_value(["feature_extraction", "full"]).run()
+    app.selectbox(key="compare.also").set_value("optimizer.lr").run()  # a grid: strategy x learning rate
+    app.text_input(key="compare.text.optimizer.lr").input("1e-2, 3e-3").run()
+    assert not app.exception and not app.error
+    assert any("4 run(s) of 1 epoch(s) each (4 setting(s) x 1 seed(s))" in c.value for c in app.caption)
     app.button(key="compare.start").click().run()
     assert not app.exception
     _wait_for_the_comparison(app)
     app.run()
     assert not app.exception
     table = app.dataframe[0].value
-    assert sorted(table["strategy"]) == ["feature_extraction", "full"] and set(table["status"]) == {"succeeded"}
+    assert list(table["setting"]) == ["feature_extraction · lr 0.01", "feature_extraction · lr 0.003", "full · lr 0.01",
+                                      "full · lr 0.003"] and set(table["status"]) == {"succeeded"}
+    runs = {r.name: r.config for r in RunStore().list(sweep=choices_of(app)["compare.sweep"])}
+    assert runs["full · lr 0.003"]["optimizer"]["lr"] == 0.003 and runs["full · lr 0.003"]["freeze"] == {"strategy": "full"}
     assert any("won with" in i.value for i in app.info)
-    assert len(app.get("download_button")) >= 2
+    assert len(app.get("download_button")) >= 3
+    app.text_input(key="compare.text.optimizer.lr").input("1e-2, fast").run()  # a typo is said, not a traceback
+    assert not app.exception and any("invalid optimizer.lr" in e.value or "lr fast" in e.value for e in app.error)
 
 
 def test_evaluate_page_shows_grad_cam_and_exports(tl_home, tmp_path) -> None:
@@ -318,7 +327,7 @@ def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_hom
     app = page("7_compare.py", **_tiny_choices(colours, train__epochs=1, train__batch_size=8, freeze__strategy="full",
                                                adapt__target=str(target)))
     app.run()
-    app.radio(key="compare.what").set_value("adaptation methods").run()
+    app.selectbox(key="compare.what").set_value("adapt.method").run()
     app.multiselect(key="compare.methods").set_value(["none", "entropy"]).run()
     app.text_input(key="compare.target_test").input(str(target)).run()
     assert not app.exception and not app.error
@@ -328,5 +337,5 @@ def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_hom
     app.run()
     assert not app.exception
     table = app.dataframe[0].value
-    assert list(table["strategy"]) == ["adapt none", "adapt entropy"] and set(table["status"]) == {"succeeded"}
+    assert list(table["setting"]) == ["adapt none", "adapt entropy"] and set(table["status"]) == {"succeeded"}
     assert all(value.endswith("%") for value in table["accuracy on target"])

@@ -151,9 +151,9 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
     epochs.fill("1")
     epochs.press("Enter")  # as people do: it must stick, whatever the timing
     go(page, "7 · Compare")
-    compare_epochs = page.get_by_role("spinbutton", name="Epochs per strategy")
+    compare_epochs = page.get_by_role("spinbutton", name="Epochs per run")
     assert compare_epochs.input_value() == "1"  # the Compare page shows (and could edit) what it will use
-    page.get_by_text("5 run(s) of 1 epoch(s) each").wait_for()  # and the run it describes agrees with the field
+    page.get_by_text(re.compile(r"^5 run\(s\) of 1 epoch\(s\) each")).wait_for()  # the caption agrees with it
     picker = page.locator('[data-testid="stMultiSelect"] input')
     for left in (4, 3, 2):  # keep feature extraction and freeze first half: Backspace drops the last choice
         for attempt in range(6):  # on a busy machine the field may not take the key at once
@@ -161,25 +161,25 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
             picker.focus()
             picker.press("Backspace")
             try:
-                page.get_by_text(f"{left} run(s) of 1 epoch(s) each").wait_for(timeout=20_000)
+                page.get_by_text(re.compile(rf"^{left} run\(s\) of 1 epoch\(s\) each")).wait_for(timeout=20_000)
                 break
             except Exception:  # noqa: BLE001 - Playwright's timeout: press again
-                if page.get_by_text(f"{left - 1} run(s) of 1 epoch(s) each").count():
+                if page.get_by_text(re.compile(rf"^{left - 1} run\(s\) of 1 epoch\(s\) each")).count():
                     raise AssertionError("one Backspace removed two strategies") from None
                 if attempt == 5:
                     raise
     picker.press("Escape")  # close the open list, which covers the button
     settled(page)
     page.get_by_role("button", name="Run the comparison").click()
-    page.get_by_text(re.compile(r"of 2 strategies finished")).wait_for(timeout=120_000)
+    page.get_by_text(re.compile(r"of 2 runs finished")).wait_for(timeout=120_000)
 
     page.reload()  # in the middle of it
     page.get_by_role("heading", name="7 · Compare").wait_for()
 
-    page.get_by_text(re.compile(r"of 2 strategies finished")).wait_for(timeout=120_000)
-    assert page.get_by_role("spinbutton", name="Epochs per strategy").input_value() == "1"
+    page.get_by_text(re.compile(r"of 2 runs finished")).wait_for(timeout=120_000)
+    assert page.get_by_role("spinbutton", name="Epochs per run").input_value() == "1"
     assert chosen_strategies(page) == ["feature extraction", "freeze first half"]
-    page.get_by_text("2 of 2 strategies finished").wait_for(timeout=420_000)
+    page.get_by_text("2 of 2 runs finished").wait_for(timeout=420_000)
     page.get_by_text(re.compile("won with")).first.wait_for()
     page.screenshot(path=OUTPUT / "7_compare.png", full_page=True)
 
@@ -193,8 +193,8 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
         links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
         assert links == ["1 · Data", "2 · Model", "3 · Augment", "4 · Freeze", "5 · Train", "6 · Evaluate",
                          "7 · Compare"], links
-        page.get_by_text("2 of 2 strategies finished").wait_for(timeout=120_000)
-        assert page.get_by_role("spinbutton", name="Epochs per strategy").input_value() == "1"
+        page.get_by_text("2 of 2 runs finished").wait_for(timeout=120_000)
+        assert page.get_by_role("spinbutton", name="Epochs per run").input_value() == "1"
         assert chosen_strategies(page) == ["feature extraction", "freeze first half"]
         exp = re.search(r"exp=([0-9a-f]+)", experiment_url).group(1)
         page.goto(f"{restarted}/train?exp={exp}")
