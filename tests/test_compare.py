@@ -103,15 +103,35 @@ def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:
     config = tmp_path / "base.json"
     config.write_text(tiny_config(colours, epochs=2).to_json())
     env = {**os.environ, "TRANSFERLAB_HOME": str(tl_home)}
-    result = subprocess.run([sys.executable, "-m", "tlcore", "compare", str(config), "--strategies",
-                             "feature_extraction,full", "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "tlcore", "compare", str(config), "--vary",
+                             "freeze.strategy=feature_extraction,full", "--vary", "optimizer.lr=0.01,0.003", "--out",
+                             str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "verdict:" in result.stdout and "feature_extraction" in result.stdout
+    assert "4 runs queued (4 setting(s) x 1 seed(s): feature_extraction · lr 0.01, feature_extraction · lr 0.003, " \
+           "full · lr 0.01, full · lr 0.003)" in result.stdout
+    assert "verdict:" in result.stdout and result.stdout.count(" succeeded ") == 4
     assert list((tmp_path / "out").glob("cmp-*.html")) and list((tmp_path / "out").glob("cmp-*.csv"))
+    cells = next((tmp_path / "out").glob("cmp-*-cells.csv")).read_text().splitlines()
+    assert len(cells) == 1 + 4 + 1 and cells[-1].startswith("# verdict:")
     bad = subprocess.run([sys.executable, "-m", "tlcore", "compare", str(config), "--strategies", "nope"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "unknown strategy name(s): nope" in bad.stderr
+
+
+def test_seeds_repeat_a_setting_and_share_cached_feature_views(colours: Path, tl_home: Path) -> None:
+    from tlcore.grid import parse_axis
+
+    store = RunStore()
+    sweep = launch_sweep(tiny_config(colours, epochs=2), store=store, seeds=2,
+                         axes=[parse_axis("freeze.strategy=feature_extraction")])
+    wait_all_finished(store, sweep)
+    runs = sorted(store.list(sweep=sweep), key=lambda r: r.config["seed"])
+    assert [r.config["seed"] for r in runs] == [0, 1] and {r.status for r in runs} == {SUCCEEDED}
+    logs = [" ".join(e["message"] for e in store.events(r.id)) for r in runs]
+    assert "computed once and cached" in logs[0] and "view(s) read from the cache" not in logs[0]
+    assert "(1 of 2 training view(s) read from the cache, shared with an earlier run or seed" in logs[1]
+    rows = sweep_rows(store, sweep)
+    assert [r.seed for r in rows] == [0, 1] and "over 2 seeds" in verdict(rows)
 
 
 def test_cli_compare_ends_its_wait_when_the_worker_dies(colours: Path, tl_home: Path, tmp_path: Path) -> None:

@@ -407,7 +407,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if args.evaluate_on:
             base = replace(base, evaluate_on=tuple(base.evaluate_on) + tuple(args.evaluate_on))
         sweep = launch_sweep(base, store=store, start=args.background, axes=axes, seeds=args.seeds)
-        runs = store.list(sweep=sweep)
+        runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
         cells = list(dict.fromkeys(r.name for r in runs))
         print(f"comparison {sweep}: {len(runs)} runs queued ({len(cells)} setting(s) x {args.seeds} seed(s): "
               f"{', '.join(cells)})")
