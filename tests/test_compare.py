@@ -119,19 +119,25 @@ def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:
 
 
 def test_seeds_repeat_a_setting_and_share_cached_feature_views(colours: Path, tl_home: Path) -> None:
+    """Pretrained weights: seed 1 reads the view it shares with seed 0. Random weights differ per seed, and so do
+    their features: nothing may be shared (the cache once keyed random weights by the word "random" alone)."""
     from tlcore.grid import parse_axis
 
     store = RunStore()
-    sweep = launch_sweep(tiny_config(colours, epochs=2), store=store, seeds=2,
-                         axes=[parse_axis("freeze.strategy=feature_extraction")])
-    wait_all_finished(store, sweep)
-    runs = sorted(store.list(sweep=sweep), key=lambda r: r.config["seed"])
-    assert [r.config["seed"] for r in runs] == [0, 1] and {r.status for r in runs} == {SUCCEEDED}
-    logs = [" ".join(e["message"] for e in store.events(r.id)) for r in runs]
-    assert "computed once and cached" in logs[0] and "view(s) read from the cache" not in logs[0]
-    assert "(1 of 2 training view(s) read from the cache, shared with an earlier run or seed" in logs[1]
-    rows = sweep_rows(store, sweep)
-    assert [r.seed for r in rows] == [0, 1] and "over 2 seeds" in verdict(rows)
+    pretrained = tiny_config(colours, epochs=2, model={"name": "tf_efficientnet_lite0", "weights": "auto"},
+                             input_size=[3, 64, 64])
+    logs = {}
+    for name, base in (("pretrained", pretrained), ("random", tiny_config(colours, epochs=2))):
+        sweep = launch_sweep(base, store=store, seeds=2, axes=[parse_axis("freeze.strategy=feature_extraction")])
+        wait_all_finished(store, sweep)
+        runs = sorted(store.list(sweep=sweep), key=lambda r: r.config["seed"])
+        assert [r.config["seed"] for r in runs] == [0, 1] and {r.status for r in runs} == {SUCCEEDED}
+        logs[name] = [" ".join(e["message"] for e in store.events(r.id)) for r in runs]
+        rows = sweep_rows(store, sweep)
+        assert [r.seed for r in rows] == [0, 1] and "over 2 seeds" in verdict(rows)
+    assert "computed once and cached" in logs["pretrained"][0] and "read from the cache" not in logs["pretrained"][0]
+    assert "(1 of 2 training view(s) read from the cache, shared with an earlier run or seed" in logs["pretrained"][1]
+    assert all("computed once and cached" in log and "read from the cache" not in log for log in logs["random"])
 
 
 def test_cli_compare_ends_its_wait_when_the_worker_dies(colours: Path, tl_home: Path, tmp_path: Path) -> None:

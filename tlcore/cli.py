@@ -66,6 +66,48 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models_rank(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from tlcore.config import DataConfig, RunConfig
+    from tlcore.rank import ModelScore, default_candidates, parse_candidates, rank_models
+
+    if bool(args.data) == bool(args.config):
+        raise TransferLabError("give the pictures to rank models on: --data FOLDER, or --config RUN.json",
+                               "e.g. python -m tlcore models rank --data sample_data --models tf_efficientnet_lite0,"
+                               "tf_efficientnet_lite0@random")
+    base = RunConfig.load(args.config) if args.config else RunConfig(data=DataConfig(source=args.data))
+    if args.input_size:
+        base = replace(base, input_size=(3, args.input_size, args.input_size))
+    candidates = parse_candidates(args.models) if args.models else default_candidates()
+    if not candidates:
+        raise TransferLabError("no recommended model has weights on this machine", "name models with --models")
+
+    def progress(done: int, total: int, score: ModelScore) -> None:
+        if args.json:
+            print(json.dumps(score.to_dict()), flush=True)
+        else:
+            print(f"[{done}/{total}] {score.candidate}: " + (score.error or f"{score.seconds:.1f} s"), flush=True)
+
+    scores = rank_models(base, candidates, progress)
+    if args.json:
+        return 0
+    print(f"\n{'rank':<4} {'model':<46} {'LogME':>7} {'probe acc':>9} {'seconds':>8} {'img/s':>7} {'params M':>8}")
+    for i, s in enumerate(scores, 1):
+        if s.error:
+            print(f"{'-':<4} {s.candidate:<46} not scored: {s.error}")
+            continue
+        speed = "cached" if s.images_per_s is None else f"{s.images_per_s:.0f}"
+        print(f"{i:<4} {s.label[:46]:<46} {s.logme:>7.3f} {s.probe_accuracy:>9.3f} {s.seconds:>8.1f} {speed:>7} "
+              f"{s.params_millions:>8.1f}")
+    print("LogME: how well a linear model on the frozen features explains the labels (higher is better); probe acc: "
+          "a logistic regression on the training features, scored on the validation split. img/s: feature "
+          "extraction speed here, a guide to training speed.")
+    if sum(s.error is None for s in scores) < 2:
+        print("only one model could be scored: add a baseline such as NAME@random, or give other models' weights")
+    return 0
+
+
 def _build_for_show(args: argparse.Namespace):
     """Showing groups needs no weights: without any, build randomly initialised and say so once."""
     from tlcore.models import ModelSpec, WeightsError, build_model
@@ -540,6 +582,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--search", help="part of a model or family name, e.g. resnet, vit, convnext")
     listing.add_argument("--limit", type=int, default=40)
     listing.set_defaults(handler=_cmd_models_list)
+    rank = models.add_parser("rank", help="rank pretrained models for your pictures in seconds, before training "
+                                          "(LogME and a logistic probe on frozen features)")
+    rank.add_argument("--data", help="a folder (one sub-folder per class) or a .zip; split with the default seed")
+    rank.add_argument("--config", help="instead, a run config: its data, split and input size are used")
+    rank.add_argument("--models", help="comma-separated timm names; NAME@random for the same architecture without "
+                                       "pretrained weights (default: recommended models with weights here)")
+    rank.add_argument("--input-size", type=int, help="square input side (smaller is faster, e.g. 160)")
+    rank.add_argument("--json", action="store_true", help="one JSON object per model, as each is scored")
+    rank.set_defaults(handler=_cmd_models_rank)
     show = models.add_parser("show", help="a model's facts and its layer groups, stem to head")
     _add_model_arguments(show)
     show.set_defaults(handler=_cmd_models_show)

@@ -44,13 +44,15 @@ def _file_fingerprint(path: str) -> str:
     return f"{Path(path).name}:{stat.st_size}:{int(stat.st_mtime)}"
 
 
-def _buffers_fingerprint(model: nn.Module) -> str:
-    """BatchNorm statistics are part of what the backbone computes (AdaBN changes them): a digest of them."""
+def _buffers_fingerprint(model: nn.Module, with_parameters: bool = False) -> str:
+    """BatchNorm statistics are part of what the backbone computes (AdaBN changes them): a digest of them. Random
+    weights have no file to name them, so their parameters are digested too (another seed, other features)."""
     digest = hashlib.sha256()
-    for name, buffer in model.named_buffers():
-        if buffer.is_floating_point():
+    tensors = list(model.named_buffers()) + (list(model.named_parameters()) if with_parameters else [])
+    for name, tensor in tensors:
+        if tensor.is_floating_point():
             digest.update(name.encode())
-            digest.update(buffer.detach().float().cpu().numpy().tobytes())
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -60,7 +62,7 @@ class FeatureCache:
     def __init__(self, built: BuiltModel, view_key: dict, root: Path | None = None) -> None:
         key = {"arch": built.arch, "weights": _file_fingerprint(built.weights.location), "kind": built.weights.kind,
                "preprocessing": built.preprocessing.to_dict(), "view": view_key,
-               "buffers": _buffers_fingerprint(built.model)}
+               "buffers": _buffers_fingerprint(built.model, with_parameters=not built.weights.pretrained)}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
         self.path = (root or data_home() / "feature_cache") / f"{built.arch}-{digest}.safetensors"
 
