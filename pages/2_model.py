@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import (bind, choice, experiment, model_overview, model_spec, normalise_words, num_classes,
-                          resize_words, show_sidebar)
+                          rank_in_a_child_process, resize_words, run_config, show_sidebar)
 from tlcore.errors import TransferLabError
 from tlcore.models import RECOMMENDED, search
+from tlcore.rank import RANDOM_SUFFIX, ModelScore, ranked
 
 experiment()
 st.title("2 · Model")
@@ -52,15 +53,44 @@ with st.expander("Weights"):
     st.checkbox("Allow downloading weights from the Hugging Face hub", **bind("model.allow_download"))
     st.checkbox("Random initialisation (no pretrained weights: much worse on small data)", **bind("model.random_init"))
 
+show_sidebar()
 try:
     overview = model_overview(json.dumps(model_spec().to_dict()), num_classes())
 except TransferLabError as exc:
-    st.error(str(exc))
-    st.stop()
-show_sidebar()
-(st.success if overview.pretrained else st.warning)(f"{overview.label}: {overview.weights}")
-p = overview.preprocessing
-st.markdown(f"Input {p['input_size'][1]}x{p['input_size'][2]}, resize {resize_words(p['interpolation'], p['crop_pct'])}, "
-            f"normalise {normalise_words(p['mean'], p['std'])}: applied for you.",
-            help=f"{RESIZE_HELP} {NORMALISE_HELP} This model: mean {p['mean']}, std {p['std']}.")
-st.caption(f"{len(overview.groups)} layer groups from stem to head; choose which stay frozen on the Freeze page.")
+    st.error(str(exc))  # the ranking below still helps choose another model
+else:
+    (st.success if overview.pretrained else st.warning)(f"{overview.label}: {overview.weights}")
+    p = overview.preprocessing
+    st.markdown(f"Input {p['input_size'][1]}x{p['input_size'][2]}, resize "
+                f"{resize_words(p['interpolation'], p['crop_pct'])}, normalise {normalise_words(p['mean'], p['std'])}: "
+                "applied for you.", help=f"{RESIZE_HELP} {NORMALISE_HELP} This model: mean {p['mean']}, std {p['std']}.")
+    st.caption(f"{len(overview.groups)} layer groups from stem to head; choose which stay frozen on the Freeze page.")
+
+st.subheader("Rank models for my data")
+st.write("Before any training: each model's frozen features of your training pictures, scored by LogME (how well "
+         "a linear model on them explains your labels) and by a quick logistic probe on the validation split. "
+         "Higher is better for both; the features are cached, so the first feature-extraction run starts faster.")
+here = [c.name for c in cards if c.offline_weights]
+options = list(dict.fromkeys(here + list(RECOMMENDED) + [choice("model.name")]))
+candidates = st.multiselect("Models to rank", options, **bind("model.rank_candidates"),
+                            format_func=lambda n: n + ("" if n in here else " (needs weights)"))
+baseline = st.checkbox("Add the same architectures with random weights (shows what pretraining brings)",
+                       **bind("model.rank_baseline"))
+asked = candidates + ([f"{n}{RANDOM_SUFFIX}" for n in candidates] if baseline else [])
+if st.button("Rank models for my data", key="model.rank", disabled=not candidates):
+    try:
+        rank_in_a_child_process(run_config(), asked)
+    except (TransferLabError, ValueError) as exc:
+        st.error(str(exc))
+shown = st.session_state.get("model_ranking")
+if shown and shown["asked"] == asked:
+    scores = ranked([ModelScore(**s) for s in shown["scores"]])
+    st.dataframe(pd.DataFrame([{
+        "rank": i if s.error is None else None, "model": s.label, "LogME": None if s.logme is None else round(s.logme, 3),
+        "probe accuracy": "-" if s.probe_accuracy is None else f"{s.probe_accuracy:.1%}",
+        "seconds": round(s.seconds, 1), "images/s here": "cached" if s.images_per_s is None else round(s.images_per_s),
+        "parameters (M)": None if s.params_millions is None else round(s.params_millions, 1),
+        "note": s.error or ""} for i, s in enumerate(scores, 1)]), hide_index=True, key="model.ranking")
+    if sum(s.error is None for s in scores) == 1:
+        st.caption("Only one model could be scored here: tick the random-weights baseline, or give other models' "
+                   "weights files, to compare.")

@@ -64,6 +64,8 @@ DEFAULTS = {
     "model.weights_file": "",
     "model.random_init": False,
     "model.allow_download": False,
+    "model.rank_candidates": [DEFAULT_MODEL],
+    "model.rank_baseline": True,
     "augment.preset": "light",
     "augment.seed": 0,
     "augment.custom_json": "",
@@ -440,6 +442,28 @@ def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, i
         finally:
             job.cancel()  # the page was left or rerun while it measured: stop measuring
     return [TimeEstimate.from_dict(known[c.to_json()]) for c in configs]
+
+
+def rank_in_a_child_process(config: RunConfig, candidates: list[str]) -> None:
+    """`tlcore models rank` on the experiment's split, with a progress bar; the scores are kept in this session."""
+    folder = job_folder("rank")
+    (folder / "config.json").write_text(config.to_json())
+    job = TlcoreJob(["models", "rank", "--config", str(folder / "config.json"), "--models", ",".join(candidates),
+                     "--json"], folder)
+    bar = st.progress(0.0, text=f"Extracting features with {candidates[0]}...")
+    try:
+        while job.running:
+            done = len(job.lines())
+            if done < len(candidates):
+                bar.progress(done / len(candidates), text=f"{done} of {len(candidates)} models scored; now "
+                                                          f"{candidates[done]}...")
+            time.sleep(0.3)
+        if job.error():
+            raise TransferLabError(f"the models could not be ranked: {job.error()}")
+        st.session_state["model_ranking"] = {"asked": candidates, "scores": [json.loads(x) for x in job.lines()]}
+    finally:
+        job.cancel()
+        bar.empty()
 
 
 def known_time_estimate(config: RunConfig) -> TimeEstimate | None:

@@ -28,6 +28,29 @@ def test_model_page_defaults_to_offline_lite0() -> None:
     assert rows.loc["resnet50", "normalise"] == "ImageNet mean/std"
 
 
+def test_rank_models_for_my_data_puts_the_pretrained_model_above_random_weights(tmp_path) -> None:
+    from app_fixtures import page as experiment_page
+    from train_fixtures import make_colour_classes
+
+    colours = make_colour_classes(tmp_path / "colours", per_class=12)
+    app = experiment_page("2_model.py", data__source=str(colours), data__kind="Folder on this computer",
+                          data__folder=str(colours))
+    app.run()
+    assert app.multiselect(key="model.rank_candidates").value == ["tf_efficientnet_lite0"]
+    assert app.checkbox(key="model.rank_baseline").value
+    app.button(key="model.rank").click().run()
+    assert not app.exception and not app.error
+    table = app.dataframe[-1].value
+    assert list(table["model"]) == ["tf_efficientnet_lite0", "tf_efficientnet_lite0 (RANDOM INIT, not pretrained)"]
+    assert list(table["rank"]) == [1, 2] and table["LogME"][0] > table["LogME"][1]
+    app.multiselect(key="model.rank_candidates").set_value(["tf_efficientnet_lite0", "resnet50"]).run()
+    app.checkbox(key="model.rank_baseline").uncheck().run()
+    app.button(key="model.rank").click().run()
+    table = app.dataframe[-1].value
+    assert not app.exception and table["model"][1] == "resnet50" and "no pretrained weights" in table["note"][1]
+    assert any("Only one model could be scored" in c.value for c in app.caption)
+
+
 def test_model_without_offline_weights_says_how_to_get_them() -> None:
     app = page("2_model.py")
     app.selectbox(key="model.name").set_value("resnet18").run()
