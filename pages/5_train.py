@@ -1,6 +1,7 @@
 """Step 5: train in the background and watch it live; the run outlives the page."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -206,6 +207,9 @@ def live(run_id: str) -> None:
         st.success("Finished: see the Evaluate page for test-set results.")
     st.button("Open this run's settings as a new experiment", key="train.open_settings", on_click=_open_settings,
               args=(run.id,), help="Every choice of this run back on every page, to change one thing and run again.")
+    st.caption(f"Every run is also in TensorBoard: `tensorboard --logdir {store.runs_dir}`"
+               + (f"; and in MLflow at {os.environ['MLFLOW_TRACKING_URI']}" if os.environ.get("MLFLOW_TRACKING_URI")
+                  else " (set MLFLOW_TRACKING_URI before starting the app to log runs to MLflow too)") + ".")
     with st.expander("Log"):
         for event in store.events(run.id, kinds=("log", "stage", "epoch", "warning", "error")):
             st.text(f"{time.strftime('%H:%M:%S', time.localtime(event['ts']))}  {event['message']}")

@@ -29,6 +29,9 @@ def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
     app.run()
     assert not app.exception
     assert any("Finished" in s.value for s in app.success)
+    tensorboard = [c.value for c in app.caption if "tensorboard --logdir" in c.value]
+    assert tensorboard and str(store.runs_dir) in tensorboard[0]
+    assert list((store.runs_dir / "tensorboard" / "single runs").glob(f"* ({run_id})/events.out.tfevents.*"))
 
     evaluate = page("6_evaluate.py", train__run_id=run_id)
     evaluate.run()

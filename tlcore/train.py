@@ -362,7 +362,10 @@ def _validate(loop: Loop) -> dict:
         val_loss, val_acc = evaluate_loss(loop.step_model, batches, loop.step_runtime, loop.eval_criterion)
     else:
         val_loss, val_acc = evaluate_loss(loop.prep.model, loop.val_loader, loop.prep.runtime, loop.eval_criterion)
-    return {"val_loss": val_loss, "val_acc": val_acc, "lr": loop.optimizer.param_groups[-1]["lr"]}
+    lr_groups = {}
+    for group in loop.optimizer.param_groups:  # one learning rate per layer group (decay and no-decay share it)
+        lr_groups.setdefault(group.get("group", str(len(lr_groups))), group["lr"])
+    return {"val_loss": val_loss, "val_acc": val_acc, "lr": loop.optimizer.param_groups[-1]["lr"], "lr_groups": lr_groups}
 
 
 def _save_checkpoint(run_dir: Path, loop: Loop, epoch: int, progress: _Progress, improved: bool) -> None:

@@ -27,6 +27,7 @@ from tlcore.evaluate import evaluate_folder, evaluate_run
 from tlcore.models import check_weights
 from tlcore.paths import data_home
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
+from tlcore.tracking import RunTracker
 from tlcore.train import Cancelled, Event, train
 
 __all__ = ["execute", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]
@@ -50,8 +51,12 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
         while not stop_beating.wait(HEARTBEAT_EVERY_S):
             store.heartbeat(run.id)
 
+    tracker: RunTracker | None = None
+
     def sink(event: Event) -> None:
         store.add_event(run.id, event.kind, event.message, event.data)
+        if event.kind == "epoch" and tracker is not None:
+            tracker.epoch(event.data)
         if on_event:
             on_event(event)
 
@@ -62,6 +67,8 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
         mark.parent.mkdir(parents=True, exist_ok=True)
         mark.write_text(str(os.getpid()))
         config = RunConfig.from_dict(run.config)
+        tracker = RunTracker(run.id, run.name, run.sweep, run.config, run.run_dir,
+                             warn=lambda text: sink(Event("warning", text)))
         train(config, run.run_dir, sink=sink, should_stop=lambda: store.cancel_requested(run.id), resume=run.resume)
         for kind, name in (("best", BEST), ("last", LAST)):
             store.add_artifact(run.id, kind, Path(run.run_dir) / name)
@@ -70,6 +77,7 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
         store.add_artifact(run.id, "predictions", Path(run.run_dir) / PREDICTIONS)
         sink(Event("log", f"test accuracy {evaluation.accuracy:.3f} (balanced {evaluation.balanced_accuracy:.3f}) "
                           f"on {evaluation.n} held-out images", {"test_accuracy": evaluation.accuracy}))
+        tracker.evaluated(evaluation, [Path(run.run_dir) / name for name in (EVALUATION, PREDICTIONS, BEST)])
         for folder in RunConfig.from_dict(run.config).evaluate_on:
             try:
                 other, _ = evaluate_folder(run.run_dir, folder)
@@ -91,6 +99,8 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
     finally:
         stop_beating.set()
         mark.unlink(missing_ok=True)
+        if tracker is not None:
+            tracker.close(status)
     if error:
         store.add_event(run.id, "error" if status == FAILED else "log", error)
     store.finish(run.id, status, error)
