@@ -118,7 +118,7 @@ def wait_for_sweep(store: RunStore, sweep: str, poll_s: float = 1.0) -> list[str
         runs = store.list(sweep=sweep)
         if all(r.status in FINISHED for r in runs):
             return stranded
-        queued = [r for r in runs if r.status == QUEUED]
+        queued = [r for r in runs if r.status == QUEUED and r.runner is None]  # a Ray driver takes the others
         if queued and not any(r.status == RUNNING for r in runs) and store.live_worker() is None:
             time.sleep(poll_s)  # a worker between two runs re-checks the queue; give it one more look
             if store.live_worker() is None and store.get(queued[0].id).status == QUEUED:

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS runs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     resume INTEGER NOT NULL DEFAULT 0,
     sweep TEXT,
-    epochs_done INTEGER NOT NULL DEFAULT 0
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    runner TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id),
@@ -96,6 +97,7 @@ class Run:
     resume: bool
     sweep: str | None
     epochs_done: int
+    runner: str | None = None  # None: the local worker; "ray" or "ray:ADDRESS": a Ray driver takes it
 
     @property
     def epochs(self) -> int:
@@ -205,6 +207,9 @@ class RunStore:
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         with self._connect(check=False) as db:  # a damaged file is set aside (and the store rebuilt) in here
             db.executescript(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            if "runner" not in columns:  # a store made before runs could go to Ray
+                db.execute("ALTER TABLE runs ADD COLUMN runner TEXT")
         if fresh:
             self._rebuild()
 
@@ -312,20 +317,30 @@ class RunStore:
         raise AssertionError("unreachable")
 
     # -- writing ----------------------------------------------------------------------------------
-    def create(self, config: RunConfig, *, sweep: str | None = None) -> Run:
+    def create(self, config: RunConfig, *, sweep: str | None = None, runner: str | None = None) -> Run:
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         run_dir = data_home() / "runs" / run_id
         name = config.name or f"{config.model.name} / {config.freeze.get('strategy', 'custom')}"
         with self._connect() as db:
-            db.execute("INSERT INTO runs (id, name, config, status, created, run_dir, sweep) VALUES (?,?,?,?,?,?,?)",
-                       (run_id, name, config.to_json(), QUEUED, time.time(), str(run_dir), sweep))
+            db.execute("INSERT INTO runs (id, name, config, status, created, run_dir, sweep, runner) "
+                       "VALUES (?,?,?,?,?,?,?,?)",
+                       (run_id, name, config.to_json(), QUEUED, time.time(), str(run_dir), sweep, runner))
         return self.get(run_id)
 
+    def claim(self, run_id: str, pid: int) -> bool:
+        """Take this queued run for a process that drives it elsewhere (Ray); False if it is not queued."""
+        now = time.time()
+        with self._connect() as db:
+            return bool(db.execute("UPDATE runs SET status=?, pid=?, started=COALESCE(started, ?), heartbeat=?, "
+                                   "error=NULL, finished=NULL WHERE id=? AND status=?",
+                                   (RUNNING, pid, now, now, run_id, QUEUED)).rowcount)
+
     def claim_next(self, pid: int) -> Run | None:
-        """Atomically take the oldest queued run for this worker process."""
+        """Atomically take the oldest queued run for this worker process (runs meant for Ray are left alone)."""
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT id FROM runs WHERE status = ? ORDER BY created, id LIMIT 1", (QUEUED,)).fetchone()
+            row = db.execute("SELECT id FROM runs WHERE status = ? AND runner IS NULL ORDER BY created, id LIMIT 1",
+                             (QUEUED,)).fetchone()
             if row is None:
                 db.execute("COMMIT")
                 return None
@@ -379,14 +394,15 @@ class RunStore:
                 raise TransferLabError(f"run {run_id} is already {run.status}", "only queued or running runs can be cancelled")
         return self.get(run_id)
 
-    def requeue_for_resume(self, run_id: str) -> Run:
+    def requeue_for_resume(self, run_id: str, runner: str | None = None) -> Run:
+        """Queue a failed or cancelled run again, for the local worker (`runner` None) or a Ray driver."""
         self.reap_dead()  # a run whose process was just killed is failed, not "running"
         run = self.get(run_id)
         if run.status not in (FAILED, CANCELLED):
             raise TransferLabError(f"run {run_id} is {run.status}", "only failed or cancelled runs can be resumed")
         with self._connect() as db:
-            db.execute("UPDATE runs SET status=?, resume=1, error=NULL, cancel_requested=0, finished=NULL WHERE id=?",
-                       (QUEUED, run_id))
+            db.execute("UPDATE runs SET status=?, resume=1, error=NULL, cancel_requested=0, finished=NULL, runner=? "
+                       "WHERE id=?", (QUEUED, runner, run_id))
         return self.get(run_id)
 
     def reap_dead(self, stale_after: float = HEARTBEAT_STALE_S) -> list[str]:

@@ -30,7 +30,7 @@ from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.tracking import RunTracker
 from tlcore.train import Cancelled, Event, train
 
-__all__ = ["execute", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]
+__all__ = ["execute", "run_to_end", "record_results", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]
 
 HEARTBEAT_EVERY_S = 5.0
 IDLE_POLL_S = 0.5
@@ -41,6 +41,44 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def worker_running(store: RunStore | None = None) -> bool:
     """A worker is alive or starting for this data folder."""
     return (store or RunStore()).live_worker() is not None
+
+
+def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume: bool = False):
+    """Train, then evaluate on the test split and on `evaluate_on` folders; never raises.
+
+    Returns (status, error, evaluation or None). Used by the local worker and by a Ray task alike.
+    """
+    try:
+        train(config, run_dir, sink=sink, should_stop=should_stop, resume=resume)
+        evaluation = evaluate_run(run_dir)
+        sink(Event("log", f"test accuracy {evaluation.accuracy:.3f} (balanced {evaluation.balanced_accuracy:.3f}) "
+                          f"on {evaluation.n} held-out images", {"test_accuracy": evaluation.accuracy}))
+        for folder in config.evaluate_on:
+            try:
+                other, _ = evaluate_folder(run_dir, folder)
+                sink(Event("log", f"accuracy {other.accuracy:.3f} on {other.n} pictures of {folder}",
+                           {"folder": folder, "accuracy": other.accuracy}))
+            except TransferLabError as exc:  # the run itself is fine: say so, keep it
+                sink(Event("warning", f"could not evaluate on {folder}: {exc}"))
+        return SUCCEEDED, None, evaluation
+    except Cancelled as exc:
+        return CANCELLED, f"{exc}; the last complete epoch is kept and the run can be resumed", None
+    except TransferLabError as exc:
+        return FAILED, str(exc), None
+    except torch.OutOfMemoryError:
+        return FAILED, "out of memory: lower the batch size or the input size, or choose a smaller model", None
+    except Exception as exc:  # noqa: BLE001 - a bug must still end as a failed run with a reason, not a dead worker
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "error.log").write_text(traceback.format_exc())
+        return FAILED, f"unexpected error: {type(exc).__name__}: {exc} (details in error.log in the run folder)", None
+
+
+def record_results(store: RunStore, run: Run, evaluation, tracker: RunTracker | None) -> None:
+    """The finished run's files in the store (and its test results in TensorBoard/MLflow)."""
+    for kind, name in (("best", BEST), ("last", LAST), ("evaluation", EVALUATION), ("predictions", PREDICTIONS)):
+        store.add_artifact(run.id, kind, Path(run.run_dir) / name)
+    if tracker is not None:
+        tracker.evaluated(evaluation, [Path(run.run_dir) / name for name in (EVALUATION, PREDICTIONS, BEST)])
 
 
 def execute(store: RunStore, run: Run, *, on_event=None) -> str:
@@ -69,33 +107,12 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
         config = RunConfig.from_dict(run.config)
         tracker = RunTracker(run.id, run.name, run.sweep, run.config, run.run_dir,
                              warn=lambda text: sink(Event("warning", text)))
-        train(config, run.run_dir, sink=sink, should_stop=lambda: store.cancel_requested(run.id), resume=run.resume)
-        for kind, name in (("best", BEST), ("last", LAST)):
-            store.add_artifact(run.id, kind, Path(run.run_dir) / name)
-        evaluation = evaluate_run(run.run_dir)
-        store.add_artifact(run.id, "evaluation", Path(run.run_dir) / EVALUATION)
-        store.add_artifact(run.id, "predictions", Path(run.run_dir) / PREDICTIONS)
-        sink(Event("log", f"test accuracy {evaluation.accuracy:.3f} (balanced {evaluation.balanced_accuracy:.3f}) "
-                          f"on {evaluation.n} held-out images", {"test_accuracy": evaluation.accuracy}))
-        tracker.evaluated(evaluation, [Path(run.run_dir) / name for name in (EVALUATION, PREDICTIONS, BEST)])
-        for folder in RunConfig.from_dict(run.config).evaluate_on:
-            try:
-                other, _ = evaluate_folder(run.run_dir, folder)
-                sink(Event("log", f"accuracy {other.accuracy:.3f} on {other.n} pictures of {folder}",
-                           {"folder": folder, "accuracy": other.accuracy}))
-            except TransferLabError as exc:  # the run itself is fine: say so, keep it
-                sink(Event("warning", f"could not evaluate on {folder}: {exc}"))
-        status = SUCCEEDED
-    except Cancelled as exc:
-        status, error = CANCELLED, f"{exc}; the last complete epoch is kept and the run can be resumed"
-    except TransferLabError as exc:
+        status, error, evaluation = run_to_end(config, run.run_dir, sink,
+                                               lambda: store.cancel_requested(run.id), run.resume)
+        if status == SUCCEEDED:
+            record_results(store, run, evaluation, tracker)
+    except TransferLabError as exc:  # the config itself (a run queued by an older version)
         error = str(exc)
-    except torch.OutOfMemoryError:
-        error = "out of memory: lower the batch size or the input size, or choose a smaller model"
-    except Exception as exc:  # noqa: BLE001 - a bug must still end as a failed run with a reason, not a dead worker
-        error = f"unexpected error: {type(exc).__name__}: {exc} (details in error.log in the run folder)"
-        Path(run.run_dir).mkdir(parents=True, exist_ok=True)
-        (Path(run.run_dir) / "error.log").write_text(traceback.format_exc())
     finally:
         stop_beating.set()
         mark.unlink(missing_ok=True)
@@ -134,7 +151,7 @@ def run_worker(store: RunStore | None = None, *, linger: float = 0.0) -> int:
                     time.sleep(IDLE_POLL_S)
         finally:
             store.unregister_worker(pid)
-        if not store.list(status=QUEUED):
+        if not any(r.runner is None for r in store.list(status=QUEUED)):  # runs queued for Ray are not ours
             break
     return done
 
