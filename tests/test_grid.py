@@ -143,7 +143,7 @@ def test_report_holds_seeds_cells_and_the_paired_test(tmp_path: Path) -> None:
     cells = cells_csv(rows).splitlines()
     assert cells[1].startswith("A,2,2,0.8,0.0,") and cells[2].startswith("B,2,2,0.5,0.0,10.0,0.3")
     assert "sign-flip" not in cells[2] and "McNemar" in cells[2]  # the same pictures right every seed: binary
-    assert cells[-1].startswith("# verdict: A won with 80.0% ± 0.0 over 2 seeds")
+    assert cells[-1].startswith("# verdict: A won with a mean test accuracy of 80.0% (± 0.0 points over 2 seeds)")
     page = report_html(rows, "t")
     assert "mean and standard deviation over seeds" in page and "Paired test: McNemar" in page
     assert varied_settings([{"name": "a", "optimizer": {"lr": 1, "wd": 0}, "seed": 0},

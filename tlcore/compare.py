@@ -65,7 +65,8 @@ def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEF
 
 
 def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore | None = None,
-                 start: bool = True, methods=None, axes: list[Axis] | None = None, seeds: int = 1) -> str:
+                 start: bool = True, methods=None, axes: list[Axis] | None = None, seeds: int = 1,
+                 runner: str | None = None) -> str:
     """Queue every run of a comparison, all on one split manifest; returns the comparison's id.
 
     Args:
@@ -76,6 +77,7 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
         seeds: repeats of every cell, with seeds 0..seeds-1.
         store: the run store (default: the data folder's).
         start: start the background worker (False: the caller runs `run_worker` itself).
+        runner: "ray" queues the runs for a Ray driver (`tlcore.on_ray.drive`) instead of the local worker.
 
     Follow it with `sweep_rows(store, sweep)` and `verdict(rows)`; `tlcore.report.write_report` writes the report.
     """
@@ -85,22 +87,23 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
     configs = sweep_configs(base, strategies, methods, axes, seeds)  # every mistake before anything is queued
     sweep = time.strftime("cmp-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
     for config in configs:
-        submit(config, store, sweep=sweep, start=False)
-    if start:
+        submit(config, store, sweep=sweep, start=False, runner=runner)
+    if start and runner is None:
         from tlcore.worker import ensure_worker
 
         ensure_worker(store)
     return sweep
 
 
-def resume_sweep(store: RunStore, sweep: str) -> list[str]:
-    """Requeue the sweep's failed and cancelled runs; finished ones are kept as they are."""
+def resume_sweep(store: RunStore, sweep: str, runner: str | None = None) -> list[str]:
+    """Requeue the sweep's failed and cancelled runs (for the local worker, or for a Ray driver); finished ones are
+    kept as they are."""
     from tlcore.worker import ensure_worker
 
     again = [r.id for r in store.list(sweep=sweep) if r.status in (FAILED, CANCELLED)]
     for run_id in again:
-        store.requeue_for_resume(run_id)
-    if again:
+        store.requeue_for_resume(run_id, runner)
+    if again and runner is None:
         ensure_worker(store)
     return again
 
@@ -223,8 +226,8 @@ class CellSummary:
         if self.mean is None:
             return "not finished"
         if self.std is None:
-            return f"{self.mean:.1%}"
-        return f"{self.mean:.1%} ± {100 * self.std:.1f} over {len(self.done)} seeds"
+            return f"{self.mean:.1%} test accuracy"
+        return f"a mean test accuracy of {self.mean:.1%} (± {100 * self.std:.1f} points over {len(self.done)} seeds)"
 
     def correct_share(self, seeds: set[int]) -> dict[str, float]:
         """Per test picture, the share of these seeds' runs that got it right (pictures all of them scored)."""
@@ -273,7 +276,7 @@ def verdict(rows: list[SweepRow]) -> str:
     if not ranked:
         return "No run has finished yet."
     best = ranked[0]
-    text = f"{best.label} won with {best.accuracy_words()} test accuracy"
+    text = f"{best.label} won with {best.accuracy_words()}"
     if len(ranked) > 1:
         second, worst = ranked[1], ranked[-1]
         gap = 100 * (best.mean - second.mean)

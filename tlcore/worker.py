@@ -77,7 +77,7 @@ def record_results(store: RunStore, run: Run, evaluation, tracker: RunTracker | 
     """The finished run's files in the store (and its test results in TensorBoard/MLflow)."""
     for kind, name in (("best", BEST), ("last", LAST), ("evaluation", EVALUATION), ("predictions", PREDICTIONS)):
         store.add_artifact(run.id, kind, Path(run.run_dir) / name)
-    if tracker is not None:
+    if tracker is not None and evaluation is not None:
         tracker.evaluated(evaluation, [Path(run.run_dir) / name for name in (EVALUATION, PREDICTIONS, BEST)])
 
 
@@ -186,12 +186,15 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
                    model=replace(config.model, weights=weights))
 
 
-def submit(config: RunConfig, store: RunStore | None = None, *, sweep: str | None = None, start: bool = True) -> Run:
-    """Queue a run (its data path made absolute, so the worker finds it) and make sure a worker will take it."""
+def submit(config: RunConfig, store: RunStore | None = None, *, sweep: str | None = None, start: bool = True,
+           runner: str | None = None) -> Run:
+    """Queue a run (its data path made absolute, so the worker finds it) and make sure a worker will take it.
+
+    `runner` "ray": the run waits for a Ray driver (`tlcore.on_ray.drive`) instead of the local worker."""
     store = store or RunStore()
     config = with_absolute_paths(config)
     check_weights(config.model)  # a run that cannot start is refused now, not 40 s later in the worker
-    run = store.create(config, sweep=sweep)
-    if start:
+    run = store.create(config, sweep=sweep, runner=runner)
+    if start and runner is None:
         ensure_worker(store)
     return run

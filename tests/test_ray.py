@@ -1,0 +1,93 @@
+"""Runs on a local Ray instance (ray.init(num_cpus=2)): the store follows remote runs, folders come back, a dead
+worker fails only its run. Needs `pip install -r requirements-scale.txt`; skipped with that reason without it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-scale.txt")
+
+from tlcore.compare import launch_sweep, sweep_rows, verdict  # noqa: E402
+from tlcore.on_ray import RAY_RUNNER, connect, drive  # noqa: E402
+from tlcore.runs import FAILED, QUEUED, RUNNING, SUCCEEDED, RunStore  # noqa: E402
+from tlcore.worker import run_worker, submit  # noqa: E402
+from train_fixtures import make_colour_classes, tiny_config  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    connect(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_colour_classes(tmp_path_factory.mktemp("data") / "colours")
+
+
+def test_a_comparison_runs_on_ray_and_the_store_follows_it(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    strategies = ["feature_extraction", "gradual", "full"]
+    sweep = launch_sweep(tiny_config(colours, epochs=2), strategies, store, runner=RAY_RUNNER)
+    assert run_worker(store) == 0  # the local worker leaves runs queued for Ray alone
+    assert {r.status for r in store.list(sweep=sweep)} == {QUEUED}
+    seen = []
+    results = drive(store, [r.id for r in store.list(sweep=sweep)], on_event=lambda run, kind, msg: seen.append(kind))
+    assert set(results.values()) == {SUCCEEDED}
+    for run in store.list(sweep=sweep):
+        assert run.status == SUCCEEDED, run.error
+        messages = [e["message"] for e in store.events(run.id)]
+        assert any(m.startswith("sent to a local Ray instance") for m in messages)
+        assert any(m.startswith("started on Ray node") for m in messages)
+        assert len(store.metrics(run.id)) == 2  # epochs written into the store as they came
+        folder = Path(run.run_dir)
+        assert (folder / "evaluation.json").is_file() and (folder / "best.safetensors").is_file()
+    assert seen.count("epoch") == 6
+    rows = sweep_rows(store, sweep)
+    assert all(r.test_accuracy is not None for r in rows) and "won with" in verdict(rows)
+    assert len(list((tl_home / "runs" / "tensorboard" / sweep).iterdir())) == 3
+
+
+def test_shipped_data_trains_elsewhere_and_the_run_folder_comes_back(colours: Path, tl_home: Path) -> None:
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=1), store, runner=RAY_RUNNER)
+    assert drive(store, [run.id], data_mode="ship") == {run.id: SUCCEEDED}
+    messages = [e["message"] for e in store.events(run.id)]
+    assert any("data shipped" in m for m in messages)
+    folder = Path(store.get(run.id).run_dir)
+    assert {"evaluation.json", "predictions.csv", "best.safetensors", "history.json"} <= {p.name for p in
+                                                                                        folder.iterdir()}
+    assert str(colours) not in (folder / "predictions.csv").read_text()  # it read its own copy of the pictures
+
+
+def test_a_killed_ray_worker_fails_its_run_with_the_reason_and_the_others_finish(colours: Path,
+                                                                                 tl_home: Path) -> None:
+    store = RunStore()
+    doomed = submit(tiny_config(colours, epochs=300, name="doomed"), store, runner=RAY_RUNNER)
+    others = [submit(tiny_config(colours, epochs=1, name=f"ok{i}"), store, runner=RAY_RUNNER) for i in range(2)]
+    results = {}
+    driver = threading.Thread(target=lambda: results.update(drive(store, [doomed.id] + [r.id for r in others])))
+    driver.start()
+    deadline = time.monotonic() + 180
+    pid = None
+    while pid is None or store.get(doomed.id).epochs_done < 1:
+        assert time.monotonic() < deadline, "the long run never started on Ray"
+        pid = next((e["data"]["ray_pid"] for e in store.events(doomed.id) if "ray_pid" in e["data"]), None)
+        time.sleep(0.2)
+    assert store.get(doomed.id).status == RUNNING
+    os.kill(pid, signal.SIGKILL)
+    driver.join(timeout=240)
+    assert not driver.is_alive()
+    failed = store.get(doomed.id)
+    assert failed.status == FAILED and "the Ray worker running it died" in failed.error
+    assert f"runs resume {doomed.id}" in failed.error
+    assert [store.get(r.id).status for r in others] == [SUCCEEDED, SUCCEEDED]
+    again = store.requeue_for_resume(doomed.id, RAY_RUNNER)  # and it resumes, on Ray, from its last epoch
+    assert again.status == QUEUED and again.runner == RAY_RUNNER
