@@ -16,6 +16,7 @@ from tlcore.estimate import format_duration
 from tlcore.errors import TransferLabError
 from tlcore.grid import AXES, Axis, expand, parse_axis
 from tlcore.models import RECOMMENDED
+from tlcore.on_ray import RAY_RUNNER, ray_installed, spawn_driver
 from tlcore.report import cells_csv, figures, report_csv, report_html
 from tlcore.runs import FINISHED
 
@@ -117,9 +118,23 @@ elif first_seed and st.button("Estimate the time", key="compare.estimate",
         st.rerun()
     except TransferLabError as exc:
         st.error(str(exc))
-if st.button("Run the comparison", key="compare.start", type="primary", disabled=not cells):
+r1, r2 = st.columns(2)
+run_on = r1.radio("Run on", ["this machine", "Ray"], horizontal=True, **bind("compare.run_on"),
+                  help="Ray: each run is a task on a Ray cluster (a GPU each where it has GPUs), or on a Ray instance "
+                       "started here; this page follows the runs either way.")
+if run_on == "Ray":
+    address = r2.text_input("Ray cluster address (empty: start one here)", placeholder="auto, or ray://head:10001",
+                            **bind("compare.ray_address")).strip()
+    if not ray_installed():
+        st.error("Ray is not installed here: pip install -r requirements-scale.txt")
+if st.button("Run the comparison", key="compare.start", type="primary",
+             disabled=not cells or (run_on == "Ray" and not ray_installed())):
     try:
-        remember("compare.sweep", launch_sweep(base, store=store, axes=axes, seeds=seeds))
+        on_ray = run_on == "Ray"
+        sweep_id = launch_sweep(base, store=store, axes=axes, seeds=seeds, runner=RAY_RUNNER if on_ray else None)
+        if on_ray:
+            spawn_driver(sweep_id, address)
+        remember("compare.sweep", sweep_id)
         st.query_params["sweep"] = choice("compare.sweep")
     except (TransferLabError, ValueError) as exc:
         st.error(str(exc))

@@ -89,6 +89,8 @@ DEFAULTS = {
     "compare.what": "freeze.strategy",  # a setting of tlcore.grid.AXES
     "compare.also": "",  # a second one, for a grid
     "compare.seeds": 1,
+    "compare.run_on": "this machine",
+    "compare.ray_address": "",
     "compare.methods": ["none", "adabn", "mcc"],
     "compare.presets": ["light", "heavy"],
     "compare.models": [DEFAULT_MODEL],

@@ -111,6 +111,18 @@ def streamlit_server(home: Path) -> Iterator[str]:
         log.close()
 
 
+def ray_or_skip():
+    """Ray (optional: requirements-scale.txt) for a test module; CI (TRANSFERLAB_REQUIRE_SCALE=1) fails without it."""
+    try:
+        import ray
+    except ImportError:
+        reason = "Ray is optional and not installed here: pip install -r requirements-scale.txt"
+        if os.environ.get("TRANSFERLAB_REQUIRE_SCALE") == "1":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
+    return ray
+
+
 def chromium_or_skip() -> tuple[str, str]:
     """Debian's chromium and chromedriver; CI (TRANSFERLAB_REQUIRE_BROWSER=1) fails instead of skipping."""
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")

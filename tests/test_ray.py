@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-scale.txt")
+from conftest import ray_or_skip  # noqa: E402
+
+ray = ray_or_skip()
 
 from tlcore.compare import launch_sweep, sweep_rows, verdict  # noqa: E402
 from tlcore.on_ray import RAY_RUNNER, connect, drive  # noqa: E402
@@ -91,3 +93,19 @@ def test_a_killed_ray_worker_fails_its_run_with_the_reason_and_the_others_finish
     assert [store.get(r.id).status for r in others] == [SUCCEEDED, SUCCEEDED]
     again = store.requeue_for_resume(doomed.id, RAY_RUNNER)  # and it resumes, on Ray, from its last epoch
     assert again.status == QUEUED and again.runner == RAY_RUNNER
+
+
+def test_cli_train_and_compare_on_ray(colours: Path, tl_home: Path, tmp_path: Path, capsys) -> None:
+    from tlcore.cli import main
+
+    config = tmp_path / "base.json"
+    config.write_text(tiny_config(colours, epochs=1).to_json())
+    assert main(["train", str(config), "--ray"]) == 0
+    out = capsys.readouterr().out
+    assert "goes to Ray" in out and "started on Ray node" in out and ": succeeded" in out
+    assert main(["compare", str(config), "--vary", "freeze.strategy=feature_extraction,full", "--seeds", "2",
+                 "--ray", "--ship-data", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs queued (2 setting(s) x 2 seed(s)" in out and out.count(" succeeded ") == 4 and "verdict:" in out
+    assert main(["compare", str(config), "--ray", "--background"]) == 1
+    assert "--background and --ray do not go together" in capsys.readouterr().err

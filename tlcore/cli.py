@@ -211,6 +211,31 @@ def _progress_printer():
     return show
 
 
+def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                        help="run on Ray: alone, a Ray instance started here; `auto` or an address (ray://head:10001) "
+                             "joins a cluster (pip install -r requirements-scale.txt)")
+    data = parser.add_mutually_exclusive_group()
+    data.add_argument("--shared-data", dest="ray_data", action="store_const", const="shared",
+                      help="with --ray: every node reads the data and writes run folders at the same paths")
+    data.add_argument("--ship-data", dest="ray_data", action="store_const", const="ship",
+                      help="with --ray: send the split's pictures through Ray's object store (the default for a "
+                           "cluster, up to 2 GB)")
+    parser.add_argument("--ray-cpus-per-run", type=int, default=1, help="with --ray on CPUs: CPUs each run takes")
+
+
+def _drive_on_ray(store, run_ids: list[str], args: argparse.Namespace) -> dict[str, str]:
+    """The runs on Ray, their log lines printed as they come; returns run id -> status."""
+    from tlcore.on_ray import drive
+
+    def show(run, kind: str, message: str) -> None:
+        if kind != "progress":
+            print(f"{run.name}: {'warning: ' if kind == 'warning' else ''}{message}", flush=True)
+
+    return drive(store, run_ids, args.ray or None, data_mode=args.ray_data, cpus_per_run=args.ray_cpus_per_run,
+                 on_event=show)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
@@ -219,6 +244,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = RunConfig.load(args.config)
     store = _store()
+    if args.ray is not None:
+        from tlcore.on_ray import RAY_RUNNER
+
+        run = submit(config, store, runner=RAY_RUNNER)
+        print(f"run {run.id} ({run.name}) goes to Ray; the run store here follows it")
+        status = _drive_on_ray(store, [run.id], args).get(run.id, "failed")
+        final = store.get(run.id)
+        print(f"run {run.id}: {status}" + (f": {final.error}" if final.error else ""))
+        return 0 if status == "succeeded" else EXIT_USER_ERROR
     if args.background:
         run = submit(config, store)
         print(f"queued run {run.id}; follow it with `python -m tlcore runs show {run.id}`")
@@ -325,6 +359,15 @@ def _cmd_runs_cancel(args: argparse.Namespace) -> int:
 def _cmd_runs_resume(args: argparse.Namespace) -> int:
     from tlcore.worker import ensure_worker
 
+    if args.ray is not None:
+        from tlcore.on_ray import RAY_RUNNER
+
+        store = _store()
+        run = store.requeue_for_resume(args.run_id, RAY_RUNNER)
+        print(f"run {run.id} resumes on Ray from its last checkpoint (epoch {run.epochs_done})")
+        status = _drive_on_ray(store, [run.id], args).get(run.id, "failed")
+        print(f"run {run.id}: {status}" + (f": {store.get(run.id).error}" if store.get(run.id).error else ""))
+        return 0 if status == "succeeded" else EXIT_USER_ERROR
     run = _store().requeue_for_resume(args.run_id)
     ensure_worker()
     print(f"run {run.id} queued to resume from its last checkpoint (epoch {run.epochs_done})")
@@ -432,10 +475,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         sweep = args.report
     elif args.resume:
         sweep = args.resume
-        again = resume_sweep(store, sweep)
+        again = resume_sweep(store, sweep, runner="ray" if args.ray is not None else None)
         print(f"comparison {sweep}: {len(again)} run(s) queued again")
-        run_worker(store)
-        complete = _wait_for_sweep(store, sweep)
+        if args.ray is not None:  # also the runs the Compare page queued for Ray
+            waiting = [r.id for r in sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
+                       if r.status == "queued" and r.runner == "ray"]
+            complete = "failed" not in _drive_on_ray(store, waiting, args).values()
+        else:
+            run_worker(store)
+            complete = _wait_for_sweep(store, sweep)
     else:
         if not args.config:
             raise TransferLabError("give a run config to compare strategies on, or --report SWEEP_ID",
@@ -448,7 +496,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         base = RunConfig.load(args.config)
         if args.evaluate_on:
             base = replace(base, evaluate_on=tuple(base.evaluate_on) + tuple(args.evaluate_on))
-        sweep = launch_sweep(base, store=store, start=args.background, axes=axes, seeds=args.seeds)
+        on_ray = args.ray is not None
+        if on_ray and args.background:
+            raise TransferLabError("--background and --ray do not go together", "with --ray this command drives the "
+                                   "runs and follows them; leave it running (the Compare page shows them too)")
+        sweep = launch_sweep(base, store=store, start=args.background, axes=axes, seeds=args.seeds,
+                             runner="ray" if on_ray else None)
         runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
         cells = list(dict.fromkeys(r.name for r in runs))
         print(f"comparison {sweep}: {len(runs)} runs queued ({len(cells)} setting(s) x {args.seeds} seed(s): "
@@ -456,8 +509,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if args.background:
             print(f"follow it on the Compare page, or later: python -m tlcore compare --report {sweep}")
             return 0
-        run_worker(store)  # trains them here, one after the other (or waits for the live background worker)
-        complete = _wait_for_sweep(store, sweep)
+        if on_ray:
+            complete = "failed" not in _drive_on_ray(store, [r.id for r in runs], args).values()
+        else:
+            run_worker(store)  # trains them here, one after the other (or waits for the live background worker)
+            complete = _wait_for_sweep(store, sweep)
     rows = sweep_rows(store, sweep)
     _print_sweep(rows, verdict(rows))
     html_path, csv_path = write_report(store, sweep, args.out or data_home() / "reports")
@@ -615,6 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a run config (JSON) and evaluate it on the test split")
     train.add_argument("config", help="a run config JSON file (the Train page downloads one)")
     train.add_argument("--background", action="store_true", help="queue it for the background worker instead")
+    _add_ray_arguments(train)
     train.set_defaults(handler=_cmd_train)
     worker = commands.add_parser("worker", help="run queued runs one at a time (the app starts this for you)")
     worker.set_defaults(handler=_cmd_worker)
@@ -630,6 +687,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("run_id")
         if name == "show":
             sub.add_argument("--config", action="store_true", help="also print the run's config")
+        if name == "resume":
+            _add_ray_arguments(sub)
         sub.set_defaults(handler=handler)
     evaluate = commands.add_parser("evaluate", help="score a run's best checkpoint on its held-out test split, or on "
                                                     "another labelled folder")
@@ -672,6 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--resume", metavar="SWEEP_ID", help="run a comparison's failed and cancelled runs again")
     compare.add_argument("--report", metavar="SWEEP_ID", help="print the table and write the report of a comparison")
     compare.add_argument("--out", type=Path, help="folder for the HTML report and CSV (default: data folder/reports)")
+    _add_ray_arguments(compare)
     compare.set_defaults(handler=_cmd_compare)
 
     export = commands.add_parser("export", help="a finished run as safetensors, TorchScript, ONNX and a model card")

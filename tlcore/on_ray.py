@@ -37,7 +37,8 @@ from tlcore.paths import data_home
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.tracking import RunTracker
 
-__all__ = ["RAY_RUNNER", "SHIP_LIMIT_BYTES", "ray_installed", "connect", "drive", "choose_data_mode"]
+__all__ = ["RAY_RUNNER", "SHIP_LIMIT_BYTES", "ray_installed", "connect", "drive", "choose_data_mode",
+           "spawn_driver"]
 
 RAY_RUNNER = "ray"  # the store's runner column for runs a Ray driver takes
 SHIP_LIMIT_BYTES = 2 * 1024**3
@@ -52,6 +53,21 @@ def ray_installed() -> bool:
     except ImportError:
         return False
     return True
+
+
+def spawn_driver(sweep: str, address: str = "") -> int:
+    """A detached `compare --resume SWEEP --ray [ADDRESS]` process that drives a comparison's queued runs on Ray
+    (what the Compare page starts: it outlives the page, as the local worker does). Returns its pid."""
+    import subprocess
+    import sys
+    import threading
+
+    args = [sys.executable, "-m", "tlcore", "compare", "--resume", sweep, "--ray"] + ([address] if address else [])
+    with (data_home() / f"ray-driver-{sweep}.log").open("a") as log:
+        child = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                 start_new_session=True, env=os.environ.copy())
+    threading.Thread(target=child.wait, daemon=True).start()  # reaped whoever stops following it
+    return child.pid
 
 
 def _ray():
