@@ -243,6 +243,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from tlcore.worker import ensure_worker, execute, submit
 
     config = RunConfig.load(args.config)
+    if args.nproc:
+        config = RunConfig.from_dict({**config.to_dict(), "distributed": {**config.to_dict()["distributed"],
+                                                                          "nproc_per_node": args.nproc}})
     store = _store()
     if args.ray is not None:
         from tlcore.on_ray import RAY_RUNNER
@@ -671,6 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a run config (JSON) and evaluate it on the test split")
     train.add_argument("config", help="a run config JSON file (the Train page downloads one)")
     train.add_argument("--background", action="store_true", help="queue it for the background worker instead")
+    train.add_argument("--nproc", type=int, help="train this one run on N processes with torchrun (one per GPU; "
+                                                 "gloo on CPUs); sets distributed.nproc_per_node")
     _add_ray_arguments(train)
     train.set_defaults(handler=_cmd_train)
     worker = commands.add_parser("worker", help="run queued runs one at a time (the app starts this for you)")

@@ -21,6 +21,7 @@ __all__ = [
     "AdaptConfig",
     "ConfigError",
     "DataConfig",
+    "DistributedConfig",
     "EarlyStoppingConfig",
     "OptimizerConfig",
     "RunConfig",
@@ -101,6 +102,14 @@ class EarlyStoppingConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    """One run on several processes with torchrun (`tlcore.ddp`); 1 process: no torchrun at all."""
+
+    nproc_per_node: int = 1
+    sync_bn: bool = False  # BatchNorm statistics over the whole global batch (PyTorch: CUDA only)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = ""
     data: DataConfig = field(default_factory=DataConfig)
@@ -121,6 +130,7 @@ class RunConfig:
     feature_views: int = 2  # augmented views of each training picture cached for that fast path
     adapt: AdaptConfig = field(default_factory=AdaptConfig)  # domain adaptation (tlcore.adapt); none by default
     evaluate_on: tuple[str, ...] = ()  # labelled folders (other domains) the finished run is also evaluated on
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def __post_init__(self) -> None:
         o, s, e = self.optimizer, self.schedule, self.early_stopping
@@ -158,6 +168,13 @@ class RunConfig:
                "use a whole number from 0, e.g. 0")
         _check(_whole(self.seed) and 0 <= self.seed < 2**31, "seed", self.seed, "use a whole number from 0, e.g. 0")
         check_freeze(self.freeze)
+        n = self.distributed.nproc_per_node
+        _check(_whole(n) and 1 <= n <= 64, "distributed.nproc_per_node", n, "use 1 (one process) to 64")
+        if n > 1:
+            _check(self.adapt.method == "none", "adapt.method", self.adapt.method,
+                   "domain adaptation runs in one process: use distributed.nproc_per_node 1")
+            _check(self.batch_size >= n, "batch_size", self.batch_size,
+                   f"the global batch is split between {n} processes: use at least {n}")
         try:
             check_adapt(self.adapt)
         except AdaptError as exc:

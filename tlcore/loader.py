@@ -72,10 +72,19 @@ class EpochLoader(DataLoader):
     """
 
     def __init__(self, dataset: ImageListDataset, *, batch_size: int, num_workers: int, pin_memory: bool,
-                 generator: torch.Generator | None = None) -> None:
-        super().__init__(dataset, batch_size=batch_size, sampler=EpochOrder(len(dataset)), drop_last=False,
-                         num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=seed_worker,
-                         generator=generator, persistent_workers=False)
+                 generator: torch.Generator | None = None, rank: int = 0, world: int = 1) -> None:
+        order = EpochOrder(len(dataset))
+        if world > 1:  # one rank of a torchrun run: its share of each global batch (tlcore.ddp)
+            from tlcore.ddp import RankBatches
+
+            super().__init__(dataset, batch_sampler=RankBatches(order, batch_size, rank, world),
+                             num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=seed_worker,
+                             generator=generator, persistent_workers=False)
+        else:
+            super().__init__(dataset, batch_size=batch_size, sampler=order, drop_last=False,
+                             num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=seed_worker,
+                             generator=generator, persistent_workers=False)
+        self.order = order
 
     def reseed(self, seed: int) -> None:
         """Augmentation and loader workers from `seed`; the order is left as it is."""
@@ -86,10 +95,14 @@ class EpochLoader(DataLoader):
     def start_epoch(self, seed: int) -> list[int]:
         """Reseed everything for one epoch and shuffle; returns the epoch's order of picture indexes."""
         self.reseed(seed)
-        return self.sampler.shuffle(seed)
+        return self.order.shuffle(seed)
 
     def in_manifest_order(self) -> None:
-        self.sampler.order = list(range(len(self.dataset)))
+        self.order.order = list(range(len(self.dataset)))
+
+    def step_weights(self) -> list[float] | None:
+        """With torchrun: per step, this rank's share of the global batch; None in one process."""
+        return self.batch_sampler.weights() if hasattr(self.batch_sampler, "weights") else None
 
     def labels(self) -> torch.Tensor:
         return torch.tensor([y for _, y in self.dataset.items])

@@ -26,6 +26,7 @@ from tlcore.augment import eval_pipeline, resize_target, train_pipeline
 from tlcore.checkpoint import read_state, save_state, save_weights
 from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import SplitManifest, load_manifest
+from tlcore.ddp import all_agree, is_writer, rank_world, sum_across, sync_gradients
 from tlcore.errors import TransferLabError
 from tlcore.features import FeatureSet, HeadOnFeatures, cached_feature_set, fast_path_fits, uses_fast_path
 from tlcore.files import atomic_write, clean_partial_writes
@@ -41,6 +42,7 @@ __all__ = ["Event", "Cancelled", "Prepared", "Loop", "TrainResult", "prepare", "
 
 PROGRESS_EVERY_S = 2.0
 STOP_CHECK_EVERY_S = 0.5
+STOP_CHECK_EVERY_STEPS = 8  # with torchrun: a collective look at the cancel flag, at the same steps on every rank
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,9 @@ def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Gen
     pipeline = train_pipeline(prep.config.augment, p, seed=prep.config.seed) if training else eval_pipeline(p)
     items = prep.target.items() if split == "target" else prep.manifest.files(split)
     dataset = ImageListDataset(items, pipeline, min_side=resize_target(p.input_size, p.crop_pct))
+    rank, world = rank_world() if training and split == "train" else (0, 1)
     return EpochLoader(dataset, batch_size=prep.config.batch_size, num_workers=prep.runtime.num_workers,
-                       pin_memory=prep.runtime.pin_memory, generator=generator)
+                       pin_memory=prep.runtime.pin_memory, generator=generator, rank=rank, world=world)
 
 
 def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig, runtime: Runtime) -> torch.optim.Optimizer:
@@ -120,15 +123,21 @@ def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig
 
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, objective: Objective, runtime: Runtime,
-               trainable_params: list[nn.Parameter], grad_clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+               trainable_params: list[nn.Parameter], grad_clip: float,
+               share: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step; returns (loss, logits of the labelled batch) detached, still on the device (no host
-    sync here). `objective` is the step's loss: cross-entropy, plus the adaptation method's term."""
+    sync here). `objective` is the step's loss: cross-entropy, plus the adaptation method's term.
+
+    `share` (torchrun): this rank's share of the global batch; its loss is weighted by it and the gradients are
+    summed across ranks before clipping, which makes the step the single-process step on the global batch."""
     if runtime.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(runtime):
         loss, logits = objective(model, x, y)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if share is None else loss * share).backward()
+    if share is not None:
+        sync_gradients(trainable_params)
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(trainable_params, grad_clip)
     optimizer.step()
@@ -206,7 +215,13 @@ class Loop:
 
 
 def build_loop(prep: Prepared) -> Loop:
-    config, model, runtime = prep.config, prep.model, prep.runtime
+    config, runtime = prep.config, prep.runtime
+    if config.distributed.sync_bn and rank_world()[1] > 1:
+        if runtime.device.type != "cuda":
+            raise TransferLabError("sync_bn needs CUDA GPUs (PyTorch's SyncBatchNorm runs on CUDA only)",
+                                   "turn distributed.sync_bn off on CPUs")
+        prep.built.model = nn.SyncBatchNorm.convert_sync_batchnorm(prep.built.model)  # same parameter names
+    model = prep.model
     model.to(runtime.device)
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -250,7 +265,8 @@ def fast_path_applies(prep: Prepared) -> bool:
     """The run trains on cached features: asked for, only the head trains, and the head on features computes
     what the whole model does."""
     config = prep.config
-    return (config.feature_cache and uses_fast_path(prep.plan, len(prep.built.groups), config.epochs)
+    return (config.feature_cache and rank_world()[1] == 1  # with torchrun every rank trains the model itself
+            and uses_fast_path(prep.plan, len(prep.built.groups), config.epochs)
             and fast_path_fits(prep.model, prep.built.preprocessing.input_size))
 
 
@@ -314,16 +330,23 @@ def _run_epoch(loop: Loop, epoch: int, should_stop: Callable[[], bool], sink: Ca
     else:
         batches = iter(loop.train_loader)
     loop.objective.targets = target_batches(loop, epoch_seed)
+    shares = loop.train_loader.step_weights() if loop.features is None else None  # torchrun: this rank's parts
     for step, (x, y) in enumerate(batches):
         loop.objective.progress = (epoch * steps + step) / max(1, config.epochs * steps)
         now = time.monotonic()
-        if now - last_check >= STOP_CHECK_EVERY_S:
+        if shares is not None:  # every rank asks at the same steps, and rank 0's answer holds for all
+            if step % STOP_CHECK_EVERY_STEPS == 0 and all_agree(should_stop()):
+                raise Cancelled(f"cancelled during epoch {epoch + 1}")
+        elif now - last_check >= STOP_CHECK_EVERY_S:
             last_check = now
             if should_stop():
                 raise Cancelled(f"cancelled during epoch {epoch + 1}")
         x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
+        share = None if shares is None else shares[step]
         loss, logits = train_step(loop.step_model, x, y, loop.optimizer, loop.scheduler, loop.objective,
-                                  loop.step_runtime, trainable_params, config.optimizer.grad_clip)
+                                  loop.step_runtime, trainable_params, config.optimizer.grad_clip, share)
+        if share == 0:  # a padding batch: this rank had no picture in the last global batch
+            continue
         loss_sum += loss * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -335,7 +358,8 @@ def _run_epoch(loop: Loop, epoch: int, should_stop: Callable[[], bool], sink: Ca
         raise TransferLabError(f"training diverged in epoch {epoch + 1} (loss is NaN)",
                                "lower the learning rate (try lr-find) or turn on gradient clipping")
     seconds = time.monotonic() - started
-    return {"epoch": epoch, "train_loss": float(loss_sum) / seen, "train_acc": float(correct) / seen,
+    loss_total, correct_total, seen = sum_across(float(loss_sum), float(correct), float(seen))  # all ranks' pictures
+    return {"epoch": epoch, "train_loss": loss_total / seen, "train_acc": correct_total / seen,
             "images_per_s": seen / seconds, "trainable_params": sum(p.numel() for p in trainable_params)}
 
 
@@ -400,11 +424,14 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in clean_partial_writes(run_dir):
-        sink(Event("log", f"removed {leftover.name}, left by a write that was interrupted"))
+    writer = is_writer()  # with torchrun, only rank 0 writes files
+    if writer:
+        for leftover in clean_partial_writes(run_dir):
+            sink(Event("log", f"removed {leftover.name}, left by a write that was interrupted"))
     prep = prepare(config)
-    atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()))
-    prep.manifest.save(run_dir / SPLIT)
+    if writer:
+        atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()))
+        prep.manifest.save(run_dir / SPLIT)
     loop = build_loop(prep)
     progress = _restore(run_dir, loop, sink) if resume else _Progress()
     sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "
@@ -418,7 +445,7 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     _use_fast_path(loop, sink)
     rule, mask, stopped_early = config.early_stopping, None, False
     for epoch in range(progress.start_epoch, config.epochs):
-        if should_stop():
+        if all_agree(should_stop()):
             raise Cancelled(f"cancelled before epoch {epoch + 1}")
         mask = _set_stage(loop, epoch, mask, sink)
         started = time.perf_counter()
@@ -426,7 +453,8 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
         metrics.update(_validate(loop), epoch_seconds=time.perf_counter() - started,
                        peak_memory_mb=_peak_memory_mb(prep.runtime))
         improved = progress.record(metrics, rule)
-        _save_checkpoint(run_dir, loop, epoch, progress, improved)
+        if writer:
+            _save_checkpoint(run_dir, loop, epoch, progress, improved)
         sink(Event("epoch", _epoch_message(config, metrics, improved), metrics))
         if warning := _overfitting(progress.history):
             sink(Event("warning", warning, {"epoch": epoch}))
@@ -437,7 +465,8 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
             break
     if uses_adabn(config.adapt.method):
         _adapted_model(run_dir, loop, sink)
-    atomic_write(run_dir / HISTORY, lambda tmp: tmp.write_text(json.dumps(progress.history, indent=1)))
+    if writer:
+        atomic_write(run_dir / HISTORY, lambda tmp: tmp.write_text(json.dumps(progress.history, indent=1)))
     best = progress.best if progress.best is not None else math.nan
     sink(Event("done", f"finished: best epoch {progress.best_epoch + 1} ({rule.metric} {best:.4f})",
                {"best_epoch": progress.best_epoch, "best_metric": best}))

@@ -49,7 +49,12 @@ def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume
     Returns (status, error, evaluation or None). Used by the local worker and by a Ray task alike.
     """
     try:
-        train(config, run_dir, sink=sink, should_stop=should_stop, resume=resume)
+        if config.distributed.nproc_per_node > 1:  # torchrun trains; rank 0 wrote the checkpoints evaluated here
+            from tlcore.ddp import launch
+
+            launch(config, run_dir, sink, should_stop, resume)
+        else:
+            train(config, run_dir, sink=sink, should_stop=should_stop, resume=resume)
         evaluation = evaluate_run(run_dir)
         sink(Event("log", f"test accuracy {evaluation.accuracy:.3f} (balanced {evaluation.balanced_accuracy:.3f}) "
                           f"on {evaluation.n} held-out images", {"test_accuracy": evaluation.accuracy}))

@@ -1,0 +1,224 @@
+"""One run on several processes (GPUs, or machines) with torchrun: data-parallel training.
+
+`"distributed": {"nproc_per_node": N}` in a run config (or `train --nproc N`) makes the worker launch
+`torchrun --standalone --nproc_per_node N -m tlcore.ddp ...` instead of training in its own process.
+Every rank builds the same model from the same seed and walks the same epoch order (the project's
+exact-resume rule: same seed, same batches); each global batch of `batch_size` pictures is split
+between the ranks, and the gradients are summed across ranks after each backward pass, each rank's
+loss weighted by its share of the global batch. One step therefore equals a single-process step on
+the whole global batch, up to floating-point summation order (BatchNorm aside: each rank normalises
+by its own part of the batch unless `sync_bn`, which PyTorch runs on CUDA only).
+
+Gradients are all-reduced explicitly (one flattened buffer per step) instead of through the
+DistributedDataParallel wrapper: the wrapper registers the trainable parameters once, and gradual
+unfreezing changes them from stage to stage. Every rank applies the same freeze plan at the same
+epoch, so all agree on what trains. Only rank 0 writes checkpoints, events and the history; the
+worker evaluates the best checkpoint after torchrun returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from tlcore.errors import TransferLabError
+
+__all__ = ["rank_world", "is_writer", "RankBatches", "rank_share", "sync_gradients", "all_agree", "sum_across",
+           "launch", "EVENTS_FILE", "CANCEL_FILE"]
+
+EVENTS_FILE = "ddp_events.jsonl"  # rank 0 -> the worker, one event per line
+CANCEL_FILE = "ddp_cancel"  # the worker -> rank 0: stop at the next agreed step
+ERROR_FILE = "ddp_error.json"
+EXIT_CANCELLED = 3
+
+
+def rank_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_writer() -> bool:
+    return rank_world()[0] == 0
+
+
+def rank_share(batch: list[int], rank: int, world: int) -> list[int]:
+    """This rank's part of one global batch: contiguous, sizes differing by at most one."""
+    n = len(batch)
+    start, end = rank * n // world, (rank + 1) * n // world
+    return batch[start:end]
+
+
+class RankBatches(torch.utils.data.Sampler):
+    """Batches of indexes for one rank: its share of each global batch of the epoch's order. A rank whose share
+    of the last batch is empty gets that batch's first picture, weighted 0 (every rank must take every step)."""
+
+    def __init__(self, order, batch_size: int, rank: int, world: int) -> None:
+        self.order, self.batch_size, self.rank, self.world = order, batch_size, rank, world
+
+    def global_batches(self) -> list[list[int]]:
+        order = list(self.order)
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def __iter__(self):
+        for batch in self.global_batches():
+            yield rank_share(batch, self.rank, self.world) or batch[:1]
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+    def weights(self) -> list[float]:
+        """Per step, this rank's share of the global batch (0 for a padding batch)."""
+        return [len(rank_share(b, self.rank, self.world)) / len(b) for b in self.global_batches()]
+
+
+def sync_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Sum the gradients of these parameters across ranks, in one flattened all-reduce."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
+
+
+def all_agree(flag: bool) -> bool:
+    """Rank 0's answer, for every rank (a cancel must stop all ranks at the same step)."""
+    if rank_world()[1] == 1:
+        return flag
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([1 if flag else 0], device=device)
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
+def sum_across(*values: float) -> list[float]:
+    """Sums over ranks (epoch metrics: every rank saw part of the pictures)."""
+    if rank_world()[1] == 1:
+        return list(values)
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+# -- the worker's side ----------------------------------------------------------------------------
+def launch(config, run_dir: str | Path, sink, should_stop: Callable[[], bool], resume: bool) -> None:
+    """Train `config` with torchrun on this machine; events from rank 0 reach `sink` as they are written.
+
+    Raises `Cancelled` when stopped and `TransferLabError` (rank 0's own message) when training failed.
+    """
+    from tlcore.train import Cancelled, Event
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in (EVENTS_FILE, CANCEL_FILE, ERROR_FILE):
+        (run_dir / name).unlink(missing_ok=True)
+    config_path = run_dir / "ddp_config.json"
+    config_path.write_text(config.to_json())
+    n = config.distributed.nproc_per_node
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+            "-m", "tlcore.ddp", str(run_dir), str(config_path)] + (["--resume"] if resume else [])
+    sink(Event("log", f"distributed training: torchrun with {n} processes on this machine"))
+    with (run_dir / "torchrun.log").open("w") as log:
+        child = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                 cwd=Path(__file__).resolve().parents[1])
+        read = 0
+        while True:
+            done = child.poll() is not None
+            read = _forward(run_dir / EVENTS_FILE, read, sink)
+            if done:
+                break
+            if should_stop() and not (run_dir / CANCEL_FILE).exists():
+                (run_dir / CANCEL_FILE).write_text("cancel")
+            time.sleep(0.2)
+    if child.returncode == 0:
+        return
+    error = _read_error(run_dir)
+    if child.returncode == EXIT_CANCELLED or (error and error.get("cancelled")):
+        raise Cancelled(error.get("message", "cancelled") if error else "cancelled")
+    if error:
+        raise TransferLabError(error["message"])
+    tail = (run_dir / "torchrun.log").read_text()[-600:].strip().splitlines()
+    raise TransferLabError(f"distributed training stopped (torchrun exit code {child.returncode}): "
+                           f"{tail[-1] if tail else 'no output'}", f"see {run_dir / 'torchrun.log'}")
+
+
+def _forward(path: Path, offset: int, sink) -> int:
+    from tlcore.train import Event
+
+    try:
+        with path.open() as fh:
+            fh.seek(offset)
+            text = fh.read()
+    except OSError:
+        return offset
+    complete = text[: text.rfind("\n") + 1]
+    for line in complete.splitlines():
+        kind, message, data = json.loads(line)
+        sink(Event(kind, message, data))
+    return offset + len(complete.encode())
+
+
+def _read_error(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / ERROR_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+# -- each rank ------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tlcore.ddp RUN_DIR CONFIG [--resume]`, started by torchrun once per rank."""
+    from tlcore.config import RunConfig
+    from tlcore.train import Cancelled, Event, train
+
+    argv = sys.argv[1:] if argv is None else argv
+    run_dir, config_path, resume = Path(argv[0]), Path(argv[1]), "--resume" in argv
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank()
+    events = (run_dir / EVENTS_FILE).open("a") if rank == 0 else None
+
+    def sink(event: Event) -> None:
+        if events is not None:
+            events.write(json.dumps([event.kind, event.message, event.data]) + "\n")
+            events.flush()
+
+    def should_stop() -> bool:
+        return rank == 0 and (run_dir / CANCEL_FILE).exists()
+
+    code = 0
+    try:
+        train(RunConfig.load(config_path), run_dir, sink=sink, should_stop=should_stop, resume=resume)
+    except Cancelled as exc:
+        code = EXIT_CANCELLED
+        if rank == 0:
+            (run_dir / ERROR_FILE).write_text(json.dumps({"message": str(exc), "cancelled": True}))
+    except TransferLabError as exc:
+        code = 1
+        if rank == 0:
+            (run_dir / ERROR_FILE).write_text(json.dumps({"message": str(exc)}))
+    finally:
+        if events is not None:
+            events.close()
+        dist.destroy_process_group()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
