@@ -79,5 +79,7 @@ def test_cli_train_nproc(tl_home: Path, tmp_path: Path, capsys) -> None:
     assert main(["train", str(path), "--nproc", "2"]) == 0
     out = capsys.readouterr().out
     assert "torchrun with 2 processes" in out and ": succeeded" in out
+    run_folder = next((tl_home / "runs").glob("2*"))  # `evaluate` takes a run folder too (multi-node torchrun)
+    assert main(["evaluate", str(run_folder)]) == 0 and f"run {run_folder.name} on 12 held-out" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["train", str(path), "--nproc", "two"])

@@ -380,17 +380,22 @@ def _cmd_runs_resume(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tlcore.evaluate import evaluate_folder, evaluate_run
 
-    run = _store().get(args.run_id)
+    given = _existing_folder(args.run_id)
+    if given is not None and (given / "config.json").is_file():  # a run folder (e.g. of a multi-node torchrun)
+        run_dir, run_id = str(given), given.name
+    else:
+        run = _store().get(args.run_id)
+        run_dir, run_id = run.run_dir, run.id
     if args.data:
-        evaluation, folder = evaluate_folder(run.run_dir, args.data)
+        evaluation, folder = evaluate_folder(run_dir, args.data)
         where = f"{evaluation.n} pictures of {args.data}"
     else:
-        evaluation, folder = evaluate_run(run.run_dir), Path(run.run_dir)
+        evaluation, folder = evaluate_run(run_dir), Path(run_dir)
         where = f"{evaluation.n} held-out {evaluation.split} images"
     if args.json:
-        print(json.dumps({**evaluation.to_dict(), "run_id": run.id, "predictions": str(folder / "predictions.csv")}))
+        print(json.dumps({**evaluation.to_dict(), "run_id": run_id, "predictions": str(folder / "predictions.csv")}))
         return 0
-    print(f"run {run.id} on {where}: accuracy {evaluation.accuracy:.3f}, "
+    print(f"run {run_id} on {where}: accuracy {evaluation.accuracy:.3f}, "
           f"balanced accuracy {evaluation.balanced_accuracy:.3f}")
     width = max(len(c) for c in evaluation.classes)
     print(f"  {'class':<{width}}  precision  recall     f1  support")
@@ -697,7 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
     evaluate = commands.add_parser("evaluate", help="score a run's best checkpoint on its held-out test split, or on "
                                                     "another labelled folder")
-    evaluate.add_argument("run_id")
+    evaluate.add_argument("run_id", help="a run id, or a run folder")
     evaluate.add_argument("--data", help="a folder (or zip) with one sub-folder per class of the run: another domain, "
                                          "new pictures; kept with the run under the folder's name")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (its `accuracy` key: the accuracy)")
