@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from conftest import ray_or_skip  # noqa: E402
 
 ray_or_skip()

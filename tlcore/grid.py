@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError

@@ -26,10 +26,8 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
-from tlcore.artifacts import EVALUATION
 from tlcore.config import RunConfig
 from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
@@ -49,7 +47,7 @@ _connected_to = ""  # how the instance this process joined is named in run logs
 
 def ray_installed() -> bool:
     try:
-        import ray  # noqa: F401
+        import ray  # noqa: F401 - only whether it imports
     except ImportError:
         return False
     return True
