@@ -52,6 +52,10 @@ def test_a_comparison_runs_on_ray_and_the_store_follows_it(colours: Path, tl_hom
         folder = Path(run.run_dir)
         assert (folder / "evaluation.json").is_file() and (folder / "best.safetensors").is_file()
     assert seen.count("epoch") == 6
+    for run in store.list(sweep=sweep):  # its clock starts when a Ray worker takes it, not when it was sent
+        sent = next(e["ts"] for e in store.events(run.id) if e["message"].startswith("sent to"))
+        began = next(e["ts"] for e in store.events(run.id) if e["message"].startswith("started on Ray node"))
+        assert sent <= run.started <= began + 1e-3
     rows = sweep_rows(store, sweep)
     assert all(r.test_accuracy is not None for r in rows) and "won with" in verdict(rows)
     assert len(list((tl_home / "runs" / "tensorboard" / sweep).iterdir())) == 3

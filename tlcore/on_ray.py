@@ -308,6 +308,8 @@ def _drain(queue, empty, store: RunStore, trackers: dict, on_event) -> None:
             run_id, kind, message, data = queue.get_nowait()
         except empty:
             return
+        if "ray_pid" in data:  # a worker took it now: the time it waited in Ray's queue is not its own
+            store.started_now(run_id)
         store.add_event(run_id, kind, message, data)
         if kind == "epoch" and run_id in trackers:
             trackers[run_id].epoch(data)

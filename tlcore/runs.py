@@ -335,6 +335,11 @@ class RunStore:
                                    "error=NULL, finished=NULL WHERE id=? AND status=?",
                                    (RUNNING, pid, now, now, run_id, QUEUED)).rowcount)
 
+    def started_now(self, run_id: str) -> None:
+        """A run claimed by a Ray driver waits in Ray's queue: its clock starts when a worker takes it."""
+        with self._connect() as db:
+            db.execute("UPDATE runs SET started=? WHERE id=? AND resume=0", (time.time(), run_id))
+
     def claim_next(self, pid: int) -> Run | None:
         """Atomically take the oldest queued run for this worker process (runs meant for Ray are left alone)."""
         with self._connect() as db:
