@@ -183,8 +183,10 @@ def _read_error(run_dir: Path) -> dict | None:
 def main(argv: list[str] | None = None) -> int:
     """`python -m tlcore.ddp RUN_DIR CONFIG [--resume]`, started by torchrun once per rank."""
     from tlcore.config import RunConfig
+    from tlcore.runtime import tune_allocator
     from tlcore.train import Cancelled, Event, train
 
+    tune_allocator()  # each rank is a training process, as the local worker is
     argv = sys.argv[1:] if argv is None else argv
     run_dir, config_path, resume = Path(argv[0]), Path(argv[1]), "--resume" in argv
     cuda = torch.cuda.is_available()

@@ -165,9 +165,11 @@ def _task(run_id: str, config: dict, resume: bool, shared_home: str | None, payl
     """One run on a Ray worker. Never raises for a run's own failure: returns its status and error."""
     import socket
 
+    from tlcore.runtime import tune_allocator
     from tlcore.train import Event
     from tlcore.worker import run_to_end
 
+    tune_allocator()  # a training process, as the local worker is (3x faster forward passes on CPU)
     home = Path(shared_home) if shared_home else Path(tempfile.mkdtemp(prefix="transferlab-ray-"))
     os.environ["TRANSFERLAB_HOME"] = str(home)
     run_dir = home / "runs" / run_id
