@@ -61,6 +61,35 @@ def test_a_comparison_runs_on_ray_and_the_store_follows_it(colours: Path, tl_hom
     assert len(list((tl_home / "runs" / "tensorboard" / sweep).iterdir())) == 3
 
 
+def test_a_run_keeps_its_cpus_for_its_whole_run(colours: Path, tl_home: Path) -> None:
+    """A Ray task blocked in ray.get lends its CPUs to the next task: runs that each take both CPUs must still
+    train one after the other (they overlapped, and each ran 3x slower, while the task waited on Ray calls)."""
+    store = RunStore()
+    runs = [submit(tiny_config(colours, epochs=25, name=f"r{i}"), store, runner=RAY_RUNNER) for i in range(2)]
+    assert set(drive(store, [r.id for r in runs], cpus_per_run=2).values()) == {SUCCEEDED}
+    first, second = sorted((store.get(r.id) for r in runs), key=lambda r: r.started)
+    first_trained_until = max(e["ts"] for e in store.events(first.id) if e["kind"] == "epoch")
+    assert second.started >= first_trained_until, (second.started - first_trained_until)
+
+
+def test_a_run_on_ray_is_cancelled_from_the_store(colours: Path, tl_home: Path) -> None:
+    from tlcore.runs import CANCELLED
+
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=400), store, runner=RAY_RUNNER)
+    results = {}
+    driver = threading.Thread(target=lambda: results.update(drive(store, [run.id])))
+    driver.start()
+    deadline = time.monotonic() + 120
+    while store.get(run.id).epochs_done < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    store.request_cancel(run.id)  # what the pages' Cancel button and `runs cancel` do
+    driver.join(timeout=60)
+    assert results == {run.id: CANCELLED} and "can be resumed" in store.get(run.id).error
+    assert store.get(run.id).epochs_done < 400
+
+
 def test_shipped_data_trains_elsewhere_and_the_run_folder_comes_back(colours: Path, tl_home: Path) -> None:
     store = RunStore()
     run = submit(tiny_config(colours, epochs=1), store, runner=RAY_RUNNER)

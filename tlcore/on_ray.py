@@ -24,6 +24,7 @@ import json
 import os
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -183,21 +184,34 @@ def _task(run_id: str, config: dict, resume: bool, shared_home: str | None, payl
     if previous is not None:
         _untar(previous, run_dir)
 
+    import ray
+
+    # Training must not block on Ray: a task blocked in ray.get lends its CPUs to the next task, which then trains
+    # beside it on the same cores. Events go out without waiting (one caller's calls to an actor keep their
+    # order); the cancel flag is fetched by a thread of its own.
+    sent = []
+
     def sink(event: Event) -> None:
-        queue.put((run_id, event.kind, event.message, event.data))
+        sent[:] = [queue.actor.put_nowait.remote((run_id, event.kind, event.message, event.data))]
 
     sink(Event("log", f"started on Ray node {socket.gethostname()} (worker process {os.getpid()})",
                {"ray_pid": os.getpid(), "node": socket.gethostname()}))
-    last_look = [0.0, False]
+    stop, ended = threading.Event(), threading.Event()
 
-    def should_stop() -> bool:
-        import ray
+    def watch() -> None:  # a thread asks for the cancel flag, so training never waits on Ray itself
+        while not ended.wait(0.5):
+            if ray.get(control.cancelled.remote(run_id)):
+                stop.set()
+                return
 
-        if time.monotonic() - last_look[0] > 0.5:
-            last_look[:] = [time.monotonic(), ray.get(control.cancelled.remote(run_id))]
-        return last_look[1]
+    threading.Thread(target=watch, daemon=True).start()
+    should_stop = stop.is_set
 
-    status, error, _ = run_to_end(RunConfig.from_dict(config), run_dir, sink, should_stop, resume)
+    try:
+        status, error, _ = run_to_end(RunConfig.from_dict(config), run_dir, sink, should_stop, resume)
+    finally:
+        ended.set()
+    ray.get(sent)  # every event is in the queue before the run ends (the driver drains it after this returns)
     folder = None if shared_home else _tar(lambda archive: archive.add(run_dir, arcname="."))
     return {"status": status, "error": error, "folder": folder}
 
