@@ -236,7 +236,7 @@ def test_compare_adaptation_methods_with_a_target_test_folder(colours: Path, tar
     config_path.write_text(tiny_config(colours, epochs=1, adapt={"method": "none", "target": str(target)}).to_json())
     result = tlcore("compare", str(config_path), "--methods", "none,mcc", "--evaluate-on", str(target), home=tl_home)
     assert result.returncode == 0, result.stderr
-    assert "2 runs queued (none, mcc)" in result.stdout
+    assert "2 runs queued (2 setting(s) x 1 seed(s): adapt none, adapt mcc)" in result.stdout
     lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("adapt ")}
     assert set(lines) == {"none", "mcc"}
     from tlcore.compare import sweep_rows
