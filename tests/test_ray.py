@@ -142,3 +142,17 @@ def test_cli_train_and_compare_on_ray(colours: Path, tl_home: Path, tmp_path: Pa
     assert "4 runs queued (2 setting(s) x 2 seed(s)" in out and out.count(" succeeded ") == 4 and "verdict:" in out
     assert main(["compare", str(config), "--ray", "--background"]) == 1
     assert "--background and --ray do not go together" in capsys.readouterr().err
+
+
+def test_the_data_mode_is_chosen_before_any_picture_is_read() -> None:
+    from tlcore.errors import TransferLabError
+    from tlcore.on_ray import SHIP_LIMIT_BYTES, choose_data_mode
+
+    assert choose_data_mode(None, SHIP_LIMIT_BYTES * 10) == "shared"  # a local instance reads in place
+    assert choose_data_mode("auto", SHIP_LIMIT_BYTES) == "ship"
+    assert choose_data_mode("auto", SHIP_LIMIT_BYTES * 10, "shared") == "shared"
+    for address, forced in (("auto", None), (None, "ship")):
+        with pytest.raises(TransferLabError, match="too many to ship"):
+            choose_data_mode(address, SHIP_LIMIT_BYTES + 1, forced)
+    with pytest.raises(TransferLabError, match="unknown data mode"):
+        choose_data_mode("auto", 0, "copy")

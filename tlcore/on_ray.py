@@ -57,16 +57,10 @@ def ray_installed() -> bool:
 def spawn_driver(sweep: str, address: str = "") -> int:
     """A detached `compare --resume SWEEP --ray [ADDRESS]` process that drives a comparison's queued runs on Ray
     (what the Compare page starts: it outlives the page, as the local worker does). Returns its pid."""
-    import subprocess
-    import sys
-    import threading
+    from tlcore.worker import spawn_detached
 
-    args = [sys.executable, "-m", "tlcore", "compare", "--resume", sweep, "--ray"] + ([address] if address else [])
-    with (data_home() / f"ray-driver-{sweep}.log").open("a") as log:
-        child = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                 start_new_session=True, env=os.environ.copy())
-    threading.Thread(target=child.wait, daemon=True).start()  # reaped whoever stops following it
-    return child.pid
+    return spawn_detached(["compare", "--resume", sweep, "--ray"] + ([address] if address else []),
+                          data_home() / f"ray-driver-{sweep}.log")
 
 
 def _ray():
@@ -105,22 +99,16 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
 
 
 def choose_data_mode(address: str | None, split_bytes: int, forced: str | None = None) -> str:
-    """"shared" for a local instance or when asked; "ship" for a remote cluster when the split is small enough."""
-    if forced:
-        if forced not in ("shared", "ship"):
-            raise TransferLabError(f"unknown data mode {forced!r}", "use shared or ship")
-        if forced == "ship" and split_bytes > SHIP_LIMIT_BYTES:
-            raise TransferLabError(f"the split's pictures are {split_bytes / 1024**3:.1f} GB, too many to ship through "
-                                   "Ray's object store", "put them on a file system every node reads, and use "
-                                                         "--shared-data")
-        return forced
-    if not address:
-        return "shared"
-    if split_bytes > SHIP_LIMIT_BYTES:
-        raise TransferLabError(f"the split's pictures are {split_bytes / 1024**3:.1f} GB: too many to ship to the "
-                               "cluster", "put them on a file system every node reads at the same path, and add "
-                                          "--shared-data")
-    return "ship"
+    """"shared" for a local instance or when asked; "ship" for a remote cluster (or when asked), if the split is
+    small enough to go through the object store."""
+    if forced not in (None, "shared", "ship"):
+        raise TransferLabError(f"unknown data mode {forced!r}", "use shared or ship")
+    mode = forced or ("ship" if address else "shared")
+    if mode == "ship" and split_bytes > SHIP_LIMIT_BYTES:
+        raise TransferLabError(f"the split's pictures are {split_bytes / 1024**3:.1f} GB, too many to ship through "
+                               "Ray's object store", "put them on a file system every node reads at the same path, "
+                                                     "and use --shared-data")
+    return mode
 
 
 # -- what travels ---------------------------------------------------------------------------------
@@ -137,17 +125,19 @@ def _untar(blob: bytes, into: Path) -> None:
         archive.extractall(into, filter="data")  # no absolute paths, no links out of `into`
 
 
-def _split_payload(config: RunConfig) -> tuple[bytes, dict, int]:
-    """The split's pictures and its manifest (root made relative), as one tar; and their size in bytes."""
+def _split_files(config: RunConfig):
+    """The split's manifest, its picture files, and their size in bytes (read from the file system, not the files)."""
     manifest, _ = resolve_manifest(config.data)
-    root = Path(manifest.root)
-    files = [root / item.path for item in manifest.items]
-    size = sum(f.stat().st_size for f in files)
+    files = [Path(manifest.root) / item.path for item in manifest.items]
+    return manifest, files, sum(f.stat().st_size for f in files)
 
+
+def _split_payload(manifest, files: list[Path]) -> bytes:
+    """The split's pictures as one tar, by their paths relative to the manifest's root."""
     def add(archive: tarfile.TarFile) -> None:
         for item, path in zip(manifest.items, files):
             archive.add(path, arcname=f"pictures/{item.path}")
-    return _tar(add), manifest.to_dict(), size
+    return _tar(add)
 
 
 def _unpack_split(payload: bytes, manifest: dict, home: Path, config: dict) -> dict:
@@ -296,26 +286,24 @@ def drive(store: RunStore, run_ids: list[str], address: str | None = None, *, da
 
 
 def _what_travels(ray, run: Run, config: RunConfig, address: str | None, forced: str | None, shipped: dict):
-    if forced == "shared" or (not address and forced is None):
+    if choose_data_mode(address, 0, forced) == "shared":
         return None, None, None, "shared"
-    key = config.data.manifest or config.data.source
-    if key not in shipped:
-        payload, manifest, size = _split_payload(config)
-        mode = choose_data_mode(address, size, forced)
-        shipped[key] = (ray.put(payload), manifest, mode)
-    ref, manifest, mode = shipped[key]
-    if mode == "shared":
-        return None, None, None, mode
     if config.adapt.method != "none" or config.evaluate_on:
         raise TransferLabError("target pictures and evaluate_on folders are not shipped to Ray workers",
                                "put them on a file system every node reads, and use --shared-data")
+    key = config.data.manifest or config.data.source
+    if key not in shipped:  # one copy per split in the object store, whatever the number of runs
+        manifest, files, size = _split_files(config)
+        choose_data_mode(address, size, forced)  # a split too large is refused before any picture is read
+        shipped[key] = (ray.put(_split_payload(manifest, files)), manifest.to_dict())
+    ref, manifest = shipped[key]
     weights = None
     if config.model.weights not in ("auto", "random", "") and Path(config.model.weights).is_file():
         weights = (Path(config.model.weights).name, Path(config.model.weights).read_bytes())
     previous = None
     if run.resume and Path(run.run_dir).is_dir():
         previous = _tar(lambda archive: archive.add(run.run_dir, arcname="."))
-    return (ref, manifest), weights, previous, mode
+    return (ref, manifest), weights, previous, "ship"
 
 
 def _drain(queue, empty, store: RunStore, trackers: dict, on_event) -> None:

@@ -161,12 +161,18 @@ def run_worker(store: RunStore | None = None, *, linger: float = 0.0) -> int:
     return done
 
 
-def _spawn_worker() -> int:
-    with (data_home() / "worker.log").open("a") as log:  # the child keeps its own copy of the descriptor
-        child = subprocess.Popen([sys.executable, "-m", "tlcore", "worker"], cwd=PROJECT_ROOT, stdout=log,
-                                 stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
-    threading.Thread(target=child.wait, daemon=True, name=f"reap-worker-{child.pid}").start()  # no zombies
+def spawn_detached(args: list[str], log_path: Path) -> int:
+    """`python -m tlcore ARGS` in its own session (a closed tab or a restarted server does not stop it), its
+    output appended to `log_path`; reaped by a thread so it never lingers as a zombie. Returns its pid."""
+    with log_path.open("a") as log:  # the child keeps its own copy of the descriptor
+        child = subprocess.Popen([sys.executable, "-m", "tlcore", *args], cwd=PROJECT_ROOT, stdout=log, stderr=log,
+                                 stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+    threading.Thread(target=child.wait, daemon=True, name=f"reap-{args[0]}-{child.pid}").start()
     return child.pid
+
+
+def _spawn_worker() -> int:
+    return spawn_detached(["worker"], data_home() / "worker.log")
 
 
 def ensure_worker(store: RunStore | None = None) -> bool:
