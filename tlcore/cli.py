@@ -44,6 +44,34 @@ def _cmd_data_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_cache(args: argparse.Namespace) -> int:
+    from tlcore.data import make_split, scan
+    from tlcore.decoded import DecodedCache, cache_bytes
+    from tlcore.models import ModelSpec, build_model
+    from tlcore.models.weights import WeightsError
+
+    report = scan(args.path)
+    manifest = make_split(report, seed=0)  # the cache is keyed by picture content: any split reads it
+    size = (3, args.input_size, args.input_size) if args.input_size else None
+    try:  # the preprocessing is what matters; it comes from the model's config even without its weights here
+        built = build_model(ModelSpec(name=args.model), None, input_size=size)
+    except WeightsError:
+        built = build_model(ModelSpec(name=args.model, weights="random"), None, input_size=size)
+    cache = DecodedCache(manifest.root, built.preprocessing)
+    pictures = [(str(Path(manifest.root) / i.path), i.sha256) for i in manifest.items]
+    missing = cache.missing([h for _, h in pictures])
+    total = cache_bytes(len(pictures), built.preprocessing)
+    print(f"{len(pictures):,} pictures at {cache.side}x{cache.side} px for {built.arch}: {total / 1e9:.2f} GB "
+          f"({len(missing):,} to decode, {len(pictures) - len(missing):,} already cached; limit {args.max_gb:g} GB)")
+    progress = (lambda done, n: print(f"  decoded {done:,} of {n:,}", flush=True)) if missing else (lambda d, n: None)
+    built_now = cache.build(pictures, args.max_gb, on_progress=progress)
+    for path in built_now.unreadable:
+        print(f"error: cannot decode {path}", file=sys.stderr)
+    print(f"cache ready: {cache.data_path} ({built_now.bytes / 1e9:.2f} GB); {built_now.decoded:,} decoded now, "
+          f"{built_now.reused:,} reused")
+    return EXIT_USER_ERROR if built_now.unreadable else 0
+
+
 def _print_cards(cards: list) -> None:
     width = max([len(c.name) for c in cards] + [5])
     print(f"{'model':<{width}}  {'family':<26} {'params':>9}  {'input':>9}  offline weights")
@@ -640,6 +668,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="for folders already split without test/: share of val set aside as test (default 0.5)")
     split.add_argument("--out", type=Path, help="where to write the manifest (default: the Transfer Lab data folder)")
     split.set_defaults(handler=_cmd_data_split)
+
+    cache = data.add_parser("cache", help="decode every picture once into the decoded-image cache a run on a GPU "
+                                          "reads (runs build it on first use too)")
+    cache.add_argument("path", help="a folder or .zip, as for `scan`")
+    cache.add_argument("--model", default="tf_efficientnet_lite0", help="the model whose resize size the cache keeps")
+    cache.add_argument("--input-size", type=int, help="square input side, as the run's input_size")
+    cache.add_argument("--max-gb", type=float, default=20.0, help="refuse a cache larger than this (default 20)")
+    cache.set_defaults(handler=_cmd_data_cache)
 
     models = commands.add_parser("models", help="browse pretrained models").add_subparsers(dest="models_command", required=True)
     listing = models.add_parser("list", help="recommended models, or search all of timm's pretrained models")

@@ -36,6 +36,8 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "onecycle", "step", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
+SWITCHES = ("auto", "on", "off")
+AUGMENT_ON = ("auto", "device", "cpu")
 MONITORS = ("val_loss", "val_acc")
 MAX_CONFIG_BYTES = 1_000_000
 
@@ -120,7 +122,7 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     epochs: int = 5
-    batch_size: int = 32
+    batch_size: int | str = 32  # "auto": the largest power of two that fits the GPU, lr scaled (tlcore.batch_size)
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
@@ -131,12 +133,20 @@ class RunConfig:
     adapt: AdaptConfig = field(default_factory=AdaptConfig)  # domain adaptation (tlcore.adapt); none by default
     evaluate_on: tuple[str, ...] = ()  # labelled folders (other domains) the finished run is also evaluated on
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    decoded_cache: str = "auto"  # pictures decoded once into a uint8 cache (tlcore.decoded); auto: on with CUDA
+    decoded_cache_max_gb: float = 20.0  # over this the run reads the JPEGs, and says so
+    augment_on: str = "auto"  # "device": augment whole batches on the GPU (tlcore.device_augment); auto: with CUDA
+    compile: bool = False  # torch.compile the training step's model; a failure to compile falls back with a warning
 
     def __post_init__(self) -> None:
         o, s, e = self.optimizer, self.schedule, self.early_stopping
         _check(_whole(self.epochs) and 1 <= self.epochs <= 1000, "epochs", self.epochs, "use 1 to 1000")
-        _check(_whole(self.batch_size) and 1 <= self.batch_size <= 4096, "batch_size", self.batch_size,
-               "use 1 to 4096, e.g. 32")
+        _check(self.batch_size == "auto" or (_whole(self.batch_size) and 1 <= self.batch_size <= 4096), "batch_size",
+               self.batch_size, "use 1 to 4096, e.g. 32, or \"auto\" (the largest that fits the GPU)")
+        _check(self.decoded_cache in SWITCHES, "decoded_cache", self.decoded_cache, f"use one of {', '.join(SWITCHES)}")
+        _check(0 < self.decoded_cache_max_gb <= 10_000, "decoded_cache_max_gb", self.decoded_cache_max_gb,
+               "use a size in GB, e.g. 20")
+        _check(self.augment_on in AUGMENT_ON, "augment_on", self.augment_on, f"use one of {', '.join(AUGMENT_ON)}")
         _check(o.name in OPTIMIZERS, "optimizer.name", o.name, f"use one of {', '.join(OPTIMIZERS)}")
         _check(0 < o.lr <= 10, "optimizer.lr", o.lr, "use a positive learning rate such as 1e-3 (try lr-find)")
         _check(0 <= o.weight_decay < 1, "optimizer.weight_decay", o.weight_decay, "use 0 to 1, e.g. 0.01")
@@ -173,6 +183,8 @@ class RunConfig:
         if n > 1:
             _check(self.adapt.method == "none", "adapt.method", self.adapt.method,
                    "domain adaptation runs in one process: use distributed.nproc_per_node 1")
+            _check(self.batch_size != "auto", "batch_size", self.batch_size,
+                   "batch size auto is found in one process: give a number with distributed.nproc_per_node > 1")
             _check(self.batch_size >= n, "batch_size", self.batch_size,
                    f"the global batch is split between {n} processes: use at least {n}")
         try:

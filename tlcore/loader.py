@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tlcore.data.images import ImageReadError, load_rgb
 
-__all__ = ["EpochOrder", "EpochLoader", "ImageListDataset", "seed_worker"]
+__all__ = ["EpochOrder", "EpochLoader", "ImageListDataset", "DecodedDataset", "seed_worker"]
 
 
 class EpochOrder(torch.utils.data.Sampler):
@@ -38,15 +38,20 @@ class ImageListDataset(Dataset):
     (`min_side`): a 4000x3000 phone photo costs a 1/8 decode, not a full one.
     """
 
-    def __init__(self, items: list[tuple[Path, int]], pipeline: A.Compose, min_side: int | None = None) -> None:
+    def __init__(self, items: list[tuple[Path, int]], pipeline: A.Compose, min_side: int | None = None,
+                 decoded: tuple | None = None) -> None:
         self.items = list(items)
         self.pipeline = pipeline
         self.min_side = min_side
+        self.decoded = decoded  # (DecodedArray, row per item): pixels from the decoded-image cache, no JPEG decode
 
     def __len__(self) -> int:
         return len(self.items)
 
     def load(self, index: int) -> np.ndarray:
+        if self.decoded is not None:
+            array, rows = self.decoded
+            return array[rows[index]]
         path, _ = self.items[index]
         try:
             return np.asarray(load_rgb(path, draft=self.min_side))
@@ -57,10 +62,24 @@ class ImageListDataset(Dataset):
         return self.pipeline(image=self.load(index))["image"], self.items[index][1]
 
 
+class DecodedDataset(Dataset):
+    """Cached uint8 squares as they are (HxWx3 tensors): the device augments and normalises whole batches."""
+
+    def __init__(self, items: list[tuple[Path, int]], decoded: tuple) -> None:
+        self.items = list(items)
+        self.array, self.rows = decoded
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return torch.from_numpy(self.array[self.rows[index]]), self.items[index][1]
+
+
 def seed_worker(worker_id: int) -> None:
     """Each loader worker gets its own, reproducible augmentation stream (not copies of one)."""
     info = torch.utils.data.get_worker_info()
-    if info is not None and hasattr(info.dataset, "pipeline"):
+    if info is not None and getattr(info.dataset, "pipeline", None) is not None:
         info.dataset.pipeline.set_random_seed(torch.initial_seed() % 2**31)
 
 
@@ -71,8 +90,9 @@ class EpochLoader(DataLoader):
     so an epoch can be repeated exactly, and the fast path can walk the pictures in manifest order.
     """
 
-    def __init__(self, dataset: ImageListDataset, *, batch_size: int, num_workers: int, pin_memory: bool,
-                 generator: torch.Generator | None = None, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, dataset: ImageListDataset | DecodedDataset, *, batch_size: int, num_workers: int,
+                 pin_memory: bool, generator: torch.Generator | None = None, rank: int = 0, world: int = 1,
+                 on_device=None, device: torch.device | None = None) -> None:
         order = EpochOrder(len(dataset))
         if world > 1:  # one rank of a torchrun run: its share of each global batch (tlcore.ddp)
             from tlcore.ddp import RankBatches
@@ -85,10 +105,23 @@ class EpochLoader(DataLoader):
                              num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=seed_worker,
                              generator=generator, persistent_workers=False)
         self.order = order
+        self.on_device, self.device = on_device, device
+
+    def __iter__(self):
+        """Batches as the model takes them; with `on_device`, uint8 batches go to the device and are augmented
+        (or centre-cropped) and normalised there."""
+        batches = super().__iter__()
+        if self.on_device is None:
+            return batches
+        return ((self.on_device(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True))
+                for x, y in batches)
 
     def reseed(self, seed: int) -> None:
         """Augmentation and loader workers from `seed`; the order is left as it is."""
-        self.dataset.pipeline.set_random_seed(seed)
+        if getattr(self.dataset, "pipeline", None) is not None:
+            self.dataset.pipeline.set_random_seed(seed)
+        if self.on_device is not None:
+            self.on_device.reseed(seed)
         if self.generator is not None:
             self.generator.manual_seed(seed)
 

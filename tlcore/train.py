@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import time
 from collections.abc import Callable, Iterable
@@ -30,9 +31,11 @@ from tlcore.ddp import all_agree, is_writer, rank_world, sum_across, sync_gradie
 from tlcore.errors import TransferLabError
 from tlcore.features import FeatureSet, HeadOnFeatures, cached_feature_set, fast_path_fits, uses_fast_path
 from tlcore.files import atomic_write, clean_partial_writes
+from tlcore.batch_size import BASE_BATCH, auto_batch_words, cuda_trial, largest_batch, scaled_lr
 from tlcore.freeze import FreezePlan, apply_plan, optimizer_param_groups, set_train_mode
 from tlcore.inference import autocast, outputs
-from tlcore.loader import EpochLoader, ImageListDataset
+from tlcore.input_path import InputPath, choose_input
+from tlcore.loader import DecodedDataset, EpochLoader, ImageListDataset
 from tlcore.models import BuiltModel, build_model
 from tlcore.runtime import Runtime, select_runtime
 from tlcore.schedules import make_scheduler
@@ -40,6 +43,9 @@ from tlcore.schedules import make_scheduler
 __all__ = ["Event", "Cancelled", "Prepared", "Loop", "TrainResult", "prepare", "build_loop", "train", "train_step",
            "evaluate_loss", "make_optimizer", "make_loader", "target_batches", "fast_path_applies", "epoch_seed_of", "BEST", "LAST"]
 
+AUTO_BATCH = "auto_batch.json"  # the batch size "auto" found, so a resumed run keeps it
+EXTRACT_BATCH_CUDA = 256  # feature extraction on a GPU: no gradients, so far larger batches than training
+COMPILE_BACKEND = os.environ.get("TRANSFERLAB_COMPILE_BACKEND", "inductor")
 PROGRESS_EVERY_S = 2.0
 STOP_CHECK_EVERY_S = 0.5
 STOP_CHECK_EVERY_STEPS = 8  # with torchrun: a collective look at the cancel flag, at the same steps on every rank
@@ -68,6 +74,7 @@ class Prepared:
     plan: FreezePlan
     runtime: Runtime
     target: TargetSet | None = None  # unlabeled pictures of the domain to adapt to
+    inputs: InputPath = field(default_factory=InputPath)  # how pictures reach the model (tlcore.input_path)
 
     @property
     def model(self) -> nn.Module:
@@ -79,9 +86,11 @@ class Prepared:
         return all(self.plan.trainable_from(e, n) == n - 1 for e in range(self.config.epochs))
 
 
-def prepare(config: RunConfig) -> Prepared:
+def prepare(config: RunConfig, run_dir: Path | None = None, sink: Callable[[Event], None] = lambda e: None) -> Prepared:
     """Everything a run needs, built and checked before the first step (so errors come early and clearly).
 
+    `"batch_size": "auto"` is resolved here (read back from `run_dir` when the run found it before), so
+    `prep.config` always holds a number.
     Raises `TransferLabError` when the data, the split, the model, its weights or the freeze plan cannot be used.
     """
     runtime = select_runtime(config.device, config.precision, config.num_workers)
@@ -96,20 +105,62 @@ def prepare(config: RunConfig) -> Prepared:
     check_method_fits(config.adapt, built.model, prep.head_only, built.arch)
     if config.adapt.method in NEEDS_TARGET:
         prep.target = scan_target(config.adapt.target, config.adapt.max_target)
+    if config.batch_size == "auto":
+        prep.config = _auto_batch(prep, run_dir, sink)
     return prep
 
 
-def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Generator | None = None) -> EpochLoader:
+def _auto_batch(prep: Prepared, run_dir: Path | None, sink: Callable[[Event], None]) -> RunConfig:
+    """The config with batch size "auto" made a number (and the learning rate scaled to it)."""
+    config, runtime = prep.config, prep.runtime
+    found = run_dir / AUTO_BATCH if run_dir else None
+    if found and found.exists():
+        chosen = json.loads(found.read_text())
+        sink(Event("log", f"batch size auto: {chosen['batch_size']}, as found when this run started"))
+        return replace(config, batch_size=chosen["batch_size"], optimizer=replace(config.optimizer, lr=chosen["lr"]))
+    if runtime.device.type != "cuda":
+        batch, lr = BASE_BATCH, config.optimizer.lr
+        sink(Event("log", f"batch size auto: {batch} (the search measures GPU memory; on the "
+                          f"{runtime.device.type.upper()} the default batch is used)"))
+    else:
+        model = prep.model.to(runtime.device)
+        if runtime.channels_last:
+            model.to(memory_format=torch.channels_last)
+        n = len(prep.built.groups)
+        widest = min(range(config.epochs), key=lambda e: prep.plan.trainable_from(e, n))  # most of the model trains
+        apply_plan(model, prep.built.groups, prep.plan, widest)
+        tried: list[tuple[int, int | None]] = []
+        capacity = torch.cuda.get_device_properties(runtime.device).total_memory
+        trial = cuda_trial(model, prep.built.preprocessing.input_size, len(prep.manifest.classes), runtime)
+        batch = largest_batch(trial, capacity, limit=len(prep.manifest.files("train")),
+                              on_try=lambda b, peak: tried.append((b, peak)))
+        lr = scaled_lr(config.optimizer.lr, config.optimizer.name, batch)
+        sink(Event("log", auto_batch_words(batch, config.optimizer.lr, lr, config.optimizer.name, tried, capacity)))
+    if found and is_writer():
+        atomic_write(found, lambda tmp: tmp.write_text(json.dumps({"batch_size": batch, "lr": lr})))
+    return replace(config, batch_size=batch, optimizer=replace(config.optimizer, lr=lr))
+
+
+def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Generator | None = None,
+                batch_size: int | None = None) -> EpochLoader:
     """Training loaders augment and follow the order set each epoch; the others go in manifest order.
 
-    `split` "target" is the adaptation target's pictures (labels all 0, never read)."""
-    p = prep.built.preprocessing
-    pipeline = train_pipeline(prep.config.augment, p, seed=prep.config.seed) if training else eval_pipeline(p)
+    `split` "target" is the adaptation target's pictures (labels all 0, never read). With the decoded-image
+    cache the pictures come from it; with device augmentation the loader gives uint8 batches that the device
+    augments (tlcore.input_path)."""
+    p, config = prep.built.preprocessing, prep.config
     items = prep.target.items() if split == "target" else prep.manifest.files(split)
-    dataset = ImageListDataset(items, pipeline, min_side=resize_target(p.input_size, p.crop_pct))
+    decoded = prep.inputs.decoded(split) if split != "target" else None
+    on_device = prep.inputs.on_device(p, prep.runtime, training, config.seed) if decoded else None
+    if on_device is not None:
+        dataset = DecodedDataset(items, decoded)
+    else:
+        pipeline = train_pipeline(config.augment, p, seed=config.seed) if training else eval_pipeline(p)
+        dataset = ImageListDataset(items, pipeline, min_side=resize_target(p.input_size, p.crop_pct), decoded=decoded)
     rank, world = rank_world() if training and split == "train" else (0, 1)
-    return EpochLoader(dataset, batch_size=prep.config.batch_size, num_workers=prep.runtime.num_workers,
-                       pin_memory=prep.runtime.pin_memory, generator=generator, rank=rank, world=world)
+    return EpochLoader(dataset, batch_size=batch_size or config.batch_size, num_workers=prep.runtime.num_workers,
+                       pin_memory=prep.runtime.pin_memory, generator=generator, rank=rank, world=world,
+                       on_device=on_device, device=prep.runtime.device)
 
 
 def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig, runtime: Runtime) -> torch.optim.Optimizer:
@@ -212,6 +263,7 @@ class Loop:
     features: FeatureSet | None = None
     step_model: nn.Module | None = None
     step_runtime: Runtime | None = None
+    eager_model: nn.Module | None = None  # with "compile": the model to fall back to if compiling fails
 
 
 def build_loop(prep: Prepared) -> Loop:
@@ -275,14 +327,50 @@ def _use_fast_path(loop: Loop, sink: Callable[[Event], None]) -> None:
     prep, config = loop.prep, loop.prep.config
     if not fast_path_applies(prep):
         return
+    train_loader, val_loader, augment = loop.train_loader, loop.val_loader, config.augment.to_dict()
+    if prep.runtime.device.type == "cuda":  # no gradients: large batches; bf16 and channels_last from the runtime
+        train_loader = make_loader(prep, "train", training=True, generator=torch.Generator(),
+                                   batch_size=EXTRACT_BATCH_CUDA)
+        val_loader = make_loader(prep, "val", training=False, batch_size=EXTRACT_BATCH_CUDA)
+        augment = {**augment, "extract_batch": EXTRACT_BATCH_CUDA}
+    if prep.inputs.steps is not None:  # the device's augmentation draws other views than albumentations
+        augment = {**augment, "on": "device"}
     loop.features = cached_feature_set(
-        prep.model, prep.built, prep.manifest, loop.train_loader, loop.val_loader, prep.runtime, seed=config.seed,
-        views=config.feature_views, augment=config.augment.to_dict(), on_note=lambda text: sink(Event("warning", text)),
+        prep.model, prep.built, prep.manifest, train_loader, val_loader, prep.runtime, seed=config.seed,
+        views=config.feature_views, augment=augment, on_note=lambda text: sink(Event("warning", text)),
         target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None)
     sink(Event("log", f"feature extraction fast path: backbone features of {len(loop.features.val)} val pictures and "
                       f"{config.feature_views} augmented view(s) of {len(loop.features.train_labels)} training pictures "
                       f"{_cache_words(loop.features, config.feature_views)}; the head trains on them"))
     loop.step_model, loop.step_runtime = HeadOnFeatures(prep.model), replace(prep.runtime, channels_last=False)
+
+
+def _use_compile(loop: Loop, sink: Callable[[Event], None]) -> None:
+    """`"compile": true`: the training step's model through torch.compile; the eager model stays at hand."""
+    if not loop.prep.config.compile:
+        return
+    if loop.features is not None:
+        sink(Event("log", "compile: skipped, only the head trains, on cached features (nothing worth compiling)"))
+        return
+    loop.eager_model, loop.step_model = loop.step_model, torch.compile(loop.step_model, backend=COMPILE_BACKEND)
+    sink(Event("log", f"compile: the model is compiled with torch.compile ({COMPILE_BACKEND}) at its first step"))
+
+
+def _step(loop: Loop, x: torch.Tensor, y: torch.Tensor, trainable_params: list[nn.Parameter], share: float | None,
+          sink: Callable[[Event], None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`train_step`; with a compiled model, a compile failure switches the run to the eager model, once, said."""
+    args = (loop.optimizer, loop.scheduler, loop.objective, loop.step_runtime, trainable_params,
+            loop.prep.config.optimizer.grad_clip, share)
+    if loop.eager_model is None:
+        return train_step(loop.step_model, x, y, *args)
+    try:
+        return train_step(loop.step_model, x, y, *args)
+    except Exception as exc:  # noqa: BLE001 - dynamo and the backends raise many types; eager decides if it is real
+        detail = " ".join(str(exc).split())[:200]
+        sink(Event("warning", f"torch.compile failed ({type(exc).__name__}: {detail}); the run goes on without "
+                              "compiling (same results, eager speed)"))
+        loop.step_model, loop.eager_model = loop.eager_model, None
+        return train_step(loop.step_model, x, y, *args)
 
 
 def _cache_words(features: FeatureSet, views: int) -> str:
@@ -343,8 +431,7 @@ def _run_epoch(loop: Loop, epoch: int, should_stop: Callable[[], bool], sink: Ca
                 raise Cancelled(f"cancelled during epoch {epoch + 1}")
         x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
         share = None if shares is None else shares[step]
-        loss, logits = train_step(loop.step_model, x, y, loop.optimizer, loop.scheduler, loop.objective,
-                                  loop.step_runtime, trainable_params, config.optimizer.grad_clip, share)
+        loss, logits = _step(loop, x, y, trainable_params, share, sink)
         if share == 0:  # a padding batch: this rank had no picture in the last global batch
             continue
         loss_sum += loss * len(y)
@@ -428,21 +515,25 @@ def train(config: RunConfig, run_dir: str | Path, sink: Callable[[Event], None] 
     if writer:
         for leftover in clean_partial_writes(run_dir):
             sink(Event("log", f"removed {leftover.name}, left by a write that was interrupted"))
-    prep = prepare(config)
-    if writer:
-        atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()))
+    prep = prepare(config, run_dir, sink)
+    config = prep.config
+    if writer:  # the config as it ran: batch size "auto" as the number it became
+        atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(prep.config.to_json()))
         prep.manifest.save(run_dir / SPLIT)
+    prep.inputs = choose_input(config, prep.manifest, prep.built.preprocessing, prep.runtime,
+                               lambda kind, message: sink(Event(kind, message)))
     loop = build_loop(prep)
     progress = _restore(run_dir, loop, sink) if resume else _Progress()
     sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "
                       f"{len(loop.val_loader.dataset)} val images; split {prep.manifest.id}; weights: "
-                      f"{prep.built.weights.description}", {"split_id": prep.manifest.id}))
+                      f"{prep.built.weights.description}; {prep.inputs.describe()}", {"split_id": prep.manifest.id}))
     if uses_adabn(config.adapt.method) and progress.start_epoch == 0:
         # AdaBN normalises each domain by its own statistics: the source's while training, the target's after
         layers = adabn(prep.model, make_loader(prep, "train", training=False), prep.runtime.device)
         sink(Event("log", f"AdaBN: the statistics of {layers} BatchNorm layers measured on the "
                           f"{len(loop.train_loader.dataset)} source training pictures before training"))
     _use_fast_path(loop, sink)
+    _use_compile(loop, sink)
     rule, mask, stopped_early = config.early_stopping, None, False
     for epoch in range(progress.start_epoch, config.epochs):
         if all_agree(should_stop()):

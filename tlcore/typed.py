@@ -23,6 +23,7 @@ from tlcore.errors import TransferLabError, check_fields
 __all__ = ["typed", "check_plain", "MAX_TEXT", "MAX_DEPTH"]
 
 MAX_TEXT = 4096  # characters in any one string (the longest path Linux accepts)
+_UNION_TAGS = ("int", "str", "float", "bool")  # pydantic names the member of a union (int | str) it tried
 MAX_DEPTH = 20  # nesting of objects and lists; a run config needs 5
 
 _EXPECTED = {
@@ -112,7 +113,7 @@ def typed(cls: type[T], data: object, where: str, error: type[TransferLabError] 
         return _adapter(cls).validate_json(json.dumps(data), strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
-        parts = [p for p in first["loc"] if p != "__root__"]
+        parts = [p for p in first["loc"] if p not in ("__root__", *_UNION_TAGS)]
         if first["type"] == "missing" and parts and isinstance(parts[-1], int):  # a list one item short
             first = {**first, "type": "too_short", "msg": "more items"}
             parts = parts[:-1]
