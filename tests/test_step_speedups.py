@@ -8,7 +8,7 @@ import os
 import pytest
 
 import tlcore.train as train_module
-from tlcore.batch_size import largest_batch, scaled_lr
+from tlcore.batch_size import batch_limit, largest_batch, scaled_lr
 from tlcore.errors import TransferLabError
 from tlcore.train import AUTO_BATCH, prepare, train
 from train_fixtures import make_colour_classes, tiny_config
@@ -99,6 +99,8 @@ def test_the_search_goes_down_to_one_and_says_when_nothing_fits():
 
 def test_the_search_stops_at_the_training_set_and_raises_other_errors():
     assert Device(capacity=100 * GiB, fixed=0, per=1).search(limit=40) == 32
+    assert (batch_limit(240), batch_limit(8_000), batch_limit(100_000), batch_limit(3)) == (30, 1000, 1024, 1)
+    assert Device(capacity=100 * GiB, fixed=0, per=1).search(limit=batch_limit(240)) == 16  # 8 steps an epoch
 
     def broken(batch: int) -> int:
         raise ValueError("a real bug, not memory")

@@ -5,6 +5,9 @@ model, the input size, the precision and how much of the model trains. So it is 
 one short training step per candidate size, doubling while the step's peak memory (plus
 the optimiser state it will add) stays under 90% of the device's memory.
 
+The search stops at 1,024 and at an eighth of the training pictures (at least 8 steps an
+epoch: on a small data set the largest batch that fits would hardly train).
+
 The learning rate in a config is meant for batch `BASE_BATCH` (32, the default). A larger
 batch scales it by the documented rule: linearly for SGD (Goyal et al. 2017, "Accurate,
 Large Minibatch SGD") and by the square root for AdamW (Malladi et al. 2022, "On the SDEs
@@ -21,11 +24,12 @@ from torch import nn
 
 from tlcore.errors import TransferLabError
 
-__all__ = ["BASE_BATCH", "MEMORY_SHARE", "largest_batch", "scaled_lr", "cuda_trial", "auto_batch_words"]
+__all__ = ["BASE_BATCH", "MEMORY_SHARE", "MIN_STEPS_PER_EPOCH", "batch_limit", "largest_batch", "scaled_lr", "cuda_trial", "auto_batch_words"]
 
 BASE_BATCH = 32
 MEMORY_SHARE = 0.9
 MAX_BATCH = 1024
+MIN_STEPS_PER_EPOCH = 8  # a small data set gets small batches: 2 steps an epoch would hardly train
 FIRST_TRY = 16
 
 
@@ -33,6 +37,11 @@ def scaled_lr(lr: float, optimizer: str, batch: int, base: int = BASE_BATCH) -> 
     """The learning rate for `batch`, from one meant for `base`: linear for SGD, square root for AdamW."""
     ratio = batch / base
     return lr * (ratio if optimizer == "sgd" else math.sqrt(ratio))
+
+
+def batch_limit(train_pictures: int) -> int:
+    """The largest batch worth trying: at least `MIN_STEPS_PER_EPOCH` steps an epoch, at most `MAX_BATCH`."""
+    return max(1, min(MAX_BATCH, train_pictures // MIN_STEPS_PER_EPOCH))
 
 
 def largest_batch(trial: Callable[[int], int], capacity: int, *, limit: int = MAX_BATCH,

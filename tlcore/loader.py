@@ -75,6 +75,16 @@ class DecodedDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return torch.from_numpy(self.array[self.rows[index]]), self.items[index][1]
 
+    def __getitems__(self, indexes: list[int]) -> list[tuple[torch.Tensor, int]]:
+        """A whole batch in one read of the map (rows in file order), instead of one read per picture."""
+        rows = np.array([self.rows[i] for i in indexes])
+        order = np.argsort(rows, kind="stable")
+        block = torch.from_numpy(self.array[rows[order]])
+        pictures = [None] * len(indexes)
+        for position, picture in zip(order.tolist(), block):
+            pictures[position] = picture
+        return [(picture, self.items[i][1]) for picture, i in zip(pictures, indexes)]
+
 
 def seed_worker(worker_id: int) -> None:
     """Each loader worker gets its own, reproducible augmentation stream (not copies of one)."""
