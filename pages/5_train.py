@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 from pages.common import (
-    TlcoreJob, bind, choice, choices_from_config, experiment, known_time_estimate, measured_epoch_seconds,
+    TlcoreJob, bind, choice, choices_from_config, experiment, gpu_speed_notes, known_time_estimate, measured_epoch_seconds,
     measured_time_estimates, new_experiment, open_store, remember, run_config, set_choices, show_sidebar,
 )
 from tlcore.adapt import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET
@@ -40,7 +40,10 @@ show_sidebar()
 
 c1, c2, c3 = st.columns(3)
 c1.number_input("Epochs", 1, 200, help="Passes over the training images.", **bind("train.epochs"))
-c2.selectbox("Batch size", [8, 16, 32, 64, 128], help="Larger is faster, needs more memory.",
+c2.selectbox("Batch size", [8, 16, 32, 64, 128, "auto"], help="Larger is faster, needs more memory. auto: on a GPU, "
+             "the largest power of two that fits in 90% of its memory (at least 8 steps an epoch), with the learning "
+             "rate scaled from batch 32 (square root for AdamW, linear for SGD); 32 on a CPU.",
+             format_func=lambda b: "auto (largest that fits the GPU)" if b == "auto" else str(b),
              **bind("train.batch_size"))
 c3.number_input("Learning rate (head)", 1e-6, 1.0, format="%.5f",
                 help="Earlier layer groups use it times their scale (Freeze page). Try the finder below.",
@@ -62,6 +65,23 @@ with st.expander("Domain adaptation" + ("" if choice("adapt.method") == "none" e
                         disabled=method == "adabn")
     if method in NEEDS_TARGET and not choice("adapt.target").strip():
         st.warning(f"{method} needs target pictures: give their folder on the Data page (Target domain).")
+with st.expander("GPU speed"):
+    st.caption("What makes a run fast on a GPU, where decoding JPEGs on the CPU would leave the GPU waiting. "
+               "'auto' turns each on when the run has a CUDA GPU; on this kind of machine it changes nothing.")
+    g1, g2, g3 = st.columns(3)
+    g1.selectbox("Decoded-image cache", ["auto", "on", "off"], help="Each picture decoded once, at the size the "
+                 "model needs, into one file the runs read (no JPEG decoding per epoch). Built on a run's first use, "
+                 "with progress in its log; `python -m tlcore data cache PATH --model NAME` builds it ahead.",
+                 **bind("train.decoded_cache"))
+    g2.selectbox("Augment on", ["auto", "device", "cpu"], help="device: whole batches augmented on the GPU from the "
+                 "cache (flips, quarter turns, zoom/shift/rotation, random resized crop, colour). Presets with blur, "
+                 "noise or cut-out stay on the CPU, and the run says so.",
+                 format_func=lambda v: {"device": "the GPU", "cpu": "the CPU"}.get(v, v), **bind("train.augment_on"))
+    g3.checkbox("Compile the model (torch.compile)", help="Faster steps after a compile of a minute or so at the "
+                "start; if compiling fails the run goes on without it and says so.", **bind("train.compile"))
+    gpu_notes = gpu_speed_notes()
+    for note in gpu_notes:
+        st.caption(note)
 try:
     config = run_config()
 except (TransferLabError, ValueError) as exc:

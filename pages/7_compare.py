@@ -72,7 +72,8 @@ c1, c2, c3, c4 = st.columns(4)
 c1.number_input("Epochs per run", 1, 200, help="The same for every run (also the Train page's).",
                 **bind("train.epochs"))
 c2.number_input("Learning rate (head)", 1e-6, 1.0, format="%.5f", **bind("train.lr"))
-c3.selectbox("Batch size", [8, 16, 32, 64, 128], **bind("train.batch_size"))
+c3.selectbox("Batch size", [8, 16, 32, 64, 128, "auto"], **bind("train.batch_size"),
+             format_func=lambda b: "auto (largest that fits the GPU)" if b == "auto" else str(b))
 seeds = c4.number_input("Seeds per setting", 1, 10, help="Repeat every setting with seeds 0..N-1: the table then "
                         "shows mean ± standard deviation and the charts one point per seed. 3 is a good start.",
                         **bind("compare.seeds"))

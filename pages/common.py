@@ -76,7 +76,10 @@ DEFAULTS = {
     "freeze.lr_spread": 1.0,
     "freeze.train_bn": False,
     "train.epochs": 5,
-    "train.batch_size": 32,
+    "train.batch_size": 32,  # or "auto"
+    "train.compile": False,
+    "train.decoded_cache": "auto",
+    "train.augment_on": "auto",
     "train.lr": 3e-3,
     "train.weight_decay": 0.01,
     "train.schedule": "cosine",
@@ -243,7 +246,8 @@ def choices_from_config(config: RunConfig) -> dict:
         "freeze.train_bn": bool(freeze.get("train_bn", False)),
         "train.epochs": config.epochs, "train.batch_size": config.batch_size, "train.lr": o.lr,
         "train.weight_decay": o.weight_decay, "train.schedule": config.schedule.name,
-        "train.patience": config.early_stopping.patience,
+        "train.patience": config.early_stopping.patience, "train.compile": config.compile,
+        "train.decoded_cache": config.decoded_cache, "train.augment_on": config.augment_on,
         "adapt.method": config.adapt.method, "adapt.target": config.adapt.target, "adapt.weight": config.adapt.weight,
     }
 
@@ -285,7 +289,8 @@ def run_config(draft: Draft | None = None) -> RunConfig:
         schedule=ScheduleConfig(name=c["train.schedule"]),
         early_stopping=EarlyStoppingConfig(patience=int(c["train.patience"])),
         epochs=int(c["train.epochs"]),
-        batch_size=int(c["train.batch_size"]),
+        batch_size="auto" if c["train.batch_size"] == "auto" else int(c["train.batch_size"]),
+        compile=bool(c["train.compile"]), decoded_cache=c["train.decoded_cache"], augment_on=c["train.augment_on"],
         adapt=AdaptConfig(method=c["adapt.method"], target=c["adapt.target"].strip(),
                           weight=None if c["adapt.weight"] is None else float(c["adapt.weight"])),
     )
@@ -508,6 +513,31 @@ def model_overview(spec_json: str, classes: int) -> ModelOverview:
     built = build_model(ModelSpec.from_dict(json.loads(spec_json)), classes)
     return ModelOverview(built.label, built.weights.description, built.weights.pretrained,
                          built.preprocessing.to_dict(), built.groups)
+
+
+def gpu_speed_notes() -> list[str]:
+    """What the GPU speed settings would do for this experiment: where augmentation runs, the cache's size."""
+    import torch
+
+    from tlcore.augment import resize_target
+    from tlcore.decoded import DEFAULT_MAX_GB
+    from tlcore.device_augment import device_spec
+
+    c = experiment().choices
+    notes = [f"This machine {'has a CUDA GPU: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'has no CUDA GPU: auto leaves all three off'}."]
+    steps, why = device_spec(augment_spec())
+    notes.append("This augmentation can run on the GPU." if steps is not None else f"Augmentation: {why}.")
+    report = data_report()
+    try:
+        p = model_overview(json.dumps(model_spec().to_dict()), num_classes()).preprocessing
+    except TransferLabError:
+        return notes
+    if report is not None:
+        side = resize_target(tuple(p["input_size"]), p["crop_pct"])
+        size = len(report.images) * side * side * 3
+        notes.append(f"Decoded-image cache for these {len(report.images):,} pictures: {size / 1e9:.2f} GB "
+                     f"({side}x{side} px each; a run over {DEFAULT_MAX_GB:g} GB reads the JPEGs and says so).")
+    return notes
 
 
 def save_upload(upload_id: str, name: str, data: bytes) -> Path:

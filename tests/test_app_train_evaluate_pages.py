@@ -342,3 +342,34 @@ def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_hom
     table = app.dataframe[0].value
     assert list(table["setting"]) == ["adapt none", "adapt entropy"] and set(table["status"]) == {"succeeded"}
     assert all(value.endswith("%") for value in table["accuracy on target"])
+
+
+def test_gpu_speed_settings_reach_the_run_and_say_what_they_do(tl_home) -> None:
+    app = page("5_train.py", train__epochs=1)
+    app.run()
+    assert not app.exception
+    notes = " ".join(c.value for c in app.caption)
+    assert "has no CUDA GPU" in notes and "This augmentation can run on the GPU" in notes  # preset light
+    assert "Decoded-image cache for these 240 pictures" in notes
+    app.selectbox(key="train.batch_size").set_value("auto").run()
+    app.selectbox(key="train.decoded_cache").set_value("on").run()
+    app.selectbox(key="train.augment_on").set_value("device").run()
+    app.checkbox(key="train.compile").check().run()
+    assert not app.exception
+    app.button(key="train.start").click().run()
+    run_id = choices_of(app)["train.run_id"]
+    store = RunStore()
+    deadline = time.monotonic() + 240
+    while store.get(run_id).status in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(1)
+    run = store.get(run_id)
+    assert run.status == "succeeded", run.error
+    assert (run.config["batch_size"], run.config["decoded_cache"], run.config["augment_on"], run.config["compile"]) == (
+        "auto", "on", "device", True)
+    log = " ".join(e["message"] for e in store.events(run_id))
+    assert "batch size auto: 32" in log
+    assert "read from the decoded-image cache" in log and "augmented on the device" in log
+    assert "compile: skipped, only the head trains" in log  # feature extraction trains on cached features
+    heavy = page("5_train.py", augment__preset="heavy")
+    heavy.run()
+    assert "Augmentation: Affine has no GPU form here" in " ".join(c.value for c in heavy.caption)

@@ -97,3 +97,19 @@ def test_cli_estimates_several_configs_one_line_each(colours: Path, tl_home: Pat
     failed = tlcore("estimate", str(paths[0]), str(bad), home=tl_home)
     assert failed.returncode != 0 and failed.stdout == "" and "epochs" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_a_later_seed_finds_the_features_its_own_run_cached(colours: Path, tmp_path, monkeypatch) -> None:
+    from tlcore.estimate import _features_cached
+    from tlcore.train import build_loop
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    config = tiny_config(colours, seed=1, freeze={"strategy": "feature_extraction"}, epochs=1)
+    train(config, tmp_path / "run")
+    assert _features_cached(build_loop(prepare(config)))  # it looked for seed 1's views under seed 1000's keys
+
+
+def test_batch_size_auto_is_estimated_at_the_batch_the_run_would_use(colours: Path, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    estimate = estimate_time(tiny_config(colours, batch_size="auto", epochs=1), measure=1)
+    assert estimate.typical_epoch_s > 0 and "steps of 32 pictures" in estimate.basis

@@ -119,7 +119,7 @@ def _features_cached(loop: Loop) -> bool:
     prep, config = loop.prep, loop.prep.config
     hashes = [i.sha256 for i in prep.manifest.items if i.split in ("train", "val")]
     hashes += prep.target.sha256 if prep.target else []
-    keys = [{"split": "eval"}] + [{"split": "train", "augment": config.augment.to_dict(), "seed": config.seed * 1000 + v,
+    keys = [{"split": "eval"}] + [{"split": "train", "augment": config.augment.to_dict(), "seed": config.seed + v,
                                    "workers": prep.runtime.num_workers} for v in range(config.feature_views)]
     stored: dict = {}
     for key in keys:
@@ -135,6 +135,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
     """
     started = time.perf_counter()
     prep = prepare(config)
+    config = prep.config  # batch size "auto" as the number the run would use
     loop = build_loop(prep)
     setup = time.perf_counter() - started
     n_groups, epochs = len(prep.built.groups), config.epochs
