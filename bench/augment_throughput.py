@@ -75,6 +75,23 @@ def main() -> None:
     pil_images = [Image.fromarray(a) for a in arrays]
     row("torchvision resize+crop+flip (PIL)", rate(baseline, pil_images, args.repeat))
 
+    # the GPU path's pieces, timed here on one CPU core: reading decoded squares, and the batched device steps
+    import tempfile
+
+    from tlcore.decoded import DecodedCache
+    from tlcore.device_augment import DeviceAugment, device_spec
+
+    with tempfile.TemporaryDirectory() as folder:
+        cache = DecodedCache(report.root, PREP, root=Path(folder))
+        cache.build([(str(p), str(i)) for i, p in enumerate(paths)])
+        rows, index = cache.array([str(i) for i in range(len(paths))])
+        row("decoded-image cache read", rate(lambda i: rows[i], index, args.repeat))
+        batch = torch.from_numpy(rows[np.array(index)])
+        for name in ("none", "light"):
+            augment = DeviceAugment(device_spec(preset(name))[0], PREP, torch.device("cpu"))
+            per_batch = rate(lambda _: augment(batch), [0], args.repeat)
+            row(f"device steps, preset {name} (CPU, batch {len(batch)})", per_batch * len(batch))
+
 
 if __name__ == "__main__":
     main()

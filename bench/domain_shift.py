@@ -66,7 +66,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     print(f"\nsource: sample_data/shapes (photo style), test split of 36; target: chalk style, {target['n']} labelled "
           f"pictures; {args.epochs} epochs; CPU, {os.cpu_count()} cores\n")
-    print(f"| strategy | method | source acc | target acc | target vs none | seconds | note |")
+    print("| strategy | method | source acc | target acc | target vs none | seconds | note |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     baseline = {s: t for s, m, _, t, _, _ in rows if m == "none"}
     for strategy, method, source, target_acc, seconds, note in rows:

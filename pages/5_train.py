@@ -74,8 +74,8 @@ with st.expander("GPU speed"):
                  "with progress in its log; `python -m tlcore data cache PATH --model NAME` builds it ahead.",
                  **bind("train.decoded_cache"))
     g2.selectbox("Augment on", ["auto", "device", "cpu"], help="device: whole batches augmented on the GPU from the "
-                 "cache (flips, quarter turns, zoom/shift/rotation, random resized crop, colour). Presets with blur, "
-                 "noise or cut-out stay on the CPU, and the run says so.",
+                 "cache (flips, quarter turns, zoom/shift/rotation, random resized crop, colour, blur). Presets with "
+                 "noise, cut-out or HSV shifts stay on the CPU, and the run says so.",
                  format_func=lambda v: {"device": "the GPU", "cpu": "the CPU"}.get(v, v), **bind("train.augment_on"))
     g3.checkbox("Compile the model (torch.compile)", help="Faster steps after a compile of a minute or so at the "
                 "start; if compiling fails the run goes on without it and says so.", **bind("train.compile"))

@@ -523,7 +523,6 @@ def gpu_speed_notes() -> list[str]:
     from tlcore.decoded import DEFAULT_MAX_GB
     from tlcore.device_augment import device_spec
 
-    c = experiment().choices
     notes = [f"This machine {'has a CUDA GPU: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'has no CUDA GPU: auto leaves all three off'}."]
     steps, why = device_spec(augment_spec())
     notes.append("This augmentation can run on the GPU." if steps is not None else f"Augmentation: {why}.")

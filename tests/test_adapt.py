@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from torch import nn
 
-from tlcore.adapt import AdaptError, GradientReverse, adabn, dann_coefficient, mcc_loss, scan_target
+from tlcore.adapt import AdaptError, GradientReverse, adabn, dann_coefficient, mcc_loss
 from tlcore.artifacts import ADAPTED, BEST, LAST
 from tlcore.config import ConfigError
 from tlcore.evaluate import evaluate_folder, evaluate_run
@@ -100,7 +99,7 @@ def test_l2sp_with_strength_zero_is_plain_training(colours: Path, tmp_path: Path
     a, b = _weights(tmp_path / "plain" / LAST), _weights(tmp_path / "zero" / LAST)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert _learned(plain.history) == _learned(zero.history)
-    pulled = train(tiny_config(colours, epochs=2, adapt={"method": "l2sp", "weight": 10.0}), tmp_path / "pulled")
+    train(tiny_config(colours, epochs=2, adapt={"method": "l2sp", "weight": 10.0}), tmp_path / "pulled")
     c = _weights(tmp_path / "pulled" / LAST)
     assert not all(torch.equal(a[k], c[k]) for k in a)  # a strength that matters changes the weights
 

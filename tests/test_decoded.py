@@ -143,3 +143,20 @@ def test_a_run_over_the_cache_limit_says_so_and_reads_the_files(tmp_path, monkey
     warnings = [e.message for e in events if e.kind == "warning"]
     assert any("over its 1e-06 GB limit" in w for w in warnings), warnings
     assert any("decoded from their files every epoch" in e.message for e in events)
+
+
+def test_the_cli_builds_the_cache_ahead_says_its_size_and_then_reuses_it(tmp_path):
+    from test_cli import tlcore
+
+    data = _odd_shapes(tmp_path / "data")
+    first = tlcore("data", "cache", str(data), "--model", "test_efficientnet", "--input-size", "32", home=tmp_path)
+    assert first.returncode == 0, first.stderr
+    # test_efficientnet crops 95%: 32 / 0.95 -> 33 px squares
+    assert "8 pictures at 33x33 px for test_efficientnet: 0.00 GB (8 to decode, 0 already cached; limit 20 GB)" in \
+        first.stdout
+    again = tlcore("data", "cache", str(data), "--model", "test_efficientnet", "--input-size", "32", home=tmp_path)
+    assert "(0 to decode, 8 already cached" in again.stdout and "0 decoded now, 8 reused" in again.stdout
+    refused = tlcore("data", "cache", str(data), "--model", "test_efficientnet", "--max-gb", "0.0001", home=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.startswith("error: the decoded-image cache would take")
+    missing = tlcore("data", "cache", str(tmp_path / "nowhere"), home=tmp_path)
+    assert missing.returncode == 1 and "no such folder or zip" in missing.stderr and "Traceback" not in missing.stderr

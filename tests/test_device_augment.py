@@ -95,8 +95,25 @@ def test_colour_factors_do_what_they_say():
     assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
 
 
-@pytest.mark.parametrize("name,supported", [("none", True), ("light", True), ("aerial", True), ("microscopy", True),
-                                            ("medium", False), ("heavy", False), ("photos", False)])
+def test_blur_is_opencvs_gaussian_blur_and_its_kernel_sizes_follow_the_spec():
+    import cv2
+    import numpy as np
+
+    x = torch.zeros(2, 36, 36, 3, dtype=torch.uint8)
+    x[:, 18, 18] = 255
+    blur = DeviceAugment(_spec({"__class_fullname__": "GaussianBlur", "blur_limit": [5, 5], "sigma_limit": [1.0, 1.0],
+                                "p": 1.0}), PREP, "cpu")(x)
+    plain = DeviceEval(PREP, "cpu")(x)[0, 0].numpy()
+    reference = cv2.GaussianBlur(np.float32(plain), (5, 5), 1.0, borderType=cv2.BORDER_REFLECT_101)
+    assert np.abs(blur[0, 0].numpy() - reference).max() < 1e-6
+    small = DeviceAugment(_spec({"__class_fullname__": "GaussianBlur", "blur_limit": [3, 3], "sigma_limit": [3, 3],
+                                 "p": 1.0}), PREP, "cpu")(x)
+    assert (small[0, 0, 14:19, 14:19] > 0).sum() == 9  # a 3x3 kernel reaches one pixel around, however wide sigma
+
+
+@pytest.mark.parametrize("name,supported", [("none", True), ("light", True), ("medium", True), ("aerial", True),
+                                            ("documents", True), ("microscopy", True), ("heavy", False),
+                                            ("photos", False)])
 def test_presets_without_a_device_form_are_named_with_the_step(name, supported):
     steps, why = device_spec(preset(name))
     assert (steps is not None) == supported

@@ -13,10 +13,10 @@ from tlcore.freeze import (
     STRATEGIES, FreezePlan, Stage, apply_plan, make_plan, optimizer_param_groups, set_train_mode, summarize,
 )
 from tlcore.errors import TransferLabError
-from tlcore.models import build_model, ModelSpec
+from tlcore.models import BuiltModel, ModelSpec, build_model
 
 
-def fresh(arch: str) -> "BuiltModel":  # noqa: F821 - each test mutates its own copy
+def fresh(arch: str) -> BuiltModel:  # each test mutates its own copy
     return build_model(ModelSpec(name=arch, weights="random"), 3, input_size=ARCHITECTURES[arch])
 
 

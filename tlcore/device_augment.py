@@ -10,7 +10,7 @@ one `affine_grid` + one `grid_sample` for the whole batch. Colour steps are a fe
 tensor operations with per-picture factors. A seeded generator repeats a batch exactly.
 
 The albumentations spec stays the one description of augmentation: `device_spec` reads it
-and says which steps cannot run here (blur, noise, cut-out...), and the run then keeps the
+and says which steps cannot run here (noise, cut-out, HSV shifts...), and the run then keeps the
 CPU pipeline with a note.
 """
 
@@ -89,6 +89,7 @@ class Affine:
     scale: tuple[float, float]
     translate: tuple[float, float]  # fraction of the side
     rotate: tuple[float, float]  # degrees
+    padding: str = "reflection"  # what fills the corners a turn uncovers (grid_sample's name for the border mode)
 
     def matrices(self, n, g, device, state) -> torch.Tensor:
         on = _applied(n, self.p, g, device)
@@ -214,6 +215,41 @@ class ToGray:
         return torch.where(on, _grey(x).expand_as(x), x)
 
 
+@dataclass(frozen=True)
+class GaussianBlur:
+    """A Gaussian blur per picture: an odd kernel size from `sizes`, a sigma from `sigma` (albumentations' draw)."""
+
+    p: float
+    sizes: tuple[int, int]
+    sigma: tuple[float, float]
+
+    def apply(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, channels, device = len(x), x.shape[1], x.device
+        odd = torch.arange(self.sizes[0], self.sizes[1] + 1, 2, device=device)
+        size = odd[torch.randint(0, len(odd), (n,), generator=g, device=device)]
+        sigma = _uniform(n, *self.sigma, g, device)
+        on = _per(_applied(n, self.p, g, device))
+        radius = self.sizes[1] // 2
+        offsets = torch.arange(-radius, radius + 1, device=device, dtype=x.dtype)
+        weights = torch.exp(-offsets[None] ** 2 / (2 * sigma[:, None] ** 2))
+        weights = torch.where(offsets[None].abs() <= (size[:, None] // 2), weights, 0.0)
+        weights = (weights / weights.sum(1, keepdim=True)).repeat_interleave(channels, 0)  # one kernel per channel
+        flat = F.pad(x.reshape(1, n * channels, *x.shape[2:]), (radius,) * 4, mode="reflect")
+        flat = F.conv2d(flat, weights.view(-1, 1, 1, 2 * radius + 1), groups=n * channels)
+        flat = F.conv2d(flat, weights.view(-1, 1, 2 * radius + 1, 1), groups=n * channels)
+        return torch.where(on, flat.view_as(x), x)
+
+
+def _blur(entry: dict):
+    sizes = entry.get("blur_limit", (3, 7))
+    low, high = (3, int(sizes)) if isinstance(sizes, (int, float)) else (int(sizes[0]), int(sizes[1]))
+    low, high = max(3, low | 1), max(3, high | 1)  # albumentations' odd sizes from 3
+    if low > high:
+        return None
+    return GaussianBlur(float(entry.get("p", 0.5)), (low, high), _pair(entry.get("sigma_limit", (0.5, 3.0)),
+                                                                          symmetric=False))
+
+
 def _flip(entry: dict, axis: int):
     return Flip(float(entry.get("p", 0.5)), axis)
 
@@ -225,7 +261,8 @@ def _affine(entry: dict):
         return None
     return Affine(float(entry.get("p", 0.5)), _pair(entry.get("scale", 1.0), symmetric=False),
                   _pair(entry.get("translate_percent", 0.0) or 0.0, symmetric=False),
-                  _pair(entry.get("rotate", 0.0) or 0.0, symmetric=False))
+                  _pair(entry.get("rotate", 0.0) or 0.0, symmetric=False),
+                  _BORDERS.get(int(entry.get("border_mode", 0)), "zeros"))
 
 
 def _jitter(entry: dict):
@@ -256,6 +293,7 @@ DEVICE_STEPS: dict[str, Callable[[dict], object]] = {
     "RandomBrightnessContrast": lambda e: BrightnessContrast(
         float(e.get("p", 0.5)), _pair(e.get("brightness_limit", 0.2)), _pair(e.get("contrast_limit", 0.2))),
     "ToGray": lambda e: ToGray(float(e.get("p", 0.5))),
+    "GaussianBlur": _blur,
 }
 
 
@@ -295,7 +333,7 @@ class DeviceEval:
 
 
 class DeviceAugment:
-    """The spec's steps on a batch: one resampling for all geometry, then colour, then the model's normalisation."""
+    """The spec's steps on a batch: one resampling for all geometry, then colour and blur, then the model's normalisation."""
 
     def __init__(self, steps: list, preprocessing, device: torch.device, seed: int = 0) -> None:
         self.steps = steps
@@ -305,8 +343,8 @@ class DeviceAugment:
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.reseed(seed)
-        border = [s for s in steps if isinstance(s, Affine)]
-        self.padding = "reflection" if border else "zeros"
+        affine = [s for s in steps if isinstance(s, Affine)]
+        self.padding = affine[0].padding if affine else "zeros"  # one resampling: the first Affine's border
 
     def reseed(self, seed: int) -> None:
         self.generator.manual_seed(int(seed))
