@@ -160,3 +160,20 @@ def test_the_cli_builds_the_cache_ahead_says_its_size_and_then_reuses_it(tmp_pat
     assert refused.returncode == 1 and refused.stderr.startswith("error: the decoded-image cache would take")
     missing = tlcore("data", "cache", str(tmp_path / "nowhere"), home=tmp_path)
     assert missing.returncode == 1 and "no such folder or zip" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_two_builders_of_one_cache_take_turns(tmp_path):
+    """torchrun ranks (or two runs) starting together: one decodes, the other waits and finds every row there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = _odd_shapes(tmp_path / "data")
+    pictures = _pictures(root)
+    prep = _prep(32, 0.875)
+    caches = [DecodedCache(str(root), prep, root=tmp_path / "c") for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda cache: cache.build(pictures), caches))
+    assert sorted(r.decoded for r in results) == [0, len(pictures)]
+    assert caches[0].data_path.stat().st_size == len(pictures) * caches[0].row_bytes
+    rows, index = caches[1].array([h for _, h in pictures])
+    for (path, _), row in zip(pictures, index):
+        assert np.array_equal(rows[row], decode_square(path, prep))

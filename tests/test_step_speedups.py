@@ -8,7 +8,7 @@ import os
 import pytest
 
 import tlcore.train as train_module
-from tlcore.batch_size import batch_limit, largest_batch, scaled_lr
+from tlcore.batch_size import batch_limit, keeping_buffers, largest_batch, scaled_lr
 from tlcore.errors import TransferLabError
 from tlcore.train import AUTO_BATCH, prepare, train
 from train_fixtures import make_colour_classes, tiny_config
@@ -125,3 +125,23 @@ def test_auto_batch_on_the_cpu_uses_the_default_and_a_resumed_run_keeps_what_it_
     (tmp_path / "run" / AUTO_BATCH).write_text(json.dumps({"batch_size": 4, "lr": 0.005}))  # as a GPU had found
     prep = prepare(tiny_config(source, batch_size="auto"), tmp_path / "run")
     assert (prep.config.batch_size, prep.config.optimizer.lr) == (4, 0.005)
+
+
+def test_the_search_leaves_batchnorm_statistics_as_they_were():
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.randn(2, 3, 8, 8))
+    before = {name: b.clone() for name, b in model.named_buffers()}
+
+    def trial(batch: int) -> int:  # a real training-mode forward, as the GPU trial makes
+        model.train()
+        model(torch.randn(batch, 3, 8, 8) * 5 + 3).sum().backward()
+        return batch * GiB
+
+    with keeping_buffers(model):
+        assert largest_batch(trial, 100 * GiB, limit=64) == 64
+        assert not torch.equal(model[1].running_mean, before["1.running_mean"])  # the trials did move them
+    for name, b in model.named_buffers():
+        assert torch.equal(b, before[name]), name

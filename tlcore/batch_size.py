@@ -17,14 +17,15 @@ and Scaling Rules for Adaptive Gradient Algorithms").
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from tlcore.errors import TransferLabError
 
-__all__ = ["BASE_BATCH", "MEMORY_SHARE", "MIN_STEPS_PER_EPOCH", "batch_limit", "largest_batch", "scaled_lr", "cuda_trial", "auto_batch_words"]
+__all__ = ["keeping_buffers", "BASE_BATCH", "MEMORY_SHARE", "MIN_STEPS_PER_EPOCH", "batch_limit", "largest_batch", "scaled_lr", "cuda_trial", "auto_batch_words"]
 
 BASE_BATCH = 32
 MEMORY_SHARE = 0.9
@@ -75,6 +76,18 @@ def largest_batch(trial: Callable[[int], int], capacity: int, *, limit: int = MA
             return batch
     raise TransferLabError("not even a batch of 1 picture fits in the GPU's memory with this model and input size",
                            "use a smaller model or input size, or freeze more layers")
+
+
+@contextmanager
+def keeping_buffers(model: nn.Module) -> Iterator[None]:
+    """Trial steps run in training mode and move BatchNorm's running statistics: put them back afterwards."""
+    saved = {name: b.detach().clone() for name, b in model.named_buffers()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(saved[name])
 
 
 def cuda_trial(model: nn.Module, input_size: tuple[int, int, int], num_classes: int, runtime) -> Callable[[int], int]:

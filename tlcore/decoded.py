@@ -14,12 +14,14 @@ crops and affine changes are taken within the square.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,13 +157,29 @@ class DecodedCache:
                                 "the JPEGs")
         return total
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One builder at a time per cache file (torchrun ranks, runs on Ray on one node, a CLI beside a run)."""
+        self.data_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.data_path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def build(self, pictures: Sequence[tuple[str, str]], max_gb: float = DEFAULT_MAX_GB,
               on_progress: Callable[[int, int], None] = lambda done, total: None, threads: int | None = None) -> Built:
         """Decode the (path, hash) pictures not yet cached and append them; returns what it did.
 
         Decoding runs on a thread pool (PIL and OpenCV release the GIL). The index is rewritten only after the
-        new rows are on disk, so a kill mid-build loses at most the rows of this build, never earlier ones.
+        new rows are on disk, so a kill mid-build loses at most the rows of this build, never earlier ones. A
+        second builder of the same file waits, then finds the pictures there.
         """
+        with self._locked():
+            return self._build(pictures, max_gb, on_progress, threads)
+
+    def _build(self, pictures, max_gb, on_progress, threads) -> Built:
         index = self.index()
         todo: list[tuple[str, str]] = []
         seen: set[str] = set()

@@ -31,7 +31,8 @@ from tlcore.ddp import all_agree, is_writer, rank_world, sum_across, sync_gradie
 from tlcore.errors import TransferLabError
 from tlcore.features import FeatureSet, HeadOnFeatures, cached_feature_set, fast_path_fits, uses_fast_path
 from tlcore.files import atomic_write, clean_partial_writes
-from tlcore.batch_size import BASE_BATCH, auto_batch_words, batch_limit, cuda_trial, largest_batch, scaled_lr
+from tlcore.batch_size import (BASE_BATCH, auto_batch_words, batch_limit, cuda_trial, keeping_buffers, largest_batch,
+                               scaled_lr)
 from tlcore.freeze import FreezePlan, apply_plan, optimizer_param_groups, set_train_mode
 from tlcore.inference import autocast, outputs
 from tlcore.input_path import InputPath, choose_input
@@ -132,8 +133,9 @@ def _auto_batch(prep: Prepared, run_dir: Path | None, sink: Callable[[Event], No
         tried: list[tuple[int, int | None]] = []
         capacity = torch.cuda.get_device_properties(runtime.device).total_memory
         trial = cuda_trial(model, prep.built.preprocessing.input_size, len(prep.manifest.classes), runtime)
-        batch = largest_batch(trial, capacity, limit=batch_limit(len(prep.manifest.files("train"))),
-                              on_try=lambda b, peak: tried.append((b, peak)))
+        with keeping_buffers(model):
+            batch = largest_batch(trial, capacity, limit=batch_limit(len(prep.manifest.files("train"))),
+                                  on_try=lambda b, peak: tried.append((b, peak)))
         lr = scaled_lr(config.optimizer.lr, config.optimizer.name, batch)
         sink(Event("log", auto_batch_words(batch, config.optimizer.lr, lr, config.optimizer.name, tried, capacity)))
     if found and is_writer():
