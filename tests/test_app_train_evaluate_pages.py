@@ -10,6 +10,16 @@ from app_fixtures import choices_of, page
 from tlcore.runs import RunStore
 
 
+def _finished(store: RunStore, run_id: str):
+    """The run the page started, once the background worker has finished it (it must succeed)."""
+    deadline = time.monotonic() + 240
+    while store.get(run_id).status in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(1)
+    run = store.get(run_id)
+    assert run.status == "succeeded", run.error
+    return run
+
+
 def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
     app = page("5_train.py")
     app.run()
@@ -20,11 +30,7 @@ def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
     assert not app.exception
     run_id = choices_of(app)["train.run_id"]
     store = RunStore()
-    deadline = time.monotonic() + 240
-    while store.get(run_id).status in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(1)
-    run = store.get(run_id)
-    assert run.status == "succeeded", run.error
+    run = _finished(store, run_id)
     assert run.config["model"]["name"] == "tf_efficientnet_lite0" and run.config["freeze"]["strategy"] == "feature_extraction"
     app.run()
     assert not app.exception
@@ -359,11 +365,7 @@ def test_gpu_speed_settings_reach_the_run_and_say_what_they_do(tl_home) -> None:
     app.button(key="train.start").click().run()
     run_id = choices_of(app)["train.run_id"]
     store = RunStore()
-    deadline = time.monotonic() + 240
-    while store.get(run_id).status in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(1)
-    run = store.get(run_id)
-    assert run.status == "succeeded", run.error
+    run = _finished(store, run_id)
     assert (run.config["batch_size"], run.config["decoded_cache"], run.config["augment_on"], run.config["compile"]) == (
         "auto", "on", "device", True)
     log = " ".join(e["message"] for e in store.events(run_id))
