@@ -169,3 +169,18 @@ def test_a_run_augmenting_on_the_device_learns_and_repeats_itself(tmp_path, monk
     assert any("augmented on the device" in e.message for e in events)
     cpu = train(tiny_config(source, epochs=2, decoded_cache="on", augment={"preset": "light"}), tmp_path / "c")
     assert [h["train_loss"] for h in cpu.history] != [h["train_loss"] for h in first.history]  # really another path
+
+
+def test_torchrun_ranks_draw_their_own_augmentation():
+    from tlcore.loader import DecodedDataset, EpochLoader
+
+    pictures = _pictures(8)
+    items = [(f"p{i}", 0) for i in range(8)]
+    draws = []
+    for rank in (0, 1):
+        aug = DeviceAugment(device_spec(preset("light"))[0], PREP, "cpu")
+        loader = EpochLoader(DecodedDataset(items, (pictures.numpy(), list(range(8)))), batch_size=8, num_workers=0,
+                             pin_memory=False, rank=rank, world=2, on_device=aug, device=torch.device("cpu"))
+        loader.start_epoch(3)
+        draws.append(aug.sampling(8)[0])
+    assert not torch.equal(draws[0], draws[1])  # the same seed in both ranks would flip and crop alike

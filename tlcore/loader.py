@@ -116,6 +116,7 @@ class EpochLoader(DataLoader):
                              generator=generator, persistent_workers=False)
         self.order = order
         self.on_device, self.device = on_device, device
+        self.rank, self.world = rank, world
 
     def __iter__(self):
         """Batches as the model takes them; with `on_device`, uint8 batches go to the device and are augmented
@@ -130,8 +131,8 @@ class EpochLoader(DataLoader):
         """Augmentation and loader workers from `seed`; the order is left as it is."""
         if getattr(self.dataset, "pipeline", None) is not None:
             self.dataset.pipeline.set_random_seed(seed)
-        if self.on_device is not None:
-            self.on_device.reseed(seed)
+        if self.on_device is not None:  # with torchrun, each rank draws its own augmentation for its share
+            self.on_device.reseed(seed if self.world == 1 else seed * 1000 + self.rank)
         if self.generator is not None:
             self.generator.manual_seed(seed)
 
