@@ -519,21 +519,20 @@ def gpu_speed_notes() -> list[str]:
     """What the GPU speed settings would do for this experiment: where augmentation runs, the cache's size."""
     import torch
 
-    from tlcore.augment import resize_target
-    from tlcore.decoded import DEFAULT_MAX_GB
+    from tlcore.decoded import DEFAULT_MAX_GB, cache_bytes, square_size
     from tlcore.device_augment import device_spec
+    from tlcore.models import Preprocessing
 
     notes = [f"This machine {'has a CUDA GPU: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'has no CUDA GPU: auto leaves all three off'}."]
     steps, why = device_spec(augment_spec())
     notes.append("This augmentation can run on the GPU." if steps is not None else f"Augmentation: {why}.")
     report = data_report()
     try:
-        p = model_overview(json.dumps(model_spec().to_dict()), num_classes()).preprocessing
+        p = Preprocessing(**model_overview(json.dumps(model_spec().to_dict()), num_classes()).preprocessing)
     except TransferLabError:
         return notes
     if report is not None:
-        side = resize_target(tuple(p["input_size"]), p["crop_pct"])
-        size = len(report.images) * side * side * 3
+        side, size = square_size(p), cache_bytes(len(report.images), p)
         notes.append(f"Decoded-image cache for these {len(report.images):,} pictures: {size / 1e9:.2f} GB "
                      f"({side}x{side} px each; a run over {DEFAULT_MAX_GB:g} GB reads the JPEGs and says so).")
     return notes

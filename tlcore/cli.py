@@ -58,7 +58,7 @@ def _cmd_data_cache(args: argparse.Namespace) -> int:
     except WeightsError:
         built = build_model(ModelSpec(name=args.model, weights="random"), None, input_size=size)
     cache = DecodedCache(manifest.root, built.preprocessing)
-    pictures = [(str(Path(manifest.root) / i.path), i.sha256) for i in manifest.items]
+    pictures = manifest.hashed_paths()
     missing = cache.missing([h for _, h in pictures])
     total = cache_bytes(len(pictures), built.preprocessing)
     print(f"{len(pictures):,} pictures at {cache.side}x{cache.side} px for {built.arch}: {total / 1e9:.2f} GB "

@@ -117,7 +117,7 @@ def _forward_seconds(loop: Loop, measure: int) -> tuple[float, float]:
 
 def _features_cached(loop: Loop) -> bool:
     prep, config = loop.prep, loop.prep.config
-    hashes = [i.sha256 for i in prep.manifest.items if i.split in ("train", "val")]
+    hashes = prep.manifest.hashes("train") + prep.manifest.hashes("val")
     hashes += prep.target.sha256 if prep.target else []
     keys = [{"split": "eval"}] + [{"split": "train", "augment": config.augment.to_dict(), "seed": config.seed + v,
                                    "workers": prep.runtime.num_workers} for v in range(config.feature_views)]

@@ -161,7 +161,7 @@ def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManif
     The views of seed s are views s..s+views-1 of one seeded pool, so repeats over seeds (a comparison with
     `--seeds 3`) share all but one view with the seed before and read them from the cache; the head's
     initialisation and the batch order still differ with the seed."""
-    hashes = {split: [i.sha256 for i in manifest.items if i.split == split] for split in ("train", "val")}
+    hashes = {split: manifest.hashes(split) for split in ("train", "val")}
     val, hit = cached_features(model, built, val_loader, hashes["val"], {"split": "eval"}, runtime, on_note)
     computed, hits = [], [hit]
     train_loader.in_manifest_order()  # matches `hashes`

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from tlcore.data import SplitManifest
 from tlcore.decoded import CacheTooLarge, DecodedCache, cache_bytes
@@ -39,7 +38,7 @@ class InputPath:
         """(rows, row of each picture of the split, manifest order) or None without a cache."""
         if self.cache is None or self.manifest is None:
             return None
-        return self.cache.array([i.sha256 for i in self.manifest.items if i.split == split])
+        return self.cache.array(self.manifest.hashes(split))
 
     def on_device(self, preprocessing, runtime: Runtime, training: bool, seed: int):
         """What the device does to each batch, or None when the loader already gives model-ready tensors."""
@@ -50,12 +49,17 @@ class InputPath:
         return DeviceEval(preprocessing, runtime.device)
 
 
+def _wanted(setting: str, on: str, runtime: Runtime) -> bool:
+    """A setting that is `on`, or "auto" on a CUDA device: the rule of both `decoded_cache` and `augment_on`."""
+    return setting == on or (setting == "auto" and runtime.device.type == "cuda")
+
+
 def wants_decoded_cache(setting: str, runtime: Runtime) -> bool:
-    return setting == "on" or (setting == "auto" and runtime.device.type == "cuda")
+    return _wanted(setting, "on", runtime)
 
 
 def _build(cache: DecodedCache, manifest: SplitManifest, max_gb: float, say: Say) -> DecodedCache | None:
-    pictures = [(str(Path(manifest.root) / i.path), i.sha256) for i in manifest.items]
+    pictures = manifest.hashed_paths()
     missing = cache.missing([h for _, h in pictures])
     if missing:
         say("log", f"decoding {len(missing):,} picture(s) once into the decoded-image cache "
@@ -95,7 +99,7 @@ def choose_input(config, manifest: SplitManifest, preprocessing, runtime: Runtim
     if cache is None:
         return InputPath()
     steps = None
-    if config.augment_on == "device" or (config.augment_on == "auto" and runtime.device.type == "cuda"):
+    if _wanted(config.augment_on, "device", runtime):
         steps, why = device_spec(config.augment)
         if steps is None:
             say("warning", why)

@@ -79,11 +79,8 @@ class DecodedDataset(Dataset):
         """A whole batch in one read of the map (rows in file order), instead of one read per picture."""
         rows = np.array([self.rows[i] for i in indexes])
         order = np.argsort(rows, kind="stable")
-        block = torch.from_numpy(self.array[rows[order]])
-        pictures = [None] * len(indexes)
-        for position, picture in zip(order.tolist(), block):
-            pictures[position] = picture
-        return [(picture, self.items[i][1]) for picture, i in zip(pictures, indexes)]
+        block = torch.from_numpy(self.array[rows[order]])[np.argsort(order)]  # read in file order, back in batch order
+        return [(picture, self.items[i][1]) for picture, i in zip(block, indexes)]
 
 
 def seed_worker(worker_id: int) -> None:

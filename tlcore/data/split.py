@@ -68,6 +68,17 @@ class SplitManifest:
         root = Path(self.root)
         return [(root / item.path, index[item.label]) for item in self.items if item.split == split]
 
+    def hashes(self, split: str) -> list[str]:
+        """Content hashes of one split's pictures, in manifest order (the order of `files`): cache keys."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return [item.sha256 for item in self.items if item.split == split]
+
+    def hashed_paths(self) -> list[tuple[str, str]]:
+        """(absolute path, content hash) of every picture, all splits: what the decoded-image cache holds."""
+        root = Path(self.root)
+        return [(str(root / item.path), item.sha256) for item in self.items]
+
     def to_dict(self) -> dict:
         return {"id": self.id, **asdict(self)}
 
