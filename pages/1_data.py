@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from pages.common import (
-    MAX_UPLOAD_MB, SAMPLE_DATA, bind, choice, data_report, experiment, forget_report, picture_pairs, remember,
+    MAX_UPLOAD_MB, SAMPLE_DATA, bind, change, choice, data_report, experiment, forget_report, number_bounds, picture_pairs,
     sample_grid, save_upload, show_sidebar, target_pictures,
 )
 from tlcore.data import SplitManifest, default_manifest_path, make_split, scan
@@ -18,11 +18,11 @@ st.title("1 · Data")
 st.write("Point to a folder with one sub-folder per class (or train/val/test folders), or upload a zip of one.")
 
 kind = st.radio("Data set", ["Bundled sample data", "Folder on this computer", "Upload a zip"], horizontal=True,
-                **bind("data.kind"))
+                **bind("data", "app.data_kind"))
 if kind == "Bundled sample data":
     source = str(SAMPLE_DATA)
 elif kind == "Folder on this computer":
-    source = st.text_input("Folder path", placeholder="/home/me/photos", **bind("data.folder")).strip()
+    source = st.text_input("Folder path", placeholder="/home/me/photos", **bind("data", "app.folder")).strip()
 else:
     upload = st.file_uploader("Zip of the data set", type=["zip"], key="data.upload", max_upload_size=MAX_UPLOAD_MB)
     source = str(save_upload(upload.file_id, upload.name, upload.getvalue())) if upload else ""
@@ -33,9 +33,8 @@ if not source:
     st.info("Choose a data set to continue: the sample data, a folder path, or a zip.")
     st.stop()
 
-if source != choice("data.source"):
-    remember("data.source", source)
-    remember("data.manifest_path", None)  # a split belongs to its data set
+if source != choice("data.source"):  # the user chose another data set; its split belongs to the old one
+    change({"data.source": source, "data.manifest": None})
 if st.button("Scan again", key="data.scan", help="Read every file again (after you changed the folder)."):
     forget_report()
 try:
@@ -73,7 +72,7 @@ st.caption("For domain adaptation: pictures from where the model will be used (p
            "camera, another season), without labels: sub-folder names are ignored. Choose the method on the Train "
            "page; evaluate on a labelled folder of that domain on the Evaluate page.")
 target = st.text_input("Folder or zip of target pictures", placeholder="/home/me/paintings",
-                       **bind("adapt.target")).strip()
+                       **bind("data", "adapt.target")).strip()
 if target:
     try:
         target_set = target_pictures(target)
@@ -89,27 +88,33 @@ if target:
         picture_pairs(left, source_paths)
         picture_pairs(right, target_set.paths[:: max(1, len(target_set.paths) // 6)][:6])
 
+def _forget_split() -> None:
+    """The split settings changed: the split made before belongs to the old ones."""
+    change({"data.manifest": None})
+
+
 st.subheader("Split")
 st.caption("The same seed always gives the same split; every run and comparison reuses it. Making it here is "
            "optional: a run makes the split of these settings itself when it starts.")
 c1, c2, c3 = st.columns(3)
-seed = c1.number_input("Seed", min_value=0, step=1, **bind("data.seed"))
-val = c2.slider("Validation share", 0.05, 0.4, step=0.05, **bind("data.val"))
-test = c3.slider("Test share", 0.05, 0.4, step=0.05, disabled=report.layout == "presplit", **bind("data.test"))
+c1.number_input("Seed", step=1, **number_bounds("data.split_seed", 0, 2**31 - 1), **bind("data", "data.split_seed", then=_forget_split))
+c2.slider("Validation share", step=0.05, **number_bounds("data.val", 0.05, 0.4), **bind("data", "data.val", then=_forget_split))
+c3.slider("Test share", step=0.05, disabled=report.layout == "presplit", **number_bounds("data.test", 0.05, 0.4),
+                 **bind("data", "data.test", then=_forget_split))
 if st.button("Make split", key="data.make_split"):
     try:
-        manifest = make_split(report, seed=int(seed), val=val, test=test)
-        remember("data.manifest_path", str(manifest.save(default_manifest_path(report, int(seed)))))
+        manifest = make_split(report, seed=choice("data.split_seed"), val=choice("data.val"), test=choice("data.test"))
+        change({"data.manifest": str(manifest.save(default_manifest_path(report, choice("data.split_seed"))))})
     except TransferLabError as exc:
         st.error(str(exc))
         st.stop()
-if choice("data.manifest_path"):
+if choice("data.manifest"):
     try:
-        manifest = SplitManifest.load(choice("data.manifest_path"))
+        manifest = SplitManifest.load(choice("data.manifest"))
     except TransferLabError as exc:
         st.warning(f"the saved split cannot be used ({exc}); make it again")
         st.stop()
-    st.success(f"Split {manifest.id} saved to {choice('data.manifest_path')}")
+    st.success(f"Split {manifest.id} saved to {choice('data.manifest')}")
     st.dataframe(pd.DataFrame(manifest.counts()), key="data.split_table")
     for note in manifest.notes:
         st.info(note)

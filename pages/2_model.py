@@ -6,19 +6,32 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import (bind, choice, experiment, model_overview, model_spec, normalise_words, num_classes,
-                          rank_in_a_child_process, resize_words, run_config, show_sidebar)
+                          rank_in_a_child_process, resize_words, run_config, show_sidebar, with_current)
 from tlcore.errors import TransferLabError
-from tlcore.models import RECOMMENDED, search
+from tlcore.models import RECOMMENDED, ModelSpec, check_weights, search
 from tlcore.rank import RANDOM_SUFFIX, ModelScore, ranked
+
+
+
+@st.cache_data(show_spinner=False, max_entries=500)
+def has_offline_weights(name: str) -> bool:
+    """Whether this model can start from pretrained weights here without downloading."""
+    try:
+        check_weights(ModelSpec(name=name))
+    except TransferLabError:
+        return False
+    return True
+
 
 experiment()
 st.title("2 · Model")
 st.write("Start from a model trained on ImageNet. Smaller models train faster; larger ones often transfer better.")
 
 query = st.text_input("Search all of timm's pretrained models", placeholder="resnet, convnext, vit...",
-                      **bind("model.search"))
+                      **bind("model", "app.model_search"))
 try:
-    cards = search(query, limit=40)
+    with st.spinner("Searching timm's model list (the first search builds its index, about 15 s)..."):
+        cards = search(query, limit=40)
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
@@ -43,15 +56,15 @@ st.dataframe(table, hide_index=True, key="model.table", column_config={
     "input": st.column_config.TextColumn(help="Height x width of the pictures the model takes."),
 })
 
-names = [c.name for c in cards]
-if choice("model.name") not in names:
-    names.insert(0, choice("model.name"))
-st.selectbox("Model", names, **bind("model.name"))
+st.selectbox("Model", with_current("model.name", [c.name for c in cards]), **bind("model", "model.name"))
 with st.expander("Weights"):
     st.text_input("Weights file (.safetensors or .pth), if this model has no offline weights",
-                  **bind("model.weights_file"))
-    st.checkbox("Allow downloading weights from the Hugging Face hub", **bind("model.allow_download"))
-    st.checkbox("Random initialisation (no pretrained weights: much worse on small data)", **bind("model.random_init"))
+                  **bind("model", "model.weights", shown=lambda w: "" if w in ("auto", "random") else w,
+                         stored=lambda text: text.strip() or "auto", widget="weights_file"))
+    st.checkbox("Allow downloading weights from the Hugging Face hub", **bind("model", "model.allow_download"))
+    st.checkbox("Random initialisation (no pretrained weights: much worse on small data)",
+                **bind("model", "model.weights", shown=lambda w: w == "random",
+                       stored=lambda random: "random" if random else "auto", widget="random_init"))
 
 show_sidebar()
 try:
@@ -71,24 +84,28 @@ st.write("Before any training: each model's frozen features of your training pic
          "a linear model on them explains your labels) and by a quick logistic probe on the validation split. "
          "Higher is better for both; the features are cached, so the first feature-extraction run starts faster.")
 here = [c.name for c in cards if c.offline_weights]
-options = list(dict.fromkeys(here + list(RECOMMENDED) + [choice("model.name")]))
-candidates = st.multiselect("Models to rank", options, **bind("model.rank_candidates"),
-                            format_func=lambda n: n + ("" if n in here else " (needs weights)"))
+options = with_current("app.rank_models", list(dict.fromkeys(here + list(RECOMMENDED) + [choice("model.name")])))
+candidates = st.multiselect("Models to rank", options, **bind("model", "app.rank_models"),
+                            format_func=lambda n: n + ("" if has_offline_weights(n) else " (needs weights)"))
 baseline = st.checkbox("Add the same architectures with random weights (shows what pretraining brings)",
-                       **bind("model.rank_baseline"))
+                       **bind("model", "app.rank_baseline"))
 asked = candidates + ([f"{n}{RANDOM_SUFFIX}" for n in candidates] if baseline else [])
 if st.button("Rank models for my data", key="model.rank", disabled=not candidates):
     try:
         rank_in_a_child_process(run_config(), asked)
     except (TransferLabError, ValueError) as exc:
         st.error(str(exc))
-shown = st.session_state.get("model_ranking")
-if shown and shown["asked"] == asked:
+shown = experiment().results.get("ranking")  # kept in the experiment: a reload or a restart shows it again
+if shown:
+    if shown["asked"] != asked:
+        st.caption("The last ranking, of " + ", ".join(shown["asked"]) + ":")
     scores = ranked([ModelScore(**s) for s in shown["scores"]])
     st.dataframe(pd.DataFrame([{
-        "rank": i if s.error is None else None, "model": s.label, "LogME": None if s.logme is None else round(s.logme, 3),
+        "rank": str(i) if s.error is None else "-", "model": s.label,
+        "LogME": None if s.logme is None else round(s.logme, 3),
         "probe accuracy": "-" if s.probe_accuracy is None else f"{s.probe_accuracy:.1%}",
-        "seconds": round(s.seconds, 1), "images/s here": "cached" if s.images_per_s is None else round(s.images_per_s),
+        "seconds": round(s.seconds, 1),
+        "images/s here": "cached" if s.images_per_s is None else str(round(s.images_per_s)),
         "parameters (M)": None if s.params_millions is None else round(s.params_millions, 1),
         "note": s.error or ""} for i, s in enumerate(scores, 1)]), hide_index=True, key="model.ranking")
     if sum(s.error is None for s in scores) == 1:

@@ -5,8 +5,8 @@ import json
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import bind, choice, experiment, model_overview, model_spec, num_classes, set_choices
-from pages.common import show_sidebar
+from pages.common import (bind, change, choice, experiment, model_overview, model_spec, num_classes, number_bounds,
+                          show_sidebar, with_current)
 from tlcore.errors import TransferLabError
 from tlcore.freeze import STRATEGIES, default_lr_spread, make_plan, summarize
 
@@ -25,33 +25,35 @@ def _clicked() -> None:
     """A click on a block sets the freeze boundary: everything before it stays frozen."""
     selection = st.session_state["freeze.chart"].selection
     if selection and selection.points:
-        set_choices(freeze__strategy="freeze_first_k", freeze__k=min(selection.points[0]["point_index"], n - 1))
+        change({"freeze.strategy": "freeze_first_k", "freeze.k": min(selection.points[0]["point_index"], n - 1)})
 
 
 def _strategy_changed() -> None:
-    set_choices(freeze__lr_spread=default_lr_spread(st.session_state["freeze.strategy"]))  # fine_tune spreads
+    """The user chose another strategy: its own learning-rate spread comes with it (fine_tune spreads)."""
+    change({"freeze.lr_spread": float(default_lr_spread(choice("freeze.strategy")))})
 
 
 labels = {k: k.replace("_", " ") for k in STRATEGIES}
-if choice("freeze.k") > n - 1:  # another model with fewer groups
-    set_choices(freeze__k=n - 1)
-strategy = st.radio("Strategy", list(STRATEGIES), format_func=labels.get, horizontal=True,
-                    **bind("freeze.strategy", then=_strategy_changed))
+strategy = st.radio("Strategy", with_current("freeze.strategy", list(STRATEGIES)), format_func=labels.get,
+                    horizontal=True, **bind("freeze", "freeze.strategy", then=_strategy_changed))
 st.caption(STRATEGIES[strategy])
 c1, c2 = st.columns(2)
 if strategy == "freeze_first_k":
-    c1.slider("Frozen groups (from the stem)", 0, n - 1, **bind("freeze.k"))
+    c1.slider("Frozen groups (from the stem)", **number_bounds("freeze.k", 0, n - 1), **bind("freeze", "freeze.k"))
 elif strategy == "gradual":
-    c1.number_input("Unfreeze one more group every N epochs", 1, 20, **bind("freeze.every"))
+    c1.number_input("Unfreeze one more group every N epochs", **number_bounds("freeze.every", 1, 20),
+                    **bind("freeze", "freeze.every"))
 elif strategy == "fine_tune":
-    c1.number_input("Head-only epochs first", 1, 20, **bind("freeze.head_epochs"))
+    c1.number_input("Head-only epochs first", **number_bounds("freeze.head_epochs", 1, 20),
+                    **bind("freeze", "freeze.head_epochs"))
 if strategy != "feature_extraction":  # only the head trains there: one learning rate, nothing to spread
-    c2.select_slider("Learning-rate spread (head lr ÷ stem lr)", [1.0, 3.0, 10.0, 30.0, 100.0],
+    c2.select_slider("Learning-rate spread (head lr ÷ stem lr)",
+                     sorted(with_current("freeze.lr_spread", [1.0, 3.0, 10.0, 30.0, 100.0])),
                      help="Discriminative learning rates: earlier, more generic layers change more slowly.",
-                     **bind("freeze.lr_spread"))
+                     **bind("freeze", "freeze.lr_spread"))
 st.checkbox("Update BatchNorm statistics in frozen groups",
             help="Off keeps ImageNet's statistics: safer with small batches and small data sets.",
-            **bind("freeze.train_bn"))
+            **bind("freeze", "freeze.train_bn"))
 try:
     plan = make_plan(strategy, n, k=choice("freeze.k"), every=choice("freeze.every"),
                      head_epochs=choice("freeze.head_epochs"), lr_spread=choice("freeze.lr_spread"),
@@ -61,7 +63,7 @@ except TransferLabError as exc:
     st.stop()
 show_sidebar()
 
-last_epoch = max(1, choice("train.epochs")) - 1  # the run's own epochs (Train page)
+last_epoch = max(1, choice("epochs")) - 1  # the run's own epochs (Train page)
 epoch = st.slider("Show epoch (of the run's epochs)", 0, last_epoch, 0, key="freeze.epoch") \
     if len(plan.stages) > 1 and last_epoch > 0 else 0
 summary = summarize(groups, plan, epoch)

@@ -11,11 +11,14 @@ from plotly.subplots import make_subplots
 import streamlit as st
 
 from pages.common import (
-    TlcoreJob, bind, choice, choices_from_config, experiment, gpu_speed_notes, known_time_estimate, measured_epoch_seconds,
-    measured_time_estimates, new_experiment, open_store, remember, run_config, set_choices, show_sidebar,
+    SAMPLE_DATA, TlcoreJob, bind, change, choice, experiment, experiment_runs_first, gpu_speed_notes, known_time_estimate,
+    measured_epoch_seconds, measured_time_estimates, new_experiment, number_bounds, open_store, run_config,
+    save_experiment, show_sidebar, with_current,
 )
 from tlcore.adapt import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET
 from tlcore.config import RunConfig
+from tlcore.experiment import Experiment
+from tlcore.run_labels import run_label
 from tlcore.artifacts import STATE
 from tlcore.errors import TransferLabError
 from tlcore.models import check_weights
@@ -26,12 +29,16 @@ experiment()
 
 
 def _use_lr(lr: float) -> None:
-    set_choices(train__lr=lr)
+    change({"optimizer.lr": lr})
 
 
 def _open_settings(run_id: str) -> None:
     """A finished run's settings as a new experiment, to change one thing and run again."""
-    new_experiment(choices_from_config(RunConfig.from_dict(store.get(run_id).config)))
+    opened = Experiment.from_config(RunConfig.from_dict(store.get(run_id).config))
+    if Path(opened.get("data.source")).resolve() != SAMPLE_DATA.resolve():
+        opened.set("app.data_kind", "Folder on this computer")
+        opened.set("app.folder", opened.get("data.source"))
+    new_experiment(opened)
 
 
 store = open_store()
@@ -39,29 +46,34 @@ st.title("5 · Train")
 show_sidebar()
 
 c1, c2, c3 = st.columns(3)
-c1.number_input("Epochs", 1, 200, help="Passes over the training images.", **bind("train.epochs"))
-c2.selectbox("Batch size", [8, 16, 32, 64, 128, "auto"], help="Larger is faster, needs more memory. auto: on a GPU, "
+c1.number_input("Epochs", help="Passes over the training images.", **number_bounds("epochs", 1, 200),
+                **bind("train", "epochs"))
+c2.selectbox("Batch size", with_current("batch_size", [8, 16, 32, 64, 128, "auto"]), help="Larger is faster, needs more memory. auto: on a GPU, "
              "the largest power of two that fits in 90% of its memory (at least 8 steps an epoch), with the learning "
              "rate scaled from batch 32 (square root for AdamW, linear for SGD); 32 on a CPU.",
              format_func=lambda b: "auto (largest that fits the GPU)" if b == "auto" else str(b),
-             **bind("train.batch_size"))
-c3.number_input("Learning rate (head)", 1e-6, 1.0, format="%.5f",
+             **bind("train", "batch_size"))
+c3.number_input("Learning rate (head)", format="%.2e", **number_bounds("optimizer.lr", 1e-7, 10.0),
                 help="Earlier layer groups use it times their scale (Freeze page). Try the finder below.",
-                **bind("train.lr"))
-c1.number_input("Weight decay", 0.0, 0.5, format="%.4f", **bind("train.weight_decay"))
-c2.selectbox("Schedule", ["cosine", "onecycle", "step", "constant"], **bind("train.schedule"))
-c3.number_input("Early stopping patience (0 = off)", 0, 50, **bind("train.patience"))
+                **bind("train", "optimizer.lr"))
+c1.number_input("Weight decay", format="%.4f", **number_bounds("optimizer.weight_decay", 0.0, 0.99),
+                **bind("train", "optimizer.weight_decay"))
+c2.selectbox("Schedule", with_current("schedule.name", ["cosine", "onecycle", "step", "constant"]),
+             **bind("train", "schedule.name"))
+c3.number_input("Early stopping patience (0 = off)", **number_bounds("early_stopping.patience", 0, 50),
+                **bind("train", "early_stopping.patience"))
 with st.expander("Domain adaptation" + ("" if choice("adapt.method") == "none" else f": {choice('adapt.method')}"),
                  expanded=choice("adapt.method") != "none"):
     st.caption("When the pictures the model will meet look different from your labelled ones (paintings instead of "
                "photos, a new camera). The target pictures are chosen on the Data page.")
-    method = st.selectbox("Method", list(METHODS), help="Which one helps depends on the data: compare them.",
-                          **bind("adapt.method"))
+    method = st.selectbox("Method", with_current("adapt.method", list(METHODS)),
+                          help="Which one helps depends on the data: compare them.", **bind("train", "adapt.method"))
     st.caption(METHODS[method])
     if method != "none":
         head_only = f", {HEAD_ONLY_WEIGHTS[method]:g} when only the head trains" if method in HEAD_ONLY_WEIGHTS else ""
         st.number_input(f"Weight of the method's loss (empty: its default, {DEFAULT_WEIGHTS.get(method, 0):g}"
-                        f"{head_only})", 0.0, 100.0, format="%.4f", **bind("adapt.weight"),
+                        f"{head_only})", format="%.4f", **number_bounds("adapt.weight", 0.0, 100.0),
+                        **bind("train", "adapt.weight"),
                         disabled=method == "adabn")
     if method in NEEDS_TARGET and not choice("adapt.target").strip():
         st.warning(f"{method} needs target pictures: give their folder on the Data page (Target domain).")
@@ -72,13 +84,13 @@ with st.expander("GPU speed"):
     g1.selectbox("Decoded-image cache", ["auto", "on", "off"], help="Each picture decoded once, at the size the "
                  "model needs, into one file the runs read (no JPEG decoding per epoch). Built on a run's first use, "
                  "with progress in its log; `python -m tlcore data cache PATH --model NAME` builds it ahead.",
-                 **bind("train.decoded_cache"))
+                 **bind("train", "decoded_cache"))
     g2.selectbox("Augment on", ["auto", "device", "cpu"], help="device: whole batches augmented on the GPU from the "
                  "cache (flips, quarter turns, zoom/shift/rotation, random resized crop, colour, blur). Presets with "
                  "noise, cut-out or HSV shifts stay on the CPU, and the run says so.",
-                 format_func=lambda v: {"device": "the GPU", "cpu": "the CPU"}.get(v, v), **bind("train.augment_on"))
+                 format_func=lambda v: {"device": "the GPU", "cpu": "the CPU"}.get(v, v), **bind("train", "augment_on"))
     g3.checkbox("Compile the model (torch.compile)", help="Faster steps after a compile of a minute or so at the "
-                "start; if compiling fails the run goes on without it and says so.", **bind("train.compile"))
+                "start; if compiling fails the run goes on without it and says so.", **bind("train", "compile"))
     gpu_notes = gpu_speed_notes()
     for note in gpu_notes:
         st.caption(note)
@@ -162,18 +174,35 @@ elif st.button("Estimate the time", key="train.estimate", disabled=cannot_start 
 if st.button("Start training", key="train.start", type="primary", disabled=cannot_start is not None):
     try:
         run = submit(config, store)
-        remember("train.run_id", run.id)
+        experiment().remember_run(run.id)
+        save_experiment()
         st.query_params["run"] = run.id
     except TransferLabError as exc:
         st.error(str(exc))
 
 # A refresh loses session state but not the URL; coming back later shows the newest run.
-runs = store.list()
-run_id = st.query_params.get("run") or choice("train.run_id") or (runs[0].id if runs else None)
+runs = experiment_runs_first(store.list())
+mine = experiment().runs
+run_id = st.query_params.get("run") or (mine[-1] if mine else None)
+
+
+def earlier_runs(exclude: str | None, expanded: bool) -> None:
+    """The store's other runs, this experiment's first, each labelled by what it ran."""
+    others = [r for r in runs if r.id != exclude][:10]
+    if others:
+        with st.expander("Earlier runs (this experiment's first)", expanded=expanded):
+            st.dataframe(pd.DataFrame([{"id": r.id, "run": run_label(r.config, experiment().config),
+                                        "experiment": "this one" if r.id in experiment().runs else "another",
+                                        "status": r.status, "epochs": f"{r.epochs_done}/{r.epochs}"}
+                                       for r in others]), hide_index=True)
+
+
 if run_id is None:
     if cannot_start is None:
-        st.info(f"No run yet: Start training runs {config.model.name} ({config.freeze.get('strategy', 'custom plan')})"
-                f" for {config.epochs} epochs on {Path(config.data.source).name}.")
+        st.info(f"No run in this experiment yet: Start training runs {config.model.name} "
+                f"({config.freeze.get('strategy', 'custom plan')}) for {config.epochs} epochs on "
+                f"{Path(config.data.source).name}.")
+    earlier_runs(None, expanded=False)
     st.stop()
 
 
@@ -186,6 +215,8 @@ def live(run_id: str) -> None:
         st.error(str(exc))
         return
     st.subheader(f"Run {run.id}: {run.name}")
+    st.caption(run_label(run.config, experiment().config) + ("" if run.id in experiment().runs else
+                                                              " (a run of another experiment)"))
     metrics = store.metrics(run.id)
     progress = store.events(run.id, kinds=("progress",))[-1:]
     step = progress[0]["data"] if progress else None
@@ -236,8 +267,4 @@ def live(run_id: str) -> None:
 
 
 live(run_id)
-others = [r for r in runs if r.id != run_id][:10]
-if others:
-    with st.expander("Earlier runs"):
-        st.dataframe(pd.DataFrame([{"id": r.id, "name": r.name, "status": r.status,
-                                    "epochs": f"{r.epochs_done}/{r.epochs}"} for r in others]), hide_index=True)
+earlier_runs(run_id, expanded=False)

@@ -10,7 +10,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import TlcoreJob, choice, experiment, job_folder, open_store, show_sidebar
+from pages.common import TlcoreJob, experiment, experiment_runs_first, job_folder, open_store, show_sidebar
+from tlcore.run_labels import run_label
 from tlcore.data import load_rgb
 from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
@@ -32,8 +33,11 @@ finished = store.list(status=SUCCEEDED)
 if not finished:
     st.info("No finished run yet: train one on the Train page.")
     st.stop()
-labels = {r.id: f"{r.id}  {r.name}" for r in finished}
-default = choice("train.run_id") if choice("train.run_id") in labels else finished[0].id
+finished = experiment_runs_first(finished)
+labels = {r.id: f"{r.id}  {run_label(r.config, experiment().config)}" + ("" if r.id in experiment().runs else
+                                                                          "  (another experiment)") for r in finished}
+mine = [r for r in experiment().runs if r in labels]
+default = mine[-1] if mine else finished[0].id
 run_id = st.selectbox("Run", list(labels), index=list(labels).index(default), format_func=labels.get, key="evaluate.run")
 run = store.get(run_id)
 path = Path(run.run_dir) / EVALUATION

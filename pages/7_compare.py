@@ -6,43 +6,44 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import (bind, choice, experiment, known_time_estimate, measured_time_estimates, open_store, remember,
-                          run_config, set_choices, show_sidebar)
+from pages.common import (bind, experiment, known_time_estimate, measured_time_estimates, number_bounds,
+                          open_store, run_config, save_experiment, show_sidebar, with_current)
 from tlcore.adapt import METHODS, NEEDS_TARGET
 from tlcore.augment import PRESETS
-from tlcore.compare import STRATEGY_SET, cell_summaries, launch_sweep, resume_sweep, sweep_rows, verdict
-from tlcore.config import OPTIMIZERS, SCHEDULES
+from tlcore.compare import (STRATEGY_SET, cell_summaries, launch_sweep, progress_words, resume_sweep, sweep_rows,
+                            verdict)
 from tlcore.estimate import format_duration
 from tlcore.errors import TransferLabError
+from tlcore.experiment import PICKED_AXES
 from tlcore.grid import AXES, Axis, expand, parse_axis
-from tlcore.models import RECOMMENDED
 from tlcore.on_ray import RAY_RUNNER, ray_installed, spawn_driver
 from tlcore.report import cells_csv, figures, report_csv, report_html
 from tlcore.runs import FINISHED
 
-# Settings picked from a list: path -> (the choice that holds the values, the options, how each is shown).
-PICKED = {
-    "freeze.strategy": ("compare.strategies", list(STRATEGY_SET),
-                        lambda k: f"{k.replace('_', ' ')}: {STRATEGY_SET[k][1]}"),
-    "adapt.method": ("compare.methods", list(METHODS), lambda m: f"{m}: {METHODS[m][:70]}..."),
-    "augment.preset": ("compare.presets", list(PRESETS), lambda p: f"{p}: {PRESETS[p][0]}"),
-    "model.name": ("compare.models", list(RECOMMENDED), str),
-    "schedule.name": ("compare.schedules", list(SCHEDULES), str),
-    "optimizer.name": ("compare.optimizers", list(OPTIMIZERS), str),
+# How the options of settings picked from a list are shown (short: long labels are cut in narrow columns).
+SHOWN = {
+    "freeze.strategy": lambda k: k.replace("_", " ") if k in STRATEGY_SET else k,
+    "adapt.method": str,
+    "augment.preset": str,
 }
-LEGACY_WHAT = {"freeze strategies": "freeze.strategy", "adaptation methods": "adapt.method"}  # drafts before grids
+HELP = {
+    "freeze.strategy": "; ".join(f"{k.replace('_', ' ')}: {v[1]}" for k, v in STRATEGY_SET.items()),
+    "adapt.method": "; ".join(f"{k}: {v[:60]}" for k, v in METHODS.items()),
+    "augment.preset": "; ".join(f"{k}: {v[0]}" for k, v in PRESETS.items()),
+}
 
 
 def axis_values(path: str, container) -> Axis | None:
     """The values of one varied setting, from a list or typed; None (and an error shown) when they do not parse."""
     label = AXES[path][0]
-    if path in PICKED:
-        key, options, shown = PICKED[path]
+    if path in PICKED_AXES:
         values = container.multiselect(f"{label[0].upper()}{label[1:]}s to compare" if path != "freeze.strategy"
-                                       else "Strategies", options, format_func=shown, **bind(key))
+                                       else "Strategies", with_current(f"app.vary.{path}", PICKED_AXES[path]),
+                                       format_func=SHOWN.get(path, str), help=HELP.get(path),
+                                       **bind("compare", f"app.vary.{path}"))
         return Axis(path, tuple(values)) if values else None
     text = container.text_input(f"Values of {label} (comma-separated)", help="e.g. 1e-3, 3e-4; `none` for no value",
-                                **bind(f"compare.text.{path}"))
+                                **bind("compare", f"app.vary.{path}"))
     try:
         return parse_axis(f"{path}={text}")
     except TransferLabError as exc:
@@ -57,26 +58,30 @@ st.write("Each run trains on the same split; only the settings you vary differ, 
          "with several seeds (the head's start, the batch order and the augmentation change; the split never does). "
          "Runs queue and finish one after the other; the verdict pairs them on the same test pictures.")
 show_sidebar()
-if choice("compare.what") in LEGACY_WHAT:
-    set_choices(compare__what=LEGACY_WHAT[choice("compare.what")])
 a1, a2 = st.columns(2)
-what = a1.selectbox("Compare", list(AXES), format_func=lambda p: AXES[p][0], **bind("compare.what"),
+what = a1.selectbox("Compare", with_current("app.compare_what", list(AXES)), format_func=lambda p: AXES.get(p, (p,))[0],
+                    **bind("compare", "app.compare_what"),
                     help="Adaptation methods keep the freeze plan of the Freeze page and the target pictures of the "
                          "Data page; only the method differs.")
-also = a2.selectbox("and also vary (a grid)", [""] + [p for p in AXES if p != what], **bind("compare.also"),
-                    format_func=lambda p: AXES[p][0] if p else "nothing else")
+also = a2.selectbox("and also vary (a grid)", with_current("app.compare_also", [""] + [p for p in AXES if p != what]),
+                    **bind("compare", "app.compare_also"),
+                    format_func=lambda p: AXES.get(p, (p,))[0] if p else "nothing else")
+if what not in AXES or (also and (also not in AXES or also == what)):
+    st.error("choose settings to compare from the list (and a different one to vary with it)")
+    st.stop()
 axes = [axis_values(what, a1)] + ([axis_values(also, a2)] if also else [])
 target_test = st.text_input("Labelled test folder of the target domain (optional): every run is also evaluated "
-                            "on it", placeholder="/home/me/paintings_labelled", **bind("compare.target_test")).strip()
+                            "on it", placeholder="/home/me/paintings_labelled", **bind("compare", "app.target_test")).strip()
 c1, c2, c3, c4 = st.columns(4)
-c1.number_input("Epochs per run", 1, 200, help="The same for every run (also the Train page's).",
-                **bind("train.epochs"))
-c2.number_input("Learning rate (head)", 1e-6, 1.0, format="%.5f", **bind("train.lr"))
-c3.selectbox("Batch size", [8, 16, 32, 64, 128, "auto"], **bind("train.batch_size"),
+c1.number_input("Epochs per run", help="The same for every run (the experiment's, also shown on the Train page).",
+                **number_bounds("epochs", 1, 200), **bind("compare", "epochs"))
+c2.number_input("Learning rate (head)", format="%.2e", **number_bounds("optimizer.lr", 1e-7, 10.0),
+                **bind("compare", "optimizer.lr"))
+c3.selectbox("Batch size", with_current("batch_size", [8, 16, 32, 64, 128, "auto"]), **bind("compare", "batch_size"),
              format_func=lambda b: "auto (largest that fits the GPU)" if b == "auto" else str(b))
-seeds = c4.number_input("Seeds per setting", 1, 10, help="Repeat every setting with seeds 0..N-1: the table then "
+seeds = c4.number_input("Seeds per setting", **number_bounds("app.compare_seeds", 1, 10), help="Repeat every setting with seeds 0..N-1: the table then "
                         "shows mean ± standard deviation and the charts one point per seed. 3 is a good start.",
-                        **bind("compare.seeds"))
+                        **bind("compare", "app.compare_seeds"))
 try:
     base = run_config()
     if target_test:
@@ -120,12 +125,13 @@ elif first_seed and st.button("Estimate the time", key="compare.estimate",
     except TransferLabError as exc:
         st.error(str(exc))
 r1, r2 = st.columns(2)
-run_on = r1.radio("Run on", ["this machine", "Ray"], horizontal=True, **bind("compare.run_on"),
+run_on = r1.radio("Run on", with_current("app.compare_run_on", ["this machine", "Ray"]), horizontal=True,
+                  **bind("compare", "app.compare_run_on"),
                   help="Ray: each run is a task on a Ray cluster (a GPU each where it has GPUs), or on a Ray instance "
                        "started here; this page follows the runs either way.")
 if run_on == "Ray":
     address = r2.text_input("Ray cluster address (empty: start one here)", placeholder="auto, or ray://head:10001",
-                            **bind("compare.ray_address")).strip()
+                            **bind("compare", "app.ray_address")).strip()
     if not ray_installed():
         st.error("Ray is not installed here: pip install -r requirements-scale.txt")
 if st.button("Run the comparison", key="compare.start", type="primary",
@@ -135,15 +141,20 @@ if st.button("Run the comparison", key="compare.start", type="primary",
         sweep_id = launch_sweep(base, store=store, axes=axes, seeds=seeds, runner=RAY_RUNNER if on_ray else None)
         if on_ray:
             spawn_driver(sweep_id, address)
-        remember("compare.sweep", sweep_id)
-        st.query_params["sweep"] = choice("compare.sweep")
+        experiment().remember_sweep(sweep_id)
+        save_experiment()
+        st.query_params["sweep"] = sweep_id
     except (TransferLabError, ValueError) as exc:
         st.error(str(exc))
 
-sweeps = sorted({r.sweep for r in store.list() if r.sweep}, reverse=True)
-sweep = st.query_params.get("sweep") or choice("compare.sweep") or (sweeps[0] if sweeps else None)
+mine = experiment().sweeps
+others = [s for s in sorted({r.sweep for r in store.list() if r.sweep}, reverse=True) if s not in mine]
+sweep = st.query_params.get("sweep") or (mine[-1] if mine else None)
 if sweep is None:
-    st.info("No comparison yet. With the sample data and the offline model, five strategies take a few minutes.")
+    st.info("No comparison in this experiment yet. With the sample data and the offline model, five strategies "
+            "take a few minutes.")
+    if others:
+        st.caption("Comparisons of other experiments (open one with ?sweep=ID): " + ", ".join(others[:10]))
     st.stop()
 
 
@@ -163,7 +174,7 @@ def results(sweep: str) -> None:
         return
     finished = sum(r.status in FINISHED for r in rows)
     st.subheader(f"Comparison {sweep}")
-    st.progress(finished / len(rows), text=f"{finished} of {len(rows)} runs finished")
+    st.progress(sum(r.test_accuracy is not None for r in rows) / len(rows), text=progress_words(rows))
     st.info(verdict(rows))
 
     def shown(value, spec: str) -> str:
@@ -209,5 +220,8 @@ def results(sweep: str) -> None:
 
 
 results(sweep)
-if len(sweeps) > 1:
-    st.caption("Earlier comparisons: " + ", ".join(sweeps[:10]))
+earlier = [s for s in reversed(mine) if s != sweep]
+if earlier:
+    st.caption("This experiment's earlier comparisons: " + ", ".join(earlier[:10]))
+if others:
+    st.caption("Comparisons of other experiments: " + ", ".join(others[:10]))

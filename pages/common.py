@@ -1,12 +1,14 @@
-"""What every page shares: the experiment (one persisted draft), the default data set, small display helpers.
+"""What every page shares: the experiment (one typed object, kept in a file), the default data set, display helpers.
 
-Pages stay thin: they collect choices, call `tlcore`, and show results through these. A choice lives in
-the experiment's draft, not in a widget key: widgets start from the draft and write back when they
-change, so a page switch, a reload, a second tab or a server restart shows the same experiment.
+Pages stay thin: they collect choices, call `tlcore`, and show results through these. The experiment
+(`tlcore.experiment.Experiment`) is the state; widget keys are not. Each page owns its widgets' keys
+(`train:epochs` is not `compare:epochs`), a widget starts from the experiment on every run, and only its
+`on_change`, that is the user, writes back: a widget's default, minimum or clamped value never does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -21,97 +23,31 @@ import numpy as np
 import streamlit as st
 
 from tlcore.adapt import TargetSet, scan_target
-from tlcore.augment import PRESETS, AugmentSpec, preset
-from tlcore.compare import STRATEGY_SET
-from tlcore.config import AdaptConfig, DataConfig, EarlyStoppingConfig, OptimizerConfig, RunConfig, ScheduleConfig
+from tlcore.augment import AugmentSpec, preset
+from tlcore.config import RunConfig
 from tlcore.data import ScanReport, load_rgb, scan
-from tlcore.drafts import Draft, DraftStore
 from tlcore.data.images import ImageReadError
-from tlcore.models import DEFAULT_MODEL, ModelSpec, build_model
+from tlcore.experiment import Experiment, ExperimentStore
+from tlcore.models import ModelSpec, build_model
 from tlcore.errors import TransferLabError
 from tlcore.estimate import TimeEstimate
-from tlcore.freeze import default_lr_spread
 from tlcore.models.groups import LayerGroup
-from tlcore.strategies import STRATEGIES as STRATEGY_NAMES
 from tlcore.paths import data_home
 from tlcore.runs import RunStore
 
 __all__ = [
-    "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "DEFAULTS", "ModelOverview", "open_store", "experiment", "choice",
-    "remember", "bind", "set_choices", "new_experiment", "choices_from_config", "data_report", "forget_report",
+    "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview", "open_store", "experiment", "choice", "bind",
+    "number_bounds", "with_current", "change", "save_experiment", "new_experiment", "data_report", "forget_report",
     "run_config", "TlcoreJob", "job_folder", "measured_time_estimates", "known_time_estimate", "show_sidebar",
-    "save_upload", "sample_grid", "augment_spec", "model_spec",
-    "num_classes", "model_overview", "measured_epoch_seconds", "resize_words", "normalise_words", "target_pictures",
-    "picture_pairs",
+    "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
+    "measured_epoch_seconds", "resize_words", "normalise_words", "target_pictures", "picture_pairs",
+    "experiment_runs_first",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = PROJECT_ROOT / "sample_data"
 MAX_UPLOAD_MB = 1024
-
-# The experiment's choices and their defaults. They live in a draft file (tlcore.drafts), keyed by the
-# experiment id in the URL; widgets start from it and write back through on_change callbacks.
-DEFAULTS = {
-    "data.kind": "Bundled sample data",
-    "data.folder": "",
-    "data.source": str(SAMPLE_DATA),
-    "data.seed": 0,
-    "data.val": 0.15,
-    "data.test": 0.15,
-    "data.manifest_path": None,
-    "model.search": "",
-    "model.name": DEFAULT_MODEL,
-    "model.weights_file": "",
-    "model.random_init": False,
-    "model.allow_download": False,
-    "model.rank_candidates": [DEFAULT_MODEL],
-    "model.rank_baseline": True,
-    "augment.preset": "light",
-    "augment.seed": 0,
-    "augment.custom_json": "",
-    "freeze.strategy": "feature_extraction",
-    "freeze.k": 1,
-    "freeze.every": 1,
-    "freeze.head_epochs": 1,
-    "freeze.lr_spread": 1.0,
-    "freeze.train_bn": False,
-    "train.epochs": 5,
-    "train.batch_size": 32,  # or "auto"
-    "train.compile": False,
-    "train.decoded_cache": "auto",
-    "train.augment_on": "auto",
-    "train.lr": 3e-3,
-    "train.weight_decay": 0.01,
-    "train.schedule": "cosine",
-    "train.patience": 3,
-    "train.run_id": None,
-    "adapt.method": "none",
-    "adapt.target": "",
-    "adapt.weight": None,  # None: the method's default
-    "compare.strategies": list(STRATEGY_SET),
-    "compare.what": "freeze.strategy",  # a setting of tlcore.grid.AXES
-    "compare.also": "",  # a second one, for a grid
-    "compare.seeds": 1,
-    "compare.run_on": "this machine",
-    "compare.ray_address": "",
-    "compare.methods": ["none", "adabn", "mcc"],
-    "compare.presets": ["light", "heavy"],
-    "compare.models": [DEFAULT_MODEL],
-    "compare.schedules": ["cosine", "onecycle"],
-    "compare.optimizers": ["adamw", "sgd"],
-    "compare.text.freeze.k": "1, 2, 3",
-    "compare.text.freeze.lr_spread": "1, 10, 100",
-    "compare.text.freeze.every": "1, 2",
-    "compare.text.optimizer.lr": "3e-3, 1e-3, 3e-4",
-    "compare.text.optimizer.weight_decay": "0, 0.01, 0.1",
-    "compare.text.model.head.dropout": "0, 0.2, 0.5",
-    "compare.text.model.head.hidden": "none, 256",
-    "compare.text.epochs": "3, 5, 10",
-    "compare.text.batch_size": "16, 32",
-    "compare.target_test": "",
-    "compare.sweep": None,
-}
-_DRAFT = "_experiment"  # session-state slot of the loaded draft
+_EXPERIMENT = "_experiment"  # session-state slot of the loaded experiment
 _REPORT = "_scan_report"  # session-state slot of (source, ScanReport): derived, never saved
 
 
@@ -126,130 +62,130 @@ def _use_the_apps_navigation() -> None:
         st.rerun()
 
 
-def experiment() -> Draft:
+def _fresh() -> Experiment:
+    return ExperimentStore().new({"data.source": str(SAMPLE_DATA)})
+
+
+def experiment() -> Experiment:
     """The experiment named in the URL (`?exp=ID`): from this session, else from its file; a new one otherwise."""
     _use_the_apps_navigation()
     s = st.session_state
     wanted = st.query_params.get("exp")
-    draft: Draft | None = s.get(_DRAFT)
-    if draft is None or (wanted and draft.id != wanted):
-        draft = None
+    current: Experiment | None = s.get(_EXPERIMENT)
+    if current is None or (wanted and current.id != wanted):
+        current = None
         if wanted:
             try:
-                draft = DraftStore().load(wanted)
+                current = ExperimentStore().load(wanted)
             except TransferLabError as exc:
                 st.warning(f"{exc}: a new experiment was started")
-        draft = draft or DraftStore().new(dict(DEFAULTS))
-        for key in DEFAULTS:  # widgets of another experiment must not keep their values
-            s.pop(key, None)
-        s[_DRAFT] = draft
-    for key, value in DEFAULTS.items():  # a draft from an older version lacks newer choices
-        draft.choices.setdefault(key, value)
-    # A widget's value is the user's latest word: Streamlit can drop its on_change when the change and a page
-    # switch arrive together (Enter, then a click at once). Keys of DEFAULTS in session state are set only by
-    # bind/set_choices (from the draft) or by the user, so a difference is a change the draft missed.
-    missed = {key: s[key] for key in DEFAULTS if key in s and s[key] != draft.choices[key]}
-    if missed:
-        draft.choices.update(missed)
-        _save(draft)
-    if st.query_params.get("exp") != draft.id:
-        st.query_params["exp"] = draft.id
-    return draft
+        s[_EXPERIMENT] = current = current or _fresh()
+        s.pop(_REPORT, None)
+    if st.query_params.get("exp") != current.id:
+        st.query_params["exp"] = current.id
+    return current
 
 
-def choice(key: str):
-    """The experiment's current value of one choice."""
-    return experiment().choices[key]
+def choice(path: str):
+    """The experiment's current value of one setting (`optimizer.lr`, `app.folder`...)."""
+    return experiment().get(path)
 
 
-def remember(key: str, value) -> None:
-    """Set a choice that no widget holds (a split made, a run started) and save the experiment."""
-    draft = experiment()
-    draft.choices[key] = value
-    _save(draft)
-
-
-def _save(draft: Draft) -> None:
+def save_experiment() -> None:
+    """Write the experiment to its file; what cannot be written is said on the page and kept in this tab."""
     try:
-        draft.config = run_config(draft).to_dict()
-    except (TransferLabError, ValueError):  # choices mid-edit (e.g. augmentation JSON): keep the last valid config
-        pass
-    try:
-        DraftStore().save(draft)
-    except TransferLabError as exc:  # e.g. a huge text pasted, a full disk: this session keeps it, the file does not
+        ExperimentStore().save(experiment())
+    except TransferLabError as exc:  # e.g. a huge text pasted, a full disk
         st.warning(f"this change is kept in this tab only: {exc}")
 
 
-def _widget_changed(key: str, then: Callable[[], None] | None) -> None:
-    draft = st.session_state[_DRAFT]
-    draft.choices[key] = st.session_state[key]
+def change(values: dict) -> None:
+    """Set settings the user chose by an action (a chart click, "Use this lr") and save.
+
+    Widgets showing them follow on the next run: `bind` draws every widget from the experiment.
+    Raises: ExperimentError for an unknown setting or a value of the wrong type (a bug, not a user's mistake).
+    """
+    current = experiment()
+    for path, value in values.items():
+        current.set(path, value)
+    save_experiment()
+
+
+def _committed(key: str, path: str, stored: Callable | None, then: Callable[[], None] | None) -> None:
+    """A widget's on_change: the user changed it; the experiment takes the new value."""
+    value = st.session_state[key]
+    try:
+        experiment().set(path, stored(value) if stored else value)
+    except TransferLabError as exc:
+        st.session_state["_commit_error"] = str(exc)
+        return
     if then is not None:
         then()
-    _save(draft)
+    save_experiment()
 
 
-def bind(key: str, then: Callable[[], None] | None = None) -> dict:
-    """Keyword arguments that tie a widget to a choice: it starts from the experiment and writes back on change
-    (then calls `then`, which may change other choices with `set_choices`).
+def bind(page: str, path: str, *, shown: Callable | None = None, stored: Callable | None = None,
+         then: Callable[[], None] | None = None, widget: str | None = None) -> dict:
+    """Keyword arguments that tie one page's widget to one setting of the experiment.
 
-    `st.number_input("Epochs", 1, 200, **bind("train.epochs"))`
+    The widget's key is the page's own (`page:path`). It shows the experiment's value on every run
+    (through `shown` where the widget holds it differently, e.g. a checkbox for `model.weights == "random"`),
+    and only its on_change, that is the user, writes back (through `stored`), then calls `then`.
+
+    Args:
+        page: the page owning the widget ("train", "compare"...).
+        path: the experiment's setting.
+        shown: the setting's value as the widget holds it.
+        stored: the widget's value as the setting holds it.
+        then: called after a change is taken (it may `change` other settings).
+        widget: the key's name after the page's, where two widgets of a page show one setting (default: `path`).
+
+    Returns: `key`, `on_change` and `args` for the widget: `st.number_input("Epochs", **bind("train", "epochs"))`.
     """
-    if key not in st.session_state:
-        st.session_state[key] = choice(key)
-    return {"key": key, "on_change": _widget_changed, "args": (key, then)}
+    key = f"{page}:{widget or path}"
+    value = choice(path)
+    # Always, even when the key seems to hold it already: a widget that was not drawn for a run (an st.stop above
+    # it) comes back under a new identity, and without a value set here it would show its minimum (the Data
+    # page's shares read 0.05, and "Make split" used them).
+    st.session_state[key] = shown(value) if shown else value
+    return {"key": key, "on_change": _committed, "args": (key, path, stored, then)}
 
 
-def set_choices(**values) -> None:
-    """Change choices from a callback (a chart click): the experiment and the widgets showing them."""
-    draft = experiment()
-    for dotted, value in values.items():
-        key = dotted.replace("__", ".")
-        draft.choices[key] = value
-        st.session_state[key] = value
-    _save(draft)
+def number_bounds(path: str, low: float, high: float) -> dict:
+    """`min_value`/`max_value` for a number widget that also hold the setting's value, so the widget never
+    clamps it (a config replayed from the CLI may hold 500 epochs: the widget shows 500, not its maximum).
+
+    Args:
+        path: the setting the widget shows.
+        low, high: the range offered.
+
+    Returns: the two keyword arguments.
+    """
+    value = choice(path)
+    if value is None:
+        return {"min_value": low, "max_value": high}
+    kind = type(low)
+    return {"min_value": kind(min(low, value)), "max_value": kind(max(high, value))}
 
 
-def new_experiment(choices: dict | None = None) -> Draft:
-    """Start a fresh experiment (defaults, or the given choices) and put it in the URL."""
-    draft = DraftStore().new({**DEFAULTS, **(choices or {})})
-    for key in DEFAULTS:
-        st.session_state.pop(key, None)
-    st.session_state[_DRAFT] = draft
+def with_current(path: str, options: list) -> list:
+    """A selector's options with the setting's value among them (a replayed config's value stays shown)."""
+    value = choice(path)
+    if isinstance(value, list):
+        return options + [v for v in value if v not in options]
+    return options if value in options else [value] + options
+
+
+def new_experiment(start: Experiment | None = None) -> Experiment:
+    """Start a fresh experiment (defaults, or a run's settings from `Experiment.from_config`) in the URL."""
+    current = start or _fresh()
+    if start is not None:
+        ExperimentStore().save(current)
+    st.session_state[_EXPERIMENT] = current
     st.session_state.pop(_REPORT, None)
     st.query_params.clear()
-    st.query_params["exp"] = draft.id
-    _save(draft)
-    return draft
-
-
-def choices_from_config(config: RunConfig) -> dict:
-    """A run's settings as the app's choices, for "Open run X's settings"."""
-    d, o = config.data, config.optimizer
-    sample = Path(d.source).resolve() == SAMPLE_DATA.resolve()
-    freeze = dict(config.freeze)
-    strategy = freeze.get("strategy") if freeze.get("strategy") in STRATEGY_NAMES else "feature_extraction"
-    weights = config.model.weights
-    augment = config.augment
-    is_preset = augment.preset in PRESETS and augment == preset(augment.preset)
-    return {
-        "data.kind": "Bundled sample data" if sample else "Folder on this computer",
-        "data.folder": "" if sample else d.source, "data.source": d.source, "data.seed": d.split_seed,
-        "data.val": d.val, "data.test": d.test, "data.manifest_path": d.manifest,
-        "model.name": config.model.name, "model.random_init": weights == "random",
-        "model.weights_file": "" if weights in ("auto", "random") else weights,
-        "model.allow_download": config.model.allow_download,
-        "augment.preset": augment.preset if augment.preset in PRESETS else "light",
-        "augment.custom_json": "" if is_preset else json.dumps(augment.to_dict(), indent=1),
-        "freeze.strategy": strategy, "freeze.k": freeze.get("k") or DEFAULTS["freeze.k"],
-        "freeze.every": freeze.get("every", 1), "freeze.head_epochs": freeze.get("head_epochs", 1),
-        "freeze.lr_spread": float(freeze.get("lr_spread") or default_lr_spread(strategy)),
-        "freeze.train_bn": bool(freeze.get("train_bn", False)),
-        "train.epochs": config.epochs, "train.batch_size": config.batch_size, "train.lr": o.lr,
-        "train.weight_decay": o.weight_decay, "train.schedule": config.schedule.name,
-        "train.patience": config.early_stopping.patience, "train.compile": config.compile,
-        "train.decoded_cache": config.decoded_cache, "train.augment_on": config.augment_on,
-        "adapt.method": config.adapt.method, "adapt.target": config.adapt.target, "adapt.weight": config.adapt.weight,
-    }
+    st.query_params["exp"] = current.id
+    return current
 
 
 def data_report() -> ScanReport | None:
@@ -270,30 +206,22 @@ def data_report() -> ScanReport | None:
 
 
 def forget_report() -> None:
+    """Drop the cached scan (the data set changed)."""
     st.session_state.pop(_REPORT, None)
 
 
-def run_config(draft: Draft | None = None) -> RunConfig:
-    """The whole experiment as the one JSON document the CLI replays (`python -m tlcore train`)."""
-    c = (draft or experiment()).choices
-    freeze = {"strategy": c["freeze.strategy"], "lr_spread": c["freeze.lr_spread"], "train_bn": c["freeze.train_bn"]}
-    freeze.update({"freeze_first_k": {"k": c["freeze.k"]}, "gradual": {"every": c["freeze.every"]},
-                   "fine_tune": {"head_epochs": c["freeze.head_epochs"]}}.get(c["freeze.strategy"], {}))
-    return RunConfig(
-        data=DataConfig(source=c["data.source"] or str(SAMPLE_DATA), manifest=c["data.manifest_path"],
-                        split_seed=int(c["data.seed"]), val=float(c["data.val"]), test=float(c["data.test"])),
-        model=model_spec(draft),
-        augment=augment_spec(draft),
-        freeze=freeze,
-        optimizer=OptimizerConfig(lr=float(c["train.lr"]), weight_decay=float(c["train.weight_decay"])),
-        schedule=ScheduleConfig(name=c["train.schedule"]),
-        early_stopping=EarlyStoppingConfig(patience=int(c["train.patience"])),
-        epochs=int(c["train.epochs"]),
-        batch_size="auto" if c["train.batch_size"] == "auto" else int(c["train.batch_size"]),
-        compile=bool(c["train.compile"]), decoded_cache=c["train.decoded_cache"], augment_on=c["train.augment_on"],
-        adapt=AdaptConfig(method=c["adapt.method"], target=c["adapt.target"].strip(),
-                          weight=None if c["adapt.weight"] is None else float(c["adapt.weight"])),
-    )
+def run_config() -> RunConfig:
+    """The whole experiment as the one JSON document the CLI replays (`python -m tlcore train`).
+
+    Raises: TransferLabError naming the setting that does not make a valid run.
+    """
+    return experiment().run_config()
+
+
+def experiment_runs_first(runs: list) -> list:
+    """The store's runs with this experiment's own first (each part in the store's order, newest first)."""
+    mine = set(experiment().runs)
+    return [r for r in runs if r.id in mine] + [r for r in runs if r.id not in mine]
 
 
 def open_store() -> RunStore:
@@ -327,21 +255,21 @@ def measured_epoch_seconds(store: RunStore, config: RunConfig) -> tuple[float, s
 
 def show_sidebar() -> None:
     """The choices made so far, visible from every page, with the experiment's own controls."""
-    c = experiment().choices
+    current = experiment()
+    c = current.get
     report = data_report()
     with st.sidebar:
-        st.caption(f"Your experiment ({experiment().id}); its link keeps it")
+        st.caption(f"Your experiment ({current.id}); its link keeps it")
         if report is None:
-            st.write(f"**Data:** `{Path(c['data.source']).name or 'none chosen'}`, not readable yet")
+            st.write(f"**Data:** `{Path(c('data.source')).name or 'none chosen'}`, not readable yet")
         else:
             st.write(f"**Data:** `{Path(report.root).name}`, {len(report.classes)} classes, {len(report.images)} images")
-        st.write(f"**Split:** seed {c['data.seed']}" + (f", `{Path(c['data.manifest_path']).name}`"
-                                                         if c["data.manifest_path"] else " (made when a run starts)"))
-        weights = "random init" if c["model.random_init"] else ("file" if c["model.weights_file"] else "pretrained")
-        st.write(f"**Model:** `{c['model.name']}` ({weights})")
-        st.write(f"**Augment:** {c['augment.preset']}{' (edited)' if c['augment.custom_json'] else ''}")
-        st.write(f"**Freeze:** {c['freeze.strategy'].replace('_', ' ')}")
-        st.write(f"**Train:** {c['train.epochs']} epochs, batch {c['train.batch_size']}, lr {c['train.lr']:g}")
+        st.write(f"**Split:** seed {c('data.split_seed')}" + (f", `{Path(c('data.manifest')).name}`"
+                                                              if c("data.manifest") else " (made when a run starts)"))
+        st.write(f"**Model:** `{c('model.name')}` ({weights_words(model_spec())})")
+        st.write(f"**Augment:** {c('augment.preset')}{' (edited)' if c('app.augment_json').strip() else ''}")
+        st.write(f"**Freeze:** {c('freeze.strategy').replace('_', ' ')}")
+        st.write(f"**Train:** {c('epochs')} epochs, batch {c('batch_size')}, lr {c('optimizer.lr'):g}")
         st.button("New experiment", key="sidebar.new", on_click=new_experiment,
                   help="Start again from the defaults; this experiment stays at its link.")
         try:
@@ -355,18 +283,34 @@ def show_sidebar() -> None:
                            key="sidebar.download", help="Replay it with: python -m tlcore train transferlab_run.json")
 
 
-def augment_spec(draft: Draft | None = None) -> AugmentSpec:
-    """The preset, or the user's edited JSON when there is one (validated by the engine)."""
-    c = (draft or experiment()).choices
-    if c["augment.custom_json"].strip():
-        return AugmentSpec.from_dict(json.loads(c["augment.custom_json"]))
-    return preset(c["augment.preset"])
+def augment_spec() -> AugmentSpec:
+    """The preset, or the user's edited JSON when there is one (validated by the engine).
+
+    Raises: AugmentError, or ValueError for JSON that does not parse.
+    """
+    custom = choice("app.augment_json")
+    if custom.strip():
+        return AugmentSpec.from_dict(json.loads(custom))
+    return preset(choice("augment.preset"))
 
 
-def model_spec(draft: Draft | None = None) -> ModelSpec:
-    c = (draft or experiment()).choices
-    weights = "random" if c["model.random_init"] else (c["model.weights_file"].strip() or "auto")
-    return ModelSpec(name=c["model.name"], weights=weights, allow_download=c["model.allow_download"])
+def model_spec() -> ModelSpec:
+    """The experiment's model: name, weights ("auto", "random" or a file) and whether it may download."""
+    return ModelSpec(name=choice("model.name"), weights=choice("model.weights"),
+                     allow_download=choice("model.allow_download"))
+
+
+def weights_words(spec: ModelSpec) -> str:
+    """How the model starts, in the words of the Model page: pretrained, random, a file, or needing weights."""
+    from tlcore.models import check_weights
+
+    if spec.weights == "random":
+        return "random init"
+    try:
+        check_weights(spec)
+    except TransferLabError:
+        return "needs weights"
+    return "weights file" if spec.weights != "auto" else "pretrained"
 
 
 def num_classes() -> int:
@@ -432,10 +376,20 @@ class TlcoreJob:
             self.process.terminate()
 
 
+def _estimate_key(config: RunConfig) -> str:
+    return hashlib.sha256(config.to_json().encode()).hexdigest()[:20]
+
+
 def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, int], None]) -> list[TimeEstimate]:
-    """Time estimates of runs, each measured once per session (in a child process); `progress(done, total)`."""
-    known: dict[str, dict] = st.session_state.setdefault("time_estimates", {})
-    todo = [c for c in dict.fromkeys(c.to_json() for c in configs) if c not in known]
+    """Time estimates of runs, each measured once per experiment (in a child process) and kept in it, so a reload
+    or a restarted server shows them again; `progress(done, total)` as they arrive.
+
+    Raises: TransferLabError when the measuring process fails.
+    """
+    current = experiment()
+    known: dict[str, dict] = current.results.setdefault("estimates", {})
+    todo = [c for c in dict.fromkeys(c.to_json() for c in configs)
+            if _estimate_key(RunConfig.from_dict(json.loads(c))) not in known]
     if todo:
         job = TlcoreJob.start("estimate", [RunConfig.from_dict(json.loads(c)) for c in todo], "--json")
         try:
@@ -445,14 +399,18 @@ def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, i
             if job.error():
                 raise TransferLabError(f"the time could not be measured: {job.error()}")
             for config, line in zip(todo, job.lines()):
-                known[config] = json.loads(line)
+                known[_estimate_key(RunConfig.from_dict(json.loads(config)))] = json.loads(line)
+            save_experiment()
         finally:
             job.cancel()  # the page was left or rerun while it measured: stop measuring
-    return [TimeEstimate.from_dict(known[c.to_json()]) for c in configs]
+    return [TimeEstimate.from_dict(known[_estimate_key(c)]) for c in configs]
 
 
 def rank_in_a_child_process(config: RunConfig, candidates: list[str]) -> None:
-    """`tlcore models rank` on the experiment's split, with a progress bar; the scores are kept in this session."""
+    """`tlcore models rank` on the experiment's split, with a progress bar; the scores are kept in the experiment.
+
+    Raises: TransferLabError when ranking fails.
+    """
     folder = job_folder("rank")
     (folder / "config.json").write_text(config.to_json())
     job = TlcoreJob(["models", "rank", "--config", str(folder / "config.json"), "--models", ",".join(candidates),
@@ -467,14 +425,16 @@ def rank_in_a_child_process(config: RunConfig, candidates: list[str]) -> None:
             time.sleep(0.3)
         if job.error():
             raise TransferLabError(f"the models could not be ranked: {job.error()}")
-        st.session_state["model_ranking"] = {"asked": candidates, "scores": [json.loads(x) for x in job.lines()]}
+        experiment().results["ranking"] = {"asked": candidates, "scores": [json.loads(x) for x in job.lines()]}
+        save_experiment()
     finally:
         job.cancel()
         bar.empty()
 
 
 def known_time_estimate(config: RunConfig) -> TimeEstimate | None:
-    known = st.session_state.get("time_estimates", {}).get(config.to_json())
+    """The estimate this experiment measured for this run config, if any."""
+    known = experiment().results.get("estimates", {}).get(_estimate_key(config))
     return TimeEstimate.from_dict(known) if known else None
 
 

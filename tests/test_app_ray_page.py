@@ -8,7 +8,7 @@ from conftest import ray_or_skip  # noqa: E402
 
 ray_or_skip()
 
-from app_fixtures import choices_of, page  # noqa: E402
+from app_fixtures import page, saved_experiment  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
 
 
@@ -17,14 +17,14 @@ def test_compare_page_runs_a_comparison_on_a_ray_instance_it_starts(tl_home, tmp
 
     colours = make_colour_classes(tmp_path / "colours")
     app = page("7_compare.py", data__source=str(colours), data__kind="Folder on this computer",
-               data__folder=str(colours), model__name="test_efficientnet", model__random_init=True, train__epochs=1,
+               data__folder=str(colours), model__name="test_efficientnet", model__weights="random", train__epochs=1,
                train__batch_size=8, compare__strategies=["feature_extraction", "full"])
     app.run()
-    app.radio(key="compare.run_on").set_value("Ray").run()
+    app.radio(key="compare:app.compare_run_on").set_value("Ray").run()
     assert not app.exception and not app.error
     app.button(key="compare.start").click().run()
     assert not app.exception and not app.error
-    sweep = choices_of(app)["compare.sweep"]
+    sweep = saved_experiment(app).sweeps[-1]
     store = RunStore()
     runs = store.list(sweep=sweep)
     assert len(runs) == 2 and {r.runner for r in runs} == {"ray"}

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from app_fixtures import choices_of, page
+from app_fixtures import choices_of, page, saved_experiment
 from tlcore.runs import RunStore
 
 
@@ -24,11 +24,11 @@ def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
     app = page("5_train.py")
     app.run()
     assert not app.exception
-    assert "No run yet" in app.info[0].value
-    app.number_input(key="train.epochs").set_value(1).run()
+    assert "No run in this experiment yet" in app.info[0].value
+    app.number_input(key="train:epochs").set_value(1).run()
     app.button(key="train.start").click().run()
     assert not app.exception
-    run_id = choices_of(app)["train.run_id"]
+    run_id = saved_experiment(app).runs[-1]
     store = RunStore()
     run = _finished(store, run_id)
     assert run.config["model"]["name"] == "tf_efficientnet_lite0" and run.config["freeze"]["strategy"] == "feature_extraction"
@@ -39,7 +39,7 @@ def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
     assert tensorboard and str(store.runs_dir) in tensorboard[0]
     assert list((store.runs_dir / "tensorboard" / "single runs").glob(f"* ({run_id})/events.out.tfevents.*"))
 
-    evaluate = page("6_evaluate.py", train__run_id=run_id)
+    evaluate = page("6_evaluate.py", runs=(run_id,))
     evaluate.run()
     assert not evaluate.exception
     metrics = {m.label: m.value for m in evaluate.metric}
@@ -64,7 +64,7 @@ def test_a_refresh_finds_the_run_again(tl_home, tmp_path) -> None:
 
 def _wait_for_the_comparison(app) -> None:
     """Until every run of the comparison the page started has ended (the background worker trains them)."""
-    sweep = choices_of(app)["compare.sweep"]
+    sweep = saved_experiment(app).sweeps[-1]
     store = RunStore()
     deadline = time.monotonic() + 240
     while any(r.status in ("queued", "running") for r in store.list(sweep=sweep)):
@@ -77,13 +77,13 @@ def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
 
     colours = make_colour_classes(tmp_path / "colours")
     app = page("7_compare.py", data__source=str(colours), data__kind="Folder on this computer",
-               data__folder=str(colours), model__name="test_efficientnet", model__random_init=True, train__epochs=1,
+               data__folder=str(colours), model__name="test_efficientnet", model__weights="random", train__epochs=1,
                train__batch_size=8)
     app.run()
-    assert not app.exception and "No comparison yet" in app.info[0].value
-    app.multiselect(key="compare.strategies").set_value(["feature_extraction", "full"]).run()
-    app.selectbox(key="compare.also").set_value("optimizer.lr").run()  # a grid: strategy x learning rate
-    app.text_input(key="compare.text.optimizer.lr").input("1e-2, 3e-3").run()
+    assert not app.exception and "No comparison in this experiment yet" in app.info[0].value
+    app.multiselect(key="compare:app.vary.freeze.strategy").set_value(["feature_extraction", "full"]).run()
+    app.selectbox(key="compare:app.compare_also").set_value("optimizer.lr").run()  # a grid: strategy x learning rate
+    app.text_input(key="compare:app.vary.optimizer.lr").input("1e-2, 3e-3").run()
     assert not app.exception and not app.error
     assert any("4 run(s) of 1 epoch(s) each (4 setting(s) x 1 seed(s))" in c.value for c in app.caption)
     app.button(key="compare.start").click().run()
@@ -94,11 +94,11 @@ def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
     table = app.dataframe[0].value
     assert list(table["setting"]) == ["feature_extraction · lr 0.01", "feature_extraction · lr 0.003", "full · lr 0.01",
                                       "full · lr 0.003"] and set(table["status"]) == {"succeeded"}
-    runs = {r.name: r.config for r in RunStore().list(sweep=choices_of(app)["compare.sweep"])}
+    runs = {r.name: r.config for r in RunStore().list(sweep=saved_experiment(app).sweeps[-1])}
     assert runs["full · lr 0.003"]["optimizer"]["lr"] == 0.003 and runs["full · lr 0.003"]["freeze"] == {"strategy": "full"}
     assert any("won with" in i.value for i in app.info)
     assert len(app.get("download_button")) >= 3
-    app.text_input(key="compare.text.optimizer.lr").input("1e-2, fast").run()  # a typo is said, not a traceback
+    app.text_input(key="compare:app.vary.optimizer.lr").input("1e-2, fast").run()  # a typo is said, not a traceback
     assert not app.exception and any("invalid optimizer.lr" in e.value or "lr fast" in e.value for e in app.error)
 
 
@@ -127,7 +127,7 @@ def test_use_the_suggested_learning_rate_button(tl_home) -> None:
     assert not app.exception
     app.button(key="train.use_lr").click().run()
     assert not app.exception, app.exception  # was StreamlitWidgetAlreadyInstantiatedError
-    assert app.number_input(key="train.lr").value == 4.2e-4 and choices_of(app)["train.lr"] == 4.2e-4
+    assert app.number_input(key="train:optimizer.lr").value == 4.2e-4 and choices_of(app)["optimizer.lr"] == 4.2e-4
 
 
 def test_a_model_without_weights_here_cannot_be_started(tl_home) -> None:
@@ -192,7 +192,7 @@ def test_train_page_estimates_epoch_time_from_a_run_measured_here(tl_home, tmp_p
     colours = make_colour_classes(tmp_path / "colours")
     config = tiny_config(colours, epochs=2, batch_size=32, input_size=None)
     choices = dict(data__source=str(colours), data__kind="Folder on this computer", data__folder=str(colours),
-                   model__name="test_efficientnet", model__random_init=True, freeze__strategy="full",
+                   model__name="test_efficientnet", model__weights="random", freeze__strategy="full",
                    augment__preset="none", train__epochs=3)
     app = page("5_train.py", **choices)
     app.run()
@@ -211,7 +211,7 @@ def test_train_page_estimates_epoch_time_from_a_run_measured_here(tl_home, tmp_p
 
 def _tiny_choices(colours: Path, **more) -> dict:
     return dict(data__source=str(colours), data__kind="Folder on this computer", data__folder=str(colours),
-                model__name="test_efficientnet", model__random_init=True, augment__preset="none", **more)
+                model__name="test_efficientnet", model__weights="random", augment__preset="none", **more)
 
 
 def test_train_page_measures_the_time_before_the_first_run(tl_home, tmp_path) -> None:
@@ -225,9 +225,9 @@ def test_train_page_measures_the_time_before_the_first_run(tl_home, tmp_path) ->
     assert not app.exception
     shown = [c.value for c in app.caption if c.value.startswith("Estimated: about")]
     assert shown and "for 3 epoch(s)" in shown[0] and "measured on this machine's cpu" in shown[0]
-    app.number_input(key="train.epochs").set_value(4).run()  # another setting: not measured yet
+    app.number_input(key="train:epochs").set_value(4).run()  # another setting: not measured yet
     assert not any("Estimated" in c.value for c in app.caption) and app.button(key="train.estimate")
-    app.number_input(key="train.epochs").set_value(3).run()
+    app.number_input(key="train:epochs").set_value(3).run()
     assert [c.value for c in app.caption if c.value.startswith("Estimated: about")] == shown  # kept, not remeasured
 
 
@@ -291,17 +291,17 @@ def test_an_adapted_run_from_the_pages_and_its_evaluation_on_the_target(tl_home,
     choices = _tiny_choices(colours, freeze__strategy="full", train__epochs=1)
     data = page("1_data.py", **choices)
     data.run()
-    data.text_input(key="adapt.target").input(str(target)).run()
+    data.text_input(key="data:adapt.target").input(str(target)).run()
     assert not data.exception
     assert any("18 readable target pictures" in m.value for m in data.markdown)
     assert len(data.get("image")) >= 6 + 12  # the sample grid, then source and target side by side
     train_page = page("5_train.py")
     train_page.query_params["exp"] = data.query_params["exp"]
     train_page.run()
-    train_page.selectbox(key="adapt.method").set_value("mcc").run()
+    train_page.selectbox(key="train:adapt.method").set_value("mcc").run()
     assert not train_page.exception and not train_page.warning
     train_page.button(key="train.start").click().run()
-    run_id = choices_of(train_page)["train.run_id"]
+    run_id = saved_experiment(train_page).runs[-1]
     assert RunStore().get(run_id).config["adapt"] == {"method": "mcc", "target": str(target), "weight": None,
                                                       "temperature": 2.5, "max_target": 5000}
     deadline = time.monotonic() + 240  # the page started the background worker
@@ -309,7 +309,7 @@ def test_an_adapted_run_from_the_pages_and_its_evaluation_on_the_target(tl_home,
         time.sleep(1)
     assert RunStore().get(run_id).status == "succeeded", RunStore().get(run_id).error
 
-    evaluate = page("6_evaluate.py", train__run_id=run_id)
+    evaluate = page("6_evaluate.py", runs=(run_id,))
     evaluate.run()
     evaluate.text_input(key="evaluate.other_folder").input(str(target)).run()
     evaluate.button(key="evaluate.other").click().run()
@@ -336,9 +336,9 @@ def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_hom
     app = page("7_compare.py", **_tiny_choices(colours, train__epochs=1, train__batch_size=8, freeze__strategy="full",
                                                adapt__target=str(target)))
     app.run()
-    app.selectbox(key="compare.what").set_value("adapt.method").run()
-    app.multiselect(key="compare.methods").set_value(["none", "entropy"]).run()
-    app.text_input(key="compare.target_test").input(str(target)).run()
+    app.selectbox(key="compare:app.compare_what").set_value("adapt.method").run()
+    app.multiselect(key="compare:app.vary.adapt.method").set_value(["none", "entropy"]).run()
+    app.text_input(key="compare:app.target_test").input(str(target)).run()
     assert not app.exception and not app.error
     assert any("Freeze plan: full; target pictures: target" in c.value for c in app.caption)
     app.button(key="compare.start").click().run()
@@ -357,13 +357,13 @@ def test_gpu_speed_settings_reach_the_run_and_say_what_they_do(tl_home) -> None:
     notes = " ".join(c.value for c in app.caption)
     assert "has no CUDA GPU" in notes and "This augmentation can run on the GPU" in notes  # preset light
     assert "Decoded-image cache for these 240 pictures" in notes
-    app.selectbox(key="train.batch_size").set_value("auto").run()
-    app.selectbox(key="train.decoded_cache").set_value("on").run()
-    app.selectbox(key="train.augment_on").set_value("device").run()
-    app.checkbox(key="train.compile").check().run()
+    app.selectbox(key="train:batch_size").set_value("auto").run()
+    app.selectbox(key="train:decoded_cache").set_value("on").run()
+    app.selectbox(key="train:augment_on").set_value("device").run()
+    app.checkbox(key="train:compile").check().run()
     assert not app.exception
     app.button(key="train.start").click().run()
-    run_id = choices_of(app)["train.run_id"]
+    run_id = saved_experiment(app).runs[-1]
     store = RunStore()
     run = _finished(store, run_id)
     assert (run.config["batch_size"], run.config["decoded_cache"], run.config["augment_on"], run.config["compile"]) == (

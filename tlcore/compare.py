@@ -29,7 +29,7 @@ from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED,
 
 __all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "CellSummary", "strategy_axis", "method_axis",
            "sweep_configs", "launch_sweep", "resume_sweep", "paired_comparisons", "cell_summaries",
-           "sweep_rows", "verdict", "wait_for_sweep"]
+           "sweep_rows", "verdict", "wait_for_sweep", "active_seconds", "progress_words"]
 
 DEFAULT_STRATEGIES = tuple(STRATEGY_SET)
 
@@ -174,7 +174,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             macro_f1=(sum(c["f1"] for c in evaluation["per_class"]) / len(evaluation["per_class"])) if evaluation else None,
             test_images=evaluation["n"] if evaluation else None,
             best_epoch=best, epochs_done=run.epochs_done,
-            wall_seconds=(run.finished - run.started) if run.finished and run.started and run.status == SUCCEEDED else seconds,
+            wall_seconds=active_seconds(run, seconds),
             images_per_s=images / seconds if metrics and seconds else None,
             trainable_params=max(m["trainable_params"] for m in metrics) if metrics else None,
             peak_memory_mb=max(m["peak_memory_mb"] for m in metrics) if metrics else None,
@@ -267,6 +267,30 @@ def paired_comparisons(rows: list[SweepRow]) -> list[PairedComparison]:
             found.append(compare_paired(best.label, np.array([a[p] for p in shared]), other.label,
                                         np.array([b[p] for p in shared])))
     return found
+
+
+def active_seconds(run, epoch_seconds: float | None) -> float | None:
+    """The seconds a run was working: start to finish for a run done in one go; for a resumed run, or one not
+    finished, the sum of its epochs' seconds (the time it sat cancelled or queued between attempts is not work).
+
+    Args:
+        run: the store's `Run`.
+        epoch_seconds: the sum of its recorded epochs' seconds (None before any epoch).
+    """
+    if run.status == SUCCEEDED and not run.resume and run.finished and run.started:
+        return run.finished - run.started
+    return epoch_seconds
+
+
+def progress_words(rows: list[SweepRow]) -> str:
+    """How far a comparison is, in words that agree with the verdict: "5 of 8 runs evaluated; 3 cancelled"."""
+    evaluated = sum(r.test_accuracy is not None for r in rows)
+    parts = [f"{evaluated} of {len(rows)} runs evaluated"]
+    for status in (RUNNING, QUEUED, CANCELLED, FAILED):
+        count = sum(r.status == status for r in rows)
+        if count:
+            parts.append(f"{count} {status}")
+    return "; ".join(parts)
 
 
 def verdict(rows: list[SweepRow]) -> str:
