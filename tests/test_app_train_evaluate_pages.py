@@ -6,6 +6,9 @@ import json
 import time
 from pathlib import Path
 
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
 from app_fixtures import choices_of, page, saved_experiment
 from tlcore.runs import RunStore
 
@@ -229,6 +232,10 @@ def test_train_page_measures_the_time_before_the_first_run(tl_home, tmp_path) ->
     assert not any("Estimated" in c.value for c in app.caption) and app.button(key="train.estimate")
     app.number_input(key="train:epochs").set_value(3).run()
     assert [c.value for c in app.caption if c.value.startswith("Estimated: about")] == shown  # kept, not remeasured
+    again = AppTest.from_file(str(ROOT / "pages" / "5_train.py"), default_timeout=120)  # a reload: a new session
+    again.query_params["exp"] = app.session_state["_experiment"].id
+    again.run()
+    assert [c.value for c in again.caption if c.value.startswith("Estimated: about")] == shown  # the experiment's
 
 
 def _wait_for(job, seconds: float = 120) -> None:

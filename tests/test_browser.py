@@ -136,9 +136,11 @@ def test_no_page_writes_back_what_the_user_did_not_choose(page) -> None:
     epochs, lr = page.get_by_role("spinbutton", name="Epochs"), page.get_by_role("spinbutton", name="Learning rate (head)")
     epochs.fill("7")
     epochs.press("Enter")
+    page.wait_for_timeout(1000)  # the rerun Enter starts (typing into a page while it redraws is another matter)
     settled(page)
     lr.fill("0.0003")
     lr.press("Enter")
+    page.wait_for_timeout(1000)
     settled(page)
     go(page, "7 · Compare")
     assert page.get_by_role("spinbutton", name="Epochs per run").input_value() == "7"
@@ -159,8 +161,9 @@ def test_no_page_writes_back_what_the_user_did_not_choose(page) -> None:
     folder = page.get_by_label("Folder path")
     folder.fill(str(ROOT / "sample_data"))
     folder.press("Enter")
-    page.get_by_text("square_000.jpg").first.wait_for()
+    page.wait_for_timeout(1000)
     settled(page)
+    page.get_by_test_id("stSlider").nth(1).wait_for()
     shares = page.get_by_test_id("stSlider").all_inner_texts()
     assert [text.split()[2] for text in shares] == ["0.15", "0.15"], shares  # label, value, min, max
     page.get_by_text("Bundled sample data", exact=True).click()

@@ -183,3 +183,36 @@ def test_the_comparison_table_picks_the_best_epoch_by_the_training_rule_with_min
         store.add_event(run.id, "epoch", "", {**row, "val_loss": 1.0, "epoch_seconds": 1.0, "images_per_s": 1.0,
                                               "trainable_params": 1, "peak_memory_mb": 1.0})
     assert sweep_rows(store, "cmp-test")[0].best_epoch == 1  # 1-based: epoch 0, as training chose (not epoch 1)
+
+
+def _run(status: str, started: float, finished: float | None, resume: bool):
+    from tlcore.runs import Run
+
+    return Run(id="r", name="n", config={}, status=status, error=None, created=0.0, started=started,
+               finished=finished, pid=None, heartbeat=None, run_dir="", cancel_requested=False, resume=resume,
+               sweep="s", epochs_done=2)
+
+
+def test_a_resumed_runs_seconds_count_its_work_not_the_time_it_sat_cancelled() -> None:
+    """Issue 25: a comparison run cancelled, left, then resumed showed 338 s for about 150 s of work."""
+    from tlcore.compare import active_seconds
+
+    assert active_seconds(_run(SUCCEEDED, 100.0, 250.0, resume=False), 140.0) == 150.0  # start to finish
+    assert active_seconds(_run(SUCCEEDED, 100.0, 438.0, resume=True), 140.0) == 140.0  # its epochs, not 338 s
+    assert active_seconds(_run(CANCELLED, 100.0, 150.0, resume=False), 40.0) == 40.0
+    assert active_seconds(_run(RUNNING, 100.0, None, resume=False), None) is None
+
+
+def test_the_progress_line_agrees_with_the_verdict_after_a_cancel() -> None:
+    """After Cancel the bar said "8 of 8 runs finished" while the verdict said "5 runs are not finished yet"."""
+    from tlcore.compare import SweepRow, progress_words
+
+    def row(status: str, accuracy: float | None) -> SweepRow:
+        return SweepRow(run_id=status, strategy="s", status=status, test_accuracy=accuracy, macro_f1=None,
+                        test_images=10 if accuracy is not None else None, best_epoch=None, epochs_done=1,
+                        wall_seconds=1.0, images_per_s=None, trainable_params=None, peak_memory_mb=None, val_acc=[],
+                        val_loss=[], error=None)
+
+    rows = [row(SUCCEEDED, 0.9)] * 3 + [row(CANCELLED, None)] * 5
+    assert progress_words(rows) == "3 of 8 runs evaluated; 5 cancelled"
+    assert "5 runs are not finished yet" in verdict(rows)

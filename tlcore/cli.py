@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -249,7 +250,7 @@ def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--ship-data", dest="ray_data", action="store_const", const="ship",
                       help="with --ray: send the split's pictures through Ray's object store (the default for a "
                            "cluster, up to 2 GB)")
-    parser.add_argument("--ray-cpus-per-run", type=int, default=1, help="with --ray on CPUs: CPUs each run takes")
+    parser.add_argument("--ray-cpus-per-run", type=_bounded(int, 1, 1024), default=1, help="with --ray on CPUs: CPUs each run takes")
 
 
 def _drive_on_ray(store, run_ids: list[str], args: argparse.Namespace) -> dict[str, str]:
@@ -638,13 +639,28 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0 if any(r[1] for r in rows) else EXIT_USER_ERROR
 
 
+def _bounded(kind: type, low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number of this kind within [low, high]; NaN, infinities, 5,000 digits and the like are
+    refused in one line naming the option ("argument --topk: 0 is out of range: use 1 to 1000")."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a {'whole ' if kind is int else ''}number") from None
+        if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text[:40]} is out of range: use {low:g} to {high:g}")
+        return value
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="a timm model name, e.g. resnet50 or tf_efficientnet_lite0")
     parser.add_argument("--weights", help="a .safetensors or .pth weights file for this model")
     parser.add_argument("--random-init", action="store_true", help="no pretrained weights (much worse; say so)")
     parser.add_argument("--download", action="store_true", help="allow downloading weights from the Hugging Face hub")
     parser.add_argument("--fine", action="store_true", help="finer layer groups (per block instead of per stage)")
-    parser.add_argument("--classes", type=int, default=2, help="number of classes of the new head (default 2)")
+    parser.add_argument("--classes", type=_bounded(int, 2, 100_000), default=2, help="number of classes of the new head (default 2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -655,16 +671,16 @@ def build_parser() -> argparse.ArgumentParser:
     scan = data.add_parser("scan", help="check every file and print a report")
     scan.add_argument("path", help="a folder with one sub-folder per class (or train/val/test folders), or a .zip")
     scan.add_argument("--json", action="store_true", help="print the full report as JSON")
-    scan.add_argument("--max-file-mb", type=float, help="skip files larger than this without reading them "
+    scan.add_argument("--max-file-mb", type=_bounded(float, 0.001, 100_000), help="skip files larger than this without reading them "
                                                         "(default 64, or TRANSFERLAB_MAX_FILE_MB)")
     scan.set_defaults(handler=_cmd_data_scan)
 
     split = data.add_parser("split", help="make a stratified, seeded train/val/test split and save its manifest")
     split.add_argument("path", help="a folder or .zip, as for `scan`")
-    split.add_argument("--seed", type=int, default=0, help="same seed, same split (default 0)")
-    split.add_argument("--val", type=float, default=0.15, help="validation share per class (default 0.15)")
-    split.add_argument("--test", type=float, default=0.15, help="test share per class (default 0.15)")
-    split.add_argument("--test-from-val", type=float, default=0.5,
+    split.add_argument("--seed", type=_bounded(int, 0, 2**31 - 1), default=0, help="same seed, same split (default 0)")
+    split.add_argument("--val", type=_bounded(float, 0, 0.95), default=0.15, help="validation share per class (default 0.15)")
+    split.add_argument("--test", type=_bounded(float, 0, 0.95), default=0.15, help="test share per class (default 0.15)")
+    split.add_argument("--test-from-val", type=_bounded(float, 0, 1), default=0.5,
                        help="for folders already split without test/: share of val set aside as test (default 0.5)")
     split.add_argument("--out", type=Path, help="where to write the manifest (default: the Transfer Lab data folder)")
     split.set_defaults(handler=_cmd_data_split)
@@ -673,14 +689,14 @@ def build_parser() -> argparse.ArgumentParser:
                                           "reads (runs build it on first use too)")
     cache.add_argument("path", help="a folder or .zip, as for `scan`")
     cache.add_argument("--model", default="tf_efficientnet_lite0", help="the model whose resize size the cache keeps")
-    cache.add_argument("--input-size", type=int, help="square input side, as the run's input_size")
-    cache.add_argument("--max-gb", type=float, default=20.0, help="refuse a cache larger than this (default 20)")
+    cache.add_argument("--input-size", type=_bounded(int, 8, 4096), help="square input side, as the run's input_size")
+    cache.add_argument("--max-gb", type=_bounded(float, 0.001, 10_000), default=20.0, help="refuse a cache larger than this (default 20)")
     cache.set_defaults(handler=_cmd_data_cache)
 
     models = commands.add_parser("models", help="browse pretrained models").add_subparsers(dest="models_command", required=True)
     listing = models.add_parser("list", help="recommended models, or search all of timm's pretrained models")
     listing.add_argument("--search", help="part of a model or family name, e.g. resnet, vit, convnext")
-    listing.add_argument("--limit", type=int, default=40)
+    listing.add_argument("--limit", type=_bounded(int, 1, 10_000), default=40)
     listing.set_defaults(handler=_cmd_models_list)
     rank = models.add_parser("rank", help="rank pretrained models for your pictures in seconds, before training "
                                           "(LogME and a logistic probe on frozen features)")
@@ -688,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--config", help="instead, a run config: its data, split and input size are used")
     rank.add_argument("--models", help="comma-separated timm names; NAME@random for the same architecture without "
                                        "pretrained weights (default: recommended models with weights here)")
-    rank.add_argument("--input-size", type=int, help="square input side (smaller is faster, e.g. 160)")
+    rank.add_argument("--input-size", type=_bounded(int, 8, 4096), help="square input side (smaller is faster, e.g. 160)")
     rank.add_argument("--json", action="store_true", help="one JSON object per model, as each is scored")
     rank.set_defaults(handler=_cmd_models_rank)
     show = models.add_parser("show", help="a model's facts and its layer groups, stem to head")
@@ -705,9 +721,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "microscopy (default light)")
     aug_preview.add_argument("--spec", help="a JSON augmentation spec instead of a preset")
     aug_preview.add_argument("--model", default="tf_efficientnet_lite0", help="whose input size and crop to use")
-    aug_preview.add_argument("--n", type=int, default=8)
-    aug_preview.add_argument("--seed", type=int, default=0, help="same seed, same pictures")
-    aug_preview.add_argument("--columns", type=int, default=4)
+    aug_preview.add_argument("--n", type=_bounded(int, 1, 64), default=8)
+    aug_preview.add_argument("--seed", type=_bounded(int, 0, 2**31 - 1), default=0, help="same seed, same pictures")
+    aug_preview.add_argument("--columns", type=_bounded(int, 1, 16), default=4)
     aug_preview.add_argument("--model-view", action="store_true", help="add what the model sees at evaluation")
     aug_preview.add_argument("--out", type=Path, default=Path("augment_preview.png"))
     aug_preview.set_defaults(handler=_cmd_augment_preview)
@@ -715,7 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a run config (JSON) and evaluate it on the test split")
     train.add_argument("config", help="a run config JSON file (the Train page downloads one)")
     train.add_argument("--background", action="store_true", help="queue it for the background worker instead")
-    train.add_argument("--nproc", type=int, help="train this one run on N processes with torchrun (one per GPU; "
+    train.add_argument("--nproc", type=_bounded(int, 1, 64), help="train this one run on N processes with torchrun (one per GPU; "
                                                  "gloo on CPUs); sets distributed.nproc_per_node")
     _add_ray_arguments(train)
     train.set_defaults(handler=_cmd_train)
@@ -745,7 +761,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_cmd_evaluate)
     lrf = commands.add_parser("lr-find", help="learning-rate range test for a run config")
     lrf.add_argument("config")
-    lrf.add_argument("--steps", type=int, default=60)
+    lrf.add_argument("--steps", type=_bounded(int, 5, 10_000), default=60)
     lrf.add_argument("--out", help="write the curve as JSON")
     lrf.add_argument("--progress", help="append each step (JSON, one line per step) to this file as it happens")
     lrf.set_defaults(handler=_cmd_lr_find)
@@ -763,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "freeze.lr_spread, freeze.every, optimizer.lr, optimizer.weight_decay, optimizer.name, "
                               "schedule.name, augment.preset, model.name, model.head.dropout, model.head.hidden, "
                               "epochs, batch_size, adapt.method")
-    compare.add_argument("--seeds", type=int, default=1, help="repeat every setting with seeds 0..N-1 (head "
+    compare.add_argument("--seeds", type=_bounded(int, 1, 20), default=1, help="repeat every setting with seeds 0..N-1 (head "
                                                              "initialisation, batch order, augmentation; never the "
                                                              "split); the table gives mean and std (default 1)")
     compare.add_argument("--strategies", help="comma-separated: feature_extraction, freeze_first_half, gradual, "
@@ -787,7 +803,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="top-k classes for pictures, with the run's own preprocessing")
     predict.add_argument("model", help="a run id, a run folder, or an export folder")
     predict.add_argument("images", help="a picture or a folder of pictures")
-    predict.add_argument("--topk", type=int, default=5)
+    predict.add_argument("--topk", type=_bounded(int, 1, 1000), default=5)
     predict.add_argument("--csv", help="write the predictions to this CSV file")
     predict.add_argument("--cam", help="write a Grad-CAM overlay (a file for one picture, a folder for several)")
     predict.set_defaults(handler=_cmd_predict)
@@ -796,13 +812,13 @@ def build_parser() -> argparse.ArgumentParser:
     fshow = freeze.add_parser("show", help="which groups train when, with their learning-rate scales")
     _add_model_arguments(fshow)
     fshow.add_argument("--strategy", default="feature_extraction", choices=sorted(STRATEGIES))
-    fshow.add_argument("--k", type=int, help="freeze_first_k: groups kept frozen (default: half)")
-    fshow.add_argument("--every", type=int, default=1, help="gradual: epochs between unfreezing one more group")
-    fshow.add_argument("--head-epochs", type=int, default=1, help="fine_tune: head-only epochs before unfreezing all")
-    fshow.add_argument("--lr-spread", type=float, help="head lr / stem lr (discriminative learning rates; default 1, "
+    fshow.add_argument("--k", type=_bounded(int, 0, 10_000), help="freeze_first_k: groups kept frozen (default: half)")
+    fshow.add_argument("--every", type=_bounded(int, 1, 1000), default=1, help="gradual: epochs between unfreezing one more group")
+    fshow.add_argument("--head-epochs", type=_bounded(int, 1, 1000), default=1, help="fine_tune: head-only epochs before unfreezing all")
+    fshow.add_argument("--lr-spread", type=_bounded(float, 1, 1e6), help="head lr / stem lr (discriminative learning rates; default 1, "
                                                        "fine_tune 10)")
     fshow.add_argument("--train-bn", action="store_true", help="update BatchNorm statistics in frozen groups")
-    fshow.add_argument("--epochs", type=int, default=10, help="how many epochs to show")
+    fshow.add_argument("--epochs", type=_bounded(int, 1, 1000), default=10, help="how many epochs to show")
     fshow.set_defaults(handler=_cmd_freeze_show)
     return parser
 
