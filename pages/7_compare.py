@@ -20,16 +20,11 @@ from tlcore.on_ray import RAY_RUNNER, ray_installed, spawn_driver
 from tlcore.report import cells_csv, figures, report_csv, report_html
 from tlcore.runs import FINISHED
 
-# How the options of settings picked from a list are shown (short: long labels are cut in narrow columns).
+# How the options of settings picked from a list are shown.
 SHOWN = {
-    "freeze.strategy": lambda k: k.replace("_", " ") if k in STRATEGY_SET else k,
-    "adapt.method": str,
-    "augment.preset": str,
-}
-HELP = {
-    "freeze.strategy": "; ".join(f"{k.replace('_', ' ')}: {v[1]}" for k, v in STRATEGY_SET.items()),
-    "adapt.method": "; ".join(f"{k}: {v[:60]}" for k, v in METHODS.items()),
-    "augment.preset": "; ".join(f"{k}: {v[0]}" for k, v in PRESETS.items()),
+    "freeze.strategy": lambda k: f"{k.replace('_', ' ')}: {STRATEGY_SET[k][1]}" if k in STRATEGY_SET else k,
+    "adapt.method": lambda m: f"{m}: {METHODS[m][:70]}..." if m in METHODS else m,
+    "augment.preset": lambda p: f"{p}: {PRESETS[p][0]}" if p in PRESETS else p,
 }
 
 
@@ -39,7 +34,7 @@ def axis_values(path: str, container) -> Axis | None:
     if path in PICKED_AXES:
         values = container.multiselect(f"{label[0].upper()}{label[1:]}s to compare" if path != "freeze.strategy"
                                        else "Strategies", with_current(f"app.vary.{path}", PICKED_AXES[path]),
-                                       format_func=SHOWN.get(path, str), help=HELP.get(path),
+                                       format_func=SHOWN.get(path, str),
                                        **bind("compare", f"app.vary.{path}"))
         return Axis(path, tuple(values)) if values else None
     text = container.text_input(f"Values of {label} (comma-separated)", help="e.g. 1e-3, 3e-4; `none` for no value",
