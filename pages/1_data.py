@@ -72,7 +72,7 @@ st.caption("For domain adaptation: pictures from where the model will be used (p
            "camera, another season), without labels: sub-folder names are ignored. Choose the method on the Train "
            "page; evaluate on a labelled folder of that domain on the Evaluate page.")
 target = st.text_input("Folder or zip of target pictures", placeholder="/home/me/paintings",
-                       **bind("data", "adapt.target")).strip()
+                       **bind("data", "adapt.target", stored=str.strip)).strip()
 if target:
     try:
         target_set = target_pictures(target)
@@ -97,8 +97,10 @@ st.subheader("Split")
 st.caption("The same seed always gives the same split; every run and comparison reuses it. Making it here is "
            "optional: a run makes the split of these settings itself when it starts.")
 c1, c2, c3 = st.columns(3)
-c1.number_input("Seed", step=1, **number_bounds("data.split_seed", 0, 2**31 - 1), **bind("data", "data.split_seed", then=_forget_split))
-c2.slider("Validation share", step=0.05, **number_bounds("data.val", 0.05, 0.4), **bind("data", "data.val", then=_forget_split))
+c1.number_input("Seed", step=1, **number_bounds("data.split_seed", 0, 2**31 - 1),
+                **bind("data", "data.split_seed", then=_forget_split))
+c2.slider("Validation share", step=0.05, **number_bounds("data.val", 0.05, 0.4),
+          **bind("data", "data.val", then=_forget_split))
 c3.slider("Test share", step=0.05, disabled=report.layout == "presplit", **number_bounds("data.test", 0.05, 0.4),
                  **bind("data", "data.test", then=_forget_split))
 if st.button("Make split", key="data.make_split"):

@@ -6,21 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import (bind, choice, experiment, model_overview, model_spec, normalise_words, num_classes,
-                          rank_in_a_child_process, resize_words, run_config, show_sidebar, with_current)
+                          has_weights, rank_in_a_child_process, resize_words, run_config, show_sidebar, with_current)
 from tlcore.errors import TransferLabError
-from tlcore.models import RECOMMENDED, ModelSpec, check_weights, search
+from tlcore.models import RECOMMENDED, ModelSpec, search
 from tlcore.rank import RANDOM_SUFFIX, ModelScore, ranked
-
-
-
-@st.cache_data(show_spinner=False, max_entries=500)
-def has_offline_weights(name: str) -> bool:
-    """Whether this model can start from pretrained weights here without downloading."""
-    try:
-        check_weights(ModelSpec(name=name))
-    except TransferLabError:
-        return False
-    return True
 
 
 experiment()
@@ -86,7 +75,7 @@ st.write("Before any training: each model's frozen features of your training pic
 here = [c.name for c in cards if c.offline_weights]
 options = with_current("app.rank_models", list(dict.fromkeys(here + list(RECOMMENDED) + [choice("model.name")])))
 candidates = st.multiselect("Models to rank", options, **bind("model", "app.rank_models"),
-                            format_func=lambda n: n + ("" if has_offline_weights(n) else " (needs weights)"))
+                            format_func=lambda n: n + ("" if has_weights(json.dumps(ModelSpec(name=n).to_dict())) else " (needs weights)"))
 baseline = st.checkbox("Add the same architectures with random weights (shows what pretraining brings)",
                        **bind("model", "app.rank_baseline"))
 asked = candidates + ([f"{n}{RANDOM_SUFFIX}" for n in candidates] if baseline else [])

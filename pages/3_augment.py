@@ -30,10 +30,7 @@ with st.expander("Edit the steps (albumentations JSON)"):
 try:
     spec = augment_spec()
     overview = model_overview(json.dumps(model_spec().to_dict()), num_classes())
-except json.JSONDecodeError as exc:
-    st.error(f"the steps are not valid JSON: {exc}")
-    st.stop()
-except TransferLabError as exc:
+except TransferLabError as exc:  # the user's steps: JSON that does not parse, or a step albumentations refuses
     st.error(str(exc))
     st.stop()
 show_sidebar()

@@ -186,11 +186,11 @@ mine = experiment().runs
 run_id = st.query_params.get("run") or (mine[-1] if mine else None)
 
 
-def earlier_runs(exclude: str | None, expanded: bool) -> None:
+def earlier_runs(exclude: str | None) -> None:
     """The store's other runs, this experiment's first, each labelled by what it ran."""
     others = [r for r in runs if r.id != exclude][:10]
     if others:
-        with st.expander("Earlier runs (this experiment's first)", expanded=expanded):
+        with st.expander("Earlier runs (this experiment's first)"):
             st.dataframe(pd.DataFrame([{"id": r.id, "run": run_label(r.config, experiment().config),
                                         "experiment": "this one" if r.id in experiment().runs else "another",
                                         "status": r.status, "epochs": f"{r.epochs_done}/{r.epochs}"}
@@ -202,7 +202,7 @@ if run_id is None:
         st.info(f"No run in this experiment yet: Start training runs {config.model.name} "
                 f"({config.freeze.get('strategy', 'custom plan')}) for {config.epochs} epochs on "
                 f"{Path(config.data.source).name}.")
-    earlier_runs(None, expanded=False)
+    earlier_runs(None)
     st.stop()
 
 
@@ -267,4 +267,4 @@ def live(run_id: str) -> None:
 
 
 live(run_id)
-earlier_runs(run_id, expanded=False)
+earlier_runs(run_id)

@@ -74,7 +74,8 @@ c2.number_input("Learning rate (head)", format="%.2e", **number_bounds("optimize
                 **bind("compare", "optimizer.lr"))
 c3.selectbox("Batch size", with_current("batch_size", [8, 16, 32, 64, 128, "auto"]), **bind("compare", "batch_size"),
              format_func=lambda b: "auto (largest that fits the GPU)" if b == "auto" else str(b))
-seeds = c4.number_input("Seeds per setting", **number_bounds("app.compare_seeds", 1, 10), help="Repeat every setting with seeds 0..N-1: the table then "
+seeds = c4.number_input("Seeds per setting", **number_bounds("app.compare_seeds", 1, 10),
+                        help="Repeat every setting with seeds 0..N-1: the table then "
                         "shows mean ± standard deviation and the charts one point per seed. 3 is a good start.",
                         **bind("compare", "app.compare_seeds"))
 try:

@@ -23,12 +23,12 @@ import numpy as np
 import streamlit as st
 
 from tlcore.adapt import TargetSet, scan_target
-from tlcore.augment import AugmentSpec, preset
+from tlcore.augment import AugmentSpec
 from tlcore.config import RunConfig
 from tlcore.data import ScanReport, load_rgb, scan
 from tlcore.data.images import ImageReadError
 from tlcore.experiment import Experiment, ExperimentStore
-from tlcore.models import ModelSpec, build_model
+from tlcore.models import ModelSpec, build_model, check_weights
 from tlcore.errors import TransferLabError
 from tlcore.estimate import TimeEstimate
 from tlcore.models.groups import LayerGroup
@@ -41,7 +41,7 @@ __all__ = [
     "run_config", "TlcoreJob", "job_folder", "measured_time_estimates", "known_time_estimate", "show_sidebar",
     "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
     "measured_epoch_seconds", "resize_words", "normalise_words", "target_pictures", "picture_pairs",
-    "experiment_runs_first",
+    "experiment_runs_first", "has_weights", "weights_words",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -116,8 +116,8 @@ def _committed(key: str, path: str, stored: Callable | None, then: Callable[[], 
     value = st.session_state[key]
     try:
         experiment().set(path, stored(value) if stored else value)
-    except TransferLabError as exc:
-        st.session_state["_commit_error"] = str(exc)
+    except TransferLabError as exc:  # shown at the top of the page; the experiment keeps its value
+        st.error(str(exc))
         return
     if then is not None:
         then()
@@ -286,12 +286,9 @@ def show_sidebar() -> None:
 def augment_spec() -> AugmentSpec:
     """The preset, or the user's edited JSON when there is one (validated by the engine).
 
-    Raises: AugmentError, or ValueError for JSON that does not parse.
+    Raises: ConfigError for JSON that does not parse, AugmentError for steps albumentations refuses.
     """
-    custom = choice("app.augment_json")
-    if custom.strip():
-        return AugmentSpec.from_dict(json.loads(custom))
-    return preset(choice("augment.preset"))
+    return AugmentSpec.from_dict(experiment().augment_data())
 
 
 def model_spec() -> ModelSpec:
@@ -300,15 +297,22 @@ def model_spec() -> ModelSpec:
                      allow_download=choice("model.allow_download"))
 
 
+@st.cache_data(show_spinner=False, max_entries=500, ttl=60)  # a weights file put in place shows within a minute
+def has_weights(spec_json: str) -> bool:
+    """Whether a model spec's weights are here (its offline package or cache, or its file), without downloading;
+    kept per spec, as the sidebar and the Model page's lists ask on every run."""
+    try:
+        check_weights(ModelSpec.from_dict(json.loads(spec_json)))
+    except TransferLabError:
+        return False
+    return True
+
+
 def weights_words(spec: ModelSpec) -> str:
     """How the model starts, in the words of the Model page: pretrained, random, a file, or needing weights."""
-    from tlcore.models import check_weights
-
     if spec.weights == "random":
         return "random init"
-    try:
-        check_weights(spec)
-    except TransferLabError:
+    if not has_weights(json.dumps(spec.to_dict())):
         return "needs weights"
     return "weights file" if spec.weights != "auto" else "pretrained"
 
@@ -376,8 +380,9 @@ class TlcoreJob:
             self.process.terminate()
 
 
-def _estimate_key(config: RunConfig) -> str:
-    return hashlib.sha256(config.to_json().encode()).hexdigest()[:20]
+def _estimate_key(config_json: str) -> str:
+    """Where an estimate of a run config (its JSON text) is kept in the experiment."""
+    return hashlib.sha256(config_json.encode()).hexdigest()[:20]
 
 
 def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, int], None]) -> list[TimeEstimate]:
@@ -388,8 +393,7 @@ def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, i
     """
     current = experiment()
     known: dict[str, dict] = current.results.setdefault("estimates", {})
-    todo = [c for c in dict.fromkeys(c.to_json() for c in configs)
-            if _estimate_key(RunConfig.from_dict(json.loads(c))) not in known]
+    todo = [c for c in dict.fromkeys(c.to_json() for c in configs) if _estimate_key(c) not in known]
     if todo:
         job = TlcoreJob.start("estimate", [RunConfig.from_dict(json.loads(c)) for c in todo], "--json")
         try:
@@ -399,11 +403,11 @@ def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, i
             if job.error():
                 raise TransferLabError(f"the time could not be measured: {job.error()}")
             for config, line in zip(todo, job.lines()):
-                known[_estimate_key(RunConfig.from_dict(json.loads(config)))] = json.loads(line)
+                known[_estimate_key(config)] = json.loads(line)
             save_experiment()
         finally:
             job.cancel()  # the page was left or rerun while it measured: stop measuring
-    return [TimeEstimate.from_dict(known[_estimate_key(c)]) for c in configs]
+    return [TimeEstimate.from_dict(known[_estimate_key(c.to_json())]) for c in configs]
 
 
 def rank_in_a_child_process(config: RunConfig, candidates: list[str]) -> None:
@@ -434,7 +438,7 @@ def rank_in_a_child_process(config: RunConfig, candidates: list[str]) -> None:
 
 def known_time_estimate(config: RunConfig) -> TimeEstimate | None:
     """The estimate this experiment measured for this run config, if any."""
-    known = experiment().results.get("estimates", {}).get(_estimate_key(config))
+    known = experiment().results.get("estimates", {}).get(_estimate_key(config.to_json()))
     return TimeEstimate.from_dict(known) if known else None
 
 
@@ -484,7 +488,10 @@ def gpu_speed_notes() -> list[str]:
     from tlcore.models import Preprocessing
 
     notes = [f"This machine {'has a CUDA GPU: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'has no CUDA GPU: auto leaves all three off'}."]
-    steps, why = device_spec(augment_spec())
+    try:
+        steps, why = device_spec(augment_spec())
+    except TransferLabError as exc:  # the user's own steps do not make an augmentation (yet)
+        steps, why = None, str(exc)
     notes.append("This augmentation can run on the GPU." if steps is not None else f"Augmentation: {why}.")
     report = data_report()
     try:

@@ -143,12 +143,14 @@ def test_an_older_versions_file_is_read_with_its_old_names(tl_home) -> None:
     old = {"id": "a" * 12, "created": 1.0, "updated": 2.0, "config": None, "choices": {
         "train.epochs": 7, "train.lr": 1e-4, "model.random_init": True, "train.run_id": "run1",
         "compare.sweep": "sw1", "compare.strategies": ["full"], "compare.text.optimizer.lr": "1e-3, 1e-4",
-        "data.kind": "Folder on this computer", "gone.setting": 3, "train.compile": "yes"}}
+        "data.kind": "Folder on this computer", "gone.setting": 3, "train.compile": "yes",
+        "compare.what": "adaptation methods"}}
     store.path("a" * 12).write_text(json.dumps(old))
     loaded = store.load("a" * 12)
     assert (loaded.get("epochs"), loaded.get("optimizer.lr"), loaded.get("model.weights")) == (7, 1e-4, "random")
     assert loaded.runs == ["run1"] and loaded.sweeps == ["sw1"]
     assert loaded.get("app.vary.freeze.strategy") == ["full"] and loaded.get("app.vary.optimizer.lr") == "1e-3, 1e-4"
+    assert loaded.get("app.compare_what") == "adapt.method"  # named in words before grids
     assert loaded.get("compile") is False  # a value of the wrong type falls back to the default, not a crash
 
 

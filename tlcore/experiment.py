@@ -26,7 +26,7 @@ from tlcore.augment import PRESETS, preset
 from tlcore.config import OPTIMIZERS, SCHEDULES, ConfigError, RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.files import atomic_write
-from tlcore.grid import AXES, STRATEGY_SET, apply_value
+from tlcore.grid import AXES, STRATEGY_SET, put_value, value_at
 from tlcore.models import DEFAULT_MODEL, RECOMMENDED
 from tlcore.paths import data_home
 from tlcore.typed import check_plain
@@ -149,6 +149,9 @@ LEGACY_NAMES = {
     **{f"compare.text.{path}": f"app.vary.{path}" for path in _TYPED_DEFAULTS},
 }
 
+# Values of older versions: what a comparison varied was named in words before grids.
+LEGACY_VALUES = {"compare.what": {"freeze strategies": "freeze.strategy", "adaptation methods": "adapt.method"}}
+
 
 def _checked(setting: Setting, value: object) -> object:
     """The value as the setting keeps it; `ExperimentError` naming the setting when it has the wrong type."""
@@ -207,6 +210,22 @@ class Experiment:
         """Every setting's current value, by path."""
         return {s.path: self.get(s.path) for s in SETTINGS}
 
+    def augment_data(self) -> dict:
+        """The augmentation as plain data: the user's own JSON where there is some, else the preset.
+
+        Raises: ConfigError when that JSON does not parse.
+        """
+        custom = self.get("app.augment_json").strip()
+        if not custom:
+            return {"preset": self.get("augment.preset")}
+        try:
+            return json.loads(custom)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise ConfigError(f"the augmentation JSON is not valid JSON: {str(exc)[:80]}",
+                              "fix it on the Augment page") from None
+        except ValueError as exc:  # Python's limit on the digits of an integer
+            raise ConfigError(f"the augmentation JSON is not valid JSON: {exc}", "fix it on the Augment page") from None
+
     def run_config(self) -> RunConfig:
         """The run these settings make: the one JSON document `python -m tlcore train` replays.
 
@@ -217,16 +236,8 @@ class Experiment:
         data["freeze"] = {}
         for s in SETTINGS:
             if s.in_run and (s.used_when is None or s.used_when(values)):
-                data = apply_value(data, s.path, values[s.path]) if s.path not in ("freeze.strategy",
-                                                                                    "augment.preset") else data
-        data["freeze"]["strategy"] = values["freeze.strategy"]
-        custom = values["app.augment_json"].strip()
-        try:
-            data["augment"] = json.loads(custom) if custom else {"preset": values["augment.preset"]}
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise ConfigError(f"the augmentation JSON does not parse: {str(exc)[:80]}", "fix it on the Augment page")
-        except ValueError as exc:  # Python's limit on the digits of an integer
-            raise ConfigError(f"the augmentation JSON does not parse: {exc}", "fix it on the Augment page")
+                put_value(data, s.path, values[s.path])
+        data["augment"] = self.augment_data()  # over augment.preset: the preset, or the user's own steps
         return RunConfig.from_dict(data)
 
     @classmethod
@@ -239,14 +250,12 @@ class Experiment:
         plain = config.to_dict()
         experiment = cls(id=uuid.uuid4().hex[:12])
         for s in SETTINGS:
-            if not s.in_run or s.path in ("augment.preset",):
+            if not s.in_run or s.path == "augment.preset":  # the augmentation is taken whole, below
                 continue
-            node: object = plain
-            for key in s.path.split("."):
-                node = node.get(key) if isinstance(node, dict) else None
-            if node is not None or s.path in ("data.manifest", "adapt.weight"):
+            value = value_at(plain, s.path)
+            if value is not None or type(None) in s.kinds:
                 try:
-                    experiment.set(s.path, node)
+                    experiment.set(s.path, value)
                 except ExperimentError:
                     pass  # e.g. a freeze plan given as stages: the setting keeps its default
         augment = config.augment
@@ -336,6 +345,7 @@ class ExperimentStore:
         experiment = Experiment(experiment_id, created=float(data.get("created") or 0),
                                 updated=float(data.get("updated") or 0), config=data.get("config"))
         for name, value in values.items():
+            value = LEGACY_VALUES.get(name, {}).get(value, value) if isinstance(value, str) else value
             try:
                 experiment.set(LEGACY_NAMES.get(name, name), value)
             except ExperimentError:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError
 
-__all__ = ["Axis", "Cell", "AXES", "STRATEGY_SET", "MAX_RUNS", "parse_axis", "expand", "cell_label", "apply_value"]
+__all__ = ["Axis", "Cell", "AXES", "STRATEGY_SET", "MAX_RUNS", "parse_axis", "expand", "cell_label", "apply_value",
+           "value_at", "put_value"]
 
 # The settings an experiment can vary: dotted path -> (how people call it, short label in a cell's name).
 AXES: dict[str, tuple[str, str]] = {
@@ -93,20 +94,32 @@ def parse_axis(text: str) -> Axis:
     return Axis(path, parsed)
 
 
-def apply_value(config: dict, path: str, value) -> dict:
-    """The config (plain data) with one setting changed; strategy names of STRATEGY_SET set the whole freeze."""
-    config = json.loads(json.dumps(config))
-    if path == "freeze.strategy":
-        config["freeze"] = dict(STRATEGY_SET[value][0]) if value in STRATEGY_SET else {"strategy": value}
-        return config
-    if path == "augment.preset":
-        config["augment"] = {"preset": value}
-        return config
+def value_at(config: dict, path: str) -> object:
+    """The value at a dotted path of plain config data (`optimizer.lr`); None where the path leads nowhere."""
+    node: object = config
+    for key in path.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def put_value(config: dict, path: str, value) -> None:
+    """Set the value at a dotted path of plain config data in place, making the objects on the way."""
     *parents, leaf = path.split(".")
     node = config
     for key in parents:
         node = node.setdefault(key, {})
     node[leaf] = value
+
+
+def apply_value(config: dict, path: str, value) -> dict:
+    """The config (plain data) with one setting changed; strategy names of STRATEGY_SET set the whole freeze."""
+    config = json.loads(json.dumps(config))
+    if path == "freeze.strategy":
+        config["freeze"] = dict(STRATEGY_SET[value][0]) if value in STRATEGY_SET else {"strategy": value}
+    elif path == "augment.preset":
+        config["augment"] = {"preset": value}
+    else:
+        put_value(config, path, value)
     return config
 
 

@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tlcore.grid import AXES
+from tlcore.grid import AXES, value_at
 
 __all__ = ["run_label", "differing_settings"]
 
 _ALSO = {"data.split_seed": "split seed", "seed": "seed", "data.source": "data"}
-
-
-def _at(config: dict, path: str) -> object:
-    node: object = config
-    for key in path.split("."):
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
 
 
 def _shown(value: object) -> str:
@@ -42,8 +35,8 @@ def differing_settings(config: dict, reference: dict) -> list[str]:
     for path in (*AXES, *_ALSO):
         if path in ("freeze.strategy", "model.name", "adapt.method", "data.source"):
             continue
-        value = _at(config, path)
-        if value != _at(reference, path):
+        value = value_at(config, path)
+        if value != value_at(reference, path):
             parts.append(f"{AXES[path][1] if path in AXES and AXES[path][1] else _ALSO.get(path, path)} "
                          f"{_shown(value)}")
     return parts
@@ -59,8 +52,8 @@ def run_label(config: dict, reference: dict | None = None) -> str:
     Returns: the label, at most about 120 characters.
     """
     freeze = config.get("freeze") or {}
-    method = _at(config, "adapt.method")
-    parts = [Path(str(_at(config, "data.source") or "?")).name or "?", str(_at(config, "model.name") or "?"),
+    method = value_at(config, "adapt.method")
+    parts = [Path(str(value_at(config, "data.source") or "?")).name or "?", str(value_at(config, "model.name") or "?"),
              str(freeze.get("strategy") or "custom plan").replace("_", " ")]
     if method and method != "none":
         parts.append(f"adapt {method}")
