@@ -220,8 +220,14 @@ def live(run_id: str) -> None:
     metrics = store.metrics(run.id)
     progress = store.events(run.id, kinds=("progress",))[-1:]
     step = progress[0]["data"] if progress else None
-    done = run.epochs_done + (step["step"] / step["steps"] if step and step["epoch"] == run.epochs_done else 0)
-    st.progress(min(1.0, done / max(1, run.epochs)), text=f"{run.status}: epoch {run.epochs_done} of {run.epochs}")
+    if step and step.get("phase") == "features" and run.epochs_done == 0 and run.status == "running":
+        # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
+        st.progress(step["done"] / max(1, step["total"]), text=f"running: extracting features {step['done']} of "
+                    f"{step['total']} pictures (once; then the {run.epochs} epochs train the head on them)")
+    else:
+        done = run.epochs_done + (step["step"] / step["steps"] if step and step.get("phase", "train") == "train"
+                                  and step["epoch"] == run.epochs_done else 0)
+        st.progress(min(1.0, done / max(1, run.epochs)), text=f"{run.status}: epoch {run.epochs_done} of {run.epochs}")
     if run.error:
         (st.error if run.status == "failed" else st.info)(run.error)
     for warning in store.events(run.id, kinds=("warning",)):

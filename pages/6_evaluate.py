@@ -66,10 +66,20 @@ st.caption("Another labelled folder (or zip) with the run's classes as sub-folde
            "new camera), or new pictures. Each result is kept with the run under the folder's name.")
 other = st.text_input("Labelled folder or zip", placeholder="/home/me/paintings", key="evaluate.other_folder")
 if st.button("Evaluate on this folder", key="evaluate.other", disabled=not other.strip()):
-    job = TlcoreJob(["evaluate", run.id, "--data", other.strip(), "--json"], job_folder("evaluate"))
-    with st.spinner(f"Evaluating run {run.id} on {Path(other.strip()).name} (in a separate process)..."):
-        while job.running:
-            time.sleep(0.3)
+    folder = job_folder("evaluate")
+    job = TlcoreJob(["evaluate", run.id, "--data", other.strip(), "--json", "--progress",
+                     str(folder / "progress.jsonl")], folder)
+    bar = st.progress(0.0, text=f"Evaluating run {run.id} on {Path(other.strip()).name}: starting a separate "
+                                "process (it imports PyTorch first)...")
+    while job.running:
+        steps = job.lines("progress.jsonl")
+        if steps:
+            step = json.loads(steps[-1])
+            counted = f" {step['done']} of {step['total']} pictures" if step["total"] > 1 else "..."
+            bar.progress(step["done"] / max(1, step["total"]), text=f"Evaluating run {run.id} on "
+                         f"{Path(other.strip()).name}: {step['phase']}{counted}")
+        time.sleep(0.3)
+    bar.empty()
     if job.error():
         st.error(job.error())
 others = read_folder_evaluations(run.run_dir)

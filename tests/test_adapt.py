@@ -200,8 +200,12 @@ def test_evaluate_on_another_folder_from_the_cli(colours: Path, target: Path, tl
     assert data["accuracy"] == pytest.approx(sum(data["confusion"][i][i] for i in range(3)) / 24)
     from tlcore.cli import main  # the plain output, in this process (no second start-up of torch)
 
-    assert main(["evaluate", run_id, "--data", str(target)]) == 0
+    progress = tmp_path / "progress.jsonl"
+    assert main(["evaluate", run_id, "--data", str(target), "--progress", str(progress)]) == 0
     assert f"run {run_id} on 24 pictures of {target}: accuracy {data['accuracy']:.3f}" in capsys.readouterr().out
+    steps = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert {"phase": "adapting BatchNorm", "done": 24, "total": 24} in steps  # AdaBN reads the folder first
+    assert steps[-1] == {"phase": "classifying", "done": 24, "total": 24}
     stored = tl_home / "runs" / run_id / "evaluations" / target.name
     assert json.loads((stored / "evaluation.json").read_text())["accuracy"] == data["accuracy"]
     assert (stored / "predictions.csv").read_text().count("\n") == 25
@@ -219,8 +223,13 @@ def test_evaluations_on_several_folders_are_kept_side_by_side(colours: Path, tar
     train(tiny_config(colours, epochs=1), tmp_path / "run")
     copy = tmp_path / "winter"
     shutil.copytree(target, copy)
-    first, where_first = evaluate_folder(tmp_path / "run", target)
+    seen = []
+    first, where_first = evaluate_folder(tmp_path / "run", target, on_progress=lambda *step: seen.append(step))
     second, where_second = evaluate_folder(tmp_path / "run", copy)
+    # the Evaluate page's progress: the steps in order, then every picture counted once
+    assert [phase for phase, _, _ in seen[:2]] == ["loading the model", "reading the folder"]
+    classified = [(done, total) for phase, done, total in seen if phase == "classifying"]
+    assert classified[-1] == (first.n, first.n) and [d for d, _ in classified] == sorted(d for d, _ in classified)
     from tlcore.artifacts import read_folder_evaluations
 
     kept = read_folder_evaluations(tmp_path / "run")

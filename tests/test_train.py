@@ -200,6 +200,14 @@ def test_cached_feature_head_matches_the_slow_path(colours: Path, tmp_path: Path
     again = []
     train(config, tmp_path / "again", sink=again.append)
     assert any("read from the cache" in e.message for e in again)
+    # the extraction said how far it was, counting every picture it reads: the val pictures and each view of train
+    extracting = [e.data for e in events if e.kind == "progress" and e.data.get("phase") == "features"]
+    from tlcore.data import SplitManifest
+
+    manifest = SplitManifest.load(tmp_path / "fast" / "split.json")
+    assert extracting and extracting[-1]["done"] == extracting[-1]["total"]
+    assert extracting[-1]["total"] == len(manifest.hashes("val")) + 2 * len(manifest.hashes("train"))
+    assert [p["done"] for p in extracting] == sorted(p["done"] for p in extracting)
 
 
 def test_fast_path_is_not_used_when_anything_but_the_head_trains(colours: Path, tmp_path: Path) -> None:

@@ -231,9 +231,10 @@ def _progress_printer():
     def show(event) -> None:
         if event.kind == "progress":
             d = event.data
-            done = int(30 * d["step"] / d["steps"])
-            print(f"\r  epoch {d['epoch'] + 1} [{'#' * done}{'.' * (30 - done)}] {d['step']}/{d['steps']}",
-                  end="", flush=True)
+            name, step, steps = (("features", d["done"], d["total"]) if d.get("phase") == "features" else
+                                 (f"epoch {d['epoch'] + 1}", d["step"], d["steps"]))
+            done = int(30 * step / max(1, steps))
+            print(f"\r  {name} [{'#' * done}{'.' * (30 - done)}] {step}/{steps}", end="", flush=True)
         else:
             prefix = "warning: " if event.kind == "warning" else ""
             print(f"\r{' ' * 60}\r{prefix}{event.message}", flush=True)
@@ -416,7 +417,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         run = _store().get(args.run_id)
         run_dir, run_id = run.run_dir, run.id
     if args.data:
-        evaluation, folder = evaluate_folder(run_dir, args.data)
+        def progress(phase: str, done: int, total: int) -> None:
+            with open(args.progress, "a") as fh:  # one JSON line per batch, for a page that follows it
+                fh.write(json.dumps({"phase": phase, "done": done, "total": total}) + "\n")
+
+        evaluation, folder = evaluate_folder(run_dir, args.data, on_progress=progress if args.progress else
+                                             lambda *a: None)
         where = f"{evaluation.n} pictures of {args.data}"
     else:
         evaluation, folder = evaluate_run(run_dir), Path(run_dir)
@@ -758,6 +764,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="a folder (or zip) with one sub-folder per class of the run: another domain, "
                                          "new pictures; kept with the run under the folder's name")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object (its `accuracy` key: the accuracy)")
+    evaluate.add_argument("--progress", help="with --data: append the work done (JSON, one line per batch) to this "
+                                             "file as it happens")
     evaluate.set_defaults(handler=_cmd_evaluate)
     lrf = commands.add_parser("lr-find", help="learning-rate range test for a run config")
     lrf.add_argument("config")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,10 +92,24 @@ def _runtime_here(config) -> Runtime:
         return select_runtime("auto", config.precision, config.num_workers)
 
 
+def _quiet(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _counted(batches: Iterable, phase: str, total: int, on_progress: Callable[[str, int, int], None]) -> Iterator:
+    """The batches as they are, telling `on_progress(phase, pictures done, total)` after each."""
+    done = 0
+    for x, y in batches:
+        yield x, y
+        done += len(y)
+        on_progress(phase, done, total)
+
+
 def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_dir: Path, source: str = "",
-           own_statistics: bool = False) -> Evaluation:
+           own_statistics: bool = False, on_progress: Callable[[str, int, int], None] = _quiet) -> Evaluation:
     """The run's model on these pictures: metrics to evaluation.json, every picture's probabilities to
-    predictions.csv, both in `out_dir`. `own_statistics`: BatchNorm statistics measured on these pictures first."""
+    predictions.csv, both in `out_dir`. `own_statistics`: BatchNorm statistics measured on these pictures first.
+    `on_progress(phase, done, total)` follows the pictures read ("adapting BatchNorm", then "classifying")."""
     config, manifest, built = trained
     runtime = _runtime_here(config)
     model = built.model.to(runtime.device)
@@ -104,8 +119,10 @@ def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_d
     loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
                         batch_size=config.batch_size, num_workers=runtime.num_workers)
     if own_statistics:  # AdaBN: the pictures are normalised by their own domain's statistics (labels unused)
-        adabn(model, loader, runtime.device)
-    probabilities = torch.cat([logits.softmax(1).cpu() for logits, _ in outputs(model, loader, runtime)]).numpy()
+        adabn(model, _counted(loader, "adapting BatchNorm", len(items), on_progress), runtime.device)
+    probabilities = torch.cat([logits.softmax(1).cpu() for logits, _ in
+                               outputs(model, _counted(loader, "classifying", len(items), on_progress), runtime)])
+    probabilities = probabilities.numpy()
     labels = np.array([y for _, y in items])
     paths = [str(path) for path, _ in items]
     evaluation = metrics_from_predictions(labels, probabilities, manifest.classes, paths, split=split)
@@ -154,16 +171,20 @@ def folder_evaluation_name(source: str | Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "folder"
 
 
-def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = BEST) -> tuple[Evaluation, Path]:
+def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = BEST,
+                    on_progress: Callable[[str, int, int], None] = _quiet) -> tuple[Evaluation, Path]:
     """Score a finished run on another labelled folder (or zip): a new domain, a new camera, new data.
 
     The folder's class sub-folders must be the run's classes, no more, no fewer. The result is kept with
     the run under the folder's name (`evaluations/<name>/`), so a run can hold many; returns it and its folder.
+    `on_progress(phase, done, total)` follows the work: "reading the folder", then the pictures scored.
     Raises `TransferLabError` naming the classes that do not match, or what is wrong with the folder.
     """
     run_dir = Path(run_dir)
+    on_progress("loading the model", 0, 1)
     trained = load_trained(run_dir, checkpoint)
     config, manifest = trained.config, trained.manifest
+    on_progress("reading the folder", 0, 1)
     report = scan(source)
     extra = sorted(set(report.classes) - set(manifest.classes))
     missing = sorted(set(manifest.classes) - set(report.classes))
@@ -180,4 +201,4 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     # an AdaBN run normalises every domain by that domain's own statistics: the source's in training, here the
     # folder's (Li et al. 2016 measure them on the target pictures being classified)
     own = uses_adabn(config.adapt.method)
-    return _score(trained, items, "folder", out_dir, str(source), own_statistics=own), out_dir
+    return _score(trained, items, "folder", out_dir, str(source), own_statistics=own, on_progress=on_progress), out_dir

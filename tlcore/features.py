@@ -91,19 +91,40 @@ def _pooled(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.forward_head(model.forward_features(x), pre_logits=True)
 
 
-def backbone_features(model: nn.Module, loader: Iterable, runtime: Runtime) -> torch.Tensor:
-    """Pooled features before the classifier, in loader order, from the model in eval mode (on the CPU)."""
-    return torch.cat([features.cpu() for features, _ in outputs(model, loader, runtime, forward=_pooled)])
+def _no_progress(pictures: int) -> None:
+    pass
+
+
+def backbone_features(model: nn.Module, loader: Iterable, runtime: Runtime,
+                      on_batch: Callable[[int], None] = _no_progress) -> torch.Tensor:
+    """Pooled features before the classifier, in loader order, from the model in eval mode (on the CPU).
+
+    Args:
+        model: a timm model (its head is not used).
+        loader: batches of (pictures, labels).
+        runtime: device and precision.
+        on_batch: called with the number of pictures of each batch done (progress).
+
+    Returns: one row of features per picture.
+    """
+    done = []
+    for features, _ in outputs(model, loader, runtime, forward=_pooled):
+        done.append(features.cpu())
+        on_batch(len(done[-1]))
+    return torch.cat(done)
 
 
 def cached_features(model: nn.Module, built: BuiltModel, loader: Iterable, hashes: list[str], view_key: dict,
-                    runtime: Runtime, on_note: Callable[[str], None] = lambda note: None) -> tuple[torch.Tensor, bool]:
-    """Features for the loader's pictures (in order): from the cache where present; returns (features, hit)."""
+                    runtime: Runtime, on_note: Callable[[str], None] = lambda note: None,
+                    on_batch: Callable[[int], None] = _no_progress) -> tuple[torch.Tensor, bool]:
+    """Features for the loader's pictures (in order): from the cache where present; returns (features, hit).
+    `on_batch` hears of every batch extracted (all the pictures at once on a cache hit)."""
     cache = FeatureCache(built, view_key)
     stored = cache.load(on_note)
     if all(h in stored for h in hashes):
+        on_batch(len(hashes))
         return torch.stack([stored[h] for h in hashes]), True
-    features = backbone_features(model, loader, runtime)
+    features = backbone_features(model, loader, runtime, on_batch)
     stored.update({h: f for h, f in zip(hashes, features)})
     cache.save(stored)
     return features, False
@@ -154,29 +175,38 @@ class FeatureSet:
 
 def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManifest, train_loader: EpochLoader,
                        val_loader: EpochLoader, runtime: Runtime, *, seed: int, views: int, augment: dict,
-                       on_note: Callable[[str], None] = lambda note: None, target=None) -> FeatureSet:
+                       on_note: Callable[[str], None] = lambda note: None, target=None,
+                       on_progress: Callable[[int, int], None] = lambda done, total: None) -> FeatureSet:
     """Features of the val pictures and of `views` augmented views of the training pictures; read from the cache,
     or computed once and cached. `target`, a (TargetSet, loader) pair, adds the adaptation target's features.
+    `on_progress(done, total)` counts pictures over all of it (the val pictures, each view, the target).
 
     The views of seed s are views s..s+views-1 of one seeded pool, so repeats over seeds (a comparison with
     `--seeds 3`) share all but one view with the seed before and read them from the cache; the head's
     initialisation and the batch order still differ with the seed."""
     hashes = {split: manifest.hashes(split) for split in ("train", "val")}
-    val, hit = cached_features(model, built, val_loader, hashes["val"], {"split": "eval"}, runtime, on_note)
+    total = len(hashes["val"]) + views * len(hashes["train"]) + (len(target[0].sha256) if target is not None else 0)
+    done = [0]
+
+    def on_batch(pictures: int) -> None:
+        done[0] += pictures
+        on_progress(done[0], total)
+
+    val, hit = cached_features(model, built, val_loader, hashes["val"], {"split": "eval"}, runtime, on_note, on_batch)
     computed, hits = [], [hit]
     train_loader.in_manifest_order()  # matches `hashes`
     for view in range(views):
         view_seed = seed + view
         train_loader.reseed(view_seed)
         key = {"split": "train", "augment": augment, "seed": view_seed, "workers": runtime.num_workers}
-        features, hit = cached_features(model, built, train_loader, hashes["train"], key, runtime, on_note)
+        features, hit = cached_features(model, built, train_loader, hashes["train"], key, runtime, on_note, on_batch)
         computed.append(features)
         hits.append(hit)
     target_features = None
     if target is not None:
         target_set, target_loader = target
         target_features, hit = cached_features(model, built, target_loader, target_set.sha256, {"split": "eval"},
-                                               runtime, on_note)
+                                               runtime, on_note, on_batch)
         hits.append(hit)
     return FeatureSet(computed, train_loader.labels(), val, val_loader.labels(), all(hits), target_features,
                       sum(hits[1:1 + views]))

@@ -324,6 +324,20 @@ def fast_path_applies(prep: Prepared) -> bool:
             and fast_path_fits(prep.model, prep.built.preprocessing.input_size))
 
 
+def _feature_progress(sink: Callable[[Event], None]) -> Callable[[int, int], None]:
+    """Progress of the fast path's feature extraction ("extracting features 120/350"), at most every
+    PROGRESS_EVERY_S and at its end: on a CPU it is most of a short run's first minute."""
+    last = [-PROGRESS_EVERY_S]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S or done == total:
+            last[0] = now
+            sink(Event("progress", f"extracting features {done}/{total}",
+                       {"phase": "features", "done": done, "total": total}))
+    return report
+
+
 def _use_fast_path(loop: Loop, sink: Callable[[Event], None]) -> None:
     """Head-only runs train on cached backbone features: same batches and result, far less work per epoch."""
     prep, config = loop.prep, loop.prep.config
@@ -340,7 +354,8 @@ def _use_fast_path(loop: Loop, sink: Callable[[Event], None]) -> None:
     loop.features = cached_feature_set(
         prep.model, prep.built, prep.manifest, train_loader, val_loader, prep.runtime, seed=config.seed,
         views=config.feature_views, augment=augment, on_note=lambda text: sink(Event("warning", text)),
-        target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None)
+        target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None,
+        on_progress=_feature_progress(sink))
     sink(Event("log", f"feature extraction fast path: backbone features of {len(loop.features.val)} val pictures and "
                       f"{config.feature_views} augmented view(s) of {len(loop.features.train_labels)} training pictures "
                       f"{_cache_words(loop.features, config.feature_views)}; the head trains on them"))
@@ -442,7 +457,7 @@ def _run_epoch(loop: Loop, epoch: int, should_stop: Callable[[], bool], sink: Ca
         if now - last_progress >= PROGRESS_EVERY_S:  # counts only: no read from the device
             last_progress = now
             sink(Event("progress", f"epoch {epoch + 1}: step {step + 1}/{steps}",
-                       {"epoch": epoch, "step": step + 1, "steps": steps}))
+                       {"phase": "train", "epoch": epoch, "step": step + 1, "steps": steps}))
     if math.isnan(float(loss_sum)):
         raise TransferLabError(f"training diverged in epoch {epoch + 1} (loss is NaN)",
                                "lower the learning rate (try lr-find) or turn on gradient clipping")
