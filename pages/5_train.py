@@ -157,9 +157,12 @@ except TransferLabError as exc:
 measured = measured_epoch_seconds(store, config)
 estimate = known_time_estimate(config)
 if measured:
-    seconds, source_run = measured
+    seconds, source_run, start = measured
     st.caption(f"About {seconds:.1f} s per epoch on this machine (run {source_run}, same data, model and strategy): "
-               f"{config.epochs} epochs take about {seconds * config.epochs:.0f} s, plus the start.")
+               f"{config.epochs} epochs take about {seconds * config.epochs:.0f} s, plus the start" + (
+                   f" (that run took {start:.0f} s besides its epochs: building the model, and for a head-only run "
+                   "extracting features, which later runs on the same pictures read from the cache)."
+                   if start is not None else "."))
 elif estimate:
     st.caption(f"Estimated: {estimate.describe()}.")
 elif st.button("Estimate the time", key="train.estimate", disabled=cannot_start is not None,

@@ -236,9 +236,11 @@ def open_store() -> RunStore:
     return store
 
 
-def measured_epoch_seconds(store: RunStore, config: RunConfig) -> tuple[float, str] | None:
+def measured_epoch_seconds(store: RunStore, config: RunConfig) -> tuple[float, str, float | None] | None:
     """Seconds per epoch that a finished run of the same data, model, input and freeze strategy took on this
-    machine (median of its epochs), with that run's id; None before any such run."""
+    machine (median of its epochs), with that run's id and the seconds it took before and between its epochs
+    (building the model, a head-only run's feature extraction; None for a resumed run, whose clock includes the
+    time it sat stopped); None before any such run."""
     def same(run) -> bool:
         c = run.config
         return (c.get("data", {}).get("source") == config.data.source and c.get("model", {}).get("name") ==
@@ -249,7 +251,8 @@ def measured_epoch_seconds(store: RunStore, config: RunConfig) -> tuple[float, s
     for run in store.list(status="succeeded"):
         seconds = sorted(m["epoch_seconds"] for m in store.metrics(run.id))
         if seconds and same(run):
-            return seconds[len(seconds) // 2], run.id
+            start = None if run.resume or not run.finished else max(0.0, run.finished - run.started - sum(seconds))
+            return seconds[len(seconds) // 2], run.id, start
     return None
 
 

@@ -210,6 +210,9 @@ def test_train_page_estimates_epoch_time_from_a_run_measured_here(tl_home, tmp_p
     app.run()
     estimate = [c.value for c in app.caption if "per epoch on this machine" in c.value]
     assert estimate and f"About {seconds:.1f} s per epoch" in estimate[0] and "3 epochs" in estimate[0]
+    measured = RunStore().list()[0]  # the start is said as measured: the run's time outside its epochs
+    besides = measured.finished - measured.started - sum(m["epoch_seconds"] for m in RunStore().metrics(measured.id))
+    assert f"that run took {besides:.0f} s besides its epochs" in estimate[0]
 
 
 def _tiny_choices(colours: Path, **more) -> dict:
