@@ -72,7 +72,7 @@ def test_tampered_or_mismatched_exports_are_refused(trained, tmp_path: Path) -> 
         Predictor.from_export(tmp_path)
 
 
-def test_predict_cli_on_a_folder_writes_csv_and_cam(trained, tmp_path: Path) -> None:
+def test_predict_cli_on_a_folder_writes_csv_and_cam(trained, tmp_path: Path, capsys) -> None:
     run_dir, data = trained
     pictures = tmp_path / "new"
     pictures.mkdir()
@@ -90,6 +90,14 @@ def test_predict_cli_on_a_folder_writes_csv_and_cam(trained, tmp_path: Path) -> 
     assert {r["predicted"] for r in rows if r["error"] == ""} <= {"red", "green", "blue"}
     assert [r["path"] for r in rows if r["error"]] == [str(pictures / "broken.jpg")]
     assert len(list((tmp_path / "cams").glob("*_cam.png"))) == 5
+    # one picture, --cam naming a file of no picture format: refused before predicting (issue 28, item 13)
+    from tlcore.cli import main
+
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), str(pictures / src.name), "--cam", str(tmp_path / "x.xyz")]) == 1
+    printed = capsys.readouterr()
+    assert printed.out == "" and printed.err.startswith("error: --cam x.xyz: cannot write a picture")
+    assert not (tmp_path / "x.xyz").exists()
 
 
 @pytest.mark.parametrize(("arch", "size"), [("test_efficientnet", (3, 48, 48)), ("vit_tiny_patch16_224", (3, 64, 64))])

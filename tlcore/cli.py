@@ -195,7 +195,18 @@ def _cmd_augment_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def _check_picture_path(path: Path | str, option: str) -> None:
+    """A picture the command will write: refused before any work when its name ends in no format we write."""
+    if Path(path).suffix.lower() not in PICTURE_SUFFIXES:
+        raise TransferLabError(f"{option} {Path(path).name}: cannot write a picture of that kind",
+                               "end the file name in .png or .jpg")
+
+
 def _cmd_augment_preview(args: argparse.Namespace) -> int:
+    _check_picture_path(args.out, "--out")
     import numpy as np
     from PIL import Image
 
@@ -615,6 +626,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor.resolve(args.model)
     files = _image_files(Path(args.images))
+    if args.cam and len(files) == 1:  # one picture: --cam names the overlay file itself
+        _check_picture_path(args.cam, "--cam")
     rows = []
     for path in files:
         try:

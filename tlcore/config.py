@@ -40,6 +40,7 @@ SWITCHES = ("auto", "on", "off")
 AUGMENT_ON = ("auto", "device", "cpu")
 MONITORS = ("val_loss", "val_acc")
 MAX_CONFIG_BYTES = 1_000_000
+MAX_INPUT_SIDE = 4096  # pixels: a batch of larger pictures does not fit any machine's memory
 
 
 class ConfigError(TransferLabError):
@@ -169,8 +170,9 @@ class RunConfig:
         _check(0 <= d.val < 1 and 0 <= d.test < 1 and d.val + d.test < 1, "data.val/test", (d.val, d.test),
                "fractions whose sum is below 1, e.g. 0.15 and 0.15")
         if self.input_size is not None:
-            _check(len(self.input_size) == 3 and self.input_size[0] == 3 and min(self.input_size[1:]) >= 8,
-                   "input_size", self.input_size, "use [3, height, width], e.g. [3, 160, 160]")
+            _check(len(self.input_size) == 3 and self.input_size[0] == 3 and min(self.input_size[1:]) >= 8
+                   and max(self.input_size[1:]) <= MAX_INPUT_SIDE, "input_size", self.input_size,
+                   f"use [3, height, width] with sides from 8 to {MAX_INPUT_SIDE}, e.g. [3, 160, 160]")
         check_freeze(self.freeze)
         _check("stages" in self.freeze or self.freeze["strategy"] in STRATEGIES, "freeze.strategy",
                self.freeze.get("strategy"), f"use one of {', '.join(STRATEGIES)}")
@@ -244,6 +246,8 @@ def read_json_file(path: str | Path, what: str, error: type[TransferLabError] = 
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{path.name} is not valid JSON: {exc}", "fix the JSON syntax") from None
+    except ValueError as exc:  # Python's limit on the digits of one integer (4,300)
+        raise error(f"{path.name} is not valid JSON: {str(exc).split(';')[0]}", "use ordinary numbers") from None
     except RecursionError:
         raise error(f"{path.name} is nested too deeply to be a {what}", "check you chose the right file") from None
 

@@ -77,6 +77,8 @@ def _value(text: str):
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+    except (RecursionError, ValueError):  # 50,000 brackets; more digits than Python reads (4,300)
+        raise TransferLabError(f"the value {text[:30]!r}... cannot be read", "give plain numbers or names") from None
 
 
 def parse_axis(text: str) -> Axis:
@@ -89,6 +91,8 @@ def parse_axis(text: str) -> Axis:
     if path not in AXES:
         raise TransferLabError(f"cannot vary {path!r}", f"choose one of {', '.join(AXES)}")
     parsed = tuple(_value(v) for v in values.split(",") if v.strip())
+    if not parsed:
+        raise TransferLabError(f"--vary {path} lists no value", f"e.g. --vary {path}=a,b (comma-separated)")
     if len(set(map(json.dumps, parsed))) != len(parsed):
         raise TransferLabError(f"--vary {path} lists a value twice: {values}", "give each value once")
     return Axis(path, parsed)

@@ -54,6 +54,11 @@ def check_plain(value: object, where: str, error: type[TransferLabError] = Trans
     if isinstance(value, str):
         if len(value) > MAX_TEXT:
             raise error(f"{where} is {len(value):,} characters long", f"use at most {MAX_TEXT:,}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # an unpaired surrogate ("\ud800"): JSON may carry it, no file or text can
+            raise error(f"{where or 'a value'} is not valid text (it holds an unpaired surrogate)",
+                        "write the name in plain Unicode") from None
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise error(f"{where} is {value}, not a finite number", "use an ordinary number")

@@ -127,6 +127,13 @@ def _allocate(n: int, fractions: dict[str, float]) -> dict[str, int]:
     return counts
 
 
+def _rng(seed: int, label: str) -> random.Random:
+    """The class's own deal. Seeded from the UTF-8 bytes of "seed/label", which is what Python does with the text
+    itself, so splits never move; a folder name that is not UTF-8 (kept as surrogate escapes) seeds from its own
+    bytes instead of failing."""
+    return random.Random(f"{seed}/{label}".encode("utf-8", "surrogateescape"))
+
+
 def _assign(groups: list[list[ImageRecord]], targets: dict[str, int], rng: random.Random) -> dict[str, list[ImageRecord]]:
     """Deal shuffled duplicate-groups into splits: held-out splits fill first, the rest trains."""
     groups = sorted(groups, key=lambda g: g[0].sha256)  # file order and names must not change the split
@@ -195,7 +202,7 @@ def make_split(
             for label, groups in sorted(_groups_by_content(given["val"]).items()):
                 n = len(groups)  # distinct pictures
                 n_test = max(1, round(n * test_from_val)) if n >= 2 else 0
-                dealt = _assign(groups, {"test": n_test, "val": n - n_test}, random.Random(f"{seed}/{label}"))
+                dealt = _assign(groups, {"test": n_test, "val": n - n_test}, _rng(seed, label))
                 # Whatever the deal leaves over stays validation: nothing from the val folder trains.
                 for split, bucket in (("test", dealt["test"]), ("val", dealt["val"] + dealt["train"])):
                     items += [SplitItem(r.path, r.label, split, r.sha256) for r in bucket]
@@ -214,7 +221,7 @@ def make_split(
                     "add different pictures to it (20 or more is a sensible minimum)",
                 )
             dealt = _assign(groups, _allocate(n, {"train": 1 - val - test, "val": val, "test": test}),
-                            random.Random(f"{seed}/{label}"))
+                            _rng(seed, label))
             for split in SPLITS:
                 items += [SplitItem(r.path, r.label, split, r.sha256) for r in dealt[split]]
     if report.leakage:

@@ -1,0 +1,90 @@
+"""Issue 28's defects on configs, `--vary`, output paths and class names: each is one line of our own error (or a
+sensible result), never the "unexpected" catch-all. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from tlcore.cli import main
+from tlcore.config import ConfigError, RunConfig, read_json_file
+from tlcore.errors import TransferLabError
+from tlcore.grid import parse_axis
+
+
+def _one_line_error(argv: list[str], capsys) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "unexpected" not in lines[0], err
+    return lines[0]
+
+
+def test_a_config_number_of_5001_digits_is_refused_by_name(tmp_path: Path) -> None:  # 1
+    path = tmp_path / "c.json"
+    path.write_text('{"epochs": ' + "9" * 5001 + "}")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        read_json_file(path, "config", ConfigError)
+
+
+def test_an_unpaired_surrogate_is_refused_naming_the_field() -> None:  # 2
+    with pytest.raises(ConfigError, match=r"model\.name.*not valid text"):
+        RunConfig.from_dict({"model": {"name": "\ud800"}})
+
+
+def test_input_size_has_an_upper_bound() -> None:  # 3
+    with pytest.raises(ConfigError, match="input_size"):
+        RunConfig.from_dict({"input_size": [3, 100000, 100000]})
+    assert RunConfig.from_dict({"input_size": [3, 4096, 4096]}).input_size == (3, 4096, 4096)
+
+
+@pytest.mark.parametrize("text", ["optimizer.lr=" + "[" * 50_000, "optimizer.lr=" + "9" * 5001,
+                                  "optimizer.lr=,", "optimizer.lr= , ,"])
+def test_vary_values_that_do_not_parse_or_are_missing_are_one_line(text: str) -> None:  # 5, 6
+    with pytest.raises(TransferLabError) as caught:
+        parse_axis(text)
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_vary_with_no_values_queues_nothing(tmp_path: Path, tl_home: Path, capsys) -> None:  # 6
+    from tlcore.runs import RunStore
+
+    config = tmp_path / "c.json"
+    config.write_text(RunConfig().to_json())
+    line = _one_line_error(["compare", str(config), "--vary", "optimizer.lr=,", "--background"], capsys)
+    assert "optimizer.lr" in line
+    assert RunStore().list() == []
+
+
+def test_a_class_folder_whose_name_is_not_utf8_splits_as_any_other(tmp_path: Path) -> None:  # 11
+    from conftest import make_class_folders
+    from tlcore.data import make_split, scan
+
+    root = make_class_folders(tmp_path / "data", {"ok": 10, "bad": 10})
+    odd = os.fsdecode(b"caf\xe9")  # Latin-1 bytes: not UTF-8; Python names it with a surrogate escape
+    (root / "bad").rename(root / odd)
+    report = scan(root)
+    split = make_split(report, seed=0, val=0.2, test=0.2)
+    assert sum(item.label == odd for item in split.items) == 10 and len(split.items) == 20
+    # the seed of a UTF-8 class name is what it was before the fix: its splits do not move
+    assert random.Random("0/ok").random() == random.Random("0/ok".encode()).random()
+
+
+def test_an_image_format_nobody_can_write_is_refused_before_the_work(tmp_path: Path, capsys) -> None:  # 13, 15
+    from conftest import make_class_folders
+
+    root = make_class_folders(tmp_path / "data", {"a": 2, "b": 2})
+    picture = next(root.rglob("*.jpg"))
+    line = _one_line_error(["augment", "preview", str(picture), "--out", str(tmp_path / "g.xyz")], capsys)
+    assert "g.xyz" in line and ".png" in line
+    assert not (tmp_path / "g.xyz").exists()
+
+
+if sys.platform == "win32":  # pragma: no cover - os.fsdecode of Latin-1 bytes differs there
+    pytest.skip("non-UTF-8 file names are a POSIX case", allow_module_level=True)
