@@ -3,7 +3,6 @@ sensible result), never the "unexpected" catch-all. Each test failed before its 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import sys
