@@ -260,3 +260,16 @@ def test_compare_adaptation_methods_with_a_target_test_folder(colours: Path, tar
     assert [c["adapt"]["method"] for c in configs] == ["none", "mcc"]
     assert configs[0]["data"]["manifest"] == configs[1]["data"]["manifest"] and configs[0]["seed"] == configs[1]["seed"]
     assert configs[0]["freeze"] == configs[1]["freeze"]
+
+
+def test_a_target_that_is_the_data_set_itself_is_warned_about(colours: Path, target: Path, tmp_path: Path) -> None:
+    """Issue 28, item 7: its own val/test pictures as the unlabeled target trained without a word."""
+    config = tiny_config(colours, epochs=1, freeze={"strategy": "full"}, adapt={"method": "adabn", "target": str(colours)})
+    events = []
+    train(config, tmp_path / "own", sink=events.append)
+    warned = [e.message for e in events if e.kind == "warning" and "target pictures are pictures of the labelled" in e.message]
+    assert len(warned) == 1 and "test)" in warned[0]
+    other = []
+    train(tiny_config(colours, epochs=1, freeze={"strategy": "full"}, adapt={"method": "adabn", "target": str(target)}),
+          tmp_path / "other", sink=other.append)
+    assert not [e for e in other if e.kind == "warning" and "labelled data set" in e.message]

@@ -67,3 +67,24 @@ def test_mlflow_asked_for_but_missing_is_said_and_the_run_goes_on(tl_home: Path,
     assert said == ["MLFLOW_TRACKING_URI is set but mlflow is not installed: pip install mlflow-skinny; this run is "
                     "not logged to MLflow"]
     assert list((tl_home / "runs" / "tensorboard" / "single runs").iterdir())  # TensorBoard still written
+
+
+def test_an_mlflow_server_that_does_not_answer_is_said_at_once(tl_home: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28, item 18: a closed local port kept a run silent for 249 s before training started."""
+    import socket
+    import time
+
+    from tlcore.tracking import RunTracker
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    said = []
+    started = time.monotonic()
+    tracker = RunTracker("r1", "x", None, {"seed": 0}, tmp_path / "run", warn=said.append)
+    tracker.epoch({"epoch": 0, "train_loss": 1.0, "val_acc": 0.5})
+    tracker.close("succeeded")
+    assert time.monotonic() - started < 30
+    assert len(said) == 1 and said[0].startswith(f"this run is not logged to MLflow: 127.0.0.1:{port} does not answer")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from tlcore.paths import data_home
 
-__all__ = ["RunTracker", "tensorboard_dir", "TENSORBOARD", "MLFLOW_ID_FILE", "confusion_image"]
+__all__ = ["RunTracker", "tensorboard_dir", "TENSORBOARD", "MLFLOW_ID_FILE", "confusion_image", "unreachable_server"]
 
 TENSORBOARD = "tensorboard"  # under <data folder>/runs; run ids never take this name
 MLFLOW_ID_FILE = "mlflow_run_id.txt"  # in the run folder: a resumed run logs to the same MLflow run
@@ -65,6 +67,25 @@ def confusion_image(confusion: list[list[int]], classes: list[str], cell: int = 
     return np.asarray(image)
 
 
+def unreachable_server(uri: str, timeout_s: float = 5.0) -> str | None:
+    """Why an http(s) tracking server cannot be reached within `timeout_s` (nothing listening, no such host),
+    or None when it answers a connection or the URI is not a server (a folder, a database file).
+
+    Args:
+        uri: the MLFLOW_TRACKING_URI.
+        timeout_s: how long to wait for a connection.
+    """
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return f"{parsed.hostname}:{port} does not answer ({exc.strerror or type(exc).__name__})"
+
+
 class RunTracker:
     """Mirrors one run's epochs and evaluation into TensorBoard (and MLflow when `MLFLOW_TRACKING_URI` is set)."""
 
@@ -89,6 +110,10 @@ class RunTracker:
         except ImportError:
             self.warn("MLFLOW_TRACKING_URI is set but mlflow is not installed: pip install mlflow-skinny; this run "
                       "is not logged to MLflow")
+            return
+        silent = unreachable_server(os.environ["MLFLOW_TRACKING_URI"])
+        if silent:  # MLflow's own client retries for minutes before it gives up, and training waits meanwhile
+            self.warn(f"this run is not logged to MLflow: {silent}")
             return
         try:
             mlflow.set_experiment(sweep or "Transfer Lab runs")

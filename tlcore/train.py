@@ -106,9 +106,22 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Callable[[Even
     check_method_fits(config.adapt, built.model, prep.head_only, built.arch)
     if config.adapt.method in NEEDS_TARGET:
         prep.target = scan_target(config.adapt.target, config.adapt.max_target)
+        _warn_if_the_target_is_the_data(prep, sink)
     if config.batch_size == "auto":
         prep.config = _auto_batch(prep, run_dir, sink)
     return prep
+
+
+def _warn_if_the_target_is_the_data(prep: Prepared, sink: Callable[[Event], None]) -> None:
+    """Target pictures that are the labelled data set's own (by content): the adaptation then sees the validation
+    and test pictures it is judged on, and says nothing about another domain. A warning, not a refusal."""
+    target = set(prep.target.sha256)
+    shared = {split: sum(h in target for h in prep.manifest.hashes(split)) for split in ("train", "val", "test")}
+    if any(shared.values()):
+        sink(Event("warning", f"{sum(shared.values())} of the {len(target)} target pictures are pictures of the "
+                              f"labelled data set ({shared['val']} validation, {shared['test']} test): adaptation "
+                              "then learns from the pictures it is tested on. Give a folder of the other domain's "
+                              "pictures as the target"))
 
 
 def _auto_batch(prep: Prepared, run_dir: Path | None, sink: Callable[[Event], None]) -> RunConfig:
