@@ -85,5 +85,39 @@ def test_an_image_format_nobody_can_write_is_refused_before_the_work(tmp_path: P
     assert not (tmp_path / "g.xyz").exists()
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
+def test_a_ray_address_where_nothing_listens_is_one_line_within_seconds(address: str, tl_home: Path) -> None:  # 10
+    """`train --ray 127.0.0.1:1` printed Ray's own log lines for 10 minutes while the run stayed queued."""
+    import time
+
+    from conftest import ray_or_skip
+
+    ray = ray_or_skip()
+    from tlcore.on_ray import connect
+
+    started = time.monotonic()
+    with pytest.raises(TransferLabError, match=r"cannot connect to Ray at .*127\.0\.0\.1:1 does not answer"):
+        connect(address)
+    assert time.monotonic() - started < 30
+    assert not ray.is_initialized()
+
+
+
+def test_a_run_sent_to_a_ray_address_where_nothing_listens_fails_with_the_reason(tmp_path: Path, tl_home: Path,
+                                                                                capsys) -> None:  # 10
+    from conftest import ray_or_skip
+    from tlcore.runs import FAILED, RunStore
+    from train_fixtures import make_colour_classes, tiny_config
+
+    ray_or_skip()
+    config = tmp_path / "c.json"
+    config.write_text(tiny_config(make_colour_classes(tmp_path / "colours"), epochs=1).to_json())
+    assert main(["train", str(config), "--ray", "127.0.0.1:1"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("run ") and "127.0.0.1:1 does not answer" in err and "unexpected" not in err
+    (run,) = RunStore().list()
+    assert run.status == FAILED and "does not answer" in run.error  # not queued for ever
+
+
 if sys.platform == "win32":  # pragma: no cover - os.fsdecode of Latin-1 bytes differs there
     pytest.skip("non-UTF-8 file names are a POSIX case", allow_module_level=True)

@@ -156,3 +156,4 @@ def test_the_data_mode_is_chosen_before_any_picture_is_read() -> None:
             choose_data_mode(address, SHIP_LIMIT_BYTES + 1, forced)
     with pytest.raises(TransferLabError, match="unknown data mode"):
         choose_data_mode("auto", 0, "copy")
+

@@ -32,6 +32,7 @@ from pathlib import Path
 from tlcore.config import RunConfig
 from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
+from tlcore.net import unreachable
 from tlcore.paths import data_home
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.tracking import RunTracker
@@ -42,6 +43,7 @@ __all__ = ["RAY_RUNNER", "SHIP_LIMIT_BYTES", "ray_installed", "connect", "drive"
 RAY_RUNNER = "ray"  # the store's runner column for runs a Ray driver takes
 SHIP_LIMIT_BYTES = 2 * 1024**3
 HEARTBEAT_EVERY_S = 5.0
+RAY_CONNECT_TIMEOUT_S = 10.0  # a named head that does not take a connection in this long is said to be down
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _connected_to = ""  # how the instance this process joined is named in run logs
 
@@ -82,6 +84,11 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
         return _connected_to
     runtime_env = {"py_modules": [str(PROJECT_ROOT / "tlcore")],
                    "env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}}  # a local instance also finds it without upload
+    host, _, port = (address or "").removeprefix("ray://").rpartition(":")
+    silent = unreachable(host, int(port), RAY_CONNECT_TIMEOUT_S) if host and port.isdigit() else None
+    if silent:  # ray.init itself retries for minutes, printing Ray's own log lines
+        raise TransferLabError(f"cannot connect to Ray at {address}: {silent}",
+                               "check the address (e.g. auto, or ray://head:10001) and that the cluster is up")
     try:
         if address:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=False, logging_level="ERROR")
@@ -228,7 +235,13 @@ def drive(store: RunStore, run_ids: list[str], address: str | None = None, *, da
     Runs that are not queued any more (another driver or worker took them) are left alone.
     """
     ray = _ray()
-    where = connect(address, num_cpus)
+    try:
+        where = connect(address, num_cpus)
+    except TransferLabError as exc:  # no Ray to run them: the runs say why instead of staying queued for ever
+        for run_id in run_ids:
+            if store.get(run_id).status == QUEUED:
+                store.finish(run_id, FAILED, str(exc))
+        raise
     from ray.util.queue import Empty, Queue
 
     remote_task = ray.remote(max_retries=0)(_task)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from tlcore.net import unreachable
 from tlcore.paths import data_home
 
 __all__ = ["RunTracker", "tensorboard_dir", "TENSORBOARD", "MLFLOW_ID_FILE", "confusion_image", "unreachable_server"]
@@ -78,12 +78,7 @@ def unreachable_server(uri: str, timeout_s: float = 5.0) -> str | None:
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return None
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
-            return None
-    except OSError as exc:
-        return f"{parsed.hostname}:{port} does not answer ({exc.strerror or type(exc).__name__})"
+    return unreachable(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80), timeout_s)
 
 
 class RunTracker:
