@@ -71,3 +71,6 @@ def test_cli_models_rank(tl_home: Path, tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "tlcore", "models", "rank"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode == 1 and "give the pictures to rank models on" in bad.stderr and "Traceback" not in bad.stderr
+    from tlcore.cli import main  # no model scored at all: an error, not success (issue 28); in this process
+
+    assert main(["models", "rank", "--data", str(colours), "--models", "nope_net,other_nope", "--input-size", "32"]) == 1

@@ -119,6 +119,9 @@ def _cmd_models_rank(args: argparse.Namespace) -> int:
             print(f"[{done}/{total}] {score.candidate}: " + (score.error or f"{score.seconds:.1f} s"), flush=True)
 
     scores = rank_models(base, candidates, progress)
+    if all(s.error for s in scores):
+        raise TransferLabError(f"none of the {len(scores)} model(s) could be scored ({scores[0].candidate}: "
+                               f"{scores[0].error})", "rank models with offline weights, or give their weights files")
     if args.json:
         return 0
     print(f"\n{'rank':<4} {'model':<46} {'LogME':>7} {'probe acc':>9} {'seconds':>8} {'img/s':>7} {'params M':>8}")
