@@ -119,5 +119,16 @@ def test_a_run_sent_to_a_ray_address_where_nothing_listens_fails_with_the_reason
     assert run.status == FAILED and "does not answer" in run.error  # not queued for ever
 
 
+
+def test_a_freeze_plan_of_stages_alone_is_a_plan() -> None:
+    """The README describes a plan given as `stages`; without a `strategy` name it was refused."""
+    from tlcore.config import resolve_freeze_plan
+
+    config = RunConfig.from_dict({"freeze": {"stages": [{"epoch": 0, "trainable_from": -1},
+                                                        {"epoch": 2, "trainable_from": 0}]}})
+    plan = resolve_freeze_plan(config.freeze, 5)
+    assert (plan.strategy, plan.trainable_from(0, 5), plan.trainable_from(2, 5)) == ("custom", 4, 0)
+
+
 if sys.platform == "win32":  # pragma: no cover - os.fsdecode of Latin-1 bytes differs there
     pytest.skip("non-UTF-8 file names are a POSIX case", allow_module_level=True)

@@ -48,7 +48,7 @@ class Stage:
 
 @dataclass(frozen=True)
 class FreezePlan:
-    strategy: str
+    strategy: str = "custom"  # a plan written as stages needs no strategy name
     stages: tuple[Stage, ...] = (Stage(0, -1),)
     lr_spread: float = 1.0  # head lr / stem lr, geometric in between; 1 = one learning rate everywhere
     lr_scales: tuple[float, ...] | None = None  # explicit per-group scales, stem to head (overrides lr_spread)
