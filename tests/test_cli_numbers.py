@@ -12,13 +12,15 @@ from hypothesis import given, settings, strategies as st
 
 from tlcore.cli import build_parser
 
+TINY = 1e-9  # the size limits take any number above 0: this stands for "just above"
+
 # (command line before the option, option, lowest and highest accepted value, whole numbers only)
 OPTIONS = [
-    (["data", "scan", "x"], "--max-file-mb", 0.001, 100_000, False),
+    (["data", "scan", "x"], "--max-file-mb", TINY, 100_000, False),
     (["data", "split", "x"], "--seed", 0, 2**31 - 1, True),
     (["data", "split", "x"], "--val", 0, 0.95, False),
     (["data", "cache", "x", "--model", "m"], "--input-size", 8, 4096, True),
-    (["data", "cache", "x", "--model", "m"], "--max-gb", 0.001, 10_000, False),
+    (["data", "cache", "x", "--model", "m"], "--max-gb", TINY, 10_000, False),
     (["models", "rank", "--config", "c"], "--input-size", 8, 4096, True),
     (["augment", "preview", "x"], "--n", 1, 64, True),
     (["augment", "preview", "x"], "--columns", 1, 16, True),
@@ -42,7 +44,7 @@ def test_the_range_is_kept_at_its_ends(before, option, low, high, whole, capsys)
     for value in (low, high):
         parsed = build_parser().parse_args([*before, option, str(value)])
         assert getattr(parsed, option[2:].replace("-", "_")) == value
-    for value in ("nan", "inf", "-inf", "1e308", "9" * 5000, str(low - 1), str(high * 2 + 1), "", "x"):
+    for value in ("nan", "inf", "-inf", "1e308", "9" * 5000, str(low - 1), str(high * 2 + 1), "", "x", *(["0"] if low == TINY else [])):
         err = _refused([*before, f"{option}={value}"], capsys)
         assert f"argument {option}:" in err and ("out of range" in err or "not a" in err), err
         assert "Traceback" not in err and "unexpected" not in err
@@ -67,4 +69,4 @@ def test_any_text_is_a_value_in_range_or_one_line_naming_the_option(option, text
         assert lines and f"argument {name}:" in lines[-1]
         return
     value = getattr(parsed, name[2:].replace("-", "_"))
-    assert low <= value <= high and (not whole or isinstance(value, int))
+    assert (0 < value if low == TINY else low <= value) and value <= high and (not whole or isinstance(value, int))

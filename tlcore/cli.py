@@ -661,16 +661,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0 if any(r[1] for r in rows) else EXIT_USER_ERROR
 
 
-def _bounded(kind: type, low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a number of this kind within [low, high]; NaN, infinities, 5,000 digits and the like are
-    refused in one line naming the option ("argument --topk: 0 is out of range: use 1 to 1000")."""
+def _bounded(kind: type, low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number of this kind within [low, high] (above `low` with `above`: a size limit may be
+    tiny but not 0); NaN, infinities, 5,000 digits and the like are refused in one line naming the option
+    ("argument --topk: 0 is out of range: use 1 to 1000")."""
     def parse(text: str):
         try:
             value = kind(text)
         except (ValueError, OverflowError):
             raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a {'whole ' if kind is int else ''}number") from None
-        if (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text[:40]} is out of range: use {low:g} to {high:g}")
+        inside = low < value <= high if above else low <= value <= high
+        if (isinstance(value, float) and not math.isfinite(value)) or not inside:
+            wanted = f"a number above {low:g}, up to {high:g}" if above else f"{low:g} to {high:g}"
+            raise argparse.ArgumentTypeError(f"{text[:40]} is out of range: use {wanted}")
         return value
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
@@ -693,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan = data.add_parser("scan", help="check every file and print a report")
     scan.add_argument("path", help="a folder with one sub-folder per class (or train/val/test folders), or a .zip")
     scan.add_argument("--json", action="store_true", help="print the full report as JSON")
-    scan.add_argument("--max-file-mb", type=_bounded(float, 0.001, 100_000), help="skip files larger than this without reading them "
+    scan.add_argument("--max-file-mb", type=_bounded(float, 0, 100_000, above=True), help="skip files larger than this without reading them "
                                                         "(default 64, or TRANSFERLAB_MAX_FILE_MB)")
     scan.set_defaults(handler=_cmd_data_scan)
 
@@ -712,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("path", help="a folder or .zip, as for `scan`")
     cache.add_argument("--model", default="tf_efficientnet_lite0", help="the model whose resize size the cache keeps")
     cache.add_argument("--input-size", type=_bounded(int, 8, 4096), help="square input side, as the run's input_size")
-    cache.add_argument("--max-gb", type=_bounded(float, 0.001, 10_000), default=20.0, help="refuse a cache larger than this (default 20)")
+    cache.add_argument("--max-gb", type=_bounded(float, 0, 10_000, above=True), default=20.0, help="refuse a cache larger than this (default 20)")
     cache.set_defaults(handler=_cmd_data_cache)
 
     models = commands.add_parser("models", help="browse pretrained models").add_subparsers(dest="models_command", required=True)
