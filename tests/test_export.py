@@ -38,7 +38,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_export_round_trip_gives_the_same_predictions(trained, tmp_path: Path) -> None:
     run_dir, data = trained
-    report = export_run(run_dir, tmp_path / "export")
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # torch's deprecation notices are not the user's business
+        warnings.simplefilter("always")
+        report = export_run(run_dir, tmp_path / "export")
+    assert not [w for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))], \
+        [str(w.message)[:80] for w in caught]
     assert {"model.safetensors", "model.torchscript.pt", "model.onnx", "MODEL_CARD.md"} <= set(report.files)
     assert all(diff <= TOLERANCE for diff in report.max_abs_diff.values()) and set(report.max_abs_diff) == {
         "torchscript", "onnx"}

@@ -189,3 +189,20 @@ def test_predict_on_a_huge_file_or_a_pipe_says_why_without_reading_it(tmp_path: 
         assert info.value.reason == reason
     with pytest.raises(ImageReadError, match="over the 1 MiB limit"):
         read_picture_file(huge, max_bytes=2**20)
+
+
+def test_class_names_people_cannot_tell_apart_or_read_are_errors(tmp_path: Path) -> None:
+    """Issue 28: NFC and NFD spellings of one name became two identical-looking classes; a newline broke tables."""
+    import unicodedata
+
+    from conftest import make_class_folders
+
+    composed, decomposed = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    root = make_class_folders(tmp_path / "two", {composed: 3, decomposed: 3, "tea": 3})
+    report = scan(root)
+    assert not report.ok and any("look the same" in e and "merge them" in e for e in report.errors)
+    lines = make_class_folders(tmp_path / "lines", {"ok": 3, "two\nlines": 3})
+    report = scan(lines)
+    assert not report.ok and any("line break" in e for e in report.errors)
+    plain = scan(make_class_folders(tmp_path / "plain", {composed: 3, "tea": 3}))
+    assert not any("look the same" in e or "line break" in e for e in plain.errors)

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,17 +97,21 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
     save_model(model, str(out_dir / EXPORT_WEIGHTS))
     diffs: dict[str, float] = {}
     if "torchscript" in formats:
-        traced = torch.jit.trace(model, x[:1], check_trace=False)
-        traced.save(str(out_dir / "model.torchscript.pt"))
-        reloaded = torch.jit.load(str(out_dir / "model.torchscript.pt"))
+        with warnings.catch_warnings():  # torch's notices that TorchScript is deprecated: the format still works
+            warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning))
+            traced = torch.jit.trace(model, x[:1], check_trace=False)
+            traced.save(str(out_dir / "model.torchscript.pt"))
+            reloaded = torch.jit.load(str(out_dir / "model.torchscript.pt"))
         with torch.inference_mode():
             diffs["torchscript"] = float(np.abs(reloaded(x).numpy() - reference).max())
     if "onnx" in formats:
         import onnxruntime
 
-        torch.onnx.export(model, (x[:1],), str(out_dir / "model.onnx"), dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+        with warnings.catch_warnings():  # torch's notices about its newer exporter: this one is checked below
+            warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning))
+            torch.onnx.export(model, (x[:1],), str(out_dir / "model.onnx"), dynamo=False, opset_version=ONNX_OPSET,
+                              input_names=["images"], output_names=["logits"],
+                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
         session = onnxruntime.InferenceSession(str(out_dir / "model.onnx"), providers=["CPUExecutionProvider"])
         diffs["onnx"] = float(np.abs(session.run(None, {"images": x.numpy()})[0] - reference).max())
     bad = {k: v for k, v in diffs.items() if v > TOLERANCE}

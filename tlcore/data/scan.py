@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import statistics
+import unicodedata
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -271,12 +272,27 @@ def _errors(report: ScanReport, candidates: list[DatasetFile]) -> list[str]:
         reasons = Counter(s.reason for s in report.skipped)
         why = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in reasons.most_common())
         return [f"no usable images: all {len(report.skipped)} files were skipped ({why}); see the skipped list"]
-    errors = []
+    errors = _name_errors(list(report.counts))
     for label, n in report.counts.items():
         if n == 0:
             skipped_here = sum(1 for s in report.skipped if _label_of(s.path, report.layout) == label)
             what = f"its {skipped_here} file(s) were all skipped" if skipped_here else "it is empty"
             errors.append(f"class '{label}' has no usable images ({what}): add images to it or remove the folder")
+    return errors
+
+
+def _name_errors(labels: list[str]) -> list[str]:
+    """Class names a person could not tell apart or read in a table: one name in two Unicode spellings (a Mac's
+    decomposed "é" beside a composed one), or a name holding a line break or another control character."""
+    errors, seen = [], {}
+    for label in labels:
+        if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in label):
+            errors.append(f"class folder {label!r} has a line break or another control character in its name: "
+                          "rename the folder")
+        same = seen.setdefault(unicodedata.normalize("NFC", label), label)
+        if same != label:
+            errors.append(f"class folders {same!r} and {label!r} look the same but are spelled with different "
+                          "Unicode characters: merge them into one folder")
     return errors
 
 
