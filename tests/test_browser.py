@@ -169,11 +169,12 @@ def test_no_page_writes_back_what_the_user_did_not_choose(page) -> None:
         settled(page)
         go(page, "5 · Train")
         value_settles_at(epochs, typed)
-    assert page.get_by_text("Train: 6 epochs, batch 32, lr 0.0003").count() == 1  # nothing else moved
+    page.locator('[data-testid="stSidebar"]').get_by_text("Train: 6 epochs, batch 32, lr 0.0003").wait_for()  # nothing else moved
     go(page, "1 · Data")
     page.get_by_text("Folder on this computer", exact=True).click()
+    # no folder typed yet: the page stops before the split (waited for: the click's rerun may not have begun)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stSlider]').length === 0", timeout=120_000)
     settled(page)
-    assert page.get_by_test_id("stSlider").count() == 0  # no data set chosen yet: the page stops before the split
     folder = page.get_by_label("Folder path")
     folder.fill(str(ROOT / "sample_data"))
     folder.press("Enter")
