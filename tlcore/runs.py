@@ -156,6 +156,10 @@ def _once_more_after_a_rebuild(method):
     return wrapper
 
 
+class _Moved(Exception):
+    """The store's file was deleted or replaced while an operation used it."""
+
+
 _DAMAGED = ("file is not a database", "malformed", "not a database", "file is encrypted")
 
 
@@ -276,10 +280,20 @@ class RunStore:
         # this process's POSIX locks, and concurrent connections then corrupt it.
         if check and not self.read_only and not self.path.exists():
             self._open()  # deleted while in use (a worker outlives many commands): rebuilt from the run folders
+        opened = self._identity()  # before connecting: a file deleted in between is then seen as replaced
         db = self._setup()
         try:
             yield db
-        except sqlite3.Error as exc:
+            if check and not self.read_only and self._identity() != opened:
+                raise _Moved()
+        except (sqlite3.Error, _Moved) as exc:
+            if not self.read_only and self._identity() != opened:
+                # deleted or replaced while this was using it: what it wrote went to the old file, so the
+                # operation is done again on the store rebuilt from the run folders
+                db.close()
+                self._open()
+                raise StoreError("the run store was replaced while in use; it was rebuilt from the run folders",
+                                 "run the command again", rebuilt=True) from None
             problem = _sqlite_problem(exc, self.path)
             if "damaged" in problem.problem and not self.read_only:
                 aside = self._set_aside(str(exc))
@@ -289,6 +303,14 @@ class RunStore:
             raise problem from None
         finally:
             db.close()
+
+    def _identity(self) -> tuple[int, int] | None:
+        """The file the store's path names now (device, inode), or None when it is gone."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return info.st_dev, info.st_ino
 
     def _setup(self) -> sqlite3.Connection:
         for attempt in range(2):
