@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import load_file
 
 from tlcore.config import RunConfig
-from tlcore.ddp import RankBatches, rank_share
+from tlcore.collectives import RankBatches, rank_share
 from tlcore.loader import EpochOrder
 from tlcore.worker import run_to_end
 from train_fixtures import make_colour_classes, tiny_config

@@ -149,7 +149,7 @@ def test_the_training_step_and_device_augmentation_never_read_values_back_to_the
     params = [p for p in prep.model.parameters() if p.requires_grad]
     with HostReads() as watch:
         for x, y in loop.train_loader:  # uint8 batches augmented by the device
-            train_step(loop.step_model, x, y, loop.optimizer, loop.scheduler, loop.objective, prep.runtime, params,
+            train_step(prep.model, x, y, loop.optimizer, loop.scheduler, loop.objective, prep.runtime, params,
                        config.optimizer.grad_clip)
     assert watch.reads == []
     with HostReads() as watch:  # the watcher does see tlcore's reads: validation reads its totals once

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-import tlcore.train as train_module
+import tlcore.parts.torch_compile as compile_part
 from tlcore.batch_size import batch_limit, keeping_buffers, largest_batch, scaled_lr
 from tlcore.errors import TransferLabError
 from tlcore.train import AUTO_BATCH, prepare, train
@@ -28,7 +28,7 @@ def source(tmp_path, monkeypatch):
 
 def test_a_compiled_run_gives_the_eager_losses(source, tmp_path, monkeypatch):
     # aot_eager: dynamo's graph capture and AOT autograd, as inductor gets them, without minutes of C++ builds here
-    monkeypatch.setattr(train_module, "COMPILE_BACKEND", "aot_eager")
+    monkeypatch.setattr(compile_part, "COMPILE_BACKEND", "aot_eager")
     eager = train(tiny_config(source, epochs=2), tmp_path / "eager")
     events: list = []
     compiled = train(tiny_config(source, epochs=2, compile=True), tmp_path / "compiled", sink=events.append)
@@ -53,7 +53,7 @@ def test_a_model_that_fails_to_compile_trains_on_without_it_and_says_so(source, 
     def broken_backend(graph, example_inputs):
         raise RuntimeError("no C++ compiler on this machine")
 
-    monkeypatch.setattr(train_module, "COMPILE_BACKEND", broken_backend)
+    monkeypatch.setattr(compile_part, "COMPILE_BACKEND", broken_backend)
     eager = train(tiny_config(source, epochs=2), tmp_path / "eager")
     events: list = []
     fallen_back = train(tiny_config(source, epochs=2, compile=True), tmp_path / "compiled", sink=events.append)

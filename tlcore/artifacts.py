@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -21,6 +21,9 @@ from tlcore.config import RunConfig, read_json_file
 from tlcore.data import SplitManifest
 from tlcore.errors import TransferLabError
 from tlcore.models import BuiltModel, ModelSpec, Preprocessing, build_model
+from tlcore.run_files import (ADAPTED, BEST, CONFIG, EVALUATION, EVALUATIONS, EXPORT_CARD, EXPORT_MARK,
+                              EXPORT_REQUIRED, EXPORT_WEIGHTS, HISTORY, LAST, PREDICTIONS, SPLIT, STATE,
+                              TRAINING_MARK, read_evaluation, read_folder_evaluations, weights_epoch)
 from tlcore.typed import typed
 
 __all__ = [
@@ -30,32 +33,9 @@ __all__ = [
     "load_weights", "weights_epoch", "read_evaluation", "read_folder_evaluations", "load_trained", "is_export", "load_export", "sha256_file",
 ]
 
-# -- a run folder ---------------------------------------------------------------------------------
-CONFIG, SPLIT, HISTORY = "config.json", "split.json", "history.json"
-BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"  # STATE: the resume unit
-EVALUATION, PREDICTIONS = "evaluation.json", "predictions.csv"
-ADAPTED = "adapted.safetensors"  # AdaBN runs: the best weights with the target's BatchNorm statistics
-EVALUATIONS = "evaluations"  # one sub-folder per other labelled folder the run was evaluated on
-TRAINING_MARK = ".training"  # present while a process trains the run: its pid, so a rebuilt store knows
-
-# -- an export folder -----------------------------------------------------------------------------
-EXPORT_MARK = "transferlab-export-v1"
-EXPORT_WEIGHTS, EXPORT_CARD = "model.safetensors", "MODEL_CARD.md"
-EXPORT_REQUIRED = (EXPORT_WEIGHTS, EXPORT_CARD)  # listed and checksummed in every export; other formats when written
-
 
 class CheckpointError(TransferLabError):
     """A checkpoint file is missing, damaged or belongs to another model."""
-
-
-def weights_epoch(path: str | Path) -> int | None:
-    """The epoch stamped in a weights file; None when the file is absent, unreadable or unstamped."""
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            epoch = (fh.metadata() or {}).get("epoch")
-    except (OSError, SafetensorError, ValueError):
-        return None
-    return int(epoch) if epoch is not None and epoch.isdigit() else None
 
 
 def load_weights(model: nn.Module, path: str | Path, device: str = "cpu") -> None:
@@ -77,25 +57,6 @@ def load_weights(model: nn.Module, path: str | Path, device: str = "cpu") -> Non
         first = str(exc).split("\n")[0][:200]
         raise CheckpointError(f"{path} does not fit this model ({first})",
                               "it belongs to another run or model; do not copy checkpoints between runs") from None
-
-
-def read_evaluation(run_dir: str | Path) -> dict | None:
-    """The run's stored test evaluation as plain data; None when there is none (or it cannot be read)."""
-    try:
-        data = json.loads((Path(run_dir) / EVALUATION).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def read_folder_evaluations(run_dir: str | Path) -> dict[str, dict]:
-    """The run's evaluations on other labelled folders, by name (newest first); unreadable ones left out."""
-    found = []
-    for folder in (Path(run_dir) / EVALUATIONS).glob("*/"):
-        data = read_evaluation(folder)
-        if data is not None:
-            found.append(((folder / EVALUATION).stat().st_mtime, folder.name, data))
-    return {name: data for _, name, data in sorted(found, reverse=True)}
 
 
 @dataclass

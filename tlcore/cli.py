@@ -373,7 +373,7 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _test_accuracy(run) -> float | None:
-    from tlcore.artifacts import read_evaluation
+    from tlcore.run_files import read_evaluation
 
     evaluation = read_evaluation(run.run_dir)
     return evaluation.get("accuracy") if evaluation else None

@@ -29,89 +29,18 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
+from tlcore.events import Cancelled, Event
+from tlcore.runtime import tune_allocator
+from tlcore.train import train
 
-__all__ = ["rank_world", "is_writer", "RankBatches", "rank_share", "sync_gradients", "all_agree", "sum_across",
-           "launch", "EVENTS_FILE", "CANCEL_FILE"]
+__all__ = ["launch", "main", "EVENTS_FILE", "CANCEL_FILE"]
 
 EVENTS_FILE = "ddp_events.jsonl"  # rank 0 -> the worker, one event per line
 CANCEL_FILE = "ddp_cancel"  # the worker -> rank 0: stop at the next agreed step
 ERROR_FILE = "ddp_error.json"
 EXIT_CANCELLED = 3
-
-
-def rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def is_writer() -> bool:
-    return rank_world()[0] == 0
-
-
-def rank_share(batch: list[int], rank: int, world: int) -> list[int]:
-    """This rank's part of one global batch: contiguous, sizes differing by at most one."""
-    n = len(batch)
-    start, end = rank * n // world, (rank + 1) * n // world
-    return batch[start:end]
-
-
-class RankBatches(torch.utils.data.Sampler):
-    """Batches of indexes for one rank: its share of each global batch of the epoch's order. A rank whose share
-    of the last batch is empty gets that batch's first picture, weighted 0 (every rank must take every step)."""
-
-    def __init__(self, order, batch_size: int, rank: int, world: int) -> None:
-        self.order, self.batch_size, self.rank, self.world = order, batch_size, rank, world
-
-    def global_batches(self) -> list[list[int]]:
-        order = list(self.order)
-        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-
-    def __iter__(self):
-        for batch in self.global_batches():
-            yield rank_share(batch, self.rank, self.world) or batch[:1]
-
-    def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
-
-    def weights(self) -> list[float]:
-        """Per step, this rank's share of the global batch (0 for a padding batch)."""
-        return [len(rank_share(b, self.rank, self.world)) / len(b) for b in self.global_batches()]
-
-
-def sync_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Sum the gradients of these parameters across ranks, in one flattened all-reduce."""
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset:offset + n].view_as(p).clone()
-        offset += n
-
-
-def all_agree(flag: bool) -> bool:
-    """Rank 0's answer, for every rank (a cancel must stop all ranks at the same step)."""
-    if rank_world()[1] == 1:
-        return flag
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    value = torch.tensor([1 if flag else 0], device=device)
-    dist.broadcast(value, src=0)
-    return bool(value.item())
-
-
-def sum_across(*values: float) -> list[float]:
-    """Sums over ranks (epoch metrics: every rank saw part of the pictures)."""
-    if rank_world()[1] == 1:
-        return list(values)
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
 
 
 # -- the worker's side ----------------------------------------------------------------------------
@@ -120,8 +49,6 @@ def launch(config, run_dir: str | Path, sink, should_stop: Callable[[], bool], r
 
     Raises `Cancelled` when stopped and `TransferLabError` (rank 0's own message) when training failed.
     """
-    from tlcore.train import Cancelled, Event
-
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in (EVENTS_FILE, CANCEL_FILE, ERROR_FILE):
@@ -157,8 +84,6 @@ def launch(config, run_dir: str | Path, sink, should_stop: Callable[[], bool], r
 
 
 def _forward(path: Path, offset: int, sink) -> int:
-    from tlcore.train import Event
-
     try:
         with path.open() as fh:
             fh.seek(offset)
@@ -182,10 +107,6 @@ def _read_error(run_dir: Path) -> dict | None:
 # -- each rank ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """`python -m tlcore.ddp RUN_DIR CONFIG [--resume]`, started by torchrun once per rank."""
-    from tlcore.config import RunConfig
-    from tlcore.runtime import tune_allocator
-    from tlcore.train import Cancelled, Event, train
-
     tune_allocator()  # each rank is a training process, as the local worker is
     argv = sys.argv[1:] if argv is None else argv
     run_dir, config_path, resume = Path(argv[0]), Path(argv[1]), "--resume" in argv

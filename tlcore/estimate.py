@@ -21,7 +21,9 @@ from tlcore.config import RunConfig
 from tlcore.features import FeatureCache
 from tlcore.freeze import apply_plan, set_train_mode
 from tlcore.inference import outputs
-from tlcore.train import Loop, build_loop, fast_path_applies, prepare, target_batches, train_step
+from tlcore.parts.fast_path import fast_path_applies
+from tlcore.prepare import prepare
+from tlcore.steps import Loop, build_loop, target_batches, train_step
 
 __all__ = ["TimeEstimate", "estimate_time", "format_duration"]
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from tlcore.collectives import RankBatches
 from tlcore.data.images import ImageReadError, load_rgb
 
 __all__ = ["EpochOrder", "EpochLoader", "ImageListDataset", "DecodedDataset", "seed_worker"]
@@ -101,9 +102,7 @@ class EpochLoader(DataLoader):
                  pin_memory: bool, generator: torch.Generator | None = None, rank: int = 0, world: int = 1,
                  on_device=None, device: torch.device | None = None) -> None:
         order = EpochOrder(len(dataset))
-        if world > 1:  # one rank of a torchrun run: its share of each global batch (tlcore.ddp)
-            from tlcore.ddp import RankBatches
-
+        if world > 1:  # one rank of a torchrun run: its share of each global batch (tlcore.collectives)
             super().__init__(dataset, batch_sampler=RankBatches(order, batch_size, rank, world),
                              num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=seed_worker,
                              generator=generator, persistent_workers=False)

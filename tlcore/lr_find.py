@@ -15,7 +15,8 @@ from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.freeze import apply_plan, set_train_mode
 from tlcore.inference import autocast
-from tlcore.train import make_loader, make_optimizer, prepare
+from tlcore.prepare import prepare
+from tlcore.steps import make_loader, make_optimizer
 
 __all__ = ["LrCurve", "lr_find"]
 

@@ -164,7 +164,7 @@ def _task(run_id: str, config: dict, resume: bool, shared_home: str | None, payl
     import socket
 
     from tlcore.runtime import tune_allocator
-    from tlcore.train import Event
+    from tlcore.events import Event
     from tlcore.worker import run_to_end
 
     tune_allocator()  # a training process, as the local worker is (3x faster forward passes on CPU)

@@ -114,7 +114,8 @@ def _spec(base: ModelSpec, candidate: str) -> ModelSpec:
 def score_model(base: RunConfig, candidate: str) -> ModelScore:
     """Features of the base's training and validation pictures (cached), then LogME and the probe."""
     from tlcore.features import cached_features
-    from tlcore.train import make_loader, prepare
+    from tlcore.prepare import prepare
+    from tlcore.steps import make_loader
 
     start = time.perf_counter()
     try:

@@ -18,13 +18,16 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
-from tlcore.artifacts import BEST, CONFIG, EVALUATION, HISTORY, LAST, PREDICTIONS, TRAINING_MARK, weights_epoch
-from tlcore.config import RunConfig
+from tlcore.run_files import BEST, CONFIG, EVALUATION, HISTORY, LAST, PREDICTIONS, TRAINING_MARK, weights_epoch
 from tlcore.errors import TransferLabError
 from tlcore.paths import data_home
+
+if TYPE_CHECKING:  # the store never builds a config: importing it would load torch for `runs list`
+    from tlcore.config import RunConfig
 
 __all__ = ["Run", "RunStore", "StoreError", "check_run_id", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "FINISHED"]
 

@@ -28,7 +28,8 @@ from tlcore.models import check_weights
 from tlcore.paths import data_home
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.tracking import RunTracker
-from tlcore.train import Cancelled, Event, train
+from tlcore.events import Cancelled, Event
+from tlcore.train import train
 
 __all__ = ["execute", "run_to_end", "record_results", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]
 

@@ -1,0 +1,169 @@
+"""The shape of the code, kept: no import cycle, no upward import against the README's layers, third-party
+frameworks only where they belong, store-only commands without torch, and a README layout that lists every
+module (issue 26)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+TLCORE = ROOT / "tlcore"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imported(path: Path, known: set[str]) -> set[str]:
+    """Every module of `known` the file imports, at the top or inside a function (`from a import b` names a.b when
+    b is a module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name in known}
+
+
+def graph() -> dict[str, set[str]]:
+    files = {module_name(p): p for p in TLCORE.rglob("*.py")}
+    return {name: imported(path, set(files)) - {name} for name, path in files.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), plus modules that import themselves."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def readme_layers() -> dict[str, int]:
+    """tlcore's layers as the README states them: 'N. name: module, module, ...', lowest first."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- layers -->(.*?)<!-- /layers -->", text, re.S)
+    assert block, "README.md has no <!-- layers --> block"
+    layers = {}
+    for line in block.group(1).splitlines():
+        if m := re.match(r"\s*(\d+)\. [^:]+: (.+)$", line):
+            for name in m.group(2).split(","):
+                layers[name.strip()] = int(m.group(1))
+    return layers
+
+
+def layer_of(module: str, layers: dict[str, int]) -> int:
+    """`tlcore.data.scan` is in the layer of `data`; `tlcore.parts.cancel` in that of `parts`."""
+    top = module.split(".")[1] if module.count(".") else "__init__"
+    return layers[top]
+
+
+def test_no_import_cycle() -> None:
+    assert cycles(graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:  # the test above must be able to fail
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def upward_imports(edges: dict[str, set[str]], layers: dict[str, int]) -> list[str]:
+    return [f"{a} (layer {layer_of(a, layers)}) imports {b} (layer {layer_of(b, layers)})"
+            for a, targets in sorted(edges.items()) if a != "tlcore" for b in sorted(targets)
+            if b != "tlcore" and layer_of(b, layers) > layer_of(a, layers)]
+
+
+def test_every_module_is_in_a_layer_and_imports_only_its_own_layer_or_lower() -> None:
+    layers = readme_layers()
+    edges = graph()
+    missing = sorted({m.split(".")[1] for m in edges if m.count(".")} - set(layers))
+    assert missing == [], f"modules the README's layers do not name: {missing}"
+    assert upward_imports(edges, layers) == []
+
+
+def test_an_upward_import_would_be_seen() -> None:  # the test above must be able to fail
+    layers = readme_layers()
+    edges = {**graph(), "tlcore.train": graph()["tlcore.train"] | {"tlcore.worker"}}
+    assert upward_imports(edges, layers) == ["tlcore.train (layer 4) imports tlcore.worker (layer 5)"]
+    assert layer_of("tlcore.parts.cancel", layers) == layer_of("tlcore.train", layers)
+
+
+@pytest.mark.parametrize("framework, allowed", [
+    ("streamlit", set()),  # the UI is pages/ and app.py only
+    ("plotly", {"tlcore.report"}),
+    ("ray", {"tlcore.on_ray"}),
+])
+def test_frameworks_stay_in_their_module(framework: str, allowed: set[str]) -> None:
+    users = set()
+    for path in TLCORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == framework or n.startswith(framework + ".") for n in names):
+                users.add(module_name(path))
+    assert users == allowed
+
+
+STORE_ONLY = [["runs", "list"], ["runs", "show", "20260101-000000-abcdef"], ["runs", "cancel", "20260101-000000-abcdef"],
+              ["--help"], ["runs", "--help"]]
+
+
+@pytest.mark.parametrize("argv", STORE_ONLY, ids=" ".join)
+def test_store_only_commands_import_no_torch(argv: list[str], tmp_path: Path) -> None:
+    probe = ("import sys\nfrom tlcore.cli import main\n"
+             f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+             "heavy = sorted(m for m in ('torch', 'timm', 'albumentations', 'cv2', 'pydantic') if m in sys.modules)\n"
+             "print('HEAVY', heavy)\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={"TRANSFERLAB_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    text = (ROOT / "README.md").read_text()
+    layout = text[text.index("## Layout"):]
+    layout = layout[:layout.index("```", layout.index("```") + 3)]
+    named = set(re.findall(r"([A-Za-z_0-9]+)(?:\.py|/)", layout))
+    unnamed = sorted(p.stem if p.name != "__init__.py" else p.parent.name for p in TLCORE.glob("*.py")
+                     if p.stem not in named and p.name != "__init__.py")
+    unnamed += sorted(p.name for p in TLCORE.iterdir() if p.is_dir() and (p / "__init__.py").exists()
+                      and p.name not in named)
+    assert unnamed == [], f"README Layout omits: {unnamed}"

@@ -1,0 +1,40 @@
+"""The parts of training, in the order the loop calls them at each moment (see tlcore.parts.base).
+
+A new training feature is a module here with `make(prep) -> Part | None`, and one line in `PARTS`.
+"""
+
+from __future__ import annotations
+
+from tlcore.parts import (adabn, adaptation, cancel, checkpoints, early_stopping, epoch_report, fast_path,
+                          freeze_stages, overfitting, progress, torch_compile, torchrun)
+from tlcore.parts.base import Fit, Part, Progress, StepPath
+from tlcore.prepare import Prepared
+
+__all__ = ["PARTS", "parts_for", "Fit", "Part", "Progress", "StepPath"]
+
+PARTS = (
+    checkpoints.make,     # resume first: the parts after it see where the run starts
+    adabn.make,           # the source's BatchNorm statistics, before features are computed with them
+    fast_path.make,       # cached features, and the head on them as the step path
+    torch_compile.make,   # wraps the step (after the path is known)
+    torchrun.make,        # wraps the step outermost: each rank's share
+    cancel.make,          # before each epoch and step, first
+    freeze_stages.make,   # what trains this epoch
+    adaptation.make,      # the objective's target batches and progress
+    progress.make,
+    epoch_report.make,    # after the checkpoint is on disk
+    overfitting.make,
+    early_stopping.make,
+)
+
+
+def parts_for(prep: Prepared) -> list[Part]:
+    """The parts this run uses, in calling order.
+
+    Args:
+        prep: the prepared run.
+
+    Returns:
+        One `Part` per feature that applies to the run.
+    """
+    return [part for make in PARTS if (part := make(prep)) is not None]

@@ -1,0 +1,36 @@
+"""The adaptation objective's inputs: each epoch's unlabeled target batches (in an order fixed by the epoch's
+seed, so a resumed run repeats them) and the run's progress, which schedules DANN's reversal weight."""
+
+from __future__ import annotations
+
+from tlcore.parts.base import Fit, Part
+from tlcore.prepare import Prepared
+from tlcore.steps import epoch_seed_of
+
+__all__ = ["Adaptation", "make"]
+
+
+class Adaptation(Part):
+    """Feeds the objective its target batches and its place in the run."""
+
+    def __init__(self) -> None:
+        self.steps = 1
+
+    def before_epoch(self, fit: Fit, epoch: int) -> None:
+        fit.loop.objective.targets = fit.path.target_batches(epoch_seed_of(fit.config, epoch))
+        self.steps = max(1, len(fit.loop.train_loader))
+
+    def before_step(self, fit: Fit, epoch: int, step: int) -> None:
+        fit.loop.objective.progress = (epoch * self.steps + step) / max(1, fit.config.epochs * self.steps)
+
+
+def make(prep: Prepared) -> Part:
+    """Every run has an objective (plain cross-entropy without adaptation, which ignores both).
+
+    Args:
+        prep: the prepared run.
+
+    Returns:
+        The part.
+    """
+    return Adaptation()

@@ -1,0 +1,189 @@
+"""The protocol between the training loop and its parts: the named moments, and what a part may see there.
+
+The loop (tlcore.train) walks epochs and steps; everything else a run does (resume and checkpoints, the
+feature-cache fast path, torch.compile, torchrun, AdaBN, the adaptation objective, cancelling, progress,
+early stopping) is a `Part` whose methods the loop calls at these moments, in the order of `tlcore.parts.PARTS`:
+
+    before_fit(fit)                      once, after the loop is built
+    step_path(fit) -> StepPath | None    what the steps run on; the first part that answers wins
+    wrap_step(fit, step) -> step         wrap the optimizer step (compile's fallback, torchrun's shares)
+    before_epoch(fit, epoch)             cancel, freeze stage, the epoch's target batches
+    before_step(fit, epoch, step)        cancel, the adaptation schedule's progress
+    after_step(fit, epoch, step)         progress events
+    epoch_totals(fit, totals) -> totals  the epoch's loss, correct and seen counts (torchrun sums ranks')
+    after_epoch(fit, epoch, metrics)     checkpoints, the epoch event, warnings, early stopping
+    after_fit(fit)                       once, after the last epoch
+
+A part keeps its own state; it never replaces the `Loop`'s objects. A new feature is a new module with a
+`make(prep) -> Part | None` and one line in `PARTS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tlcore.config import RunConfig
+from tlcore.events import Sink
+from tlcore.prepare import Prepared
+from tlcore.runtime import Runtime
+from tlcore.steps import Loop, train_step
+
+__all__ = ["Part", "Fit", "StepPath", "Progress", "Step"]
+
+Step = Callable[..., "tuple[torch.Tensor, torch.Tensor] | None"]  # (x, y, share=None) -> (loss, logits) or None
+
+
+@dataclass
+class StepPath:
+    """What the optimizer steps run on: a model, its runtime, the epoch's batches and the validation pass.
+
+    Attributes:
+        name: "pictures" (the whole model on loaded pictures) or "features" (the head on cached features).
+        model: the module each step calls.
+        runtime: its device and precision.
+        batches: (epoch, order) -> the epoch's (x, y) training batches.
+        validate: () -> (validation loss, validation accuracy).
+        target_batches: epoch seed -> endless unlabeled target batches, or None without a target.
+    """
+
+    name: str
+    model: nn.Module
+    runtime: Runtime
+    batches: Callable[[int, list[int]], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+    validate: Callable[[], tuple[float, float]]
+    target_batches: Callable[[int], Iterator[torch.Tensor] | None]
+
+
+@dataclass
+class Progress:
+    """What the loop has done so far: the part of a checkpoint that is not weights.
+
+    Attributes:
+        history: one metrics dict per finished epoch; best, best_epoch: the best value of the early-stopping
+        metric and its epoch (-1: none yet); stale: epochs since it improved; start_epoch: the first epoch to run.
+    """
+
+    history: list[dict] = field(default_factory=list)
+    best: float | None = None
+    best_epoch: int = -1
+    stale: int = 0
+    start_epoch: int = 0
+
+    def record(self, metrics: dict, rule) -> bool:
+        """Add an epoch's metrics.
+
+        Args:
+            metrics: the epoch's metrics (holding the rule's metric and "epoch").
+            rule: the early-stopping rule, which says what improves.
+
+        Returns:
+            True when this epoch is the new best.
+        """
+        self.history.append(metrics)
+        value = metrics[rule.metric]
+        if rule.improves(value, self.best):
+            self.best, self.best_epoch, self.stale = value, metrics["epoch"], 0
+            return True
+        self.stale += 1
+        return False
+
+    def state(self) -> dict:
+        """The JSON-serialisable part of the resume unit."""
+        return {"history": self.history, "best": self.best, "best_epoch": self.best_epoch, "stale": self.stale}
+
+
+@dataclass
+class Fit:
+    """One run as the parts see it: the built loop, where it writes, who listens, and how far it has come.
+
+    Attributes:
+        loop: the run's objects (never swapped by a part).
+        run_dir: the run's folder.
+        sink: receives every event.
+        should_stop: True cancels the run.
+        resume: continue after the last complete epoch.
+        writer: this process writes files (rank 0 under torchrun, else always).
+        progress: history, best epoch, and the epoch to start from (the checkpoints part restores it).
+        path: what the steps run on, chosen after `before_fit`.
+        trainable: the parameters that train in the current epoch.
+        improved: the last epoch was the new best.
+        stopped_early: early stopping ended the run.
+    """
+
+    loop: Loop
+    run_dir: Path
+    sink: Sink
+    should_stop: Callable[[], bool]
+    resume: bool = False
+    writer: bool = True
+    progress: Progress = field(default_factory=Progress)
+    path: StepPath | None = None
+    trainable: list[nn.Parameter] = field(default_factory=list)
+    improved: bool = False
+    stopped_early: bool = False
+
+    @property
+    def prep(self) -> Prepared:
+        """The prepared run."""
+        return self.loop.prep
+
+    @property
+    def config(self) -> RunConfig:
+        """The run's config (batch size resolved)."""
+        return self.loop.prep.config
+
+    def step_on(self, model: nn.Module) -> Step:
+        """The optimizer step on `model` (the path's model, or a compiled twin of it).
+
+        Args:
+            model: the module each step calls.
+
+        Returns:
+            step(x, y, share=None) -> (loss, logits), training the parameters of the current epoch.
+        """
+        loop = self.loop
+
+        def step(x: torch.Tensor, y: torch.Tensor, share: float | None = None):
+            return train_step(model, x, y, loop.optimizer, loop.scheduler, loop.objective, self.path.runtime,
+                              self.trainable, self.config.optimizer.grad_clip, share)
+        return step
+
+
+class Part:
+    """A feature of training, called by the loop at named moments (see the module's docstring). Every moment
+    does nothing by default, so a part defines only the moments it needs."""
+
+    def before_fit(self, fit: Fit) -> None:
+        """Once, after the loop is built and before the first epoch."""
+
+    def step_path(self, fit: Fit) -> StepPath | None:
+        """What the steps run on, or None to leave it to a later part (the last one is the pictures path)."""
+        return None
+
+    def wrap_step(self, fit: Fit, step: Step) -> Step:
+        """The optimizer step, wrapped or as it is."""
+        return step
+
+    def before_epoch(self, fit: Fit, epoch: int) -> None:
+        """Before an epoch's first step."""
+
+    def before_step(self, fit: Fit, epoch: int, step: int) -> None:
+        """Before each optimizer step."""
+
+    def after_step(self, fit: Fit, epoch: int, step: int) -> None:
+        """After each optimizer step."""
+
+    def epoch_totals(self, fit: Fit, totals: tuple[float, float, float]) -> tuple[float, float, float]:
+        """The epoch's (loss sum, correct, seen) counts, as this part makes them."""
+        return totals
+
+    def after_epoch(self, fit: Fit, epoch: int, metrics: dict) -> None:
+        """After an epoch is validated and recorded in `fit.progress`."""
+
+    def after_fit(self, fit: Fit) -> None:
+        """Once, after the last epoch (or early stopping)."""

@@ -1,0 +1,70 @@
+"""Resume and checkpoints: the last complete epoch restored on resume; best and last weights and the resume
+unit written after each epoch (rank 0 only), each file whole or not at all; the history at the end."""
+
+from __future__ import annotations
+
+import json
+
+from tlcore.artifacts import BEST, HISTORY, LAST, CheckpointError, weights_epoch
+from tlcore.checkpoint import read_state, save_state, save_weights
+from tlcore.events import Event
+from tlcore.files import atomic_write
+from tlcore.parts.base import Fit, Part, Progress
+from tlcore.prepare import Prepared
+
+__all__ = ["Checkpoints", "make"]
+
+
+class Checkpoints(Part):
+    """Restores a resumed run, and keeps every finished epoch on disk."""
+
+    def before_fit(self, fit: Fit) -> None:
+        if fit.resume:
+            fit.progress = _restore(fit)
+
+    def after_epoch(self, fit: Fit, epoch: int, metrics: dict) -> None:
+        if not fit.writer:
+            return
+        loop, model = fit.loop, fit.prep.model
+        if fit.improved:
+            save_weights(model, fit.run_dir / BEST, epoch)
+        save_weights(model, fit.run_dir / LAST, epoch)
+        save_state(fit.run_dir, model, loop.optimizer, loop.scheduler, epoch,
+                   {**fit.progress.state(), "adapt": loop.objective.state_dict()})
+
+    def after_fit(self, fit: Fit) -> None:
+        if fit.writer:
+            history = json.dumps(fit.progress.history, indent=1)
+            atomic_write(fit.run_dir / HISTORY, lambda tmp: tmp.write_text(history))
+
+
+def _restore(fit: Fit) -> Progress:
+    """The last complete epoch, or a fresh start (epoch 1) when the checkpoint cannot be trusted."""
+    loop, run_dir, sink = fit.loop, fit.run_dir, fit.sink
+    try:
+        state = read_state(run_dir, loop.prep.model, loop.optimizer, loop.scheduler)
+    except CheckpointError as exc:
+        if (run_dir / LAST).exists() or (run_dir / BEST).exists():
+            sink(Event("warning", f"cannot resume: {exc.problem}; training starts again from epoch 1, with the "
+                                  "same seed, so the result is the same as an uninterrupted run"))
+        return Progress()
+    loop.objective.load_state_dict(state.get("adapt", {}))
+    progress = Progress(state["history"], state["best"], state["best_epoch"], state["stale"], state["epoch"] + 1)
+    if progress.best_epoch >= 0 and weights_epoch(run_dir / BEST) not in (progress.best_epoch, progress.start_epoch):
+        progress.best, progress.best_epoch = None, -1  # the next epoch writes a best checkpoint that exists
+        sink(Event("warning", f"{BEST} is missing or damaged: the best checkpoint is chosen again from here on"))
+    sink(Event("log", f"resumed after epoch {progress.start_epoch} of {loop.prep.config.epochs}",
+               {"epoch": progress.start_epoch}))
+    return progress
+
+
+def make(prep: Prepared) -> Part:
+    """Every run checkpoints.
+
+    Args:
+        prep: the prepared run.
+
+    Returns:
+        The part.
+    """
+    return Checkpoints()

@@ -1,0 +1,125 @@
+"""The feature-cache fast path: head-only runs train on cached backbone features, with the same batches and
+result as on pictures and far less work per epoch (the features are computed once and kept on disk)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Callable
+
+import torch
+
+from tlcore.collectives import rank_world
+from tlcore.events import Event, Sink
+from tlcore.features import FeatureSet, HeadOnFeatures, cached_feature_set, fast_path_fits, uses_fast_path
+from tlcore.parts.base import Fit, Part, StepPath
+from tlcore.prepare import Prepared
+from tlcore.steps import evaluate_loss, make_loader
+
+__all__ = ["FastPath", "fast_path_applies", "make", "EXTRACT_BATCH_CUDA"]
+
+EXTRACT_BATCH_CUDA = 256  # feature extraction on a GPU: no gradients, so far larger batches than training
+PROGRESS_EVERY_S = 2.0
+
+
+def fast_path_applies(prep: Prepared) -> bool:
+    """The run trains on cached features: asked for, only the head trains, and the head on features computes
+    what the whole model does.
+
+    Args:
+        prep: the prepared run.
+
+    Returns:
+        True when the fast path applies.
+    """
+    config = prep.config
+    return (config.feature_cache and rank_world()[1] == 1  # with torchrun every rank trains the model itself
+            and uses_fast_path(prep.plan, len(prep.built.groups), config.epochs)
+            and fast_path_fits(prep.model, prep.built.preprocessing.input_size))
+
+
+class FastPath(Part):
+    """Extracts (or reads) the features before the first epoch, then offers the head on them as the step path."""
+
+    def __init__(self) -> None:
+        self.features: FeatureSet | None = None
+
+    def before_fit(self, fit: Fit) -> None:
+        prep, config, loop = fit.prep, fit.config, fit.loop
+        train_loader, val_loader, augment = loop.train_loader, loop.val_loader, config.augment.to_dict()
+        if prep.runtime.device.type == "cuda":  # no gradients: large batches; bf16 and channels_last from the runtime
+            train_loader = make_loader(prep, "train", training=True, generator=torch.Generator(),
+                                       batch_size=EXTRACT_BATCH_CUDA)
+            val_loader = make_loader(prep, "val", training=False, batch_size=EXTRACT_BATCH_CUDA)
+            augment = {**augment, "extract_batch": EXTRACT_BATCH_CUDA}
+        if prep.inputs.steps is not None:  # the device's augmentation draws other views than albumentations
+            augment = {**augment, "on": "device"}
+        self.features = cached_feature_set(
+            prep.model, prep.built, prep.manifest, train_loader, val_loader, prep.runtime, seed=config.seed,
+            views=config.feature_views, augment=augment, on_note=lambda text: fit.sink(Event("warning", text)),
+            target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None,
+            on_progress=_feature_progress(fit.sink))
+        fit.sink(Event("log", f"feature extraction fast path: backbone features of {len(self.features.val)} val "
+                              f"pictures and {config.feature_views} augmented view(s) of "
+                              f"{len(self.features.train_labels)} training pictures "
+                              f"{_cache_words(self.features, config.feature_views)}; the head trains on them"))
+
+    def step_path(self, fit: Fit) -> StepPath:
+        features, batch_size = self.features, fit.config.batch_size
+        head = HeadOnFeatures(fit.prep.model)
+        runtime = replace(fit.prep.runtime, channels_last=False)
+
+        def batches(epoch: int, order: list[int]):
+            head.train()
+            return features.epoch_batches(epoch, order, batch_size)
+
+        def validate() -> tuple[float, float]:
+            return evaluate_loss(head, [(features.val, features.val_labels)], runtime, fit.loop.eval_criterion)
+
+        def target_batches(epoch_seed: int):
+            if fit.loop.target_loader is None:
+                return None
+            return _cycle_features(features.target, epoch_seed, batch_size)
+
+        return StepPath("features", head, runtime, batches, validate, target_batches)
+
+
+def _cycle_features(target: torch.Tensor, epoch_seed: int, batch_size: int):
+    generator = torch.Generator().manual_seed(epoch_seed)
+    while True:
+        yield from target[torch.randperm(len(target), generator=generator)].split(batch_size)
+
+
+def _feature_progress(sink: Sink) -> Callable[[int, int], None]:
+    """Progress of the feature extraction ("extracting features 120/350"), at most every PROGRESS_EVERY_S and at
+    its end: on a CPU it is most of a short run's first minute."""
+    last = [-PROGRESS_EVERY_S]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S or done == total:
+            last[0] = now
+            sink(Event("progress", f"extracting features {done}/{total}",
+                       {"phase": "features", "done": done, "total": total}))
+    return report
+
+
+def _cache_words(features: FeatureSet, views: int) -> str:
+    if features.from_cache:
+        return "read from the cache"
+    if features.views_from_cache:  # e.g. the next seed of a comparison: it shares all but one view
+        return (f"({features.views_from_cache} of {views} training view(s) read from the cache, shared with an "
+                "earlier run or seed; the rest computed once and cached)")
+    return "computed once and cached"
+
+
+def make(prep: Prepared) -> Part | None:
+    """The part, for runs the fast path applies to.
+
+    Args:
+        prep: the prepared run.
+
+    Returns:
+        The part, or None.
+    """
+    return FastPath() if fast_path_applies(prep) else None

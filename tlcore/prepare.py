@@ -1,0 +1,141 @@
+"""A run made ready: its split, model, freeze plan, runtime and adaptation target, checked before any step.
+
+Batch size "auto" is settled here too: it decides the config the loop is built from, so it comes before the loop.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tlcore.adapt import NEEDS_TARGET, TargetSet, check_method_fits, scan_target
+from tlcore.batch_size import BASE_BATCH, auto_batch_words, batch_limit, cuda_trial, keeping_buffers, largest_batch, scaled_lr
+from tlcore.collectives import is_writer
+from tlcore.config import RunConfig, resolve_freeze_plan
+from tlcore.data import SplitManifest, load_manifest
+from tlcore.errors import TransferLabError
+from tlcore.events import Event, Sink, ignore
+from tlcore.files import atomic_write
+from tlcore.freeze import FreezePlan, apply_plan
+from tlcore.input_path import InputPath
+from tlcore.models import BuiltModel, build_model
+from tlcore.runtime import Runtime, select_runtime
+
+__all__ = ["Prepared", "prepare", "AUTO_BATCH"]
+
+AUTO_BATCH = "auto_batch.json"  # the batch size "auto" found, so a resumed run keeps it
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs before its first step, built and checked by `prepare`.
+
+    Attributes:
+        config: the run's config, with batch size "auto" resolved to a number.
+        manifest: the split the run trains on.
+        built: the model, its layer groups and preprocessing.
+        plan: the freeze plan resolved against those groups.
+        runtime: device, precision and loader settings.
+        target: unlabeled pictures of the domain to adapt to (adaptation methods that need them).
+        inputs: how pictures reach the model (tlcore.input_path).
+    """
+
+    config: RunConfig
+    manifest: SplitManifest
+    built: BuiltModel
+    plan: FreezePlan
+    runtime: Runtime
+    target: TargetSet | None = None
+    inputs: InputPath = field(default_factory=InputPath)
+
+    @property
+    def model(self) -> nn.Module:
+        """The model being trained."""
+        return self.built.model
+
+    @property
+    def head_only(self) -> bool:
+        """Only the new head trains, in every epoch of the plan."""
+        n = len(self.built.groups)
+        return all(self.plan.trainable_from(e, n) == n - 1 for e in range(self.config.epochs))
+
+
+def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore) -> Prepared:
+    """Everything a run needs, built and checked before the first step (so errors come early and clearly).
+
+    Args:
+        config: the run.
+        run_dir: the run's folder, where batch size "auto" keeps what it found (None: not kept).
+        sink: receives the warnings and log lines of preparing.
+
+    Returns:
+        The `Prepared` run; `"batch_size": "auto"` is resolved here (read back from `run_dir` when the run found
+        it before), so `prep.config` always holds a number.
+
+    Raises:
+        TransferLabError: the data, the split, the model, its weights or the freeze plan cannot be used.
+    """
+    runtime = select_runtime(config.device, config.precision, config.num_workers)
+    manifest = load_manifest(config.data)
+    for split in ("train", "val"):
+        if not manifest.files(split):
+            raise TransferLabError(f"the split has no {split} images", "use larger val/test shares or more images")
+    torch.manual_seed(config.seed)
+    built = build_model(config.model, len(manifest.classes), input_size=config.input_size, seed=config.seed)
+    plan = resolve_freeze_plan(config.freeze, len(built.groups))
+    prep = Prepared(config, manifest, built, plan, runtime)
+    check_method_fits(config.adapt, built.model, prep.head_only, built.arch)
+    if config.adapt.method in NEEDS_TARGET:
+        prep.target = scan_target(config.adapt.target, config.adapt.max_target)
+        _warn_if_the_target_is_the_data(prep, sink)
+    if config.batch_size == "auto":
+        prep.config = _auto_batch(prep, run_dir, sink)
+    return prep
+
+
+def _warn_if_the_target_is_the_data(prep: Prepared, sink: Sink) -> None:
+    """Target pictures that are the labelled data set's own (by content): the adaptation then sees the validation
+    and test pictures it is judged on, and says nothing about another domain. A warning, not a refusal."""
+    target = set(prep.target.sha256)
+    shared = {split: sum(h in target for h in prep.manifest.hashes(split)) for split in ("train", "val", "test")}
+    if any(shared.values()):
+        sink(Event("warning", f"{sum(shared.values())} of the {len(target)} target pictures are pictures of the "
+                              f"labelled data set ({shared['val']} validation, {shared['test']} test): adaptation "
+                              "then learns from the pictures it is tested on. Give a folder of the other domain's "
+                              "pictures as the target"))
+
+
+def _auto_batch(prep: Prepared, run_dir: Path | None, sink: Sink) -> RunConfig:
+    """The config with batch size "auto" made a number (and the learning rate scaled to it)."""
+    config, runtime = prep.config, prep.runtime
+    found = run_dir / AUTO_BATCH if run_dir else None
+    if found and found.exists():
+        chosen = json.loads(found.read_text())
+        sink(Event("log", f"batch size auto: {chosen['batch_size']}, as found when this run started"))
+        return replace(config, batch_size=chosen["batch_size"], optimizer=replace(config.optimizer, lr=chosen["lr"]))
+    if runtime.device.type != "cuda":
+        batch, lr = BASE_BATCH, config.optimizer.lr
+        sink(Event("log", f"batch size auto: {batch} (the search measures GPU memory; on the "
+                          f"{runtime.device.type.upper()} the default batch is used)"))
+    else:
+        model = prep.model.to(runtime.device)
+        if runtime.channels_last:
+            model.to(memory_format=torch.channels_last)
+        n = len(prep.built.groups)
+        widest = min(range(config.epochs), key=lambda e: prep.plan.trainable_from(e, n))  # most of the model trains
+        apply_plan(model, prep.built.groups, prep.plan, widest)
+        tried: list[tuple[int, int | None]] = []
+        capacity = torch.cuda.get_device_properties(runtime.device).total_memory
+        trial = cuda_trial(model, prep.built.preprocessing.input_size, len(prep.manifest.classes), runtime)
+        with keeping_buffers(model):
+            batch = largest_batch(trial, capacity, limit=batch_limit(len(prep.manifest.files("train"))),
+                                  on_try=lambda b, peak: tried.append((b, peak)))
+        lr = scaled_lr(config.optimizer.lr, config.optimizer.name, batch)
+        sink(Event("log", auto_batch_words(batch, config.optimizer.lr, lr, config.optimizer.name, tried, capacity)))
+    if found and is_writer():
+        atomic_write(found, lambda tmp: tmp.write_text(json.dumps({"batch_size": batch, "lr": lr})))
+    return replace(config, batch_size=batch, optimizer=replace(config.optimizer, lr=lr))

@@ -1,0 +1,80 @@
+"""The names of the files in a run folder and an export folder, and the reads that need no model: the epoch
+stamped in a weights file, a stored evaluation. Light on purpose (no torch, no timm): the run store and the
+store-only commands (`runs list`, `runs show`) use it and start in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
+
+__all__ = ["ADAPTED", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS",
+           "TRAINING_MARK", "EXPORT_MARK", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_REQUIRED", "weights_epoch",
+           "read_evaluation", "read_folder_evaluations"]
+
+# -- a run folder ---------------------------------------------------------------------------------
+CONFIG, SPLIT, HISTORY = "config.json", "split.json", "history.json"
+BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"  # STATE: the resume unit
+EVALUATION, PREDICTIONS = "evaluation.json", "predictions.csv"
+ADAPTED = "adapted.safetensors"  # AdaBN runs: the best weights with the target's BatchNorm statistics
+EVALUATIONS = "evaluations"  # one sub-folder per other labelled folder the run was evaluated on
+TRAINING_MARK = ".training"  # present while a process trains the run: its pid, so a rebuilt store knows
+
+# -- an export folder -----------------------------------------------------------------------------
+EXPORT_MARK = "transferlab-export-v1"
+EXPORT_WEIGHTS, EXPORT_CARD = "model.safetensors", "MODEL_CARD.md"
+EXPORT_REQUIRED = (EXPORT_WEIGHTS, EXPORT_CARD)  # listed and checksummed in every export; other formats when written
+
+
+
+def weights_epoch(path: str | Path) -> int | None:
+    """The epoch stamped in a weights file.
+
+    Args:
+        path: a safetensors weights file.
+
+    Returns:
+        The epoch (0-based), or None when the file is absent, unreadable or unstamped.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            epoch = (fh.metadata() or {}).get("epoch")
+    except (OSError, SafetensorError, ValueError):
+        return None
+    return int(epoch) if epoch is not None and epoch.isdigit() else None
+
+
+
+def read_evaluation(run_dir: str | Path) -> dict | None:
+    """The run's stored test evaluation as plain data.
+
+    Args:
+        run_dir: a run folder (or one of its evaluations/ sub-folders).
+
+    Returns:
+        The evaluation dict, or None when there is none (or it cannot be read).
+    """
+    try:
+        data = json.loads((Path(run_dir) / EVALUATION).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_folder_evaluations(run_dir: str | Path) -> dict[str, dict]:
+    """The run's evaluations on other labelled folders.
+
+    Args:
+        run_dir: a run folder.
+
+    Returns:
+        Evaluations by folder name, newest first; unreadable ones left out.
+    """
+    found = []
+    for folder in (Path(run_dir) / EVALUATIONS).glob("*/"):
+        data = read_evaluation(folder)
+        if data is not None:
+            found.append(((folder / EVALUATION).stat().st_mtime, folder.name, data))
+    return {name: data for _, name, data in sorted(found, reverse=True)}
