@@ -273,3 +273,20 @@ def test_a_target_that_is_the_data_set_itself_is_warned_about(colours: Path, tar
     train(tiny_config(colours, epochs=1, freeze={"strategy": "full"}, adapt={"method": "adabn", "target": str(target)}),
           tmp_path / "other", sink=other.append)
     assert not [e for e in other if e.kind == "warning" and "labelled data set" in e.message]
+
+
+@pytest.mark.parametrize("method", ["dann", "entropy"])
+def test_dann_and_entropy_change_what_trains(colours: Path, target: Path, tmp_path: Path, method: str) -> None:
+    """Against a no-adaptation twin (same split, seed and batches), the method's term changes the trained weights;
+    the twin run twice does not (so the difference is the method, not noise). A method that fell back to plain
+    cross-entropy, or whose gradient never reached the model, fails here."""
+    def weights(name: str, adapt: dict) -> dict[str, torch.Tensor]:
+        train(tiny_config(colours, epochs=1, adapt=adapt), tmp_path / name)
+        return _weights(tmp_path / name / LAST)
+
+    plain, again = weights("plain", {"method": "none"}), weights("again", {"method": "none"})
+    adapted = weights(method, {"method": method, "target": str(target)})
+    assert all(torch.equal(plain[k], again[k]) for k in plain)
+    changed = [k for k in plain if not torch.equal(plain[k], adapted[k])]
+    backbone = [k for k in changed if not k.startswith("classifier")]
+    assert backbone, f"{method} changed no backbone weight"

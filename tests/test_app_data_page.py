@@ -64,6 +64,11 @@ def test_broken_files_are_listed_with_the_reason(tmp_path: Path) -> None:
 
 
 def test_readme_app_command_serves_the_app(tl_home: Path) -> None:
-    """`streamlit run app.py` (the README's last step) starts and answers on its port."""
-    with streamlit_server(tl_home) as url, urllib.request.urlopen(f"{url}/", timeout=5) as response:
-        assert b"<noscript>" in response.read()
+    """`streamlit run app.py` (the README's last step) starts and says it is healthy; app.py itself runs its
+    navigation to the first page without an exception (a broken app.py fails here)."""
+    with streamlit_server(tl_home) as url:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
+            assert response.read() == b"ok"
+
+        app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+        assert not app.exception

@@ -1,0 +1,120 @@
+"""The loop and its parts (issue 26): the loop calls every part at its named moments in order, a new feature
+is a part (here a recording one and a step counter) without touching the loop, and each run gets the parts
+its config asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tlcore.collectives import is_writer
+from tlcore.parts import Fit, Part, parts_for
+from tlcore.parts.adabn import AdaBN
+from tlcore.parts.early_stopping import EarlyStopping
+from tlcore.parts.fast_path import FastPath
+from tlcore.parts.torch_compile import Compile
+from tlcore.prepare import prepare
+from tlcore.steps import build_loop
+from tlcore.train import fit
+from train_fixtures import make_colour_classes, tiny_config
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_colour_classes(tmp_path_factory.mktemp("data") / "colours", per_class=8)
+
+
+class Recorder(Part):
+    """A part that writes down each moment it is called at, and counts the steps it wraps."""
+
+    def __init__(self) -> None:
+        self.moments: list[str] = []
+        self.steps = 0
+
+    def before_fit(self, fit: Fit) -> None:
+        self.moments.append("before_fit")
+
+    def step_path(self, fit: Fit):
+        self.moments.append("step_path")
+        return None
+
+    def wrap_step(self, fit: Fit, step):
+        self.moments.append("wrap_step")
+
+        def counted(x, y, share=None):
+            self.steps += 1
+            return step(x, y, share)
+        return counted
+
+    def before_epoch(self, fit: Fit, epoch: int) -> None:
+        self.moments.append(f"before_epoch {epoch}")
+
+    def before_step(self, fit: Fit, epoch: int, step: int) -> None:
+        self.moments.append(f"before_step {epoch}.{step}")
+
+    def after_step(self, fit: Fit, epoch: int, step: int) -> None:
+        self.moments.append(f"after_step {epoch}.{step}")
+
+    def epoch_totals(self, fit: Fit, totals):
+        self.moments.append("epoch_totals")
+        return totals
+
+    def after_epoch(self, fit: Fit, epoch: int, metrics: dict) -> None:
+        self.moments.append(f"after_epoch {epoch} {sorted(metrics)[:2]}")
+
+    def after_fit(self, fit: Fit) -> None:
+        self.moments.append("after_fit")
+
+
+def test_the_loop_calls_a_new_part_at_each_moment_in_order(colours: Path, tmp_path: Path) -> None:
+    prep = prepare(tiny_config(colours, epochs=2, batch_size=4))
+    loop = build_loop(prep)
+    recorder = Recorder()
+    events = []
+    result = fit(Fit(loop, tmp_path, events.append, lambda: False, writer=is_writer()), parts_for(prep) + [recorder])
+    steps = len(loop.train_loader)
+    expected = ["before_fit", "step_path", "wrap_step"]
+    for epoch in range(2):
+        expected.append(f"before_epoch {epoch}")
+        for step in range(steps):
+            expected += [f"before_step {epoch}.{step}", f"after_step {epoch}.{step}"]
+        expected += ["epoch_totals", f"after_epoch {epoch} ['epoch', 'epoch_seconds']"]
+    expected.append("after_fit")
+    assert recorder.moments == expected
+    assert recorder.steps == 2 * steps  # the loop stepped through the wrapped step, every time
+    assert result.epochs_done == 2 and [e.kind for e in events].count("epoch") == 2
+    assert (tmp_path / "best.safetensors").is_file()  # the checkpoints part ran beside it
+
+
+def test_a_part_that_answers_step_path_first_decides_what_the_steps_run_on(colours: Path, tmp_path: Path) -> None:
+    config = tiny_config(colours, epochs=1, freeze={"strategy": "feature_extraction"}, feature_cache=True)
+    prep = prepare(config)
+    parts = parts_for(prep)
+    run = Fit(build_loop(prep), tmp_path, lambda e: None, lambda: False)
+    fit(run, parts)
+    assert run.path.name == "features" and type(run.path.model).__name__ == "HeadOnFeatures"
+    plain = prepare(tiny_config(colours, epochs=1))
+    (tmp_path / "plain").mkdir()
+    run = Fit(build_loop(plain), tmp_path / "plain", lambda e: None, lambda: False)
+    fit(run, parts_for(plain))
+    assert run.path.name == "pictures" and run.path.model is plain.model
+
+
+@pytest.mark.parametrize("overrides, wanted, unwanted", [
+    ({}, set(), {FastPath, Compile, AdaBN, EarlyStopping}),
+    ({"freeze": {"strategy": "feature_extraction"}, "feature_cache": True}, {FastPath}, {Compile}),
+    ({"freeze": {"strategy": "feature_extraction"}, "feature_cache": False}, set(), {FastPath}),
+    ({"compile": True}, {Compile}, {FastPath}),
+    ({"early_stopping": {"metric": "val_loss", "patience": 2}}, {EarlyStopping}, set()),
+])
+def test_each_run_gets_the_parts_its_config_asks_for(colours: Path, overrides: dict, wanted: set,
+                                                     unwanted: set) -> None:
+    kinds = {type(part) for part in parts_for(prepare(tiny_config(colours, **overrides)))}
+    assert wanted <= kinds and not (unwanted & kinds)
+
+
+def test_adabn_runs_get_the_adabn_part(colours: Path, tmp_path: Path) -> None:
+    target = make_colour_classes(tmp_path / "target", per_class=4)
+    config = tiny_config(colours, adapt={"method": "adabn", "target": str(target)})
+    assert AdaBN in {type(p) for p in parts_for(prepare(config))}
