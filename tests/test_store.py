@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from tlcore.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunStore
+from tlcore.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunStore, StoreError
+from tlcore.store.database import Database
+from tlcore.store.rebuild import fill_from_run_folders
 from tlcore.worker import run_worker, submit
 from train_fixtures import make_colour_classes, tiny_config
 
@@ -96,8 +98,8 @@ def test_a_lost_store_finds_every_run_again_and_an_unfinished_one_can_resume(two
     assert store.get(stopped).status == SUCCEEDED
 
 
-class _DeletedWhileOpen(RunStore):
-    """A store whose files are deleted just after the next connection opens: the race CI met once, made certain."""
+class _DeletedWhileOpen(Database):
+    """A store file deleted just after the next connection opens: the race CI met once, made certain."""
 
     delete_next = False
 
@@ -110,15 +112,21 @@ class _DeletedWhileOpen(RunStore):
         return db
 
 
+def _deleted_while_open_store() -> RunStore:
+    store = RunStore()
+    store.database = _DeletedWhileOpen(store.path, fill_from_run_folders)
+    return store
+
+
 @pytest.mark.parametrize("operation", ["finish", "add_event", "heartbeat"])
 def test_a_store_deleted_between_opening_and_writing_loses_no_write(colours: Path, tl_home: Path,
                                                                     operation: str) -> None:
-    store = _DeletedWhileOpen()
+    store = _deleted_while_open_store()
     run = store.create(tiny_config(colours, epochs=1))
     store.claim(run.id, os.getpid())
     Path(run.run_dir).mkdir(parents=True)  # as the worker does when training starts: what a rebuild reads
     (Path(run.run_dir) / "config.json").write_text(json.dumps(run.config))
-    store.delete_next = True
+    store.database.delete_next = True
     if operation == "finish":
         store.finish(run.id, SUCCEEDED)
     elif operation == "add_event":
@@ -218,3 +226,34 @@ def test_a_foreground_train_waits_its_turn_instead_of_running_beside_the_worker(
     one_line_error(tl("train", str(config), home=tl_home), "another run is training", "--background")
     assert len(store.list(status=RUNNING)) == 1 and len(store.list()) == 1
     store.request_cancel(running.id)
+
+
+def test_a_store_outside_the_data_folder_finds_its_runs_after_a_rebuild(colours: Path, tl_home: Path,
+                                                                         tmp_path: Path) -> None:
+    """A run's folder sits beside the store that made it, where the rebuild looks (it was put under the data
+    folder, so a store elsewhere lost its runs when rebuilt)."""
+    store = RunStore(tmp_path / "elsewhere" / "runs.sqlite")
+    run = store.create(tiny_config(colours, epochs=1))
+    assert Path(run.run_dir).parent == tmp_path / "elsewhere" / "runs"
+    Path(run.run_dir).mkdir(parents=True)
+    (Path(run.run_dir) / "config.json").write_text(json.dumps(run.config))
+    for path in (tmp_path / "elsewhere").glob("runs.sqlite*"):
+        path.unlink()
+    again = RunStore(tmp_path / "elsewhere" / "runs.sqlite")
+    assert [r.id for r in again.list()] == [run.id]
+    assert abs(again.get(run.id).created - run.created) < 2  # read from the id, not the folder's time
+
+
+def test_starting_a_worker_is_never_done_twice_when_the_store_is_rebuilt_under_it(tl_home: Path) -> None:
+    """start_worker_once starts a process: after a rebuild it is not retried (a retry would start a second
+    worker); it says so in one line instead. Operations that only touch the database are retried."""
+    store = _deleted_while_open_store()
+    spawned = []
+    store.database.delete_next = True
+    with pytest.raises(StoreError) as caught:
+        store.start_worker_once(lambda: spawned.append(os.getpid()) or os.getpid())
+    assert caught.value.rebuilt and len(spawned) == 1
+    store.database.delete_next = True
+    assert store.list() == []  # a read: retried on the rebuilt store, no error
+    retried = [name for name in dir(RunStore) if getattr(getattr(RunStore, name), "retried_after_a_rebuild", False)]
+    assert "start_worker_once" not in retried and {"get", "list", "finish", "heartbeat", "claim_next"} <= set(retried)
