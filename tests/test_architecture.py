@@ -167,3 +167,36 @@ def test_the_readme_layout_names_every_module() -> None:
     unnamed += sorted(p.name for p in TLCORE.iterdir() if p.is_dir() and (p / "__init__.py").exists()
                       and p.name not in named)
     assert unnamed == [], f"README Layout omits: {unnamed}"
+
+
+def _public_definitions(path: Path):
+    tree = ast.parse(path.read_text())
+    names = next((set(ast.literal_eval(n.value)) for n in tree.body if isinstance(n, ast.Assign)
+                  and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)), set())
+    return [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name in names]
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    bare = [f"{p.relative_to(ROOT)}: {n.name}" for p in sorted(TLCORE.rglob("*.py")) for n in _public_definitions(p)
+            if not ast.get_docstring(n)]
+    assert bare == []
+
+
+# Modules written or rewritten since the docstring rule: each public function says its arguments (by an Args:
+# section or by naming each one). The rest of tlcore is held to a docstring only, for now (see issue 26's note).
+DOCUMENTED = ["events", "collectives", "prepare", "steps", "train", "run_files", "runs", "parts", "store"]
+
+
+def test_public_functions_of_the_newer_modules_document_their_arguments() -> None:
+    undocumented = []
+    for name in DOCUMENTED:
+        paths = [TLCORE / f"{name}.py"] if (TLCORE / f"{name}.py").exists() else sorted((TLCORE / name).glob("*.py"))
+        for path in paths:
+            for node in _public_definitions(path):
+                if not isinstance(node, ast.FunctionDef):
+                    continue
+                doc = ast.get_docstring(node) or ""
+                params = [a.arg for a in node.args.args + node.args.kwonlyargs if a.arg not in ("self", "cls")]
+                if params and "Args:" not in doc and not all(a in doc for a in params):
+                    undocumented.append(f"{path.relative_to(ROOT)}: {node.name}")
+    assert undocumented == []

@@ -60,7 +60,7 @@ MIN_TARGET = 2
 
 
 class AdaptError(TransferLabError):
-    pass
+    """An adaptation setting that cannot be used (unknown method, a target that cannot be read, a misfit)."""
 
 
 def uses_adabn(method: str) -> bool:
@@ -70,6 +70,7 @@ def uses_adabn(method: str) -> bool:
 
 @dataclass(frozen=True)
 class AdaptConfig:
+    """The run's domain adaptation: method, target pictures, loss weight (plain data, part of the run config)."""
     method: str = "none"
     target: str = ""  # a folder or zip of target pictures; sub-folder names are ignored
     weight: float | None = None  # the method's loss weight (l2sp: its strength); None: DEFAULT_WEIGHTS
@@ -101,6 +102,7 @@ def check_adapt(adapt: AdaptConfig) -> None:
 # -- the target pictures -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TargetSet:
+    """The readable target pictures of an adaptation, in file order, with their hashes and how many were skipped."""
     root: str
     paths: list[Path]  # readable pictures, in file order
     sha256: list[str]

@@ -92,6 +92,14 @@ def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> TrainedRun:
 
 
 def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB chunks.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The hex digest.
+    """
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

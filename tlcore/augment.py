@@ -39,7 +39,7 @@ _INTERPOLATION = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR, "b
 
 
 class AugmentError(TransferLabError):
-    pass
+    """An augmentation that cannot be built (unknown preset or transform, bad parameters)."""
 
 
 def _t(name: str, **params: object) -> dict:
@@ -130,6 +130,17 @@ class AugmentSpec:
 
 
 def preset(name: str) -> AugmentSpec:
+    """A named augmentation preset.
+
+    Args:
+        name: one of PRESETS.
+
+    Returns:
+        Its `AugmentSpec`.
+
+    Raises:
+        AugmentError: no such preset.
+    """
     if name not in PRESETS:
         raise AugmentError(f"unknown augmentation preset '{name}'", f"choose one of {', '.join(PRESETS)}")
     return AugmentSpec(transforms=tuple(dict(t) for t in PRESETS[name][1]), preset=name)

@@ -689,6 +689,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `python -m tlcore` argument parser: every command, each option typed and bounded.
+
+    Returns:
+        The parser.
+    """
     parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Lab engine: transfer learning for image classifiers.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -851,6 +856,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command.
+
+    Args:
+        argv: the arguments (default: sys.argv[1:]).
+
+    Returns:
+        The exit status: 0 done, 1 a problem the user can fix (one `error:` line), 2 a usage error.
+    """
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     if handler in (_cmd_train, _cmd_worker, _cmd_lr_find, _cmd_evaluate, _cmd_compare, _cmd_estimate):

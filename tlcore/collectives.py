@@ -13,17 +13,30 @@ __all__ = ["rank_world", "is_writer", "RankBatches", "rank_share", "sync_gradien
 
 
 def rank_world() -> tuple[int, int]:
+    """This process's rank and the number of ranks.
+
+    Returns:
+        (rank, world); (0, 1) without torchrun.
+    """
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
 def is_writer() -> bool:
+    """True in the process that writes files: rank 0 (or the only process)."""
     return rank_world()[0] == 0
 
 
 def rank_share(batch: list[int], rank: int, world: int) -> list[int]:
-    """This rank's part of one global batch: contiguous, sizes differing by at most one."""
+    """This rank's part of one global batch: contiguous, sizes differing by at most one.
+
+    Args:
+        batch: the global batch's indexes; rank: this rank; world: the number of ranks.
+
+    Returns:
+        This rank's indexes (empty when the batch has fewer pictures than ranks).
+    """
     n = len(batch)
     start, end = rank * n // world, (rank + 1) * n // world
     return batch[start:end]
@@ -53,7 +66,11 @@ class RankBatches(torch.utils.data.Sampler):
 
 
 def sync_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Sum the gradients of these parameters across ranks, in one flattened all-reduce."""
+    """Sum the gradients of these parameters across ranks, in one flattened all-reduce.
+
+    Args:
+        params: the trainable parameters (a missing gradient counts as zeros).
+    """
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     if not grads:
         return
@@ -67,7 +84,14 @@ def sync_gradients(params: list[torch.nn.Parameter]) -> None:
 
 
 def all_agree(flag: bool) -> bool:
-    """Rank 0's answer, for every rank (a cancel must stop all ranks at the same step)."""
+    """Rank 0's answer, for every rank (a cancel must stop all ranks at the same step).
+
+    Args:
+        flag: this rank's answer (only rank 0's counts).
+
+    Returns:
+        Rank 0's answer.
+    """
     if rank_world()[1] == 1:
         return flag
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
@@ -77,7 +101,14 @@ def all_agree(flag: bool) -> bool:
 
 
 def sum_across(*values: float) -> list[float]:
-    """Sums over ranks (epoch metrics: every rank saw part of the pictures)."""
+    """Sums over ranks (epoch metrics: every rank saw part of the pictures).
+
+    Args:
+        values: this rank's numbers.
+
+    Returns:
+        Each number summed over all ranks.
+    """
     if rank_world()[1] == 1:
         return list(values)
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"

@@ -135,6 +135,7 @@ def wait_for_sweep(store: RunStore, sweep: str, poll_s: float = 1.0) -> list[str
 
 @dataclass(frozen=True)
 class SweepRow:
+    """One run of a comparison as a table row: its strategy and settings, status, test and validation results."""
     run_id: str
     strategy: str
     status: str
@@ -156,6 +157,17 @@ class SweepRow:
 
 
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
+    """The comparison's runs as table rows, oldest first.
+
+    Args:
+        store: the run store; sweep: the comparison id.
+
+    Returns:
+        One `SweepRow` per run.
+
+    Raises:
+        TransferLabError: no comparison with that id.
+    """
     runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
     if not runs:
         raise TransferLabError(f"no comparison with id {sweep}", "see the Compare page or `python -m tlcore runs list`")

@@ -44,7 +44,7 @@ MAX_INPUT_SIDE = 4096  # pixels: a batch of larger pictures does not fit any mac
 
 
 class ConfigError(TransferLabError):
-    pass
+    """A run config that cannot be used: one line naming the field and what it accepts."""
 
 
 def _whole(value: object) -> bool:
@@ -58,6 +58,7 @@ def _check(condition: bool, field_name: str, value: object, hint: str) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """Where a run's pictures come from and how they are split (source folder or zip, manifest, seed, shares)."""
     source: str = "sample_data"  # a folder or a zip
     manifest: str | None = None  # a split manifest; made from source + split_seed when absent
     split_seed: int = 0
@@ -67,6 +68,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
+    """The optimizer: AdamW or SGD, the head's learning rate, weight decay, label smoothing, gradient clipping."""
     name: str = "adamw"
     lr: float = 3e-3  # the head's learning rate; earlier groups get lr x their scale (full fine-tuning: try 3e-4 to 1e-3)
     weight_decay: float = 0.01
@@ -77,6 +79,7 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
+    """The learning-rate schedule: cosine, one-cycle, step or constant, with its warm-up and step settings."""
     name: str = "cosine"
     warmup_epochs: float = 0.0
     step_size: int = 3  # step: epochs between drops
@@ -85,6 +88,7 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class EarlyStoppingConfig:
+    """The early-stopping rule: the metric that picks the best checkpoint, patience and minimum improvement."""
     metric: str = "val_loss"  # also what picks the best checkpoint
     patience: int = 3  # epochs without improvement before stopping; 0 = never stop early
     min_delta: float = 0.0
@@ -114,6 +118,8 @@ class DistributedConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    """One run, as one JSON document: data, model, augmentation, freeze plan, optimizer, schedule, adaptation
+    and runtime settings. The UI builds it, `python -m tlcore train` replays it; `from_dict` checks every field."""
     name: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelSpec = field(default_factory=ModelSpec)

@@ -51,6 +51,14 @@ def square_size(preprocessing) -> int:
 
 
 def cache_bytes(pictures: int, preprocessing) -> int:
+    """The decoded-image cache's size for this many pictures.
+
+    Args:
+        pictures: how many; preprocessing: the model's (it sets the stored square's side).
+
+    Returns:
+        Bytes.
+    """
     side = square_size(preprocessing)
     return pictures * side * side * 3
 

@@ -60,6 +60,14 @@ class TimeEstimate:
 
 
 def format_duration(seconds: float) -> str:
+    """A duration for people: seconds under 90 s, minutes under 90 min, else hours.
+
+    Args:
+        seconds: the duration.
+
+    Returns:
+        E.g. "45 s", "12 min", "1.5 h".
+    """
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -29,6 +29,7 @@ __all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_r
 
 @dataclass(frozen=True)
 class ClassMetrics:
+    """One class's precision, recall, F1 and support."""
     label: str
     precision: float
     recall: float
@@ -38,6 +39,8 @@ class ClassMetrics:
 
 @dataclass
 class Evaluation:
+    """A model's results on held-out pictures: accuracy, balanced accuracy, per-class metrics, confusion
+    matrix and worst mistakes."""
     split: str
     n: int
     accuracy: float

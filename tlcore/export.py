@@ -37,6 +37,8 @@ ONNX_OPSET = 17  # loads in onnxruntime 1.x
 
 @dataclass(frozen=True)
 class ExportReport:
+    """What an export wrote: its folder, the files by format, and each format's largest difference from the
+    trained model on the check pictures."""
     folder: str
     files: dict[str, str]
     max_abs_diff: dict[str, float]  # per format, on the check pictures

@@ -42,12 +42,15 @@ class FreezePlanError(TransferLabError):
 
 @dataclass(frozen=True)
 class Stage:
+    """From `epoch` on, the groups from `trainable_from` to the head train."""
     epoch: int  # from this epoch on (0-based)
     trainable_from: int  # first trainable group; negative counts from the head
 
 
 @dataclass(frozen=True)
 class FreezePlan:
+    """Which layer groups train in which epoch, and at what learning-rate scale: a named strategy or explicit
+    stages, plain data matched against any model's ordered layer groups."""
     strategy: str = "custom"  # a plan written as stages needs no strategy name
     stages: tuple[Stage, ...] = (Stage(0, -1),)
     lr_spread: float = 1.0  # head lr / stem lr, geometric in between; 1 = one learning rate everywhere
@@ -206,6 +209,7 @@ def optimizer_param_groups(model: nn.Module, groups: list[LayerGroup], plan: Fre
 # -- summaries for people -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GroupState:
+    """One layer group in a plan's summary: its size, whether it trains, its learning-rate scale, when it unfreezes."""
     index: int
     name: str
     role: str
@@ -217,6 +221,7 @@ class GroupState:
 
 @dataclass(frozen=True)
 class PlanSummary:
+    """A plan applied to a model's groups at one epoch (for the Freeze page and `freeze show`)."""
     epoch: int
     groups: list[GroupState] = field(default_factory=list)
 
@@ -245,6 +250,15 @@ class PlanSummary:
 
 
 def summarize(groups: list[LayerGroup], plan: FreezePlan, epoch: int = 0, *, horizon: int = 100) -> PlanSummary:
+    """The plan applied to these groups at one epoch.
+
+    Args:
+        groups: the model's layer groups; plan: the freeze plan; epoch: which epoch (0-based);
+        horizon: epochs to look ahead for when each group unfreezes.
+
+    Returns:
+        The `PlanSummary`.
+    """
     n = len(groups)
     scales = plan.scales(n)
     mask = plan.trainable_mask(epoch, n)

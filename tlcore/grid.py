@@ -53,6 +53,7 @@ STRATEGY_SET: dict[str, tuple[dict, str]] = {
 
 @dataclass(frozen=True)
 class Axis:
+    """One varied setting of a comparison grid: its dotted path and the values it takes."""
     path: str  # a key of AXES
     values: tuple  # plain JSON values, in the order given
 

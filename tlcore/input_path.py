@@ -24,6 +24,7 @@ Say = Callable[[str, str], None]  # (event kind, message)
 
 @dataclass
 class InputPath:
+    """How pictures reach the model: the decoded-image cache (or none) and device augmentation steps (or none)."""
     cache: DecodedCache | None = None
     steps: list | None = None  # device augmentation steps; None: albumentations on the CPU
     manifest: SplitManifest | None = None
@@ -55,6 +56,14 @@ def _wanted(setting: str, on: str, runtime: Runtime) -> bool:
 
 
 def wants_decoded_cache(setting: str, runtime: Runtime) -> bool:
+    """Whether the decoded-image cache is used under this setting on this runtime.
+
+    Args:
+        setting: "on", "off" or "auto"; runtime: the device.
+
+    Returns:
+        True when it is used.
+    """
     return _wanted(setting, "on", runtime)
 
 

@@ -23,6 +23,7 @@ __all__ = ["LrCurve", "lr_find"]
 
 @dataclass(frozen=True)
 class LrCurve:
+    """A learning-rate range test: the learning rates tried, the smoothed losses, and the suggested rate."""
     lrs: list[float]
     losses: list[float]  # smoothed
     suggestion: float  # the steepest fall of the smoothed loss

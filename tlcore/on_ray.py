@@ -49,6 +49,7 @@ _connected_to = ""  # how the instance this process joined is named in run logs
 
 
 def ray_installed() -> bool:
+    """True when Ray can be imported here."""
     try:
         import ray  # noqa: F401 - only whether it imports
     except ImportError:

@@ -85,6 +85,7 @@ def probe_accuracy(train: torch.Tensor, train_labels: torch.Tensor, val: torch.T
 
 @dataclass(frozen=True)
 class ModelScore:
+    """One candidate model's score on the user's data: LogME, linear-probe accuracy, time and speed."""
     candidate: str  # as asked, e.g. "resnet50" or "resnet50@random"
     label: str  # the built model's name, random weights said out loud
     logme: float | None
@@ -100,6 +101,17 @@ class ModelScore:
 
 
 def parse_candidates(text: str) -> list[str]:
+    """The candidate models of a comma-separated list, each once, in order.
+
+    Args:
+        text: e.g. "tf_efficientnet_lite0,resnet50".
+
+    Returns:
+        The names.
+
+    Raises:
+        TransferLabError: the list is empty.
+    """
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise TransferLabError("no models to rank", "e.g. --models tf_efficientnet_lite0,resnet50")

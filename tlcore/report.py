@@ -128,6 +128,14 @@ def _points(done: list[SweepRow], x: list[float], title: str, x_title: str, log:
 
 
 def figures(rows: list[SweepRow]) -> dict[str, go.Figure]:
+    """The comparison's plotly figures: validation curves, test accuracy per strategy, time against accuracy.
+
+    Args:
+        rows: the comparison's rows.
+
+    Returns:
+        Figures by name.
+    """
     curves = go.Figure()
     for r in rows:
         seeded = any(other.seed for other in rows)

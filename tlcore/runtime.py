@@ -39,6 +39,7 @@ def tune_allocator() -> bool:
 
 @dataclass(frozen=True)
 class Runtime:
+    """Where and how a run computes: device, autocast precision, memory format, loader workers."""
     device: torch.device
     autocast_dtype: torch.dtype | None  # None: full fp32
     channels_last: bool

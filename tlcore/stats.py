@@ -80,6 +80,7 @@ def pictures_needed(discordant_share: float, difference: float = 0.02, alpha: fl
 
 @dataclass(frozen=True)
 class PairedComparison:
+    """Two strategies compared on the same pictures: accuracy difference with its interval, and disagreements."""
     a: str
     b: str
     n: int  # pictures both were scored on

@@ -80,7 +80,13 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: to
                trainable_params: list[nn.Parameter], grad_clip: float,
                share: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step; returns (loss, logits of the labelled batch) detached, still on the device (no host
-    sync here). `objective` is the step's loss: cross-entropy, plus the adaptation method's term.
+    sync here).
+
+    Args:
+        model: the module stepped; x, y: the batch; optimizer, scheduler: stepped once each;
+        objective: the step's loss (cross-entropy, plus the adaptation method's term); runtime: precision and
+        memory format; trainable_params: clipped (and summed across ranks); grad_clip: max norm (0: none);
+        share: see below.
 
     `share` (torchrun): this rank's share of the global batch; its loss is weighted by it and the gradients are
     summed across ranks before clipping, which makes the step the single-process step on the global batch.

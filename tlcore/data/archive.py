@@ -29,6 +29,7 @@ _READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2
 
 @dataclass(frozen=True)
 class ZipLimits:
+    """What a zip may hold before it is refused: file count, total size, compression ratio."""
     max_files: int = 100_000
     max_total_bytes: int = 8 * 2**30
     max_ratio: float = 200.0  # photos barely compress; a 200x entry is a bomb, not a JPEG

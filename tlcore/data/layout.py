@@ -43,6 +43,7 @@ class DatasetFile:
 
 @dataclass
 class DatasetLayout:
+    """A data set's folders as found: class folders (or train/val/test ones), their files, stray files."""
     root: Path
     kind: str
     files: list[DatasetFile]

@@ -41,6 +41,7 @@ FORMAT_OUTLIER_SHARE = 0.02  # a format this rare beside a dominant one is worth
 
 @dataclass(frozen=True)
 class ImageRecord:
+    """One readable picture: path, class, given split, content hash, size and format."""
     path: str
     label: str
     split: str | None
@@ -54,6 +55,7 @@ class ImageRecord:
 
 @dataclass(frozen=True)
 class SkippedFile:
+    """A file the scan could not use, with a short reason code and a detail for people."""
     path: str
     reason: str  # short code: not_image, truncated, corrupt, empty, too_large, unsupported_format, ...
     detail: str
@@ -69,6 +71,7 @@ class Suspect:
 
 @dataclass(frozen=True)
 class DuplicateGroup:
+    """Pictures with identical content: their paths, classes and given splits."""
     sha256: str
     paths: list[str]
     labels: list[str]
@@ -77,6 +80,7 @@ class DuplicateGroup:
 
 @dataclass
 class ScanReport:
+    """What a scan found: classes and counts, readable pictures, skipped files, duplicates, warnings and errors."""
     root: str
     layout: str
     classes: list[str]

@@ -29,6 +29,7 @@ MANIFEST_VERSION = 1
 
 @dataclass(frozen=True)
 class SplitItem:
+    """One picture in a split manifest: its path (relative to the root), class, split and content hash."""
     path: str  # relative to the manifest's root
     label: str
     split: str
@@ -37,6 +38,7 @@ class SplitItem:
 
 @dataclass
 class SplitManifest:
+    """A seeded, stratified train/val/test split of one data set, saved as JSON so every run can reuse it."""
     root: str
     layout: str
     seed: int
@@ -112,6 +114,14 @@ class SplitManifest:
 
 
 def default_manifest_path(report: ScanReport, seed: int) -> Path:
+    """Where the split of a scanned data set with this seed is kept in the data folder.
+
+    Args:
+        report: the data set's scan; seed: the split seed.
+
+    Returns:
+        The manifest's path.
+    """
     name = Path(report.root).name or "dataset"
     digest = hashlib.sha256(report.root.encode()).hexdigest()[:8]
     return data_home() / "splits" / f"{name}-{digest}-seed{seed}.json"

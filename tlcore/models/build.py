@@ -53,6 +53,8 @@ class Preprocessing:
 
 @dataclass
 class BuiltModel:
+    """A model made ready for transfer learning: the module with its new head, its weights source,
+    preprocessing and layer groups."""
     model: nn.Module
     arch: str
     tag: str

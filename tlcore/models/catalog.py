@@ -51,11 +51,12 @@ _cache_lock = threading.Lock()
 
 
 class ModelNotFoundError(TransferLabError):
-    pass
+    """A model name timm does not know."""
 
 
 @dataclass(frozen=True)
 class ModelCard:
+    """What the Model page shows of an architecture: size, input size, normalisation, family, offline weights."""
     name: str  # timm architecture, e.g. "resnet50"
     pretrained_tag: str  # timm's default pretrained tag, e.g. "a1_in1k"
     family: str  # timm module, e.g. "resnet", "vision_transformer"
@@ -82,6 +83,14 @@ def _families() -> dict[str, str]:
 
 
 def family_of(name: str) -> str:
+    """The timm module an architecture comes from (e.g. "resnet").
+
+    Args:
+        name: an architecture name.
+
+    Returns:
+        The family, or "other".
+    """
     return _families().get(name, "other")
 
 
@@ -134,6 +143,17 @@ def count_parameters(arch: str) -> int:
 
 
 def model_card(name: str) -> ModelCard:
+    """The facts of one model, from timm's pretrained config and the offline weights.
+
+    Args:
+        name: an architecture, optionally with a pretrained tag ("resnet50.a1_in1k").
+
+    Returns:
+        Its `ModelCard`.
+
+    Raises:
+        ModelNotFoundError: timm does not know the name.
+    """
     from tlcore.models.weights import offline_weights_location, preprocessing_overrides
 
     arch, tag = resolve_name(name)

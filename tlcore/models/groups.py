@@ -24,6 +24,7 @@ STEM, BODY, NECK, HEAD = "stem", "body", "neck", "head"
 
 @dataclass(frozen=True)
 class LayerGroup:
+    """One block of a model, stem to head: its parameters (by name), their count and its output shape."""
     index: int
     name: str
     role: str  # stem, body, neck or head

@@ -36,7 +36,7 @@ RANDOM_INIT = "random"
 
 
 class WeightsError(TransferLabError):
-    pass
+    """Weights that cannot be found, read or fitted to the model."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ _PACKAGED = {
 
 @dataclass(frozen=True)
 class WeightsSource:
+    """Where a model's weights come from (file, package, cache, download or random) and how they load."""
     kind: str  # "file", "package", "cache", "download", "random"
     location: str  # a path, or "" for random initialisation
     description: str
@@ -109,6 +110,14 @@ def _cached_path(arch: str, tag: str) -> Path | None:
 
 
 def offline_weights_location(arch: str, tag: str = "") -> str | None:
+    """Where weights for an architecture are available without a download.
+
+    Args:
+        arch: the architecture; tag: its pretrained tag.
+
+    Returns:
+        The path (packaged or in the Hugging Face cache), or None.
+    """
     path = _packaged_path(arch) or _cached_path(arch, tag)
     return str(path) if path else None
 
