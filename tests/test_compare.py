@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT
 from tlcore.compare import launch_sweep, resume_sweep, sweep_configs, sweep_rows, verdict
-from tlcore.report import report_html, write_report
+from tlcore.report import cells_csv, report_html, write_report
 from tlcore.errors import TransferLabError
 from tlcore.runs import CANCELLED, FINISHED, RUNNING, SUCCEEDED, RunStore
 from train_fixtures import make_colour_classes, tiny_config
@@ -63,7 +63,8 @@ def test_a_sweep_runs_every_strategy_on_the_same_split(colours: Path, tl_home: P
     assert head_only.trainable_params < full.trainable_params
     text = verdict(rows)
     assert "won with" in text and "span" in text
-    html_path, csv_path = write_report(store, sweep, tmp_path / "report")
+    html_path, csv_path, cells_path = write_report(store, sweep, tmp_path / "report")
+    assert cells_path.is_file() and cells_path.read_text().startswith(cells_csv(rows)[:20])
     page = html_path.read_text()
     assert all(s in page for s in strategies) and "Verdict:" in page
     assert page.count("Plotly.newPlot") == 3  # three charts

@@ -29,3 +29,18 @@ def test_the_readme_python_example_runs(tmp_path: Path, tl_home: Path) -> None:
         assert accuracy > 0.5  # 4 classes: chance is 0.25
         assert "square" in result.stdout or "star" in result.stdout
     assert (tmp_path / "my_export" / "model.onnx").is_file()
+
+
+def test_the_readme_comparison_example_runs(tmp_path: Path, tl_home: Path) -> None:
+    text = (ROOT / "README.md").read_text()
+    snippet = re.search(r"<!-- python-compare -->\s*```python\n(.*?)```\s*<!-- /python-compare -->", text, re.S)
+    assert snippet, "the README lost its comparison example"
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    result = subprocess.run([sys.executable, "-c", snippet.group(1)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=900, env={**os.environ, "TRANSFERLAB_HOME": str(tl_home), "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    accuracies = [float(a) for a in re.findall(r": succeeded, test accuracy (\d\.\d+)", result.stdout)]
+    assert len(accuracies) == 2 and min(accuracies) > 0.25, result.stdout  # 4 classes: chance is 0.25
+    assert result.stdout.count("2 epochs") == 2 and result.stdout.count("'best'") == 2
+    reports = sorted(p.name for p in (tmp_path / "my_reports").iterdir())
+    assert len(reports) == 3 and any(n.endswith("-cells.csv") for n in reports)

@@ -573,8 +573,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             complete = _wait_for_sweep(store, sweep)
     rows = sweep_rows(store, sweep)
     _print_sweep(rows, verdict(rows))
-    html_path, csv_path = write_report(store, sweep, args.out or data_home() / "reports")
-    print(f"report: {html_path}\ntable: {csv_path}")
+    html_path, csv_path, cells_path = write_report(store, sweep, args.out or data_home() / "reports")
+    print(f"report: {html_path}\ntable: {csv_path}\ncells: {cells_path}")
     return 0 if complete else EXIT_USER_ERROR
 
 

@@ -198,8 +198,19 @@ measured on held-out pictures that neither trained a model nor chose its best ep
 </body></html>"""
 
 
-def write_report(store: RunStore, sweep: str, out_dir: str | Path) -> tuple[Path, Path]:
-    """`<sweep>.html`, `<sweep>.csv` (every run) and `<sweep>-cells.csv` (settings, paired tests, verdict)."""
+def write_report(store: RunStore, sweep: str, out_dir: str | Path) -> tuple[Path, Path, Path]:
+    """Write the comparison's report files.
+
+    Args:
+        store: the run store; sweep: the comparison id; out_dir: the folder (created if needed).
+
+    Returns:
+        The paths of `<sweep>.html` (self-contained page), `<sweep>.csv` (every run) and `<sweep>-cells.csv`
+        (settings, paired tests, verdict).
+
+    Raises:
+        TransferLabError: no comparison with that id.
+    """
     rows = sweep_rows(store, sweep)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -211,5 +222,6 @@ def write_report(store: RunStore, sweep: str, out_dir: str | Path) -> tuple[Path
     html_path.write_text(report_html(rows, f"Comparison {sweep}: {', '.join(v for v in varied) or 'one setting'}",
                                      shared))
     csv_path.write_text(report_csv(rows))
-    (out_dir / f"{sweep}-cells.csv").write_text(cells_csv(rows))
-    return html_path, csv_path
+    cells_path = out_dir / f"{sweep}-cells.csv"
+    cells_path.write_text(cells_csv(rows))
+    return html_path, csv_path, cells_path
