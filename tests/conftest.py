@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import socket
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +165,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == 0 and passed == 0:
         print("\nerror: no test passed (all skipped or none collected): treating the run as failed", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@dataclass
+class CliResult:
+    """What a `python -m tlcore` command did: exit status and output (as subprocess.CompletedProcess has them)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def tlcore_in_process(*args: str) -> CliResult:
+    """`python -m tlcore ARGS` in this process, from the project folder, with the test's data folder: the same
+    `main` the console runs, without paying ~4 s of imports per command. Tests of real processes (background
+    workers, signals, permissions) keep using subprocesses."""
+    from tlcore.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse: usage errors and --help
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    return CliResult(code, out.getvalue(), err.getvalue())

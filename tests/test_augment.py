@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import ROOT
+from conftest import tlcore_in_process
 from tlcore.augment import (
     PRESETS, AugmentError, AugmentSpec, eval_pipeline, model_view, preset, preview, train_pipeline,
 )
@@ -110,13 +107,9 @@ def test_cli_preview_writes_a_grid(tmp_path: Path, tl_home: Path) -> None:
     image = tmp_path / "photo.jpg"
     Image.fromarray(picture(300, 200)).save(image)
     out = tmp_path / "grid.png"
-    env = {**os.environ, "TRANSFERLAB_HOME": str(tl_home)}
-    result = subprocess.run([sys.executable, "-m", "tlcore", "augment", "preview", str(image), "--preset", "medium",
-                             "--n", "8", "--out", str(out), "--model-view"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = tlcore_in_process("augment", "preview", str(image), "--preset", "medium", "--n", "8", "--out", str(out), "--model-view")
     assert result.returncode == 0, result.stderr
     grid = Image.open(out)
     assert grid.size == (4 + 4 * (224 + 4), 4 + 3 * (224 + 4))  # 8 previews + the model's view, 4 per row
-    bad = subprocess.run([sys.executable, "-m", "tlcore", "augment", "preview", str(image), "--preset", "nope"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    bad = tlcore_in_process("augment", "preview", str(image), "--preset", "nope")
     assert bad.returncode == 1 and "unknown augmentation preset 'nope'" in bad.stderr and "Traceback" not in bad.stderr

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_class_folders
+from conftest import make_class_folders, tlcore_in_process
 
 
-def tlcore(*args: str, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRANSFERLAB_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "tlcore", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+def tlcore(*args: str, home: Path):
+    """The command in this process (the test's data folder is `home`, set by the tl_home fixture)."""
+    assert os.environ["TRANSFERLAB_HOME"] == str(home)
+    return tlcore_in_process(*args)
 
 
 def test_scan_sample_data(tl_home: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, tlcore_in_process
 from tlcore.compare import launch_sweep, resume_sweep, sweep_configs, sweep_rows, verdict
 from tlcore.report import cells_csv, report_html, write_report
 from tlcore.errors import TransferLabError
@@ -103,10 +103,7 @@ def test_report_of_an_unfinished_comparison_still_holds_every_run(colours: Path,
 def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:
     config = tmp_path / "base.json"
     config.write_text(tiny_config(colours, epochs=2).to_json())
-    env = {**os.environ, "TRANSFERLAB_HOME": str(tl_home)}
-    result = subprocess.run([sys.executable, "-m", "tlcore", "compare", str(config), "--vary",
-                             "freeze.strategy=feature_extraction,full", "--vary", "optimizer.lr=0.01,0.003", "--out",
-                             str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = tlcore_in_process("compare", str(config), "--vary", "freeze.strategy=feature_extraction,full", "--vary", "optimizer.lr=0.01,0.003", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert "4 runs queued (4 setting(s) x 1 seed(s): feature_extraction · lr 0.01, feature_extraction · lr 0.003, " \
            "full · lr 0.01, full · lr 0.003)" in result.stdout
@@ -114,8 +111,7 @@ def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:
     assert list((tmp_path / "out").glob("cmp-*.html")) and list((tmp_path / "out").glob("cmp-*.csv"))
     cells = next((tmp_path / "out").glob("cmp-*-cells.csv")).read_text().splitlines()
     assert len(cells) == 1 + 4 + 1 and cells[-1].startswith("# verdict:")
-    bad = subprocess.run([sys.executable, "-m", "tlcore", "compare", str(config), "--strategies", "nope"], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=120)
+    bad = tlcore_in_process("compare", str(config), "--strategies", "nope")
     assert bad.returncode == 1 and "unknown strategy name(s): nope" in bad.stderr
 
 

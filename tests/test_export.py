@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import tlcore_in_process
 from tlcore.data import load_rgb
 from tlcore.errors import TransferLabError
 from tlcore.evaluate import evaluate_run
@@ -86,10 +83,7 @@ def test_predict_cli_on_a_folder_writes_csv_and_cam(trained, tmp_path: Path, cap
         (pictures / src.name).write_bytes(src.read_bytes())
     (pictures / "broken.jpg").write_text("not a picture")
     out = tmp_path / "predictions.csv"
-    env = {**os.environ}
-    result = subprocess.run([sys.executable, "-m", "tlcore", "predict", str(run_dir), str(pictures), "--topk", "2",
-                             "--csv", str(out), "--cam", str(tmp_path / "cams")], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = tlcore_in_process("predict", str(run_dir), str(pictures), "--topk", "2", "--csv", str(out), "--cam", str(tmp_path / "cams"))
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 6

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ from PIL import Image
 from safetensors.torch import save_file
 from skimage import data as skdata
 
-from conftest import ROOT
+from conftest import tlcore_in_process
 from tlcore.models import (
     DEFAULT_MODEL, RECOMMENDED, HeadSpec, ModelNotFoundError, ModelSpec, WeightsError, build_model, model_card, search,
 )
@@ -171,9 +169,10 @@ def test_custom_head_with_hidden_layer_and_dropout() -> None:
         HeadSpec(dropout=1.5)
 
 
-def tlcore(*args: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tlcore", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "TRANSFERLAB_HOME": str(home)}, timeout=300)
+def tlcore(*args: str, home: Path):
+    """The command in this process (the test's data folder is `home`, set by the tl_home fixture)."""
+    assert os.environ["TRANSFERLAB_HOME"] == str(home)
+    return tlcore_in_process(*args)
 
 
 def test_cli_models_and_freeze(tl_home: Path, tmp_path: Path) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, tlcore_in_process
 from tlcore.rank import logme, probe_accuracy, rank_models
 
 
@@ -60,16 +57,12 @@ def test_cli_models_rank(tl_home: Path, tmp_path: Path) -> None:
     from train_fixtures import make_colour_classes
 
     colours = make_colour_classes(tmp_path / "colours")
-    env = {**os.environ, "TRANSFERLAB_HOME": str(tl_home)}
-    result = subprocess.run([sys.executable, "-m", "tlcore", "models", "rank", "--data", str(colours), "--models",
-                             "test_efficientnet@random,nope_net", "--input-size", "32", "--json"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = tlcore_in_process("models", "rank", "--data", str(colours), "--models", "test_efficientnet@random,nope_net", "--input-size", "32", "--json")
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["candidate"] for line in lines] == ["test_efficientnet@random", "nope_net"]
     assert lines[0]["logme"] is not None and 0 <= lines[0]["probe_accuracy"] <= 1 and lines[1]["error"]
-    bad = subprocess.run([sys.executable, "-m", "tlcore", "models", "rank"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120)
+    bad = tlcore_in_process("models", "rank")
     assert bad.returncode == 1 and "give the pictures to rank models on" in bad.stderr and "Traceback" not in bad.stderr
     from tlcore.cli import main  # no model scored at all: an error, not success (issue 28); in this process
 
