@@ -79,6 +79,10 @@ def test_model_and_augment_pages(page) -> None:
     page.screenshot(path=OUTPUT / "2_model.png", full_page=True)
     go(page, "3 · Augment")
     page.get_by_text("What the model sees at evaluation").wait_for()
+    images = page.locator("[data-testid=stImage] img")
+    images.nth(1).wait_for()
+    shown = [images.nth(i).evaluate("e => e.naturalWidth") for i in range(images.count())]
+    assert len(shown) == 2 and all(width > 200 for width in shown)  # the 8-picture grid and the model's view, drawn
     page.screenshot(path=OUTPUT / "3_augment.png", full_page=True)
 
 

@@ -292,9 +292,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                                                           "nproc_per_node": args.nproc}})
     store = _store()
     if args.ray is not None:
-        from tlcore.on_ray import RAY_RUNNER
-
-        run = submit(config, store, runner=RAY_RUNNER)
+        run = submit(config, store, runner=_runner(args))
         print(f"run {run.id} ({run.name}) goes to Ray; the run store here follows it")
         status = _drive_on_ray(store, [run.id], args).get(run.id, "failed")
         final = store.get(run.id)
@@ -336,6 +334,15 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     done = run_worker(linger=float(os.environ.get("TRANSFERLAB_WORKER_LINGER_S", WORKER_LINGER_S)))
     print(f"worker finished: {done} run(s)")
     return 0
+
+
+def _runner(args: argparse.Namespace) -> str | None:
+    """The store's runner for what this command queues: a Ray driver's with --ray, else the local worker's."""
+    if args.ray is None:
+        return None
+    from tlcore.on_ray import RAY_RUNNER
+
+    return RAY_RUNNER
 
 
 def _store():
@@ -407,10 +414,8 @@ def _cmd_runs_resume(args: argparse.Namespace) -> int:
     from tlcore.worker import ensure_worker
 
     if args.ray is not None:
-        from tlcore.on_ray import RAY_RUNNER
-
         store = _store()
-        run = store.requeue_for_resume(args.run_id, RAY_RUNNER)
+        run = store.requeue_for_resume(args.run_id, _runner(args))
         print(f"run {run.id} resumes on Ray from its last checkpoint (epoch {run.epochs_done})")
         status = _drive_on_ray(store, [run.id], args).get(run.id, "failed")
         print(f"run {run.id}: {status}" + (f": {store.get(run.id).error}" if store.get(run.id).error else ""))
@@ -532,11 +537,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         sweep = args.report
     elif args.resume:
         sweep = args.resume
-        again = resume_sweep(store, sweep, runner="ray" if args.ray is not None else None)
+        again = resume_sweep(store, sweep, runner=_runner(args))
         print(f"comparison {sweep}: {len(again)} run(s) queued again")
         if args.ray is not None:  # also the runs the Compare page queued for Ray
             waiting = [r.id for r in sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
-                       if r.status == "queued" and r.runner == "ray"]
+                       if r.status == "queued" and r.runner == _runner(args)]
             complete = "failed" not in _drive_on_ray(store, waiting, args).values()
         else:
             run_worker(store)
@@ -558,7 +563,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             raise TransferLabError("--background and --ray do not go together", "with --ray this command drives the "
                                    "runs and follows them; leave it running (the Compare page shows them too)")
         sweep = launch_sweep(base, store=store, start=args.background, axes=axes, seeds=args.seeds,
-                             runner="ray" if on_ray else None)
+                             runner=_runner(args))
         runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
         cells = list(dict.fromkeys(r.name for r in runs))
         print(f"comparison {sweep}: {len(runs)} runs queued ({len(cells)} setting(s) x {args.seeds} seed(s): "
