@@ -257,3 +257,28 @@ def test_starting_a_worker_is_never_done_twice_when_the_store_is_rebuilt_under_i
     assert store.list() == []  # a read: retried on the rebuilt store, no error
     retried = [name for name in dir(RunStore) if getattr(getattr(RunStore, name), "retried_after_a_rebuild", False)]
     assert "start_worker_once" not in retried and {"get", "list", "finish", "heartbeat", "claim_next"} <= set(retried)
+
+
+def test_a_store_rebuilt_during_a_command_is_said_when_it_ends(colours: Path, tl_home: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README promises a note when the store is rebuilt; one rebuilt in the middle of a command (not when it
+    opened) was rebuilt silently."""
+    import tlcore.runs
+    from conftest import tlcore_in_process
+
+    store = RunStore()
+    run = store.create(tiny_config(colours, epochs=1))
+    Path(run.run_dir).mkdir(parents=True)
+    (Path(run.run_dir) / "config.json").write_text(json.dumps(run.config))
+
+    class DeletedAfterOpening(RunStore):
+        def __init__(self, path=None) -> None:
+            super().__init__(path)
+            self.database = _DeletedWhileOpen(self.path, fill_from_run_folders)
+            self.database.delete_next = True
+
+    monkeypatch.setattr(tlcore.runs, "RunStore", DeletedAfterOpening)
+    result = tlcore_in_process("runs", "show", run.id)
+    assert result.returncode == 0, result.stderr
+    assert "note: the run store was deleted or replaced while in use; it was rebuilt" in result.stderr
+    assert f"run {run.id}" in result.stdout

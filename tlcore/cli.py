@@ -345,14 +345,26 @@ def _runner(args: argparse.Namespace) -> str | None:
     return RAY_RUNNER
 
 
+_OPENED: list = []  # the stores this command opened, and how many of their notes were said
+
+
 def _store():
-    """The run store, saying once what opening it had to do (a damaged store set aside, runs found again)."""
+    """The run store, saying what opening it had to do (a damaged store set aside, runs found again); what it
+    has to do later in the command (rebuilt under an operation) is said when the command ends."""
     from tlcore.runs import RunStore
 
     store = RunStore()
-    for note in store.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _OPENED.append([store, 0])
+    _say_store_notes()
     return store
+
+
+def _say_store_notes() -> None:
+    for entry in _OPENED:
+        store, said = entry
+        for note in store.notes[said:]:
+            print(f"note: {note}", file=sys.stderr)
+        entry[1] = len(store.notes)
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -875,6 +887,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tlcore.runtime import tune_allocator
 
         tune_allocator()  # a process that trains or evaluates: keep memory mapped (3x faster on CPU)
+    _OPENED.clear()
     try:
         return handler(args)
     except TransferLabError as exc:
@@ -893,6 +906,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log = _log_bug()
         print(f"error: unexpected {type(exc).__name__} (a bug in Transfer Lab; details in {log})", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        _say_store_notes()
 
 
 def _log_bug() -> str:
