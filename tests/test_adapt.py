@@ -290,3 +290,29 @@ def test_dann_and_entropy_change_what_trains(colours: Path, target: Path, tmp_pa
     changed = [k for k in plain if not torch.equal(plain[k], adapted[k])]
     backbone = [k for k in changed if not k.startswith("classifier")]
     assert backbone, f"{method} changed no backbone weight"
+
+
+@pytest.mark.parametrize("model, freeze, adapt, says", [
+    ("test_efficientnet", "feature_extraction", "dann", "only the new head trains"),
+    ("test_efficientnet", "feature_extraction", "l2sp", "only the new head trains"),
+    ("test_vit", "full", "adabn", "test_vit has no BatchNorm layer"),
+    ("test_efficientnet", "full", "missing-target", "no such folder or zip"),
+])
+def test_a_run_that_cannot_start_is_refused_before_it_is_queued(colours: Path, target: Path, tmp_path: Path,
+                                                                 tl_home: Path, model: str, freeze: str, adapt: str,
+                                                                 says: str) -> None:
+    """Issue 28: these were queued, then failed in the worker, and stayed in the run list as failed runs."""
+    from conftest import tlcore_in_process
+    from tlcore.runs import RunStore
+
+    method, where = (("mcc", str(tmp_path / "nowhere")) if adapt == "missing-target" else (adapt, str(target)))
+    config = tiny_config(colours, model={"name": model, "weights": "random"}, freeze={"strategy": freeze},
+                         adapt={"method": method, "target": where})
+    path = tmp_path / "run.json"
+    path.write_text(config.to_json())
+    for command in (["train", str(path), "--background"], ["compare", str(path), "--strategies", freeze,
+                                                           "--background"]):
+        result = tlcore_in_process(*command)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert result.returncode == 1 and len(errors) == 1 and says in errors[0], result.stderr
+        assert RunStore().list() == []  # nothing queued, nothing failed in the list

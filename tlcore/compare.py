@@ -10,6 +10,7 @@ The table, the cell summaries (mean and spread over seeds) and the paired verdic
 from __future__ import annotations
 
 import csv
+import json
 import statistics
 import time
 import uuid
@@ -81,13 +82,20 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
 
     Follow it with `sweep_rows(store, sweep)` and `verdict(rows)`; `tlcore.report.write_report` writes the report.
     """
-    from tlcore.worker import submit
+    from tlcore.preflight import check_before_queueing
+    from tlcore.worker import submit, with_absolute_paths
 
     store = store or RunStore()
     configs = sweep_configs(base, strategies, methods, axes, seeds)  # every mistake before anything is queued
+    checked = set()
+    for config in configs:  # each distinct run setup once (seeds repeat it)
+        key = json.dumps({**config.to_dict(), "seed": 0, "name": ""}, sort_keys=True)
+        if key not in checked:
+            check_before_queueing(with_absolute_paths(config))
+            checked.add(key)
     sweep = time.strftime("cmp-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
     for config in configs:
-        submit(config, store, sweep=sweep, start=False, runner=runner)
+        submit(config, store, sweep=sweep, start=False, runner=runner, check=False)
     if start and runner is None:
         from tlcore.worker import ensure_worker
 

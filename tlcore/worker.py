@@ -24,8 +24,8 @@ from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.artifacts import BEST, EVALUATION, LAST, PREDICTIONS, TRAINING_MARK
 from tlcore.evaluate import evaluate_folder, evaluate_run
-from tlcore.models import check_weights
 from tlcore.paths import data_home
+from tlcore.preflight import check_before_queueing
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.tracking import RunTracker
 from tlcore.events import Cancelled, Event
@@ -199,13 +199,25 @@ def with_absolute_paths(config: RunConfig) -> RunConfig:
 
 
 def submit(config: RunConfig, store: RunStore | None = None, *, sweep: str | None = None, start: bool = True,
-           runner: str | None = None) -> Run:
+           runner: str | None = None, check: bool = True) -> Run:
     """Queue a run (its data path made absolute, so the worker finds it) and make sure a worker will take it.
 
-    `runner` "ray": the run waits for a Ray driver (`tlcore.on_ray.drive`) instead of the local worker."""
+    Args:
+        config: the run; store: the run store (default: the data folder's); sweep: the comparison it belongs to;
+        start: start the background worker if none is alive; runner: "ray" makes the run wait for a Ray driver
+        (`tlcore.on_ray.drive`) instead of the local worker; check: refuse a run that cannot start (False: the
+        caller checked it, as `launch_sweep` does for all its runs before queueing any).
+
+    Returns:
+        The queued run.
+
+    Raises:
+        TransferLabError: the run cannot start (weights, adaptation target, method against model or plan).
+    """
     store = store or RunStore()
     config = with_absolute_paths(config)
-    check_weights(config.model)  # a run that cannot start is refused now, not 40 s later in the worker
+    if check:  # a run that cannot start is refused now, not 40 s later in the worker, and is not listed
+        check_before_queueing(config)
     run = store.create(config, sweep=sweep, runner=runner)
     if start and runner is None:
         ensure_worker(store)
