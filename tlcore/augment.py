@@ -146,14 +146,34 @@ def preset(name: str) -> AugmentSpec:
     return AugmentSpec(transforms=tuple(dict(t) for t in PRESETS[name][1]), preset=name)
 
 
+MAX_PARAMETER = 10_000  # pixels, degrees, counts and shares all fit; 1e308 made the test warp run for minutes
+
+
+def _check_numbers(value: object, where: str, depth: int = 0) -> None:
+    """Every number in a step's parameters finite and within +-MAX_PARAMETER, nested at most 8 deep."""
+    if depth > 8:
+        raise AugmentError(f"the parameters of {where} are nested too deeply", "use plain numbers and short lists")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or abs(value) > MAX_PARAMETER:
+            raise AugmentError(f"a parameter of {where} is {value!r:.40}, outside -{MAX_PARAMETER:,} to "
+                               f"{MAX_PARAMETER:,}", "use the ranges the albumentations documentation gives")
+        return
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    for item in items:
+        _check_numbers(item, where, depth + 1)
+
+
 def build_transforms(spec: AugmentSpec) -> list[A.BasicTransform]:
     """Albumentations objects for the spec; any problem becomes one line naming the transform."""
     built = []
     for position, entry in enumerate(spec.transforms, 1):
         name = entry.get("__class_fullname__") if isinstance(entry, dict) else None
-        if not name:
-            raise AugmentError(f"augmentation step {position} has no '__class_fullname__'",
+        if not name or not isinstance(name, str):
+            raise AugmentError(f"augmentation step {position} has no '__class_fullname__' naming a transform",
                                "write each step as {\"__class_fullname__\": \"HorizontalFlip\", \"p\": 0.5}")
+        _check_numbers(entry, f"{name} (step {position})")
         try:
             transform = A.from_dict({"transform": entry})
         except KeyError:

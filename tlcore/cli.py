@@ -87,8 +87,8 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 
     cards = search(args.search or "", limit=args.limit)
     if not cards:
-        print(f"no model matches '{args.search}'", file=sys.stderr)
-        return EXIT_USER_ERROR
+        raise TransferLabError(f"no model matches '{args.search}'", "try a shorter part of a name, e.g. 'resnet' or "
+                                                                    "'vit'; `models list` shows the recommended ones")
     if not args.search:
         print("recommended models (use --search TEXT to search all of timm's pretrained models):")
     _print_cards(cards)
@@ -678,6 +678,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0 if any(r[1] for r in rows) else EXIT_USER_ERROR
 
 
+def _path(text: str) -> Path:
+    """A path option's value: empty text (which would mean this folder) is refused in one line."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
+    return Path(text)
+
+
 def _bounded(kind: type, low: float, high: float, *, above: bool = False) -> Callable[[str], float]:
     """An argparse type: a number of this kind within [low, high] (above `low` with `above`: a size limit may be
     tiny but not 0); NaN, infinities, 5,000 digits and the like are refused in one line naming the option
@@ -729,7 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--test", type=_bounded(float, 0, 0.95), default=0.15, help="test share per class (default 0.15)")
     split.add_argument("--test-from-val", type=_bounded(float, 0, 1), default=0.5,
                        help="for folders already split without test/: share of val set aside as test (default 0.5)")
-    split.add_argument("--out", type=Path, help="where to write the manifest (default: the Transfer Lab data folder)")
+    split.add_argument("--out", type=_path, help="where to write the manifest (default: the Transfer Lab data folder)")
     split.set_defaults(handler=_cmd_data_split)
 
     cache = data.add_parser("cache", help="decode every picture once into the decoded-image cache a run on a GPU "
@@ -772,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
     aug_preview.add_argument("--seed", type=_bounded(int, 0, 2**31 - 1), default=0, help="same seed, same pictures")
     aug_preview.add_argument("--columns", type=_bounded(int, 1, 16), default=4)
     aug_preview.add_argument("--model-view", action="store_true", help="add what the model sees at evaluation")
-    aug_preview.add_argument("--out", type=Path, default=Path("augment_preview.png"))
+    aug_preview.add_argument("--out", type=_path, default=Path("augment_preview.png"))
     aug_preview.set_defaults(handler=_cmd_augment_preview)
 
     train = commands.add_parser("train", help="train a run config (JSON) and evaluate it on the test split")
@@ -841,13 +848,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--background", action="store_true", help="queue the runs and return")
     compare.add_argument("--resume", metavar="SWEEP_ID", help="run a comparison's failed and cancelled runs again")
     compare.add_argument("--report", metavar="SWEEP_ID", help="print the table and write the report of a comparison")
-    compare.add_argument("--out", type=Path, help="folder for the HTML report and CSV (default: data folder/reports)")
+    compare.add_argument("--out", type=_path, help="folder for the HTML report and CSV (default: data folder/reports)")
     _add_ray_arguments(compare)
     compare.set_defaults(handler=_cmd_compare)
 
     export = commands.add_parser("export", help="a finished run as safetensors, TorchScript, ONNX and a model card")
     export.add_argument("run", help="a run id or run folder")
-    export.add_argument("out", type=Path, help="the export folder to write")
+    export.add_argument("out", type=_path, help="the export folder to write")
     export.set_defaults(handler=_cmd_export)
     predict = commands.add_parser("predict", help="top-k classes for pictures, with the run's own preprocessing")
     predict.add_argument("model", help="a run id, a run folder, or an export folder")

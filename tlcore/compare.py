@@ -108,7 +108,10 @@ def resume_sweep(store: RunStore, sweep: str, runner: str | None = None) -> list
     kept as they are."""
     from tlcore.worker import ensure_worker
 
-    again = [r.id for r in store.list(sweep=sweep) if r.status in (FAILED, CANCELLED)]
+    runs = store.list(sweep=sweep)
+    if not runs:
+        raise TransferLabError(f"no comparison with id {sweep}", "see the Compare page or `python -m tlcore runs list`")
+    again = [r.id for r in runs if r.status in (FAILED, CANCELLED)]
     for run_id in again:
         store.requeue_for_resume(run_id, runner)
     if again and runner is None:

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-__all__ = ["TransferLabError", "DatasetError", "check_fields"]
+__all__ = ["TransferLabError", "DatasetError", "check_fields", "one_line"]
 
 
 class TransferLabError(Exception):
     """A problem the user can fix; `str()` is one line: the problem, then a hint."""
 
     def __init__(self, problem: str, hint: str = "") -> None:
-        self.problem = problem
-        self.hint = hint
-        super().__init__(f"{problem}: {hint}" if hint else problem)
+        self.problem = one_line(problem)
+        self.hint = one_line(hint)
+        super().__init__(f"{self.problem}: {self.hint}" if self.hint else self.problem)
+
+
+def one_line(text: str) -> str:
+    """Text shown in one line whatever it holds: line breaks, tabs, other control characters and unpaired
+    surrogates (from a file name or a config key) written as escapes, e.g. "a\\nb".
+
+    Args:
+        text: a message, which may quote what the user gave.
+
+    Returns:
+        The text, printable on one line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 class DatasetError(TransferLabError):

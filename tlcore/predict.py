@@ -12,6 +12,7 @@ from tlcore.artifacts import BEST, CONFIG, is_export, load_export, load_trained
 from tlcore.augment import eval_pipeline
 from tlcore.data import load_rgb
 from tlcore.models import Preprocessing
+from tlcore.paths import user_path
 
 __all__ = ["Predictor"]
 
@@ -43,7 +44,7 @@ class Predictor:
 
         Raises `TransferLabError` (one line) when `target` is none of these or cannot be loaded.
         """
-        path = Path(target).expanduser()
+        path = user_path(target)
         try:
             is_folder = path.is_dir() and (path / CONFIG).exists()
         except OSError:  # a name no file system takes: it can only be meant as a run id

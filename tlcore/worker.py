@@ -30,6 +30,7 @@ from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.tracking import RunTracker
 from tlcore.events import Cancelled, Event
 from tlcore.train import train
+from tlcore.paths import user_path
 
 __all__ = ["execute", "run_to_end", "record_results", "run_worker", "ensure_worker", "submit", "worker_running", "with_absolute_paths"]
 
@@ -182,7 +183,7 @@ def ensure_worker(store: RunStore | None = None) -> bool:
 
 
 def _absolute(path: str) -> str:
-    candidate = Path(path).expanduser()
+    candidate = user_path(path)
     if not candidate.is_absolute():
         candidate = Path.cwd() / candidate if (Path.cwd() / candidate).exists() else PROJECT_ROOT / candidate
     return str(candidate.resolve())

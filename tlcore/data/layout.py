@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlcore.errors import DatasetError
+from tlcore.paths import user_path
 
 __all__ = ["CLASS_FOLDERS", "PRESPLIT", "SPLITS", "IMAGE_SUFFIXES", "DatasetFile", "DatasetLayout", "discover",
            "is_hidden", "walk_files"]
@@ -88,7 +89,7 @@ def _unwrap(root: Path) -> Path:
 
 def discover(path: str | Path) -> DatasetLayout:
     """List the candidate files and their classes; raises `DatasetError` for unusable layouts."""
-    root = Path(path).expanduser()
+    root = user_path(path)
     if not root.exists():
         raise DatasetError(f"no such folder: {root}", "check the path, or choose the bundled sample_data")
     if not root.is_dir():

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from tlcore.data.archive import extract_zip
 from tlcore.errors import DatasetError
+from tlcore.paths import user_path
 
 __all__ = ["resolve_source"]
 
 
 def resolve_source(path: str | Path) -> Path:
     """A folder is used where it is (never written to); a zip is unpacked into the data folder."""
-    source = Path(path).expanduser()
+    source = user_path(path)
     if source.is_dir():
         return source
     if not source.exists():

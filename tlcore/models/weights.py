@@ -20,6 +20,7 @@ from torch import nn
 
 from tlcore.errors import TransferLabError
 from tlcore.models.head import classifier_names
+from tlcore.paths import user_path
 
 __all__ = [
     "RANDOM_INIT",
@@ -134,7 +135,7 @@ def find_weights(arch: str, tag: str, weights: str = "auto", *, allow_download: 
     if weights == RANDOM_INIT:
         return WeightsSource(RANDOM_INIT, "", "random initialisation (no pretrained weights)")
     if weights not in ("", "auto"):
-        path = Path(weights).expanduser()
+        path = user_path(weights)
         if not path.is_file():
             raise WeightsError(f"no such weights file: {path}", "check the path (a .safetensors or .pth file)")
         return WeightsSource("file", str(path), f"weights file {path.name}")

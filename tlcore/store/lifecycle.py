@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from tlcore.errors import TransferLabError
 from tlcore.store.database import Database, retried_after_a_rebuild
 from tlcore.store.event_log import EventLog
-from tlcore.store.records import (CANCELLED, FAILED, QUEUED, RUNNING, Run, check_run_id, new_run_id, pid_alive,
-                                  to_run)
+from tlcore.store.records import (CANCELLED, FAILED, QUEUED, RUNNING, Run, check_run_id, is_sweep_id, new_run_id,
+                                  pid_alive, to_run)
 
 if TYPE_CHECKING:  # the store never builds a config: importing it would load torch for `runs list`
     from tlcore.config import RunConfig
@@ -240,6 +240,8 @@ class RunLifecycle:
         Returns:
             The runs.
         """
+        if sweep is not None and not is_sweep_id(sweep):
+            return []  # no comparison has such an id (and SQLite cannot take every string: lone surrogates)
         query, args = "SELECT * FROM runs", []
         conditions = []
         if status:

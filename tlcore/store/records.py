@@ -13,11 +13,12 @@ import psutil
 from tlcore.errors import TransferLabError
 
 __all__ = ["Run", "SCHEMA", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "FINISHED", "check_run_id",
-           "is_run_id", "new_run_id", "created_at", "pid_alive", "to_run"]
+           "is_run_id", "is_sweep_id", "new_run_id", "created_at", "pid_alive", "to_run"]
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 _RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what `new_run_id` makes; nothing else is a run id
+_SWEEP_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")  # comparisons are named cmp-YYYYmmdd-HHMMSS-xxxx
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -143,6 +144,11 @@ def created_at(run_id: str) -> float | None:
         return time.mktime(time.strptime(run_id[:15], "%Y%m%d-%H%M%S"))
     except (ValueError, OverflowError):
         return None
+
+
+def is_sweep_id(text: str) -> bool:
+    """True when `text` could be a comparison's id (letters, digits, dot, dash, underscore)."""
+    return isinstance(text, str) and bool(_SWEEP_ID.fullmatch(text))
 
 
 def check_run_id(run_id: str) -> str:
