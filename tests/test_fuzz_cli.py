@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,8 @@ WRITES = {"export {} out", "augment preview IMG --n 1 --out {}", "data split D -
 NASTY = ["", " ", "-", "--", "x" * 5000, "\udc80\udcff", "a\nb", "ｆｏｏ", "e\u0301", "\u202e", "..\\..\\x",
          "nope/../../x", "C:\\x", "*", "%s%n", "${HOME}", "' OR 1=1 --", "20261201-000000-abcdef",
          "20261201-000000-abcdeg", "x.zip", "x.png", "x.xyz", "resnet50,", ",", "epochs=", "optimizer.lr=[",
-         "=1", "a=b=c", "full,nope", "dann,", "0" * 400, "\t", "\x7f"]
+         "=1", "a=b=c", "full,nope", "dann,", "0" * 400, "\t", "\x7f", "[" * 50_000, "lr=" + "[" * 50_000]
+SECONDS = 60  # the time bound of one command line (a busy 2-core machine; most take well under a second)
 
 
 def every_slot_option() -> set[tuple[str, str]]:
@@ -125,11 +127,14 @@ def run(slot: str, value: str, world: dict[str, str]) -> CliResult:
     argv = [world.get(word, word) for word in slot.split()]
     argv[argv.index("{}")] = value
     out, err = io.StringIO(), io.StringIO()
+    started = time.monotonic()
     with contextlib.chdir(world["cwd"]), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 2
+    seconds = time.monotonic() - started
+    assert seconds < SECONDS, f"{slot!r} with {value[:60]!r} took {seconds:.0f} s"
     return CliResult(code, out.getvalue(), err.getvalue())
 
 

@@ -5,6 +5,7 @@ exception. The freeze plan and augmentation fields, which are free-form mappings
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -51,12 +52,15 @@ def with_value(path: tuple, value) -> dict:
 
 
 def accepted_or_one_line(data) -> None:
+    started = time.monotonic()
     try:
         config = RunConfig.from_dict(data)
     except TransferLabError as exc:
         text = str(exc)
         assert text and "\n" not in text and "unexpected" not in text
         return
+    finally:  # the time bound: an Affine scale of 1e308 once made the check run for minutes
+        assert time.monotonic() - started < 10
     again = RunConfig.from_dict(json.loads(config.to_json()))
     assert again.to_json() == config.to_json()  # what is accepted is plain data and replays exactly
 
