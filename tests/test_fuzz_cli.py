@@ -26,10 +26,11 @@ from tlcore.train import train
 from train_fixtures import make_colour_classes, tiny_config
 
 # Each slot: a command line with one {} where the fuzzed value goes. D: a data folder, IMG: a picture,
-# CFG: a valid run config, RUN: a trained run's folder, ID: a run id in the store.
+# CFG: a valid run config, RUN: a trained run's folder, T: a CSV of labelled texts.
 SLOTS = [
     "data scan {}", "data split {}", "data split D --out {}", "data cache {} --model test_efficientnet",
-    "data cache D --model {}",
+    "data cache D --model {}", "data scan T --text-column {}", "data scan T --label-column {}",
+    "data split T --text-column {}", "data split T --label-column {}",
     "models list --search {}", "models rank --data D --models {} --input-size 32", "models rank --config {}",
     "models rank --data {} --models test_efficientnet@random --input-size 32",
     "models show {}", "models show test_efficientnet --weights {}",
@@ -118,7 +119,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         evaluate_run(root / "run")
     empty = root / "cwd"
     empty.mkdir()
-    return {"D": str(data), "IMG": str(picture), "CFG": str(config_path), "RUN": str(root / "run"), "cwd": str(empty)}
+    texts = root / "tickets.csv"
+    texts.write_text("text,label\n" + "".join(f"ticket {i} about {y},{y}\n" for i in range(5) for y in ("a", "b")))
+    return {"D": str(data), "IMG": str(picture), "CFG": str(config_path), "RUN": str(root / "run"), "T": str(texts),
+            "cwd": str(empty)}
 
 
 def run(slot: str, value: str, world: dict[str, str]) -> CliResult:

@@ -20,6 +20,7 @@ from torch import nn
 from tlcore.config import RunConfig, read_json_file
 from tlcore.data import SplitManifest
 from tlcore.errors import TransferLabError
+from tlcore.modality import build_for
 from tlcore.models import BuiltModel, ModelSpec, Preprocessing, build_model
 from tlcore.run_files import (ADAPTED, BEST, CONFIG, EVALUATION, EVALUATIONS, EXPORT_CARD, EXPORT_MARK,
                               EXPORT_REQUIRED, EXPORT_WEIGHTS, HISTORY, LAST, PREDICTIONS, SPLIT, STATE,
@@ -86,7 +87,7 @@ def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> TrainedRun:
         raise TransferLabError(f"run folder {run_dir} has no {checkpoint}", "choose a run that finished at least one epoch")
     config = RunConfig.load(run_dir / CONFIG)
     manifest = SplitManifest.load(run_dir / SPLIT)
-    built = build_model(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
+    built = build_for(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
     load_weights(built.model, run_dir / checkpoint)
     return TrainedRun(config, manifest, built)
 

@@ -17,10 +17,20 @@ __all__ = ["main", "build_parser"]
 EXIT_USER_ERROR = 1
 
 
-def _cmd_data_scan(args: argparse.Namespace) -> int:
+def _scan_any(args: argparse.Namespace, **options):
+    """A picture folder's scan report, or a text file's (the kind comes from the data)."""
     from tlcore.data import scan
+    from tlcore.text.data import is_text_source, read_texts
 
-    report = scan(args.path, max_file_mb=args.max_file_mb)
+    if is_text_source(args.path):
+        limit = options.get("max_file_mb")
+        return read_texts(args.path, text_column=args.text_column, label_column=args.label_column,
+                          **({"max_file_mb": limit} if limit else {}))
+    return scan(args.path, **options)
+
+
+def _cmd_data_scan(args: argparse.Namespace) -> int:
+    report = _scan_any(args, max_file_mb=args.max_file_mb)
     print(report.to_json() if args.json else report.summary())
     for error in report.errors:
         print(f"error: {error}", file=sys.stderr)
@@ -28,9 +38,9 @@ def _cmd_data_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_split(args: argparse.Namespace) -> int:
-    from tlcore.data import default_manifest_path, make_split, scan
+    from tlcore.data import default_manifest_path, make_split
 
-    report = scan(args.path)
+    report = _scan_any(args)
     manifest = make_split(report, seed=args.seed, val=args.val, test=args.test, test_from_val=args.test_from_val)
     out = manifest.save(args.out or default_manifest_path(report, args.seed))
     counts = manifest.counts()
@@ -143,7 +153,11 @@ def _cmd_models_rank(args: argparse.Namespace) -> int:
 def _build_for_show(args: argparse.Namespace):
     """Showing groups needs no weights: without any, build randomly initialised and say so once."""
     from tlcore.models import ModelSpec, WeightsError, build_model
+    from tlcore.text.model import build_text_model, is_text_model
 
+    if is_text_model(args.name):
+        return build_text_model(ModelSpec(name=args.name, weights="random" if args.random_init else "auto"),
+                                args.classes or 2)
     spec = ModelSpec(name=args.name, weights="random" if args.random_init else (args.weights or "auto"),
                      allow_download=args.download, fine_groups=args.fine)
     try:
@@ -155,9 +169,29 @@ def _build_for_show(args: argparse.Namespace):
         return build_model(ModelSpec(name=args.name, weights="random", fine_groups=args.fine), args.classes)
 
 
+def _show_text_model(args: argparse.Namespace) -> int:
+    from tlcore.text.model import text_facts
+
+    facts = text_facts(args.name)
+    built = _build_for_show(args)
+    print(f"{facts.name}  (text encoder: {facts.layers} transformer layers, hidden size {facts.hidden}, "
+          f"{facts.params / 1e6:.1f}M parameters)")
+    print(f"weights: {facts.weights}")
+    print(f"input: at most {facts.max_length} tokens per text (runs use {built.max_length}); vocabulary "
+          f"{facts.vocabulary:,} word pieces; mean pooling over the tokens, then the new head")
+    print(f"layer groups, embeddings to head ({len(built.groups)}):")
+    width = max(len(g.name) for g in built.groups)
+    for g in built.groups:
+        print(f"  {g.index:>2}  {g.name:<{width}}  {g.role:<4}  {g.params:>12,}")
+    return 0
+
+
 def _cmd_models_show(args: argparse.Namespace) -> int:
     from tlcore.models import model_card
+    from tlcore.text.model import is_text_model
 
+    if is_text_model(args.name):
+        return _show_text_model(args)
     card = model_card(args.name)
     built = _build_for_show(args)
     p = built.preprocessing
@@ -634,6 +668,52 @@ def _image_files(target: Path) -> list[Path]:
     return sorted(p for p in target.rglob("*") if p.is_file() and not any(is_hidden(x) for x in p.relative_to(target).parts))
 
 
+def _is_text_run(target: str) -> bool:
+    """A run folder (or run id) whose model is a text model; export folders and unknown ids are left to Predictor."""
+    from tlcore.config import read_json_file
+    from tlcore.paths import user_path
+    from tlcore.text.model import is_text_model
+
+    folder = user_path(target)
+    try:
+        if not (folder / "config.json").is_file():
+            from tlcore.runs import RunStore, check_run_id
+
+            check_run_id(target)
+            folder = Path(RunStore().get(target).run_dir)
+        name = (read_json_file(folder / "config.json", "the run's config").get("model") or {}).get("name", "")
+    except (OSError, ValueError, TransferLabError, AttributeError):
+        return False
+    return isinstance(name, str) and is_text_model(name)
+
+
+def _predict_texts(args: argparse.Namespace) -> int:
+    import csv
+
+    from tlcore.paths import user_path
+    from tlcore.text_predict import TextPredictor, texts_to_predict
+
+    folder = user_path(args.model)
+    if not (folder / "config.json").is_file():
+        folder = Path(_store().get(args.model).run_dir)
+    if args.cam:
+        raise TransferLabError("--cam draws Grad-CAM on pictures", "leave it out for a text run")
+    predictor = TextPredictor.from_run(folder)
+    texts = texts_to_predict(args.images)
+    found = predictor.predict(texts, topk=args.topk)
+    for text, top in zip(texts, found):
+        shown = text if len(text) <= 70 else text[:67] + "..."
+        print(f"{shown!r}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["text", "predicted", "probability", "error"] + [f"top{i + 1}" for i in range(len(found[0]))])
+            writer.writerows([text, top[0][0], f"{top[0][1]:.4f}", ""] + [f"{c}:{p:.4f}" for c, p in top]
+                             for text, top in zip(texts, found))
+        print(f"predictions written to {args.csv}")
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     import csv
 
@@ -644,6 +724,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.data.images import ImageReadError
     from tlcore.predict import Predictor
 
+    if _is_text_run(args.model):
+        return _predict_texts(args)
     predictor = Predictor.resolve(args.model)
     files = _image_files(Path(args.images))
     if args.cam and len(files) == 1:  # one picture: --cam names the overlay file itself
@@ -676,6 +758,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             writer.writerows(rows)
         print(f"predictions written to {args.csv}")
     return 0 if any(r[1] for r in rows) else EXIT_USER_ERROR
+
+
+def _text_columns(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text-column", help="texts: the column of the texts (default: found by name, e.g. text)")
+    parser.add_argument("--label-column", help="texts: the column of the labels (default: found by name, e.g. label)")
 
 
 def _path(text: str) -> Path:
@@ -723,14 +810,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = commands.add_parser("data", help="inspect and split a data set").add_subparsers(dest="data_command", required=True)
     scan = data.add_parser("scan", help="check every file and print a report")
-    scan.add_argument("path", help="a folder with one sub-folder per class (or train/val/test folders), or a .zip")
+    scan.add_argument("path", help="a folder with one sub-folder per class (or train/val/test folders), a .zip, or "
+                                   "texts: a .csv/.tsv/.jsonl file (a text and a label column) or class folders of .txt")
     scan.add_argument("--json", action="store_true", help="print the full report as JSON")
+    _text_columns(scan)
     scan.add_argument("--max-file-mb", type=_bounded(float, 0, 100_000, above=True), help="skip files larger than this without reading them "
                                                         "(default 64, or TRANSFERLAB_MAX_FILE_MB)")
     scan.set_defaults(handler=_cmd_data_scan)
 
     split = data.add_parser("split", help="make a stratified, seeded train/val/test split and save its manifest")
-    split.add_argument("path", help="a folder or .zip, as for `scan`")
+    split.add_argument("path", help="a folder, .zip or text file, as for `scan`")
+    _text_columns(split)
     split.add_argument("--seed", type=_bounded(int, 0, 2**31 - 1), default=0, help="same seed, same split (default 0)")
     split.add_argument("--val", type=_bounded(float, 0, 0.95), default=0.15, help="validation share per class (default 0.15)")
     split.add_argument("--test", type=_bounded(float, 0, 0.95), default=0.15, help="test share per class (default 0.15)")

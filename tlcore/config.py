@@ -58,12 +58,15 @@ def _check(condition: bool, field_name: str, value: object, hint: str) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where a run's pictures come from and how they are split (source folder or zip, manifest, seed, shares)."""
+    """Where a run's pictures (or texts) come from and how they are split (source folder, zip or text file,
+    manifest, seed, shares; for text files the text and label columns)."""
     source: str = "sample_data"  # a folder or a zip
     manifest: str | None = None  # a split manifest; made from source + split_seed when absent
     split_seed: int = 0
     val: float = 0.15
     test: float = 0.15
+    text_column: str | None = None  # text data: the column of the texts (None: found by name, e.g. "text")
+    label_column: str | None = None  # text data: the column of the labels (None: found by name, e.g. "label")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from tlcore.inference import outputs
 from tlcore.runtime import Runtime, select_runtime
 from tlcore.artifacts import BEST, EVALUATION, EVALUATIONS, PREDICTIONS, TrainedRun, load_trained
 from tlcore.data import scan
+from tlcore.modality import collate_texts, text_dataset
 
 __all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "evaluate_folder",
            "folder_evaluation_name"]
@@ -119,8 +120,13 @@ def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_d
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     p = built.preprocessing
-    loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
-                        batch_size=config.batch_size, num_workers=runtime.num_workers)
+    if built.text:
+        dataset = text_dataset(built, items, manifest.root, config.data.source, config.data.text_column,
+                               config.data.label_column)
+        loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate_texts)
+    else:
+        loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
+                            batch_size=config.batch_size, num_workers=runtime.num_workers)
     if own_statistics:  # AdaBN: the pictures are normalised by their own domain's statistics (labels unused)
         adabn(model, _counted(loader, "adapting BatchNorm", len(items), on_progress), runtime.device)
     probabilities = torch.cat([logits.softmax(1).cpu() for logits, _ in

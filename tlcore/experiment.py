@@ -91,6 +91,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data.split_seed", 0, (_I,)),
     Setting("data.val", 0.15, (_F,)),
     Setting("data.test", 0.15, (_F,)),
+    Setting("data.text_column", None, (_S, _N)),
+    Setting("data.label_column", None, (_S, _N)),
     Setting("model.name", DEFAULT_MODEL, (_S,)),
     Setting("model.weights", "auto", (_S,)),  # "auto", "random" or a file
     Setting("model.allow_download", False, (_B,)),

@@ -100,16 +100,16 @@ class EpochLoader(DataLoader):
 
     def __init__(self, dataset: ImageListDataset | DecodedDataset, *, batch_size: int, num_workers: int,
                  pin_memory: bool, generator: torch.Generator | None = None, rank: int = 0, world: int = 1,
-                 on_device=None, device: torch.device | None = None) -> None:
+                 on_device=None, device: torch.device | None = None, collate_fn=None) -> None:
         order = EpochOrder(len(dataset))
         if world > 1:  # one rank of a torchrun run: its share of each global batch (tlcore.collectives)
             super().__init__(dataset, batch_sampler=RankBatches(order, batch_size, rank, world),
                              num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=seed_worker,
-                             generator=generator, persistent_workers=False)
+                             generator=generator, persistent_workers=False, collate_fn=collate_fn)
         else:
             super().__init__(dataset, batch_size=batch_size, sampler=order, drop_last=False,
                              num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=seed_worker,
-                             generator=generator, persistent_workers=False)
+                             generator=generator, persistent_workers=False, collate_fn=collate_fn)
         self.order = order
         self.on_device, self.device = on_device, device
         self.rank, self.world = rank, world

@@ -11,9 +11,11 @@ from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import resolve_source
 from tlcore.data.layout import IMAGE_SUFFIXES, walk_files
 from tlcore.errors import TransferLabError
-from tlcore.models import build_model, check_weights
+from tlcore.modality import is_text_model, is_text_source
+from tlcore.models import DEFAULT_MODEL, build_model, check_weights
+from tlcore.text.model import DEFAULT_TEXT_MODEL, check_text_model
 
-__all__ = ["check_before_queueing"]
+__all__ = ["check_before_queueing", "model_for_the_data"]
 
 
 def check_before_queueing(config: RunConfig) -> None:
@@ -27,6 +29,13 @@ def check_before_queueing(config: RunConfig) -> None:
             two pictures; the method cannot act on this model (AdaBN without BatchNorm) or freeze plan (DANN or
             L2-SP when only the head trains).
     """
+    config, _ = model_for_the_data(config)
+    if is_text_model(config.model.name):
+        check_text_model(config.model.name)
+        if config.adapt.method != "none":
+            raise TransferLabError(f"domain adaptation ({config.adapt.method}) is for pictures so far",
+                                   "set adapt.method to none for text data")
+        return
     check_weights(config.model)
     method = config.adapt.method
     if method in NEEDS_TARGET:
@@ -37,6 +46,33 @@ def check_before_queueing(config: RunConfig) -> None:
         plan = resolve_freeze_plan(config.freeze, n)
         head_only = all(plan.trainable_from(e, n) == n - 1 for e in range(config.epochs))
         check_method_fits(config.adapt, built.model, head_only, built.arch)
+
+
+def model_for_the_data(config: RunConfig) -> tuple[RunConfig, str | None]:
+    """Texts need a text model and pictures an image model (the modality comes from the data).
+
+    Args:
+        config: the run.
+
+    Returns:
+        The config, with the default text model where text data came with the default (image) model, and a
+        note saying so (None when nothing changed).
+
+    Raises:
+        TransferLabError: any other mismatch (an image model chosen for texts, a text model for pictures).
+    """
+    text_data, text_model = is_text_source(config.data.source), is_text_model(config.model.name)
+    if text_data and not text_model:
+        if config.model.name != DEFAULT_MODEL:
+            raise TransferLabError(f"{config.data.source} holds texts, and {config.model.name} is an image model",
+                                   f"use a text model such as {DEFAULT_TEXT_MODEL}")
+        changed = replace(config, model=replace(config.model, name=DEFAULT_TEXT_MODEL),
+                          name=config.name or f"{DEFAULT_TEXT_MODEL} / {config.freeze.get('strategy', 'custom')}")
+        return changed, f"text data: the model is {DEFAULT_TEXT_MODEL} (the default text model)"
+    if text_model and not text_data:
+        raise TransferLabError(f"{config.model.name} is a text model, and {config.data.source} holds pictures",
+                               "choose an image model, or give a CSV, TSV or JSONL file of texts")
+    return config, None
 
 
 def _check_target(target: str) -> None:

@@ -22,7 +22,9 @@ from tlcore.events import Event, Sink, ignore
 from tlcore.files import atomic_write
 from tlcore.freeze import FreezePlan, apply_plan
 from tlcore.input_path import InputPath
-from tlcore.models import BuiltModel, build_model
+from tlcore.modality import build_for
+from tlcore.models import BuiltModel
+from tlcore.preflight import model_for_the_data
 from tlcore.runtime import Runtime, select_runtime
 
 __all__ = ["Prepared", "prepare", "AUTO_BATCH"]
@@ -84,10 +86,16 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     for split in ("train", "val"):
         if not manifest.files(split):
             raise TransferLabError(f"the split has no {split} images", "use larger val/test shares or more images")
+    config, note = model_for_the_data(config)
+    if note:
+        sink(Event("log", note))
     torch.manual_seed(config.seed)
-    built = build_model(config.model, len(manifest.classes), input_size=config.input_size, seed=config.seed)
+    built = build_for(config.model, len(manifest.classes), input_size=config.input_size, seed=config.seed)
     plan = resolve_freeze_plan(config.freeze, len(built.groups))
-    prep = Prepared(config, manifest, built, plan, runtime)
+    prep = Prepared(config, manifest, built, plan, replace(runtime, channels_last=False) if built.text else runtime)
+    if built.text and config.adapt.method != "none":
+        raise TransferLabError(f"domain adaptation ({config.adapt.method}) is for pictures so far",
+                               "set adapt.method to none for text data")
     check_method_fits(config.adapt, built.model, prep.head_only, built.arch)
     if config.adapt.method in NEEDS_TARGET:
         prep.target = scan_target(config.adapt.target, config.adapt.max_target)

@@ -19,6 +19,7 @@ from tlcore.errors import TransferLabError
 from tlcore.freeze import FreezePlan, optimizer_param_groups
 from tlcore.inference import autocast, outputs
 from tlcore.loader import DecodedDataset, EpochLoader, ImageListDataset
+from tlcore.modality import collate_texts, text_dataset
 from tlcore.prepare import Prepared
 from tlcore.runtime import Runtime
 from tlcore.schedules import make_scheduler
@@ -44,6 +45,13 @@ def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Gen
         The `EpochLoader`.
     """
     p, config = prep.built.preprocessing, prep.config
+    if prep.built.text:  # token ids, padded per batch; no picture augmentation
+        items = prep.manifest.files(split)
+        rank, world = rank_world() if training and split == "train" else (0, 1)
+        dataset = text_dataset(prep.built, items, prep.manifest.root, config.data.source, config.data.text_column,
+                               config.data.label_column)
+        return EpochLoader(dataset, batch_size=batch_size or config.batch_size, num_workers=0, pin_memory=False,
+                           generator=generator, rank=rank, world=world, collate_fn=collate_texts)
     items = prep.target.items() if split == "target" else prep.manifest.files(split)
     decoded = prep.inputs.decoded(split) if split != "target" else None
     on_device = prep.inputs.on_device(p, prep.runtime, training, config.seed) if decoded else None
@@ -94,7 +102,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: to
     Returns:
         (loss, logits), detached.
     """
-    if runtime.channels_last:
+    if runtime.channels_last and x.ndim == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(runtime):
         loss, logits = objective(model, x, y)

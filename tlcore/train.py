@@ -89,12 +89,14 @@ def train(config, run_dir: str | Path, sink: Sink = ignore, should_stop: Callabl
     if writer:  # the config as it ran: batch size "auto" as the number it became
         atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(prep.config.to_json()))
         prep.manifest.save(run_dir / SPLIT)
-    prep.inputs = choose_input(prep.config, prep.manifest, prep.built.preprocessing, prep.runtime,
-                               lambda kind, message: sink(Event(kind, message)))
+    if not prep.built.text:  # texts are tokenized once, in memory: no decoded-picture cache or device augmentation
+        prep.inputs = choose_input(prep.config, prep.manifest, prep.built.preprocessing, prep.runtime,
+                                   lambda kind, message: sink(Event(kind, message)))
     loop = build_loop(prep)
+    kind = "texts" if prep.built.text else "images"
     sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "
-                      f"{len(loop.val_loader.dataset)} val images; split {prep.manifest.id}; weights: "
-                      f"{prep.built.weights.description}; {prep.inputs.describe()}", {"split_id": prep.manifest.id}))
+                      f"{len(loop.val_loader.dataset)} val {kind}; split {prep.manifest.id}; weights: "
+                      f"{prep.built.weights.description}; {_inputs_words(prep)}", {"split_id": prep.manifest.id}))
     return fit(Fit(loop, run_dir, sink, should_stop, resume=resume, writer=writer), parts_for(prep))
 
 
@@ -197,6 +199,12 @@ def _validate(run: Fit) -> dict:
     for group in optimizer.param_groups:  # one learning rate per layer group (decay and no-decay share it)
         lr_groups.setdefault(group.get("group", str(len(lr_groups))), group["lr"])
     return {"val_loss": val_loss, "val_acc": val_acc, "lr": optimizer.param_groups[-1]["lr"], "lr_groups": lr_groups}
+
+
+def _inputs_words(prep: Prepared) -> str:
+    if prep.built.text:
+        return f"texts tokenized once, at most {prep.built.max_length} tokens each, padded per batch"
+    return prep.inputs.describe()
 
 
 def _peak_memory_mb(runtime: Runtime) -> float:

@@ -25,7 +25,7 @@ from tlcore.errors import TransferLabError
 from tlcore.artifacts import BEST, EVALUATION, LAST, PREDICTIONS, TRAINING_MARK
 from tlcore.evaluate import evaluate_folder, evaluate_run
 from tlcore.paths import data_home
-from tlcore.preflight import check_before_queueing
+from tlcore.preflight import check_before_queueing, model_for_the_data
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.tracking import RunTracker
 from tlcore.events import Cancelled, Event
@@ -217,6 +217,7 @@ def submit(config: RunConfig, store: RunStore | None = None, *, sweep: str | Non
     """
     store = store or RunStore()
     config = with_absolute_paths(config)
+    config, _ = model_for_the_data(config)  # stored as it will run: text data gets a text model
     if check:  # a run that cannot start is refused now, not 40 s later in the worker, and is not listed
         check_before_queueing(config)
     run = store.create(config, sweep=sweep, runner=runner)

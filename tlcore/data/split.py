@@ -109,7 +109,10 @@ class SplitManifest:
         return manifest
 
     def missing_files(self) -> list[str]:
+        """Items whose file is gone (for texts in a table: the table's file)."""
         root = Path(self.root)
+        if self.layout == "texts":
+            return [i.path for i in self.items if not (root / (i.path.rpartition("#")[0] or i.path)).is_file()]
         return [i.path for i in self.items if not (root / i.path).is_file()]
 
 
@@ -122,8 +125,9 @@ def default_manifest_path(report: ScanReport, seed: int) -> Path:
     Returns:
         The manifest's path.
     """
-    name = Path(report.root).name or "dataset"
-    digest = hashlib.sha256(report.root.encode()).hexdigest()[:8]
+    where = getattr(report, "source", report.root)  # a text file: two tables in one folder are two data sets
+    name = Path(where).name or "dataset"
+    digest = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return data_home() / "splits" / f"{name}-{digest}-seed{seed}.json"
 
 
@@ -261,7 +265,13 @@ def resolve_manifest(data: SplitSettings) -> tuple[SplitManifest, Path]:
     if data.manifest:
         path = Path(data.manifest)
         return SplitManifest.load(path), path
-    report = scan_dataset(resolve_source(data.source))
+    from tlcore.text.data import is_text_source, read_texts
+
+    if is_text_source(data.source):
+        report = read_texts(data.source, text_column=getattr(data, "text_column", None),
+                            label_column=getattr(data, "label_column", None))
+    else:
+        report = scan_dataset(resolve_source(data.source))
     path = default_manifest_path(report, data.split_seed)
     manifest = make_split(report, seed=data.split_seed, val=data.val, test=data.test)
     if not path.exists() or SplitManifest.load(path).id != manifest.id:

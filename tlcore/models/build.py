@@ -62,6 +62,13 @@ class BuiltModel:
     weights: WeightsSource
     preprocessing: Preprocessing
     groups: list[LayerGroup]
+    tokenizer: object | None = None  # text models (tlcore.text): their tokenizer; None for image models
+    max_length: int | None = None  # text models: tokens per text
+
+    @property
+    def text(self) -> bool:
+        """A text model (its inputs are token ids and masks, not pictures)."""
+        return self.tokenizer is not None
 
     @property
     def label(self) -> str:

@@ -34,6 +34,7 @@ def fast_path_applies(prep: Prepared) -> bool:
     """
     config = prep.config
     return (config.feature_cache and rank_world()[1] == 1  # with torchrun every rank trains the model itself
+            and not prep.built.text  # the feature cache is keyed by pictures; text runs step the whole model
             and uses_fast_path(prep.plan, len(prep.built.groups), config.epochs)
             and fast_path_fits(prep.model, prep.built.preprocessing.input_size))
 

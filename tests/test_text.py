@@ -1,0 +1,182 @@
+"""Text classification through the same walk (issue 27): labelled texts read and reported on, the seeded split,
+all-MiniLM-L6-v2 from its package with layer groups, training through the same loop and parts, evaluation,
+prediction, and one line for each kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT, tlcore_in_process
+from tlcore.data import make_split
+from tlcore.errors import DatasetError, TransferLabError
+from tlcore.models import ModelSpec
+from tlcore.text.data import is_text_source, read_texts
+from tlcore.text.model import build_text_model
+from tlcore.train import Cancelled, train
+from train_fixtures import tiny_config
+
+TICKETS = ROOT / "sample_data" / "support_tickets.csv"
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_the_bundled_tickets_are_read_with_their_columns_found() -> None:
+    report = read_texts(TICKETS)
+    assert report.ok and report.text_column == "text" and report.label_column == "label"
+    assert report.counts == {"billing": 60, "bug": 60, "login": 60, "shipping": 60}
+    assert is_text_source(TICKETS) and not is_text_source(ROOT / "sample_data")
+
+
+def test_bad_rows_are_named_by_line_and_the_rest_is_used(tmp_path: Path) -> None:
+    rows = ["review,sentiment", "great phone,pos", "awful battery,neg", '"broken, quoted",neg,extra', "   ,pos",
+            "fine,", "Great  PHONE,neg", "works well,pos", "stopped working,neg", "love it,pos", "hate it,neg"]
+    data = ("\n".join(rows) + "\n").encode() + b"caf\xe9 latte,pos\nok again,pos\n"
+    report = read_texts(write(tmp_path / "reviews.csv", data))
+    assert (report.text_column, report.label_column) == ("review", "sentiment")
+    skipped = dict(report.skipped)
+    assert "fields" in skipped["line 4"] and skipped["line 6"] == "no label" and "UTF-8" in skipped["line 12"]
+    assert report.empty == ["line 5"]
+    assert report.conflicts == [["reviews.csv#2", "reviews.csv#7"]]  # same words, other case and spacing
+    assert report.counts == {"neg": 4, "pos": 4}
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"", "is empty"),
+    (b"text,label\nsame,only\nother,only\nthird,only\n", None),
+    (b"words,kind\na,x\n", "cannot tell which column holds the texts"),
+])
+def test_unusable_files_say_why_in_one_line(tmp_path: Path, content: bytes, says: str | None) -> None:
+    path = write(tmp_path / "data.csv", content)
+    if says is None:  # one class: a report error, and the split refuses it
+        report = read_texts(path)
+        assert report.errors == ["only one class ('only'): a classifier needs two or more"]
+        with pytest.raises(DatasetError):
+            make_split(report, seed=0)
+        return
+    with pytest.raises(DatasetError, match=says) as caught:
+        read_texts(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_100_mb_file_and_a_wrong_column_name_are_refused_in_one_line(tmp_path: Path) -> None:
+    big = tmp_path / "big.csv"
+    with big.open("wb") as fh:
+        fh.truncate(100 * 2**20)  # sparse: the size is refused before anything is read
+    result = tlcore_in_process("data", "scan", str(big))
+    assert result.returncode == 1 and result.stderr.count("error: ") == 1 and "100 MB" in result.stderr
+    result = tlcore_in_process("data", "scan", str(TICKETS), "--text-column", "body")
+    assert result.returncode == 1 and "no column 'body'" in result.stderr and "text, label" in result.stderr
+
+
+def test_jsonl_tsv_and_class_folders_of_txt_files_read_alike(tmp_path: Path) -> None:
+    rows = [("the app crashes", "bug"), ("charged twice", "billing"), ("app freezes on start", "bug"),
+            ("refund please", "billing"), ("error on login screen", "bug"), ("wrong invoice", "billing")]
+    jsonl = write(tmp_path / "t.jsonl", "\n".join(json.dumps({"text": t, "label": y}) for t, y in rows) + "\nnope\n")
+    tsv = write(tmp_path / "t.tsv", "text\tlabel\n" + "\n".join(f"{t}\t{y}" for t, y in rows) + "\n")
+    folder = tmp_path / "folders"
+    for i, (text, label) in enumerate(rows):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        (folder / label / f"{i}.txt").write_text(text)
+    reports = [read_texts(jsonl), read_texts(tsv), read_texts(folder)]
+    assert all(r.counts == {"billing": 3, "bug": 3} for r in reports)
+    assert reports[0].skipped == [("line 7", "not valid JSON")]
+    assert is_text_source(folder) and sorted(r.path for r in reports[2].images)[0] == "billing/1.txt"
+
+
+def test_the_split_is_seeded_and_copies_stay_together(tmp_path: Path) -> None:
+    rows = ["text,label"] + [f"ticket number {i} about billing,billing" for i in range(20)] \
+        + [f"ticket number {i} about a bug,bug" for i in range(20)] + ["Ticket number 3 about  BILLING,billing"]
+    report = read_texts(write(tmp_path / "t.csv", "\n".join(rows) + "\n"))
+    first, again, other = (make_split(report, seed=s) for s in (4, 4, 5))
+    assert first.id == again.id != other.id
+    splits = {item.split for item in first.items if item.path in ("t.csv#5", "t.csv#42")}
+    assert len(splits) == 1  # the copy (other case and spacing) is dealt with its original
+
+
+def test_minilm_loads_from_its_package_with_groups_from_embeddings_to_head() -> None:
+    built = build_text_model(ModelSpec(name="all-MiniLM-L6-v2"), 3)
+    assert [g.name for g in built.groups] == ["embeddings"] + [f"layer {i}" for i in range(1, 7)] + ["head"]
+    names = [n for n, _ in built.model.named_parameters()]
+    grouped = [n for g in built.groups for n in g.param_names]
+    assert sorted(grouped) == sorted(names)  # every parameter in exactly one group
+    assert built.weights.pretrained and "package" in built.weights.description
+    encoded = built.tokenizer(["charged twice", "the app crashes on start"], padding=True, return_tensors="pt")
+    x = torch.stack([encoded["input_ids"], encoded["attention_mask"]], 1)
+    padded = torch.cat([x, torch.zeros(2, 2, 5, dtype=torch.long)], 2)  # more padding: the same embedding
+    built.model.eval()
+    assert torch.allclose(built.model.forward_features(x), built.model.forward_features(padded), atol=1e-5)
+    random = build_text_model(ModelSpec(name="all-MiniLM-L6-v2", weights="random"), 3)
+    assert not random.weights.pretrained
+
+
+@pytest.fixture(scope="module")
+def tickets_config(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return {"data": {"source": str(TICKETS), "split_seed": 0}, "augment": {"preset": "none"}, "epochs": 2,
+            "batch_size": 16, "device": "cpu", "num_workers": 0}
+
+
+def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dict, tmp_path: Path,
+                                                             tl_home: Path) -> None:
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({**tickets_config, "freeze": {"strategy": "feature_extraction"}}))
+    result = tlcore_in_process("train", str(config))
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.split()[1]
+    assert result.stdout.startswith(f"run {run_id} (all-MiniLM-L6-v2 / feature_extraction)")
+    shown = json.loads(tlcore_in_process("evaluate", run_id, "--json").stdout)
+    assert shown["accuracy"] > 0.6 and shown["classes"] == ["billing", "bug", "login", "shipping"]  # chance 0.25
+    predicted = tlcore_in_process("predict", run_id, "I was charged twice and want my money back", "--topk", "2")
+    assert predicted.returncode == 0 and "billing" in predicted.stdout.split(":")[-1].split(",")[0]
+    out = tmp_path / "p.csv"
+    lines = tlcore_in_process("predict", run_id, str(TICKETS), "--csv", str(out))
+    assert lines.returncode == 0 and len(out.read_text().splitlines()) == 241
+    shown = tlcore_in_process("models", "show", "all-MiniLM-L6-v2")
+    assert "6 transformer layers" in shown.stdout and "vocabulary 30,522" in shown.stdout
+
+
+def test_full_fine_tuning_of_text_resumes_bit_identically(tickets_config: dict, tmp_path: Path) -> None:
+    config = tiny_config(Path(TICKETS), **{**tickets_config, "model": {"name": "all-MiniLM-L6-v2"},
+                                          "freeze": {"strategy": "gradual", "every": 1},
+                                          "optimizer": {"name": "adamw", "lr": 1e-4}, "input_size": None})
+    whole = train(config, tmp_path / "whole")
+    seen = []
+    with pytest.raises(Cancelled):
+        train(config, tmp_path / "parts", sink=lambda e: seen.append(e) if e.kind == "epoch" else None,
+              should_stop=lambda: len(seen) >= 1)
+    rest = train(config, tmp_path / "parts", resume=True)
+    assert [h["val_loss"] for h in whole.history] == [h["val_loss"] for h in rest.history]
+    a, b = load_file(str(tmp_path / "whole" / "last.safetensors")), load_file(str(tmp_path / "parts" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    first = load_file(str(tmp_path / "whole" / "best.safetensors"))
+    assert whole.history[1]["trainable_params"] > whole.history[0]["trainable_params"]  # layer 6 unfroze
+    assert first.keys() == a.keys()
+
+
+@pytest.mark.parametrize("overrides, says", [
+    ({"model": {"name": "resnet50"}}, "is an image model"),
+    ({"data": {"source": "sample_data"}, "model": {"name": "all-MiniLM-L6-v2"}}, "is a text model"),
+    ({"adapt": {"method": "mcc", "target": str(TICKETS)}}, "for pictures so far"),
+])
+def test_mismatched_runs_are_refused_before_they_are_queued(tickets_config: dict, tmp_path: Path, tl_home: Path,
+                                                            overrides: dict, says: str) -> None:
+    data = {**tickets_config, **overrides}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    result = tlcore_in_process("train", str(path), "--background")
+    assert result.returncode == 1 and result.stderr.count("error: ") == 1 and says in result.stderr, result.stderr
+    from tlcore.runs import RunStore
+
+    assert RunStore().list() == []
+
+
+def test_errors_name_the_text_problem_not_a_picture_one(tmp_path: Path) -> None:
+    with pytest.raises(TransferLabError, match="no such file or folder"):
+        read_texts(tmp_path / "missing.csv")

@@ -1,0 +1,135 @@
+"""A trained text run on new texts: one text, the lines of a .txt file, or a column of a CSV/TSV/JSONL file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tlcore.artifacts import BEST, load_trained
+from tlcore.errors import TransferLabError
+from tlcore.inference import outputs
+from tlcore.runtime import select_runtime
+from tlcore.text.data import TEXT_FILE_SUFFIXES, TEXT_NAMES
+from tlcore.text.loader import collate_texts
+
+__all__ = ["TextPredictor", "texts_to_predict"]
+
+MAX_TEXTS = 100_000
+
+
+@dataclass
+class TextPredictor:
+    """A text run's model, tokenizer and classes, ready to classify.
+
+    Attributes:
+        model, tokenizer, max_length: from the run; classes: its labels in order.
+    """
+
+    model: torch.nn.Module
+    tokenizer: object
+    max_length: int
+    classes: list[str]
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, checkpoint: str = BEST) -> "TextPredictor":
+        """Load a text run's best weights.
+
+        Args:
+            run_dir: the run's folder; checkpoint: which weights.
+
+        Returns:
+            The predictor.
+
+        Raises:
+            TransferLabError: the run cannot be loaded, or it is not a text run.
+        """
+        trained = load_trained(run_dir, checkpoint)
+        if not trained.built.text:
+            raise TransferLabError(f"{run_dir} is a picture run", "give it pictures, not texts")
+        return cls(trained.built.model.eval(), trained.built.tokenizer, trained.built.max_length,
+                   list(trained.manifest.classes))
+
+    def predict(self, texts: list[str], topk: int = 1, batch_size: int = 32) -> list[list[tuple[str, float]]]:
+        """The top classes of each text, most likely first.
+
+        Args:
+            texts: the texts; topk: classes per text (at most the number of classes); batch_size: per pass.
+
+        Returns:
+            For each text, (class, probability) pairs.
+        """
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        batches = [collate_texts([(torch.tensor(ids), 0) for ids in encoded[i:i + batch_size]])
+                   for i in range(0, len(encoded), batch_size)]
+        runtime = select_runtime("cpu", "fp32", 0)
+        k = min(topk, len(self.classes))
+        found = []
+        for logits, _ in outputs(self.model, batches, runtime):
+            values, indexes = logits.softmax(1).topk(k, dim=1)
+            found += [[(self.classes[i], float(v)) for v, i in zip(row_v, row_i)]
+                      for row_v, row_i in zip(values.tolist(), indexes.tolist())]
+        return found
+
+
+def texts_to_predict(given: str) -> list[str]:
+    """What the user asked to classify: a CSV/TSV/JSONL file (its text column), a .txt file (one text per line),
+    or else the argument itself as one text.
+
+    Args:
+        given: a path or a text.
+
+    Returns:
+        The texts.
+
+    Raises:
+        TransferLabError: the file holds no text, or too many.
+    """
+    path = Path(given)
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):
+        is_file = False
+    if not is_file:
+        if not given.strip():
+            raise TransferLabError("no text to classify", "give a text, a .txt file or a CSV file")
+        return [given]
+    if path.suffix.lower() in TEXT_FILE_SUFFIXES:
+        rows = _column(path)
+    else:
+        rows = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    if not rows:
+        raise TransferLabError(f"{path.name} holds no text", "one text per line (.txt), or a text column (CSV)")
+    if len(rows) > MAX_TEXTS:
+        raise TransferLabError(f"{path.name} holds {len(rows):,} texts", f"classify at most {MAX_TEXTS:,} at a time")
+    return rows
+
+
+def _column(path: Path) -> list[str]:
+    """The text column of a table that may have no label column."""
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            text = next((value.get(k) for k in value if str(k).lower() in TEXT_NAMES), None) \
+                if isinstance(value, dict) else None
+            if isinstance(text, str) and text.strip():
+                rows.append(text)
+        return rows
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        header = next(reader, [])
+        named = [i for i, c in enumerate(header) if c.strip().lower() in TEXT_NAMES]
+        if not named:
+            raise TransferLabError(f"cannot tell which column of {path.name} holds the texts (columns: "
+                                   f"{', '.join(header)[:200]})", "name it 'text'")
+        return [row[named[0]] for row in reader if len(row) > named[0] and row[named[0]].strip()]
+
+
