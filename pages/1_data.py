@@ -7,22 +7,27 @@ import plotly.express as px
 import streamlit as st
 
 from pages.common import (
-    MAX_UPLOAD_MB, SAMPLE_DATA, bind, change, choice, data_report, experiment, forget_report, number_bounds, picture_pairs,
-    sample_grid, save_upload, show_sidebar, target_pictures,
+    MAX_UPLOAD_MB, SAMPLE_DATA, SAMPLE_TEXTS, bind, change, choice, data_report, experiment, forget_report, number_bounds, picture_pairs,
+    sample_grid, save_upload, scan_any, show_sidebar, target_pictures,
 )
-from tlcore.data import SplitManifest, default_manifest_path, make_split, scan
+from tlcore.data import SplitManifest, default_manifest_path, make_split
 from tlcore.errors import TransferLabError
+from tlcore.text.data import TEXT_LAYOUT, is_text_source
 
 experiment()
 st.title("1 · Data")
-st.write("Point to a folder with one sub-folder per class (or train/val/test folders), or upload a zip of one.")
+st.write("Point to a folder with one sub-folder per class (or train/val/test folders), or upload a zip of one. "
+         "For texts: a CSV, TSV or JSONL file with a text column and a label column, or class folders of .txt files.")
 
-kind = st.radio("Data set", ["Bundled sample data", "Folder on this computer", "Upload a zip"], horizontal=True,
-                **bind("data", "app.data_kind"))
+kind = st.radio("Data set", ["Bundled sample data", "Bundled sample texts", "Folder on this computer", "Upload a zip"],
+                horizontal=True, **bind("data", "app.data_kind"))
 if kind == "Bundled sample data":
     source = str(SAMPLE_DATA)
+elif kind == "Bundled sample texts":
+    source = str(SAMPLE_TEXTS)
 elif kind == "Folder on this computer":
-    source = st.text_input("Folder path", placeholder="/home/me/photos", **bind("data", "app.folder")).strip()
+    source = st.text_input("Folder path (or a text file: .csv, .tsv, .jsonl)", placeholder="/home/me/photos",
+                           **bind("data", "app.folder")).strip()
 else:
     upload = st.file_uploader("Zip of the data set", type=["zip"], key="data.upload", max_upload_size=MAX_UPLOAD_MB)
     source = str(save_upload(upload.file_id, upload.name, upload.getvalue())) if upload else ""
@@ -37,56 +42,93 @@ if source != choice("data.source"):  # the user chose another data set; its spli
     change({"data.source": source, "data.manifest": None})
 if st.button("Scan again", key="data.scan", help="Read every file again (after you changed the folder)."):
     forget_report()
+if is_text_source(source) and Path(source).is_file():  # drawn before reading: a column not found is set here
+    c1, c2 = st.columns(2)
+    c1.text_input("Text column", help="Found by name when empty (text, review, message...).",
+                  **bind("data", "data.text_column", shown=lambda v: v or "", stored=lambda v: v.strip() or None,
+                         then=forget_report))
+    c2.text_input("Label column", help="Found by name when empty (label, category, sentiment...).",
+                  **bind("data", "data.label_column", shown=lambda v: v or "", stored=lambda v: v.strip() or None,
+                         then=forget_report))
 try:
-    report = data_report() or scan(source)
+    report = data_report() or scan_any(source)
 except TransferLabError as exc:
     show_sidebar()
     st.error(str(exc))
     st.stop()
 show_sidebar()
 
-left, middle, right = st.columns(3)
-left.metric("Classes", len(report.classes))
-middle.metric("Usable images", len(report.images))
-right.metric("Skipped files", len(report.skipped))
-for error in report.errors:
-    st.error(error)
-for warning in report.warnings:
-    st.warning(warning)
+if report.layout == TEXT_LAYOUT:
+    left, middle, right = st.columns(3)
+    left.metric("Classes", len(report.classes))
+    middle.metric("Usable texts", len(report.images))
+    right.metric("Skipped rows", len(report.skipped))
+    if report.text_column:
+        st.caption(f"Using the column '{report.text_column}' for the texts and '{report.label_column}' for the labels.")
+    for error in report.errors:
+        st.error(error)
+    for warning in report.warnings:
+        st.warning(warning)
+    counts = pd.DataFrame({"class": list(report.counts), "texts": list(report.counts.values())})
+    st.plotly_chart(px.bar(counts, x="class", y="texts", title="Texts per class"), key="data.counts_chart")
+    if report.lengths:
+        st.plotly_chart(px.histogram(pd.DataFrame({"words": report.lengths}), x="words", nbins=30,
+                                     title="Length of the texts (words)"), key="data.lengths_chart")
+    if report.skipped:
+        st.subheader("Skipped rows")
+        st.dataframe(pd.DataFrame([{"where": where, "why": why} for where, why in report.skipped]), hide_index=True)
+    if report.duplicates:
+        st.caption(f"{len(report.duplicates)} group(s) of duplicate texts (same words, ignoring case and spacing): "
+                   "each group is dealt to one split, so no copy leaks into the test set.")
+    with st.expander("Sample texts", expanded=True):
+        st.dataframe(pd.DataFrame([{"class": r.label, "text": r.text[:300], "where": r.path}
+                                   for label in report.classes for r in
+                                   [x for x in report.images if x.label == label][:3]]), hide_index=True)
+    if not report.ok:
+        st.stop()
+else:
+    left, middle, right = st.columns(3)
+    left.metric("Classes", len(report.classes))
+    middle.metric("Usable images", len(report.images))
+    right.metric("Skipped files", len(report.skipped))
+    for error in report.errors:
+        st.error(error)
+    for warning in report.warnings:
+        st.warning(warning)
 
-counts = pd.DataFrame({"class": list(report.counts), "images": list(report.counts.values())})
-st.plotly_chart(px.bar(counts, x="class", y="images", title="Images per class"), key="data.counts_chart")
-if report.skipped:
-    st.subheader("Skipped files")
-    st.dataframe(pd.DataFrame([{"file": f.path, "why": f.detail} for f in report.skipped]), hide_index=True)
-if report.suspects:
-    st.subheader("Kept, but worth a look")
-    st.dataframe(pd.DataFrame([{"file": f.path, "why": f.reason} for f in report.suspects]), hide_index=True)
-with st.expander("Sample pictures", expanded=True):
-    sample_grid(report)
-if not report.ok:
-    st.stop()
+    counts = pd.DataFrame({"class": list(report.counts), "images": list(report.counts.values())})
+    st.plotly_chart(px.bar(counts, x="class", y="images", title="Images per class"), key="data.counts_chart")
+    if report.skipped:
+        st.subheader("Skipped files")
+        st.dataframe(pd.DataFrame([{"file": f.path, "why": f.detail} for f in report.skipped]), hide_index=True)
+    if report.suspects:
+        st.subheader("Kept, but worth a look")
+        st.dataframe(pd.DataFrame([{"file": f.path, "why": f.reason} for f in report.suspects]), hide_index=True)
+    with st.expander("Sample pictures", expanded=True):
+        sample_grid(report)
+    if not report.ok:
+        st.stop()
 
-st.subheader("Target domain (optional)")
-st.caption("For domain adaptation: pictures from where the model will be used (paintings instead of photos, a new "
-           "camera, another season), without labels: sub-folder names are ignored. Choose the method on the Train "
-           "page; evaluate on a labelled folder of that domain on the Evaluate page.")
-target = st.text_input("Folder or zip of target pictures", placeholder="/home/me/paintings",
-                       **bind("data", "adapt.target", stored=str.strip)).strip()
-if target:
-    try:
-        target_set = target_pictures(target)
-    except TransferLabError as exc:
-        st.error(str(exc))
-    else:
-        st.write(f"{len(target_set.paths)} readable target pictures" + (
-            f" ({target_set.skipped} could not be read)" if target_set.skipped else ""))
-        left, right = st.columns(2)
-        left.caption("Your labelled pictures (source)")
-        right.caption("Target pictures (no labels)")
-        source_paths = [Path(report.root) / r.path for r in report.images[:: max(1, len(report.images) // 6)]][:6]
-        picture_pairs(left, source_paths)
-        picture_pairs(right, target_set.paths[:: max(1, len(target_set.paths) // 6)][:6])
+    st.subheader("Target domain (optional)")
+    st.caption("For domain adaptation: pictures from where the model will be used (paintings instead of photos, a new "
+               "camera, another season), without labels: sub-folder names are ignored. Choose the method on the Train "
+               "page; evaluate on a labelled folder of that domain on the Evaluate page.")
+    target = st.text_input("Folder or zip of target pictures", placeholder="/home/me/paintings",
+                           **bind("data", "adapt.target", stored=str.strip)).strip()
+    if target:
+        try:
+            target_set = target_pictures(target)
+        except TransferLabError as exc:
+            st.error(str(exc))
+        else:
+            st.write(f"{len(target_set.paths)} readable target pictures" + (
+                f" ({target_set.skipped} could not be read)" if target_set.skipped else ""))
+            left, right = st.columns(2)
+            left.caption("Your labelled pictures (source)")
+            right.caption("Target pictures (no labels)")
+            source_paths = [Path(report.root) / r.path for r in report.images[:: max(1, len(report.images) // 6)]][:6]
+            picture_pairs(left, source_paths)
+            picture_pairs(right, target_set.paths[:: max(1, len(target_set.paths) // 6)][:6])
 
 def _forget_split() -> None:
     """The split settings changed: the split made before belongs to the old ones."""

@@ -34,6 +34,7 @@ from tlcore.estimate import TimeEstimate
 from tlcore.models.groups import LayerGroup
 from tlcore.paths import data_home
 from tlcore.runs import RunStore
+from tlcore.text.data import is_text_source, read_texts
 
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview", "open_store", "experiment", "choice", "bind",
@@ -46,6 +47,7 @@ __all__ = [
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = PROJECT_ROOT / "sample_data"
+SAMPLE_TEXTS = SAMPLE_DATA / "support_tickets.csv"
 MAX_UPLOAD_MB = 1024
 _EXPERIMENT = "_experiment"  # session-state slot of the loaded experiment
 _REPORT = "_scan_report"  # session-state slot of (source, ScanReport): derived, never saved
@@ -198,11 +200,28 @@ def data_report() -> ScanReport | None:
         return None
     try:
         with st.spinner("Reading every file..."):
-            report = scan(source)
+            report = scan_any(source)
     except TransferLabError:
         return None
     st.session_state[_REPORT] = (source, report)
     return report
+
+
+def scan_any(source: str):
+    """The data set's report: a picture folder's scan, or a text file's (with the experiment's columns).
+
+    Args:
+        source: a folder, zip or text file.
+
+    Returns:
+        A `ScanReport` or a `TextReport`.
+
+    Raises:
+        TransferLabError: the source cannot be read.
+    """
+    if is_text_source(source):
+        return read_texts(source, text_column=choice("data.text_column"), label_column=choice("data.label_column"))
+    return scan(source)
 
 
 def forget_report() -> None:

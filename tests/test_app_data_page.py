@@ -72,3 +72,30 @@ def test_readme_app_command_serves_the_app(tl_home: Path) -> None:
 
         app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
         assert not app.exception
+
+
+def test_a_text_file_is_read_and_split_on_the_data_page(tl_home: Path, tmp_path: Path) -> None:
+    """Issue 27: the bundled tickets and a CSV path give the text report (counts, skipped rows by line) and the
+    same split; a label column that cannot be found is one error line, and setting it brings the report."""
+    app = run_page()
+    app.radio(key="data:app.data_kind").set_value("Bundled sample texts").run()
+    assert not app.exception, app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics == {"Classes": "4", "Usable texts": "240", "Skipped rows": "0"}
+    app.button(key="data.make_split").click().run()
+    assert not app.exception and app.success and "saved to" in app.success[0].value
+    assert "support_tickets.csv" in choices_of(app)["data.manifest"]
+    csv_file = tmp_path / "reviews.csv"
+    rows = ["comment,stars"] + [f"review number {i} was good,good" for i in range(12)] \
+        + [f"review number {i} was bad,bad" for i in range(12)] + ["broken,row,here"]
+    csv_file.write_text("\n".join(rows) + "\n")
+    app.radio(key="data:app.data_kind").set_value("Folder on this computer").run()
+    app.text_input(key="data:app.folder").input(str(csv_file)).run()
+    assert not app.exception
+    assert len(app.error) == 1 and "cannot tell which column holds the labels" in app.error[0].value
+    app.text_input(key="data:data.label_column").input("stars").run()
+    assert not app.exception and not app.error
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics == {"Classes": "2", "Usable texts": "24", "Skipped rows": "1"}
+    assert app.dataframe[0].value.to_dict("records") == [{"where": "line 26", "why": "3 fields, the header has 2"}]
+    assert choices_of(app)["data.label_column"] == "stars"

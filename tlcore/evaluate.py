@@ -23,6 +23,7 @@ from tlcore.runtime import Runtime, select_runtime
 from tlcore.artifacts import BEST, EVALUATION, EVALUATIONS, PREDICTIONS, TrainedRun, load_trained
 from tlcore.data import scan
 from tlcore.modality import collate_texts, text_dataset
+from tlcore.text.data import read_texts
 
 __all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "evaluate_folder",
            "folder_evaluation_name"]
@@ -110,7 +111,8 @@ def _counted(batches: Iterable, phase: str, total: int, on_progress: Callable[[s
 
 
 def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_dir: Path, source: str = "",
-           own_statistics: bool = False, on_progress: Callable[[str, int, int], None] = _quiet) -> Evaluation:
+           own_statistics: bool = False, on_progress: Callable[[str, int, int], None] = _quiet,
+           texts: tuple[str, str] | None = None) -> Evaluation:
     """The run's model on these pictures: metrics to evaluation.json, every picture's probabilities to
     predictions.csv, both in `out_dir`. `own_statistics`: BatchNorm statistics measured on these pictures first.
     `on_progress(phase, done, total)` follows the pictures read ("adapting BatchNorm", then "classifying")."""
@@ -121,8 +123,8 @@ def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_d
         model.to(memory_format=torch.channels_last)
     p = built.preprocessing
     if built.text:
-        dataset = text_dataset(built, items, manifest.root, config.data.source, config.data.text_column,
-                               config.data.label_column)
+        root, text_source = texts or (manifest.root, config.data.source)  # another file, or the run's own
+        dataset = text_dataset(built, items, root, text_source, config.data.text_column, config.data.label_column)
         loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate_texts)
     else:
         loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
@@ -194,7 +196,10 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     trained = load_trained(run_dir, checkpoint)
     config, manifest = trained.config, trained.manifest
     on_progress("reading the folder", 0, 1)
-    report = scan(source)
+    if trained.built.text:  # a labelled text file (or class folders of .txt), with the run's columns
+        report = read_texts(source, text_column=config.data.text_column, label_column=config.data.label_column)
+    else:
+        report = scan(source)
     extra = sorted(set(report.classes) - set(manifest.classes))
     missing = sorted(set(manifest.classes) - set(report.classes))
     if extra or missing:
@@ -210,4 +215,6 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     # an AdaBN run normalises every domain by that domain's own statistics: the source's in training, here the
     # folder's (Li et al. 2016 measure them on the target pictures being classified)
     own = uses_adabn(config.adapt.method)
-    return _score(trained, items, "folder", out_dir, str(source), own_statistics=own, on_progress=on_progress), out_dir
+    texts = (report.root, report.source) if trained.built.text else None
+    return _score(trained, items, "folder", out_dir, str(source), own_statistics=own, on_progress=on_progress,
+                  texts=texts), out_dir
