@@ -176,16 +176,26 @@ class CliResult:
     stderr: str
 
 
-def tlcore_in_process(*args: str) -> CliResult:
-    """`python -m tlcore ARGS` in this process, from the project folder, with the test's data folder: the same
-    `main` the console runs, without paying ~4 s of imports per command. Tests of real processes (background
-    workers, signals, permissions) keep using subprocesses."""
+def tlcore_in_process(*args: str, home: Path | None = None) -> CliResult:
+    """`python -m tlcore ARGS` in this process, from the project folder, with the test's data folder (or `home`):
+    the same `main` the console runs, without paying ~4 s of imports per command. Tests of real processes
+    (background workers, signals, permissions) keep using subprocesses."""
     from tlcore.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse: usage errors and --help
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    before = os.environ.get("TRANSFERLAB_HOME")
+    if home is not None:
+        os.environ["TRANSFERLAB_HOME"] = str(home)
+    try:
+        with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse: usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    finally:
+        if home is not None:
+            if before is None:
+                os.environ.pop("TRANSFERLAB_HOME", None)
+            else:
+                os.environ["TRANSFERLAB_HOME"] = before
     return CliResult(code, out.getvalue(), err.getvalue())

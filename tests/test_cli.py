@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -13,9 +12,8 @@ from conftest import make_class_folders, tlcore_in_process
 
 
 def tlcore(*args: str, home: Path):
-    """The command in this process (the test's data folder is `home`, set by the tl_home fixture)."""
-    assert os.environ["TRANSFERLAB_HOME"] == str(home)
-    return tlcore_in_process(*args)
+    """The command in this process, with `home` as the data folder."""
+    return tlcore_in_process(*args, home=home)
 
 
 def test_scan_sample_data(tl_home: Path) -> None:

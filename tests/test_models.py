@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import pickle
 from pathlib import Path
 
@@ -170,9 +169,8 @@ def test_custom_head_with_hidden_layer_and_dropout() -> None:
 
 
 def tlcore(*args: str, home: Path):
-    """The command in this process (the test's data folder is `home`, set by the tl_home fixture)."""
-    assert os.environ["TRANSFERLAB_HOME"] == str(home)
-    return tlcore_in_process(*args)
+    """The command in this process, with `home` as the data folder."""
+    return tlcore_in_process(*args, home=home)
 
 
 def test_cli_models_and_freeze(tl_home: Path, tmp_path: Path) -> None:
