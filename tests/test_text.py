@@ -180,3 +180,20 @@ def test_mismatched_runs_are_refused_before_they_are_queued(tickets_config: dict
 def test_errors_name_the_text_problem_not_a_picture_one(tmp_path: Path) -> None:
     with pytest.raises(TransferLabError, match="no such file or folder"):
         read_texts(tmp_path / "missing.csv")
+
+
+def test_frozen_transformer_layers_run_without_dropout_and_trainable_ones_with_it() -> None:
+    """Head-only training must see the features inference sees: dropout in frozen layers was on (noisy features,
+    and half the step speed of a plain loop)."""
+    from tlcore.freeze import apply_plan, make_plan, set_train_mode
+
+    built = build_text_model(ModelSpec(name="all-MiniLM-L6-v2", weights="random"), 2)
+    n = len(built.groups)
+    for strategy, frozen_layers in (("feature_extraction", range(6)), ("freeze_first_k", range(2)), ("full", ())):
+        plan = make_plan(strategy, n, k=3)
+        apply_plan(built.model, built.groups, plan, 0)
+        set_train_mode(built.model, built.groups, plan, 0)
+        for i, layer in enumerate(built.model.encoder.encoder.layer):
+            modes = {m.training for m in layer.modules() if isinstance(m, torch.nn.Dropout)}
+            assert modes == ({False} if i in frozen_layers else {True}), (strategy, i, modes)
+        assert built.model.head.training
