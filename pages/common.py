@@ -35,6 +35,7 @@ from tlcore.models.groups import LayerGroup
 from tlcore.paths import data_home
 from tlcore.runs import RunStore
 from tlcore.text.data import is_text_source, read_texts
+from tlcore.text.model import DEFAULT_TEXT_MODEL, is_text_model
 
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview", "open_store", "experiment", "choice", "bind",
@@ -285,10 +286,16 @@ def show_sidebar() -> None:
         if report is None:
             st.write(f"**Data:** `{Path(c('data.source')).name or 'none chosen'}`, not readable yet")
         else:
-            st.write(f"**Data:** `{Path(report.root).name}`, {len(report.classes)} classes, {len(report.images)} images")
+            kind = "texts" if getattr(report, "layout", "") == "texts" else "images"
+            st.write(f"**Data:** `{Path(getattr(report, 'source', report.root)).name}`, {len(report.classes)} classes, "
+                     f"{len(report.images)} {kind}")
         st.write(f"**Split:** seed {c('data.split_seed')}" + (f", `{Path(c('data.manifest')).name}`"
                                                               if c("data.manifest") else " (made when a run starts)"))
-        st.write(f"**Model:** `{c('model.name')}` ({weights_words(model_spec())})")
+        spec = model_spec()
+        if is_text_source(c("data.source")) and not is_text_model(spec.name):  # what the run will use
+            st.write(f"**Model:** `{DEFAULT_TEXT_MODEL}` (the default text model, for the texts)")
+        else:
+            st.write(f"**Model:** `{spec.name}` ({weights_words(spec)})")
         st.write(f"**Augment:** {c('augment.preset')}{' (edited)' if c('app.augment_json').strip() else ''}")
         st.write(f"**Freeze:** {c('freeze.strategy').replace('_', ' ')}")
         st.write(f"**Train:** {c('epochs')} epochs, batch {c('batch_size')}, lr {c('optimizer.lr'):g}")

@@ -385,3 +385,22 @@ def test_gpu_speed_settings_reach_the_run_and_say_what_they_do(tl_home) -> None:
     heavy = page("5_train.py", augment__preset="heavy")
     heavy.run()
     assert "Augmentation: Affine has no GPU form here" in " ".join(c.value for c in heavy.caption)
+
+
+def test_a_text_experiment_trains_on_the_train_page_and_is_evaluated(tl_home) -> None:
+    """Issue 27 through the pages: an experiment whose data is the bundled tickets trains the default text model
+    from the Train page, and the Evaluate page scores it on its held-out texts."""
+    tickets = str(ROOT / "sample_data" / "support_tickets.csv")
+    app = page("5_train.py", data__source=tickets, epochs=1)
+    app.run()
+    assert not app.exception and not app.error
+    app.button(key="train.start").click().run()
+    assert not app.exception and not app.error
+    run_id = saved_experiment(app).runs[-1]
+    run = _finished(RunStore(), run_id)
+    assert run.status == "succeeded" and run.config["model"]["name"] == "all-MiniLM-L6-v2"
+    evaluate = page("6_evaluate.py", runs=(run_id,), data__source=tickets)
+    evaluate.run()
+    assert not evaluate.exception
+    accuracy = float({m.label: m.value for m in evaluate.metric}["Test accuracy"].rstrip("%")) / 100
+    assert accuracy > 0.5  # 4 classes: chance is 0.25
