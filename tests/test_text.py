@@ -184,7 +184,8 @@ def test_errors_name_the_text_problem_not_a_picture_one(tmp_path: Path) -> None:
 
 def test_frozen_transformer_layers_run_without_dropout_and_trainable_ones_with_it() -> None:
     """Head-only training must see the features inference sees: dropout in frozen layers was on (noisy features,
-    and half the step speed of a plain loop)."""
+    and half the step speed of a plain loop), and attention dropout, which transformers applies by the attention
+    module's own training flag, not through a Dropout module."""
     from tlcore.freeze import apply_plan, make_plan, set_train_mode
 
     built = build_text_model(ModelSpec(name="all-MiniLM-L6-v2", weights="random"), 2)
@@ -194,6 +195,20 @@ def test_frozen_transformer_layers_run_without_dropout_and_trainable_ones_with_i
         apply_plan(built.model, built.groups, plan, 0)
         set_train_mode(built.model, built.groups, plan, 0)
         for i, layer in enumerate(built.model.encoder.encoder.layer):
-            modes = {m.training for m in layer.modules() if isinstance(m, torch.nn.Dropout)}
+            modes = {m.training for m in layer.modules()}
             assert modes == ({False} if i in frozen_layers else {True}), (strategy, i, modes)
         assert built.model.head.training
+
+
+def test_head_only_text_runs_train_on_embeddings_computed_once_with_the_slow_paths_result(tickets_config: dict,
+                                                                                           tmp_path: Path) -> None:
+    events = []
+    base = {**tickets_config, "model": {"name": "all-MiniLM-L6-v2", "weights": "auto"}, "input_size": None,
+            "freeze": {"strategy": "feature_extraction"}, "optimizer": {"name": "adamw", "lr": 3e-3}}
+    fast = train(tiny_config(Path(TICKETS), **base), tmp_path / "fast", sink=events.append)
+    slow = train(tiny_config(Path(TICKETS), **{**base, "feature_cache": False}), tmp_path / "slow")
+    assert any("text fast path" in e.message for e in events)
+    for a, b in zip(fast.history, slow.history):  # frozen layers in inference mode (attention dropout too): equal
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5) and a["train_acc"] == b["train_acc"]
+    x, y = load_file(str(tmp_path / "fast" / "best.safetensors")), load_file(str(tmp_path / "slow" / "best.safetensors"))
+    assert all(torch.allclose(x[k], y[k], atol=1e-5) for k in x)

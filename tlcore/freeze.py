@@ -169,9 +169,6 @@ def apply_plan(model: nn.Module, groups: list[LayerGroup], plan: FreezePlan, epo
     return mask
 
 
-_STOCHASTIC = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-
-
 def set_train_mode(model: nn.Module, groups: list[LayerGroup], plan: FreezePlan, epoch: int) -> None:
     """`model.train()`, except in frozen groups: dropout and stochastic depth are off there (a frozen block computes
     what it computes at inference, as the fast path's cached features do), and BatchNorm keeps its pretrained
@@ -179,14 +176,14 @@ def set_train_mode(model: nn.Module, groups: list[LayerGroup], plan: FreezePlan,
     model.train()
     mask = plan.trainable_mask(epoch, len(groups))
     owner = _check_cover(model, groups)
-    for module in model.modules():
-        params = [p for p, _ in module.named_parameters()]
-        if not params or any(p.requires_grad for p in module.parameters()):
-            continue
-        for inner in module.modules():
-            if isinstance(inner, _STOCHASTIC) or type(inner).__name__ == "DropPath":
-                inner.eval()
-    if plan.train_bn:
+    for module in model.modules():  # whole frozen blocks in inference mode: dropout, attention dropout, drop path
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+    if plan.train_bn:  # BatchNorm statistics in frozen groups are updated, as asked
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train()
         return
     for module_name, module in model.named_modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):

@@ -6,7 +6,7 @@ A new training feature is a module here with `make(prep) -> Part | None`, and on
 from __future__ import annotations
 
 from tlcore.parts import (adabn, adaptation, cancel, checkpoints, early_stopping, epoch_report, fast_path,
-                          freeze_stages, overfitting, progress, torch_compile, torchrun)
+                          freeze_stages, overfitting, progress, text_embeddings, torch_compile, torchrun)
 from tlcore.parts.base import Fit, Part, Progress, StepPath
 from tlcore.prepare import Prepared
 
@@ -16,6 +16,7 @@ PARTS = (
     checkpoints.make,     # resume first: the parts after it see where the run starts
     adabn.make,           # the source's BatchNorm statistics, before features are computed with them
     fast_path.make,       # cached features, and the head on them as the step path
+    text_embeddings.make,  # the same for head-only text runs: pooled embeddings computed once
     torch_compile.make,   # wraps the step (after the path is known)
     torchrun.make,        # wraps the step outermost: each rank's share
     cancel.make,          # before each epoch and step, first
