@@ -133,6 +133,14 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
     assert result.stdout.startswith(f"run {run_id} (all-MiniLM-L6-v2 / feature_extraction)")
     shown = json.loads(tlcore_in_process("evaluate", run_id, "--json").stdout)
     assert shown["accuracy"] > 0.6 and shown["classes"] == ["billing", "bug", "login", "shipping"]  # chance 0.25
+    other = tmp_path / "more_tickets.csv"
+    other.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in [
+        ("I was charged twice this month", "billing"), ("my refund never arrived", "billing"),
+        ("the app crashes on start", "bug"), ("the page shows error 500", "bug"),
+        ("cannot sign in as the password is rejected", "login"), ("my account is locked", "login"),
+        ("parcel never arrived", "shipping"), ("the box came damaged", "shipping")]))
+    elsewhere = json.loads(tlcore_in_process("evaluate", run_id, "--data", str(other), "--json").stdout)
+    assert elsewhere["n"] == 8 and 0 <= elsewhere["accuracy"] <= 1 and len(elsewhere["confusion"]) == 4
     predicted = tlcore_in_process("predict", run_id, "I was charged twice and want my money back", "--topk", "2")
     assert predicted.returncode == 0 and "billing" in predicted.stdout.split(":")[-1].split(",")[0]
     out = tmp_path / "p.csv"
