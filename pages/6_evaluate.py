@@ -24,6 +24,9 @@ from tlcore.export import export_run
 from tlcore.paths import data_home
 from tlcore.predict import Predictor
 from tlcore.runs import SUCCEEDED
+from tlcore.text.data import read_texts
+from tlcore.text.model import is_text_model
+from tlcore.text_predict import TextPredictor
 
 experiment()
 store = open_store()
@@ -47,7 +50,9 @@ except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
 
-st.caption(f"On {evaluation.n} held-out test pictures that never trained the model nor chose its best epoch.")
+text_run = is_text_model(run.config.get("model", {}).get("name", ""))
+things = "texts" if text_run else "pictures"
+st.caption(f"On {evaluation.n} held-out test {things} that never trained the model nor chose its best epoch.")
 m1, m2 = st.columns(2)
 m1.metric("Test accuracy", f"{evaluation.accuracy:.1%}")
 m2.metric("Balanced accuracy", f"{evaluation.balanced_accuracy:.1%}", help="Mean recall over classes.")
@@ -93,6 +98,43 @@ if others:
     if uses_adabn(run.config.get("adapt", {}).get("method", "none")):
         st.caption("AdaBN run: each folder is classified with BatchNorm statistics measured on its own pictures "
                    "(no labels used), as AdaBN does for a new domain.")
+
+if text_run:  # the mistakes as texts, a text to try, and no picture tools
+    @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
+    def _text_predictor(run_dir: str, checkpoint_stamp: tuple) -> TextPredictor:
+        """One loaded text model per run and checkpoint version."""
+        return TextPredictor.from_run(run_dir)
+
+    st.subheader("Worst mistakes")
+    if not evaluation.worst:
+        st.write("No test text was misclassified.")
+    else:
+        data = run.config.get("data", {})
+        try:
+            report = read_texts(data.get("source", ""), text_column=data.get("text_column"),
+                                label_column=data.get("label_column"))
+            texts = {str(Path(report.root) / r.path): r.text for r in report.images}
+        except TransferLabError as exc:
+            texts = {}
+            st.caption(f"the texts cannot be shown: {exc}")
+        st.dataframe(pd.DataFrame([{"text": texts.get(m["path"], m["path"]), "label": m["label"],
+                                    "taken for": m["predicted"], "confidence": f"{m['confidence']:.0%}"}
+                                   for m in evaluation.worst[:12]]), hide_index=True, key="evaluate.text_mistakes")
+    st.subheader("Try it on a text")
+    tried = st.text_area("A text", key="evaluate.text", placeholder="Type or paste a text to classify")
+    if tried.strip():
+        best = Path(run.run_dir) / BEST
+        try:
+            found = _text_predictor(run.run_dir, (best.stat().st_mtime_ns, best.stat().st_size)).predict([tried],
+                                                                                                     topk=5)[0]
+        except TransferLabError as exc:
+            st.error(str(exc))
+        else:
+            st.dataframe(pd.DataFrame([{"class": c, "probability": f"{p:.1%}"} for c, p in found]), hide_index=True,
+                         key="evaluate.text_predictions")
+    st.caption(f"From the command line: `python -m tlcore predict {run.id} \"a text\"` (or a .txt or CSV file). "
+               "Export of text models is not built yet.")
+    st.stop()
 
 show_cam = st.checkbox("Show where the model looks (Grad-CAM)", key="evaluate.cam",
                        help="Warm colours: the regions that pushed the model towards its answer.")

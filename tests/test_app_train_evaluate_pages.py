@@ -404,3 +404,15 @@ def test_a_text_experiment_trains_on_the_train_page_and_is_evaluated(tl_home) ->
     assert not evaluate.exception
     accuracy = float({m.label: m.value for m in evaluate.metric}["Test accuracy"].rstrip("%")) / 100
     assert accuracy > 0.5  # 4 classes: chance is 0.25
+    assert "held-out test texts" in evaluate.caption[0].value
+    tables = [d.value for d in evaluate.dataframe]  # per class, then the worst mistakes (when there are any)
+    perfect = any("No test text was misclassified" in m.value for m in evaluate.markdown)
+    assert len(tables) == (1 if perfect else 2)
+    if not perfect:  # the texts themselves, not their locations in the file
+        assert list(tables[1].columns) == ["text", "label", "taken for", "confidence"]
+        assert not any(t.endswith(tuple(f"#{n}" for n in range(300))) for t in tables[1]["text"])
+    evaluate.text_area(key="evaluate.text").input("I was charged twice for my order, please refund").run()
+    assert not evaluate.exception
+    tried = evaluate.dataframe[-1].value
+    assert len(tried) == 4 and set(tried["class"]) == {"billing", "bug", "login", "shipping"}
+    assert not [b for b in evaluate.button if b.key == "evaluate.export"]  # no picture export offered for texts
