@@ -9,6 +9,7 @@ import time
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from tlcore.collectives import rank_world
 from tlcore.events import Event
@@ -16,7 +17,8 @@ from tlcore.features import uses_fast_path
 from tlcore.inference import outputs
 from tlcore.parts.base import Fit, Part, StepPath
 from tlcore.prepare import Prepared
-from tlcore.steps import evaluate_loss, make_loader
+from tlcore.steps import evaluate_loss
+from tlcore.text.loader import collate_texts
 
 __all__ = ["TextEmbeddings", "make"]
 
@@ -45,13 +47,14 @@ class TextEmbeddings(Part):
         prep, started = fit.prep, time.monotonic()
         model = prep.model
 
-        def embed(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-            loader = make_loader(prep, split, training=False)
+        def embed(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+            # the loop's own datasets (texts read and tokenized once), in manifest order
+            loader = DataLoader(dataset, batch_size=fit.config.batch_size, collate_fn=collate_texts)
             pairs = list(outputs(model, loader, prep.runtime, forward=lambda m, x: m.forward_features(x)))
             return torch.cat([f for f, _ in pairs]), torch.cat([y for _, y in pairs])
 
-        self.train, self.train_labels = embed("train")
-        self.val, self.val_labels = embed("val")
+        self.train, self.train_labels = embed(fit.loop.train_loader.dataset)
+        self.val, self.val_labels = embed(fit.loop.val_loader.dataset)
         fit.sink(Event("log", f"text fast path: pooled embeddings of {len(self.train)} training and {len(self.val)} "
                               f"validation texts computed once ({time.monotonic() - started:.1f} s); the head "
                               "trains on them"))

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 from tlcore.errors import DatasetError
@@ -128,7 +129,7 @@ def is_text_source(path: str | Path) -> bool:
     if not source.is_dir():
         return source.suffix.lower() in TEXT_FILE_SUFFIXES
     try:
-        files = [p for p in source.rglob("*") if p.is_file() and not p.name.startswith(".")][:200]
+        files = list(islice((p for p in source.rglob("*") if p.is_file() and not p.name.startswith(".")), 200))
     except OSError:
         return False
     return bool(files) and sum(p.suffix.lower() == ".txt" for p in files) > len(files) / 2
