@@ -12,7 +12,7 @@ from tlcore.adapt import METHODS, NEEDS_TARGET
 from tlcore.augment import PRESETS
 from tlcore.compare import (STRATEGY_SET, cell_summaries, launch_sweep, progress_words, resume_sweep, sweep_rows,
                             verdict)
-from tlcore.estimate import format_duration
+from tlcore.timing import format_duration
 from tlcore.errors import TransferLabError
 from tlcore.experiment import PICKED_AXES
 from tlcore.grid import AXES, Axis, expand, parse_axis
@@ -103,7 +103,7 @@ st.caption(f"{runs} run(s) of {epochs} epoch(s) each ({len(cells)} setting(s) x 
                f"{Path(base.adapt.target).name or 'none chosen'}." if what == "adapt.method" else
                "Feature extraction is the fastest; full fine-tuning takes the longest."
                if what == "freeze.strategy" else ""))
-first_seed = [cell.configs[0] for cell in cells]  # seeds take the time of seed 0: estimate each setting once
+first_seed = [cell.configs[0] for cell in cells]  # seeds take the time of seed 0
 known = [known_time_estimate(c) for c in first_seed]
 if first_seed and all(known):
     total = seeds * sum(e.total_s for e in known)
@@ -112,11 +112,13 @@ if first_seed and all(known):
                            for c, e in zip(first_seed, known))
                + (f", each x {seeds} seeds" if seeds > 1 else "") + f"; {known[0].basis}).")
 elif first_seed and st.button("Estimate the time", key="compare.estimate",
-                              help="Builds the model and times a few steps of each setting on this machine."):
-    bar = st.progress(0.0, text="Timing a few steps of each setting (in a separate process)...")
+                              help="Builds the model and times a few steps on this machine, once for each setting "
+                                   "that changes what a step costs (model, freeze plan, batch, augmentation): "
+                                   "learning rates, schedules and seeds share one measurement."):
+    bar = st.progress(0.0, text="Timing a few steps of each distinct setting (in a separate process)...")
     try:
         measured_time_estimates(first_seed, lambda done, total: bar.progress(
-            done / total, text=f"Timing a few steps of each setting: {done} of {total} measured"))
+            done / total, text=f"Timing a few steps of each distinct setting: {done} of {total} measured"))
         st.rerun()
     except TransferLabError as exc:
         st.error(str(exc))

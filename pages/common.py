@@ -8,7 +8,6 @@ Pages stay thin: they collect choices, call `tlcore`, and show results through t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -30,12 +29,12 @@ from tlcore.data.images import ImageReadError
 from tlcore.experiment import Experiment, ExperimentStore
 from tlcore.models import ModelSpec, build_model, check_weights
 from tlcore.errors import TransferLabError
-from tlcore.estimate import TimeEstimate
 from tlcore.models.groups import LayerGroup
 from tlcore.paths import data_home
 from tlcore.runs import RunStore
 from tlcore.text.data import is_text_source, read_texts
 from tlcore.text.model import DEFAULT_TEXT_MODEL, is_text_model
+from tlcore.timing import TimeEstimate, timing_key
 
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview", "open_store", "experiment", "choice", "bind",
@@ -409,34 +408,34 @@ class TlcoreJob:
             self.process.terminate()
 
 
-def _estimate_key(config_json: str) -> str:
-    """Where an estimate of a run config (its JSON text) is kept in the experiment."""
-    return hashlib.sha256(config_json.encode()).hexdigest()[:20]
-
-
 def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, int], None]) -> list[TimeEstimate]:
-    """Time estimates of runs, each measured once per experiment (in a child process) and kept in it, so a reload
-    or a restarted server shows them again; `progress(done, total)` as they arrive.
+    """Time estimates of runs, measured in a child process once per distinct step cost (`timing_key`: runs that
+    differ only in learning rate, schedule, seed or epochs share one) and kept in the experiment, so a reload or a
+    restarted server shows them again; `progress(done, total)` as they arrive.
 
     Raises: TransferLabError when the measuring process fails.
     """
     current = experiment()
     known: dict[str, dict] = current.results.setdefault("estimates", {})
-    todo = [c for c in dict.fromkeys(c.to_json() for c in configs) if _estimate_key(c) not in known]
-    if todo:
-        job = TlcoreJob.start("estimate", [RunConfig.from_dict(json.loads(c)) for c in todo], "--json")
+    longest: dict[str, RunConfig] = {}  # per key, the run with the most epochs: the others take its first epochs
+    for config in configs:
+        key = timing_key(config)
+        if known_time_estimate(config) is None and (key not in longest or config.epochs > longest[key].epochs):
+            longest[key] = config
+    if longest:
+        job = TlcoreJob.start("estimate", list(longest.values()), "--json")
         try:
             while job.running:
-                progress(len(job.lines()), len(todo))
+                progress(len(job.lines()), len(longest))
                 time.sleep(0.3)
             if job.error():
                 raise TransferLabError(f"the time could not be measured: {job.error()}")
-            for config, line in zip(todo, job.lines()):
-                known[_estimate_key(config)] = json.loads(line)
+            for key, line in zip(longest, job.lines()):
+                known[key] = json.loads(line)
             save_experiment()
         finally:
             job.cancel()  # the page was left or rerun while it measured: stop measuring
-    return [TimeEstimate.from_dict(known[_estimate_key(c.to_json())]) for c in configs]
+    return [known_time_estimate(c) for c in configs]
 
 
 def rank_in_a_child_process(config: RunConfig, candidates: list[str]) -> None:
@@ -466,9 +465,11 @@ def rank_in_a_child_process(config: RunConfig, candidates: list[str]) -> None:
 
 
 def known_time_estimate(config: RunConfig) -> TimeEstimate | None:
-    """The estimate this experiment measured for this run config, if any."""
-    known = experiment().results.get("estimates", {}).get(_estimate_key(config.to_json()))
-    return TimeEstimate.from_dict(known) if known else None
+    """The estimate this experiment measured for this run config or one of the same step cost, if any (one
+    measured over fewer epochs than the config has does not say enough)."""
+    known = experiment().results.get("estimates", {}).get(timing_key(config))
+    estimate = TimeEstimate.from_dict(known) if known else None
+    return estimate.for_epochs(config.epochs) if estimate and len(estimate.epoch_s) >= config.epochs else None
 
 
 def resize_words(interpolation: str, crop_pct: float) -> str:

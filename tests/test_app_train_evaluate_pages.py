@@ -292,6 +292,27 @@ def test_compare_page_estimates_the_whole_comparison(tl_home, tmp_path) -> None:
     assert RunStore().list() == []  # measuring started no run
 
 
+def test_compare_measures_a_grid_once_per_strategy_not_per_learning_rate(tl_home, tmp_path) -> None:
+    """2 strategies x 2 learning rates x 2 seeds: two measurements; other learning rates need none."""
+    from train_fixtures import make_colour_classes
+
+    app = page("7_compare.py", **_tiny_choices(make_colour_classes(tmp_path / "colours"), train__epochs=2))
+    app.run()
+    app.multiselect(key="compare:app.vary.freeze.strategy").set_value(["feature_extraction", "full"]).run()
+    app.selectbox(key="compare:app.compare_also").set_value("optimizer.lr").run()
+    app.text_input(key="compare:app.vary.optimizer.lr").input("1e-2, 3e-3").run()
+    app.number_input(key="compare:app.compare_seeds").set_value(2).run()
+    app.button(key="compare.estimate").click().run()
+    assert not app.exception
+    assert len(app.session_state["_experiment"].results["estimates"]) == 2
+    shown = [c.value for c in app.caption if "Estimated time" in c.value]
+    assert shown and "each x 2 seeds" in shown[0] and shown[0].count("full") == 2  # both learning rates listed
+    app.text_input(key="compare:app.vary.optimizer.lr").input("1e-4, 3e-4").run()  # new rates: nothing to measure
+    assert [c.value for c in app.caption if "Estimated time" in c.value]
+    assert "compare.estimate" not in [b.key for b in app.button]
+    assert len(app.session_state["_experiment"].results["estimates"]) == 2
+
+
 def test_an_adapted_run_from_the_pages_and_its_evaluation_on_the_target(tl_home, tmp_path) -> None:
     """Data page: target pictures beside the source; Train: the method; Evaluate: the labelled target folder."""
     from train_fixtures import make_colour_classes

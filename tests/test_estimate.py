@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 import torch
 
 from tlcore import estimate as estimate_module
+from tlcore.config import RunConfig
 from tlcore.estimate import TimeEstimate, estimate_time, format_duration
+from tlcore.timing import timing_key
 from tlcore.train import prepare, train
 from test_cli import tlcore
 from train_fixtures import make_colour_classes, tiny_config
@@ -113,3 +116,78 @@ def test_batch_size_auto_is_estimated_at_the_batch_the_run_would_use(colours: Pa
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
     estimate = estimate_time(tiny_config(colours, batch_size="auto", epochs=1), measure=1)
     assert estimate.typical_epoch_s > 0 and "steps of 32 pictures" in estimate.basis
+
+
+def _counting_estimates(monkeypatch) -> list[RunConfig]:
+    """`estimate_time` replaced by one that records what it measured: 1 s to start, 2 s per epoch."""
+    measured: list[RunConfig] = []
+
+    def fake(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
+        measured.append(config)
+        return TimeEstimate(1.0, (2.0,) * config.epochs, "counted")
+
+    monkeypatch.setattr(estimate_module, "estimate_time", fake)
+    return measured
+
+
+def test_a_grid_is_measured_once_per_step_cost_not_per_learning_rate_or_seed(colours: Path, monkeypatch) -> None:
+    """2 strategies x 2 learning rates x 2 seeds x 2 epoch counts: 16 runs, 2 measurements, each at the most epochs."""
+    measured = _counting_estimates(monkeypatch)
+    grid = [tiny_config(colours, freeze={"strategy": s}, optimizer={"lr": lr}, seed=seed, epochs=epochs,
+                        schedule={"name": schedule}, name=f"{s}-{lr}-{seed}")
+            for s in ("feature_extraction", "full") for lr in (1e-3, 1e-2) for seed in (0, 1) for epochs in (2, 5)
+            for schedule in ("constant",)]
+    seen = []
+    results = estimate_module.estimate_times(grid, on_each=lambda index, e: seen.append(index))
+    assert sorted(c.freeze["strategy"] for c in measured) == ["feature_extraction", "full"]
+    assert all(c.epochs == 5 for c in measured)  # the shorter runs take the longer one's first epochs
+    assert [len(r.epoch_s) for r in results] == [c.epochs for c in grid]
+    assert [r.total_s for r in results] == [1.0 + 2.0 * c.epochs for c in grid]
+    assert seen == list(range(len(grid)))
+
+
+def test_what_changes_a_steps_cost_is_measured_again(colours: Path, monkeypatch) -> None:
+    measured = _counting_estimates(monkeypatch)
+    base = tiny_config(colours, freeze={"strategy": "full"})
+    others = [tiny_config(colours, freeze={"strategy": "full"}, batch_size=4),
+              tiny_config(colours, freeze={"strategy": "full"}, input_size=[3, 48, 48]),
+              tiny_config(colours, freeze={"strategy": "full"}, augment={"preset": "light"}),
+              tiny_config(colours, freeze={"strategy": "freeze_first_k", "k": 1}),
+              tiny_config(colours, freeze={"strategy": "full"}, model={"name": "test_vit", "weights": "random"}),
+              tiny_config(colours, freeze={"strategy": "full"}, adapt={"method": "adabn", "target": str(colours)})]
+    estimate_module.estimate_times([base] + others)
+    assert len(measured) == 1 + len(others)
+    assert len({timing_key(c) for c in [base] + others}) == 1 + len(others)
+
+
+def test_a_staged_plan_keeps_its_epochs_apart(colours: Path, monkeypatch) -> None:
+    """Under gradual unfreezing, 1 epoch may train the head alone (the fast path) where 4 epochs do not: the
+    one-epoch run is not read off the four-epoch measurement."""
+    measured = _counting_estimates(monkeypatch)
+    runs = [tiny_config(colours, freeze={"strategy": "gradual"}, epochs=e) for e in (1, 4)]
+    results = estimate_module.estimate_times(runs)
+    assert [c.epochs for c in measured] == [1, 4] and [len(r.epoch_s) for r in results] == [1, 4]
+    one_stage = [tiny_config(colours, freeze={"strategy": "full"}, epochs=e) for e in (1, 4)]
+    assert timing_key(one_stage[0]) == timing_key(one_stage[1]) and timing_key(runs[0]) != timing_key(runs[1])
+
+
+def test_a_shorter_estimate_cannot_speak_for_more_epochs() -> None:
+    estimate = TimeEstimate(1.0, (2.0, 3.0), "x")
+    assert estimate.for_epochs(1) == TimeEstimate(1.0, (2.0,), "x")
+    with pytest.raises(ValueError, match="2 epoch"):
+        estimate.for_epochs(3)
+
+
+def test_adabn_adds_a_forward_over_the_training_pictures_and_one_over_the_targets(colours: Path, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    target = make_colour_classes(tmp_path / "target", per_class=8)  # 24 target pictures
+    monkeypatch.setattr(estimate_module, "_forward_seconds", lambda loop, measure: (0.5, 0.25))
+    monkeypatch.setattr(estimate_module, "_train_step_seconds", lambda loop, config, epoch, measure: (2.0, 1.0, 100))
+    monkeypatch.setattr(estimate_module, "time", SimpleNamespace(perf_counter=lambda: 0.0))  # building takes 0 s
+    plain = estimate_module.estimate_time(tiny_config(colours, epochs=2))
+    adapted = estimate_module.estimate_time(tiny_config(colours, epochs=2, adapt={"method": "adabn",
+                                                                                 "target": str(target)}))
+    assert adapted.epoch_s == plain.epoch_s
+    # 30 training pictures and 24 target pictures in batches of 8, plus each pass's start
+    assert adapted.setup_s - plain.setup_s == pytest.approx(0.5 * (30 / 8 + 24 / 8) + 2 * 0.25)
+    assert "AdaBN" in adapted.basis and "AdaBN" not in plain.basis

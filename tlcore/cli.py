@@ -528,15 +528,15 @@ def _cmd_lr_find(args: argparse.Namespace) -> int:
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from tlcore.config import RunConfig
-    from tlcore.estimate import estimate_time
+    from tlcore.estimate import estimate_times
 
     configs = [RunConfig.load(path) for path in args.config]  # all checked before the first is measured
-    done: dict[str, object] = {}
-    for path, config in zip(args.config, configs):
-        key = config.to_json()
-        estimate = done[key] = done.get(key) or estimate_time(config)
-        line = json.dumps(estimate.to_dict()) if args.json else f"{path}: {estimate.describe()}"
-        print(line, flush=True)  # one line per config as it is measured: a page follows them
+
+    def show(index: int, estimate) -> None:
+        line = json.dumps(estimate.to_dict()) if args.json else f"{args.config[index]}: {estimate.describe()}"
+        print(line, flush=True)  # one line per config as it is known: a page follows them
+
+    estimate_times(configs, on_each=show)
     return 0
 
 
@@ -912,7 +912,8 @@ def build_parser() -> argparse.ArgumentParser:
     lrf.add_argument("--progress", help="append each step (JSON, one line per step) to this file as it happens")
     lrf.set_defaults(handler=_cmd_lr_find)
     estimate = commands.add_parser("estimate", help="how long a run config will take here, from a few measured steps")
-    estimate.add_argument("config", nargs="+", help="one or more run configs (each distinct one is measured once)")
+    estimate.add_argument("config", nargs="+", help="one or more run configs, measured once per distinct step cost "
+                          "(configs that differ only in learning rate, schedule, seed or epochs share one)")
     estimate.add_argument("--json", action="store_true", help="print one JSON object per config, one per line")
     estimate.set_defaults(handler=_cmd_estimate)
 

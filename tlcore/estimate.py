@@ -6,17 +6,19 @@ few steps of each kind, on the run's own pictures, model, batch size and device,
 the estimate. What trains changes the backward's cost, so the first and the last stage
 of the freeze plan are measured, and stages in between are interpolated by their
 trainable parameters. Head-only runs on the feature fast path pay one forward over the
-pictures (unless the features are cached already) and then almost nothing per epoch.
+pictures (unless the features are cached already) and then almost nothing per epoch;
+AdaBN adds a forward over the training pictures before and one over the target's after.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 
 import torch
 
+from tlcore.adapt import uses_adabn
 from tlcore.config import RunConfig
 from tlcore.features import FeatureCache
 from tlcore.freeze import apply_plan, set_train_mode
@@ -24,55 +26,11 @@ from tlcore.inference import outputs
 from tlcore.parts.fast_path import fast_path_applies
 from tlcore.prepare import prepare
 from tlcore.steps import Loop, build_loop, target_batches, train_step
+from tlcore.timing import TimeEstimate, format_duration, timing_key
 
-__all__ = ["TimeEstimate", "estimate_time", "format_duration"]
+__all__ = ["TimeEstimate", "estimate_time", "estimate_times", "format_duration"]
 
 HEAD_EPOCH_S = 0.05  # a head on cached features: a few matrix products per epoch, below what can be measured here
-
-
-@dataclass(frozen=True)
-class TimeEstimate:
-    """Seconds a run should take on this machine, and what they rest on."""
-
-    setup_s: float  # building the model, plus extracting features on the fast path
-    epoch_s: tuple[float, ...]  # one per epoch
-    basis: str
-
-    @property
-    def total_s(self) -> float:
-        return self.setup_s + sum(self.epoch_s)
-
-    @property
-    def typical_epoch_s(self) -> float:
-        return sorted(self.epoch_s)[len(self.epoch_s) // 2]
-
-    def describe(self) -> str:
-        start = f", {self.setup_s:.0f} s of it to start" if self.setup_s >= 1 else ""
-        return (f"about {self.typical_epoch_s:.1f} s per epoch, {format_duration(self.total_s)} for "
-                f"{len(self.epoch_s)} epoch(s){start} ({self.basis})")
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "epoch_s": list(self.epoch_s), "total_s": self.total_s}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TimeEstimate":
-        return cls(float(data["setup_s"]), tuple(float(s) for s in data["epoch_s"]), str(data["basis"]))
-
-
-def format_duration(seconds: float) -> str:
-    """A duration for people: seconds under 90 s, minutes under 90 min, else hours.
-
-    Args:
-        seconds: the duration.
-
-    Returns:
-        E.g. "45 s", "12 min", "1.5 h".
-    """
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _time_per_batch(make_batches, measure: int, step) -> tuple[float, float]:
@@ -156,9 +114,12 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
     validation = forward * val_batches + forward_first
     device = prep.runtime.device.type
     basis = f"{measure + 2} steps of {config.batch_size} pictures measured on this machine's {device}"
+    target_batches_ = len(prep.target.paths) / config.batch_size if prep.target else 0.0
+    if uses_adabn(config.adapt.method):  # a forward over the source training pictures before, the target's after
+        setup += forward * (train_batches + target_batches_) + 2 * forward_first
+        basis += "; AdaBN's two passes counted"
     if fast_path_applies(prep):
         passes = 1 + config.feature_views  # the val pictures, then each augmented view of the training pictures
-        target_batches_ = len(prep.target.paths) / config.batch_size if prep.target else 0.0
         extract = 0.0 if _features_cached(loop) else (
             forward * (val_batches + train_batches * config.feature_views + target_batches_) + forward_first * passes)
         return TimeEstimate(setup + extract, (HEAD_EPOCH_S,) * epochs,
@@ -180,3 +141,36 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
             step, step_first = s0 + (s1 - s0) * share, f0 + (f1 - f0) * share
         per_epoch.append(step * train_batches + step_first + validation)
     return TimeEstimate(setup, tuple(per_epoch), basis)
+
+
+def estimate_times(configs: list[RunConfig], *, measure: int = 3,
+                   on_each: Callable[[int, TimeEstimate], None] | None = None) -> list[TimeEstimate]:
+    """Estimates of several runs, measuring once per distinct step cost (`timing.timing_key`): runs that differ
+    only in learning rate, schedule, seed or epochs share one measurement, taken on the one with the most epochs.
+
+    Args:
+        configs: the runs, e.g. a comparison's settings.
+        measure: steps timed of each kind (see `estimate_time`).
+        on_each: called with (index, estimate) for each config, in order, as soon as it is known.
+
+    Returns:
+        One estimate per config, in their order.
+
+    Raises:
+        TransferLabError: for the same problems a run would meet at its start.
+    """
+    longest: dict[str, RunConfig] = {}
+    for config in configs:
+        key = timing_key(config)
+        if key not in longest or config.epochs > longest[key].epochs:
+            longest[key] = config
+    measured: dict[str, TimeEstimate] = {}
+    estimates = []
+    for index, config in enumerate(configs):
+        key = timing_key(config)
+        if key not in measured:
+            measured[key] = estimate_time(longest[key], measure=measure)
+        estimates.append(measured[key].for_epochs(config.epochs))
+        if on_each:
+            on_each(index, estimates[-1])
+    return estimates
