@@ -2,7 +2,23 @@
 
 import streamlit as st
 
+NARROW_PX = 900  # below this the sidebar would leave the pages too little room: it starts closed (its arrow opens it)
+# Streamlit closes the sidebar by itself only below its mobile breakpoint (768 px). Once per browser tab, so a
+# sidebar the user opens again stays open.
+CLOSE_THE_SIDEBAR_WHEN_NARROW = f"""<script>
+(() => {{
+  if (window.innerWidth >= {NARROW_PX} || sessionStorage.getItem("transferlab.narrow")) return;
+  const close = (triesLeft) => {{
+    const button = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
+    if (button) {{ sessionStorage.setItem("transferlab.narrow", "closed"); button.click(); }}
+    else if (triesLeft > 0) setTimeout(() => close(triesLeft - 1), 200);
+  }};
+  close(50);
+}})();
+</script>"""
+
 st.set_page_config(page_title="Transfer Lab", layout="wide")
+st.html(CLOSE_THE_SIDEBAR_WHEN_NARROW, unsafe_allow_javascript=True)
 navigation = st.navigation([
     st.Page("pages/1_data.py", title="1 · Data", default=True),
     st.Page("pages/2_model.py", title="2 · Model"),

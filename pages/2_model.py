@@ -1,6 +1,7 @@
 """Step 2: choose a pretrained model; its input size and normalisation come with it."""
 
 import json
+import time
 
 import pandas as pd
 import streamlit as st
@@ -18,12 +19,21 @@ st.write("Start from a model trained on ImageNet. Smaller models train faster; l
 
 query = st.text_input("Search all of timm's pretrained models", placeholder="resnet, convnext, vit...",
                       **bind("model", "app.model_search"))
+searching, search_started = st.empty(), time.monotonic()
+
+
+def search_progress(done: int, total: int) -> None:
+    """A model's first card counts its parameters (then they are kept): past half a second, say how far it got."""
+    if time.monotonic() - search_started > 0.5:
+        searching.progress(done / total, text=f"Reading the models' facts (the first time only): {done} of {total}")
+
+
 try:
-    with st.spinner("Searching timm's model list (the first search builds its index, about 15 s)..."):
-        cards = search(query, limit=40)
+    cards = search(query, limit=40, on_card=search_progress)
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
+searching.empty()
 if not cards:
     st.warning(f"No model matches '{query}'.")
     st.stop()

@@ -20,7 +20,7 @@ from tlcore.adapt import uses_adabn
 from tlcore.artifacts import BEST, EVALUATION, read_folder_evaluations
 from tlcore.evaluate import Evaluation, evaluate_run
 from tlcore.explain import grad_cam, overlay
-from tlcore.export import export_run
+from tlcore.export import export_run, export_steps
 from tlcore.paths import data_home
 from tlcore.predict import Predictor
 from tlcore.runs import SUCCEEDED
@@ -146,31 +146,49 @@ def _predictor(run_dir: str, checkpoint_stamp: tuple) -> Predictor:
 
 try:
     best = Path(run.run_dir) / BEST
-    predictor = _predictor(run.run_dir, (best.stat().st_mtime_ns, best.stat().st_size) if best.exists() else ())
+    stamp = (best.stat().st_mtime_ns, best.stat().st_size) if best.exists() else ()
+    predictor = _predictor(run.run_dir, stamp)
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
 
 
-def picture_for(image: np.ndarray) -> np.ndarray:
-    """The picture, or its Grad-CAM overlay at the model's input size."""
-    if not show_cam:
-        return image
+def with_cam(predictor: Predictor, image: np.ndarray) -> np.ndarray:
+    """The picture's Grad-CAM overlay at the model's input size."""
     heat, _ = grad_cam(predictor.model, predictor.groups(), predictor.preprocessing, image)
     shown = model_view(eval_pipeline(predictor.preprocessing)(image=image)["image"], predictor.preprocessing)
     return overlay(shown, heat)
 
 
+@st.cache_data(max_entries=240, show_spinner=False)
+def _mistake_view(run_dir: str, checkpoint_stamp: tuple, path: str, cam: bool) -> np.ndarray:
+    """A test picture, or its Grad-CAM overlay, once per run and checkpoint version (a rerun pays nothing)."""
+    image = np.asarray(load_rgb(path))
+    return with_cam(_predictor(run_dir, checkpoint_stamp), image) if cam else image
+
+
 st.subheader("Worst mistakes")
 if not evaluation.worst:
     st.write("No test picture was misclassified.")
-columns = st.columns(4)
-for column, mistake in zip(columns * 3, evaluation.worst[:12]):
+mistakes = evaluation.worst[:12]
+bar = st.progress(0.0) if show_cam and mistakes else None
+views: list[np.ndarray | ImageReadError] = []
+for index, mistake in enumerate(mistakes):
+    if bar:  # the first overlay pays Grad-CAM's start (seconds), each one after a fraction of a second
+        bar.progress(index / len(mistakes), text=f"Grad-CAM: picture {index + 1} of {len(mistakes)}...")
     try:
-        column.image(picture_for(np.asarray(load_rgb(mistake["path"]))),
-                     caption=f"{mistake['label']} taken for {mistake['predicted']} ({mistake['confidence']:.0%})")
+        views.append(_mistake_view(run.run_dir, stamp, mistake["path"], show_cam))
     except ImageReadError as exc:
-        column.caption(f"{mistake['path']}: {exc}")
+        views.append(exc)
+if bar:
+    bar.empty()
+columns = st.columns(4)
+for column, mistake, view in zip(columns * 3, mistakes, views):
+    if isinstance(view, ImageReadError):
+        column.caption(f"{mistake['path']}: {view}")
+    else:
+        column.image(view, caption=f"{mistake['label']} taken for {mistake['predicted']} "
+                                   f"({mistake['confidence']:.0%})")
 
 st.subheader("Try it on a picture")
 upload = st.file_uploader("A picture", type=["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"],
@@ -189,7 +207,7 @@ if upload is not None:
         image = None
 if image is not None:
     left, right = st.columns([1, 2])
-    left.image(picture_for(np.asarray(image)), caption=upload.name)
+    left.image(with_cam(predictor, np.asarray(image)) if show_cam else image, caption=upload.name)
     right.dataframe(pd.DataFrame([{"class": c, "probability": f"{p:.1%}"} for c, p in predictions]), hide_index=True,
                     key="evaluate.predictions")
 
@@ -199,9 +217,16 @@ export_folder = data_home() / "exports" / run.id  # tied to the selected run, ne
 export_zip = export_folder.with_suffix(".zip")
 if st.button("Export this model", key="evaluate.export"):
     try:
-        with st.spinner("Exporting and checking every format..."):
-            report = export_run(run.run_dir, export_folder)
+        steps = export_steps() + ["zip for download"]
+        bar = st.progress(0.0)
+
+        def show_step(done: int, total: int, step: str) -> None:
+            bar.progress(done / len(steps), text=f"Exporting, step {done + 1} of {len(steps)}: {step}...")
+
+        report = export_run(run.run_dir, export_folder, on_step=show_step)
+        show_step(len(steps) - 1, len(steps), steps[-1])
         shutil.make_archive(str(export_folder), "zip", report.folder)
+        bar.empty()
         st.success(f"Exported to {report.folder} (max logit difference "
                    + ", ".join(f"{k} {v:.1e}" for k, v in report.max_abs_diff.items()) + ")")
     except TransferLabError as exc:

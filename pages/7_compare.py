@@ -20,11 +20,11 @@ from tlcore.on_ray import RAY_RUNNER, ray_installed, spawn_driver
 from tlcore.report import cells_csv, figures, report_csv, report_html
 from tlcore.runs import FINISHED
 
-# How the options of settings picked from a list are shown.
-SHOWN = {
-    "freeze.strategy": lambda k: f"{k.replace('_', ' ')}: {STRATEGY_SET[k][1]}" if k in STRATEGY_SET else k,
-    "adapt.method": lambda m: f"{m}: {METHODS[m][:70]}..." if m in METHODS else m,
-    "augment.preset": lambda p: f"{p}: {PRESETS[p][0]}" if p in PRESETS else p,
+# What each option of a setting picked from a list means: said under the list, so the chips stay short.
+MEANING = {
+    "freeze.strategy": lambda k: STRATEGY_SET[k][1] if k in STRATEGY_SET else "",
+    "adapt.method": lambda m: METHODS.get(m, ""),
+    "augment.preset": lambda p: PRESETS[p][0] if p in PRESETS else "",
 }
 
 
@@ -34,8 +34,12 @@ def axis_values(path: str, container) -> Axis | None:
     if path in PICKED_AXES:
         values = container.multiselect(f"{label[0].upper()}{label[1:]}s to compare" if path != "freeze.strategy"
                                        else "Strategies", with_current(f"app.vary.{path}", PICKED_AXES[path]),
-                                       format_func=SHOWN.get(path, str),
+                                       format_func=lambda v: str(v).replace("_", " "),
                                        **bind("compare", f"app.vary.{path}"))
+        meanings = [f"**{str(v).replace('_', ' ')}**: {MEANING[path](v)}" for v in values
+                    if path in MEANING and MEANING[path](v)]
+        if meanings:
+            container.caption("  \n".join(meanings))
         return Axis(path, tuple(values)) if values else None
     text = container.text_input(f"Values of {label} (comma-separated)", help="e.g. 1e-3, 3e-4; `none` for no value",
                                 **bind("compare", f"app.vary.{path}"))
@@ -64,7 +68,7 @@ also = a2.selectbox("and also vary (a grid)", with_current("app.compare_also", [
 if what not in AXES or (also and (also not in AXES or also == what)):
     st.error("choose settings to compare from the list (and a different one to vary with it)")
     st.stop()
-axes = [axis_values(what, a1)] + ([axis_values(also, a2)] if also else [])
+axes = [axis_values(what, st)] + ([axis_values(also, st)] if also else [])  # full width: every chip shows
 target_test = st.text_input("Labelled test folder of the target domain (optional): every run is also evaluated "
                             "on it", placeholder="/home/me/paintings_labelled", **bind("compare", "app.target_test")).strip()
 c1, c2, c3, c4 = st.columns(4)

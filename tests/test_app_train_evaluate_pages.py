@@ -109,13 +109,18 @@ def test_evaluate_page_shows_grad_cam_and_exports(tl_home, tmp_path) -> None:
     from tlcore.worker import run_worker, submit
     from train_fixtures import make_colour_classes, tiny_config
 
-    run = submit(tiny_config(make_colour_classes(tmp_path / "colours"), epochs=2), start=False)
+    # a learning rate too small to learn anything: mistakes to show
+    run = submit(tiny_config(make_colour_classes(tmp_path / "colours"), epochs=1, optimizer={"lr": 1e-9}),
+                 start=False)
     run_worker()
     app = page("6_evaluate.py")
     app.run()
     assert not app.exception
+    plain = [i.proto.imgs[0].url for i in app.get("image")]
     app.checkbox(key="evaluate.cam").check().run()
     assert not app.exception
+    cam = [i.proto.imgs[0].url for i in app.get("image")]
+    assert plain and len(cam) == len(plain) and not set(cam) & set(plain)  # every mistake shown with its heat map
     app.button(key="evaluate.export").click().run()
     assert not app.exception, app.exception
     assert "Exported to" in app.success[0].value

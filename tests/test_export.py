@@ -15,7 +15,7 @@ from tlcore.data import load_rgb
 from tlcore.errors import TransferLabError
 from tlcore.evaluate import evaluate_run
 from tlcore.explain import grad_cam
-from tlcore.export import TOLERANCE, export_run
+from tlcore.export import TOLERANCE, export_run, export_steps
 from tlcore.models import ModelSpec, build_model
 from tlcore.predict import Predictor
 from tlcore.train import train
@@ -54,6 +54,30 @@ def test_export_round_trip_gives_the_same_predictions(trained, tmp_path: Path) -
     assert "Held-out test set" in card and "red" in card
     meta = json.loads((tmp_path / "export" / "config.json").read_text())
     assert meta["classes"] == ["blue", "green", "red"] and meta["onnx_opset"] == 17
+
+
+def test_an_export_says_each_step_as_it_starts(trained, tmp_path: Path) -> None:
+    """The page's progress bar and the CLI's lines follow these: each step once, in order, before its work."""
+    run_dir, _ = trained
+    said = []
+
+    def on_step(done: int, total: int, step: str) -> None:
+        work = [p for p in tmp_path.glob(".e.export-*")]
+        written = sorted(f.name for f in work[0].iterdir()) if work else []
+        said.append((done, total, step, written))
+
+    export_run(run_dir, tmp_path / "e", on_step=on_step)
+    steps = export_steps()
+    assert [(d, t, s) for d, t, s, _ in said] == [(i, len(steps), s) for i, s in enumerate(steps)]
+    assert len(steps) == 5 and steps[3] == "ONNX: export and check"
+    written = {s: w for _, _, s, w in said}
+    assert written["loading the trained model"] == [] and "model.onnx" not in written["ONNX: export and check"]
+    assert "model.torchscript.pt" in written["ONNX: export and check"]  # the step before it is done
+    assert "model.onnx" in written["model card and checksums"]
+    assert export_steps(()) == ["loading the trained model", "weights (safetensors)", "model card and checksums"]
+    result = tlcore_in_process("export", str(run_dir), str(tmp_path / "cli"))
+    assert result.returncode == 0, result.stderr
+    assert "export step 4 of 5: ONNX: export and check" in result.stderr.splitlines()
 
 
 def test_tampered_or_mismatched_exports_are_refused(trained, tmp_path: Path) -> None:

@@ -68,7 +68,9 @@ def test_catalog_lists_recommended_first_with_facts() -> None:
     assert model_card("resnet50").params == 25_557_032
     found = [c.name for c in search("convnext", limit=10)]
     assert found[0] == "convnext_tiny" and all("convnext" in n for n in found)
-    vits = search("vit_small_patch16", limit=3)
+    said = []
+    vits = search("vit_small_patch16", limit=3, on_card=lambda done, total: said.append((done, total)))
+    assert said == [(0, 3), (1, 3), (2, 3)]  # the Model page's progress while the cards are read
     assert vits[0].name == "vit_small_patch16_224" and vits[0].family == "vision_transformer"
     assert all(c.name.startswith("vit_small_patch16") for c in vits)
 

@@ -651,7 +651,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from tlcore.export import export_run
 
     run_dir = _existing_folder(args.run) or Path(_store().get(args.run).run_dir)
-    report = export_run(run_dir, args.out)
+    report = export_run(run_dir, args.out, on_step=lambda done, total, step: print(
+        f"export step {done + 1} of {total}: {step}", file=sys.stderr, flush=True))
     print(f"exported to {report.folder}: {', '.join(report.files)}")
     print("checked against the PyTorch model: " + ", ".join(f"{k} max logit difference {v:.1e}"
                                                              for k, v in report.max_abs_diff.items()))

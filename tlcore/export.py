@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tlcore.data import SplitManifest, load_rgb
 from tlcore.errors import TransferLabError
 from tlcore.models import Preprocessing
 
-__all__ = ["ExportReport", "export_run", "TOLERANCE", "ONNX_OPSET"]
+__all__ = ["ExportReport", "export_run", "export_steps", "TOLERANCE", "ONNX_OPSET"]
 
 TOLERANCE = 1e-4  # max |logit difference| between an export and the PyTorch model
 ONNX_OPSET = 17  # loads in onnxruntime 1.x
@@ -50,22 +51,59 @@ def _check_inputs(run_dir: Path, manifest: SplitManifest, preprocessing: Preproc
     return torch.stack([pipeline(image=np.asarray(load_rgb(path)))["image"] for path, _ in items])
 
 
+def export_steps(formats: tuple[str, ...] = ("torchscript", "onnx")) -> list[str]:
+    """The steps an export goes through, in order, as `export_run` reports them.
+
+    Args:
+        formats: the formats exported besides the safetensors weights.
+
+    Returns:
+        One short phrase per step, e.g. "ONNX: export and check".
+    """
+    return (["loading the trained model", "weights (safetensors)"]
+            + ["TorchScript: trace and check"] * ("torchscript" in formats)
+            + ["ONNX: export and check"] * ("onnx" in formats) + ["model card and checksums"])
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = BEST,
-               formats: tuple[str, ...] = ("torchscript", "onnx")) -> ExportReport:
+               formats: tuple[str, ...] = ("torchscript", "onnx"),
+               on_step: Callable[[int, int, str], None] = lambda done, total, step: None) -> ExportReport:
     """Export a finished run's checkpoint to `out_dir`, every format checked against the PyTorch logits.
 
     The export is written into a temporary folder beside `out_dir` and renamed into place at the end, so a
     failure leaves no half export. `out_dir` may be new, empty, or an earlier Transfer Lab export (replaced);
-    any other existing folder is refused before any work. Raises `TransferLabError` with one line.
+    any other existing folder is refused before any work.
+
+    Args:
+        run_dir: a finished run's folder.
+        out_dir: where the export goes.
+        checkpoint: which weights of the run (the best by default).
+        formats: "torchscript" and/or "onnx", besides the weights.
+        on_step: called as (steps done, steps in all, the step starting now) before each of `export_steps`.
+
+    Returns:
+        The folder, its files with their SHA-256, and each format's largest logit difference.
+
+    Raises:
+        TransferLabError: with one line, for a bad destination, a run without weights, or a format that does
+            not reproduce the model.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     _check_destination(out_dir)
+    steps = export_steps(formats)
+    step = iter(range(len(steps)))
+
+    def next_step() -> None:
+        done = next(step)
+        on_step(done, len(steps), steps[done])
+
+    next_step()
     config, manifest, built = load_trained(run_dir, checkpoint)
     model = built.model.eval()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
-        files, diffs = _write_export(work, run_dir, config, manifest, built, model, formats)
+        files, diffs = _write_export(work, run_dir, config, manifest, built, model, formats, next_step)
         _replace_folder(work, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -92,13 +130,15 @@ def _replace_folder(new: Path, target: Path) -> None:
 
 
 def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: SplitManifest, built, model,
-                  formats: tuple[str, ...]) -> tuple[dict[str, str], dict[str, float]]:
+                  formats: tuple[str, ...], next_step: Callable[[], None]) -> tuple[dict[str, str], dict[str, float]]:
+    next_step()
     x = _check_inputs(run_dir, manifest, built.preprocessing)
     with torch.inference_mode():
         reference = model(x).numpy()
     save_model(model, str(out_dir / EXPORT_WEIGHTS))
     diffs: dict[str, float] = {}
     if "torchscript" in formats:
+        next_step()
         with warnings.catch_warnings():  # torch's notices that TorchScript is deprecated: the format still works
             warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning))
             traced = torch.jit.trace(model, x[:1], check_trace=False)
@@ -107,6 +147,7 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
         with torch.inference_mode():
             diffs["torchscript"] = float(np.abs(reloaded(x).numpy() - reference).max())
     if "onnx" in formats:
+        next_step()
         import onnxruntime
 
         with warnings.catch_warnings():  # torch's notices about its newer exporter: this one is checked below
@@ -120,6 +161,7 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
     if bad:
         raise TransferLabError(f"the export does not reproduce the model: max logit difference {bad}",
                                "report this model; export only model.safetensors for now")
+    next_step()
     evaluation = read_evaluation(run_dir)
     (out_dir / EXPORT_CARD).write_text(_model_card(config, manifest, built, evaluation, diffs))
     files = {p.name: sha256_file(p) for p in sorted(out_dir.iterdir())}  # only what this export wrote

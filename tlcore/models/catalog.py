@@ -11,6 +11,7 @@ import difflib
 import json
 import threading
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from functools import lru_cache
 
 import timm
@@ -175,10 +176,20 @@ def model_card(name: str) -> ModelCard:
     )
 
 
-def search(text: str = "", *, limit: int = 50) -> list[ModelCard]:
+def search(text: str = "", *, limit: int = 50,
+           on_card: Callable[[int, int], None] = lambda done, total: None) -> list[ModelCard]:
     """Recommended models first (when they match), then the rest of timm's pretrained models by name.
 
-    Matches on the architecture name and its family, so "vit" finds every vision transformer.
+    Matches on the architecture name and its family, so "vit" finds every vision transformer. A model's first
+    card builds it on the meta device to count its parameters (a fraction of a second each, then cached).
+
+    Args:
+        text: what to look for; empty: the recommended models.
+        limit: at most this many cards.
+        on_card: called as (cards done, cards in all) before each card: a page shows its progress.
+
+    Returns:
+        The matching models' cards.
     """
     needle = text.strip().lower()
 
@@ -190,4 +201,9 @@ def search(text: str = "", *, limit: int = 50) -> list[ModelCard]:
         rest = [a for a in _pretrained_archs() if a not in RECOMMENDED and matches(a)]
         # Names that start with the text, then names that contain it, then family matches.
         ordered += sorted(rest, key=lambda a: (not a.lower().startswith(needle), needle not in a.lower(), a))
-    return [model_card(a) for a in ordered[:limit]]
+    chosen = ordered[:limit]
+    cards = []
+    for index, arch in enumerate(chosen):
+        on_card(index, len(chosen))
+        cards.append(model_card(arch))
+    return cards
