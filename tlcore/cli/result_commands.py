@@ -1,0 +1,171 @@
+"""`evaluate`, `export` and `predict`: what a finished run is used for."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tlcore.errors import TransferLabError
+from tlcore.cli.data_commands import check_picture_path
+from tlcore.cli.shared import EXIT_USER_ERROR, existing_folder, open_store
+
+__all__ = [
+    "cmd_evaluate",
+    "cmd_export",
+    "cmd_predict",
+]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """`evaluate ID [--data FOLDER]`: the test split's (or another folder's) metrics."""
+    from tlcore.evaluate import evaluate_folder, evaluate_run
+
+    given = existing_folder(args.run_id)
+    if given is not None and (given / "config.json").is_file():  # a run folder (e.g. of a multi-node torchrun)
+        run_dir, run_id = str(given), given.name
+    else:
+        run = open_store().get(args.run_id)
+        run_dir, run_id = run.run_dir, run.id
+    if args.data:
+        def progress(phase: str, done: int, total: int) -> None:
+            with open(args.progress, "a") as fh:  # one JSON line per batch, for a page that follows it
+                fh.write(json.dumps({"phase": phase, "done": done, "total": total}) + "\n")
+
+        evaluation, folder = evaluate_folder(run_dir, args.data, on_progress=progress if args.progress else
+                                             lambda *a: None)
+        where = f"{evaluation.n} pictures of {args.data}"
+    else:
+        evaluation, folder = evaluate_run(run_dir), Path(run_dir)
+        where = f"{evaluation.n} held-out {evaluation.split} images"
+    if args.json:
+        print(json.dumps({**evaluation.to_dict(), "run_id": run_id, "predictions": str(folder / "predictions.csv")}))
+        return 0
+    print(f"run {run_id} on {where}: accuracy {evaluation.accuracy:.3f}, "
+          f"balanced accuracy {evaluation.balanced_accuracy:.3f}")
+    width = max(len(c) for c in evaluation.classes)
+    print(f"  {'class':<{width}}  precision  recall     f1  support")
+    for c in evaluation.per_class:
+        print(f"  {c.label:<{width}}  {c.precision:>9.3f}  {c.recall:>6.3f}  {c.f1:>5.3f}  {c.support:>7}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    for label, row in zip(evaluation.classes, evaluation.confusion):
+        print(f"  {label:<{width}}  " + " ".join(f"{v:>5}" for v in row))
+    print(f"predictions: {folder / 'predictions.csv'}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`export ID OUT`: safetensors, TorchScript, ONNX and a model card, each checked."""
+    from tlcore.export import export_run
+
+    run_dir = existing_folder(args.run) or Path(open_store().get(args.run).run_dir)
+    report = export_run(run_dir, args.out, on_step=lambda done, total, step: print(
+        f"export step {done + 1} of {total}: {step}", file=sys.stderr, flush=True))
+    print(f"exported to {report.folder}: {', '.join(report.files)}")
+    print("checked against the PyTorch model: " + ", ".join(f"{k} max logit difference {v:.1e}"
+                                                             for k, v in report.max_abs_diff.items()))
+    return 0
+
+
+def _image_files(target: Path) -> list[Path]:
+    from tlcore.data.layout import is_hidden
+
+    if target.is_file():
+        return [target]
+    if not target.is_dir():
+        raise TransferLabError(f"no such picture or folder: {target}", "check the path")
+    return sorted(p for p in target.rglob("*") if p.is_file() and not any(is_hidden(x) for x in p.relative_to(target).parts))
+
+
+def _is_text_run(target: str) -> bool:
+    """A run folder (or run id) whose model is a text model; export folders and unknown ids are left to Predictor."""
+    from tlcore.config import read_json_file
+    from tlcore.paths import user_path
+    from tlcore.text.model import is_text_model
+
+    folder = user_path(target)
+    try:
+        if not (folder / "config.json").is_file():
+            from tlcore.runs import RunStore, check_run_id
+
+            check_run_id(target)
+            folder = Path(RunStore().get(target).run_dir)
+        name = (read_json_file(folder / "config.json", "the run's config").get("model") or {}).get("name", "")
+    except (OSError, ValueError, TransferLabError, AttributeError):
+        return False
+    return isinstance(name, str) and is_text_model(name)
+
+
+def _predict_texts(args: argparse.Namespace) -> int:
+    import csv
+
+    from tlcore.paths import user_path
+    from tlcore.text_predict import TextPredictor, texts_to_predict
+
+    folder = user_path(args.model)
+    if not (folder / "config.json").is_file():
+        folder = Path(open_store().get(args.model).run_dir)
+    if args.cam:
+        raise TransferLabError("--cam draws Grad-CAM on pictures", "leave it out for a text run")
+    predictor = TextPredictor.from_run(folder)
+    texts = texts_to_predict(args.images)
+    found = predictor.predict(texts, topk=args.topk)
+    for text, top in zip(texts, found):
+        shown = text if len(text) <= 70 else text[:67] + "..."
+        print(f"{shown!r}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["text", "predicted", "probability", "error"] + [f"top{i + 1}" for i in range(len(found[0]))])
+            writer.writerows([text, top[0][0], f"{top[0][1]:.4f}", ""] + [f"{c}:{p:.4f}" for c, p in top]
+                             for text, top in zip(texts, found))
+        print(f"predictions written to {args.csv}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """`predict MODEL PICTURES`: the top classes of pictures (or texts) with the run's preprocessing."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from tlcore.data import load_rgb
+    from tlcore.data.images import ImageReadError
+    from tlcore.predict import Predictor
+
+    if _is_text_run(args.model):
+        return _predict_texts(args)
+    predictor = Predictor.resolve(args.model)
+    files = _image_files(Path(args.images))
+    if args.cam and len(files) == 1:  # one picture: --cam names the overlay file itself
+        check_picture_path(args.cam, "--cam")
+    rows = []
+    for path in files:
+        try:
+            image = np.asarray(load_rgb(path))
+        except ImageReadError as exc:
+            print(f"{path}: skipped ({exc.problem})")
+            rows.append([str(path), "", "", exc.problem])
+            continue
+        top = predictor.predict(image, topk=args.topk)
+        print(f"{path}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+        rows.append([str(path), top[0][0], f"{top[0][1]:.4f}", ""] + [f"{c}:{p:.4f}" for c, p in top])
+        if args.cam:
+            from tlcore.augment import eval_pipeline, model_view
+            from tlcore.explain import grad_cam, overlay
+
+            heat, _ = grad_cam(predictor.model, predictor.groups(), predictor.preprocessing, image)
+            picture = model_view(eval_pipeline(predictor.preprocessing)(image=image)["image"], predictor.preprocessing)
+            out = Path(args.cam) if len(files) == 1 else Path(args.cam) / f"{path.stem}_cam.png"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(overlay(picture, heat)).save(out)
+            print(f"  Grad-CAM for '{top[0][0]}': {out}")
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "predicted", "probability", "error"] + [f"top{i + 1}" for i in range(args.topk)])
+            writer.writerows(rows)
+        print(f"predictions written to {args.csv}")
+    return 0 if any(r[1] for r in rows) else EXIT_USER_ERROR
