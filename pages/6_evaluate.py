@@ -17,7 +17,7 @@ from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
 from tlcore.augment import eval_pipeline, model_view
 from tlcore.adapt import uses_adabn
-from tlcore.artifacts import BEST, EVALUATION, read_folder_evaluations
+from tlcore.artifacts import ADAPTED, BEST, EVALUATION, read_folder_evaluations
 from tlcore.evaluate import Evaluation, evaluate_run
 from tlcore.explain import grad_cam, overlay
 from tlcore.export import export_run, export_steps
@@ -56,15 +56,23 @@ st.caption(f"On {evaluation.n} held-out test {things} that never trained the mod
 m1, m2 = st.columns(2)
 m1.metric("Test accuracy", f"{evaluation.accuracy:.1%}")
 m2.metric("Balanced accuracy", f"{evaluation.balanced_accuracy:.1%}", help="Mean recall over classes.")
-# one under the other: side by side, a narrow window squeezes the matrix to a stamp
-st.dataframe(pd.DataFrame([{"class": c.label, "precision": 100 * c.precision, "recall": 100 * c.recall, "F1": 100 * c.f1,
-                            "test images": c.support} for c in evaluation.per_class]),
-             hide_index=True, key="evaluate.per_class",
-             column_config={k: st.column_config.NumberColumn(format="%.1f%%") for k in ("precision", "recall", "F1")})
-heatmap = px.imshow(np.array(evaluation.confusion), x=evaluation.classes, y=evaluation.classes, text_auto=True,
-                    color_continuous_scale="Blues", labels={"x": "predicted", "y": "true"}, title="Confusion matrix")
-heatmap.update_layout(height=max(320, 60 * len(evaluation.classes) + 160))
-st.plotly_chart(heatmap, key="evaluate.confusion")
+
+
+def show_per_class(result: Evaluation, key: str) -> None:
+    """Per-class precision, recall and F1, then the confusion matrix, one under the other (side by side, a narrow
+    window squeezes the matrix to a stamp)."""
+    st.dataframe(pd.DataFrame([{"class": c.label, "precision": 100 * c.precision, "recall": 100 * c.recall,
+                                "F1": 100 * c.f1, f"{things}": c.support} for c in result.per_class]),
+                 hide_index=True, key=f"{key}.per_class",
+                 column_config={k: st.column_config.NumberColumn(format="%.1f%%") for k in ("precision", "recall", "F1")})
+    heatmap = px.imshow(np.array(result.confusion), x=result.classes, y=result.classes, text_auto=True,
+                        color_continuous_scale="Blues", labels={"x": "predicted", "y": "true"},
+                        title="Confusion matrix")
+    heatmap.update_layout(height=max(320, 60 * len(result.classes) + 160))
+    st.plotly_chart(heatmap, key=f"{key}.confusion")
+
+
+show_per_class(evaluation, "evaluate")
 
 st.subheader("On another folder")
 st.caption("Another labelled folder (or zip) with the run's classes as sub-folders: another domain (paintings, a "
@@ -98,6 +106,12 @@ if others:
     if uses_adabn(run.config.get("adapt", {}).get("method", "none")):
         st.caption("AdaBN run: each folder is classified with BatchNorm statistics measured on its own pictures "
                    "(no labels used), as AdaBN does for a new domain.")
+    shown = st.selectbox("Per class and confusion matrix on", list(others), key=f"evaluate.other_details.{run.id}",
+                         format_func=lambda name: f"{name} ({others[name].get('source', '')})")
+    try:
+        show_per_class(Evaluation.from_dict(others[shown]), f"evaluate.other.{run.id}.{shown}")
+    except (KeyError, TypeError) as exc:  # written by an older version without the details
+        st.caption(f"{shown}: no per-class results kept ({exc}); evaluate on the folder again")
 
 if text_run:  # the mistakes as texts, a text to try, and no picture tools
     @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
@@ -139,9 +153,9 @@ if text_run:  # the mistakes as texts, a text to try, and no picture tools
 show_cam = st.checkbox("Show where the model looks (Grad-CAM)", key="evaluate.cam",
                        help="Warm colours: the regions that pushed the model towards its answer.")
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
-def _predictor(run_dir: str, checkpoint_stamp: tuple) -> Predictor:
+def _predictor(run_dir: str, checkpoint_stamp: tuple, checkpoint: str = BEST) -> Predictor:
     """One loaded model per run and checkpoint version: Grad-CAM and predictions after the first are fast."""
-    return Predictor.from_run(run_dir)
+    return Predictor.from_run(run_dir, checkpoint)
 
 
 try:
@@ -191,6 +205,17 @@ for column, mistake, view in zip(columns * 3, mistakes, views):
                                    f"({mistake['confidence']:.0%})")
 
 st.subheader("Try it on a picture")
+weights = BEST
+if (Path(run.run_dir) / ADAPTED).exists():  # an AdaBN run: its weights with the target pictures' statistics too
+    weights = st.radio("Weights for new pictures and the export", [BEST, ADAPTED], horizontal=True,
+                       key=f"evaluate.weights.{run.id}",
+                       format_func=lambda w: "best epoch (source statistics)" if w == BEST else
+                       "adapted to the target pictures (AdaBN statistics)",
+                       help="Adapted: the same weights, BatchNorm normalising by the statistics of the target "
+                            "pictures given for training. Use them for pictures of that domain.")
+    if weights == ADAPTED:
+        adapted = Path(run.run_dir) / ADAPTED
+        predictor = _predictor(run.run_dir, (adapted.stat().st_mtime_ns, adapted.stat().st_size), ADAPTED)
 upload = st.file_uploader("A picture", type=["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff", "gif"],
                           key="evaluate.upload")
 image = None
@@ -213,7 +238,8 @@ if image is not None:
 
 st.subheader("Export")
 st.caption("safetensors weights, TorchScript and ONNX (each checked to give the same predictions), config and model card.")
-export_folder = data_home() / "exports" / run.id  # tied to the selected run, never to the last one exported
+# tied to the selected run and weights, never to the last one exported
+export_folder = data_home() / "exports" / (run.id + ("-adapted" if weights == ADAPTED else ""))
 export_zip = export_folder.with_suffix(".zip")
 if st.button("Export this model", key="evaluate.export"):
     try:
@@ -223,7 +249,7 @@ if st.button("Export this model", key="evaluate.export"):
         def show_step(done: int, total: int, step: str) -> None:
             bar.progress(done / len(steps), text=f"Exporting, step {done + 1} of {len(steps)}: {step}...")
 
-        report = export_run(run.run_dir, export_folder, on_step=show_step)
+        report = export_run(run.run_dir, export_folder, checkpoint=weights, on_step=show_step)
         show_step(len(steps) - 1, len(steps), steps[-1])
         shutil.make_archive(str(export_folder), "zip", report.folder)
         bar.empty()
@@ -232,6 +258,7 @@ if st.button("Export this model", key="evaluate.export"):
     except TransferLabError as exc:
         st.error(str(exc))
 if export_zip.is_file() and export_folder.is_dir():
-    st.download_button(f"Download the export of run {run.id} (zip)", export_zip.read_bytes(),
+    st.download_button(f"Download the export of run {run.id}" + (" (adapted weights)" if weights == ADAPTED else "")
+                       + " (zip)", export_zip.read_bytes(),
                        file_name=export_zip.name, key="evaluate.download_export")
     st.code(f"python -m tlcore predict {export_folder} picture.jpg", language="bash")

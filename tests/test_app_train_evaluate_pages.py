@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
@@ -48,7 +50,7 @@ def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
     metrics = {m.label: m.value for m in evaluate.metric}
     accuracy = float(metrics["Test accuracy"].rstrip("%")) / 100
     assert accuracy > 0.4  # 4 classes: chance is 0.25, after one head-only epoch
-    assert evaluate.dataframe[0].value["test images"].sum() == 36
+    assert evaluate.dataframe[0].value["pictures"].sum() == 36
 
 
 def test_a_refresh_finds_the_run_again(tl_home, tmp_path) -> None:
@@ -125,6 +127,27 @@ def test_evaluate_page_shows_grad_cam_and_exports(tl_home, tmp_path) -> None:
     assert not app.exception, app.exception
     assert "Exported to" in app.success[0].value
     assert (tl_home / "exports" / run.id / "model.onnx").exists() and (tl_home / "exports" / f"{run.id}.zip").exists()
+
+
+def test_evaluate_page_offers_an_adabn_runs_adapted_weights(tl_home, tmp_path) -> None:
+    from tlcore.worker import run_worker, submit
+    from train_fixtures import make_colour_classes, tiny_config
+
+    colours = make_colour_classes(tmp_path / "colours")
+    target = make_colour_classes(tmp_path / "target", per_class=6, size=24)
+    run = submit(tiny_config(colours, epochs=1, adapt={"method": "adabn", "target": str(target)}), start=False)
+    plain = submit(tiny_config(colours, epochs=1), start=False)
+    run_worker()
+    app = page("6_evaluate.py", runs=(run.id, plain.id))
+    app.run()
+    app.selectbox(key="evaluate.run").set_value(run.id).run()
+    app.radio(key=f"evaluate.weights.{run.id}").set_value("adapted.safetensors").run()
+    app.button(key="evaluate.export").click().run()
+    assert not app.exception and not app.error
+    meta = json.loads((tl_home / "exports" / f"{run.id}-adapted" / "config.json").read_text())
+    assert meta["checkpoint"] == "adapted.safetensors"
+    app.selectbox(key="evaluate.run").set_value(plain.id).run()  # no adaptation: nothing to choose
+    assert f"evaluate.weights.{plain.id}" not in [r.key for r in app.radio]
 
 
 def test_use_the_suggested_learning_rate_button(tl_home) -> None:
@@ -350,8 +373,15 @@ def test_an_adapted_run_from_the_pages_and_its_evaluation_on_the_target(tl_home,
     evaluate.text_input(key="evaluate.other_folder").input(str(target)).run()
     evaluate.button(key="evaluate.other").click().run()
     assert not evaluate.exception and not evaluate.error
-    table = evaluate.dataframe[-1].value
+    table = next(d.value for d in evaluate.dataframe if "balanced accuracy" in d.value.columns)
     assert len(table) == 2 and table["images"].tolist()[1] == 18 and "its own test split" in table["pictures"][0]
+    # that folder's own per-class results and confusion matrix, not only its accuracy (issue 29)
+    per_class = evaluate.dataframe[-1].value
+    assert per_class["pictures"].sum() == 18 and sorted(per_class["class"]) == ["blue", "green", "red"]
+    matrices = evaluate.get("plotly_chart")
+    z = json.loads(matrices[-1].proto.spec)["data"][0]["z"]  # plotly writes arrays as typed base64
+    counts = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]) if isinstance(z, dict) else np.array(z)
+    assert len(matrices) == 2 and counts.sum() == 18 and counts.size == 9
 
 
 def test_a_method_without_its_target_says_where_to_give_it(tl_home, tmp_path) -> None:

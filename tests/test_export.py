@@ -197,3 +197,42 @@ class _maybe_raises:
 
     def __exit__(self, kind, value, tb):
         return kind is None or issubclass(kind, TransferLabError)
+
+
+@pytest.fixture(scope="module")
+def adabn_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """An AdaBN run whose target pictures are much darker than its source: their BatchNorm statistics differ."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("adabn")
+    data = make_colour_classes(root / "colours")
+    target = make_colour_classes(root / "target", per_class=6)
+    for picture in target.rglob("*.png"):
+        Image.fromarray((np.asarray(Image.open(picture)) // 4).astype(np.uint8)).save(picture)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRANSFERLAB_HOME", str(root / "home"))
+        train(tiny_config(data, epochs=1, adapt={"method": "adabn", "target": str(target)}), root / "run")
+    return root / "run", target
+
+
+def test_an_adabn_run_exports_and_predicts_with_its_adapted_weights(adabn_run, trained, tmp_path: Path) -> None:
+    """Issue 29: adapted.safetensors was written but neither export nor predict could use it."""
+    run_dir, target = adabn_run
+    picture = str(sorted(target.rglob("*.png"))[0])
+    best = tlcore_in_process("predict", str(run_dir), picture, "--topk", "3")
+    adapted = tlcore_in_process("predict", str(run_dir), picture, "--topk", "3", "--adapted")
+    assert best.returncode == adapted.returncode == 0, best.stderr + adapted.stderr
+    assert best.stdout != adapted.stdout  # other BatchNorm statistics, other probabilities
+    exported = tlcore_in_process("export", str(run_dir), str(tmp_path / "adapted"), "--adapted")
+    assert exported.returncode == 0, exported.stderr
+    meta = json.loads((tmp_path / "adapted" / "config.json").read_text())
+    assert meta["checkpoint"] == "adapted.safetensors"
+    assert "BatchNorm statistics of the target pictures" in (tmp_path / "adapted" / "MODEL_CARD.md").read_text()
+    from_export = tlcore_in_process("predict", str(tmp_path / "adapted"), picture, "--topk", "3")
+    assert from_export.stdout.split(":", 1)[1] == adapted.stdout.split(":", 1)[1]  # the export is the adapted model
+    refused = tlcore_in_process("predict", str(tmp_path / "adapted"), picture, "--adapted")
+    assert refused.returncode == 1 and "is an export" in refused.stderr and "Traceback" not in refused.stderr
+    plain_run, data = trained
+    no_adabn = tlcore_in_process("export", str(plain_run), str(tmp_path / "none"), "--adapted")
+    assert no_adabn.returncode == 1 and "has no weights adapted to target pictures" in no_adabn.stderr
+    assert not (tmp_path / "none").exists()

@@ -77,12 +77,16 @@ def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> TrainedRun:
 
     Args:
         run_dir: the run's folder (`Run.run_dir` in the run store).
-        checkpoint: which weights: `BEST` (the default, what evaluation and export use) or `LAST`.
+        checkpoint: which weights: `BEST` (the default, what evaluation and export use), `LAST`, or `ADAPTED`
+            (an AdaBN run's best weights with the target pictures' BatchNorm statistics).
 
     Raises `TransferLabError` (or its `CheckpointError`) when the folder, its config, split or weights
     cannot be used.
     """
     run_dir = Path(run_dir)
+    if checkpoint == ADAPTED and not (run_dir / ADAPTED).exists() and (run_dir / BEST).exists():
+        raise TransferLabError(f"run {run_dir.name} has no weights adapted to target pictures (only an AdaBN run "
+                               "keeps them)", "use its best weights, or train with the adaptation method adabn")
     if not (run_dir / checkpoint).exists():
         raise TransferLabError(f"run folder {run_dir} has no {checkpoint}", "choose a run that finished at least one epoch")
     config = RunConfig.load(run_dir / CONFIG)

@@ -12,6 +12,7 @@ from tlcore.artifacts import BEST, CONFIG, is_export, load_export, load_trained
 from tlcore.augment import eval_pipeline
 from tlcore.data import load_rgb
 from tlcore.models import Preprocessing
+from tlcore.errors import TransferLabError
 from tlcore.paths import user_path
 
 __all__ = ["Predictor"]
@@ -39,21 +40,35 @@ class Predictor:
         return cls(exported.model, exported.classes, exported.preprocessing)
 
     @classmethod
-    def resolve(cls, target: str | Path) -> "Predictor":
+    def resolve(cls, target: str | Path, checkpoint: str = BEST) -> "Predictor":
         """An export folder, a run folder, or a run id from the run store.
 
-        Raises `TransferLabError` (one line) when `target` is none of these or cannot be loaded.
+        Args:
+            target: the folder or run id.
+            checkpoint: for a run, which of its weights (`BEST`, or `ADAPTED` for an AdaBN run's weights adapted
+                to the target pictures); an export holds the one set it was exported with.
+
+        Returns:
+            The predictor.
+
+        Raises:
+            TransferLabError: one line, when `target` is none of these or cannot be loaded.
         """
         path = user_path(target)
         try:
             is_folder = path.is_dir() and (path / CONFIG).exists()
         except OSError:  # a name no file system takes: it can only be meant as a run id
             is_folder = False
+        if is_folder and is_export(path):
+            if checkpoint != BEST:
+                raise TransferLabError(f"{path.name} is an export: it holds the one set of weights it was exported "
+                                       "with", "export the run with --adapted to get its adapted weights")
+            return cls.from_export(path)
         if is_folder:
-            return cls.from_export(path) if is_export(path) else cls.from_run(path)
+            return cls.from_run(path, checkpoint)
         from tlcore.runs import RunStore
 
-        return cls.from_run(RunStore().get(str(target)).run_dir)
+        return cls.from_run(RunStore().get(str(target)).run_dir, checkpoint)
 
     def groups(self):
         from tlcore.models import layer_groups

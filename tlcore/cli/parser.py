@@ -165,12 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="a finished run as safetensors, TorchScript, ONNX and a model card")
     export.add_argument("run", help="a run id or run folder")
     export.add_argument("out", type=path_value, help="the export folder to write")
+    export.add_argument("--adapted", action="store_true", help="an AdaBN run's weights adapted to its target pictures "
+                                                             "(their BatchNorm statistics) instead of the best epoch's")
     export.set_defaults(handler=cmd_export)
     predict = commands.add_parser("predict", help="top-k classes for pictures, with the run's own preprocessing")
     predict.add_argument("model", help="a run id, a run folder, or an export folder")
     predict.add_argument("images", help="a picture or a folder of pictures")
     predict.add_argument("--topk", type=bounded(int, 1, 1000), default=5)
     predict.add_argument("--csv", help="write the predictions to this CSV file")
+    predict.add_argument("--adapted", action="store_true", help="a run's: the AdaBN weights adapted to its target "
+                                                              "pictures (for pictures of that domain)")
     predict.add_argument("--cam", help="write a Grad-CAM overlay (a file for one picture, a folder for several)")
     predict.set_defaults(handler=cmd_predict)
 

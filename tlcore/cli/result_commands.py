@@ -59,8 +59,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     """`export ID OUT`: safetensors, TorchScript, ONNX and a model card, each checked."""
     from tlcore.export import export_run
 
+    from tlcore.artifacts import ADAPTED, BEST
+
     run_dir = existing_folder(args.run) or Path(open_store().get(args.run).run_dir)
-    report = export_run(run_dir, args.out, on_step=lambda done, total, step: print(
+    report = export_run(run_dir, args.out, checkpoint=ADAPTED if args.adapted else BEST, on_step=lambda done, total, step: print(
         f"export step {done + 1} of {total}: {step}", file=sys.stderr, flush=True))
     print(f"exported to {report.folder}: {', '.join(report.files)}")
     print("checked against the PyTorch model: " + ", ".join(f"{k} max logit difference {v:.1e}"
@@ -137,7 +139,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if _is_text_run(args.model):
         return _predict_texts(args)
-    predictor = Predictor.resolve(args.model)
+    from tlcore.artifacts import ADAPTED, BEST
+
+    predictor = Predictor.resolve(args.model, ADAPTED if args.adapted else BEST)
     files = _image_files(Path(args.images))
     if args.cam and len(files) == 1:  # one picture: --cam names the overlay file itself
         check_picture_path(args.cam, "--cam")
