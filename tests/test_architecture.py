@@ -182,21 +182,15 @@ def test_every_public_name_has_a_docstring() -> None:
     assert bare == []
 
 
-# Modules written or rewritten since the docstring rule: each public function says its arguments (by an Args:
-# section or by naming each one). The rest of tlcore is held to a docstring only, for now (see issue 26's note).
-DOCUMENTED = ["events", "collectives", "prepare", "steps", "train", "run_files", "runs", "parts", "store"]
-
-
-def test_public_functions_of_the_newer_modules_document_their_arguments() -> None:
+def test_public_functions_document_their_arguments() -> None:
+    """Every public function of tlcore says its arguments (by an Args: section or by naming each one)."""
     undocumented = []
-    for name in DOCUMENTED:
-        paths = [TLCORE / f"{name}.py"] if (TLCORE / f"{name}.py").exists() else sorted((TLCORE / name).glob("*.py"))
-        for path in paths:
-            for node in _public_definitions(path):
-                if not isinstance(node, ast.FunctionDef):
-                    continue
-                doc = ast.get_docstring(node) or ""
-                params = [a.arg for a in node.args.args + node.args.kwonlyargs if a.arg not in ("self", "cls")]
-                if params and "Args:" not in doc and not all(a in doc for a in params):
-                    undocumented.append(f"{path.relative_to(ROOT)}: {node.name}")
+    for path in sorted(TLCORE.rglob("*.py")):
+        for node in _public_definitions(path):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            doc = ast.get_docstring(node) or ""
+            params = [a.arg for a in node.args.args + node.args.kwonlyargs if a.arg not in ("self", "cls")]
+            if params and "Args:" not in doc and not all(a in doc for a in params):
+                undocumented.append(f"{path.relative_to(ROOT)}: {node.name}")
     assert undocumented == []

@@ -64,7 +64,14 @@ class AdaptError(TransferLabError):
 
 
 def uses_adabn(method: str) -> bool:
-    """Source statistics while training, each domain's own statistics when classifying it."""
+    """Source statistics while training, each domain's own statistics when classifying it.
+
+    Args:
+        method: an `adapt.method` name, e.g. "adabn" or "adabn+mcc".
+
+    Returns:
+        True when the method uses AdaBN's statistics.
+    """
     return method in ("adabn", "adabn+mcc")
 
 
@@ -85,7 +92,14 @@ class AdaptConfig:
 
 
 def check_adapt(adapt: AdaptConfig) -> None:
-    """What can be checked without the model: the method, its target and its numbers."""
+    """What can be checked without the model: the method, its target and its numbers.
+
+    Args:
+        adapt: the run's adaptation settings.
+
+    Raises:
+        AdaptError: an unknown method, a method without its target pictures, or a number out of range.
+    """
     if adapt.method not in METHODS:
         raise AdaptError(f"invalid adapt.method: {adapt.method!r}", f"use one of {', '.join(METHODS)}")
     if adapt.method in NEEDS_TARGET and not adapt.target.strip():
@@ -117,6 +131,13 @@ def scan_target(source: str, max_pictures: int = 5000) -> TargetSet:
     """Every readable picture under a folder (or zip), at any depth; folder names are not labels.
 
     Raises `AdaptError` when fewer than two pictures can be read.
+
+    Args:
+        source: the target folder or zip.
+        max_pictures: at most this many pictures are used (spread evenly over the folders, the same every time).
+
+    Returns:
+        The target pictures' paths and hashes.
     """
     root = resolve_source(source)
     files = walk_files(root)
@@ -146,7 +167,18 @@ def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 def check_method_fits(adapt: AdaptConfig, model: nn.Module, head_only: bool, arch: str) -> None:
-    """A method that cannot act on this model or this freeze plan is refused before the run, by name."""
+    """A method that cannot act on this model or this freeze plan is refused before the run, by name.
+
+    Args:
+        adapt: the run's adaptation settings.
+        model: the built model.
+        head_only: only the head trains in every epoch.
+        arch: the architecture's name, for the message.
+
+    Raises:
+        AdaptError: the method needs what this model or plan lacks (BatchNorm for AdaBN, a trainable backbone
+            for DANN).
+    """
     if uses_adabn(adapt.method) and not _batchnorms(model):
         raise AdaptError(f"{adapt.method} re-measures BatchNorm statistics, but {arch} has no BatchNorm layer",
                          "choose a model with BatchNorm (EfficientNet, ResNet, VGG-BN) or another method")
@@ -287,7 +319,19 @@ class L2SPObjective(Objective):
 
 def make_objective(adapt: AdaptConfig, criterion: nn.Module, model: nn.Module, head_names: set[str],
                    features: int, head_only: bool = False) -> Objective:
-    """The step's loss for the method (adabn acts on BatchNorm statistics: its steps are plain)."""
+    """The step's loss for the method (adabn acts on BatchNorm statistics: its steps are plain).
+
+    Args:
+        adapt: the run's adaptation settings.
+        criterion: the supervised loss.
+        model: the model being trained.
+        head_names: the parameter names of the new head.
+        features: the width of the backbone's pooled features (DANN's domain classifier reads them).
+        head_only: only the head trains.
+
+    Returns:
+        The objective the training step calls.
+    """
     w = adapt.loss_weight(head_only)
     if adapt.method in ("mcc", "adabn+mcc"):
         return MCCObjective(criterion, w, adapt.temperature)
@@ -307,6 +351,14 @@ def adabn(model: nn.Module, batches, device: torch.device) -> int:
 
     The statistics start from nothing and each batch counts equally, so the result does not depend on what
     the layers held before (running it twice gives the same model). Returns the number of layers.
+
+    Args:
+        model: the model whose BatchNorm layers are measured again.
+        batches: (pictures, labels) batches of the domain; labels are not used.
+        device: where the model runs.
+
+    Returns:
+        The number of BatchNorm layers measured.
     """
     layers = _batchnorms(model)
     if not layers:

@@ -43,6 +43,11 @@ def load_weights(model: nn.Module, path: str | Path, device: str = "cpu") -> Non
     """Load a weights file into a model of the same architecture.
 
     Raises `CheckpointError` (one line naming the file) when it is missing, damaged, or from another model.
+
+    Args:
+        model: a model of the weights' architecture.
+        path: the .safetensors file.
+        device: where the tensors are loaded.
     """
     path = Path(path)
     if not path.is_file():

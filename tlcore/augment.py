@@ -195,7 +195,15 @@ def build_transforms(spec: AugmentSpec) -> list[A.BasicTransform]:
 
 
 def resize_target(input_size: tuple[int, int, int], crop_pct: float) -> int:
-    """Shorter side before the centre crop, as timm computes it (224 / 0.875 = 256)."""
+    """Shorter side before the centre crop, as timm computes it (224 / 0.875 = 256).
+
+    Args:
+        input_size: the model's (channels, height, width).
+        crop_pct: the share of the resized picture the centre crop keeps.
+
+    Returns:
+        The shorter side in pixels.
+    """
     return int(math.floor(input_size[-1] / crop_pct))
 
 
@@ -214,23 +222,58 @@ def _normalise(prep) -> list[A.BasicTransform]:
 
 
 def train_pipeline(spec: AugmentSpec, prep, seed: int | None = None) -> A.Compose:
-    """uint8 HxWx3 array -> normalised float CHW tensor of the model's input size, augmented."""
+    """uint8 HxWx3 array -> normalised float CHW tensor of the model's input size, augmented.
+
+    Args:
+        spec: the augmentation spec.
+        prep: the model's preprocessing (input size, resize, normalisation).
+        seed: seeds albumentations' random choices (None: not seeded).
+
+    Returns:
+        The albumentations pipeline.
+    """
     return A.Compose(_head(prep) + build_transforms(spec) + _crop(prep) + _normalise(prep), seed=seed)
 
 
 def eval_pipeline(prep) -> A.Compose:
-    """The same without the random parts: what validation, test and prediction use."""
+    """The same without the random parts: what validation, test and prediction use.
+
+    Args:
+        prep: the model's preprocessing.
+
+    Returns:
+        The albumentations pipeline.
+    """
     return A.Compose(_head(prep) + _crop(prep) + _normalise(prep))
 
 
 def preview(image: np.ndarray, spec: AugmentSpec, prep, n: int = 8, seed: int = 0) -> list[np.ndarray]:
-    """`n` augmented versions of one picture as the model would get them (before normalising); same seed, same pictures."""
+    """`n` augmented versions of one picture as the model would get them (before normalising); same seed, same pictures.
+
+    Args:
+        image: a uint8 HxWx3 picture.
+        spec: the augmentation spec.
+        prep: the model's preprocessing.
+        n: how many versions.
+        seed: the first version's seed.
+
+    Returns:
+        `n` uint8 pictures at the model's input size.
+    """
     pipeline = A.Compose(_head(prep) + build_transforms(spec) + _crop(prep), seed=seed)
     return [pipeline(image=image)["image"] for _ in range(n)]
 
 
 def model_view(tensor: torch.Tensor, prep) -> np.ndarray:
-    """A normalised CHW tensor back to the uint8 picture it stands for: 'what the model sees'."""
+    """A normalised CHW tensor back to the uint8 picture it stands for: 'what the model sees'.
+
+    Args:
+        tensor: a normalised CHW float tensor.
+        prep: the preprocessing that normalised it.
+
+    Returns:
+        A uint8 HxWx3 picture.
+    """
     mean = torch.tensor(prep.mean).view(3, 1, 1)
     std = torch.tensor(prep.std).view(3, 1, 1)
     pixels = (tensor.detach().cpu().float() * std + mean).clamp(0, 1) * 255
@@ -238,7 +281,16 @@ def model_view(tensor: torch.Tensor, prep) -> np.ndarray:
 
 
 def make_grid(images: list[np.ndarray], columns: int = 4, pad: int = 4) -> np.ndarray:
-    """Same-sized uint8 pictures side by side on a white sheet."""
+    """Same-sized uint8 pictures side by side on a white sheet.
+
+    Args:
+        images: uint8 pictures of one size.
+        columns: pictures per row.
+        pad: white pixels between them.
+
+    Returns:
+        One uint8 picture.
+    """
     if not images:
         raise AugmentError("no pictures to put in a grid", "ask for at least one")
     height, width = images[0].shape[:2]

@@ -35,13 +35,30 @@ FIRST_TRY = 16
 
 
 def scaled_lr(lr: float, optimizer: str, batch: int, base: int = BASE_BATCH) -> float:
-    """The learning rate for `batch`, from one meant for `base`: linear for SGD, square root for AdamW."""
+    """The learning rate for `batch`, from one meant for `base`: linear for SGD, square root for AdamW.
+
+    Args:
+        lr: the learning rate meant for `base`.
+        optimizer: "sgd" or "adamw".
+        batch: the batch size it is for.
+        base: the batch size `lr` was meant for.
+
+    Returns:
+        The scaled learning rate.
+    """
     ratio = batch / base
     return lr * (ratio if optimizer == "sgd" else math.sqrt(ratio))
 
 
 def batch_limit(train_pictures: int) -> int:
-    """The largest batch worth trying: at least `MIN_STEPS_PER_EPOCH` steps an epoch, at most `MAX_BATCH`."""
+    """The largest batch worth trying: at least `MIN_STEPS_PER_EPOCH` steps an epoch, at most `MAX_BATCH`.
+
+    Args:
+        train_pictures: the number of training pictures.
+
+    Returns:
+        The batch size limit.
+    """
     return max(1, min(MAX_BATCH, train_pictures // MIN_STEPS_PER_EPOCH))
 
 
@@ -52,6 +69,19 @@ def largest_batch(trial: Callable[[int], int], capacity: int, *, limit: int = MA
 
     Doubles from 16 while it fits; when 16 does not, halves down to 1. An out-of-memory error (`oom`) counts as
     not fitting; any other error is a real problem and is raised. `TransferLabError` when not even 1 fits.
+
+    Args:
+        trial: runs one step at a batch size and returns its peak bytes.
+        capacity: the device's memory in bytes.
+        limit: the largest batch to try.
+        oom: the exception type of an out-of-memory error.
+        on_try: hears (batch, peak bytes or None) for every try.
+
+    Returns:
+        The batch size.
+
+    Raises:
+        TransferLabError: not even a batch of 1 fits.
     """
     budget = MEMORY_SHARE * capacity
 
@@ -80,7 +110,14 @@ def largest_batch(trial: Callable[[int], int], capacity: int, *, limit: int = MA
 
 @contextmanager
 def keeping_buffers(model: nn.Module) -> Iterator[None]:
-    """Trial steps run in training mode and move BatchNorm's running statistics: put them back afterwards."""
+    """Trial steps run in training mode and move BatchNorm's running statistics: put them back afterwards.
+
+    Args:
+        model: the model whose buffers are restored on leaving.
+
+    Returns:
+        A context manager.
+    """
     saved = {name: b.detach().clone() for name, b in model.named_buffers()}
     try:
         yield
@@ -92,7 +129,17 @@ def keeping_buffers(model: nn.Module) -> Iterator[None]:
 
 def cuda_trial(model: nn.Module, input_size: tuple[int, int, int], num_classes: int, runtime) -> Callable[[int], int]:
     """A trial step on the GPU: forward and backward of a random batch; returns the peak bytes plus the optimiser
-    state (AdamW keeps two values per trainable parameter) that the real run adds."""
+    state (AdamW keeps two values per trainable parameter) that the real run adds.
+
+    Args:
+        model: the model, on the GPU.
+        input_size: its (channels, height, width).
+        num_classes: the head's outputs.
+        runtime: the device and precision the run uses.
+
+    Returns:
+        The trial function for `largest_batch`.
+    """
     from tlcore.inference import autocast
 
     device = runtime.device
@@ -122,7 +169,19 @@ def cuda_trial(model: nn.Module, input_size: tuple[int, int, int], num_classes: 
 
 def auto_batch_words(batch: int, lr: float, new_lr: float, optimizer: str, tried: list[tuple[int, int | None]],
                      capacity: int) -> str:
-    """The log line: what was tried, what was chosen, and the learning rate it brought."""
+    """The log line: what was tried, what was chosen, and the learning rate it brought.
+
+    Args:
+        batch: the chosen batch size.
+        lr: the configured learning rate.
+        new_lr: the learning rate scaled for `batch`.
+        optimizer: the optimizer's name.
+        tried: (batch, peak bytes or None for out of memory) per try.
+        capacity: the device's memory in bytes.
+
+    Returns:
+        One sentence.
+    """
     steps = ", ".join(f"{b}: {'out of memory' if p is None else f'{p / 2**30:.1f} GiB'}" for b, p in tried)
     rule = "linear (SGD)" if optimizer == "sgd" else "square root (AdamW)"
     return (f"batch size auto: {batch} ({steps}; limit {MEMORY_SHARE:.0%} of {capacity / 2**30:.0f} GiB); "

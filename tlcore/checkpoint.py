@@ -22,13 +22,34 @@ __all__ = ["save_weights", "save_state", "read_state"]
 
 
 def save_weights(model: nn.Module, path: str | Path, epoch: int) -> Path:
-    """Weights as safetensors, stamped with the epoch they come from."""
+    """Weights as safetensors, stamped with the epoch they come from.
+
+    Args:
+        model: the model whose state is saved.
+        path: the .safetensors file (written whole or not at all).
+        epoch: the epoch stamped into its metadata.
+
+    Returns:
+        The path written.
+    """
     return atomic_write(path, lambda tmp: save_model(model, str(tmp), metadata={"epoch": str(epoch)}))
 
 
 def save_state(run_dir: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, epoch: int, progress: dict) -> Path:
-    """The resume unit: weights, optimizer, schedule and the loop's progress of one epoch, in one file."""
+    """The resume unit: weights, optimizer, schedule and the loop's progress of one epoch, in one file.
+
+    Args:
+        run_dir: the run folder.
+        model: the model.
+        optimizer: its optimizer.
+        scheduler: its learning-rate schedule.
+        epoch: the epoch just completed.
+        progress: the loop's own progress (history, best metric, patience), plain data.
+
+    Returns:
+        The file written.
+    """
     state = {"epoch": epoch, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), **progress}
     return atomic_write(Path(run_dir) / STATE, lambda tmp: torch.save(state, tmp))
@@ -40,6 +61,15 @@ def read_state(run_dir: str | Path, model: nn.Module, optimizer: torch.optim.Opt
 
     Raises `CheckpointError` (and leaves the model, optimizer and schedule untouched) when the file is
     missing, damaged, from the old two-file layout, or from another model.
+
+    Args:
+        run_dir: the run folder.
+        model: the model to load into.
+        optimizer: its optimizer.
+        scheduler: its learning-rate schedule.
+
+    Returns:
+        The progress dict `save_state` wrote.
     """
     path = Path(run_dir) / STATE
     if not path.is_file():

@@ -57,7 +57,21 @@ def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEF
                   methods: tuple[str, ...] | list[str] | None = None, axes: list[Axis] | None = None,
                   seeds: int = 1) -> list[RunConfig]:
     """Every run of the experiment, all pinned to the same split manifest file, seed by seed (all cells of seed 0
-    first, so a first answer comes early). `axes` wins over `methods`, which wins over `strategies`."""
+    first, so a first answer comes early). `axes` wins over `methods`, which wins over `strategies`.
+
+    Args:
+        base: the shared run config.
+        strategies: freeze strategies of `STRATEGY_SET` to compare (when neither `methods` nor `axes` is given).
+        methods: adaptation methods to compare on the base's freeze plan.
+        axes: any settings to vary, as a grid.
+        seeds: each setting is repeated with seeds 0..seeds-1.
+
+    Returns:
+        One config per run.
+
+    Raises:
+        TransferLabError: an unknown strategy or method, or a combination that is not a valid run.
+    """
     axes = axes or [method_axis(methods) if methods else strategy_axis(strategies)]
     cells = expand(base, axes, seeds)
     _, manifest_path = resolve_manifest(base.data)  # made and saved once; every run reads this file
@@ -105,7 +119,19 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
 
 def resume_sweep(store: RunStore, sweep: str, runner: str | None = None) -> list[str]:
     """Requeue the sweep's failed and cancelled runs (for the local worker, or for a Ray driver); finished ones are
-    kept as they are."""
+    kept as they are.
+
+    Args:
+        store: the run store.
+        sweep: the comparison's id.
+        runner: None for the local worker, else the Ray driver's name.
+
+    Returns:
+        The ids of the runs queued again.
+
+    Raises:
+        TransferLabError: no comparison has this id.
+    """
     from tlcore.worker import ensure_worker
 
     runs = store.list(sweep=sweep)
@@ -125,6 +151,14 @@ def wait_for_sweep(store: RunStore, sweep: str, poll_s: float = 1.0) -> list[str
     A worker that dies (SIGKILL, out of memory) ends the wait instead of leaving it hanging: its
     running run is reaped as failed, and runs still queued with no worker left to take them are
     marked failed too, each with the resume hint.
+
+    Args:
+        store: the run store.
+        sweep: the comparison's id.
+        poll_s: seconds between looks at the store.
+
+    Returns:
+        The ids of the runs marked failed because no worker was left to run them.
     """
     stranded: list[str] = []
     while True:
@@ -262,7 +296,14 @@ class CellSummary:
 
 
 def cell_summaries(rows: list[SweepRow]) -> list[CellSummary]:
-    """Rows grouped by cell (the run name), in the order the cells were queued."""
+    """Rows grouped by cell (the run name), in the order the cells were queued.
+
+    Args:
+        rows: the comparison's runs (`sweep_rows`).
+
+    Returns:
+        One summary per cell: mean and spread over its seeds.
+    """
     cells: dict[str, list[SweepRow]] = {}
     for row in rows:
         cells.setdefault(row.strategy, []).append(row)
@@ -276,7 +317,14 @@ def _ranked(rows: list[SweepRow]) -> list[CellSummary]:
 
 def paired_comparisons(rows: list[SweepRow]) -> list[PairedComparison]:
     """The best cell against each other one, on the test pictures both were scored on, matched seed by seed
-    (one seed: McNemar's test; several: a sign-flip test on per-picture shares of seeds right)."""
+    (one seed: McNemar's test; several: a sign-flip test on per-picture shares of seeds right).
+
+    Args:
+        rows: the comparison's runs.
+
+    Returns:
+        One comparison per other cell (none until two cells have test results).
+    """
     ranked = _ranked(rows)
     if len(ranked) < 2:
         return []
@@ -306,7 +354,14 @@ def active_seconds(run, epoch_seconds: float | None) -> float | None:
 
 
 def progress_words(rows: list[SweepRow]) -> str:
-    """How far a comparison is, in words that agree with the verdict: "5 of 8 runs evaluated; 3 cancelled"."""
+    """How far a comparison is, in words that agree with the verdict: "5 of 8 runs evaluated; 3 cancelled".
+
+    Args:
+        rows: the comparison's runs.
+
+    Returns:
+        One line.
+    """
     evaluated = sum(r.test_accuracy is not None for r in rows)
     parts = [f"{evaluated} of {len(rows)} runs evaluated"]
     for status in (RUNNING, QUEUED, CANCELLED, FAILED):
@@ -317,7 +372,14 @@ def progress_words(rows: list[SweepRow]) -> str:
 
 
 def verdict(rows: list[SweepRow]) -> str:
-    """Who won, by how much, how wide the spread, and how much of it is noise."""
+    """Who won, by how much, how wide the spread, and how much of it is noise.
+
+    Args:
+        rows: the comparison's runs.
+
+    Returns:
+        A few sentences for people (what is still missing, when runs are not finished).
+    """
     ranked = _ranked(rows)
     pending = sum(1 for r in rows if r.test_accuracy is None)
     if not ranked:

@@ -234,7 +234,20 @@ class RunConfig:
 
 def read_json_file(path: str | Path, what: str, error: type[TransferLabError] = TransferLabError,
                    max_bytes: int = MAX_CONFIG_BYTES) -> object:
-    """A small JSON file people edit by hand, read defensively: size, type, encoding and nesting are checked first."""
+    """A small JSON file people edit by hand, read defensively: size, type, encoding and nesting are checked first.
+
+    Args:
+        path: the file.
+        what: what it is, for messages ("run config").
+        error: the error type raised.
+        max_bytes: larger files are refused unread.
+
+    Returns:
+        The parsed JSON value.
+
+    Raises:
+        TransferLabError: (or `error`) a missing, too large, non-UTF-8, invalid or too deeply nested file.
+    """
     path = Path(path)
     try:
         if not path.exists():
@@ -289,7 +302,18 @@ def check_freeze(freeze: object) -> None:
 
 
 def resolve_freeze_plan(freeze: dict, n_groups: int) -> FreezePlan:
-    """A full plan (with `stages`) as it is, or a strategy shorthand made into a plan for this model."""
+    """A full plan (with `stages`) as it is, or a strategy shorthand made into a plan for this model.
+
+    Args:
+        freeze: the run config's `freeze` (a strategy with its options, or a plan with `stages`).
+        n_groups: the model's number of layer groups.
+
+    Returns:
+        The plan.
+
+    Raises:
+        FreezePlanError: an unknown strategy, a bad option, or a plan that does not fit the model.
+    """
     check_freeze(freeze)
     if "stages" in freeze:
         return typed(FreezePlan, freeze, "'freeze'", ConfigError)

@@ -48,6 +48,13 @@ def launch(config, run_dir: str | Path, sink, should_stop: Callable[[], bool], r
     """Train `config` with torchrun on this machine; events from rank 0 reach `sink` as they are written.
 
     Raises `Cancelled` when stopped and `TransferLabError` (rank 0's own message) when training failed.
+
+    Args:
+        config: the run config (`distributed.nproc_per_node` processes).
+        run_dir: the run folder.
+        sink: receives rank 0's events.
+        should_stop: True cancels the run (every rank stops at the same step).
+        resume: continue after the last complete epoch.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +113,15 @@ def _read_error(run_dir: Path) -> dict | None:
 
 # -- each rank ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tlcore.ddp RUN_DIR CONFIG [--resume]`, started by torchrun once per rank."""
+    """`python -m tlcore.ddp RUN_DIR CONFIG [--resume]`, started by torchrun once per rank.
+
+    Args:
+        argv: the arguments (default: sys.argv[1:]).
+
+    Returns:
+        The exit status: 0 done, 1 failed, `EXIT_CANCELLED` cancelled (rank 0 writes the message into the run
+        folder for `launch` to report).
+    """
     tune_allocator()  # each rank is a training process, as the local worker is
     argv = sys.argv[1:] if argv is None else argv
     run_dir, config_path, resume = Path(argv[0]), Path(argv[1]), "--resume" in argv

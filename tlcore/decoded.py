@@ -46,7 +46,14 @@ class CacheTooLarge(TransferLabError):
 
 
 def square_size(preprocessing) -> int:
-    """Side of the stored square: the resize size before the centre crop (224 px input: 256)."""
+    """Side of the stored square: the resize size before the centre crop (224 px input: 256).
+
+    Args:
+        preprocessing: the model's preprocessing.
+
+    Returns:
+        The side in pixels.
+    """
     return resize_target(preprocessing.input_size, preprocessing.crop_pct)
 
 
@@ -70,7 +77,18 @@ def _offset(length: int, side: int, crop: int) -> int:
 
 
 def decode_square(path: str | Path, preprocessing) -> np.ndarray:
-    """One picture as the cache stores it: decoded, resized as the pipelines resize, its centre square."""
+    """One picture as the cache stores it: decoded, resized as the pipelines resize, its centre square.
+
+    Args:
+        path: the picture file.
+        preprocessing: the model's preprocessing.
+
+    Returns:
+        A uint8 square of `square_size` pixels a side, HxWx3.
+
+    Raises:
+        ImageReadError: the picture cannot be read.
+    """
     side = square_size(preprocessing)
     image = np.asarray(load_rgb(path, draft=side))
     interpolation = _INTERPOLATION.get(preprocessing.interpolation)

@@ -34,7 +34,17 @@ class DatasetError(TransferLabError):
 
 
 def check_fields(data: dict, allowed, what: str, error: type[TransferLabError] = TransferLabError) -> None:
-    """Refuse settings nobody reads, naming them: a typo in a config must not be silently ignored."""
+    """Refuse settings nobody reads, naming them: a typo in a config must not be silently ignored.
+
+    Args:
+        data: the settings as given.
+        allowed: the names that are read.
+        what: the part of the config, for the message.
+        error: the error type raised.
+
+    Raises:
+        TransferLabError: (or `error`) naming every unknown setting and the known ones.
+    """
     if not isinstance(data, dict):
         raise error(f"{what} must be an object", "see the example config in the README")
     unknown = sorted(set(data) - set(allowed))

@@ -100,6 +100,13 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
 
     Takes a few seconds to a minute: one model build plus about 3 * (measure + 2) batches.
     Raises `TransferLabError` for the same problems a run would meet at its start.
+
+    Args:
+        config: the run.
+        measure: training and forward steps timed of each kind.
+
+    Returns:
+        The estimate.
     """
     started = time.perf_counter()
     prep = prepare(config)

@@ -63,7 +63,19 @@ class Evaluation:
 
 def metrics_from_predictions(labels: np.ndarray, probabilities: np.ndarray, classes: list[str], paths: list[str],
                              split: str = "test", worst_n: int = 12) -> Evaluation:
-    """Accuracy, balanced accuracy, per-class precision/recall/F1, confusion matrix, worst mistakes."""
+    """Accuracy, balanced accuracy, per-class precision/recall/F1, confusion matrix, worst mistakes.
+
+    Args:
+        labels: the true class index per picture.
+        probabilities: the predicted class probabilities, one row per picture.
+        classes: the class names, by index.
+        paths: the pictures, for the worst mistakes.
+        split: what was scored ("test", "folder").
+        worst_n: how many mistakes to keep.
+
+    Returns:
+        The evaluation.
+    """
     predicted = probabilities.argmax(1)
     k = len(classes)
     confusion = np.zeros((k, k), dtype=int)
@@ -190,6 +202,15 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     the run under the folder's name (`evaluations/<name>/`), so a run can hold many; returns it and its folder.
     `on_progress(phase, done, total)` follows the work: "reading the folder", then the pictures scored.
     Raises `TransferLabError` naming the classes that do not match, or what is wrong with the folder.
+
+    Args:
+        run_dir: the run folder.
+        source: the labelled folder, zip or (text runs) file.
+        checkpoint: which weights of the run.
+        on_progress: see above.
+
+    Returns:
+        (the evaluation, the folder it was written to).
     """
     run_dir = Path(run_dir)
     on_progress("loading the model", 0, 1)

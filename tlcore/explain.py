@@ -20,7 +20,18 @@ __all__ = ["target_layer", "grad_cam", "overlay"]
 
 
 def target_layer(model: nn.Module, groups: list[LayerGroup]) -> tuple[nn.Module, bool]:
-    """(module, is_token_sequence): the last module of the last body group with a spatial output."""
+    """(module, is_token_sequence): the last module of the last body group with a spatial output.
+
+    Args:
+        model: the classifier.
+        groups: its layer groups, stem to head.
+
+    Returns:
+        The module whose activations Grad-CAM reads, and whether it outputs tokens (a ViT) rather than a map.
+
+    Raises:
+        TransferLabError: no group has a spatial output.
+    """
     for group in reversed(groups):
         if group.role not in ("body", "stem") or not group.output_shape or len(group.output_shape) not in (2, 3):
             continue
@@ -55,7 +66,18 @@ def _token_reshape(model: nn.Module):
 
 def grad_cam(model: nn.Module, groups: list[LayerGroup], preprocessing, image: np.ndarray,
              class_index: int | None = None) -> tuple[np.ndarray, int]:
-    """(heat map in [0, 1] at the model's input size, explained class). Default class: the predicted one."""
+    """(heat map in [0, 1] at the model's input size, explained class). Default class: the predicted one.
+
+    Args:
+        model: the classifier (left in eval mode).
+        groups: its layer groups.
+        preprocessing: its evaluation preprocessing.
+        image: a uint8 HxWx3 picture.
+        class_index: the class to explain.
+
+    Returns:
+        (heat map, class index).
+    """
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 

@@ -33,7 +33,16 @@ __all__ = ["uses_fast_path", "FeatureCache", "FeatureSet", "HeadOnFeatures", "ba
 
 
 def uses_fast_path(plan: FreezePlan, n_groups: int, epochs: int) -> bool:
-    """Only the head trains in every epoch, and frozen BatchNorm keeps its statistics."""
+    """Only the head trains in every epoch, and frozen BatchNorm keeps its statistics.
+
+    Args:
+        plan: the freeze plan.
+        n_groups: the model's number of layer groups.
+        epochs: the run's epochs.
+
+    Returns:
+        True when every epoch trains the head alone and `train_bn` is off.
+    """
     return not plan.train_bn and all(plan.trainable_from(e, n_groups) == n_groups - 1 for e in range(epochs))
 
 
@@ -118,7 +127,21 @@ def cached_features(model: nn.Module, built: BuiltModel, loader: Iterable, hashe
                     runtime: Runtime, on_note: Callable[[str], None] = lambda note: None,
                     on_batch: Callable[[int], None] = _no_progress) -> tuple[torch.Tensor, bool]:
     """Features for the loader's pictures (in order): from the cache where present; returns (features, hit).
-    `on_batch` hears of every batch extracted (all the pictures at once on a cache hit)."""
+    `on_batch` hears of every batch extracted (all the pictures at once on a cache hit).
+
+    Args:
+        model: the model whose backbone computes the features.
+        built: the built model (its name and weights key the cache).
+        loader: batches of the pictures, in the order of `hashes`.
+        hashes: the pictures' content hashes.
+        view_key: what else keys these features (split, augmentation, seed).
+        runtime: the device and precision.
+        on_note: hears a note when the cache is written or read.
+        on_batch: see above.
+
+    Returns:
+        (features, one row per picture; True when all came from the cache).
+    """
     cache = FeatureCache(built, view_key)
     stored = cache.load(on_note)
     if all(h in stored for h in hashes):
@@ -143,7 +166,15 @@ class HeadOnFeatures(nn.Module):
 
 
 def fast_path_fits(model: nn.Module, input_size: tuple[int, int, int]) -> bool:
-    """The cached-feature head must compute exactly what the whole model does (checked once, on one input)."""
+    """The cached-feature head must compute exactly what the whole model does (checked once, on one input).
+
+    Args:
+        model: the model.
+        input_size: its input (channels, height, width).
+
+    Returns:
+        True when the head on the pooled features gives the model's logits.
+    """
     if not all(hasattr(model, a) for a in ("forward_features", "forward_head", "get_classifier")):
         return False
     model.eval()
@@ -183,7 +214,25 @@ def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManif
 
     The views of seed s are views s..s+views-1 of one seeded pool, so repeats over seeds (a comparison with
     `--seeds 3`) share all but one view with the seed before and read them from the cache; the head's
-    initialisation and the batch order still differ with the seed."""
+    initialisation and the batch order still differ with the seed.
+
+    Args:
+        model: the model whose backbone computes the features.
+        built: the built model.
+        manifest: the split.
+        train_loader: the training pictures' loader (augmented).
+        val_loader: the validation pictures' loader.
+        runtime: the device and precision.
+        seed: the run's seed.
+        views: augmented views per training picture.
+        augment: the augmentation spec (plain data), part of the cache key.
+        on_note: hears notes about the cache.
+        target: see above.
+        on_progress: see above.
+
+    Returns:
+        The features and labels, ready for the head's epochs.
+    """
     hashes = {split: manifest.hashes(split) for split in ("train", "val")}
     total = len(hashes["val"]) + views * len(hashes["train"]) + (len(target[0].sha256) if target is not None else 0)
     done = [0]

@@ -30,7 +30,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 def clean_partial_writes(folder: str | Path) -> list[Path]:
-    """Remove temporary files a killed write left behind (they can be hundreds of MB); returns what went."""
+    """Remove temporary files a killed write left behind (they can be hundreds of MB); returns what went.
+
+    Args:
+        folder: the folder to clean (not its sub-folders).
+
+    Returns:
+        The files removed.
+    """
     folder = Path(folder)
     removed = []
     for leftover in folder.glob(f".*{_TMP_MARK}*") if folder.is_dir() else ():

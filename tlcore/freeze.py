@@ -161,7 +161,17 @@ def _check_cover(model: nn.Module, groups: list[LayerGroup]) -> dict[str, int]:
 
 
 def apply_plan(model: nn.Module, groups: list[LayerGroup], plan: FreezePlan, epoch: int) -> list[bool]:
-    """Set `requires_grad` for `epoch`; returns which groups train. Call `set_train_mode` after `model.train()`."""
+    """Set `requires_grad` for `epoch`; returns which groups train. Call `set_train_mode` after `model.train()`.
+
+    Args:
+        model: the model.
+        groups: its layer groups, stem to head.
+        plan: the freeze plan.
+        epoch: the epoch (from 0).
+
+    Returns:
+        One flag per group: True where it trains.
+    """
     mask = plan.trainable_mask(epoch, len(groups))
     owner = _check_cover(model, groups)
     for name, param in model.named_parameters():
@@ -172,7 +182,14 @@ def apply_plan(model: nn.Module, groups: list[LayerGroup], plan: FreezePlan, epo
 def set_train_mode(model: nn.Module, groups: list[LayerGroup], plan: FreezePlan, epoch: int) -> None:
     """`model.train()`, except in frozen groups: dropout and stochastic depth are off there (a frozen block computes
     what it computes at inference, as the fast path's cached features do), and BatchNorm keeps its pretrained
-    statistics (unless `train_bn`)."""
+    statistics (unless `train_bn`).
+
+    Args:
+        model: the model.
+        groups: its layer groups.
+        plan: the freeze plan.
+        epoch: the epoch (from 0).
+    """
     model.train()
     mask = plan.trainable_mask(epoch, len(groups))
     owner = _check_cover(model, groups)
@@ -198,6 +215,16 @@ def optimizer_param_groups(model: nn.Module, groups: list[LayerGroup], plan: Fre
 
     Weight decay skips biases and norm weights (1-d tensors) and whatever the model lists in timm's
     `no_weight_decay()` (a ViT's cls_token and pos_embed): decaying them only hurts.
+
+    Args:
+        model: the model.
+        groups: its layer groups.
+        plan: the freeze plan (its learning-rate scales).
+        base_lr: the head's learning rate.
+        weight_decay: the weight decay of the parameters that take it.
+
+    Returns:
+        Parameter groups for a torch optimizer, each with its "lr" and "weight_decay".
     """
     params = dict(model.named_parameters())
     _check_cover(model, groups)

@@ -83,7 +83,17 @@ def _value(text: str):
 
 
 def parse_axis(text: str) -> Axis:
-    """`optimizer.lr=1e-3,3e-4` -> Axis("optimizer.lr", (0.001, 0.0003)); every mistake said in one line."""
+    """`optimizer.lr=1e-3,3e-4` -> Axis("optimizer.lr", (0.001, 0.0003)); every mistake said in one line.
+
+    Args:
+        text: SETTING=V1,V2,... as `--vary` takes it.
+
+    Returns:
+        The axis.
+
+    Raises:
+        TransferLabError: an unknown setting, a value of the wrong kind, or a repeated value.
+    """
     path, sep, values = text.partition("=")
     path = path.strip()
     if not sep or not values.strip():
@@ -117,7 +127,16 @@ def put_value(config: dict, path: str, value) -> None:
 
 
 def apply_value(config: dict, path: str, value) -> dict:
-    """The config (plain data) with one setting changed; strategy names of STRATEGY_SET set the whole freeze."""
+    """The config (plain data) with one setting changed; strategy names of STRATEGY_SET set the whole freeze.
+
+    Args:
+        config: a run config as plain data.
+        path: the dotted setting, e.g. "optimizer.lr".
+        value: its new value.
+
+    Returns:
+        A new dict; `config` is not changed.
+    """
     config = json.loads(json.dumps(config))
     if path == "freeze.strategy":
         config["freeze"] = dict(STRATEGY_SET[value][0]) if value in STRATEGY_SET else {"strategy": value}
@@ -129,7 +148,15 @@ def apply_value(config: dict, path: str, value) -> dict:
 
 
 def cell_label(axes: list[Axis], values: tuple) -> str:
-    """A cell's name in tables and charts: `gradual`, `lr 0.001`, `full · aug heavy`."""
+    """A cell's name in tables and charts: `gradual`, `lr 0.001`, `full · aug heavy`.
+
+    Args:
+        axes: the varied settings.
+        values: the cell's value of each.
+
+    Returns:
+        The label.
+    """
     parts = []
     for axis, value in zip(axes, values):
         short = AXES[axis.path][1]
@@ -142,6 +169,14 @@ def expand(base: RunConfig, axes: list[Axis], seeds: int = 1) -> list[Cell]:
     """Every combination of the axes' values (the first axis varies slowest), each with seeds 0..seeds-1.
 
     Raises TransferLabError naming the cell and the setting when a combination is not a valid run config.
+
+    Args:
+        base: the shared run config.
+        axes: the varied settings.
+        seeds: repeats of each cell.
+
+    Returns:
+        The cells, each with its configs, one per seed.
     """
     if not axes:
         raise TransferLabError("an experiment needs at least one setting to vary", "e.g. --vary optimizer.lr=1e-3,3e-4")

@@ -25,6 +25,15 @@ def outputs(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor
     """(output as fp32, labels) per batch, both on the device, with the model in eval mode and no autograd.
 
     `forward` replaces `model(x)`, e.g. to stop at the pooled features before the classifier.
+
+    Args:
+        model: the model (left in eval mode).
+        batches: (inputs, labels) batches.
+        runtime: the device and precision.
+        forward: see above.
+
+    Returns:
+        An iterator of (outputs, labels).
     """
     model.eval()
     with torch.inference_mode(), autocast(runtime):

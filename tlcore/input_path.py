@@ -99,7 +99,18 @@ def _build(cache: DecodedCache, manifest: SplitManifest, max_gb: float, say: Say
 
 def choose_input(config, manifest: SplitManifest, preprocessing, runtime: Runtime, say: Say) -> InputPath:
     """The run's input path from its `decoded_cache` and `augment_on` settings and the device; builds the cache
-    (with progress in the log) when it is wanted and missing pictures."""
+    (with progress in the log) when it is wanted and missing pictures.
+
+    Args:
+        config: the run config.
+        manifest: the split.
+        preprocessing: the model's preprocessing.
+        runtime: the device.
+        say: hears the choice and any warning, as log lines.
+
+    Returns:
+        Where batches come from (JPEGs or the decoded cache) and where they are augmented.
+    """
     if not wants_decoded_cache(config.decoded_cache, runtime):
         if config.augment_on == "device":
             say("warning", "augment_on \"device\" needs the decoded-image cache, which is off: augmenting on the CPU")

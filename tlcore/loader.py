@@ -85,7 +85,11 @@ class DecodedDataset(Dataset):
 
 
 def seed_worker(worker_id: int) -> None:
-    """Each loader worker gets its own, reproducible augmentation stream (not copies of one)."""
+    """Each loader worker gets its own, reproducible augmentation stream (not copies of one).
+
+    Args:
+        worker_id: the loader worker's index (torch's `worker_init_fn` argument).
+    """
     info = torch.utils.data.get_worker_info()
     if info is not None and getattr(info.dataset, "pipeline", None) is not None:
         info.dataset.pipeline.set_random_seed(torch.initial_seed() % 2**31)

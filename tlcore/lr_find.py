@@ -39,6 +39,19 @@ def lr_find(config: RunConfig, *, start: float = 1e-6, end: float = 1.0, steps: 
     Uses the config's first freeze stage (what epoch 1 trains) and its optimizer; the suggestion is
     where the loss falls fastest, the usual pick for the head's learning rate. `on_step(step, steps, lr,
     smoothed loss)` follows it live (it takes minutes for a large model on a CPU).
+
+    Args:
+        config: the run config.
+        start: the first learning rate.
+        end: the last one.
+        steps: how many steps between them.
+        on_step: see above.
+
+    Returns:
+        The curve (learning rates and smoothed losses) and its suggestion.
+
+    Raises:
+        TransferLabError: for the problems a run would meet at its start.
     """
     prep = prepare(config)
     runtime = prep.runtime

@@ -59,7 +59,15 @@ def ray_installed() -> bool:
 
 def spawn_driver(sweep: str, address: str = "") -> int:
     """A detached `compare --resume SWEEP --ray [ADDRESS]` process that drives a comparison's queued runs on Ray
-    (what the Compare page starts: it outlives the page, as the local worker does). Returns its pid."""
+    (what the Compare page starts: it outlives the page, as the local worker does). Returns its pid.
+
+    Args:
+        sweep: the comparison's id.
+        address: the Ray cluster ("" starts a local instance).
+
+    Returns:
+        The driver's process id.
+    """
     from tlcore.worker import spawn_detached
 
     return spawn_detached(["compare", "--resume", sweep, "--ray"] + ([address] if address else []),
@@ -78,6 +86,16 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     """Join the cluster at `address` ("auto": the one this machine belongs to), or start a local instance.
 
     Returns how to say where runs go. The tasks get `tlcore` shipped with them (Ray's `py_modules`).
+
+    Args:
+        address: the cluster's address; None or "" starts a local instance.
+        num_cpus: CPUs of a local instance (default: all).
+
+    Returns:
+        A phrase for people, e.g. "a local Ray instance (2 CPUs)".
+
+    Raises:
+        TransferLabError: Ray is not installed, or the cluster cannot be reached.
     """
     global _connected_to
     ray = _ray()
@@ -108,7 +126,19 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
 
 def choose_data_mode(address: str | None, split_bytes: int, forced: str | None = None) -> str:
     """"shared" for a local instance or when asked; "ship" for a remote cluster (or when asked), if the split is
-    small enough to go through the object store."""
+    small enough to go through the object store.
+
+    Args:
+        address: the cluster's address (None or "": a local instance).
+        split_bytes: the size of the split's pictures.
+        forced: "shared" or "ship" when the user chose.
+
+    Returns:
+        "shared" or "ship".
+
+    Raises:
+        TransferLabError: shipping was asked for (or needed) and the split is too large for it.
+    """
     if forced not in (None, "shared", "ship"):
         raise TransferLabError(f"unknown data mode {forced!r}", "use shared or ship")
     mode = forced or ("ship" if address else "shared")
@@ -234,6 +264,18 @@ def drive(store: RunStore, run_ids: list[str], address: str | None = None, *, da
     """Run these queued runs on Ray, writing their events into the store as they come; returns id -> status.
 
     Runs that are not queued any more (another driver or worker took them) are left alone.
+
+    Args:
+        store: the run store.
+        run_ids: the runs.
+        address: the cluster (see `connect`).
+        data_mode: see `choose_data_mode`.
+        cpus_per_run: CPUs each run takes on a CPU cluster.
+        num_cpus: CPUs of a local instance.
+        on_event: hears (run, kind, message) of every event.
+
+    Returns:
+        The final status of each run, by id.
     """
     ray = _ray()
     try:

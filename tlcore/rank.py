@@ -64,7 +64,19 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
 
 def probe_accuracy(train: torch.Tensor, train_labels: torch.Tensor, val: torch.Tensor, val_labels: torch.Tensor,
                    weight_decay: float = 1e-3, steps: int = 100) -> float:
-    """Validation accuracy of a logistic regression on standardised features (full-batch L-BFGS, seeded)."""
+    """Validation accuracy of a logistic regression on standardised features (full-batch L-BFGS, seeded).
+
+    Args:
+        train: training features, one row per picture.
+        train_labels: their class indexes.
+        val: validation features.
+        val_labels: their class indexes.
+        weight_decay: the L2 penalty.
+        steps: L-BFGS iterations.
+
+    Returns:
+        The accuracy on `val`.
+    """
     mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
     x, xv = (train - mean) / std, (val - mean) / std
     classes = int(max(train_labels.max(), val_labels.max())) + 1
@@ -124,7 +136,15 @@ def _spec(base: ModelSpec, candidate: str) -> ModelSpec:
 
 
 def score_model(base: RunConfig, candidate: str) -> ModelScore:
-    """Features of the base's training and validation pictures (cached), then LogME and the probe."""
+    """Features of the base's training and validation pictures (cached), then LogME and the probe.
+
+    Args:
+        base: the run config whose data and split are used.
+        candidate: a timm name, or NAME@random for the architecture without pretrained weights.
+
+    Returns:
+        The score, or the reason it could not be computed.
+    """
     from tlcore.features import cached_features
     from tlcore.prepare import prepare
     from tlcore.steps import make_loader
@@ -159,7 +179,16 @@ def rank_models(base: RunConfig, candidates: list[str],
                 on_progress: Callable[[int, int, ModelScore], None] = lambda done, total, score: None
                 ) -> list[ModelScore]:
     """Every candidate scored on the base's split, best first (by LogME; the probe breaks ties); candidates that
-    could not be scored (no weights here, an unknown name) come last, each with its reason."""
+    could not be scored (no weights here, an unknown name) come last, each with its reason.
+
+    Args:
+        base: the run config whose data and split are used.
+        candidates: timm names.
+        on_progress: hears (scored, total, the latest score) after each.
+
+    Returns:
+        The scores, best first.
+    """
     scores = []
     for i, candidate in enumerate(candidates):
         scores.append(score_model(base, candidate))
@@ -168,7 +197,14 @@ def rank_models(base: RunConfig, candidates: list[str],
 
 
 def ranked(scores: list[ModelScore]) -> list[ModelScore]:
-    """Best first by LogME (the probe breaks ties); candidates without a score last, in the order asked."""
+    """Best first by LogME (the probe breaks ties); candidates without a score last, in the order asked.
+
+    Args:
+        scores: the scores, in the order asked.
+
+    Returns:
+        The same scores, ordered.
+    """
     return sorted(scores, key=lambda s: (s.logme is None, -(s.logme or 0), -(s.probe_accuracy or 0)))
 
 

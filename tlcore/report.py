@@ -27,7 +27,14 @@ _HEADERS = {"strategy": "setting"}  # the run's name: its cell of the grid
 
 
 def report_csv(rows: list[SweepRow]) -> str:
-    """Every run, one line each, with its seed."""
+    """Every run, one line each, with its seed.
+
+    Args:
+        rows: the comparison's runs.
+
+    Returns:
+        CSV text.
+    """
     out = io.StringIO()
     writer = csv.writer(out)
     folders = sorted({name for r in rows for name in r.folders})
@@ -55,7 +62,14 @@ def _cell_lines(rows: list[SweepRow]) -> list[dict]:
 
 
 def cells_csv(rows: list[SweepRow]) -> str:
-    """One line per cell: mean ± std over seeds, and the paired test of the best cell against it."""
+    """One line per cell: mean ± std over seeds, and the paired test of the best cell against it.
+
+    Args:
+        rows: the comparison's runs.
+
+    Returns:
+        CSV text.
+    """
     lines = _cell_lines(rows)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(lines[0]) if lines else ["setting"])
@@ -67,7 +81,14 @@ def cells_csv(rows: list[SweepRow]) -> str:
 
 
 def varied_settings(configs: list[dict]) -> list[str]:
-    """The dotted settings that differ between the runs (what the experiment compared)."""
+    """The dotted settings that differ between the runs (what the experiment compared).
+
+    Args:
+        configs: the runs' configs, as plain data.
+
+    Returns:
+        Dotted names, e.g. ["freeze.strategy", "optimizer.lr"].
+    """
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
         for k, v in d.items():
@@ -161,7 +182,16 @@ def _fmt(value: object) -> str:
 
 
 def report_html(rows: list[SweepRow], title: str, config: dict | None = None) -> str:
-    """One self-contained page: plotly's script inline once, every run in the table, the verdict on top."""
+    """One self-contained page: plotly's script inline once, every run in the table, the verdict on top.
+
+    Args:
+        rows: the comparison's runs.
+        title: the page's title.
+        config: the shared config, shown at the end.
+
+    Returns:
+        The HTML text.
+    """
     charts = []
     for i, figure in enumerate(figures(rows).values()):
         figure.update_layout(height=420)

@@ -57,7 +57,19 @@ def _mps_available() -> bool:
 
 
 def select_runtime(device: str = "auto", precision: str = "auto", num_workers: int = -1) -> Runtime:
-    """CUDA, then Apple MPS, then CPU; bf16 autocast by default on CUDA only, channels_last on CUDA and CPU."""
+    """CUDA, then Apple MPS, then CPU; bf16 autocast by default on CUDA only, channels_last on CUDA and CPU.
+
+    Args:
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+        precision: "auto", "fp32" or "bf16".
+        num_workers: loader processes (-1: from the machine's cores).
+
+    Returns:
+        The runtime.
+
+    Raises:
+        TransferLabError: CUDA or MPS asked for where there is none.
+    """
     if device == "auto":
         chosen = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():

@@ -21,7 +21,22 @@ ONECYCLE_WARMUP_SHARE = 0.3  # one-cycle's rising part when no warm-up is given 
 
 def lr_multiplier(name: str, total_steps: int, steps_per_epoch: int, warmup_epochs: float = 0.0,
                   step_size: int = 3, gamma: float = 0.1) -> Callable[[int], float]:
-    """A function of the step index; LambdaLR multiplies each group's lr (already scaled per layer group) by it."""
+    """A function of the step index; LambdaLR multiplies each group's lr (already scaled per layer group) by it.
+
+    Args:
+        name: "cosine", "step" or "constant" (onecycle is torch's own scheduler, made by `make_scheduler`).
+        total_steps: the run's training steps.
+        steps_per_epoch: training steps per epoch.
+        warmup_epochs: epochs of linear warm-up.
+        step_size: "step": epochs between drops.
+        gamma: "step": the factor of each drop.
+
+    Returns:
+        step index -> multiplier.
+
+    Raises:
+        KeyError: another name (the run config allows only these and onecycle).
+    """
     total_steps = max(1, total_steps)
     warmup = int(round(warmup_epochs * steps_per_epoch))
 
@@ -49,7 +64,20 @@ def lr_multiplier(name: str, total_steps: int, steps_per_epoch: int, warmup_epoc
 def make_scheduler(optimizer: torch.optim.Optimizer, name: str, epochs: int, steps_per_epoch: int,
                    warmup_epochs: float = 0.0, step_size: int = 3,
                    gamma: float = 0.1) -> torch.optim.lr_scheduler.LRScheduler:
-    """The scheduler for a run: each group's current lr is its peak (frozen groups too, so unfreezing needs nothing)."""
+    """The scheduler for a run: each group's current lr is its peak (frozen groups too, so unfreezing needs nothing).
+
+    Args:
+        optimizer: the optimizer, its groups' lr at their peaks.
+        name: the schedule's name (see `lr_multiplier`).
+        epochs: the run's epochs.
+        steps_per_epoch: training steps per epoch.
+        warmup_epochs: epochs of warm-up.
+        step_size: "step": epochs between drops.
+        gamma: "step": the factor of each drop.
+
+    Returns:
+        The scheduler, stepped once per training step.
+    """
     total = max(1, epochs * steps_per_epoch)
     if name == "onecycle":
         share = warmup_epochs / epochs if warmup_epochs > 0 else ONECYCLE_WARMUP_SHARE

@@ -39,7 +39,16 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
 
 def sign_flip_test(diff: np.ndarray, resamples: int = 20_000, seed: int = 0) -> float:
     """Two-sided p-value that the per-picture differences are centred on 0: under no difference each picture's
-    sign is a coin flip. Exact for up to 16 non-zero differences, Monte Carlo (with the +1 rule) beyond."""
+    sign is a coin flip. Exact for up to 16 non-zero differences, Monte Carlo (with the +1 rule) beyond.
+
+    Args:
+        diff: the per-picture differences.
+        resamples: random sign patterns beyond the exact case.
+        seed: their seed.
+
+    Returns:
+        The p-value.
+    """
     diff = np.asarray(diff, dtype=float)
     diff = diff[diff != 0]
     if not len(diff):
@@ -54,7 +63,17 @@ def sign_flip_test(diff: np.ndarray, resamples: int = 20_000, seed: int = 0) -> 
 
 def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, resamples: int = 10_000,
                      seed: int = 0) -> tuple[float, float]:
-    """95% interval of accuracy(A) - accuracy(B), resampling pictures (both models keep their pair)."""
+    """95% interval of accuracy(A) - accuracy(B), resampling pictures (both models keep their pair).
+
+    Args:
+        correct_a: per picture, 1 where A was right (or the share of its seeds that were).
+        correct_b: the same for B, on the same pictures.
+        resamples: bootstrap samples.
+        seed: their seed.
+
+    Returns:
+        (low, high).
+    """
     diff = correct_a.astype(float) - correct_b.astype(float)
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(diff), size=(resamples, len(diff)))
@@ -67,6 +86,15 @@ def pictures_needed(discordant_share: float, difference: float = 0.02, alpha: fl
     """Test pictures McNemar's test needs to see `difference` (accuracy share) with this power (Connor 1987).
 
     `discordant_share` is the share of pictures the two models disagree on; it is at least the difference.
+
+    Args:
+        discordant_share: see above.
+        difference: the accuracy difference to detect.
+        alpha: the test's level.
+        power: the chance of detecting it.
+
+    Returns:
+        The number of test pictures.
     """
     z_alpha, z_power = 1.959963984540054, 0.8416212335729143  # two-sided 5%, 80% power
     if (alpha, power) != (ALPHA, 0.8):
@@ -108,7 +136,17 @@ class PairedComparison:
 
 def compare_paired(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray) -> PairedComparison:
     """A against B on the same pictures, in the same order. `correct_*`: one value per picture, a bool (one run)
-    or the share of seeds that got it right (repeated runs)."""
+    or the share of seeds that got it right (repeated runs).
+
+    Args:
+        a: A's name.
+        correct_a: see above.
+        b: B's name.
+        correct_b: see above.
+
+    Returns:
+        The difference, its interval, the p-value and the pictures a clear answer would need.
+    """
     correct_a, correct_b = np.asarray(correct_a, dtype=float), np.asarray(correct_b, dtype=float)
     if correct_a.shape != correct_b.shape or correct_a.ndim != 1 or not len(correct_a):
         raise ValueError("a paired comparison needs both models' results on the same, non-empty list of pictures")
@@ -123,7 +161,16 @@ def compare_paired(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray)
 
 
 def plain_words(c: PairedComparison, seconds_a: float | None = None, seconds_b: float | None = None) -> str:
-    """One of three things, as a person would say it: A is better; B is as good and faster; cannot tell."""
+    """One of three things, as a person would say it: A is better; B is as good and faster; cannot tell.
+
+    Args:
+        c: the comparison.
+        seconds_a: A's training time, when known.
+        seconds_b: B's.
+
+    Returns:
+        One sentence.
+    """
     points = 100 * c.difference
     interval = f"95% interval {100 * c.low:.1f} to {100 * c.high:.1f}"
     if c.significant:

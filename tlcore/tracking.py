@@ -28,7 +28,17 @@ MLFLOW_ID_FILE = "mlflow_run_id.txt"  # in the run folder: a resumed run logs to
 
 
 def tensorboard_dir(run_id: str, name: str, sweep: str | None, seed: int) -> Path:
-    """One folder per run, grouped by its comparison (or "single runs"), named as people read it."""
+    """One folder per run, grouped by its comparison (or "single runs"), named as people read it.
+
+    Args:
+        run_id: the run's id.
+        name: its name.
+        sweep: its comparison, if any.
+        seed: its seed.
+
+    Returns:
+        The folder under the data folder's tensorboard/.
+    """
     label = re.sub(r"[^\w.\- ·()]+", "_", f"{name or 'run'} seed {seed} ({run_id})")
     return data_home() / "runs" / TENSORBOARD / (sweep or "single runs") / label
 
@@ -47,7 +57,16 @@ def _flat(config: dict, prefix: str = "") -> dict[str, str]:
 
 
 def confusion_image(confusion: list[list[int]], classes: list[str], cell: int = 48) -> np.ndarray:
-    """The confusion matrix as a picture (HWC, uint8): rows true class, columns predicted, counts written in."""
+    """The confusion matrix as a picture (HWC, uint8): rows true class, columns predicted, counts written in.
+
+    Args:
+        confusion: the counts, rows true class.
+        classes: the class names.
+        cell: pixels per cell.
+
+    Returns:
+        The picture.
+    """
     from PIL import Image, ImageDraw
 
     matrix = np.asarray(confusion, dtype=float)

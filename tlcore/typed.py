@@ -48,7 +48,17 @@ def _kind(value: object) -> str:
 
 
 def check_plain(value: object, where: str, error: type[TransferLabError] = TransferLabError, depth: int = 0) -> None:
-    """Refuse what no config needs and what would hurt later: deep nesting, huge strings, NaN and infinity."""
+    """Refuse what no config needs and what would hurt later: deep nesting, huge strings, NaN and infinity.
+
+    Args:
+        value: the JSON-like value.
+        where: its place, for messages.
+        error: the error type raised.
+        depth: how deep `value` already is.
+
+    Raises:
+        TransferLabError: (or `error`) naming the place and what is wrong.
+    """
     if depth > MAX_DEPTH:
         raise error(f"{where} is nested more than {MAX_DEPTH} levels deep", "a run config needs a handful of levels")
     if isinstance(value, str):
@@ -111,6 +121,18 @@ def typed(cls: type[T], data: object, where: str, error: type[TransferLabError] 
     `where` names the part for messages: "the run config" for the whole, "'optimizer'" for a part
     (its fields then read as optimizer.lr). The dataclass's own `__post_init__` checks (ranges,
     choices) run after the types are right.
+
+    Args:
+        cls: the dataclass.
+        data: the value.
+        where: see above.
+        error: the error type raised.
+
+    Returns:
+        The instance.
+
+    Raises:
+        TransferLabError: (or `error`) one line naming the first bad field.
     """
     check_plain(data, "" if where.startswith("the ") else where.strip("'"), error)
     _check_names(cls, data, where, error)

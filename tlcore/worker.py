@@ -41,7 +41,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def worker_running(store: RunStore | None = None) -> bool:
-    """A worker is alive or starting for this data folder."""
+    """A worker is alive or starting for this data folder.
+
+    Args:
+        store: the run store (default: the data folder's).
+
+    Returns:
+        True when one is.
+    """
     return (store or RunStore()).live_worker() is not None
 
 
@@ -49,6 +56,16 @@ def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume
     """Train, then evaluate on the test split and on `evaluate_on` folders; never raises.
 
     Returns (status, error, evaluation or None). Used by the local worker and by a Ray task alike.
+
+    Args:
+        config: the run config.
+        run_dir: the run folder.
+        sink: receives every event.
+        should_stop: True cancels.
+        resume: continue after the last complete epoch.
+
+    Returns:
+        (status, error message or None, evaluation or None).
     """
     try:
         if config.distributed.nproc_per_node > 1:  # torchrun trains; rank 0 wrote the checkpoints evaluated here
@@ -81,7 +98,14 @@ def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume
 
 
 def record_results(store: RunStore, run: Run, evaluation, tracker: RunTracker | None) -> None:
-    """The finished run's files in the store (and its test results in TensorBoard/MLflow)."""
+    """The finished run's files in the store (and its test results in TensorBoard/MLflow).
+
+    Args:
+        store: the run store.
+        run: the run.
+        evaluation: its test evaluation, or None.
+        tracker: its TensorBoard/MLflow logger, if any.
+    """
     for kind, name in (("best", BEST), ("last", LAST), ("evaluation", EVALUATION), ("predictions", PREDICTIONS)):
         store.add_artifact(run.id, kind, Path(run.run_dir) / name)
     if tracker is not None and evaluation is not None:
@@ -89,7 +113,16 @@ def record_results(store: RunStore, run: Run, evaluation, tracker: RunTracker | 
 
 
 def execute(store: RunStore, run: Run, *, on_event=None) -> str:
-    """Train one claimed run to its end, recording everything; returns its final status. Never raises."""
+    """Train one claimed run to its end, recording everything; returns its final status. Never raises.
+
+    Args:
+        store: the run store.
+        run: the run, already claimed.
+        on_event: also hears every event (the CLI prints them).
+
+    Returns:
+        "succeeded", "failed" or "cancelled".
+    """
     stop_beating = threading.Event()
 
     def beat() -> None:
@@ -178,7 +211,14 @@ def _spawn_worker() -> int:
 
 
 def ensure_worker(store: RunStore | None = None) -> bool:
-    """Start a background worker unless one is alive or starting; True if this call started it."""
+    """Start a background worker unless one is alive or starting; True if this call started it.
+
+    Args:
+        store: the run store (default: the data folder's).
+
+    Returns:
+        True when this call started one.
+    """
     return (store or RunStore()).start_worker_once(_spawn_worker) is not None
 
 
@@ -190,7 +230,14 @@ def _absolute(path: str) -> str:
 
 
 def with_absolute_paths(config: RunConfig) -> RunConfig:
-    """The worker runs elsewhere: data, manifest and weights paths must not depend on the current folder."""
+    """The worker runs elsewhere: data, manifest and weights paths must not depend on the current folder.
+
+    Args:
+        config: the run config.
+
+    Returns:
+        The config with absolute paths.
+    """
     manifest = _absolute(config.data.manifest) if config.data.manifest else None
     weights = config.model.weights
     if weights not in ("auto", "random", ""):

@@ -17,7 +17,11 @@ __all__ = [
 
 
 def text_columns(parser: argparse.ArgumentParser) -> None:
-    """The --text-column and --label-column options of a command that reads texts."""
+    """The --text-column and --label-column options of a command that reads texts.
+
+    Args:
+        parser: the command's parser (changed in place).
+    """
     parser.add_argument("--text-column", help="texts: the column of the texts (default: found by name, e.g. text)")
     parser.add_argument("--label-column", help="texts: the column of the labels (default: found by name, e.g. label)")
 
@@ -48,7 +52,11 @@ def bounded(kind: type, low: float, high: float, *, above: bool = False) -> Call
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of a command about one model: name, weights, classes, finer groups."""
+    """The options of a command about one model: name, weights, classes, finer groups.
+
+    Args:
+        parser: the command's parser (changed in place).
+    """
     parser.add_argument("name", help="a timm model name, e.g. resnet50 or tf_efficientnet_lite0")
     parser.add_argument("--weights", help="a .safetensors or .pth weights file for this model")
     parser.add_argument("--random-init", action="store_true", help="no pretrained weights (much worse; say so)")
@@ -58,7 +66,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
-    """The --ray options of a command whose runs can go to a Ray cluster."""
+    """The --ray options of a command whose runs can go to a Ray cluster.
+
+    Args:
+        parser: the command's parser (changed in place).
+    """
     parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                         help="run on Ray: alone, a Ray instance started here; `auto` or an address (ray://head:10001) "
                              "joins a cluster (pip install -r requirements-scale.txt)")

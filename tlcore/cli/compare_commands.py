@@ -41,7 +41,14 @@ def _print_sweep(rows, verdict_text: str) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """`compare CONFIG --vary ...`: a grid of settings over seeds, its table, verdict and report."""
+    """`compare CONFIG --vary ...`: a grid of settings over seeds, its table, verdict and report.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from dataclasses import replace
 
     from tlcore.compare import (DEFAULT_STRATEGIES, method_axis, strategy_axis, launch_sweep, resume_sweep,

@@ -33,7 +33,14 @@ def _scan_any(args: argparse.Namespace, **options):
 
 
 def cmd_data_scan(args: argparse.Namespace) -> int:
-    """`data scan PATH`: every file checked, the report printed (or its JSON)."""
+    """`data scan PATH`: every file checked, the report printed (or its JSON).
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     report = _scan_any(args, max_file_mb=args.max_file_mb)
     print(report.to_json() if args.json else report.summary())
     for error in report.errors:
@@ -42,7 +49,14 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_data_split(args: argparse.Namespace) -> int:
-    """`data split PATH`: a stratified, seeded split saved as a manifest."""
+    """`data split PATH`: a stratified, seeded split saved as a manifest.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.data import default_manifest_path, make_split
 
     report = _scan_any(args)
@@ -61,7 +75,14 @@ def cmd_data_split(args: argparse.Namespace) -> int:
 
 
 def cmd_data_cache(args: argparse.Namespace) -> int:
-    """`data cache PATH`: every picture decoded once into the cache a GPU run reads."""
+    """`data cache PATH`: every picture decoded once into the cache a GPU run reads.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.data import make_split, scan
     from tlcore.decoded import DecodedCache, cache_bytes
     from tlcore.models import ModelSpec, build_model
@@ -90,7 +111,14 @@ def cmd_data_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_augment_presets(args: argparse.Namespace) -> int:
-    """`augment presets`: the presets, each with what it is for."""
+    """`augment presets`: the presets, each with what it is for.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.augment import PRESETS
 
     width = max(len(n) for n in PRESETS)
@@ -104,14 +132,29 @@ _PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def check_picture_path(path: Path | str, option: str) -> None:
-    """A picture the command will write: refused before any work when its name ends in no format we write."""
+    """A picture the command will write: refused before any work when its name ends in no format we write.
+
+    Args:
+        path: the file the option names.
+        option: the option, for the message.
+
+    Raises:
+        TransferLabError: a suffix that is not a picture format's.
+    """
     if Path(path).suffix.lower() not in _PICTURE_SUFFIXES:
         raise TransferLabError(f"{option} {Path(path).name}: cannot write a picture of that kind",
                                "end the file name in .png or .jpg")
 
 
 def cmd_augment_preview(args: argparse.Namespace) -> int:
-    """`augment preview IMAGE`: one picture augmented N times, written as a grid image."""
+    """`augment preview IMAGE`: one picture augmented N times, written as a grid image.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     check_picture_path(args.out, "--out")
     import numpy as np
     from PIL import Image

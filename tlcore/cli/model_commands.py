@@ -26,7 +26,14 @@ def _print_cards(cards: list) -> None:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    """`models list [--search TEXT]`: the recommended models, or a search of timm's pretrained ones."""
+    """`models list [--search TEXT]`: the recommended models, or a search of timm's pretrained ones.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.models import search
 
     cards = search(args.search or "", limit=args.limit)
@@ -40,7 +47,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_rank(args: argparse.Namespace) -> int:
-    """`models rank`: candidate models scored on the user's pictures from frozen features."""
+    """`models rank`: candidate models scored on the user's pictures from frozen features.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from dataclasses import replace
 
     from tlcore.config import DataConfig, RunConfig
@@ -122,7 +136,14 @@ def _show_text_model(args: argparse.Namespace) -> int:
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
-    """`models show NAME`: a model's facts and its layer groups, stem to head."""
+    """`models show NAME`: a model's facts and its layer groups, stem to head.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.models import model_card
     from tlcore.text.model import is_text_model
 
@@ -143,7 +164,14 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 
 
 def cmd_freeze_show(args: argparse.Namespace) -> int:
-    """`freeze show NAME --strategy S`: which groups train in which epoch, with their lr scales."""
+    """`freeze show NAME --strategy S`: which groups train in which epoch, with their lr scales.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.freeze import STRATEGIES, make_plan, summarize
 
     built = _build_for_show(args)

@@ -19,7 +19,14 @@ __all__ = [
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """`evaluate ID [--data FOLDER]`: the test split's (or another folder's) metrics."""
+    """`evaluate ID [--data FOLDER]`: the test split's (or another folder's) metrics.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.evaluate import evaluate_folder, evaluate_run
 
     given = existing_folder(args.run_id)
@@ -56,7 +63,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """`export ID OUT`: safetensors, TorchScript, ONNX and a model card, each checked."""
+    """`export ID OUT`: safetensors, TorchScript, ONNX and a model card, each checked.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.export import export_run
 
     from tlcore.artifacts import ADAPTED, BEST
@@ -127,7 +141,14 @@ def _predict_texts(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """`predict MODEL PICTURES`: the top classes of pictures (or texts) with the run's preprocessing."""
+    """`predict MODEL PICTURES`: the top classes of pictures (or texts) with the run's preprocessing.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     import csv
 
     import numpy as np

@@ -39,7 +39,16 @@ def _progress_printer():
 
 
 def drive_on_ray(store, run_ids: list[str], args: argparse.Namespace) -> dict[str, str]:
-    """The runs on Ray, their log lines printed as they come; returns run id -> status."""
+    """The runs on Ray, their log lines printed as they come; returns run id -> status.
+
+    Args:
+        store: the run store.
+        run_ids: the queued runs.
+        args: the command's --ray options.
+
+    Returns:
+        The final status of each run, by id.
+    """
     from tlcore.on_ray import drive
 
     def show(run, kind: str, message: str) -> None:
@@ -51,7 +60,14 @@ def drive_on_ray(store, run_ids: list[str], args: argparse.Namespace) -> dict[st
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """`train CONFIG`: one run in the foreground (or queued with --background, or on Ray)."""
+    """`train CONFIG`: one run in the foreground (or queued with --background, or on Ray).
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     import os
 
     from tlcore.config import RunConfig
@@ -96,7 +112,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """`worker`: the background runner; runs queued runs one at a time, then lingers."""
+    """`worker`: the background runner; runs queued runs one at a time, then lingers.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     import os
     import time
 
@@ -109,7 +132,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def runner(args: argparse.Namespace) -> str | None:
-    """The store's runner for what this command queues: a Ray driver's with --ray, else the local worker's."""
+    """The store's runner for what this command queues: a Ray driver's with --ray, else the local worker's.
+
+    Args:
+        args: the command's parsed options.
+
+    Returns:
+        The runner's name, or None for the local worker.
+    """
     if args.ray is None:
         return None
     from tlcore.on_ray import RAY_RUNNER
@@ -124,7 +154,14 @@ def _fmt_time(ts: float | None) -> str:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
-    """`runs list`: every run of the data folder, newest first."""
+    """`runs list`: every run of the data folder, newest first.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     store = open_store()
     store.reap_dead()
     runs = store.list(status=args.status)
@@ -150,7 +187,14 @@ def _test_accuracy(run) -> float | None:
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
-    """`runs show ID`: a run's epochs, events and errors."""
+    """`runs show ID`: a run's epochs, events and errors.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     store = open_store()
     store.reap_dead()
     run = store.get(args.run_id)
@@ -169,14 +213,28 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_cancel(args: argparse.Namespace) -> int:
-    """`runs cancel ID`: stop a queued or running run."""
+    """`runs cancel ID`: stop a queued or running run.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     run = open_store().request_cancel(args.run_id)
     print(f"run {run.id}: {'cancelled' if run.status == 'cancelled' else 'will stop at its next step'}")
     return 0
 
 
 def cmd_runs_resume(args: argparse.Namespace) -> int:
-    """`runs resume ID`: continue a failed or cancelled run from its last complete epoch."""
+    """`runs resume ID`: continue a failed or cancelled run from its last complete epoch.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.worker import ensure_worker
 
     if args.ray is not None:
@@ -193,7 +251,14 @@ def cmd_runs_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    """`lr-find CONFIG`: the learning-rate range test and its suggestion."""
+    """`lr-find CONFIG`: the learning-rate range test and its suggestion.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.config import RunConfig
     from tlcore.lr_find import lr_find
 
@@ -212,7 +277,14 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    """`estimate CONFIG...`: each run's time, from a few steps measured here."""
+    """`estimate CONFIG...`: each run's time, from a few steps measured here.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
     from tlcore.config import RunConfig
     from tlcore.estimate import estimate_times
 

@@ -65,6 +65,17 @@ def extract_zip(zip_path: str | Path, *, dest_root: Path | None = None, limits: 
     """Extract into `<data home>/datasets/<name>-<hash>/` and return that folder.
 
     The same zip (by content) extracts once: a second upload reuses the folder.
+
+    Args:
+        zip_path: the archive.
+        dest_root: where extracted data sets go (default: the data folder's datasets/).
+        limits: the archive's limits (sizes, inflation ratio, entries).
+
+    Returns:
+        The extracted folder.
+
+    Raises:
+        DatasetError: an archive that is damaged, encrypted, unsafe (paths outside the folder) or over a limit.
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():

@@ -68,6 +68,17 @@ def decode_image(data: bytes, *, max_pixels: int | None = None, draft: int | Non
     `draft=N` lets JPEGs decode at a reduced scale (1/2 to 1/8) as long as the
     shorter side stays at least N pixels: every byte is still read, so truncation is
     still caught, at a fraction of the cost. The scan uses 1; training, its resize target.
+
+    Args:
+        data: the file's bytes.
+        max_pixels: larger pictures are refused (default: Pillow's limit).
+        draft: see above.
+
+    Returns:
+        The RGB picture and facts about the file (format, mode, size).
+
+    Raises:
+        ImageReadError: the bytes are not a picture Pillow reads, or it is truncated or too large.
     """
     if not data:
         raise ImageReadError("empty", "empty file (0 bytes)", "remove it or copy it again")
@@ -133,6 +144,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
     Transparency is flattened onto white (what the user saw), 16-bit values are
     scaled rather than clipped (Pillow's own convert would turn most of a 16-bit
     picture white).
+
+    Args:
+        img: a decoded picture of any mode.
+
+    Returns:
+        An RGB picture.
     """
     mode = img.mode
     if mode == "RGB":
@@ -207,5 +224,17 @@ def read_picture_file(path: str | Path, max_bytes: int | None = None) -> bytes:
 
 
 def load_rgb(path: str | Path, *, max_pixels: int | None = None, draft: int | None = None) -> Image.Image:
-    """Read one file from disk as RGB; raises `ImageReadError` with the reason. `draft`: as for `decode_image`."""
+    """Read one file from disk as RGB; raises `ImageReadError` with the reason. `draft`: as for `decode_image`.
+
+    Args:
+        path: the picture file.
+        max_pixels: larger pictures are refused.
+        draft: see `decode_image`.
+
+    Returns:
+        The RGB picture.
+
+    Raises:
+        ImageReadError: the file is missing, not a regular file, too large, or not a readable picture.
+    """
     return decode_image(read_picture_file(path), max_pixels=max_pixels, draft=draft)[0]

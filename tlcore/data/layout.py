@@ -29,7 +29,14 @@ _JUNK_NAMES = frozenset({"__MACOSX", "__pycache__", "Thumbs.db", "desktop.ini", 
 
 
 def is_hidden(name: str) -> bool:
-    """Dot files and OS clutter (`.DS_Store`, `__MACOSX`, `.ipynb_checkpoints`) are never data."""
+    """Dot files and OS clutter (`.DS_Store`, `__MACOSX`, `.ipynb_checkpoints`) are never data.
+
+    Args:
+        name: one file or folder name.
+
+    Returns:
+        True for names that are never data.
+    """
     return name.startswith(".") or name in _JUNK_NAMES
 
 
@@ -88,7 +95,17 @@ def _unwrap(root: Path) -> Path:
 
 
 def discover(path: str | Path) -> DatasetLayout:
-    """List the candidate files and their classes; raises `DatasetError` for unusable layouts."""
+    """List the candidate files and their classes; raises `DatasetError` for unusable layouts.
+
+    Args:
+        path: a folder with one sub-folder per class, or with train/val/test folders of class folders.
+
+    Returns:
+        The layout: candidate files with their classes (and given splits).
+
+    Raises:
+        DatasetError: a missing folder, no class folders, or a mixed layout.
+    """
     root = user_path(path)
     if not root.exists():
         raise DatasetError(f"no such folder: {root}", "check the path, or choose the bundled sample_data")

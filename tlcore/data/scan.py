@@ -189,7 +189,18 @@ def _inspect(root: Path, item: DatasetFile, max_pixels: int | None, max_bytes: i
 
 def scan_dataset(path: str | Path, *, max_pixels: int | None = None, workers: int | None = None,
                  max_bytes: int | None = None) -> ScanReport:
-    """Scan a data set folder. Layout problems raise `DatasetError`; data problems land in `errors`."""
+    """Scan a data set folder. Layout problems raise `DatasetError`; data problems land in `errors`.
+
+    Args:
+        path: the data set folder.
+        max_pixels: larger pictures are reported as errors.
+        workers: threads that read files (default: from the machine's cores).
+        max_bytes: larger files are reported without being read.
+
+    Returns:
+        The report: readable pictures with their hashes, classes and counts, and the files that failed, each
+        with its reason.
+    """
     layout = discover(path)
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # Pillow releases the GIL while decoding

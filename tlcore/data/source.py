@@ -12,7 +12,17 @@ __all__ = ["resolve_source"]
 
 
 def resolve_source(path: str | Path) -> Path:
-    """A folder is used where it is (never written to); a zip is unpacked into the data folder."""
+    """A folder is used where it is (never written to); a zip is unpacked into the data folder.
+
+    Args:
+        path: a folder or a .zip.
+
+    Returns:
+        The folder to read.
+
+    Raises:
+        DatasetError: the path does not exist, or the zip cannot be used.
+    """
     source = user_path(path)
     if source.is_dir():
         return source

@@ -125,7 +125,14 @@ def _load_counts() -> dict[str, int]:
 
 
 def count_parameters(arch: str) -> int:
-    """Parameter count of the ImageNet model, built on the meta device and cached."""
+    """Parameter count of the ImageNet model, built on the meta device and cached.
+
+    Args:
+        arch: a timm architecture name.
+
+    Returns:
+        Its parameter count with the ImageNet head.
+    """
     counts = _load_counts()
     if arch in counts:
         return counts[arch]

@@ -79,6 +79,14 @@ def layer_groups(model: nn.Module, *, coarse: bool = True, input_size: tuple[int
     """Ordered groups covering every parameter exactly once; output shapes from one batch-1 forward pass.
 
     `coarse=False` gives timm's finer groups (e.g. every residual block instead of every stage).
+
+    Args:
+        model: a timm model.
+        coarse: timm's coarse groups (stages) or, False, its finer ones.
+        input_size: the input for the shape pass (default: the model's own).
+
+    Returns:
+        The groups, stem first, the head last.
     """
     if hasattr(model, "group_matcher"):
         raw = [list(names) for names in group_parameters(model, model.group_matcher(coarse=coarse)).values()]

@@ -44,7 +44,13 @@ def classifier_name(model: nn.Module) -> str:
 
 
 def replace_head(model: nn.Module, num_classes: int, spec: HeadSpec = HeadSpec()) -> None:
-    """A freshly initialised head with `num_classes` outputs (timm's own reset, then the optional extras)."""
+    """A freshly initialised head with `num_classes` outputs (timm's own reset, then the optional extras).
+
+    Args:
+        model: a timm model (changed in place).
+        num_classes: the new head's outputs.
+        spec: extras: a hidden layer, dropout.
+    """
     model.reset_classifier(num_classes)
     if spec.hidden is None and spec.dropout == 0.0:
         return

@@ -124,14 +124,35 @@ def offline_weights_location(arch: str, tag: str = "") -> str | None:
 
 
 def preprocessing_overrides(arch: str, tag: str = "") -> dict:
-    """Preprocessing that the offline weights need where it differs from timm's config for the architecture."""
+    """Preprocessing that the offline weights need where it differs from timm's config for the architecture.
+
+    Args:
+        arch: the architecture.
+        tag: its pretrained tag.
+
+    Returns:
+        The settings that differ (mean, std, interpolation, crop_pct); empty when none do.
+    """
     if _packaged_path(arch) and not _cached_path(arch, tag):
         return dict(_PACKAGED[arch].preprocessing)
     return {}
 
 
 def find_weights(arch: str, tag: str, weights: str = "auto", *, allow_download: bool = False) -> WeightsSource:
-    """Where this model's pretrained weights will come from, or a `WeightsError` saying how to get them."""
+    """Where this model's pretrained weights will come from, or a `WeightsError` saying how to get them.
+
+    Args:
+        arch: the architecture.
+        tag: its pretrained tag ("" for the default).
+        weights: "auto" (the Hugging Face cache, then a bundled package), "random", or a weights file path.
+        allow_download: with "auto", fetch from the Hugging Face hub when nothing is found here.
+
+    Returns:
+        The source.
+
+    Raises:
+        WeightsError: no weights here for this model, or a weights file that is missing.
+    """
     if weights == RANDOM_INIT:
         return WeightsSource(RANDOM_INIT, "", "random initialisation (no pretrained weights)")
     if weights not in ("", "auto"):
@@ -169,7 +190,17 @@ def _download(hub_id: str) -> str:
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors only: safetensors, or torch.load with weights_only (no arbitrary objects unpickled)."""
+    """Tensors only: safetensors, or torch.load with weights_only (no arbitrary objects unpickled).
+
+    Args:
+        path: a .safetensors, .pth or .bin file.
+
+    Returns:
+        The tensors by name.
+
+    Raises:
+        WeightsError: the file cannot be read as tensors.
+    """
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
@@ -206,7 +237,16 @@ def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_into(model: nn.Module, arch: str, source: WeightsSource) -> None:
-    """Load `source` into an ImageNet-shaped model; every tensor's shape is checked first."""
+    """Load `source` into an ImageNet-shaped model; every tensor's shape is checked first.
+
+    Args:
+        model: the model with timm's ImageNet head.
+        arch: its architecture, for messages.
+        source: where the weights are.
+
+    Raises:
+        WeightsError: the weights do not fit the model (names or shapes).
+    """
     if not source.pretrained:
         return
     state = load_state_dict_file(source.location)
