@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tlcore.config import ConfigError, RunConfig
+from tlcore.config import ConfigError
 from tlcore.experiment import SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
 from tlcore.run_labels import run_label
 
