@@ -17,7 +17,7 @@ from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
 from tlcore.augment import eval_pipeline, model_view
 from tlcore.adapt import uses_adabn
-from tlcore.artifacts import ADAPTED, BEST, EVALUATION, read_folder_evaluations
+from tlcore.artifacts import ADAPTED, BEST, EVALUATION, read_folder_evaluations, read_target_score
 from tlcore.evaluate import Evaluation, evaluate_run
 from tlcore.explain import grad_cam, overlay
 from tlcore.export import export_run, export_steps
@@ -73,6 +73,13 @@ def show_per_class(result: Evaluation, key: str) -> None:
 
 
 show_per_class(evaluation, "evaluate")
+fit = read_target_score(run.run_dir)
+if fit:
+    shares = ", ".join(f"{c} {share:.0%}" for c, share in fit.get("predicted_shares", {}).items())
+    st.caption(f"On its {fit['pictures']} target pictures, without their labels: information score {fit['im']:.3f} "
+               f"(up to {np.log(len(evaluation.classes)):.3f}: confident answers spread over the classes), mean "
+               f"confidence {fit['mean_confidence']:.0%}, answers {shares}. Compare adaptation methods on the Compare "
+               "page to let this score choose; a labelled target folder below is the real test.")
 
 st.subheader("On another folder")
 st.caption("Another labelled folder (or zip) with the run's classes as sub-folders: another domain (paintings, a "

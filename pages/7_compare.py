@@ -6,11 +6,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import (bind, experiment, known_time_estimate, measured_time_estimates, number_bounds,
+from pages.common import (bind, change, experiment, known_time_estimate, measured_time_estimates, number_bounds,
                           open_store, run_config, save_experiment, show_sidebar, with_current)
 from tlcore.adapt import METHODS, NEEDS_TARGET
 from tlcore.augment import PRESETS
-from tlcore.compare import (STRATEGY_SET, cell_summaries, launch_sweep, progress_words, resume_sweep, sweep_rows,
+from tlcore.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep, progress_words, resume_sweep, sweep_rows,
                             verdict)
 from tlcore.timing import format_duration
 from tlcore.errors import TransferLabError
@@ -36,6 +36,13 @@ def axis_values(path: str, container) -> Axis | None:
                                        else "Strategies", with_current(f"app.vary.{path}", PICKED_AXES[path]),
                                        format_func=lambda v: str(v).replace("_", " "),
                                        **bind("compare", f"app.vary.{path}"))
+        if path == "adapt.method":  # "auto": every method that can act on the freeze plan; the verdict then names
+            # the one that fits the target pictures best, without their labels
+            fitting = list(candidate_methods(experiment().get("freeze.strategy")))
+            container.button("Every method that fits this freeze plan", key="compare.all_methods",
+                             on_click=change, args=({"app.vary.adapt.method": fitting},),
+                             help="The comparison's verdict then names the method that fits your target pictures "
+                                  "best, measured without their labels: " + ", ".join(fitting) + ".")
         meanings = [f"**{str(v).replace('_', ' ')}**: {MEANING[path](v)}" for v in values
                     if path in MEANING and MEANING[path](v)]
         if meanings:
@@ -197,8 +204,15 @@ def results(sweep: str) -> None:
                            "trainable parameters": shown(r.trainable_params, ",d"),
                            "peak memory (MB)": shown(r.peak_memory_mb, ".0f"),
                            **{f"accuracy on {name}": shown(r.folders.get(name), ".1%")
-                              for name in sorted({n for row in rows for n in row.folders})}} for r in rows])
+                              for name in sorted({n for row in rows for n in row.folders})},
+                           **({"target fit (no labels)": shown(r.target_score, ".3f")}
+                              if any(row.target_score is not None for row in rows) else {})} for r in rows])
     st.dataframe(table, hide_index=True, key=f"compare.table.{finished}")
+    if any(r.target_score is not None for r in rows):
+        st.caption("Target fit: how well each run fits the target pictures, measured without their labels "
+                   "(information score: confident answers spread over the classes; higher is better, up to "
+                   "log(classes)). It compares runs on the same target pictures; a labelled target folder, when you "
+                   "give one, is the real test.")
     charts = figures(rows)
     # one chart per row: side by side, their titles and labels are clipped on a narrow window
     st.plotly_chart(charts["curves"], key=f"compare.curves.{finished}.{sum(len(r.val_acc) for r in rows)}")

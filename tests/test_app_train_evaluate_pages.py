@@ -373,6 +373,8 @@ def test_an_adapted_run_from_the_pages_and_its_evaluation_on_the_target(tl_home,
     evaluate.text_input(key="evaluate.other_folder").input(str(target)).run()
     evaluate.button(key="evaluate.other").click().run()
     assert not evaluate.exception and not evaluate.error
+    assert any("On its 18 target pictures, without their labels: information score" in c.value
+               for c in evaluate.caption)
     table = next(d.value for d in evaluate.dataframe if "balanced accuracy" in d.value.columns)
     assert len(table) == 2 and table["images"].tolist()[1] == 18 and "its own test split" in table["pictures"][0]
     # that folder's own per-class results and confusion matrix, not only its accuracy (issue 29)
@@ -403,6 +405,9 @@ def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_hom
                                                adapt__target=str(target)))
     app.run()
     app.selectbox(key="compare:app.compare_what").set_value("adapt.method").run()
+    app.button(key="compare.all_methods").click().run()  # every method that fits a full fine-tune, DANN included
+    assert app.multiselect(key="compare:app.vary.adapt.method").value == ["none", "adabn", "dann", "mcc", "entropy",
+                                                                         "adabn+mcc"]
     app.multiselect(key="compare:app.vary.adapt.method").set_value(["none", "entropy"]).run()
     app.text_input(key="compare:app.target_test").input(str(target)).run()
     assert not app.exception and not app.error
@@ -414,6 +419,9 @@ def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_hom
     table = app.dataframe[0].value
     assert list(table["setting"]) == ["adapt none", "adapt entropy"] and set(table["status"]) == {"succeeded"}
     assert all(value.endswith("%") for value in table["accuracy on target"])
+    fits = {setting: float(value) for setting, value in zip(table["setting"], table["target fit (no labels)"])}
+    chosen = max(fits, key=fits.get)  # the verdict names the run that fits the target pictures best
+    assert any(f"Chosen without target labels: {chosen} (" in i.value for i in app.info)
 
 
 def test_gpu_speed_settings_reach_the_run_and_say_what_they_do(tl_home) -> None:

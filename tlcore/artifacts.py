@@ -24,11 +24,13 @@ from tlcore.modality import build_for
 from tlcore.models import BuiltModel, ModelSpec, Preprocessing, build_model
 from tlcore.run_files import (ADAPTED, BEST, CONFIG, EVALUATION, EVALUATIONS, EXPORT_CARD, EXPORT_MARK,
                               EXPORT_REQUIRED, EXPORT_WEIGHTS, HISTORY, LAST, PREDICTIONS, SPLIT, STATE,
-                              TRAINING_MARK, read_evaluation, read_folder_evaluations, weights_epoch)
+                              TARGET_SCORE, TRAINING_MARK, read_evaluation, read_folder_evaluations,
+                              read_target_score, weights_epoch)
 from tlcore.typed import typed
 
 __all__ = [
     "ADAPTED", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS", "TRAINING_MARK",
+    "TARGET_SCORE", "read_target_score",
     "EXPORT_MARK", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_REQUIRED",
     "CheckpointError", "TrainedRun", "ExportedModel",
     "load_weights", "weights_epoch", "read_evaluation", "read_folder_evaluations", "load_trained", "is_export", "load_export", "sha256_file",

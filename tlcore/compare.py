@@ -19,16 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tlcore.adapt import METHODS
-from tlcore.artifacts import PREDICTIONS, read_evaluation, read_folder_evaluations
+from tlcore.adapt import METHODS, NEEDS_TARGET, TRAINS_THE_BACKBONE
+from tlcore.artifacts import PREDICTIONS, read_evaluation, read_folder_evaluations, read_target_score
 from tlcore.config import EarlyStoppingConfig, RunConfig
 from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
 from tlcore.grid import STRATEGY_SET, Axis, expand
 from tlcore.stats import PairedComparison, compare_paired, plain_words
+from tlcore.target_score import SELECTION_SCORE, best_by_target_score
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
 __all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "CellSummary", "strategy_axis", "method_axis",
+           "chosen_without_labels", "candidate_methods",
            "sweep_configs", "launch_sweep", "resume_sweep", "paired_comparisons", "cell_summaries",
            "sweep_rows", "verdict", "wait_for_sweep", "active_seconds", "progress_words"]
 
@@ -51,6 +53,21 @@ def method_axis(methods: tuple[str, ...] | list[str]) -> Axis:
         raise TransferLabError(f"unknown adaptation method(s): {', '.join(unknown) or '(none given)'}",
                                f"choose from {', '.join(METHODS)}")
     return Axis("adapt.method", tuple(methods))
+
+
+def candidate_methods(strategy: str) -> tuple[str, ...]:
+    """The adaptation methods worth trying on a freeze strategy (what "auto" tries): no adaptation, then every
+    method that uses the target pictures and can act on the plan.
+
+    Args:
+        strategy: the run's `freeze.strategy`; head only (feature_extraction) leaves out DANN, which trains the
+            backbone.
+
+    Returns:
+        Method names, "none" first.
+    """
+    head_only = strategy == "feature_extraction"
+    return ("none",) + tuple(m for m in NEEDS_TARGET if not (head_only and m in TRAINS_THE_BACKBONE))
 
 
 def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES,
@@ -199,6 +216,7 @@ class SweepRow:
     folders: dict[str, float] = field(default_factory=dict)  # accuracy on other labelled folders, by name
     correct: dict[str, bool] = field(default_factory=dict, repr=False)  # test picture -> predicted right
     seed: int = 0
+    target_score: float | None = None  # how well it fits the target pictures, without labels (`target_score`)
 
 
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
@@ -239,6 +257,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             folders={name: data["accuracy"] for name, data in read_folder_evaluations(run.run_dir).items()},
             correct=_correct_by_picture(run.run_dir) if evaluation else {},
             seed=int(run.config.get("seed", 0)),
+            target_score=(read_target_score(run.run_dir) or {}).get(SELECTION_SCORE),
         ))
     return rows
 
@@ -406,6 +425,32 @@ def verdict(rows: list[SweepRow]) -> str:
     if fastest is not best and fastest.wall_seconds and best.wall_seconds:
         text += (f". {fastest.label} was fastest ({fastest.wall_seconds:.0f} s against {best.wall_seconds:.0f} s) "
                  f"at {fastest.mean:.1%}")
+    chosen = chosen_without_labels(rows)
+    if chosen:
+        label, scores = chosen
+        text += (f". Chosen without target labels: {label} (it fits the target pictures best, information score "
+                 + ", ".join(f"{name} {value:.3f}" for name, value in sorted(scores.items(), key=lambda kv: -kv[1]))
+                 + ")")
     if pending:
         text += f". {pending} run{' is' if pending == 1 else 's are'} not finished yet"
     return text + "."
+
+
+def chosen_without_labels(rows: list[SweepRow]) -> tuple[str, dict[str, float]] | None:
+    """The setting whose runs fit the target pictures best by the label-free score (mean over seeds), for
+    comparisons whose runs were given target pictures.
+
+    Args:
+        rows: the comparison's runs.
+
+    Returns:
+        (the chosen setting, every scored setting's score), or None while fewer than two settings are scored.
+    """
+    by_cell: dict[str, list[float]] = {}
+    for row in rows:
+        if row.status == SUCCEEDED and row.target_score is not None:
+            by_cell.setdefault(row.strategy, []).append(row.target_score)
+    if len(by_cell) < 2:
+        return None
+    scores = {label: sum(values) / len(values) for label, values in by_cell.items()}
+    return best_by_target_score(scores), scores

@@ -26,7 +26,7 @@ from tlcore.modality import collate_texts, text_dataset
 from tlcore.text.data import read_texts
 
 __all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "evaluate_folder",
-           "folder_evaluation_name"]
+           "folder_evaluation_name", "class_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -122,12 +122,21 @@ def _counted(batches: Iterable, phase: str, total: int, on_progress: Callable[[s
         on_progress(phase, done, total)
 
 
-def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_dir: Path, source: str = "",
-           own_statistics: bool = False, on_progress: Callable[[str, int, int], None] = _quiet,
-           texts: tuple[str, str] | None = None) -> Evaluation:
-    """The run's model on these pictures: metrics to evaluation.json, every picture's probabilities to
-    predictions.csv, both in `out_dir`. `own_statistics`: BatchNorm statistics measured on these pictures first.
-    `on_progress(phase, done, total)` follows the pictures read ("adapting BatchNorm", then "classifying")."""
+def class_probabilities(trained: TrainedRun, items: list[tuple[Path, int]], *, own_statistics: bool = False,
+                        on_progress: Callable[[str, int, int], None] = _quiet,
+                        texts: tuple[str, str] | None = None) -> np.ndarray:
+    """The run's model on these pictures (or texts): each one's class probabilities.
+
+    Args:
+        trained: the run, its checkpoint loaded.
+        items: (path, label) pairs; the labels are not used.
+        own_statistics: AdaBN: BatchNorm statistics measured on these pictures first (labels unused).
+        on_progress: hears (phase, done, total): "adapting BatchNorm", then "classifying".
+        texts: for a text run scored on another file: (its root, the file).
+
+    Returns:
+        One row per item, one column per class of the run.
+    """
     config, manifest, built = trained
     runtime = _runtime_here(config)
     model = built.model.to(runtime.device)
@@ -143,9 +152,19 @@ def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_d
                             batch_size=config.batch_size, num_workers=runtime.num_workers)
     if own_statistics:  # AdaBN: the pictures are normalised by their own domain's statistics (labels unused)
         adabn(model, _counted(loader, "adapting BatchNorm", len(items), on_progress), runtime.device)
-    probabilities = torch.cat([logits.softmax(1).cpu() for logits, _ in
-                               outputs(model, _counted(loader, "classifying", len(items), on_progress), runtime)])
-    probabilities = probabilities.numpy()
+    return torch.cat([logits.softmax(1).cpu() for logits, _ in
+                      outputs(model, _counted(loader, "classifying", len(items), on_progress), runtime)]).numpy()
+
+
+def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_dir: Path, source: str = "",
+           own_statistics: bool = False, on_progress: Callable[[str, int, int], None] = _quiet,
+           texts: tuple[str, str] | None = None) -> Evaluation:
+    """The run's model on these pictures: metrics to evaluation.json, every picture's probabilities to
+    predictions.csv, both in `out_dir`. `own_statistics`: BatchNorm statistics measured on these pictures first.
+    `on_progress(phase, done, total)` follows the pictures read ("adapting BatchNorm", then "classifying")."""
+    manifest = trained.manifest
+    probabilities = class_probabilities(trained, items, own_statistics=own_statistics, on_progress=on_progress,
+                                        texts=texts)
     labels = np.array([y for _, y in items])
     paths = [str(path) for path, _ in items]
     evaluation = metrics_from_predictions(labels, probabilities, manifest.classes, paths, split=split)

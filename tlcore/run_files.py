@@ -10,14 +10,15 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
-__all__ = ["ADAPTED", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS",
+__all__ = ["ADAPTED", "TARGET_SCORE", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS",
            "TRAINING_MARK", "EXPORT_MARK", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_REQUIRED", "weights_epoch",
-           "read_evaluation", "read_folder_evaluations"]
+           "read_evaluation", "read_folder_evaluations", "read_target_score"]
 
 # -- a run folder ---------------------------------------------------------------------------------
 CONFIG, SPLIT, HISTORY = "config.json", "split.json", "history.json"
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"  # STATE: the resume unit
 EVALUATION, PREDICTIONS = "evaluation.json", "predictions.csv"
+TARGET_SCORE = "target_score.json"  # runs given target pictures: how well the model fits them, without labels
 ADAPTED = "adapted.safetensors"  # AdaBN runs: the best weights with the target's BatchNorm statistics
 EVALUATIONS = "evaluations"  # one sub-folder per other labelled folder the run was evaluated on
 TRAINING_MARK = ".training"  # present while a process trains the run: its pid, so a rebuilt store knows
@@ -78,3 +79,19 @@ def read_folder_evaluations(run_dir: str | Path) -> dict[str, dict]:
         if data is not None:
             found.append(((folder / EVALUATION).stat().st_mtime, folder.name, data))
     return {name: data for _, name, data in sorted(found, reverse=True)}
+
+
+def read_target_score(run_dir: str | Path) -> dict | None:
+    """The run's score on its target pictures (`tlcore.target_score`), as stored.
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        The stored dict ("snd", "pictures", "predicted_shares"...), or None when the run has none or it is damaged.
+    """
+    try:
+        data = json.loads((Path(run_dir) / TARGET_SCORE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("snd"), (int, float)) else None

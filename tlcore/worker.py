@@ -23,6 +23,7 @@ import torch
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.artifacts import BEST, EVALUATION, LAST, PREDICTIONS, TRAINING_MARK
+from tlcore.target_score import score_target
 from tlcore.evaluate import evaluate_folder, evaluate_run
 from tlcore.paths import data_home
 from tlcore.preflight import check_before_queueing, model_for_the_data
@@ -84,6 +85,14 @@ def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume
                            {"folder": folder, "accuracy": other.accuracy}))
             except TransferLabError as exc:  # the run itself is fine: say so, keep it
                 sink(Event("warning", f"could not evaluate on {folder}: {exc}"))
+        if config.adapt.target.strip():  # how well it fits the target pictures, without their labels
+            try:
+                fit = score_target(run_dir)
+                sink(Event("log", f"on {fit.pictures} target pictures (no labels used): information score "
+                                  f"{fit.im:.3f}, neighbourhood density {fit.snd:.3f}, mean confidence "
+                                  f"{fit.mean_confidence:.2f}", {"target_im": fit.im, "target_snd": fit.snd}))
+            except TransferLabError as exc:
+                sink(Event("warning", f"could not score the target pictures: {exc}"))
         return SUCCEEDED, None, evaluation
     except Cancelled as exc:
         return CANCELLED, f"{exc}; the last complete epoch is kept and the run can be resumed", None

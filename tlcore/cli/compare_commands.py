@@ -51,7 +51,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """
     from dataclasses import replace
 
-    from tlcore.compare import (DEFAULT_STRATEGIES, method_axis, strategy_axis, launch_sweep, resume_sweep,
+    from tlcore.compare import (DEFAULT_STRATEGIES, candidate_methods, method_axis, strategy_axis, launch_sweep, resume_sweep,
                                 sweep_rows, verdict)
     from tlcore.grid import parse_axis
     from tlcore.report import write_report
@@ -79,11 +79,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise TransferLabError("give a run config to compare strategies on, or --report SWEEP_ID",
                                    "e.g. python -m tlcore compare run.json")
         axes = [parse_axis(text) for text in args.vary or []]
+        base = RunConfig.load(args.config)
         if args.methods:
-            axes.insert(0, method_axis(tuple(args.methods.split(","))))
+            methods = candidate_methods(base.freeze.get("strategy", "")) if args.methods.strip() == "auto" else tuple(args.methods.split(","))
+            axes.insert(0, method_axis(methods))
         if args.strategies or not axes:
             axes.insert(0, strategy_axis(tuple(args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGIES))
-        base = RunConfig.load(args.config)
         if args.evaluate_on:
             base = replace(base, evaluate_on=tuple(base.evaluate_on) + tuple(args.evaluate_on))
         on_ray = args.ray is not None
@@ -112,9 +113,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _wait_for_sweep(store, sweep: str) -> bool:
-    from tlcore.compare import _wait_for_sweep
+    from tlcore.compare import wait_for_sweep
 
-    stranded = _wait_for_sweep(store, sweep)
+    stranded = wait_for_sweep(store, sweep)
     if stranded:
         print(f"error: the worker stopped during comparison {sweep}; {len(stranded)} run(s) did not start: resume "
               f"with `python -m tlcore compare --resume {sweep}`", file=sys.stderr)

@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "full_discriminative, full (default: all five)")
     compare.add_argument("--methods", help="compare domain-adaptation methods instead (comma-separated: none, adabn, "
                                            "dann, l2sp, mcc, entropy, adabn+mcc), on the config's freeze plan and "
-                                           "adapt.target")
+                                           "adapt.target; `auto`: every method that can act on the plan, the verdict "
+                                           "naming the one that fits the target pictures best, without their labels")
     compare.add_argument("--evaluate-on", action="append", metavar="FOLDER",
                          help="also evaluate every run on this labelled folder (e.g. the target domain's test set)")
     compare.add_argument("--background", action="store_true", help="queue the runs and return")
