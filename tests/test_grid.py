@@ -147,3 +147,22 @@ def test_report_holds_seeds_cells_and_the_paired_test(tmp_path: Path) -> None:
     assert "mean and standard deviation over seeds" in page and "Paired test: McNemar" in page
     assert varied_settings([{"name": "a", "optimizer": {"lr": 1, "wd": 0}, "seed": 0},
                             {"name": "b", "optimizer": {"lr": 2, "wd": 0}, "seed": 1}]) == ["optimizer.lr", "seed"]
+
+
+def test_the_verdict_names_the_best_on_a_labelled_folder_and_without_labels() -> None:
+    """Issue 29: source test accuracy picks A; the labelled target folder says B; the label-free target fit says C."""
+    from dataclasses import replace
+
+    from tlcore.compare import chosen_without_labels
+
+    rows = [replace(_row("A", 0, [True] * 9 + [False]), folders={"paintings": 0.50}, target_score=0.20),
+            replace(_row("B", 0, [True] * 8 + [False] * 2), folders={"paintings": 0.70}, target_score=0.30),
+            replace(_row("C", 0, [True] * 7 + [False] * 3), folders={"paintings": 0.60}, target_score=0.40)]
+    text = verdict(rows)
+    assert text.startswith("A won with")
+    assert "On the labelled folder paintings: B is best (70.0%)" in text
+    assert "Chosen without target labels: C (it fits the target pictures best, information score C 0.400, B 0.300, " \
+           "A 0.200)" in text
+    assert chosen_without_labels(rows[:1]) is None  # one scored setting: nothing to choose between
+    unscored = [replace(r, target_score=None) for r in rows]
+    assert chosen_without_labels(unscored) is None and "Chosen without" not in verdict(unscored)

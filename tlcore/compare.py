@@ -425,6 +425,15 @@ def verdict(rows: list[SweepRow]) -> str:
     if fastest is not best and fastest.wall_seconds and best.wall_seconds:
         text += (f". {fastest.label} was fastest ({fastest.wall_seconds:.0f} s against {best.wall_seconds:.0f} s) "
                  f"at {fastest.mean:.1%}")
+    for folder in sorted({name for row in rows for name in row.folders}):
+        on_folder: dict[str, list[float]] = {}
+        for row in rows:
+            if row.status == SUCCEEDED and folder in row.folders:
+                on_folder.setdefault(row.strategy, []).append(row.folders[folder])
+        if len(on_folder) > 1:
+            means = {label: sum(v) / len(v) for label, v in on_folder.items()}
+            top = max(means, key=lambda label: means[label])
+            text += f". On the labelled folder {folder}: {top} is best ({means[top]:.1%})"
     chosen = chosen_without_labels(rows)
     if chosen:
         label, scores = chosen
