@@ -7,14 +7,35 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import (bind, choice, experiment, model_overview, model_spec, normalise_words, num_classes,
-                          has_weights, rank_in_a_child_process, resize_words, run_config, show_sidebar, with_current)
+                          has_weights, rank_in_a_child_process, resize_words, run_config, run_model_spec, show_sidebar,
+                          texts_chosen, with_current)
 from tlcore.errors import TransferLabError
 from tlcore.models import RECOMMENDED, ModelSpec, search
 from tlcore.rank import RANDOM_SUFFIX, ModelScore, ranked
+from tlcore.text.model import text_facts
 
 
 experiment()
 st.title("2 · Model")
+if texts_chosen():  # a text encoder from Hugging Face transformers, not an ImageNet model
+    show_sidebar()
+    spec = run_model_spec()
+    try:
+        facts = text_facts(spec.name)
+    except TransferLabError as exc:
+        st.error(str(exc))
+        st.stop()
+    st.write("Your data is texts: runs fine-tune a pretrained text encoder (a BERT-family transformer) with a new "
+             "head on the mean of its token outputs.")
+    st.success(f"{facts.name}: {facts.weights}")
+    st.dataframe(pd.DataFrame([{"transformer layers": facts.layers, "hidden size": facts.hidden,
+                                "parameters (M)": round(facts.params / 1e6, 1),
+                                "max tokens per text": facts.max_length, "vocabulary (word pieces)": facts.vocabulary}]),
+                 hide_index=True, key="model.text_facts")
+    st.caption("Texts longer than the runs' maximum are cut (the Data page counts them). Other encoders: a local "
+               "model folder in the Hugging Face layout, as the run config's model.name. From the command line: "
+               f"`python -m tlcore models show {facts.name}`. Choose which layers stay frozen on the Freeze page.")
+    st.stop()
 st.write("Start from a model trained on ImageNet. Smaller models train faster; larger ones often transfer better.")
 
 query = st.text_input("Search all of timm's pretrained models", placeholder="resnet, convnext, vit...",

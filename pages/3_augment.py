@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages.common import (
     SAMPLE_DATA, augment_spec, bind, change, choice, data_report, experiment, model_overview, model_spec, num_classes,
-    show_sidebar, with_current,
+    show_sidebar, texts_chosen, with_current,
 )
 from tlcore.augment import PRESETS, eval_pipeline, make_grid, model_view, preset, preview
 from tlcore.data import load_rgb, scan
@@ -17,6 +17,12 @@ from tlcore.models import Preprocessing
 
 experiment()
 st.title("3 · Augment")
+if texts_chosen():
+    show_sidebar()
+    st.info("Your data is texts: text runs train on the texts as they are. Augmentation for texts (token dropout, "
+            "swapped or deleted words) is not built yet, so nothing here changes a text run; the picture presets "
+            "below apply to picture data.")
+    st.stop()
 st.write("Augmentation shows the model slightly different versions of each training picture every epoch: "
          "the cheapest protection against overfitting a small data set. Validation and test pictures are never augmented.")
 

@@ -5,15 +5,15 @@ import json
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import (bind, change, choice, experiment, model_overview, model_spec, num_classes, number_bounds,
-                          show_sidebar, with_current)
+from pages.common import (bind, change, choice, experiment, model_overview, num_classes, number_bounds,
+                          run_model_spec, show_sidebar, texts_chosen, with_current)
 from tlcore.errors import TransferLabError
 from tlcore.freeze import STRATEGIES, default_lr_spread, make_plan, summarize
 
 experiment()
 st.title("4 · Freeze")
 try:
-    overview = model_overview(json.dumps(model_spec().to_dict()), num_classes())
+    overview = model_overview(json.dumps(run_model_spec().to_dict()), num_classes())
 except TransferLabError as exc:
     st.error(f"{exc} (choose another model on the Model page)")
     st.stop()
@@ -51,9 +51,10 @@ if strategy != "feature_extraction":  # only the head trains there: one learning
                      sorted(with_current("freeze.lr_spread", [1.0, 3.0, 10.0, 30.0, 100.0])),
                      help="Discriminative learning rates: earlier, more generic layers change more slowly.",
                      **bind("freeze", "freeze.lr_spread"))
-st.checkbox("Update BatchNorm statistics in frozen groups",
-            help="Off keeps ImageNet's statistics: safer with small batches and small data sets.",
-            **bind("freeze", "freeze.train_bn"))
+if not texts_chosen():  # text encoders have no BatchNorm
+    st.checkbox("Update BatchNorm statistics in frozen groups",
+                help="Off keeps ImageNet's statistics: safer with small batches and small data sets.",
+                **bind("freeze", "freeze.train_bn"))
 try:
     plan = make_plan(strategy, n, k=choice("freeze.k"), every=choice("freeze.every"),
                      head_epochs=choice("freeze.head_epochs"), lr_spread=choice("freeze.lr_spread"),

@@ -27,7 +27,8 @@ from tlcore.config import RunConfig
 from tlcore.data import ScanReport, load_rgb, scan
 from tlcore.data.images import ImageReadError
 from tlcore.experiment import Experiment, ExperimentStore
-from tlcore.models import ModelSpec, build_model, check_weights
+from tlcore.models import DEFAULT_MODEL, ModelSpec, check_weights
+from tlcore.modality import build_for
 from tlcore.errors import TransferLabError
 from tlcore.models.groups import LayerGroup
 from tlcore.paths import data_home
@@ -42,7 +43,7 @@ __all__ = [
     "run_config", "TlcoreJob", "job_folder", "measured_time_estimates", "known_time_estimate", "show_sidebar",
     "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
     "measured_epoch_seconds", "resize_words", "normalise_words", "target_pictures", "picture_pairs",
-    "experiment_runs_first", "has_weights", "weights_words",
+    "experiment_runs_first", "has_weights", "weights_words", "texts_chosen", "run_model_spec",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -291,7 +292,7 @@ def show_sidebar() -> None:
         st.write(f"**Split:** seed {c('data.split_seed')}" + (f", `{Path(c('data.manifest')).name}`"
                                                               if c("data.manifest") else " (made when a run starts)"))
         spec = model_spec()
-        if is_text_source(c("data.source")) and not is_text_model(spec.name):  # what the run will use
+        if run_model_spec().name != spec.name:  # what the run will use
             st.write(f"**Model:** `{DEFAULT_TEXT_MODEL}` (the default text model, for the texts)")
         else:
             st.write(f"**Model:** `{spec.name}` ({weights_words(spec)})")
@@ -323,6 +324,20 @@ def model_spec() -> ModelSpec:
     """The experiment's model: name, weights ("auto", "random" or a file) and whether it may download."""
     return ModelSpec(name=choice("model.name"), weights=choice("model.weights"),
                      allow_download=choice("model.allow_download"))
+
+
+def texts_chosen() -> bool:
+    """The experiment's data is texts (a CSV, TSV or JSONL file, or class folders of .txt files)."""
+    return is_text_source(choice("data.source"))
+
+
+def run_model_spec() -> ModelSpec:
+    """The model a run of this experiment will use: the chosen one, or for texts chosen with the default image
+    model, the default text model (as `tlcore.preflight.model_for_the_data` decides for the run)."""
+    spec = model_spec()
+    if texts_chosen() and not is_text_model(spec.name) and spec.name == DEFAULT_MODEL:
+        return ModelSpec(name=DEFAULT_TEXT_MODEL)
+    return spec
 
 
 @st.cache_data(show_spinner=False, max_entries=500, ttl=60)  # a weights file put in place shows within a minute
@@ -504,7 +519,8 @@ class ModelOverview:
 
 @st.cache_data(show_spinner="Building the model...", max_entries=8)
 def model_overview(spec_json: str, classes: int) -> ModelOverview:
-    built = build_model(ModelSpec.from_dict(json.loads(spec_json)), classes)
+    """A model's label, weights, preprocessing and layer groups (an image model or a text encoder)."""
+    built = build_for(ModelSpec.from_dict(json.loads(spec_json)), classes)
     return ModelOverview(built.label, built.weights.description, built.weights.pretrained,
                          built.preprocessing.to_dict(), built.groups)
 

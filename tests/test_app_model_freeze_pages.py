@@ -206,3 +206,37 @@ def test_visiting_every_page_writes_nothing_the_user_did_not_choose() -> None:
         if name == "4_freeze.py":
             assert app.slider(key="freeze:freeze.k").value == 40
             assert any("cannot freeze the first 40" in e.value for e in app.error)  # said, not silently clamped
+
+
+def test_with_texts_the_model_augment_and_freeze_pages_show_the_text_encoder(tl_home) -> None:
+    """Issue 27: with the bundled texts the Augment page raised a traceback (it read 'file.csv#2' as a picture),
+    and the Model and Freeze pages showed the image model the run would not use."""
+    from pages.common import SAMPLE_TEXTS
+    from tlcore.models import ModelSpec
+    from tlcore.modality import build_for
+    from tlcore.text.data import read_texts
+    from tlcore.text.model import DEFAULT_TEXT_MODEL, text_facts
+
+    from app_fixtures import page as page_with
+
+    texts = dict(data__source=str(SAMPLE_TEXTS), app__data_kind="Bundled sample texts")
+    model = page_with("2_model.py", **texts)
+    model.run()
+    assert not model.exception and not model.error
+    facts = text_facts(DEFAULT_TEXT_MODEL)
+    shown = model.dataframe[0].value
+    assert shown["transformer layers"][0] == facts.layers == 6 and shown["hidden size"][0] == facts.hidden == 384
+    assert not [h for h in model.subheader if "Rank" in h.value]  # no image-model ranking offered for texts
+    augment = page_with("3_augment.py", **texts)
+    augment.run()
+    assert not augment.exception and any("text runs train on the texts as they are" in i.value for i in augment.info)
+    freeze = page_with("4_freeze.py", **texts)
+    freeze.run()
+    assert not freeze.exception and not freeze.error
+    classes = len(read_texts(str(SAMPLE_TEXTS)).classes)
+    groups = build_for(ModelSpec(name=DEFAULT_TEXT_MODEL), classes).groups
+    assert freeze.metric[0].value == f"{groups[-1].params:,}"  # head only by default: the new head's parameters
+    assert groups[-1].params == 384 * classes + classes
+    assert not [c for c in freeze.checkbox if "BatchNorm" in c.label]  # a text encoder has none
+    freeze.radio(key="freeze:freeze.strategy").set_value("full").run()
+    assert freeze.metric[0].value == f"{sum(g.params for g in groups):,}"
