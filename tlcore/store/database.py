@@ -80,6 +80,22 @@ def _sqlite_problem(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"the run store {path} failed: {text}", "try again; if it persists, move the file aside")
 
 
+class _Building:
+    """A store file being built, for `fill_from_run_folders`: plain connections, nothing else watched."""
+
+    def __init__(self, path: Path, runs_dir: Path) -> None:
+        self.path, self.runs_dir = path, runs_dir
+
+    @contextmanager
+    def connect(self, check: bool = True):
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            yield db
+        finally:
+            db.close()
+
+
 class Database:
     """One store file: connections to it, and its recovery.
 
@@ -115,16 +131,34 @@ class Database:
         except OSError as exc:
             raise StoreError(f"cannot create the data folder {folder}: {exc.strerror}",
                              "set TRANSFERLAB_HOME to a writable folder") from None
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            restored = self._build_whole()
+            if restored:
+                self.notes.append(f"{restored} run(s) were found in their folders and added to the run store")
         with self.connect(check=False) as db:  # a damaged file is set aside (and the store rebuilt) in here
             db.executescript(SCHEMA)
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
             if "runner" not in columns:  # a store made before runs could go to Ray
                 db.execute("ALTER TABLE runs ADD COLUMN runner TEXT")
-        if fresh:
-            restored = self._fill(self)
-            if restored:
-                self.notes.append(f"{restored} run(s) were found in their folders and added to the run store")
+
+    def _build_whole(self) -> int:
+        """A new store, filled from the run folders in a file of its own and then put in place at once: another
+        process never sees it half filled (a run it asks for missing), and of two processes building at the same
+        moment the first to finish wins. Returns the runs this process added (0 when another one's store won)."""
+        building = self.path.with_name(f".{self.path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        try:
+            with _Building(building, self.runs_dir).connect() as db:
+                db.executescript(SCHEMA)
+            restored = self._fill(_Building(building, self.runs_dir))
+            try:
+                os.link(building, self.path)  # appears whole, and only where no store is yet
+            except FileExistsError:
+                if self.path.stat().st_size:
+                    return 0  # another process put its store in place first: that one is used
+                os.replace(building, self.path)  # an empty file (a creation that died): replaced
+            return restored
+        finally:
+            building.unlink(missing_ok=True)
 
     def set_aside(self, why: str) -> Path:
         """Move the file (and its WAL files) aside under a new name, and note it.
