@@ -99,17 +99,29 @@ def test_a_lost_store_finds_every_run_again_and_an_unfinished_one_can_resume(two
 
 
 class _DeletedWhileOpen(Database):
-    """A store file deleted just after the next connection opens: the race CI met once, made certain."""
+    """A store file deleted just after the next connection opens: the race CI met once, made certain.
 
-    delete_next = False
+    `delete_next` True deletes the file and its journal; "journal" deletes only its -wal/-shm once the connection
+    holds them: what another process does when it rebuilds the store between the deletion of the file and of its
+    journal (CI met that one too: the worker's next write failed with "disk I/O error")."""
+
+    delete_next: bool | str = False
 
     def _setup(self):
         db = super()._setup()
-        if self.delete_next:
+        if self.delete_next is True:
             self.delete_next = False
             for path in self.path.parent.glob(self.path.name + "*"):
                 path.unlink()
         return db
+
+    def _journal_identity(self):
+        found = super()._journal_identity()
+        if self.delete_next == "journal":
+            self.delete_next = False
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink()
+        return found
 
 
 def _deleted_while_open_store() -> RunStore:
@@ -118,15 +130,16 @@ def _deleted_while_open_store() -> RunStore:
     return store
 
 
+@pytest.mark.parametrize("deleted", [True, "journal"], ids=["file", "journal"])
 @pytest.mark.parametrize("operation", ["finish", "add_event", "heartbeat"])
 def test_a_store_deleted_between_opening_and_writing_loses_no_write(colours: Path, tl_home: Path,
-                                                                    operation: str) -> None:
+                                                                    operation: str, deleted) -> None:
     store = _deleted_while_open_store()
     run = store.create(tiny_config(colours, epochs=1))
     store.claim(run.id, os.getpid())
     Path(run.run_dir).mkdir(parents=True)  # as the worker does when training starts: what a rebuild reads
     (Path(run.run_dir) / "config.json").write_text(json.dumps(run.config))
-    store.database.delete_next = True
+    store.database.delete_next = deleted
     if operation == "finish":
         store.finish(run.id, SUCCEEDED)
     elif operation == "add_event":
@@ -140,6 +153,9 @@ def test_a_store_deleted_between_opening_and_writing_loses_no_write(colours: Pat
         assert [e["message"] for e in again.events(run.id)] == ["written after the store went"]
     else:
         assert again.get(run.id).heartbeat is not None
+    if deleted == "journal":  # the file whose journal went is not trusted: set aside, and the rebuild said
+        assert list(tl_home.glob("runs.sqlite.damaged-*"))
+        assert any("journal files were deleted" in note for note in store.database.notes)
 
 
 @pytest.mark.parametrize("how", ["delete", "corrupt"])

@@ -197,11 +197,21 @@ class Database:
             self.open()  # deleted while in use (a worker outlives many commands): rebuilt from the run folders
         opened = self._identity()  # before connecting: a file deleted in between is then seen as replaced
         db = self._setup()
+        journal = self._journal_identity()  # held open by this connection from here: SQLite never deletes them
         try:
             yield db
-            if check and not self.read_only and self._identity() != opened:
+            if check and not self.read_only and (self._identity() != opened or self._journal_lost(journal)):
                 raise _Moved()
         except (sqlite3.Error, _Moved) as exc:
+            if not self.read_only and self._journal_lost(journal) and self._identity() == opened:
+                # its -wal/-shm deleted under a live connection (e.g. by hand, or half of a deletion another process
+                # rebuilt in between): processes now write through different journals, so the file is not trusted
+                db.close()
+                aside = self.set_aside("its journal files were deleted while in use")
+                self.open()
+                raise StoreError(f"the run store's journal was deleted while in use; the store was set aside as "
+                                 f"{aside.name} and rebuilt from the run folders", "run the command again",
+                                 rebuilt=True) from None
             if not self.read_only and self._identity() != opened:
                 # deleted or replaced while this was using it: what it wrote went to the old file
                 db.close()
@@ -227,6 +237,24 @@ class Database:
         except OSError:
             return None
         return info.st_dev, info.st_ino
+
+    def _journal_identity(self) -> dict[str, tuple[int, int]]:
+        """The store's WAL files that exist now, by suffix, with their (device, inode)."""
+        if self.read_only:
+            return {}
+        found = {}
+        for suffix in ("-wal", "-shm"):
+            try:
+                info = os.stat(f"{self.path}{suffix}")
+            except OSError:
+                continue
+            found[suffix] = (info.st_dev, info.st_ino)
+        return found
+
+    def _journal_lost(self, journal: dict[str, tuple[int, int]]) -> bool:
+        """Whether a WAL file this connection held was deleted or replaced since."""
+        now = self._journal_identity()
+        return any(now.get(suffix) != identity for suffix, identity in journal.items())
 
     def _setup(self) -> sqlite3.Connection:
         for attempt in range(2):
