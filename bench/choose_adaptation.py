@@ -19,8 +19,10 @@ the method target labels would pick, and the chosen method's gain over no adapta
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,12 +74,30 @@ def chalk_sets(work: Path) -> tuple[Path, Path, Path]:
     return ROOT / "sample_data" / "shapes", work / "chalk_unlabelled", work / "chalk_test"
 
 
+def few_labelled(unlabelled: Path, out: Path, per_class: int) -> Path:
+    """The first `per_class` pictures of each class of the unlabelled target, with their class: a user labelling a
+    few of the pictures they have (they stay in the unlabelled set too; the labelled target test is separate).
+    Class folders (chalk) or class-prefixed names (sketches: ants_x.png)."""
+    pictures = sorted(p for p in unlabelled.rglob("*.png"))
+    by_class: dict[str, list[Path]] = {}
+    for picture in pictures:
+        label = picture.parent.name if picture.parent != unlabelled else picture.name.split("_")[0]
+        by_class.setdefault(label, []).append(picture)
+    for label, found in by_class.items():
+        (out / label).mkdir(parents=True, exist_ok=True)
+        for picture in found[:per_class]:
+            shutil.copy(picture, out / label / picture.name)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shifts", default="chalk,sketch")
     parser.add_argument("--strategies", default="fine_tune,feature_extraction")
     parser.add_argument("--methods", default="none,adabn,mcc,adabn+mcc,entropy,dann")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--labelled", default="0", help="labelled target pictures per class to train on (adapt.labelled, "
+                             "use train), comma-separated to run each: 0,5 gives every run with none and with 5")
     parser.add_argument("--out", help="also write the rows as JSON lines here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tl-choose-adaptation-"))
@@ -88,42 +108,48 @@ def main() -> None:
             print(f"sketch: skipped, {SHARED} is absent")
             continue
         source, unlabelled, test = (sketch_sets if shift == "sketch" else chalk_sets)(work)
-        for strategy in args.strategies.split(","):
-            for method in args.methods.split(","):
-                if method == "dann" and strategy == "feature_extraction":
-                    continue  # DANN needs a backbone that trains (the run refuses it, by name)
-                config = RunConfig.from_dict({"data": {"source": str(source)}, "epochs": args.epochs,
-                                              "freeze": {"strategy": strategy},
-                                              "adapt": {"method": method, "target": str(unlabelled)}})
-                run_dir = work / "runs" / f"{shift}-{strategy}-{method}"
-                started = time.perf_counter()
-                status, error, evaluation = run_to_end(config, run_dir, lambda event: None, lambda: False)
-                seconds = time.perf_counter() - started
-                row = {"shift": shift, "strategy": strategy, "method": method, "seconds": round(seconds),
-                       "status": status, "error": error}
-                if status == "succeeded":
-                    target, _ = evaluate_folder(run_dir, test)
-                    score = read_target_score(run_dir) or {}
-                    row.update(source_acc=evaluation.accuracy, target_acc=target.accuracy, target_n=target.n,
-                               im=score.get("im"), snd=score.get("snd"))
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                if args.out:
-                    with open(args.out, "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
+        for strategy, method, per_class in itertools.product(args.strategies.split(","), args.methods.split(","),
+                                                             [int(k) for k in args.labelled.split(",")]):
+            if method == "dann" and strategy == "feature_extraction":
+                continue  # DANN needs a backbone that trains (the run refuses it, by name)
+            adapt = {"method": method, "target": str(unlabelled)}
+            if per_class:
+                adapt.update(labelled=str(few_labelled(unlabelled, work / f"{shift}_labelled_{per_class}", per_class)),
+                             labelled_use="train")
+            config = RunConfig.from_dict({"data": {"source": str(source)}, "epochs": args.epochs,
+                                          "freeze": {"strategy": strategy}, "adapt": adapt})
+            run_dir = work / "runs" / f"{shift}-{strategy}-{method}-{per_class}"
+            started = time.perf_counter()
+            status, error, evaluation = run_to_end(config, run_dir, lambda event: None, lambda: False)
+            seconds = time.perf_counter() - started
+            row = {"shift": shift, "strategy": strategy, "method": method, "labelled": per_class,
+                   "seconds": round(seconds),
+                   "status": status, "error": error}
+            if status == "succeeded":
+                target, _ = evaluate_folder(run_dir, test)
+                score = read_target_score(run_dir) or {}
+                row.update(source_acc=evaluation.accuracy, target_acc=target.accuracy, target_n=target.n,
+                           im=score.get("im"), snd=score.get("snd"))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if args.out:
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
     print_tables(rows)
 
 
 def print_tables(rows: list[dict]) -> None:
     """The runs, then per shift and strategy what each label-free score picks against what labels pick."""
-    print("\n| shift | strategy | method | source acc | target acc | vs none | IM | SND | seconds |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| shift | strategy | method | labelled per class | source acc | target acc | vs none, no labels | IM | SND "
+          "| seconds |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     done = [r for r in rows if r["status"] == "succeeded"]
-    none = {(r["shift"], r["strategy"]): r["target_acc"] for r in done if r["method"] == "none"}
+    none = {(r["shift"], r["strategy"]): r["target_acc"] for r in done if r["method"] == "none" and not r["labelled"]}
     for r in done:
         gain = (r["target_acc"] - none.get((r["shift"], r["strategy"]), np.nan)) * 100
-        print(f"| {r['shift']} | {r['strategy']} | {r['method']} | {r['source_acc']:.3f} | {r['target_acc']:.3f} | "
-              f"{gain:+.1f} | {r['im']:.3f} | {r['snd']:.3f} | {r['seconds']} |")
+        print(f"| {r['shift']} | {r['strategy']} | {r['method']} | {r['labelled']} | {r['source_acc']:.3f} | "
+              f"{r['target_acc']:.3f} | {gain:+.1f} | {r['im']:.3f} | {r['snd']:.3f} | {r['seconds']} |")
+    done = [r for r in done if not r["labelled"]]  # the label-free choice is among runs that had no labels
     print("\n| shift | strategy | label-best | picked by IM (gain vs none) | picked by SND (gain vs none) |")
     print("| --- | --- | --- | --- | --- |")
     for key in sorted({(r["shift"], r["strategy"]) for r in done}):

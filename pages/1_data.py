@@ -8,8 +8,9 @@ import streamlit as st
 
 from pages.common import (
     MAX_UPLOAD_MB, SAMPLE_DATA, SAMPLE_TEXTS, bind, change, choice, data_report, experiment, forget_report, number_bounds, picture_pairs,
-    sample_grid, save_upload, scan_any, show_sidebar, target_pictures,
+    sample_grid, save_upload, scan_any, show_sidebar, target_pictures, labelled_target_pictures,
 )
+from tlcore.adapt_spec import LABELLED_USES
 from tlcore.data import SplitManifest, default_manifest_path, make_split
 from tlcore.errors import TransferLabError
 from tlcore.text.data import TEXT_LAYOUT, is_text_source
@@ -129,6 +130,21 @@ else:
             source_paths = [Path(report.root) / r.path for r in report.images[:: max(1, len(report.images) // 6)]][:6]
             picture_pairs(left, source_paths)
             picture_pairs(right, target_set.paths[:: max(1, len(target_set.paths) // 6)][:6])
+        labelled = st.text_input(
+            "A few labelled target pictures (optional)", placeholder="/home/me/paintings_labelled",
+            help="A folder or zip with one sub-folder per class (named as your classes), e.g. 5 pictures each. Keep "
+                 "them apart from any labelled folder you will test on.",
+            **bind("data", "adapt.labelled", stored=str.strip)).strip()
+        if labelled:
+            st.radio("Use them to", list(LABELLED_USES), format_func=LABELLED_USES.get,
+                     **bind("data", "adapt.labelled_use"))
+            try:
+                few = labelled_target_pictures(labelled, tuple(report.classes))
+            except TransferLabError as exc:
+                st.error(str(exc))
+            else:
+                per_class = {c: sum(1 for _p, label, _h in few if report.classes[label] == c) for c in report.classes}
+                st.write(f"{len(few)} labelled target pictures: " + ", ".join(f"{c} {n}" for c, n in per_class.items()))
 
 def _forget_split() -> None:
     """The split settings changed: the split made before belongs to the old ones."""

@@ -15,7 +15,7 @@ from pages.common import (
     measured_epoch_seconds, measured_time_estimates, new_experiment, number_bounds, open_store, run_config,
     save_experiment, show_sidebar, with_current,
 )
-from tlcore.adapt import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET
+from tlcore.adapt_spec import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET
 from tlcore.config import RunConfig
 from tlcore.experiment import Experiment
 from tlcore.run_labels import run_label

@@ -16,7 +16,7 @@ from tlcore.data import load_rgb
 from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
 from tlcore.augment import eval_pipeline, model_view
-from tlcore.adapt import uses_adabn
+from tlcore.adapt_spec import uses_adabn
 from tlcore.artifacts import ADAPTED, BEST, EVALUATION, read_folder_evaluations, read_target_score
 from tlcore.evaluate import Evaluation, evaluate_run
 from tlcore.explain import grad_cam, overlay
@@ -25,7 +25,7 @@ from tlcore.paths import data_home
 from tlcore.predict import Predictor
 from tlcore.runs import SUCCEEDED
 from tlcore.text.data import read_texts
-from tlcore.text.model import is_text_model
+from tlcore.text.catalog import is_text_model
 from tlcore.text_predict import TextPredictor
 
 experiment()

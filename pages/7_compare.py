@@ -8,8 +8,8 @@ import streamlit as st
 
 from pages.common import (bind, change, experiment, known_time_estimate, measured_time_estimates, number_bounds,
                           open_store, run_config, save_experiment, show_sidebar, with_current)
-from tlcore.adapt import METHODS, NEEDS_TARGET
-from tlcore.augment import PRESETS
+from tlcore.adapt_spec import METHODS, NEEDS_TARGET
+from tlcore.augment_spec import PRESETS
 from tlcore.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep, progress_words, resume_sweep, sweep_rows,
                             verdict)
 from tlcore.timing import format_duration
@@ -213,6 +213,10 @@ def results(sweep: str) -> None:
                    "(information score: confident answers spread over the classes; higher is better, up to "
                    "log(classes)). It compares runs on the same target pictures; a labelled target folder, when you "
                    "give one, is the real test.")
+    if any(r.labelled_accuracy is not None for r in rows):
+        st.caption("The accuracy on your few labelled target pictures (Data page) is measured on pictures no run "
+                   "trained on; with so few it is a rough guide, but it is the target's own labels, so the verdict "
+                   "chooses by it first.")
     charts = figures(rows)
     # one chart per row: side by side, their titles and labels are clipped on a narrow window
     st.plotly_chart(charts["curves"], key=f"compare.curves.{finished}.{sum(len(r.val_acc) for r in rows)}")

@@ -21,20 +21,20 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from tlcore.adapt import TargetSet, scan_target
-from tlcore.augment import AugmentSpec
+from tlcore.adapt_spec import TargetSet, scan_labelled_target, scan_target
+from tlcore.augment_spec import AugmentSpec
 from tlcore.config import RunConfig
 from tlcore.data import ScanReport, load_rgb, scan
 from tlcore.data.images import ImageReadError
 from tlcore.experiment import Experiment, ExperimentStore
 from tlcore.models import DEFAULT_MODEL, ModelSpec, check_weights
-from tlcore.modality import build_for
 from tlcore.errors import TransferLabError
 from tlcore.models.groups import LayerGroup
+from tlcore.models.weights import packaged_weights_present
 from tlcore.paths import data_home
 from tlcore.runs import RunStore
 from tlcore.text.data import is_text_source, read_texts
-from tlcore.text.model import DEFAULT_TEXT_MODEL, is_text_model
+from tlcore.text.catalog import DEFAULT_TEXT_MODEL, is_text_model
 from tlcore.timing import TimeEstimate, timing_key
 
 __all__ = [
@@ -344,8 +344,11 @@ def run_model_spec() -> ModelSpec:
 def has_weights(spec_json: str) -> bool:
     """Whether a model spec's weights are here (its offline package or cache, or its file), without downloading;
     kept per spec, as the sidebar and the Model page's lists ask on every run."""
+    spec = ModelSpec.from_dict(json.loads(spec_json))
+    if spec.weights in ("", "auto") and packaged_weights_present(spec.name):
+        return True  # known without loading timm and torch, which the first page need not wait for
     try:
-        check_weights(ModelSpec.from_dict(json.loads(spec_json)))
+        check_weights(spec)
     except TransferLabError:
         return False
     return True
@@ -520,6 +523,8 @@ class ModelOverview:
 @st.cache_data(show_spinner="Building the model...", max_entries=8)
 def model_overview(spec_json: str, classes: int) -> ModelOverview:
     """A model's label, weights, preprocessing and layer groups (an image model or a text encoder)."""
+    from tlcore.modality import build_for  # loads torch: only pages that show a model pay for it
+
     built = build_for(ModelSpec.from_dict(json.loads(spec_json)), classes)
     return ModelOverview(built.label, built.weights.description, built.weights.pretrained,
                          built.preprocessing.to_dict(), built.groups)
@@ -571,6 +576,12 @@ def _thumbnail(path: str, stamp: tuple[int, int], thumb: int):
 
 
 @st.cache_data(show_spinner="Reading the target pictures...", max_entries=8, ttl=600)
+@st.cache_data(show_spinner="Reading the labelled target pictures...", ttl=60, max_entries=20)
+def labelled_target_pictures(source: str, classes: tuple[str, ...]) -> list[tuple[Path, int, str]]:
+    """The few labelled target pictures as a run will read them (class sub-folders named as the data's)."""
+    return scan_labelled_target(source, list(classes))
+
+
 def target_pictures(source: str) -> TargetSet:
     """The adaptation target as a run will read it (every readable picture, folder names ignored)."""
     return scan_target(source)

@@ -157,6 +157,21 @@ def test_store_only_commands_import_no_torch(argv: list[str], tmp_path: Path) ->
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
 
 
+def test_the_apps_first_page_imports_no_torch(tmp_path: Path) -> None:
+    """The Data page opens without loading torch, timm or albumentations (~4 s on 2 cores); pages that show a model
+    load them when they need them."""
+    probe = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+             f"app = AppTest.from_file({str(ROOT / 'app.py')!r}, default_timeout=120).run()\n"
+             "print('ERRORS', [e.value for e in app.exception])\n"
+             "print('TITLE', [t.value for t in app.title])\n"
+             "print('HEAVY', sorted(m for m in ('torch', 'timm', 'albumentations', 'transformers') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={"TRANSFERLAB_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert "ERRORS []" in result.stdout and "TITLE [" in result.stdout, result.stdout + result.stderr[-3000:]
+    assert "TITLE []" not in result.stdout, result.stdout  # the page drew itself
+    assert "HEAVY []" in result.stdout, result.stdout
+
+
 def test_the_readme_layout_names_every_module() -> None:
     text = (ROOT / "README.md").read_text()
     layout = text[text.index("## Layout"):]

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tlcore.adapt import METHODS, NEEDS_TARGET, TRAINS_THE_BACKBONE
+from tlcore.adapt_spec import METHODS, NEEDS_TARGET, TRAINS_THE_BACKBONE
 from tlcore.artifacts import PREDICTIONS, read_evaluation, read_folder_evaluations, read_target_score
+from tlcore.run_files import folder_evaluation_name
 from tlcore.config import EarlyStoppingConfig, RunConfig
 from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
@@ -30,7 +31,7 @@ from tlcore.target_score import SELECTION_SCORE, best_by_target_score
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
 __all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "CellSummary", "strategy_axis", "method_axis",
-           "chosen_without_labels", "candidate_methods",
+           "chosen_without_labels", "chosen_with_few_labels", "candidate_methods",
            "sweep_configs", "launch_sweep", "resume_sweep", "paired_comparisons", "cell_summaries",
            "sweep_rows", "verdict", "wait_for_sweep", "active_seconds", "progress_words"]
 
@@ -104,7 +105,7 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
     Args:
         base: the shared config (the varied settings are replaced per cell).
         strategies: names from `STRATEGY_SET` (default: all five), when neither `methods` nor `axes` is given.
-        methods: instead, domain-adaptation methods (`tlcore.adapt.METHODS`) on the base's freeze plan.
+        methods: instead, domain-adaptation methods (`tlcore.adapt_spec.METHODS`) on the base's freeze plan.
         axes: instead, any grid (`tlcore.grid.parse_axis("optimizer.lr=1e-3,3e-4")`).
         seeds: repeats of every cell, with seeds 0..seeds-1.
         store: the run store (default: the data folder's).
@@ -217,6 +218,8 @@ class SweepRow:
     correct: dict[str, bool] = field(default_factory=dict, repr=False)  # test picture -> predicted right
     seed: int = 0
     target_score: float | None = None  # how well it fits the target pictures, without labels (`target_score`)
+    labelled_accuracy: float | None = None  # on the few labelled target pictures it did not train on
+    labelled_pictures: int | None = None
 
 
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
@@ -237,6 +240,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
     rows = []
     for run in runs:
         metrics = store.metrics(run.id)
+        few = _labelled_evaluation(run.run_dir, run.config.get("adapt", {}))
         evaluation = read_evaluation(run.run_dir)
         rule = EarlyStoppingConfig(**run.config.get("early_stopping", {}))  # the rule training used, min_delta too
         best_epoch = rule.best_epoch(metrics)
@@ -258,8 +262,16 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             correct=_correct_by_picture(run.run_dir) if evaluation else {},
             seed=int(run.config.get("seed", 0)),
             target_score=(read_target_score(run.run_dir) or {}).get(SELECTION_SCORE),
+            labelled_accuracy=few.get("accuracy"), labelled_pictures=few.get("n"),
         ))
     return rows
+
+
+def _labelled_evaluation(run_dir: str, adapt: dict) -> dict:
+    """The run's evaluation on its few labelled target pictures, when it was kept out of training to score it."""
+    if not adapt.get("labelled") or adapt.get("labelled_use") != "choose":
+        return {}
+    return read_folder_evaluations(run_dir).get(folder_evaluation_name(adapt["labelled"]), {})
 
 
 def _correct_by_picture(run_dir: str) -> dict[str, bool]:
@@ -434,6 +446,12 @@ def verdict(rows: list[SweepRow]) -> str:
             means = {label: sum(v) / len(v) for label, v in on_folder.items()}
             top = max(means, key=lambda label: means[label])
             text += f". On the labelled folder {folder}: {top} is best ({means[top]:.1%})"
+    few = chosen_with_few_labels(rows)
+    if few:
+        label, scores, pictures = few
+        text += (f". Chosen with your {pictures} labelled target pictures (no run trained on them): {label} ("
+                 + ", ".join(f"{name} {value:.1%}" for name, value in sorted(scores.items(), key=lambda kv: -kv[1]))
+                 + ")")
     chosen = chosen_without_labels(rows)
     if chosen:
         label, scores = chosen
@@ -443,6 +461,27 @@ def verdict(rows: list[SweepRow]) -> str:
     if pending:
         text += f". {pending} run{' is' if pending == 1 else 's are'} not finished yet"
     return text + "."
+
+
+def chosen_with_few_labels(rows: list[SweepRow]) -> tuple[str, dict[str, float], int] | None:
+    """The setting most accurate on the few labelled target pictures that no run trained on (mean over seeds).
+
+    Args:
+        rows: the comparison's runs.
+
+    Returns:
+        (the chosen setting, every scored setting's accuracy, how many pictures), or None while fewer than two
+        settings are scored.
+    """
+    by_cell: dict[str, list[float]] = {}
+    for row in rows:
+        if row.status == SUCCEEDED and row.labelled_accuracy is not None:
+            by_cell.setdefault(row.strategy, []).append(row.labelled_accuracy)
+    if len(by_cell) < 2:
+        return None
+    scores = {label: sum(values) / len(values) for label, values in by_cell.items()}
+    pictures = max(row.labelled_pictures or 0 for row in rows)
+    return max(scores, key=lambda label: scores[label]), scores, pictures
 
 
 def chosen_without_labels(rows: list[SweepRow]) -> tuple[str, dict[str, float]] | None:

@@ -10,8 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from tlcore.adapt import AdaptConfig, AdaptError, check_adapt
-from tlcore.augment import AugmentSpec, preset
+from tlcore.adapt_spec import AdaptConfig, AdaptError, check_adapt
+from tlcore.augment_spec import AugmentSpec, preset
 from tlcore.errors import TransferLabError, check_fields
 from tlcore.typed import check_plain, typed
 from tlcore.freeze import STRATEGIES, FreezePlan, make_plan

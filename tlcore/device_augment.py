@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from tlcore.augment import AugmentSpec
+from tlcore.augment_spec import AugmentSpec
 
 __all__ = ["DeviceAugment", "DeviceEval", "device_spec", "DEVICE_STEPS"]
 

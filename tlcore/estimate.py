@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from tlcore.adapt import uses_adabn
+from tlcore.adapt_spec import uses_adabn
 from tlcore.config import RunConfig
 from tlcore.features import FeatureCache
 from tlcore.freeze import apply_plan, set_train_mode

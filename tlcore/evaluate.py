@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tlcore.adapt import adabn, uses_adabn
+from tlcore.adapt import adabn
+from tlcore.adapt_spec import uses_adabn
 from tlcore.augment import eval_pipeline, resize_target
 from tlcore.errors import TransferLabError
 from tlcore.files import atomic_write
@@ -21,12 +21,13 @@ from tlcore.loader import ImageListDataset
 from tlcore.inference import outputs
 from tlcore.runtime import Runtime, select_runtime
 from tlcore.artifacts import BEST, EVALUATION, EVALUATIONS, PREDICTIONS, TrainedRun, load_trained
+from tlcore.run_files import folder_evaluation_name
 from tlcore.data import scan
 from tlcore.modality import collate_texts, text_dataset
 from tlcore.text.data import read_texts
 
 __all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "evaluate_folder",
-           "folder_evaluation_name", "class_probabilities"]
+           "class_probabilities"]
 
 
 @dataclass(frozen=True)
@@ -205,12 +206,6 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BES
     return _score(trained, items, split, run_dir)
 
 
-def folder_evaluation_name(source: str | Path) -> str:
-    """Where an evaluation on `source` is kept in the run: the folder's (or zip's) name, made safe."""
-    name = Path(str(source).rstrip("/\\")).name
-    if name.lower().endswith(".zip"):
-        name = name[:-4]
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "folder"
 
 
 def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = BEST,

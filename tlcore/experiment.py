@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlcore.adapt import METHODS
-from tlcore.augment import PRESETS, preset
+from tlcore.adapt_spec import METHODS
+from tlcore.augment_spec import PRESETS, preset
 from tlcore.config import OPTIMIZERS, SCHEDULES, ConfigError, RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.files import atomic_write
@@ -115,6 +115,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("adapt.method", "none", (_S,)),
     Setting("adapt.target", "", (_S,)),
     Setting("adapt.weight", None, (_F, _N)),  # None: the method's default
+    Setting("adapt.labelled", "", (_S,)),
+    Setting("adapt.labelled_use", "train", (_S,)),
     # the app's own choices
     Setting("app.data_kind", "Bundled sample data", (_S,)),
     Setting("app.folder", "", (_S,)),

@@ -10,13 +10,15 @@ The optimizer holds every group from the start; a plan only flips `requires_grad
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from tlcore.errors import TransferLabError
 from tlcore.strategies import STRATEGIES
 from tlcore.typed import typed
 from tlcore.models.groups import LayerGroup
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "STRATEGIES",
@@ -190,6 +192,7 @@ def set_train_mode(model: nn.Module, groups: list[LayerGroup], plan: FreezePlan,
         plan: the freeze plan.
         epoch: the epoch (from 0).
     """
+    from torch import nn
     model.train()
     mask = plan.trainable_mask(epoch, len(groups))
     owner = _check_cover(model, groups)

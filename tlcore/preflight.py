@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tlcore.adapt import MIN_TARGET, NEEDS_TARGET, TRAINS_THE_BACKBONE, AdaptError, check_method_fits, uses_adabn
+from tlcore.adapt import check_method_fits
+from tlcore.adapt_spec import MIN_TARGET, NEEDS_TARGET, TRAINS_THE_BACKBONE, AdaptError, uses_adabn
 from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import resolve_source
 from tlcore.data.layout import IMAGE_SUFFIXES, walk_files

@@ -12,11 +12,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tlcore.adapt import NEEDS_TARGET, TargetSet, check_method_fits, scan_target
+from tlcore.adapt import check_method_fits
+from tlcore.adapt_spec import NEEDS_TARGET, TargetSet, scan_labelled_target, scan_target
 from tlcore.batch_size import BASE_BATCH, auto_batch_words, batch_limit, cuda_trial, keeping_buffers, largest_batch, scaled_lr
 from tlcore.collectives import is_writer
 from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import SplitManifest, load_manifest
+from tlcore.data.split import SplitItem
 from tlcore.errors import TransferLabError
 from tlcore.events import Event, Sink, ignore
 from tlcore.files import atomic_write
@@ -43,6 +45,8 @@ class Prepared:
         plan: the freeze plan resolved against those groups.
         runtime: device, precision and loader settings.
         target: unlabeled pictures of the domain to adapt to (adaptation methods that need them).
+        labelled: the few labelled target pictures (path, class index, hash), when the config names them; with
+            `adapt.labelled_use` "train" they are in the manifest's training pictures too.
         inputs: how pictures reach the model (tlcore.input_path).
     """
 
@@ -52,6 +56,7 @@ class Prepared:
     plan: FreezePlan
     runtime: Runtime
     target: TargetSet | None = None
+    labelled: list[tuple[Path, int, str]] = field(default_factory=list)
     inputs: InputPath = field(default_factory=InputPath)
 
     @property
@@ -93,16 +98,35 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     built = build_for(config.model, len(manifest.classes), input_size=config.input_size, seed=config.seed)
     plan = resolve_freeze_plan(config.freeze, len(built.groups))
     prep = Prepared(config, manifest, built, plan, replace(runtime, channels_last=False) if built.text else runtime)
-    if built.text and config.adapt.method != "none":
-        raise TransferLabError(f"domain adaptation ({config.adapt.method}) is for pictures so far",
-                               "set adapt.method to none for text data")
+    if built.text and (config.adapt.method != "none" or config.adapt.labelled):
+        raise TransferLabError(f"domain adaptation ({config.adapt.method}, labelled target pictures) is for pictures "
+                               "so far", "set adapt.method to none and adapt.labelled to empty for text data")
     check_method_fits(config.adapt, built.model, prep.head_only, built.arch)
     if config.adapt.method in NEEDS_TARGET:
         prep.target = scan_target(config.adapt.target, config.adapt.max_target)
         _warn_if_the_target_is_the_data(prep, sink)
+    if config.adapt.labelled:
+        _add_labelled_target(prep, sink)
     if config.batch_size == "auto":
         prep.config = _auto_batch(prep, run_dir, sink)
     return prep
+
+
+def _add_labelled_target(prep: Prepared, sink: Sink) -> None:
+    """Reads the few labelled target pictures; with `labelled_use` "train" they join the training pictures. A
+    picture that is also in the data's validation or test split is refused: it would flatter the run."""
+    adapt = prep.config.adapt
+    prep.labelled = scan_labelled_target(adapt.labelled, prep.manifest.classes)
+    held_out = set(prep.manifest.hashes("val")) | set(prep.manifest.hashes("test"))
+    shared = sum(sha in held_out for _path, _label, sha in prep.labelled)
+    if shared:
+        raise TransferLabError(f"{shared} of the labelled target pictures in {adapt.labelled} are also validation or "
+                               "test pictures of the data", "keep the labelled target pictures apart from the data")
+    if adapt.labelled_use == "train":
+        extra = [SplitItem(str(path), prep.manifest.classes[label], "train", sha) for path, label, sha in prep.labelled]
+        prep.manifest = replace(prep.manifest, items=prep.manifest.items + extra)
+        sink(Event("log", f"{len(extra)} labelled target pictures join the "
+                          f"{len(prep.manifest.hashes('train')) - len(extra)} training pictures"))
 
 
 def _warn_if_the_target_is_the_data(prep: Prepared, sink: Sink) -> None:

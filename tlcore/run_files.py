@@ -6,13 +6,14 @@ store-only commands (`runs list`, `runs show`) use it and start in well under a 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
 __all__ = ["ADAPTED", "TARGET_SCORE", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS",
            "TRAINING_MARK", "EXPORT_MARK", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_REQUIRED", "weights_epoch",
-           "read_evaluation", "read_folder_evaluations", "read_target_score"]
+           "read_evaluation", "read_folder_evaluations", "read_target_score", "folder_evaluation_name"]
 
 # -- a run folder ---------------------------------------------------------------------------------
 CONFIG, SPLIT, HISTORY = "config.json", "split.json", "history.json"
@@ -95,3 +96,18 @@ def read_target_score(run_dir: str | Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and isinstance(data.get("snd"), (int, float)) else None
+
+
+def folder_evaluation_name(source: str | Path) -> str:
+    """Where an evaluation on `source` is kept in the run (under EVALUATIONS): the folder's (or zip's) name, made safe.
+
+    Args:
+        source: the labelled folder, zip or file evaluated on.
+
+    Returns:
+        The sub-folder's name.
+    """
+    name = Path(str(source).rstrip("/\\")).name
+    if name.lower().endswith(".zip"):
+        name = name[:-4]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "folder"

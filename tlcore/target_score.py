@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlcore.adapt import scan_target, uses_adabn
+from tlcore.adapt_spec import scan_target, uses_adabn
 from tlcore.artifacts import BEST, TARGET_SCORE, load_trained
 from tlcore.errors import TransferLabError
 from tlcore.evaluate import class_probabilities

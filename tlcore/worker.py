@@ -85,6 +85,13 @@ def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume
                            {"folder": folder, "accuracy": other.accuracy}))
             except TransferLabError as exc:  # the run itself is fine: say so, keep it
                 sink(Event("warning", f"could not evaluate on {folder}: {exc}"))
+        if config.adapt.labelled and config.adapt.labelled_use == "choose":  # kept out of training: a fair score
+            try:
+                few, _ = evaluate_folder(run_dir, config.adapt.labelled)
+                sink(Event("log", f"accuracy {few.accuracy:.3f} on the {few.n} labelled target pictures (not trained "
+                                  "on; comparisons choose by it)", {"labelled_target_accuracy": few.accuracy}))
+            except TransferLabError as exc:
+                sink(Event("warning", f"could not score the labelled target pictures: {exc}"))
         if config.adapt.target.strip():  # how well it fits the target pictures, without their labels
             try:
                 fit = score_target(run_dir)

@@ -119,7 +119,7 @@ def cmd_augment_presets(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
-    from tlcore.augment import PRESETS
+    from tlcore.augment_spec import PRESETS
 
     width = max(len(n) for n in PRESETS)
     for name, (why, transforms) in PRESETS.items():

@@ -145,7 +145,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
     from tlcore.models import model_card
-    from tlcore.text.model import is_text_model
+    from tlcore.text.catalog import is_text_model
 
     if is_text_model(args.name):
         return _show_text_model(args)

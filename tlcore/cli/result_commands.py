@@ -98,7 +98,7 @@ def _is_text_run(target: str) -> bool:
     """A run folder (or run id) whose model is a text model; export folders and unknown ids are left to Predictor."""
     from tlcore.config import read_json_file
     from tlcore.paths import user_path
-    from tlcore.text.model import is_text_model
+    from tlcore.text.catalog import is_text_model
 
     folder = user_path(target)
     try:

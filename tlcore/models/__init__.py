@@ -1,4 +1,8 @@
-"""Models: the catalog, weights found offline, the new head, and layer groups from stem to head."""
+"""Models: the catalog, weights found offline, the new head, and layer groups from stem to head.
+
+torch and timm are imported inside the functions that build or inspect a model, so a model spec, a freeze plan or
+a run config can be read without them: the app's first page and the store-only commands start in well under a
+second of imports (bench/first_page.py, bench/store_commands.py)."""
 
 from tlcore.models.build import BuiltModel, ModelSpec, Preprocessing, build_model, check_weights
 from tlcore.models.catalog import DEFAULT_MODEL, RECOMMENDED, ModelCard, ModelNotFoundError, model_card, search

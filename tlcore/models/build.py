@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-
-import timm
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from tlcore.errors import TransferLabError
 from tlcore.typed import typed
@@ -14,6 +11,9 @@ from tlcore.models.catalog import DEFAULT_MODEL, resolve_name
 from tlcore.models.groups import LayerGroup, layer_groups
 from tlcore.models.head import HeadSpec, replace_head
 from tlcore.models.weights import WeightsSource, find_weights, load_into
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["ModelSpec", "Preprocessing", "BuiltModel", "build_model"]
 
@@ -99,6 +99,8 @@ def build_model(spec: ModelSpec, num_classes: int | None, *, input_size: tuple[i
     Returns a `BuiltModel`: `.model`, `.preprocessing` (from the model's own config), `.groups` (stem to head),
     `.weights` (where they came from). Raises `ModelNotFoundError` or `WeightsError` with what to do.
     """
+    import timm
+    import torch
     arch, tag = resolve_name(spec.name)
     source = find_weights(arch, tag, spec.weights, allow_download=spec.allow_download)
     fixed_size = bool((timm.models.get_pretrained_cfg(arch) or {}).__dict__.get("fixed_input_size"))

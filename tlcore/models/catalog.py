@@ -14,9 +14,6 @@ from dataclasses import asdict, dataclass
 from collections.abc import Callable
 from functools import lru_cache
 
-import timm
-import torch
-
 from tlcore.errors import TransferLabError
 from tlcore.paths import data_home
 
@@ -80,6 +77,7 @@ class ModelCard:
 
 @lru_cache(maxsize=1)
 def _families() -> dict[str, str]:
+    import timm
     return {arch: module for module in timm.list_modules() for arch in timm.list_models(module=module)}
 
 
@@ -97,11 +95,13 @@ def family_of(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _pretrained_archs() -> tuple[str, ...]:
+    import timm
     return tuple(sorted({timm.models.get_arch_name(n) for n in timm.list_pretrained()}))
 
 
 def resolve_name(name: str) -> tuple[str, str]:
     """`resnet50` or `resnet50.a1_in1k` -> (architecture, tag); unknown names get close suggestions."""
+    import timm
     arch, tag = timm.models.split_model_name_tag(name.strip())
     if not timm.is_model(arch):
         close = difflib.get_close_matches(arch.lower(), _pretrained_archs(), n=5, cutoff=0.6)
@@ -114,6 +114,7 @@ def resolve_name(name: str) -> tuple[str, str]:
 
 
 def _cache_path():
+    import timm
     return data_home() / "cache" / f"param_counts_v{_CACHE_VERSION}_timm{timm.__version__}.json"
 
 
@@ -133,6 +134,8 @@ def count_parameters(arch: str) -> int:
     Returns:
         Its parameter count with the ImageNet head.
     """
+    import timm
+    import torch
     counts = _load_counts()
     if arch in counts:
         return counts[arch]
@@ -162,6 +165,7 @@ def model_card(name: str) -> ModelCard:
     Raises:
         ModelNotFoundError: timm does not know the name.
     """
+    import timm
     from tlcore.models.weights import offline_weights_location, preprocessing_overrides
 
     arch, tag = resolve_name(name)

@@ -10,12 +10,12 @@ really trains only the new layer.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-import torch
-from timm.models import group_parameters
-from torch import nn
+from typing import TYPE_CHECKING
 
 from tlcore.models.head import classifier_names
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["LayerGroup", "layer_groups"]
 
@@ -88,6 +88,7 @@ def layer_groups(model: nn.Module, *, coarse: bool = True, input_size: tuple[int
     Returns:
         The groups, stem first, the head last.
     """
+    from timm.models import group_parameters
     if hasattr(model, "group_matcher"):
         raw = [list(names) for names in group_parameters(model, model.group_matcher(coarse=coarse)).values()]
     else:
@@ -115,6 +116,7 @@ def layer_groups(model: nn.Module, *, coarse: bool = True, input_size: tuple[int
 
 def _output_shapes(model: nn.Module, prefixes: list[list[str]], input_size: tuple[int, int, int] | None) -> list[tuple[int, ...] | None]:
     """Each group's output: that of the last of its top modules to run, from one batch-1 forward pass."""
+    import torch
     input_size = input_size or tuple(getattr(model, "pretrained_cfg", {}).get("input_size", (3, 224, 224)))
     owner = {name: index for index, names in enumerate(prefixes) for name in names}
     last: list[tuple[int, ...] | None] = [None] * len(prefixes)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from tlcore.errors import TransferLabError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["HeadSpec", "replace_head", "classifier_name"]
 
@@ -51,6 +53,7 @@ def replace_head(model: nn.Module, num_classes: int, spec: HeadSpec = HeadSpec()
         num_classes: the new head's outputs.
         spec: extras: a hidden layer, dropout.
     """
+    from torch import nn
     model.reset_classifier(num_classes)
     if spec.hidden is None and spec.dropout == 0.0:
         return

@@ -13,19 +13,21 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import timm
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from tlcore.errors import TransferLabError
 from tlcore.models.head import classifier_names
 from tlcore.paths import user_path
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
 __all__ = [
     "RANDOM_INIT",
     "WeightsError",
     "WeightsSource",
+    "packaged_weights_present",
     "find_weights",
     "load_state_dict_file",
     "load_into",
@@ -92,7 +94,22 @@ def _packaged_path(arch: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def packaged_weights_present(name: str) -> bool:
+    """Whether the model's ImageNet weights ship in an installed pip package; found without loading timm or torch,
+    for pages and commands that only say whether a model is pretrained.
+
+    Args:
+        name: a model name as the user gives it.
+
+    Returns:
+        True when its weights package is installed and holds the file.
+    """
+    return _packaged_path(name.strip()) is not None
+
+
 def _cached_path(arch: str, tag: str) -> Path | None:
+    import timm
+    import torch
     cfg = timm.models.get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
     if cfg is None:
         return None
@@ -153,6 +170,7 @@ def find_weights(arch: str, tag: str, weights: str = "auto", *, allow_download: 
     Raises:
         WeightsError: no weights here for this model, or a weights file that is missing.
     """
+    import timm
     if weights == RANDOM_INIT:
         return WeightsSource(RANDOM_INIT, "", "random initialisation (no pretrained weights)")
     if weights not in ("", "auto"):
@@ -201,6 +219,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     Raises:
         WeightsError: the file cannot be read as tensors.
     """
+    import torch
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
@@ -225,6 +244,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
+    import torch
     for key in ("state_dict", "model_state_dict", "model", "module"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -3,7 +3,8 @@ the first epoch) and the target's after (kept as `adapted.safetensors` beside th
 
 from __future__ import annotations
 
-from tlcore.adapt import adabn, uses_adabn
+from tlcore.adapt import adabn
+from tlcore.adapt_spec import uses_adabn
 from tlcore.artifacts import ADAPTED, BEST, load_weights, weights_epoch
 from tlcore.checkpoint import save_weights
 from tlcore.events import Event

