@@ -197,6 +197,37 @@ def test_every_public_name_has_a_docstring() -> None:
     assert bare == []
 
 
+TORCH_OVERRIDES = {"forward", "backward"}  # nn.Module and autograd.Function's own, documented there
+
+
+def _public_methods(path: Path):
+    """Public methods of the module's public classes, except those a documented tlcore base class or torch
+    defines (a part's hooks are documented once, on `Part`)."""
+    tree = ast.parse(path.read_text())
+    public = {n.name for n in _public_definitions(path) if isinstance(n, ast.ClassDef)}
+    documented_in_base = {m.name for m in ast.walk(ast.parse((TLCORE / "parts" / "base.py").read_text()))
+                          if isinstance(m, ast.FunctionDef) and ast.get_docstring(m)}
+    for node in tree.body:
+        if not (isinstance(node, ast.ClassDef) and node.name in public):
+            continue
+        inherits_part = any(isinstance(b, ast.Name) and b.id == "Part" for b in node.bases)
+        for item in node.body:
+            if (isinstance(item, ast.FunctionDef) and not item.name.startswith("_")
+                    and item.name not in TORCH_OVERRIDES and not (inherits_part and item.name in documented_in_base)):
+                yield node.name, item
+
+
+def test_public_methods_say_what_they_do_and_their_arguments() -> None:
+    bare = []
+    for path in sorted(TLCORE.rglob("*.py")):
+        for owner, node in _public_methods(path):
+            doc = ast.get_docstring(node) or ""
+            params = [a.arg for a in node.args.args + node.args.kwonlyargs if a.arg not in ("self", "cls")]
+            if not doc or (params and "Args:" not in doc and not all(a in doc for a in params)):
+                bare.append(f"{path.relative_to(ROOT)}: {owner}.{node.name}")
+    assert bare == []
+
+
 def test_public_functions_document_their_arguments() -> None:
     """Every public function of tlcore says its arguments (by an Args: section or by naming each one)."""
     undocumented = []

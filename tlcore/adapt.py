@@ -79,12 +79,26 @@ class Objective:
         return self.criterion(logits.float(), y), logits
 
     def next_target(self, like: torch.Tensor) -> torch.Tensor:
+        """The next batch of target pictures, on the device of `like` and no larger than it.
+
+        Args:
+            like: the labelled batch it goes beside.
+
+        Returns:
+            The target batch.
+        """
         return next(self.targets).to(like.device, non_blocking=True)[: len(like)]
 
     def state_dict(self) -> dict:
+        """What resuming needs of the objective: its own modules (DANN's domain classifier)."""
         return {"modules": self.modules.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Puts back what `state_dict` gave.
+
+        Args:
+            state: a `state_dict` of this objective.
+        """
         if state.get("modules"):
             self.modules.load_state_dict(state["modules"])
 

@@ -79,7 +79,14 @@ class AdaptConfig:
     labelled_use: str = "train"
 
     def loss_weight(self, head_only: bool = False) -> float:
-        """The weight given, or the method's default (for some methods, another one when only the head trains)."""
+        """The weight given, or the method's default (for some methods, another one when only the head trains).
+
+        Args:
+            head_only: only the new head trains in this run.
+
+        Returns:
+            The loss weight.
+        """
         if self.weight is not None:
             return self.weight
         return (head_only and HEAD_ONLY_WEIGHTS.get(self.method)) or DEFAULT_WEIGHTS.get(self.method, 0.0)

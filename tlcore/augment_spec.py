@@ -98,10 +98,19 @@ class AugmentSpec:
     preset: str | None = None  # the preset it started from, for people; the transforms are what runs
 
     def to_dict(self) -> dict:
+        """As the run config stores it: the preset's name and the steps."""
         return {"preset": self.preset, "transforms": [dict(t) for t in self.transforms]}
 
     @classmethod
     def from_dict(cls, data: dict) -> "AugmentSpec":
+        """From a run config's `augment` (a preset's name, or steps), checked now rather than in a run.
+
+        Args:
+            data: the `augment` mapping.
+
+        Raises:
+            AugmentError: an unknown key, preset or transform, or parameters albumentations refuses.
+        """
         check_fields(data, {"preset", "transforms"}, "'augment'", AugmentError)
         if "transforms" not in data and data.get("preset"):
             return preset(data["preset"])

@@ -50,6 +50,7 @@ class RankBatches(torch.utils.data.Sampler):
         self.order, self.batch_size, self.rank, self.world = order, batch_size, rank, world
 
     def global_batches(self) -> list[list[int]]:
+        """The epoch's order cut into global batches (every rank's share together)."""
         order = list(self.order)
         return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 

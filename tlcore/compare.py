@@ -292,10 +292,12 @@ class CellSummary:
 
     @property
     def done(self) -> list[SweepRow]:
+        """The setting's runs that finished with a test accuracy."""
         return [r for r in self.rows if r.test_accuracy is not None]
 
     @property
     def mean(self) -> float | None:
+        """Mean test accuracy over the finished seeds (None before one finishes)."""
         done = self.done
         return statistics.fmean(r.test_accuracy for r in done) if done else None
 
@@ -307,10 +309,12 @@ class CellSummary:
 
     @property
     def wall_seconds(self) -> float | None:
+        """Mean seconds per finished run, cancelled time not counted."""
         seconds = [r.wall_seconds for r in self.done if r.wall_seconds]
         return statistics.fmean(seconds) if seconds else None
 
     def accuracy_words(self) -> str:
+        """The accuracy in words for the verdict: one run's, or the mean with its spread over seeds."""
         if self.mean is None:
             return "not finished"
         if self.std is None:

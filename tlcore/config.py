@@ -97,7 +97,15 @@ class EarlyStoppingConfig:
     min_delta: float = 0.0
 
     def improves(self, value: float, best: float | None) -> bool:
-        """The one rule for "this epoch is better": lower loss or higher accuracy, by more than `min_delta`."""
+        """The one rule for "this epoch is better": lower loss or higher accuracy, by more than `min_delta`.
+
+        Args:
+            value: this epoch's metric.
+            best: the best so far (None: nothing yet).
+
+        Returns:
+            Whether it improves on it.
+        """
         if best is None:
             return True
         return value < best - self.min_delta if self.metric == "val_loss" else value > best + self.min_delta
@@ -205,12 +213,14 @@ class RunConfig:
 
     # -- plain data -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """The config as plain JSON-ready data, every field written out (a replay needs nothing else)."""
         data = asdict(self)
         data["model"] = self.model.to_dict()
         data["augment"] = self.augment.to_dict()
         return data
 
     def to_json(self) -> str:
+        """`to_dict` as indented JSON text."""
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
@@ -228,7 +238,17 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "RunConfig":
-        """A config file (at most 1 MB of UTF-8 JSON); any problem with the file is one line."""
+        """A config file (at most 1 MB of UTF-8 JSON); any problem with the file is one line.
+
+        Args:
+            path: the JSON file.
+
+        Returns:
+            The config.
+
+        Raises:
+            ConfigError: the file cannot be read, is not JSON, or holds an invalid config.
+        """
         return cls.from_dict(read_json_file(path, "config", ConfigError))
 
 

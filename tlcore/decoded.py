@@ -147,6 +147,7 @@ class DecodedCache:
 
     @property
     def row_bytes(self) -> int:
+        """Bytes of one cached picture: a side x side RGB square."""
         return self.side * self.side * 3
 
     def index(self) -> dict[str, int]:
@@ -162,11 +163,21 @@ class DecodedCache:
         return rows if size >= len(rows) * self.row_bytes else {}
 
     def missing(self, hashes: Sequence[str]) -> list[str]:
+        """The pictures not cached yet, each once, in the order given.
+
+        Args:
+            hashes: content hashes of pictures.
+        """
         have = self.index()
         return list(dict.fromkeys(h for h in hashes if h not in have))
 
     def check_room(self, new_pictures: int, max_gb: float) -> int:
-        """The bytes the cache will hold after adding `new_pictures`; `CacheTooLarge` over the limit or the disk."""
+        """The bytes the cache will hold after adding `new_pictures`; `CacheTooLarge` over the limit or the disk.
+
+        Args:
+            new_pictures: how many pictures would be added.
+            max_gb: the cache's limit.
+        """
         have = len(self.index())
         total = (have + new_pictures) * self.row_bytes
         if total > max_gb * 1e9:
@@ -201,6 +212,12 @@ class DecodedCache:
         Decoding runs on a thread pool (PIL and OpenCV release the GIL). The index is rewritten only after the
         new rows are on disk, so a kill mid-build loses at most the rows of this build, never earlier ones. A
         second builder of the same file waits, then finds the pictures there.
+
+        Args:
+            pictures: (path, content hash) of each picture wanted.
+            max_gb: the cache's limit; `CacheTooLarge` before decoding anything when the new rows would pass it.
+            on_progress: called with (pictures done, pictures to do).
+            threads: decoding threads (None: the machine's cores, at most 16).
         """
         with self._locked():
             return self._build(pictures, max_gb, on_progress, threads)
@@ -244,7 +261,11 @@ class DecodedCache:
         return Built(len(todo) - len(unreadable), len(pictures) - len(todo), unreadable, total)
 
     def array(self, hashes: Sequence[str]) -> tuple[DecodedArray, list[int]]:
-        """The file as rows, and the row of each picture (in the order given); every picture must be cached."""
+        """The file as rows, and the row of each picture (in the order given); every picture must be cached.
+
+        Args:
+            hashes: content hashes of the pictures wanted.
+        """
         index = self.index()
         missing = [h for h in hashes if h not in index]
         if missing:

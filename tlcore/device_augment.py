@@ -323,6 +323,11 @@ class DeviceEval:
         self.std = torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1) * 255
 
     def reseed(self, seed: int) -> None:
+        """Nothing: evaluation is not random (here so both kinds are called alike).
+
+        Args:
+            seed: ignored.
+        """
         pass
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -347,6 +352,11 @@ class DeviceAugment:
         self.padding = affine[0].padding if affine else "zeros"  # one resampling: the first Affine's border
 
     def reseed(self, seed: int) -> None:
+        """Sets the random draws of the next batches, so an epoch augments the same after a resume.
+
+        Args:
+            seed: the new seed.
+        """
         self.generator.manual_seed(int(seed))
 
     def sampling(self, n: int) -> torch.Tensor:

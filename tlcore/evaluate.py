@@ -55,10 +55,16 @@ class Evaluation:
     source: str = ""  # for an evaluation on another folder: that folder
 
     def to_dict(self) -> dict:
+        """The evaluation as plain data (`evaluation.json`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Evaluation":
+        """An evaluation back from `to_dict`'s data.
+
+        Args:
+            data: what `to_dict` gave.
+        """
         return cls(**{**data, "per_class": [ClassMetrics(**c) for c in data["per_class"]]})
 
 

@@ -63,6 +63,7 @@ class Setting:
 
     @property
     def in_run(self) -> bool:
+        """The setting belongs to the run config (not to the app's own `app.` choices)."""
         return not self.path.startswith("app.")
 
 
@@ -270,12 +271,20 @@ class Experiment:
         return experiment
 
     def remember_run(self, run_id: str) -> None:
-        """A run started from this experiment (listed first on the Train, Compare and Evaluate pages)."""
+        """A run started from this experiment (listed first on the Train, Compare and Evaluate pages).
+
+        Args:
+            run_id: the run.
+        """
         if run_id not in self.runs:
             self.runs.append(run_id)
 
     def remember_sweep(self, sweep_id: str) -> None:
-        """A comparison started from this experiment."""
+        """A comparison started from this experiment.
+
+        Args:
+            sweep_id: the comparison.
+        """
         if sweep_id not in self.sweeps:
             self.sweeps.append(sweep_id)
 
@@ -287,7 +296,14 @@ class ExperimentStore:
         self.root = Path(root) if root else data_home() / "experiments"
 
     def path(self, experiment_id: str) -> Path:
-        """Where an experiment's file is. Raises ExperimentError for a malformed id."""
+        """Where an experiment's file is.
+
+        Args:
+            experiment_id: the experiment.
+
+        Raises:
+            ExperimentError: a malformed id.
+        """
         if not isinstance(experiment_id, str) or not _ID.fullmatch(experiment_id):
             raise ExperimentError(f"'{str(experiment_id)[:40]}' is not an experiment id", "start a new experiment")
         return self.root / f"{experiment_id}.json"
@@ -295,7 +311,11 @@ class ExperimentStore:
     def new(self, values: dict | None = None) -> Experiment:
         """A new experiment with these settings (the rest at their defaults), saved.
 
-        Raises: ExperimentError for an unknown setting or a value of the wrong type.
+        Args:
+            values: settings by name (None: all defaults).
+
+        Raises:
+            ExperimentError: an unknown setting or a value of the wrong type.
         """
         now = time.time()
         experiment = Experiment(uuid.uuid4().hex[:12], created=now, updated=now)
@@ -330,7 +350,11 @@ class ExperimentStore:
     def load(self, experiment_id: str) -> Experiment:
         """The saved experiment; settings files of older versions are read with their old names.
 
-        Raises: ExperimentError when the id is malformed or unknown, or its file is damaged.
+        Args:
+            experiment_id: the experiment.
+
+        Raises:
+            ExperimentError: the id is malformed or unknown, or its file is damaged.
         """
         path = self.path(experiment_id)
         try:

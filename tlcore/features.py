@@ -76,7 +76,14 @@ class FeatureCache:
         self.path = (root or data_home() / "feature_cache") / f"{built.arch}-{digest}.safetensors"
 
     def load(self, on_note: Callable[[str], None] = lambda note: None) -> dict[str, torch.Tensor]:
-        """The cached features; a damaged cache file (a kill mid-write, a full disk) is dropped, never trusted."""
+        """The cached features; a damaged cache file (a kill mid-write, a full disk) is dropped, never trusted.
+
+        Args:
+            on_note: told when a damaged file was dropped.
+
+        Returns:
+            Picture hash -> feature vector.
+        """
         if not self.path.exists():
             return {}
         try:
@@ -92,6 +99,11 @@ class FeatureCache:
         return stored
 
     def save(self, features: dict[str, torch.Tensor]) -> None:
+        """Written whole (a temporary file renamed into place).
+
+        Args:
+            features: picture hash -> feature vector.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, lambda tmp: save_file({k: v.contiguous() for k, v in features.items()}, str(tmp)))
 
@@ -199,7 +211,13 @@ class FeatureSet:
     views_from_cache: int = 0  # training views read from the cache (the others were computed now)
 
     def epoch_batches(self, epoch: int, order: list[int], batch_size: int):
-        """The epoch's view, in the epoch's order, in batches: what the slow path's loader would give."""
+        """The epoch's view, in the epoch's order, in batches: what the slow path's loader would give.
+
+        Args:
+            epoch: which view (they repeat after the last).
+            order: the epoch's order of the training pictures.
+            batch_size: pictures per batch.
+        """
         view = self.views[epoch % len(self.views)]
         return ((view[idx], self.train_labels[idx]) for idx in torch.tensor(order).split(batch_size))
 

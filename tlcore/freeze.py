@@ -71,6 +71,15 @@ class FreezePlan:
 
     # -- resolution against a model's groups ----------------------------------------------------
     def trainable_from(self, epoch: int, n_groups: int) -> int:
+        """The first group that trains in this epoch (those before it stay frozen).
+
+        Args:
+            epoch: 0-based epoch.
+            n_groups: the model's number of layer groups.
+
+        Raises:
+            FreezePlanError: the plan names a group the model does not have.
+        """
         stage = [s for s in self.stages if s.epoch <= epoch][-1]
         index = stage.trainable_from + n_groups if stage.trainable_from < 0 else stage.trainable_from
         if not 0 <= index < n_groups:
@@ -82,10 +91,24 @@ class FreezePlan:
         return index
 
     def trainable_mask(self, epoch: int, n_groups: int) -> list[bool]:
+        """Per group, stem to head, whether it trains in this epoch.
+
+        Args:
+            epoch: 0-based epoch.
+            n_groups: the model's number of layer groups.
+        """
         start = self.trainable_from(epoch, n_groups)
         return [i >= start for i in range(n_groups)]
 
     def scales(self, n_groups: int) -> list[float]:
+        """Each group's learning-rate scale, stem to head (discriminative learning rates; 1.0 for all by default).
+
+        Args:
+            n_groups: the model's number of layer groups.
+
+        Raises:
+            FreezePlanError: given scales do not match the groups.
+        """
         if self.lr_scales is not None:
             if len(self.lr_scales) != n_groups:
                 raise FreezePlanError(f"{len(self.lr_scales)} learning-rate scales for {n_groups} groups",
@@ -97,10 +120,19 @@ class FreezePlan:
 
     # -- plain data -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """As the run config stores it."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "FreezePlan":
+        """A full plan from a run config's `freeze` mapping with `stages`.
+
+        Args:
+            data: the mapping.
+
+        Raises:
+            FreezePlanError: a malformed plan, named by field.
+        """
         return typed(cls, data, "the freeze plan", FreezePlanError)
 
 
@@ -266,17 +298,21 @@ class PlanSummary:
 
     @property
     def trainable_params(self) -> int:
+        """Parameters that train in the summarised epoch."""
         return sum(g.params for g in self.groups if g.trainable)
 
     @property
     def total_params(self) -> int:
+        """Parameters of the whole model."""
         return sum(g.params for g in self.groups)
 
     @property
     def trainable_share(self) -> float:
+        """The share of the parameters that train (0 for an empty model)."""
         return self.trainable_params / self.total_params if self.total_params else 0.0
 
     def table(self) -> str:
+        """The plan as a text table, stem to head: parameters, frozen or training, learning-rate scale, when each group unfreezes."""
         width = max(len(g.name) for g in self.groups)
         lines = [f"  {'#':>2}  {'group':<{width}}  {'params':>12}  {'epoch ' + str(self.epoch):>9}  {'lr scale':>8}  unfreezes at"]
         for g in self.groups:

@@ -58,6 +58,7 @@ class Axis:
     values: tuple  # plain JSON values, in the order given
 
     def to_dict(self) -> dict:
+        """The axis as plain data: its setting's path and values."""
         return {"path": self.path, "values": list(self.values)}
 
 

@@ -30,6 +30,7 @@ class InputPath:
     manifest: SplitManifest | None = None
 
     def describe(self) -> str:
+        """How pictures reach the model, in words for the run's log."""
         if self.cache is None:
             return "pictures decoded from their files every epoch, augmented on the CPU"
         where = "augmented on the device" if self.steps is not None else "augmented on the CPU"
@@ -42,7 +43,14 @@ class InputPath:
         return self.cache.array(self.manifest.hashes(split))
 
     def on_device(self, preprocessing, runtime: Runtime, training: bool, seed: int):
-        """What the device does to each batch, or None when the loader already gives model-ready tensors."""
+        """What the device does to each batch, or None when the loader already gives model-ready tensors.
+
+        Args:
+            preprocessing: the model's.
+            runtime: the device.
+            training: augment (else only crop and normalise).
+            seed: the augmentation's seed.
+        """
         if self.cache is None or self.steps is None:
             return None
         if training:

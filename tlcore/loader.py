@@ -22,6 +22,14 @@ class EpochOrder(torch.utils.data.Sampler):
         self.order = list(range(n))
 
     def shuffle(self, seed: int) -> list[int]:
+        """A new order for the next epoch, the same for the same seed.
+
+        Args:
+            seed: the epoch's seed.
+
+        Returns:
+            The order.
+        """
         self.order = torch.randperm(len(self.order), generator=torch.Generator().manual_seed(seed)).tolist()
         return self.order
 
@@ -50,6 +58,14 @@ class ImageListDataset(Dataset):
         return len(self.items)
 
     def load(self, index: int) -> np.ndarray:
+        """One picture as a uint8 RGB array: from the decoded cache, or decoded from its file.
+
+        Args:
+            index: which item.
+
+        Raises:
+            ImageReadError: the file can no longer be read as a picture (it changed since the scan).
+        """
         if self.decoded is not None:
             array, rows = self.decoded
             return array[rows[index]]
@@ -142,6 +158,7 @@ class EpochLoader(DataLoader):
         return self.order.shuffle(seed)
 
     def in_manifest_order(self) -> None:
+        """The next epoch goes in manifest order (what the feature caches are keyed by)."""
         self.order.order = list(range(len(self.dataset)))
 
     def step_weights(self) -> list[float] | None:
@@ -149,4 +166,5 @@ class EpochLoader(DataLoader):
         return self.batch_sampler.weights() if hasattr(self.batch_sampler, "weights") else None
 
     def labels(self) -> torch.Tensor:
+        """Every item's class index, in manifest order."""
         return torch.tensor([y for _, y in self.dataset.items])

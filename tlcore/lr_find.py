@@ -29,6 +29,7 @@ class LrCurve:
     suggestion: float  # the steepest fall of the smoothed loss
 
     def to_dict(self) -> dict:
+        """The curve as plain data (kept with the run and shown on the Train page)."""
         return asdict(self)
 
 

@@ -29,7 +29,12 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, checkpoint: str = BEST) -> "Predictor":
-        """A run folder's checkpoint (the best epoch by default) with the run's evaluation preprocessing."""
+        """A run folder's checkpoint with the run's evaluation preprocessing.
+
+        Args:
+            run_dir: the run folder.
+            checkpoint: which weights (the best epoch's by default).
+        """
         _, manifest, built = load_trained(run_dir, checkpoint)
         return cls(built.model.eval(), manifest.classes, built.preprocessing)
 
@@ -71,12 +76,18 @@ class Predictor:
         return cls.from_run(RunStore().get(str(target)).run_dir, checkpoint)
 
     def groups(self):
+        """The model's layer groups, stem to head (for Grad-CAM's choice of layer)."""
         from tlcore.models import layer_groups
 
         return layer_groups(self.model, input_size=self.preprocessing.input_size)
 
     def predict(self, image: np.ndarray, topk: int = 5) -> list[tuple[str, float]]:
-        """Top-k (class, probability) for one uint8 RGB picture."""
+        """Top-k (class, probability) for one uint8 RGB picture.
+
+        Args:
+            image: height x width x 3, uint8.
+            topk: how many classes.
+        """
         x = eval_pipeline(self.preprocessing)(image=image)["image"][None]
         with torch.inference_mode():
             probabilities = self.model(x).float().softmax(1)[0]
@@ -84,4 +95,13 @@ class Predictor:
         return [(self.classes[i], float(v)) for v, i in zip(values, indexes)]
 
     def predict_file(self, path: str | Path, topk: int = 5) -> list[tuple[str, float]]:
+        """`predict` on a picture file.
+
+        Args:
+            path: the picture.
+            topk: how many classes.
+
+        Raises:
+            ImageReadError: the file cannot be read as a picture.
+        """
         return self.predict(np.asarray(load_rgb(path)), topk)

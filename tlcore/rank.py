@@ -109,6 +109,7 @@ class ModelScore:
     error: str | None = None  # why this candidate could not be scored
 
     def to_dict(self) -> dict:
+        """The score as plain data (kept with the experiment)."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 

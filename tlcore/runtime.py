@@ -47,6 +47,7 @@ class Runtime:
     pin_memory: bool
 
     def describe(self) -> str:
+        """Device, precision and loader settings in words for the run's log."""
         precision = "bf16 autocast" if self.autocast_dtype is torch.bfloat16 else "fp32"
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else self.device.type.upper()
         return f"{name}, {precision}{', channels_last' if self.channels_last else ''}, {self.num_workers} loader workers"

@@ -123,13 +123,21 @@ class PairedComparison:
 
     @property
     def difference(self) -> float:
+        """Accuracy of a minus accuracy of b, on the same pictures."""
         return self.accuracy_a - self.accuracy_b
 
     @property
     def significant(self) -> bool:
+        """McNemar's exact test says the two differ (p < 0.05)."""
         return self.p_value < ALPHA and self.low > 0
 
     def more_pictures_needed(self, difference: float = 0.02) -> int:
+        """About how many more test pictures would show a difference this large as significant, given how often
+        the two disagree here.
+
+        Args:
+            difference: the accuracy difference to show (2 points by default).
+        """
         share = (self.only_a + self.only_b) / self.n if self.n else 1.0
         return max(0, pictures_needed(share, difference) - self.n)
 

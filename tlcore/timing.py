@@ -77,10 +77,10 @@ class TimeEstimate:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TimeEstimate":
-        """The estimate `to_dict` wrote.
+        """An estimate back from the experiment's stored data.
 
-        Raises:
-            KeyError, ValueError: when a field is missing or not a number.
+        Args:
+            data: what `asdict` gave.
         """
         return cls(float(data["setup_s"]), tuple(float(s) for s in data["epoch_s"]), str(data["basis"]))
 

@@ -155,6 +155,11 @@ class RunTracker:
                 self.writer = None
 
     def epoch(self, metrics: dict) -> None:
+        """Logs one epoch's metrics to TensorBoard and MLflow (those that are on).
+
+        Args:
+            metrics: the epoch's metrics by name.
+        """
         step = int(metrics["epoch"]) + 1
         scalars = {"loss/train": metrics.get("train_loss"), "loss/val": metrics.get("val_loss"),
                    "accuracy/train": metrics.get("train_acc"), "accuracy/val": metrics.get("val_acc"),
@@ -172,7 +177,12 @@ class RunTracker:
                 {re.sub(r"[^\w./ -]", "_", k): v for k, v in scalars.items()}, step=step))
 
     def evaluated(self, evaluation, artifacts: list[Path]) -> None:
-        """The test results: accuracy and the confusion matrix as a picture; in MLflow, the files too."""
+        """Logs the test evaluation and the run's files.
+
+        Args:
+            evaluation: the test results.
+            artifacts: files to attach (MLflow).
+        """
         if self.writer is not None:
             def write() -> None:
                 self.writer.add_scalar("test/accuracy", evaluation.accuracy, 0)
@@ -193,6 +203,11 @@ class RunTracker:
             self._guard("MLflow", log)
 
     def close(self, status: str) -> None:
+        """Ends the tracking run with the run's status.
+
+        Args:
+            status: succeeded, failed or cancelled.
+        """
         if self.writer is not None:
             self._guard("TensorBoard", self.writer.close)
         if self.mlflow is not None:

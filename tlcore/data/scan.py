@@ -100,20 +100,33 @@ class ScanReport:
 
     @property
     def ok(self) -> bool:
+        """No error: the data set can be split and trained on."""
         return not self.errors
 
     @property
     def n_files(self) -> int:
+        """Every file looked at: readable pictures and skipped files."""
         return len(self.images) + len(self.skipped)
 
     def to_dict(self) -> dict:
+        """The whole report as plain data."""
         return asdict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text.
+
+        Args:
+            indent: JSON indentation.
+        """
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ScanReport":
+        """A report back from `to_dict`'s data (the app keeps reports between pages).
+
+        Args:
+            data: what `to_dict` gave.
+        """
         data = dict(data)
         data["images"] = [ImageRecord(**r) for r in data["images"]]
         data["skipped"] = [SkippedFile(**r) for r in data["skipped"]]

@@ -57,6 +57,7 @@ class SplitManifest:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def counts(self) -> dict[str, dict[str, int]]:
+        """Pictures per split and class: {split: {class: count}}."""
         table = {s: {c: 0 for c in self.classes} for s in SPLITS}
         for item in self.items:
             table[item.split][item.label] += 1
@@ -82,15 +83,35 @@ class SplitManifest:
         return [(str(root / item.path), item.sha256) for item in self.items]
 
     def to_dict(self) -> dict:
+        """The manifest as plain data, with its content id."""
         return {"id": self.id, **asdict(self)}
 
     def save(self, path: str | Path) -> Path:
+        """Written whole (a temporary file renamed into place).
+
+        Args:
+            path: the JSON file; its folder is made.
+
+        Returns:
+            The path.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.to_dict(), indent=1)))
 
     @classmethod
     def load(cls, path: str | Path) -> "SplitManifest":
+        """A saved manifest.
+
+        Args:
+            path: its JSON file.
+
+        Returns:
+            The manifest.
+
+        Raises:
+            DatasetError: the file is missing, damaged or of another version.
+        """
         path = Path(path)
         try:
             data = json.loads(path.read_text())

@@ -29,10 +29,19 @@ class ModelSpec:
     fine_groups: bool = False  # timm's finer layer groups (per block instead of per stage)
 
     def to_dict(self) -> dict:
+        """As the run config stores it."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
+        """From a run config's `model` mapping, each field checked by type.
+
+        Args:
+            data: the mapping.
+
+        Raises:
+            ConfigError: an unknown field or a value of the wrong type.
+        """
         return typed(cls, data, "'model'")
 
 
@@ -48,6 +57,7 @@ class Preprocessing:
     crop_mode: str = "center"
 
     def to_dict(self) -> dict:
+        """As plain data (for the model card and the export)."""
         return asdict(self)
 
 

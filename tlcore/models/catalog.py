@@ -69,9 +69,11 @@ class ModelCard:
 
     @property
     def params_millions(self) -> float:
+        """Parameters in millions."""
         return self.params / 1e6
 
     def to_dict(self) -> dict:
+        """The card as plain data."""
         return asdict(self)
 
 

@@ -33,6 +33,7 @@ class LayerGroup:
     output_shape: tuple[int, ...] | None  # per image, from a forward pass; None if the group never ran
 
     def to_dict(self) -> dict:
+        """The group as plain data."""
         return asdict(self)
 
 

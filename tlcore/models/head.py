@@ -27,6 +27,7 @@ class HeadSpec:
             raise TransferLabError(f"head hidden size {self.hidden} must be positive", "use e.g. 256, or none")
 
     def to_dict(self) -> dict:
+        """As the run config stores it."""
         return asdict(self)
 
 

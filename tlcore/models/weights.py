@@ -77,6 +77,7 @@ class WeightsSource:
 
     @property
     def pretrained(self) -> bool:
+        """The model starts from pretrained weights (not random initialisation)."""
         return self.kind != RANDOM_INIT
 
 

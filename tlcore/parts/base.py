@@ -159,31 +159,73 @@ class Part:
     does nothing by default, so a part defines only the moments it needs."""
 
     def before_fit(self, fit: Fit) -> None:
-        """Once, after the loop is built and before the first epoch."""
+        """Once, after the loop is built and before the first epoch.
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+        """
 
     def step_path(self, fit: Fit) -> StepPath | None:
-        """What the steps run on, or None to leave it to a later part (the last one is the pictures path)."""
+        """What the steps run on, or None to leave it to a later part (the last one is the pictures path).
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+        """
         return None
 
     def wrap_step(self, fit: Fit, step: Step) -> Step:
-        """The optimizer step, wrapped or as it is."""
+        """The optimizer step, wrapped or as it is.
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+            step: the step as the parts before this one left it.
+        """
         return step
 
     def before_epoch(self, fit: Fit, epoch: int) -> None:
-        """Before an epoch's first step."""
+        """Before an epoch's first step.
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+            epoch: 0-based.
+        """
 
     def before_step(self, fit: Fit, epoch: int, step: int) -> None:
-        """Before each optimizer step."""
+        """Before each optimizer step.
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+            epoch: 0-based; step: 0-based within the epoch.
+        """
 
     def after_step(self, fit: Fit, epoch: int, step: int) -> None:
-        """After each optimizer step."""
+        """After each optimizer step.
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+            epoch: 0-based; step: 0-based within the epoch.
+        """
 
     def epoch_totals(self, fit: Fit, totals: tuple[float, float, float]) -> tuple[float, float, float]:
-        """The epoch's (loss sum, correct, seen) counts, as this part makes them."""
+        """The epoch's (loss sum, correct, seen) counts, as this part makes them (torchrun sums them over ranks).
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+            totals: the counts as the parts before this one left them.
+        """
         return totals
 
     def after_epoch(self, fit: Fit, epoch: int, metrics: dict) -> None:
-        """After an epoch is validated and recorded in `fit.progress`."""
+        """After an epoch is validated and recorded in `fit.progress`.
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+            epoch: 0-based; metrics: the epoch's metrics by name (val_acc, val_loss, train_loss...).
+        """
 
     def after_fit(self, fit: Fit) -> None:
-        """Once, after the last epoch (or early stopping)."""
+        """Once, after the last epoch (or early stopping).
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+        """

@@ -79,7 +79,12 @@ class TextClassifier(nn.Module):
         return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """The head on pooled embeddings (as timm's models have it)."""
+        """The new head on pooled features (the fast path trains it on cached embeddings).
+
+        Args:
+            features: pooled encoder outputs, one row per text.
+            pre_logits: return the head's input instead of logits.
+        """
         return features if pre_logits else self.head(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
