@@ -78,7 +78,7 @@ def few_labelled(unlabelled: Path, out: Path, per_class: int) -> Path:
     """The first `per_class` pictures of each class of the unlabelled target, with their class: a user labelling a
     few of the pictures they have (they stay in the unlabelled set too; the labelled target test is separate).
     Class folders (chalk) or class-prefixed names (sketches: ants_x.png)."""
-    pictures = sorted(p for p in unlabelled.rglob("*.png"))
+    pictures = sorted(p for p in unlabelled.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     by_class: dict[str, list[Path]] = {}
     for picture in pictures:
         label = picture.parent.name if picture.parent != unlabelled else picture.name.split("_")[0]

@@ -1,5 +1,6 @@
 """Step 6: the held-out test set's verdict on a finished run, its mistakes, and predictions on new pictures."""
 
+import html
 import json
 import shutil
 import time
@@ -126,6 +127,27 @@ if text_run:  # the mistakes as texts, a text to try, and no picture tools
         """One loaded text model per run and checkpoint version."""
         return TextPredictor.from_run(run_dir)
 
+    def _short(text: str) -> str:
+        return text if len(text) <= 90 else text[:87] + "..."
+
+    def _show_explanation(run_dir: str, text: str, label: str, said: str) -> None:
+        """The text with each word shaded by how much the class loses without it: green for, red against."""
+        best = Path(run_dir) / BEST
+        with st.spinner(f"Trying the text without each of its words ({len(text.split())} passes)..."):
+            why = _text_predictor(run_dir, (best.stat().st_mtime_ns, best.stat().st_size)).explain(text, label)
+        top = max((abs(w) for _, w in why.words), default=0) or 1.0
+        shaded = " ".join(
+            f'<span title="{100 * w:+.1f} points" style="padding:1px 2px;border-radius:3px;background:'
+            f'rgba({"0,150,60" if w > 0 else "210,40,40"},{min(abs(w) / top, 1) * 0.6:.2f})">{html.escape(word)}</span>'
+            for word, w in why.words)
+        st.markdown(f"Why {said} ({why.probability:.0%}): green words speak for it, red against it; hover a word "
+                    "for the points the class loses without it.")
+        st.html(f'<div style="line-height:1.9">{shaded}</div>')
+        supporting, _ = why.strongest(3)
+        if supporting:
+            st.caption("Strongest: " + ", ".join(f"{w!r} {100 * v:+.1f} points" for w, v in supporting) +
+                       ". Occlusion: each word taken out alone, the text classified again.")
+
     st.subheader("Worst mistakes")
     if not evaluation.worst:
         st.write("No test text was misclassified.")
@@ -141,6 +163,16 @@ if text_run:  # the mistakes as texts, a text to try, and no picture tools
         st.dataframe(pd.DataFrame([{"text": texts.get(m["path"], m["path"]), "label": m["label"],
                                     "taken for": m["predicted"], "confidence": f"{m['confidence']:.0%}"}
                                    for m in evaluation.worst[:12]]), hide_index=True, key="evaluate.text_mistakes")
+        explainable = [m for m in evaluation.worst[:12] if m["path"] in texts]
+        if explainable:
+            picked = st.selectbox("Explain a mistake", range(len(explainable)), index=None,
+                                  format_func=lambda i: _short(texts[explainable[i]["path"]]),
+                                  placeholder="Choose a text to see which words led the model astray",
+                                  key="evaluate.explain_mistake")
+            if picked is not None:
+                mistake = explainable[picked]
+                _show_explanation(run.run_dir, texts[mistake["path"]], mistake["predicted"],
+                                  f"taken for **{mistake['predicted']}** (it is **{mistake['label']}**)")
     st.subheader("Try it on a text")
     tried = st.text_area("A text", key="evaluate.text", placeholder="Type or paste a text to classify")
     if tried.strip():
@@ -153,7 +185,8 @@ if text_run:  # the mistakes as texts, a text to try, and no picture tools
         else:
             st.dataframe(pd.DataFrame([{"class": c, "probability": f"{p:.1%}"} for c, p in found]), hide_index=True,
                          key="evaluate.text_predictions")
-    st.caption(f"From the command line: `python -m tlcore predict {run.id} \"a text\"` (or a .txt or CSV file). "
+            _show_explanation(run.run_dir, tried, found[0][0], f"**{found[0][0]}**")
+    st.caption(f"From the command line: `python -m tlcore predict {run.id} \"a text\" --explain` (or a .txt or CSV file). "
                "Export of text models is not built yet.")
     st.stop()
 

@@ -479,4 +479,11 @@ def test_a_text_experiment_trains_on_the_train_page_and_is_evaluated(tl_home) ->
     assert not evaluate.exception
     tried = evaluate.dataframe[-1].value
     assert len(tried) == 4 and set(tried["class"]) == {"billing", "bug", "login", "shipping"}
+    # the words behind the class: one shaded span per word, the class's own name in the sentence above them
+    shaded = [h.proto.body for h in evaluate.get("html") if "<span title=" in h.proto.body]
+    assert len(shaded) == 1 and shaded[0].count("<span title=") == 9
+    assert any(m.value.startswith(f"Why **{tried['class'][0]}**") for m in evaluate.markdown)
+    if not perfect:  # a mistake explained as the class it was taken for
+        evaluate.selectbox(key="evaluate.explain_mistake").set_value(0).run()
+        assert not evaluate.exception and any("taken for **" in m.value for m in evaluate.markdown)
     assert not [b for b in evaluate.button if b.key == "evaluate.export"]  # no picture export offered for texts

@@ -122,6 +122,8 @@ def test_predict_cli_on_a_folder_writes_csv_and_cam(trained, tmp_path: Path, cap
     printed = capsys.readouterr()
     assert printed.out == "" and printed.err.startswith("error: --cam x.xyz: cannot write a picture")
     assert not (tmp_path / "x.xyz").exists()
+    assert main(["predict", str(run_dir), str(pictures / src.name), "--explain"]) == 1  # words are for texts
+    assert capsys.readouterr().err.startswith("error: --explain shows the words behind a text's class")
 
 
 @pytest.mark.parametrize(("arch", "size"), [("test_efficientnet", (3, 48, 48)), ("vit_tiny_patch16_224", (3, 64, 64))])

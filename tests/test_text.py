@@ -17,6 +17,8 @@ from tlcore.errors import DatasetError, TransferLabError
 from tlcore.models import ModelSpec
 from tlcore.text.data import is_text_source, read_texts
 from tlcore.text.model import build_text_model
+from tlcore.runs import RunStore
+from tlcore.text_predict import TextPredictor
 from tlcore.train import Cancelled, train
 from train_fixtures import tiny_config
 
@@ -143,6 +145,20 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
     assert elsewhere["n"] == 8 and 0 <= elsewhere["accuracy"] <= 1 and len(elsewhere["confusion"]) == 4
     predicted = tlcore_in_process("predict", run_id, "I was charged twice and want my money back", "--topk", "2")
     assert predicted.returncode == 0 and "billing" in predicted.stdout.split(":")[-1].split(",")[0]
+    text = "I was charged twice and want my money back"
+    explained = tlcore_in_process("predict", run_id, text, "--explain")
+    assert explained.returncode == 0 and "  why billing (points lost without the word): for it '" in explained.stdout
+    # occlusion, exactly: a word's weight is the class's probability without that word subtracted from its own
+    predictor = TextPredictor.from_run(RunStore().get(run_id).run_dir)
+    why = predictor.explain(text)
+    assert [w for w, _ in why.words] == text.split()
+    alone = predictor.probabilities([text, text.replace("charged ", "")])[:, predictor.classes.index(why.label)]
+    assert dict(why.words)["charged"] == pytest.approx(float(alone[0] - alone[1]), abs=1e-6)
+    assert why.probability == pytest.approx(float(alone[0]), abs=1e-6)
+    supporting, opposing = why.strongest(3)
+    assert all(a[1] >= b[1] > 0 for a, b in zip(supporting, supporting[1:])) and all(v < 0 for _, v in opposing)
+    refused = tlcore_in_process("predict", run_id, str(TICKETS), "--explain")
+    assert refused.returncode != 0 and "240 texts are too many to explain" in refused.stderr
     out = tmp_path / "p.csv"
     lines = tlcore_in_process("predict", run_id, str(TICKETS), "--csv", str(out))
     assert lines.returncode == 0 and len(out.read_text().splitlines()) == 241

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +16,38 @@ from tlcore.runtime import select_runtime
 from tlcore.text.data import TEXT_FILE_SUFFIXES, TEXT_NAMES
 from tlcore.text.loader import collate_texts
 
-__all__ = ["TextPredictor", "texts_to_predict"]
+__all__ = ["TextExplanation", "TextPredictor", "texts_to_predict", "MAX_EXPLAINED_WORDS"]
 
 MAX_TEXTS = 100_000
+
+
+MAX_EXPLAINED_WORDS = 200
+
+
+@dataclass(frozen=True)
+class TextExplanation:
+    """Why a text got a class: each word's weight, the probability points the class loses without that word.
+
+    Attributes:
+        label: the class explained; probability: its probability for the whole text;
+        words: (word, weight) in the text's order.
+    """
+
+    label: str
+    probability: float
+    words: list[tuple[str, float]]
+
+    def strongest(self, n: int = 5) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """The words that most support the class and those that most speak against it.
+
+        Args:
+            n: at most this many of each.
+
+        Returns:
+            (supporting words, strongest first; opposing words, strongest first).
+        """
+        ranked = sorted(self.words, key=lambda wordweight: -wordweight[1])
+        return [w for w in ranked if w[1] > 0][:n], [w for w in reversed(ranked) if w[1] < 0][:n]
 
 
 @dataclass
@@ -52,6 +82,21 @@ class TextPredictor:
         return cls(trained.built.model.eval(), trained.built.tokenizer, trained.built.max_length,
                    list(trained.manifest.classes))
 
+    def probabilities(self, texts: list[str], batch_size: int = 32) -> torch.Tensor:
+        """Every class's probability for each text.
+
+        Args:
+            texts: the texts; batch_size: texts per pass.
+
+        Returns:
+            A (texts, classes) tensor, rows summing to 1.
+        """
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        batches = [collate_texts([(torch.tensor(ids), 0) for ids in encoded[i:i + batch_size]])
+                   for i in range(0, len(encoded), batch_size)]
+        runtime = select_runtime("cpu", "fp32", 0)
+        return torch.cat([logits.float().softmax(1) for logits, _ in outputs(self.model, batches, runtime)])
+
     def predict(self, texts: list[str], topk: int = 1, batch_size: int = 32) -> list[list[tuple[str, float]]]:
         """The top classes of each text, most likely first.
 
@@ -61,17 +106,40 @@ class TextPredictor:
         Returns:
             For each text, (class, probability) pairs.
         """
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        batches = [collate_texts([(torch.tensor(ids), 0) for ids in encoded[i:i + batch_size]])
-                   for i in range(0, len(encoded), batch_size)]
-        runtime = select_runtime("cpu", "fp32", 0)
-        k = min(topk, len(self.classes))
-        found = []
-        for logits, _ in outputs(self.model, batches, runtime):
-            values, indexes = logits.softmax(1).topk(k, dim=1)
-            found += [[(self.classes[i], float(v)) for v, i in zip(row_v, row_i)]
-                      for row_v, row_i in zip(values.tolist(), indexes.tolist())]
-        return found
+        values, indexes = self.probabilities(texts, batch_size).topk(min(topk, len(self.classes)), dim=1)
+        return [[(self.classes[i], float(v)) for v, i in zip(row_v, row_i)]
+                for row_v, row_i in zip(values.tolist(), indexes.tolist())]
+
+    def explain(self, text: str, target: str | None = None) -> TextExplanation:
+        """Which words made the model choose a class, by occlusion: each word's weight is how much the class's
+        probability drops when that word alone is taken out of the text (negative: the class gains without it).
+
+        Occlusion rather than integrated gradients: it asks the model itself "and without this word?", needs no
+        gradients or baseline text, works the same for any encoder, and its numbers read as probability points.
+        It costs one pass per word, so only the first MAX_EXPLAINED_WORDS words are tried (those past the
+        model's maximum length are cut anyway).
+
+        Args:
+            text: the text.
+            target: the class to explain (None: the predicted one).
+
+        Returns:
+            The class, its probability and each word with its weight, in the text's order.
+
+        Raises:
+            TransferLabError: an empty text, or a class the run does not have.
+        """
+        spans = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)][:MAX_EXPLAINED_WORDS]
+        if not spans:
+            raise TransferLabError("there is no word to explain in an empty text", "type a text")
+        if target is not None and target not in self.classes:
+            raise TransferLabError(f"no class {target!r} in this run", f"use one of {', '.join(self.classes)}")
+        variants = [text] + [(text[:a] + text[b:]).strip() or "." for a, b in spans]
+        probabilities = self.probabilities(variants)
+        index = self.classes.index(target) if target is not None else int(probabilities[0].argmax())
+        drops = (probabilities[0, index] - probabilities[1:, index]).tolist()
+        return TextExplanation(self.classes[index], float(probabilities[0, index]),
+                               [(text[a:b], drop) for (a, b), drop in zip(spans, drops)])
 
 
 def texts_to_predict(given: str) -> list[str]:

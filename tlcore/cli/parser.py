@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--csv", help="write the predictions to this CSV file")
     predict.add_argument("--adapted", action="store_true", help="a run's: the AdaBN weights adapted to its target "
                                                               "pictures (for pictures of that domain)")
+    predict.add_argument("--explain", action="store_true", help="texts: after each prediction, the words that made it "
+                         "(each word's weight: the probability points the class loses without it)")
     predict.add_argument("--cam", help="write a Grad-CAM overlay (a file for one picture, a folder for several)")
     predict.set_defaults(handler=cmd_predict)
 

@@ -113,6 +113,9 @@ def _is_text_run(target: str) -> bool:
     return isinstance(name, str) and is_text_model(name)
 
 
+MAX_EXPLAINED_TEXTS = 50
+
+
 def _predict_texts(args: argparse.Namespace) -> int:
     import csv
 
@@ -123,13 +126,23 @@ def _predict_texts(args: argparse.Namespace) -> int:
     if not (folder / "config.json").is_file():
         folder = Path(open_store().get(args.model).run_dir)
     if args.cam:
-        raise TransferLabError("--cam draws Grad-CAM on pictures", "leave it out for a text run")
+        raise TransferLabError("--cam draws Grad-CAM on pictures", "leave it out for a text run; --explain shows "
+                               "the words behind a text's class")
     predictor = TextPredictor.from_run(folder)
     texts = texts_to_predict(args.images)
+    if args.explain and len(texts) > MAX_EXPLAINED_TEXTS:
+        raise TransferLabError(f"--explain takes one pass per word: {len(texts)} texts are too many to explain "
+                               f"(at most {MAX_EXPLAINED_TEXTS})", "explain a few texts, or leave --explain out")
     found = predictor.predict(texts, topk=args.topk)
     for text, top in zip(texts, found):
         shown = text if len(text) <= 70 else text[:67] + "..."
         print(f"{shown!r}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+        if args.explain and text.strip():
+            why = predictor.explain(text)
+            supporting, opposing = why.strongest()
+            words = lambda pairs: ", ".join(f"{w!r} {100 * v:+.1f}" for w, v in pairs) or "none"  # noqa: E731
+            print(f"  why {why.label} (points lost without the word): for it {words(supporting)}; against it "
+                  f"{words(opposing)}")
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             writer = csv.writer(fh)
@@ -162,6 +175,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return _predict_texts(args)
     from tlcore.artifacts import ADAPTED, BEST
 
+    if args.explain:
+        raise TransferLabError("--explain shows the words behind a text's class", "for pictures, --cam FILE draws "
+                               "where the model looks (Grad-CAM)")
     predictor = Predictor.resolve(args.model, ADAPTED if args.adapted else BEST)
     files = _image_files(Path(args.images))
     if args.cam and len(files) == 1:  # one picture: --cam names the overlay file itself
