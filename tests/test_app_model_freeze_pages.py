@@ -229,7 +229,19 @@ def test_with_texts_the_model_augment_and_freeze_pages_show_the_text_encoder(tl_
     assert not [h for h in model.subheader if "Rank" in h.value]  # no image-model ranking offered for texts
     augment = page_with("3_augment.py", **texts)
     augment.run()
-    assert not augment.exception and any("text runs train on the texts as they are" in i.value for i in augment.info)
+    assert not augment.exception and not augment.error
+    preview = augment.dataframe[0].value  # 4 of the user's texts, each as it is and 3 epoch draws, all the same
+    assert len(preview) == 16 and list(preview["version"][:4]) == ["as it is"] + [f"epoch draw {i}" for i in (1, 2, 3)]
+    assert len(set(preview["text"][:4])) == 1
+    augment.button(key="augment.text_preset.medium").click().run()
+    assert not augment.exception
+    assert [augment.number_input(key=f"augment:text_augment.{f}").value for f in ("word_dropout", "swap", "deletion")] \
+        == [0.1, 0.1, 0.1]
+    from app_fixtures import choices_of
+    assert choices_of(augment)["text_augment.deletion"] == 0.1
+    changed = augment.dataframe[0].value
+    assert all(changed["text"][i] != changed["text"][0] for i in (1, 2, 3))  # each draw changes the text
+    assert list(changed["text"][::4]) == list(preview["text"][::4])  # the texts themselves stay as they are
     freeze = page_with("4_freeze.py", **texts)
     freeze.run()
     assert not freeze.exception and not freeze.error

@@ -36,6 +36,7 @@ SLOTS = [
     "models show {}", "models show test_efficientnet --weights {}",
     "augment preview {}", "augment preview IMG --preset {}", "augment preview IMG --spec {}",
     "augment preview IMG --model {}", "augment preview IMG --n 1 --out {}",
+    "augment text-preview {}", "augment text-preview hello --preset {}",
     "train {}", "train {} --background",
     "runs show {}", "runs cancel {}", "runs resume {}", "runs list --status {}",
     "evaluate {}", "evaluate RUN --data {}",

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, tlcore_in_process
 from tlcore.data import make_split
+from tlcore.config import RunConfig
 from tlcore.errors import DatasetError, TransferLabError
 from tlcore.models import ModelSpec
 from tlcore.text.data import is_text_source, read_texts
@@ -236,3 +237,64 @@ def test_head_only_text_runs_train_on_embeddings_computed_once_with_the_slow_pat
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5) and a["train_acc"] == b["train_acc"]
     x, y = load_file(str(tmp_path / "fast" / "best.safetensors")), load_file(str(tmp_path / "slow" / "best.safetensors"))
     assert all(torch.allclose(x[k], y[k], atol=1e-5) for k in x)
+
+
+def test_text_augmentation_changes_training_texts_the_same_way_for_the_same_epoch(tmp_path: Path) -> None:
+    import random
+
+    from tlcore.text.augment import TextAugment, TextAugmenter, augment_text
+
+    text = "the parcel arrived two weeks late and the box was damaged"
+    words = text.split()
+    assert augment_text(text, TextAugment(), random.Random(0)) == text  # off: the text as it is
+    dropped = augment_text(text, TextAugment(word_dropout=0.5), random.Random(1), unknown="[UNK]").split()
+    assert len(dropped) == len(words) and 0 < dropped.count("[UNK]") < len(words)
+    assert all(d in (w, "[UNK]") for d, w in zip(dropped, words))
+    swapped = augment_text(text, TextAugment(swap=0.5), random.Random(2)).split()
+    assert sorted(swapped) == sorted(words) and swapped != words
+    deleted = augment_text(text, TextAugment(deletion=0.5), random.Random(3)).split()
+    assert 0 < len(deleted) < len(words) and all(w in words for w in deleted)
+    assert len(augment_text("hello", TextAugment(deletion=0.5), random.Random(4)).split()) == 1  # one word stays
+    augmenter = TextAugmenter(TextAugment(0.2, 0.2, 0.2))
+    augmenter.set_random_seed(7)
+    first = [augmenter(text, i) for i in range(5)]
+    assert [augmenter(text, i) for i in reversed(range(5))] == first[::-1]  # same epoch, any order: the same texts
+    augmenter.set_random_seed(8)
+    assert [augmenter(text, i) for i in range(5)] != first  # the next epoch draws again
+    with pytest.raises(TransferLabError, match="text_augment.swap"):
+        RunConfig.from_dict({"data": {"source": "x"}, "text_augment": {"swap": 0.9}})
+
+
+def test_an_augmented_text_run_trains_on_changed_texts_and_skips_the_embedding_cache(tickets_config: dict,
+                                                                                    tmp_path: Path) -> None:
+    from tlcore.prepare import prepare
+    from tlcore.steps import make_loader
+
+    config = RunConfig.from_dict({**tickets_config, "epochs": 1, "freeze": {"strategy": "feature_extraction"},
+                                  "text_augment": {"word_dropout": 0.3, "swap": 0.0, "deletion": 0.0}})
+    prep = prepare(config)
+    plain = make_loader(prep, "train", training=False).dataset
+    augmented = make_loader(prep, "train", training=True).dataset
+    augmented.pipeline.set_random_seed(1)
+    unk = prep.built.tokenizer.unk_token_id
+    changed = [i for i in range(20) if not torch.equal(augmented[i][0], plain[i][0])]
+    assert len(changed) >= 15 and all((augmented[i][0] == unk).any() for i in changed)
+    assert [augmented[i][1] for i in range(20)] == [plain[i][1] for i in range(20)]  # labels never change
+    events = []
+    train(config, tmp_path / "run", sink=events.append)
+    log = " ".join(e.message for e in events)
+    assert "text fast path" not in log  # the embeddings change every epoch: no cache of them
+
+
+def test_the_cli_previews_a_texts_augmentation_seeded() -> None:
+    text = "the parcel arrived two weeks late and the box was damaged"
+    first = tlcore_in_process("augment", "text-preview", text, "--preset", "light", "--deletion", "0.3", "--n", "4")
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0] == "text_augment {'word_dropout': 0.05, 'swap': 0.05, 'deletion': 0.3}"
+    assert lines[1] == f"as it is: {text}" and [line.split(":")[0] for line in lines[2:]] == [f"epoch {i}" for i in (1, 2, 3, 4)]
+    assert all(line.split(": ", 1)[1] != text for line in lines[2:])
+    again = tlcore_in_process("augment", "text-preview", text, "--preset", "light", "--deletion", "0.3", "--n", "4")
+    assert again.stdout == first.stdout  # same seed, same texts
+    off = tlcore_in_process("augment", "text-preview", text)
+    assert off.returncode == 0 and "nothing changes" in off.stdout and off.stdout.count(text) == 6  # as it is + 5

@@ -10,8 +10,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from tlcore.adapt_spec import AdaptConfig, AdaptError, check_adapt
+from tlcore.adapt_spec import AdaptConfig, check_adapt
 from tlcore.augment_spec import AugmentSpec, preset
+from tlcore.text.augment import TextAugment
 from tlcore.errors import TransferLabError, check_fields
 from tlcore.typed import check_plain, typed
 from tlcore.freeze import STRATEGIES, FreezePlan, make_plan
@@ -135,6 +136,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelSpec = field(default_factory=ModelSpec)
     augment: AugmentSpec = field(default_factory=lambda: preset("light"))
+    text_augment: TextAugment = field(default_factory=TextAugment)  # texts: word dropout, swap, deletion (none)
     freeze: dict = field(default_factory=lambda: {"strategy": "feature_extraction"})
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -208,7 +210,8 @@ class RunConfig:
                    f"the global batch is split between {n} processes: use at least {n}")
         try:
             check_adapt(self.adapt)
-        except AdaptError as exc:
+            self.text_augment.check()
+        except TransferLabError as exc:
             raise ConfigError(exc.problem, exc.hint) from None
 
     # -- plain data -------------------------------------------------------------------------------

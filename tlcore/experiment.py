@@ -113,6 +113,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("compile", False, (_B,)),
     Setting("decoded_cache", "auto", (_S,)),
     Setting("augment_on", "auto", (_S,)),
+    Setting("text_augment.word_dropout", 0.0, (_F,)),
+    Setting("text_augment.swap", 0.0, (_F,)),
+    Setting("text_augment.deletion", 0.0, (_F,)),
     Setting("adapt.method", "none", (_S,)),
     Setting("adapt.target", "", (_S,)),
     Setting("adapt.weight", None, (_F, _N)),  # None: the method's default

@@ -49,7 +49,7 @@ def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Gen
         items = prep.manifest.files(split)
         rank, world = rank_world() if training and split == "train" else (0, 1)
         dataset = text_dataset(prep.built, items, prep.manifest.root, config.data.source, config.data.text_column,
-                               config.data.label_column)
+                               config.data.label_column, config.text_augment if training else None)
         return EpochLoader(dataset, batch_size=batch_size or config.batch_size, num_workers=0, pin_memory=False,
                            generator=generator, rank=rank, world=world, collate_fn=collate_texts)
     items = prep.target.items() if split == "target" else prep.manifest.files(split)

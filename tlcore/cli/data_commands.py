@@ -17,6 +17,7 @@ __all__ = [
     "cmd_augment_presets",
     "check_picture_path",
     "cmd_augment_preview",
+    "cmd_augment_text_preview",
 ]
 
 
@@ -125,6 +126,44 @@ def cmd_augment_presets(args: argparse.Namespace) -> int:
     for name, (why, transforms) in PRESETS.items():
         steps = ", ".join(t["__class_fullname__"] for t in transforms) or "-"
         print(f"{name:<{width}}  {why}\n{'':<{width}}  steps: {steps}")
+    return 0
+
+
+def cmd_augment_text_preview(args: argparse.Namespace) -> int:
+    """`augment text-preview TEXT`: the text as N epochs of a text run would change it.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
+    from dataclasses import replace
+
+    from tlcore.text.augment import TEXT_AUGMENT_PRESETS, TextAugment, TextAugmenter
+
+    text = args.text
+    if text.lower().endswith(".txt"):
+        from tlcore.paths import user_path
+
+        path = user_path(text)
+        try:
+            text = (path.read_text(encoding="utf-8").splitlines() or [""])[0]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TransferLabError(f"cannot read {path.name}: {getattr(exc, 'strerror', None) or exc}",
+                                   "give a UTF-8 .txt file, or the text itself") from None
+    if not text.split():
+        raise TransferLabError("there is no word in that text to change", "give a text with words")
+    spec = TEXT_AUGMENT_PRESETS[args.preset] if args.preset else TextAugment()
+    spec = replace(spec, **{field: value for field, value in (("word_dropout", args.word_dropout),
+                                                              ("swap", args.swap), ("deletion", args.deletion))
+                            if value is not None})
+    print(f"text_augment {spec.to_dict()}" + ("" if spec.active else ": nothing changes; give --preset or a share"))
+    print(f"as it is: {text}")
+    augmenter = TextAugmenter(spec)
+    for epoch in range(args.n):
+        augmenter.set_random_seed(args.seed + epoch)
+        print(f"epoch {epoch + 1}: {augmenter(text, 0)}")
     return 0
 
 

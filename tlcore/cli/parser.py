@@ -8,7 +8,9 @@ from pathlib import Path
 from tlcore.strategies import STRATEGIES
 from tlcore.cli.arguments import add_model_arguments, add_ray_arguments, bounded, path_value, text_columns
 from tlcore.cli.compare_commands import cmd_compare
-from tlcore.cli.data_commands import cmd_augment_presets, cmd_augment_preview, cmd_data_cache, cmd_data_scan, cmd_data_split
+from tlcore.cli.data_commands import (cmd_augment_presets, cmd_augment_preview, cmd_augment_text_preview, cmd_data_cache,
+                                      cmd_data_scan, cmd_data_split)
+from tlcore.text.augment import TEXT_AUGMENT_PRESETS
 from tlcore.cli.model_commands import cmd_freeze_show, cmd_models_list, cmd_models_rank, cmd_models_show
 from tlcore.cli.result_commands import cmd_evaluate, cmd_export, cmd_predict
 from tlcore.cli.run_commands import cmd_estimate, cmd_lr_find, cmd_runs_cancel, cmd_runs_list, cmd_runs_resume, cmd_runs_show, cmd_train, cmd_worker
@@ -90,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     aug_preview.add_argument("--model-view", action="store_true", help="add what the model sees at evaluation")
     aug_preview.add_argument("--out", type=path_value, default=Path("augment_preview.png"))
     aug_preview.set_defaults(handler=cmd_augment_preview)
+    text_preview = augment.add_parser("text-preview", help="a text as N epochs would change it (text runs' "
+                                      "text_augment: word dropout, swapped and deleted words)")
+    text_preview.add_argument("text", help="a text, or a .txt file whose first line is used")
+    text_preview.add_argument("--preset", choices=sorted(TEXT_AUGMENT_PRESETS), help="start from a preset "
+                              "(light: 0.05 each, medium: 0.1 each); the options below change it")
+    for option, what in (("--word-dropout", "each word becomes the unknown token with this probability"),
+                         ("--swap", "this share of the words trades places"),
+                         ("--deletion", "each word is left out with this probability")):
+        text_preview.add_argument(option, type=bounded(float, 0.0, 0.5), help=f"{what} (0 to 0.5)")
+    text_preview.add_argument("--n", type=bounded(int, 1, 64), default=5)
+    text_preview.add_argument("--seed", type=bounded(int, 0, 2**31 - 1), default=0, help="same seed, same texts")
+    text_preview.set_defaults(handler=cmd_augment_text_preview)
 
     train = commands.add_parser("train", help="train a run config (JSON) and evaluate it on the test split")
     train.add_argument("config", help="a run config JSON file (the Train page downloads one)")

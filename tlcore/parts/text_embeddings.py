@@ -1,6 +1,6 @@
 """The fast path for head-only text runs: the frozen encoder's pooled embeddings of the training and validation
 texts, computed once before the first epoch, and the head trained on them in the epoch's order: the batches and
-the result of the slow path (texts have no augmentation, so one view is every epoch's view), without running
+the result of the slow path (runs without text augmentation: one view is every epoch's view), without running
 the encoder every epoch. Kept in memory for the run (a few MB: texts x hidden size x 4 bytes)."""
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ class TextEmbeddings(Part):
 
 
 def make(prep: Prepared) -> Part | None:
-    """The part, for head-only text runs with the feature cache on (the default), in one process.
+    """The part, for head-only text runs with the feature cache on (the default), in one process, without text
+    augmentation.
 
     Args:
         prep: the prepared run.
@@ -83,6 +84,6 @@ def make(prep: Prepared) -> Part | None:
         The part, or None.
     """
     config = prep.config
-    if not (prep.built.text and config.feature_cache and rank_world()[1] == 1):
-        return None
+    if not (prep.built.text and config.feature_cache and rank_world()[1] == 1) or config.text_augment.active:
+        return None  # augmented texts change every epoch: each epoch embeds its own
     return TextEmbeddings() if uses_fast_path(prep.plan, len(prep.built.groups), config.epochs) else None

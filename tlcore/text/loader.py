@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tlcore.errors import DatasetError
+from tlcore.text.augment import TextAugment, TextAugmenter
 from tlcore.text.data import read_texts
 
 __all__ = ["TextDataset", "collate_texts", "texts_of"]
@@ -37,25 +38,34 @@ def texts_of(source: str, locations: list[str], text_column: str | None, label_c
 
 
 class TextDataset(Dataset):
-    """(text, class index) pairs, tokenized once when built.
+    """(text, class index) pairs, tokenized once when built; with augmentation, each epoch's changed texts are
+    tokenized as they are drawn.
 
     Args:
         items: (location, class index) pairs, as a manifest's `files` gives them.
         texts: the text of each item.
         tokenizer: the model's tokenizer; max_length: tokens per text (longer texts are cut).
+        augment: the training texts' augmentation (None: the texts as they are).
     """
 
-    def __init__(self, items: list[tuple[Path, int]], texts: list[str], tokenizer, max_length: int) -> None:
-        self.items = items
+    def __init__(self, items: list[tuple[Path, int]], texts: list[str], tokenizer, max_length: int,
+                 augment: TextAugment | None = None) -> None:
+        self.items, self.texts, self.tokenizer, self.max_length = items, texts, tokenizer, max_length
         encoded = tokenizer(texts, truncation=True, max_length=max_length) if texts else {"input_ids": []}
         self.ids = [torch.tensor(ids, dtype=torch.long) for ids in encoded["input_ids"]]
-        self.pipeline = None  # no picture augmentation (the loader reseeds a pipeline when there is one)
+        # the loader reseeds a pipeline each epoch (as it does a picture pipeline)
+        self.pipeline = (TextAugmenter(augment, getattr(tokenizer, "unk_token", None) or "[UNK]")
+                         if augment is not None and augment.active else None)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.ids[index], self.items[index][1]
+        if self.pipeline is None:
+            return self.ids[index], self.items[index][1]
+        text = self.pipeline(self.texts[index], index)
+        ids = self.tokenizer(text, truncation=True, max_length=self.max_length)["input_ids"]
+        return torch.tensor(ids, dtype=torch.long), self.items[index][1]
 
 
 def collate_texts(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
