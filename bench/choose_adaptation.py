@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--labelled", default="0", help="labelled target pictures per class to train on (adapt.labelled, "
                              "use train), comma-separated to run each: 0,5 gives every run with none and with 5")
+    parser.add_argument("--seeds", type=int, default=1, help="repeat each run with seeds 0..N-1 (the table gives means)")
     parser.add_argument("--out", help="also write the rows as JSON lines here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tl-choose-adaptation-"))
@@ -108,21 +109,22 @@ def main() -> None:
             print(f"sketch: skipped, {SHARED} is absent")
             continue
         source, unlabelled, test = (sketch_sets if shift == "sketch" else chalk_sets)(work)
-        for strategy, method, per_class in itertools.product(args.strategies.split(","), args.methods.split(","),
-                                                             [int(k) for k in args.labelled.split(",")]):
+        for strategy, method, per_class, seed in itertools.product(
+                args.strategies.split(","), args.methods.split(","), [int(k) for k in args.labelled.split(",")],
+                range(args.seeds)):
             if method == "dann" and strategy == "feature_extraction":
                 continue  # DANN needs a backbone that trains (the run refuses it, by name)
             adapt = {"method": method, "target": str(unlabelled)}
             if per_class:
                 adapt.update(labelled=str(few_labelled(unlabelled, work / f"{shift}_labelled_{per_class}", per_class)),
                              labelled_use="train")
-            config = RunConfig.from_dict({"data": {"source": str(source)}, "epochs": args.epochs,
+            config = RunConfig.from_dict({"data": {"source": str(source)}, "epochs": args.epochs, "seed": seed,
                                           "freeze": {"strategy": strategy}, "adapt": adapt})
-            run_dir = work / "runs" / f"{shift}-{strategy}-{method}-{per_class}"
+            run_dir = work / "runs" / f"{shift}-{strategy}-{method}-{per_class}-{seed}"
             started = time.perf_counter()
             status, error, evaluation = run_to_end(config, run_dir, lambda event: None, lambda: False)
             seconds = time.perf_counter() - started
-            row = {"shift": shift, "strategy": strategy, "method": method, "labelled": per_class,
+            row = {"shift": shift, "strategy": strategy, "method": method, "labelled": per_class, "seed": seed,
                    "seconds": round(seconds),
                    "status": status, "error": error}
             if status == "succeeded":
@@ -149,6 +151,15 @@ def print_tables(rows: list[dict]) -> None:
         gain = (r["target_acc"] - none.get((r["shift"], r["strategy"]), np.nan)) * 100
         print(f"| {r['shift']} | {r['strategy']} | {r['method']} | {r['labelled']} | {r['source_acc']:.3f} | "
               f"{r['target_acc']:.3f} | {gain:+.1f} | {r['im']:.3f} | {r['snd']:.3f} | {r['seconds']} |")
+    cells: dict[tuple, list[float]] = {}
+    for r in done:
+        cells.setdefault((r["shift"], r["strategy"], r["method"], r["labelled"]), []).append(r["target_acc"])
+    if any(len(v) > 1 for v in cells.values()):
+        print("\n| shift | strategy | method | labelled per class | seeds | mean target acc | std (points) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for (shift, strategy, method, labelled), accs in cells.items():
+            print(f"| {shift} | {strategy} | {method} | {labelled} | {len(accs)} | {np.mean(accs):.3f} | "
+                  f"{100 * np.std(accs, ddof=1) if len(accs) > 1 else 0:.1f} |")
     done = [r for r in done if not r["labelled"]]  # the label-free choice is among runs that had no labels
     print("\n| shift | strategy | label-best | picked by IM (gain vs none) | picked by SND (gain vs none) |")
     print("| --- | --- | --- | --- | --- |")

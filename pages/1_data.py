@@ -138,6 +138,12 @@ else:
         if labelled:
             st.radio("Use them to", list(LABELLED_USES), format_func=LABELLED_USES.get,
                      **bind("data", "adapt.labelled_use"))
+            if choice("adapt.labelled_use") == "train":
+                st.number_input("Their share of each training epoch", step=0.05, format="%.2f",
+                                help="A handful among hundreds would barely count: they are repeated (and augmented "
+                                     "anew each time) to make up this share. 0: each once.",
+                                **number_bounds("adapt.labelled_share", 0.0, 0.9),
+                                **bind("data", "adapt.labelled_share"))
             try:
                 few = labelled_target_pictures(labelled, tuple(report.classes))
             except TransferLabError as exc:

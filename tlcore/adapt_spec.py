@@ -16,7 +16,7 @@ from tlcore.data.layout import IMAGE_SUFFIXES, is_hidden, walk_files
 from tlcore.errors import TransferLabError
 
 __all__ = ["METHODS", "NEEDS_TARGET", "TRAINS_THE_BACKBONE", "DEFAULT_WEIGHTS", "HEAD_ONLY_WEIGHTS", "MIN_TARGET", "LABELLED_USES",
-           "AdaptConfig", "AdaptError", "TargetSet", "check_adapt", "scan_target", "scan_labelled_target", "uses_adabn"]
+           "AdaptConfig", "AdaptError", "TargetSet", "check_adapt", "scan_target", "scan_labelled_target", "labelled_repeats", "uses_adabn"]
 
 # One sentence per method, for the UI and the CLI.
 METHODS = {
@@ -77,6 +77,10 @@ class AdaptConfig:
     # without them and scores the run on them, so a comparison chooses by them instead of the label-free score.
     labelled: str = ""
     labelled_use: str = "train"
+    # With "train", the few labelled pictures are repeated to make up this share of each epoch (0: each once):
+    # a handful among hundreds barely moves a model, so semi-supervised adaptation balances them in each batch
+    # (Saito et al. 2019); repeated pictures are augmented anew each time.
+    labelled_share: float = 0.25
 
     def loss_weight(self, head_only: bool = False) -> float:
         """The weight given, or the method's default (for some methods, another one when only the head trains).
@@ -112,8 +116,25 @@ def check_adapt(adapt: AdaptConfig) -> None:
         raise AdaptError(f"invalid adapt.temperature: {adapt.temperature!r}", "use a positive number, e.g. 2.5")
     if not MIN_TARGET <= adapt.max_target <= 1_000_000:
         raise AdaptError(f"invalid adapt.max_target: {adapt.max_target!r}", "use 2 or more, e.g. 5000")
+    if not 0 <= adapt.labelled_share <= 0.9:
+        raise AdaptError(f"invalid adapt.labelled_share: {adapt.labelled_share!r}",
+                         "use 0 (each labelled picture once) to 0.9, e.g. 0.25")
     if adapt.labelled_use not in LABELLED_USES:
         raise AdaptError(f"invalid adapt.labelled_use: {adapt.labelled_use!r}", f"use one of {', '.join(LABELLED_USES)}")
+
+
+def labelled_repeats(labelled: int, source: int, share: float) -> int:
+    """How many times each labelled target picture goes into an epoch so they make up `share` of it.
+
+    Args:
+        labelled: labelled target pictures; source: the data's training pictures; share: the wanted share.
+
+    Returns:
+        1 or more.
+    """
+    if not labelled or share <= 0:
+        return 1
+    return max(1, round(share * source / ((1 - share) * labelled)))
 
 
 def scan_labelled_target(source: str, classes: list[str]) -> list[tuple[Path, int, str]]:

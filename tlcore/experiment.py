@@ -121,6 +121,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("adapt.weight", None, (_F, _N)),  # None: the method's default
     Setting("adapt.labelled", "", (_S,)),
     Setting("adapt.labelled_use", "train", (_S,)),
+    Setting("adapt.labelled_share", 0.25, (_F,)),
     # the app's own choices
     Setting("app.data_kind", "Bundled sample data", (_S,)),
     Setting("app.folder", "", (_S,)),

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tlcore.adapt import check_method_fits
-from tlcore.adapt_spec import NEEDS_TARGET, TargetSet, scan_labelled_target, scan_target
+from tlcore.adapt_spec import NEEDS_TARGET, TargetSet, labelled_repeats, scan_labelled_target, scan_target
 from tlcore.batch_size import BASE_BATCH, auto_batch_words, batch_limit, cuda_trial, keeping_buffers, largest_batch, scaled_lr
 from tlcore.collectives import is_writer
 from tlcore.config import RunConfig, resolve_freeze_plan
@@ -123,10 +123,13 @@ def _add_labelled_target(prep: Prepared, sink: Sink) -> None:
         raise TransferLabError(f"{shared} of the labelled target pictures in {adapt.labelled} are also validation or "
                                "test pictures of the data", "keep the labelled target pictures apart from the data")
     if adapt.labelled_use == "train":
-        extra = [SplitItem(str(path), prep.manifest.classes[label], "train", sha) for path, label, sha in prep.labelled]
+        source = len(prep.manifest.hashes("train"))
+        repeats = labelled_repeats(len(prep.labelled), source, adapt.labelled_share)
+        extra = [SplitItem(str(path), prep.manifest.classes[label], "train", sha)
+                 for _ in range(repeats) for path, label, sha in prep.labelled]
         prep.manifest = replace(prep.manifest, items=prep.manifest.items + extra)
-        sink(Event("log", f"{len(extra)} labelled target pictures join the "
-                          f"{len(prep.manifest.hashes('train')) - len(extra)} training pictures"))
+        each = f", each {repeats} times ({len(extra) / (source + len(extra)):.0%} of an epoch)" if repeats > 1 else ""
+        sink(Event("log", f"{len(prep.labelled)} labelled target pictures join the {source} training pictures{each}"))
 
 
 def _warn_if_the_target_is_the_data(prep: Prepared, sink: Sink) -> None:
