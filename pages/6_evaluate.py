@@ -121,6 +121,39 @@ if others:
     except (KeyError, TypeError) as exc:  # written by an older version without the details
         st.caption(f"{shown}: no per-class results kept ({exc}); evaluate on the folder again")
 
+def _export_section(weights: str, text: bool) -> None:
+    """Export the selected run with these weights (a folder and a zip to download), step by step."""
+    st.subheader("Export")
+    st.caption("safetensors weights, the tokenizer and ONNX (checked to give the same predictions, at two text "
+               "lengths), config and model card." if text else
+               "safetensors weights, TorchScript and ONNX (each checked to give the same predictions), config and "
+               "model card.")
+    # tied to the selected run and weights, never to the last one exported
+    export_folder = data_home() / "exports" / (run.id + ("-adapted" if weights == ADAPTED else ""))
+    export_zip = export_folder.with_suffix(".zip")
+    if st.button("Export this model", key="evaluate.export"):
+        try:
+            steps = export_steps(text=text) + ["zip for download"]
+            bar = st.progress(0.0)
+
+            def show_step(done: int, total: int, step: str) -> None:
+                bar.progress(done / len(steps), text=f"Exporting, step {done + 1} of {len(steps)}: {step}...")
+
+            report = export_run(run.run_dir, export_folder, checkpoint=weights, on_step=show_step)
+            show_step(len(steps) - 1, len(steps), steps[-1])
+            shutil.make_archive(str(export_folder), "zip", report.folder)
+            bar.empty()
+            st.success(f"Exported to {report.folder} (max logit difference "
+                       + ", ".join(f"{k} {v:.1e}" for k, v in report.max_abs_diff.items()) + ")")
+        except TransferLabError as exc:
+            st.error(str(exc))
+    if export_zip.is_file() and export_folder.is_dir():
+        st.download_button(f"Download the export of run {run.id}" + (" (adapted weights)" if weights == ADAPTED else "")
+                           + " (zip)", export_zip.read_bytes(),
+                           file_name=export_zip.name, key="evaluate.download_export")
+        st.code(f"python -m tlcore predict {export_folder} " + ('"a text"' if text else "picture.jpg"), language="bash")
+
+
 if text_run:  # the mistakes as texts, a text to try, and no picture tools
     @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
     def _text_predictor(run_dir: str, checkpoint_stamp: tuple) -> TextPredictor:
@@ -186,8 +219,8 @@ if text_run:  # the mistakes as texts, a text to try, and no picture tools
             st.dataframe(pd.DataFrame([{"class": c, "probability": f"{p:.1%}"} for c, p in found]), hide_index=True,
                          key="evaluate.text_predictions")
             _show_explanation(run.run_dir, tried, found[0][0], f"**{found[0][0]}**")
-    st.caption(f"From the command line: `python -m tlcore predict {run.id} \"a text\" --explain` (or a .txt or CSV file). "
-               "Export of text models is not built yet.")
+    st.caption(f"From the command line: `python -m tlcore predict {run.id} \"a text\" --explain` (or a .txt or CSV file).")
+    _export_section(BEST, text=True)
     st.stop()
 
 show_cam = st.checkbox("Show where the model looks (Grad-CAM)", key="evaluate.cam",
@@ -276,29 +309,4 @@ if image is not None:
     right.dataframe(pd.DataFrame([{"class": c, "probability": f"{p:.1%}"} for c, p in predictions]), hide_index=True,
                     key="evaluate.predictions")
 
-st.subheader("Export")
-st.caption("safetensors weights, TorchScript and ONNX (each checked to give the same predictions), config and model card.")
-# tied to the selected run and weights, never to the last one exported
-export_folder = data_home() / "exports" / (run.id + ("-adapted" if weights == ADAPTED else ""))
-export_zip = export_folder.with_suffix(".zip")
-if st.button("Export this model", key="evaluate.export"):
-    try:
-        steps = export_steps() + ["zip for download"]
-        bar = st.progress(0.0)
-
-        def show_step(done: int, total: int, step: str) -> None:
-            bar.progress(done / len(steps), text=f"Exporting, step {done + 1} of {len(steps)}: {step}...")
-
-        report = export_run(run.run_dir, export_folder, checkpoint=weights, on_step=show_step)
-        show_step(len(steps) - 1, len(steps), steps[-1])
-        shutil.make_archive(str(export_folder), "zip", report.folder)
-        bar.empty()
-        st.success(f"Exported to {report.folder} (max logit difference "
-                   + ", ".join(f"{k} {v:.1e}" for k, v in report.max_abs_diff.items()) + ")")
-    except TransferLabError as exc:
-        st.error(str(exc))
-if export_zip.is_file() and export_folder.is_dir():
-    st.download_button(f"Download the export of run {run.id}" + (" (adapted weights)" if weights == ADAPTED else "")
-                       + " (zip)", export_zip.read_bytes(),
-                       file_name=export_zip.name, key="evaluate.download_export")
-    st.code(f"python -m tlcore predict {export_folder} picture.jpg", language="bash")
+_export_section(weights, text=False)

@@ -486,4 +486,9 @@ def test_a_text_experiment_trains_on_the_train_page_and_is_evaluated(tl_home) ->
     if not perfect:  # a mistake explained as the class it was taken for
         evaluate.selectbox(key="evaluate.explain_mistake").set_value(0).run()
         assert not evaluate.exception and any("taken for **" in m.value for m in evaluate.markdown)
-    assert not [b for b in evaluate.button if b.key == "evaluate.export"]  # no picture export offered for texts
+    evaluate.button(key="evaluate.export").click().run()  # the text export: weights, tokenizer, ONNX, card
+    assert not evaluate.exception and not evaluate.error
+    assert any("Exported to" in s.value and "onnx" in s.value for s in evaluate.success)
+    assert (tl_home / "exports" / f"{run_id}.zip").is_file()
+    assert (tl_home / "exports" / run_id / "encoder" / "tokenizer.json").is_file()
+    assert any(f'predict {tl_home / "exports" / run_id} "a text"' in c.value for c in evaluate.code)

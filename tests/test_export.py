@@ -13,6 +13,7 @@ import torch
 from conftest import tlcore_in_process
 from tlcore.data import load_rgb
 from tlcore.errors import TransferLabError
+from tlcore.run_files import META_SHA256, meta_checksum
 from tlcore.evaluate import evaluate_run
 from tlcore.explain import grad_cam
 from tlcore.export import TOLERANCE, export_run, export_steps
@@ -93,6 +94,10 @@ def test_tampered_or_mismatched_exports_are_refused(trained, tmp_path: Path) -> 
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     meta["classes"] = meta["classes"] + ["purple"]
     (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(TransferLabError, match="config.json changed since the export"):  # an edit shows
+        Predictor.from_export(tmp_path / "m")
+    meta[META_SHA256] = meta_checksum(meta)  # edited and sealed again (the checksums are no signature): the
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))  # weights still have to fit
     with pytest.raises(TransferLabError, match="does not fit"):
         Predictor.from_export(tmp_path / "m")
     with pytest.raises(TransferLabError, match="not a Transfer Lab export"):
@@ -144,6 +149,7 @@ def test_an_export_must_list_and_verify_what_it_needs(trained, tmp_path: Path) -
     for files, message in (({}, "does not list MODEL_CARD.md, model.safetensors"), (None, "files is missing"),
                            ({**meta["files"], "../../etc/passwd": "0" * 64}, "checksum mismatch")):
         changed = dict(meta, files=files) if files is not None else {k: v for k, v in meta.items() if k != "files"}
+        changed[META_SHA256] = meta_checksum(changed)  # sealed again, as someone editing it on purpose would
         config.write_text(json.dumps(changed))
         with pytest.raises(TransferLabError, match=message) as info:
             Predictor.from_export(tmp_path / "e")

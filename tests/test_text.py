@@ -160,6 +160,32 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
     assert all(a[1] >= b[1] > 0 for a, b in zip(supporting, supporting[1:])) and all(v < 0 for _, v in opposing)
     refused = tlcore_in_process("predict", run_id, str(TICKETS), "--explain")
     assert refused.returncode != 0 and "240 texts are too many to explain" in refused.stderr
+    # the export: weights, the encoder's config and tokenizer, ONNX, a card; it predicts as the run does
+    out = tmp_path / "export"
+    exported = tlcore_in_process("export", run_id, str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert "onnx max logit difference" in exported.stdout and "torchscript" not in exported.stdout
+    assert {"config.json", "tokenizer.json"} <= {p.name for p in (out / "encoder").iterdir()}
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "up to 128 tokens" in card and "test set (" in card and "texts)" in card and "224x224" not in card
+    from_run = tlcore_in_process("predict", run_id, text, "--topk", "4")
+    from_export = tlcore_in_process("predict", str(out), text, "--topk", "4")
+    assert from_export.returncode == 0 and from_export.stdout == from_run.stdout
+    import onnxruntime
+
+    exported_model = TextPredictor.from_export(out)
+    ids = exported_model.tokenizer([text, "refund"], truncation=True, max_length=128)["input_ids"]
+    from tlcore.text.loader import collate_texts
+
+    tokens = collate_texts([(torch.tensor(i), 0) for i in ids])[0]  # two lengths: the padding is masked
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {"tokens": tokens.numpy()})[0]
+    with torch.inference_mode():
+        torch_logits = exported_model.model(tokens).numpy()
+    assert abs(onnx_logits - torch_logits).max() < 1e-3
+    (out / "encoder" / "tokenizer.json").write_text("{}")
+    tampered = tlcore_in_process("predict", str(out), text)
+    assert tampered.returncode != 0 and "encoder/tokenizer.json is missing or changed" in tampered.stderr
     out = tmp_path / "p.csv"
     lines = tlcore_in_process("predict", run_id, str(TICKETS), "--csv", str(out))
     assert lines.returncode == 0 and len(out.read_text().splitlines()) == 241

@@ -22,7 +22,8 @@ from tlcore.data import SplitManifest
 from tlcore.errors import TransferLabError
 from tlcore.modality import build_for
 from tlcore.models import BuiltModel, ModelSpec, Preprocessing, build_model
-from tlcore.run_files import (ADAPTED, BEST, CONFIG, EVALUATION, EVALUATIONS, EXPORT_CARD, EXPORT_MARK,
+from tlcore.run_files import (ADAPTED, BEST, CONFIG, EVALUATION, EVALUATIONS, EXPORT_CARD, EXPORT_ENCODER, EXPORT_MARK,
+                              EXPORT_MARKS, META_SHA256, meta_checksum,
                               EXPORT_REQUIRED, EXPORT_WEIGHTS, HISTORY, LAST, PREDICTIONS, SPLIT, STATE,
                               TARGET_SCORE, TRAINING_MARK, read_evaluation, read_folder_evaluations,
                               read_target_score, weights_epoch)
@@ -122,7 +123,7 @@ def sha256_file(path: Path) -> str:
 def is_export(folder: str | Path) -> bool:
     """A folder whose config.json says it is a Transfer Lab export (not yet verified)."""
     try:
-        return json.loads((Path(folder) / CONFIG).read_text()).get("format") == EXPORT_MARK
+        return json.loads((Path(folder) / CONFIG).read_text()).get("format") in EXPORT_MARKS
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -138,15 +139,20 @@ class _ExportMeta:
     input_size: tuple[int, int, int]
     preprocessing: Preprocessing
     files: dict[str, str]
+    modality: str = "image"
+    max_length: int | None = None
 
 
 @dataclass
 class ExportedModel:
-    """An export read back and verified: the model with its weights, its classes and its preprocessing."""
+    """An export read back and verified: the model with its weights, its classes and its preprocessing (a text
+    export: its tokenizer and maximum length instead)."""
 
     model: nn.Module
     classes: list[str]
     preprocessing: Preprocessing
+    tokenizer: object = None
+    max_length: int | None = None
 
 
 def load_export(folder: str | Path) -> ExportedModel:
@@ -163,8 +169,11 @@ def load_export(folder: str | Path) -> ExportedModel:
         raise TransferLabError(f"{folder} is not a Transfer Lab export (no {CONFIG})",
                                "export a run first: python -m tlcore export RUN_ID OUT_FOLDER")
     raw = read_json_file(folder / CONFIG, "export config", TransferLabError)
-    if not isinstance(raw, dict) or raw.get("format") != EXPORT_MARK:
+    if not isinstance(raw, dict) or raw.get("format") not in EXPORT_MARKS:
         raise TransferLabError(f"{folder}/{CONFIG} is not a Transfer Lab export", "export the run again")
+    if raw["format"] == EXPORT_MARK and raw.get(META_SHA256) != meta_checksum(raw):
+        raise TransferLabError(f"the export's {CONFIG} changed since the export (checksum mismatch)",
+                               "copy the export folder again, whole, or export the run again")
     names = {f.name for f in dataclasses.fields(_ExportMeta)}
     meta = typed(_ExportMeta, {k: v for k, v in raw.items() if k in names}, "the export config")
     missing = sorted(set(EXPORT_REQUIRED) - set(meta.files))
@@ -173,11 +182,21 @@ def load_export(folder: str | Path) -> ExportedModel:
                                "the export is incomplete or was edited; export the run again")
     for name, digest in meta.files.items():
         path = folder / name
-        if Path(name).name != name or not path.is_file() or sha256_file(path) != digest:
+        parts = Path(name).parts
+        inside = len(parts) == 1 or (len(parts) == 2 and parts[0] == EXPORT_ENCODER and meta.modality == "text")
+        if not inside or ".." in parts or not path.is_file() or sha256_file(path) != digest:
             raise TransferLabError(f"export file {name} is missing or changed since the export (checksum mismatch)",
                                    "copy the export folder again, whole")
     if len(meta.classes) < 2:
         raise TransferLabError("the export lists fewer than 2 classes", "export the run again")
+    if meta.modality == "text":  # the encoder from the export's own config and tokenizer, its weights below
+        from tlcore.text.model import build_text_model
+
+        spec = replace(meta.model, name=str(folder / EXPORT_ENCODER), weights="random")
+        built = build_text_model(spec, len(meta.classes), max_length=meta.max_length)
+        load_weights(built.model, folder / EXPORT_WEIGHTS)
+        return ExportedModel(built.model.eval(), list(meta.classes), meta.preprocessing, built.tokenizer,
+                             built.max_length)
     built = build_model(replace(meta.model, weights="random"), len(meta.classes), input_size=meta.input_size)
     load_weights(built.model, folder / EXPORT_WEIGHTS)
     return ExportedModel(built.model.eval(), list(meta.classes), meta.preprocessing)

@@ -29,6 +29,8 @@ from tlcore.config import RunConfig
 from tlcore.data import SplitManifest, load_rgb
 from tlcore.errors import TransferLabError
 from tlcore.models import Preprocessing
+from tlcore.run_files import EXPORT_ENCODER, META_SHA256, meta_checksum
+from tlcore.text.catalog import is_text_model
 
 __all__ = ["ExportReport", "export_run", "export_steps", "TOLERANCE", "ONNX_OPSET"]
 
@@ -55,17 +57,19 @@ def _check_inputs(run_dir: Path, manifest: SplitManifest, preprocessing: Preproc
     return torch.stack([pipeline(image=np.asarray(load_rgb(path)))["image"] for path, _ in items])
 
 
-def export_steps(formats: tuple[str, ...] = ("torchscript", "onnx")) -> list[str]:
+def export_steps(formats: tuple[str, ...] = ("torchscript", "onnx"), text: bool = False) -> list[str]:
     """The steps an export goes through, in order, as `export_run` reports them.
 
     Args:
         formats: the formats exported besides the safetensors weights.
+        text: a text run's export: its tokenizer goes with the weights, and there is no TorchScript (a traced
+            transformer is tied to the traced text length; ONNX takes any length).
 
     Returns:
         One short phrase per step, e.g. "ONNX: export and check".
     """
-    return (["loading the trained model", "weights (safetensors)"]
-            + ["TorchScript: trace and check"] * ("torchscript" in formats)
+    return (["loading the trained model", "weights (safetensors)" + " and tokenizer" * text]
+            + ["TorchScript: trace and check"] * ("torchscript" in formats and not text)
             + ["ONNX: export and check"] * ("onnx" in formats) + ["model card and checksums"])
 
 
@@ -95,7 +99,13 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = BE
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     _check_destination(out_dir)
-    steps = export_steps(formats)
+    try:  # the steps differ for a text run; a run that cannot be read is said by load_trained below
+        text = is_text_model(RunConfig.load(run_dir / CONFIG).model.name)
+    except TransferLabError:
+        text = False
+    if text:
+        formats = tuple(f for f in formats if f != "torchscript")
+    steps = export_steps(formats, text)
     step = iter(range(len(steps)))
 
     def next_step() -> None:
@@ -113,6 +123,30 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, checkpoint: str = BE
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return ExportReport(folder=str(out_dir), files=files, max_abs_diff=diffs)
+
+
+def _check_texts(config: RunConfig, manifest: SplitManifest, built, n: int = 4) -> torch.Tensor:
+    """A few test texts of the run (of different lengths), tokenized and padded as the model takes them."""
+    from tlcore.modality import text_dataset
+    from tlcore.text.loader import collate_texts
+
+    items = (manifest.files("test") or manifest.files("val"))[:n]
+    dataset = text_dataset(built, items, manifest.root, config.data.source, config.data.text_column,
+                           config.data.label_column)
+    return collate_texts([dataset[i] for i in range(len(dataset))])[0]
+
+
+def _write_encoder_files(config: RunConfig, encoder: Path) -> None:
+    """The encoder's own config and tokenizer files (its weights are in model.safetensors), so the export loads
+    and tokenizes on a machine without the model's package."""
+    from tlcore.text.catalog import model_folder
+
+    source = model_folder(config.model.name)
+    encoder.mkdir()
+    for path in sorted(source.iterdir()):
+        if path.is_file() and (path.name == "config.json" or path.name.startswith(("tokenizer", "vocab", "special_",
+                                                                                     "merges", "sentencepiece"))):
+            shutil.copy(path, encoder / path.name)
 
 
 def _check_destination(out_dir: Path) -> None:
@@ -138,10 +172,12 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
                   formats: tuple[str, ...], next_step: Callable[[], None],
                   checkpoint: str = BEST) -> tuple[dict[str, str], dict[str, float]]:
     next_step()
-    x = _check_inputs(run_dir, manifest, built.preprocessing)
+    x = _check_texts(config, manifest, built) if built.text else _check_inputs(run_dir, manifest, built.preprocessing)
     with torch.inference_mode():
         reference = model(x).numpy()
     save_model(model, str(out_dir / EXPORT_WEIGHTS))
+    if built.text:
+        _write_encoder_files(config, out_dir / EXPORT_ENCODER)
     diffs: dict[str, float] = {}
     if "torchscript" in formats:
         next_step()
@@ -156,13 +192,21 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
         next_step()
         import onnxruntime
 
-        with warnings.catch_warnings():  # torch's notices about its newer exporter: this one is checked below
-            warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning))
+        with warnings.catch_warnings():  # torch's notices about its newer exporter and the tracer's about Python
+            # values taken as constants: the export is checked against the model below (texts: other lengths too)
+            warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning, torch.jit.TracerWarning))
+            warnings.filterwarnings("ignore", message="Exporting aten::index operator")  # no negative indexes here
+            name, axes = ("tokens", {0: "batch", 2: "length"}) if built.text else ("images", {0: "batch"})
             torch.onnx.export(model, (x[:1],), str(out_dir / "model.onnx"), dynamo=False, opset_version=ONNX_OPSET,
-                              input_names=["images"], output_names=["logits"],
-                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
+                              input_names=[name], output_names=["logits"],
+                              dynamic_axes={name: axes, "logits": {0: "batch"}})
         session = onnxruntime.InferenceSession(str(out_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-        diffs["onnx"] = float(np.abs(session.run(None, {"images": x.numpy()})[0] - reference).max())
+        diffs["onnx"] = float(np.abs(session.run(None, {name: x.numpy()})[0] - reference).max())
+        if built.text:  # traced at one length: checked at another too (the texts cut to half as many tokens)
+            short = x[:, :, : max(2, x.shape[2] // 2)].contiguous()
+            with torch.inference_mode():
+                expected = model(short).numpy()
+            diffs["onnx"] = max(diffs["onnx"], float(np.abs(session.run(None, {name: short.numpy()})[0] - expected).max()))
     allowed = TOLERANCE * max(1.0, float(np.abs(reference).max()))
     bad = {k: v for k, v in diffs.items() if v > allowed}
     if bad:
@@ -172,14 +216,17 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
     next_step()
     evaluation = read_evaluation(run_dir)
     (out_dir / EXPORT_CARD).write_text(_model_card(config, manifest, built, evaluation, diffs, checkpoint))
-    files = {p.name: sha256_file(p) for p in sorted(out_dir.iterdir())}  # only what this export wrote
+    files = {p.relative_to(out_dir).as_posix(): sha256_file(p)  # only what this export wrote
+             for p in sorted(out_dir.rglob("*")) if p.is_file()}
     meta = {
         "format": EXPORT_MARK, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "arch": built.arch,
+        "modality": "text" if built.text else "image", "max_length": built.max_length if built.text else None,
         "model": config.model.to_dict(), "classes": manifest.classes, "input_size": list(built.preprocessing.input_size),
         "preprocessing": built.preprocessing.to_dict(), "onnx_opset": ONNX_OPSET, "files": files,
         "max_abs_diff": diffs, "checkpoint": checkpoint, "training_config": config.to_dict(), "split_id": manifest.id,
         "test_accuracy": evaluation["accuracy"] if evaluation else None,
     }
+    meta[META_SHA256] = meta_checksum(meta)
     (out_dir / CONFIG).write_text(json.dumps(meta, indent=1))
     return files, diffs
 
@@ -199,9 +246,11 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
         f"- Weights: {_WEIGHTS_WORDS.get(checkpoint, checkpoint)}",
         f"- Freeze strategy: {json.dumps(config.freeze)}; {config.epochs} epochs, {config.optimizer.name} lr "
         f"{config.optimizer.lr}, augmentation {config.augment.preset or 'custom'}",
-        f"- Input: {built.preprocessing.input_size[1]}x{built.preprocessing.input_size[2]}, "
-        f"{built.preprocessing.interpolation}, crop {built.preprocessing.crop_pct}, mean {built.preprocessing.mean}, "
-        f"std {built.preprocessing.std}",
+        (f"- Input: a text, up to {built.max_length} tokens (longer texts are cut), tokenized by the encoder's own "
+         f"tokenizer in `{EXPORT_ENCODER}/`" if built.text else
+         f"- Input: {built.preprocessing.input_size[1]}x{built.preprocessing.input_size[2]}, "
+         f"{built.preprocessing.interpolation}, crop {built.preprocessing.crop_pct}, mean {built.preprocessing.mean}, "
+         f"std {built.preprocessing.std}"),
     ]
     if evaluation:
         lines += ["", f"## Held-out test set ({evaluation['n']} pictures)", "",
@@ -209,6 +258,17 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
                   "| class | precision | recall | F1 | pictures |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {c['label']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
                   for c in evaluation["per_class"]]
+    things = "texts" if built.text else "pictures"
+    lines = [line.replace("pictures)", f"{things})") for line in lines]
+    if built.text:
+        lines += ["", "## Files", "",
+                  "- `model.safetensors`: weights (encoder and head); `config.json`: classes, maximum length, checksums",
+                  f"- `{EXPORT_ENCODER}/`: the encoder's Hugging Face config and tokenizer files",
+                  f"- `model.onnx` (opset {ONNX_OPSET}): input `tokens`, int64 (batch, 2, length): token ids, then the "
+                  "attention mask (1 for real tokens, 0 for padding); output `logits`. Max logit difference from "
+                  "PyTorch " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()),
+                  "", 'Predict: `python -m tlcore predict THIS_FOLDER "a text"` (or a .txt or CSV file)']
+        return "\n".join(lines) + "\n"
     lines += ["", "## Files", "",
               "- `model.safetensors`: weights; `config.json`: architecture, classes, preprocessing, checksums",
               f"- `model.torchscript.pt`, `model.onnx` (opset {ONNX_OPSET}): same predictions, max logit difference "

@@ -12,7 +12,7 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 
 __all__ = ["ADAPTED", "TARGET_SCORE", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS",
-           "TRAINING_MARK", "EXPORT_MARK", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_REQUIRED", "weights_epoch",
+           "TRAINING_MARK", "EXPORT_MARK", "EXPORT_MARKS", "META_SHA256", "meta_checksum", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_ENCODER", "EXPORT_REQUIRED", "weights_epoch",
            "read_evaluation", "read_folder_evaluations", "read_target_score", "folder_evaluation_name"]
 
 # -- a run folder ---------------------------------------------------------------------------------
@@ -25,8 +25,11 @@ EVALUATIONS = "evaluations"  # one sub-folder per other labelled folder the run 
 TRAINING_MARK = ".training"  # present while a process trains the run: its pid, so a rebuilt store knows
 
 # -- an export folder -----------------------------------------------------------------------------
-EXPORT_MARK = "transferlab-export-v1"
+EXPORT_MARK = "transferlab-export-v2"  # v2: config.json carries a checksum of itself (META_SHA256)
+EXPORT_MARKS = ("transferlab-export-v1", EXPORT_MARK)  # v1 exports still load (their config.json is not checked)
+META_SHA256 = "meta_sha256"
 EXPORT_WEIGHTS, EXPORT_CARD = "model.safetensors", "MODEL_CARD.md"
+EXPORT_ENCODER = "encoder"  # text exports: the encoder's config and tokenizer files (its weights: EXPORT_WEIGHTS)
 EXPORT_REQUIRED = (EXPORT_WEIGHTS, EXPORT_CARD)  # listed and checksummed in every export; other formats when written
 
 
@@ -111,3 +114,18 @@ def folder_evaluation_name(source: str | Path) -> str:
     if name.lower().endswith(".zip"):
         name = name[:-4]
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "folder"
+
+
+def meta_checksum(meta: dict) -> str:
+    """The SHA-256 of an export's config.json content, itself left out: any later edit of the file shows.
+
+    Args:
+        meta: the config's content.
+
+    Returns:
+        The hex digest.
+    """
+    import hashlib
+
+    plain = {k: v for k, v in meta.items() if k != META_SHA256}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

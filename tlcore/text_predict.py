@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from tlcore.artifacts import BEST, load_trained
+from tlcore.artifacts import BEST, load_export, load_trained
 from tlcore.errors import TransferLabError
 from tlcore.inference import outputs
 from tlcore.runtime import select_runtime
@@ -81,6 +81,24 @@ class TextPredictor:
             raise TransferLabError(f"{run_dir} is a picture run", "give it pictures, not texts")
         return cls(trained.built.model.eval(), trained.built.tokenizer, trained.built.max_length,
                    list(trained.manifest.classes))
+
+    @classmethod
+    def from_export(cls, folder: str | Path) -> "TextPredictor":
+        """A text run's export folder, verified file by file before its model is used.
+
+        Args:
+            folder: the export folder (`python -m tlcore export RUN OUT`).
+
+        Returns:
+            The predictor.
+
+        Raises:
+            TransferLabError: the folder is not a complete, unchanged export, or it holds a picture model.
+        """
+        exported = load_export(folder)
+        if exported.tokenizer is None:
+            raise TransferLabError(f"{folder} is the export of a picture run", "give it pictures, not texts")
+        return cls(exported.model, exported.tokenizer, exported.max_length, exported.classes)
 
     def probabilities(self, texts: list[str], batch_size: int = 32) -> torch.Tensor:
         """Every class's probability for each text.

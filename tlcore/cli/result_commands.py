@@ -128,7 +128,9 @@ def _predict_texts(args: argparse.Namespace) -> int:
     if args.cam:
         raise TransferLabError("--cam draws Grad-CAM on pictures", "leave it out for a text run; --explain shows "
                                "the words behind a text's class")
-    predictor = TextPredictor.from_run(folder)
+    from tlcore.artifacts import is_export
+
+    predictor = TextPredictor.from_export(folder) if is_export(folder) else TextPredictor.from_run(folder)
     texts = texts_to_predict(args.images)
     if args.explain and len(texts) > MAX_EXPLAINED_TEXTS:
         raise TransferLabError(f"--explain takes one pass per word: {len(texts)} texts are too many to explain "
