@@ -43,7 +43,8 @@ def test_with_use_train_the_labelled_pictures_join_the_training_pictures(shift, 
     plain = tiny_config(source, epochs=1)
     base = load_manifest(plain.data)
     events = []
-    config = tiny_config(source, epochs=1, adapt={"method": "none", "labelled": str(labelled), "labelled_share": 0})
+    config = tiny_config(source, epochs=1, adapt={"method": "none", "labelled": str(labelled), "labelled_use": "train",
+                                                  "labelled_share": 0})
     prep = prepare(config, sink=events.append)
     added = scan_labelled_target(str(labelled), base.classes)
     assert len(added) == 6 and sorted(label for _p, label, _h in added) == [0, 0, 1, 1, 2, 2]
@@ -56,14 +57,16 @@ def test_with_use_train_the_labelled_pictures_join_the_training_pictures(shift, 
                for e in events)
     # repeated to a share of each epoch (a quarter by default): a handful among many would barely count
     events.clear()
-    shared = prepare(tiny_config(source, epochs=1, adapt={"labelled": str(labelled), "labelled_share": 0.5}),
+    shared = prepare(tiny_config(source, epochs=1, adapt={"labelled": str(labelled), "labelled_use": "train",
+                                                                 "labelled_share": 0.5}),
                      sink=events.append)
     source_n = len(base.files("train"))
     repeats = round(0.5 * source_n / (0.5 * 6))
     assert repeats > 1 and len(shared.manifest.files("train")) == source_n + 6 * repeats
     assert sum(p.parent.parent == labelled for p, _ in shared.manifest.files("train")) == 6 * repeats
     assert any(f"each {repeats} times" in e.message for e in events)
-    chosen = prepare(tiny_config(source, epochs=1, adapt={"labelled": str(labelled), "labelled_use": "choose"}))
+    chosen = prepare(tiny_config(source, epochs=1, adapt={"labelled": str(labelled)}))  # the default: choose
+    assert chosen.config.adapt.labelled_use == "choose"
     assert chosen.manifest.files("train") == base.files("train") and len(chosen.labelled) == 6  # kept out
 
 
@@ -135,11 +138,11 @@ def test_the_data_page_reads_the_labelled_pictures_and_says_how_many_per_class(s
     app.text_input(key="data:adapt.labelled").input(str(labelled)).run()
     assert not app.exception and not app.error
     assert any("6 labelled target pictures: blue 2, green 2, red 2" in m.value for m in app.markdown)
-    assert app.number_input(key="data:adapt.labelled_share").value == 0.25  # trained on: their share of an epoch
-    app.radio(key="data:adapt.labelled_use").set_value("choose").run()
     assert not [n for n in app.number_input if n.key == "data:adapt.labelled_share"]  # not trained on: no share
+    app.radio(key="data:adapt.labelled_use").set_value("train").run()
+    assert app.number_input(key="data:adapt.labelled_share").value == 0.25  # trained on: their share of an epoch
     from app_fixtures import choices_of
-    assert choices_of(app)["adapt.labelled_use"] == "choose"
+    assert choices_of(app)["adapt.labelled_use"] == "train"
     odd = tmp_path / "odd"
     shutil.copytree(labelled, odd)
     (odd / "red").rename(odd / "crimson")

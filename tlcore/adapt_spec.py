@@ -43,8 +43,8 @@ DEFAULT_WEIGHTS = {"dann": 1.0, "mcc": 1.0, "entropy": 0.1, "l2sp": 0.01, "adabn
 HEAD_ONLY_WEIGHTS = {"mcc": 10.0, "adabn+mcc": 10.0}
 MIN_TARGET = 2
 LABELLED_USES = {
-    "train": "train on them with your labelled pictures (the unlabelled target still goes to the method)",
     "choose": "keep them out of training and score each run on them, so a comparison chooses by them",
+    "train": "train on them with your labelled pictures (the unlabelled target still goes to the method)",
 }
 
 
@@ -76,7 +76,7 @@ class AdaptConfig:
     # kept apart from any labelled target test: "train" adds them to the training pictures; "choose" trains
     # without them and scores the run on them, so a comparison chooses by them instead of the label-free score.
     labelled: str = ""
-    labelled_use: str = "train"
+    labelled_use: str = "choose"  # "train" helped head-only runs, hurt fine-tuning (README)
     # With "train", the few labelled pictures are repeated to make up this share of each epoch (0: each once):
     # a handful among hundreds barely moves a model, so semi-supervised adaptation balances them in each batch
     # (Saito et al. 2019); repeated pictures are augmented anew each time.

@@ -120,7 +120,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("adapt.target", "", (_S,)),
     Setting("adapt.weight", None, (_F, _N)),  # None: the method's default
     Setting("adapt.labelled", "", (_S,)),
-    Setting("adapt.labelled_use", "train", (_S,)),
+    Setting("adapt.labelled_use", "choose", (_S,)),
     Setting("adapt.labelled_share", 0.25, (_F,)),
     # the app's own choices
     Setting("app.data_kind", "Bundled sample data", (_S,)),
