@@ -362,7 +362,8 @@ def test_an_adapted_run_from_the_pages_and_its_evaluation_on_the_target(tl_home,
     train_page.button(key="train.start").click().run()
     run_id = saved_experiment(train_page).runs[-1]
     assert RunStore().get(run_id).config["adapt"] == {"method": "mcc", "target": str(target), "weight": None,
-                                                      "temperature": 2.5, "max_target": 5000}
+                                                      "temperature": 2.5, "max_target": 5000, "labelled": "",
+                                                      "labelled_use": "choose", "labelled_share": 0.25}
     deadline = time.monotonic() + 240  # the page started the background worker
     while RunStore().get(run_id).status in ("queued", "running") and time.monotonic() < deadline:
         time.sleep(1)

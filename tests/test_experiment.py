@@ -16,7 +16,8 @@ OTHER_TEXT = {"data.source": "/data/photos", "data.manifest": "/data/split.json"
               "model.weights": "random", "augment.preset": "heavy", "freeze.strategy": "full",
               "schedule.name": "onecycle", "batch_size": "auto", "decoded_cache": "on", "augment_on": "cpu",
               "adapt.method": "adabn", "adapt.target": "/data/paintings", "adapt.weight": 0.5,
-              "freeze.lr_spread": 10.0, "data.text_column": "review", "data.label_column": "stars"}
+              "freeze.lr_spread": 10.0, "data.text_column": "review", "data.label_column": "stars",
+              "adapt.labelled": "/data/paintings_labelled", "adapt.labelled_use": "train"}
 STRATEGY_FOR = {"freeze.k": "freeze_first_k", "freeze.every": "gradual", "freeze.head_epochs": "fine_tune"}
 
 

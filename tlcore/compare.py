@@ -14,6 +14,7 @@ import json
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -477,13 +478,9 @@ def chosen_with_few_labels(rows: list[SweepRow]) -> tuple[str, dict[str, float],
         (the chosen setting, every scored setting's accuracy, how many pictures), or None while fewer than two
         settings are scored.
     """
-    by_cell: dict[str, list[float]] = {}
-    for row in rows:
-        if row.status == SUCCEEDED and row.labelled_accuracy is not None:
-            by_cell.setdefault(row.strategy, []).append(row.labelled_accuracy)
-    if len(by_cell) < 2:
+    scores = _mean_by_setting(rows, lambda row: row.labelled_accuracy)
+    if len(scores) < 2:
         return None
-    scores = {label: sum(values) / len(values) for label, values in by_cell.items()}
     pictures = max(row.labelled_pictures or 0 for row in rows)
     return max(scores, key=lambda label: scores[label]), scores, pictures
 
@@ -498,11 +495,16 @@ def chosen_without_labels(rows: list[SweepRow]) -> tuple[str, dict[str, float]] 
     Returns:
         (the chosen setting, every scored setting's score), or None while fewer than two settings are scored.
     """
+    scores = _mean_by_setting(rows, lambda row: row.target_score)
+    if len(scores) < 2:
+        return None
+    return best_by_target_score(scores), scores
+
+
+def _mean_by_setting(rows: list[SweepRow], value: Callable[[SweepRow], float | None]) -> dict[str, float]:
+    """Each setting's mean of a per-run value over its finished runs that have one (seeds averaged)."""
     by_cell: dict[str, list[float]] = {}
     for row in rows:
-        if row.status == SUCCEEDED and row.target_score is not None:
-            by_cell.setdefault(row.strategy, []).append(row.target_score)
-    if len(by_cell) < 2:
-        return None
-    scores = {label: sum(values) / len(values) for label, values in by_cell.items()}
-    return best_by_target_score(scores), scores
+        if row.status == SUCCEEDED and value(row) is not None:
+            by_cell.setdefault(row.strategy, []).append(value(row))
+    return {label: sum(values) / len(values) for label, values in by_cell.items()}
