@@ -134,6 +134,9 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.split()[1]
     assert result.stdout.startswith(f"run {run_id} (all-MiniLM-L6-v2 / feature_extraction)")
+    assert " held-out texts" in result.stdout + result.stderr and "held-out images" not in result.stdout + result.stderr
+    said = tlcore_in_process("evaluate", run_id).stdout
+    assert said.startswith(f"run {run_id} on 36 held-out test texts: accuracy")
     shown = json.loads(tlcore_in_process("evaluate", run_id, "--json").stdout)
     assert shown["accuracy"] > 0.6 and shown["classes"] == ["billing", "bug", "login", "shipping"]  # chance 0.25
     other = tmp_path / "more_tickets.csv"

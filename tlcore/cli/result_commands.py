@@ -42,10 +42,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         evaluation, folder = evaluate_folder(run_dir, args.data, on_progress=progress if args.progress else
                                              lambda *a: None)
-        where = f"{evaluation.n} pictures of {args.data}"
+        where = f"{evaluation.n} {_things(run_dir)} of {args.data}"
     else:
         evaluation, folder = evaluate_run(run_dir), Path(run_dir)
-        where = f"{evaluation.n} held-out {evaluation.split} images"
+        where = f"{evaluation.n} held-out {evaluation.split} {_things(run_dir)}"
     if args.json:
         print(json.dumps({**evaluation.to_dict(), "run_id": run_id, "predictions": str(folder / "predictions.csv")}))
         return 0
@@ -92,6 +92,11 @@ def _image_files(target: Path) -> list[Path]:
     if not target.is_dir():
         raise TransferLabError(f"no such picture or folder: {target}", "check the path")
     return sorted(p for p in target.rglob("*") if p.is_file() and not any(is_hidden(x) for x in p.relative_to(target).parts))
+
+
+def _things(run_dir: str) -> str:
+    """What the run classifies, in words: texts or pictures."""
+    return "texts" if _is_text_run(str(run_dir)) else "pictures"
 
 
 def _is_text_run(target: str) -> bool:
