@@ -253,13 +253,11 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
          f"std {built.preprocessing.std}"),
     ]
     if evaluation:
-        lines += ["", f"## Held-out test set ({evaluation['n']} pictures)", "",
+        lines += ["", f"## Held-out test set ({evaluation['n']} {'texts' if built.text else 'pictures'})", "",
                   f"Accuracy {evaluation['accuracy']:.3f}, balanced accuracy {evaluation['balanced_accuracy']:.3f}.", "",
                   "| class | precision | recall | F1 | pictures |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {c['label']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
                   for c in evaluation["per_class"]]
-    things = "texts" if built.text else "pictures"
-    lines = [line.replace("pictures)", f"{things})") for line in lines]
     if built.text:
         lines += ["", "## Files", "",
                   "- `model.safetensors`: weights (encoder and head); `config.json`: classes, maximum length, checksums",

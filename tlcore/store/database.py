@@ -230,10 +230,10 @@ class Database:
         finally:
             db.close()
 
-    def _identity(self) -> tuple[int, int] | None:
-        """The file the path names now (device, inode), or None when it is gone."""
+    def _identity(self, suffix: str = "") -> tuple[int, int] | None:
+        """The file the path (with `suffix`: one of its WAL files) names now (device, inode), or None when gone."""
         try:
-            info = os.stat(self.path)
+            info = os.stat(f"{self.path}{suffix}")
         except OSError:
             return None
         return info.st_dev, info.st_ino
@@ -242,14 +242,8 @@ class Database:
         """The store's WAL files that exist now, by suffix, with their (device, inode)."""
         if self.read_only:
             return {}
-        found = {}
-        for suffix in ("-wal", "-shm"):
-            try:
-                info = os.stat(f"{self.path}{suffix}")
-            except OSError:
-                continue
-            found[suffix] = (info.st_dev, info.st_ino)
-        return found
+        found = {suffix: self._identity(suffix) for suffix in ("-wal", "-shm")}
+        return {suffix: identity for suffix, identity in found.items() if identity is not None}
 
     def _journal_lost(self, journal: dict[str, tuple[int, int]]) -> bool:
         """Whether a WAL file this connection held was deleted or replaced since."""
