@@ -26,6 +26,28 @@ SHARED = ROOT.parent / "shared"
 HYMENOPTERA = SHARED / "datasets" / "hymenoptera"
 
 
+SLOW = os.environ.get("TRANSFERLAB_SLOW") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Registers `slow`: end-to-end tests whose behaviour faster tests also pin at a lower level."""
+    config.addinivalue_line("markers", "slow(why): an end-to-end test of 10 s or more; runs with TRANSFERLAB_SLOW=1 "
+                                       "(.ci/run sets it), skipped by the default command")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skips tests marked `slow` unless TRANSFERLAB_SLOW=1, saying why and how to run them.
+
+    The default command (the README's) stays under 10 minutes on 2 cores; `.ci/run` runs everything."""
+    if SLOW:
+        return
+    for item in items:
+        marker = item.get_closest_marker("slow")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "an end-to-end test of 10 s or more"
+            item.add_marker(pytest.mark.skip(reason=f"slow ({why}): set TRANSFERLAB_SLOW=1 to run it, as .ci/run does"))
+
+
 def processes_of(home: Path) -> list[int]:
     """Processes started for this data folder (their environment names it): workers, CLI runs, drivers."""
     mark = f"TRANSFERLAB_HOME={home}".encode()

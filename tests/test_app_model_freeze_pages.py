@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from app_fixtures import choices_of
@@ -28,6 +29,7 @@ def test_model_page_defaults_to_offline_lite0() -> None:
     assert rows.loc["resnet50", "normalise"] == "ImageNet mean/std"
 
 
+@pytest.mark.slow("ranks two models from the Model page; test_rank pins the ranking")
 def test_rank_models_for_my_data_puts_the_pretrained_model_above_random_weights(tmp_path) -> None:
     from app_fixtures import page as experiment_page
     from train_fixtures import make_colour_classes

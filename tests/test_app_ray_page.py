@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from conftest import ray_or_skip  # noqa: E402
 
 ray_or_skip()
@@ -12,6 +14,7 @@ from app_fixtures import page, saved_experiment  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
 
 
+@pytest.mark.slow("starts a Ray instance")
 def test_compare_page_runs_a_comparison_on_a_ray_instance_it_starts(tl_home, tmp_path) -> None:
     from train_fixtures import make_colour_classes
 

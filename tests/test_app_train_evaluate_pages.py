@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
@@ -341,6 +342,7 @@ def test_compare_measures_a_grid_once_per_strategy_not_per_learning_rate(tl_home
     assert len(app.session_state["_experiment"].results["estimates"]) == 2
 
 
+@pytest.mark.slow("an adapted run from the pages; test_adapt pins adaptation")
 def test_an_adapted_run_from_the_pages_and_its_evaluation_on_the_target(tl_home, tmp_path) -> None:
     """Data page: target pictures beside the source; Train: the method; Evaluate: the labelled target folder."""
     from train_fixtures import make_colour_classes
@@ -425,6 +427,7 @@ def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_hom
     assert any(f"Chosen without target labels: {chosen} (" in i.value for i in app.info)
 
 
+@pytest.mark.slow("trains runs with each GPU setting; test_step_speedups and test_decoded pin them")
 def test_gpu_speed_settings_reach_the_run_and_say_what_they_do(tl_home) -> None:
     app = page("5_train.py", train__epochs=1)
     app.run()
@@ -452,6 +455,7 @@ def test_gpu_speed_settings_reach_the_run_and_say_what_they_do(tl_home) -> None:
     assert "Augmentation: Affine has no GPU form here" in " ".join(c.value for c in heavy.caption)
 
 
+@pytest.mark.slow("a text run from the pages; test_text pins text training and evaluation")
 def test_a_text_experiment_trains_on_the_train_page_and_is_evaluated(tl_home) -> None:
     """Issue 27 through the pages: an experiment whose data is the bundled tickets trains the default text model
     from the Train page, and the Evaluate page scores it on its held-out texts."""

@@ -109,6 +109,7 @@ def test_clicking_a_block_sets_the_freeze_boundary(page) -> None:
                            ".some(e => e.innerText === '5,124')")
 
 
+@pytest.mark.slow("a run trained in the browser; AppTest's first-run test pins the pages")
 def test_train_a_short_run_and_see_it_evaluated(page) -> None:
     go(page, "5 · Train")
     epochs = page.get_by_role("spinbutton", name="Epochs")
@@ -225,6 +226,7 @@ def screenshot_on_failure(page, app_url: str, request: pytest.FixtureRequest):
 
 
 @pytest.mark.usefixtures("screenshot_on_failure")
+@pytest.mark.slow("a comparison through the browser, a reload and a server restart; AppTest's reload test pins the state")
 def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, browser_home: Path) -> None:
     go(page, "5 · Train")
     epochs = page.get_by_role("spinbutton", name="Epochs")
@@ -286,6 +288,7 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
 
 
 @pytest.mark.usefixtures("screenshot_on_failure")
+@pytest.mark.slow("layout at two widths, on the comparison of the server-restart test")
 def test_nothing_is_cut_at_1400_px_and_at_800_px_the_sidebar_closes(page, app_url: str) -> None:
     """Issue 25: at 1400 px the strategy chips read "freeze first hal..."; at 800 px the tables and the download
     buttons ("Report (HT...") were cut beside an open sidebar."""
@@ -319,6 +322,7 @@ def test_nothing_is_cut_at_1400_px_and_at_800_px_the_sidebar_closes(page, app_ur
         narrow.close()
 
 
+@pytest.mark.slow("prints every page's timings for the README")
 def test_page_timings_are_printed(page) -> None:
     """Cold first visit and warm switch per page (seconds, this machine); recorded in the README."""
     for title in ("1 · Data", "2 · Model", "3 · Augment", "4 · Freeze", "5 · Train", "6 · Evaluate", "7 · Compare"):

@@ -137,6 +137,7 @@ def test_seeds_repeat_a_setting_and_share_cached_feature_views(colours: Path, tl
     assert all("computed once and cached" in log and "read from the cache" not in log for log in logs["random"])
 
 
+@pytest.mark.slow("kills a worker mid-comparison")
 def test_cli_compare_ends_its_wait_when_the_worker_dies(colours: Path, tl_home: Path, tmp_path: Path) -> None:
     import signal
 

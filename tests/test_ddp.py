@@ -34,6 +34,7 @@ def _config(colours: Path, nproc: int, **more) -> RunConfig:
     return RunConfig.from_dict({**config, "distributed": {"nproc_per_node": nproc}})
 
 
+@pytest.mark.slow("two torchrun processes")
 def test_torchrun_on_two_processes_ends_with_the_weights_of_one_process(tl_home: Path, tmp_path: Path) -> None:
     """SGD, gradual unfreezing, a last global batch of one picture (one rank pads): equal within float error.
     AdamW drifts further (about 1e-3 after two epochs here): it divides by the root of tiny second moments,
@@ -56,6 +57,7 @@ def test_torchrun_on_two_processes_ends_with_the_weights_of_one_process(tl_home:
     assert any("torchrun with 2 processes" in e.message for e in events["two"])
 
 
+@pytest.mark.slow("two torchrun processes")
 def test_a_distributed_run_is_cancelled_on_every_rank_and_sync_bn_on_cpu_is_refused(tl_home: Path,
                                                                                     tmp_path: Path) -> None:
     colours = make_colour_classes(tmp_path / "colours")
@@ -71,6 +73,7 @@ def test_a_distributed_run_is_cancelled_on_every_rank_and_sync_bn_on_cpu_is_refu
     assert status == "failed" and "sync_bn needs CUDA GPUs" in error
 
 
+@pytest.mark.slow("two torchrun processes")
 def test_cli_train_nproc(tl_home: Path, tmp_path: Path, capsys) -> None:
     from tlcore.cli import main
 

@@ -22,11 +22,18 @@ from tlcore.worker import run_worker, submit  # noqa: E402
 from train_fixtures import make_colour_classes, tiny_config  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def local_ray():
     connect(num_cpus=2)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def ray_for_tests_that_use_it(request: pytest.FixtureRequest) -> None:
+    """Starts the module's Ray instance for the tests that run on it (the slow ones), not for the others."""
+    if request.node.get_closest_marker("slow") is not None:
+        request.getfixturevalue("local_ray")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +41,7 @@ def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_colour_classes(tmp_path_factory.mktemp("data") / "colours")
 
 
+@pytest.mark.slow("a Ray instance")
 def test_a_comparison_runs_on_ray_and_the_store_follows_it(colours: Path, tl_home: Path) -> None:
     store = RunStore()
     strategies = ["feature_extraction", "gradual", "full"]
@@ -61,6 +69,7 @@ def test_a_comparison_runs_on_ray_and_the_store_follows_it(colours: Path, tl_hom
     assert len(list((tl_home / "runs" / "tensorboard" / sweep).iterdir())) == 3
 
 
+@pytest.mark.slow("a Ray instance")
 def test_a_run_keeps_its_cpus_for_its_whole_run(colours: Path, tl_home: Path) -> None:
     """A Ray task blocked in ray.get lends its CPUs to the next task: runs that each take both CPUs must still
     train one after the other (they overlapped, and each ran 3x slower, while the task waited on Ray calls)."""
@@ -72,6 +81,7 @@ def test_a_run_keeps_its_cpus_for_its_whole_run(colours: Path, tl_home: Path) ->
     assert second.started >= first_trained_until, (second.started - first_trained_until)
 
 
+@pytest.mark.slow("a Ray instance")
 def test_a_run_on_ray_is_cancelled_from_the_store(colours: Path, tl_home: Path) -> None:
     from tlcore.runs import CANCELLED
 
@@ -90,6 +100,7 @@ def test_a_run_on_ray_is_cancelled_from_the_store(colours: Path, tl_home: Path) 
     assert store.get(run.id).epochs_done < 400
 
 
+@pytest.mark.slow("a Ray instance")
 def test_shipped_data_trains_elsewhere_and_the_run_folder_comes_back(colours: Path, tl_home: Path) -> None:
     store = RunStore()
     run = submit(tiny_config(colours, epochs=1), store, runner=RAY_RUNNER)
@@ -102,6 +113,7 @@ def test_shipped_data_trains_elsewhere_and_the_run_folder_comes_back(colours: Pa
     assert str(colours) not in (folder / "predictions.csv").read_text()  # it read its own copy of the pictures
 
 
+@pytest.mark.slow("a Ray instance")
 def test_a_killed_ray_worker_fails_its_run_with_the_reason_and_the_others_finish(colours: Path,
                                                                                  tl_home: Path) -> None:
     store = RunStore()
@@ -128,6 +140,7 @@ def test_a_killed_ray_worker_fails_its_run_with_the_reason_and_the_others_finish
     assert again.status == QUEUED and again.runner == RAY_RUNNER
 
 
+@pytest.mark.slow("a Ray instance")
 def test_cli_train_and_compare_on_ray(colours: Path, tl_home: Path, tmp_path: Path, capsys) -> None:
     from tlcore.cli import main
 

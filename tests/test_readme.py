@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -18,6 +20,7 @@ def python_snippets() -> list[str]:
     return blocks
 
 
+@pytest.mark.slow("the README's example trains and exports a run")
 def test_the_readme_python_example_runs(tmp_path: Path, tl_home: Path) -> None:
     (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")  # "from this folder", as the README says
     for snippet in python_snippets():
@@ -31,6 +34,7 @@ def test_the_readme_python_example_runs(tmp_path: Path, tl_home: Path) -> None:
     assert (tmp_path / "my_export" / "model.onnx").is_file()
 
 
+@pytest.mark.slow("the README's comparison example trains its runs")
 def test_the_readme_comparison_example_runs(tmp_path: Path, tl_home: Path) -> None:
     text = (ROOT / "README.md").read_text()
     snippet = re.search(r"<!-- python-compare -->\s*```python\n(.*?)```\s*<!-- /python-compare -->", text, re.S)
@@ -44,3 +48,16 @@ def test_the_readme_comparison_example_runs(tmp_path: Path, tl_home: Path) -> No
     assert result.stdout.count("2 epochs") == 2 and result.stdout.count("'best'") == 2
     reports = sorted(p.name for p in (tmp_path / "my_reports").iterdir())
     assert len(reports) == 3 and any(n.endswith("-cells.csv") for n in reports)
+
+
+def test_slow_tests_skip_by_default_and_ci_runs_them(tmp_path: Path) -> None:
+    """The README's command leaves tests marked slow out, saying how to run them; `.ci/run` always runs them."""
+    env = {k: v for k, v in os.environ.items() if k != "TRANSFERLAB_SLOW"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests/test_ddp.py", "-q", "-rs", "-p", "no:cacheprovider",
+                           "--basetemp", str(tmp_path / "t")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert re.search(r"\b1 passed, 3 skipped\b", done.stdout), done.stdout[-2000:]  # the one fast test still runs
+    assert "slow (two torchrun processes): set TRANSFERLAB_SLOW=1 to run it" in done.stdout
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^export TRANSFERLAB_SLOW=1$", ci, re.M), "CI must run the slow tests"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import shutil
 
 import pytest
 
@@ -37,8 +37,8 @@ def test_a_compiled_run_gives_the_eager_losses(source, tmp_path, monkeypatch):
     assert not [e for e in events if e.kind == "warning"]
 
 
-@pytest.mark.skipif(os.environ.get("TRANSFERLAB_SLOW") != "1", reason="inductor builds C++ kernels for about 90 s on "
-                    "2 cores; set TRANSFERLAB_SLOW=1 to run it (bench/gpu_check.sh runs inductor on a GPU)")
+@pytest.mark.slow("inductor builds C++ kernels for about 90 s on 2 cores; bench/gpu_check.sh runs it on a GPU")
+@pytest.mark.skipif(not (shutil.which("gcc") or shutil.which("cc")), reason="inductor needs a C compiler (gcc or cc)")
 def test_an_inductor_compiled_run_gives_the_eager_losses(source, tmp_path):
     eager = train(tiny_config(source, epochs=2), tmp_path / "eager")
     events: list = []
