@@ -13,7 +13,10 @@ from tlcore.config import RunConfig
 from tlcore.collectives import RankBatches, rank_share
 from tlcore.loader import EpochOrder
 from tlcore.worker import run_to_end
+from conftest import ROOT
 from train_fixtures import make_colour_classes, tiny_config
+
+TICKETS = ROOT / "sample_data" / "support_tickets.csv"
 
 
 def test_each_global_batch_is_shared_between_ranks_and_an_empty_share_is_padding_of_weight_0() -> None:
@@ -55,6 +58,27 @@ def test_torchrun_on_two_processes_ends_with_the_weights_of_one_process(tl_home:
     kinds = [e.kind for e in events["two"]]
     assert kinds.count("epoch") == 2 and kinds.count("stage") == 2  # rank 0 alone reports, the stages agree
     assert any("torchrun with 2 processes" in e.message for e in events["two"])
+
+
+@pytest.mark.slow("two torchrun processes, a text encoder in each")
+def test_a_text_run_on_two_torchrun_processes_learns_as_one_process(tl_home: Path, tmp_path: Path) -> None:
+    """Texts take the same torchrun path: each rank tokenizes and pads its share of each global batch. Head only
+    (frozen layers run without dropout, so the ranks draw nothing the single process would not)."""
+    config = RunConfig.from_dict({"data": {"source": str(TICKETS), "split_seed": 0}, "augment": {"preset": "none"},
+                                  "epochs": 2, "batch_size": 23, "device": "cpu", "num_workers": 0,
+                                  "freeze": {"strategy": "feature_extraction"}, "optimizer": {"name": "sgd", "lr": 0.05}})
+    events = {"one": [], "two": []}
+    for name, nproc in (("one", 1), ("two", 2)):
+        spread = RunConfig.from_dict({**config.to_dict(), "distributed": {"nproc_per_node": nproc}})
+        status, error, evaluation = run_to_end(spread, tmp_path / name, events[name].append, lambda: False)
+        assert status == "succeeded", error
+        assert evaluation.n == 36 and evaluation.accuracy > 0.6  # 4 classes: chance is 0.25
+    one, two = load_file(str(tmp_path / "one" / "last.safetensors")), load_file(str(tmp_path / "two" / "last.safetensors"))
+    assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5
+    history = [json.loads((tmp_path / n / "history.json").read_text()) for n in ("one", "two")]
+    assert [round(h["train_loss"], 5) for h in history[0]] == [round(h["train_loss"], 5) for h in history[1]]
+    said = " ".join(e.message for e in events["two"])
+    assert "torchrun with 2 processes" in said and "168 train / 36 val texts" in said and "images" not in said
 
 
 @pytest.mark.slow("two torchrun processes")

@@ -3,6 +3,7 @@ worker fails only its run. Needs `pip install -r requirements-scale.txt`; skippe
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -11,15 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ray_or_skip  # noqa: E402
+from conftest import ROOT, ray_or_skip  # noqa: E402
 
 ray = ray_or_skip()
 
+from tlcore.config import RunConfig  # noqa: E402
 from tlcore.compare import launch_sweep, sweep_rows, verdict  # noqa: E402
 from tlcore.on_ray import RAY_RUNNER, connect, drive  # noqa: E402
 from tlcore.runs import FAILED, QUEUED, RUNNING, SUCCEEDED, RunStore  # noqa: E402
 from tlcore.worker import run_worker, submit  # noqa: E402
 from train_fixtures import make_colour_classes, tiny_config  # noqa: E402
+
+TICKETS = ROOT / "sample_data" / "support_tickets.csv"
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +115,38 @@ def test_shipped_data_trains_elsewhere_and_the_run_folder_comes_back(colours: Pa
     assert {"evaluation.json", "predictions.csv", "best.safetensors", "history.json"} <= {p.name for p in
                                                                                         folder.iterdir()}
     assert str(colours) not in (folder / "predictions.csv").read_text()  # it read its own copy of the pictures
+
+
+@pytest.mark.slow("a Ray instance, a text encoder")
+def test_a_text_run_ships_its_table_to_ray_and_trains_there(tl_home: Path, tmp_path: Path) -> None:
+    """A text run's split is rows of one table: the table travels (once), and the run reads its rows there."""
+    store = RunStore()
+    config = RunConfig.from_dict({"data": {"source": str(TICKETS), "split_seed": 0}, "augment": {"preset": "none"},
+                                  "epochs": 1, "batch_size": 16, "device": "cpu", "num_workers": 0})
+    run = submit(config, store, runner=RAY_RUNNER)
+    assert drive(store, [run.id], data_mode="ship") == {run.id: SUCCEEDED}, store.get(run.id).error
+    messages = " ".join(e["message"] for e in store.events(run.id))
+    assert "data shipped" in messages and "168 train / 36 val texts" in messages and "on 36 held-out texts" in messages
+    evaluation = json.loads((Path(store.get(run.id).run_dir) / "evaluation.json").read_text())
+    assert evaluation["n"] == 36 and evaluation["accuracy"] > 0.6  # 4 classes: chance is 0.25
+
+
+def test_a_text_split_ships_its_table_once_and_is_read_from_the_copy(tl_home: Path, tmp_path: Path) -> None:
+    """Without Ray: what travels for a text split is the table (not a file per row), and the unpacked config
+    reads the same rows. Before, every row was sent as "support_tickets.csv#109", a file that does not exist."""
+    from tlcore.data import resolve_manifest
+    from tlcore.on_ray import _split_files, _split_payload, _unpack_split
+    from tlcore.text.data import read_texts
+
+    config = RunConfig.from_dict({"data": {"source": str(TICKETS), "split_seed": 0}})
+    manifest, files, size = _split_files(config)
+    assert files == ["support_tickets.csv"] and size == TICKETS.stat().st_size
+    there = _unpack_split(_split_payload(manifest, files), manifest.to_dict(), tmp_path / "node", config.to_dict())
+    assert Path(there["data"]["source"]) == tmp_path / "node" / "shipped" / "split" / "pictures" / "support_tickets.csv"
+    copy, _ = resolve_manifest(RunConfig.from_dict(there).data)
+    assert copy.missing_files() == [] and copy.items == manifest.items
+    rows = {r.path: r.text for r in read_texts(there["data"]["source"]).images}
+    assert {i.path for i in manifest.items} <= rows.keys()
 
 
 @pytest.mark.slow("a Ray instance")

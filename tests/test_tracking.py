@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
+from tlcore.config import RunConfig
 from tlcore.runs import SUCCEEDED, RunStore
 from tlcore.worker import run_worker, submit
 from train_fixtures import make_colour_classes, tiny_config
+
+TICKETS = ROOT / "sample_data" / "support_tickets.csv"
 
 
 def test_a_run_writes_tensorboard_events_and_logs_to_mlflow(tl_home: Path, tmp_path: Path,
@@ -52,6 +57,29 @@ def test_a_run_writes_tensorboard_events_and_logs_to_mlflow(tl_home: Path, tmp_p
     files = {a.path for a in client.list_artifacts(logged.info.run_id)} | {
         a.path for a in client.list_artifacts(logged.info.run_id, "model")}
     assert {"evaluation.json", "predictions.csv", "model/best.safetensors"} <= files, files
+
+
+def test_a_text_run_writes_the_same_tensorboard_events(tl_home: Path) -> None:
+    """Issue 27: a text run reaches TensorBoard as a picture run does: curves per epoch, test accuracy and the
+    confusion matrix over its classes."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    store = RunStore()
+    config = RunConfig.from_dict({"name": "tickets", "data": {"source": str(TICKETS), "split_seed": 0},
+                                  "augment": {"preset": "none"}, "epochs": 2, "batch_size": 16, "device": "cpu",
+                                  "num_workers": 0})
+    run = submit(config, store, sweep="cmp-texts", start=False)
+    run_worker(store)
+    assert store.get(run.id).status == SUCCEEDED, store.get(run.id).error
+    (folder,) = (tl_home / "runs" / "tensorboard" / "cmp-texts").iterdir()
+    events = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    val = events.Scalars("accuracy/val")
+    assert [e.step for e in val] == [1, 2]
+    assert [round(e.value, 6) for e in val] == [round(m["val_acc"], 6) for m in store.metrics(run.id)]
+    test_accuracy = json.loads((Path(store.get(run.id).run_dir) / "evaluation.json").read_text())["accuracy"]
+    assert events.Scalars("test/accuracy")[0].value == pytest.approx(test_accuracy)
+    assert events.Images("test/confusion_matrix")[0].width > 48 * 4  # a cell per class, 4 classes
 
 
 def test_mlflow_asked_for_but_missing_is_said_and_the_run_goes_on(tl_home: Path, tmp_path: Path,

@@ -164,27 +164,31 @@ def _untar(blob: bytes, into: Path) -> None:
 
 
 def _split_files(config: RunConfig):
-    """The split's manifest, its picture files, and their size in bytes (read from the file system, not the files)."""
+    """The split's manifest, the files it reads (pictures, or a text table once) relative to its root, and their
+    size in bytes (read from the file system, not the files)."""
     manifest, _ = resolve_manifest(config.data)
-    files = [Path(manifest.root) / item.path for item in manifest.items]
-    return manifest, files, sum(f.stat().st_size for f in files)
+    files = manifest.source_files()
+    return manifest, files, sum((Path(manifest.root) / f).stat().st_size for f in files)
 
 
-def _split_payload(manifest, files: list[Path]) -> bytes:
-    """The split's pictures as one tar, by their paths relative to the manifest's root."""
+def _split_payload(manifest, files: list[str]) -> bytes:
+    """The split's files as one tar, by their paths relative to the manifest's root."""
     def add(archive: tarfile.TarFile) -> None:
-        for item, path in zip(manifest.items, files):
-            archive.add(path, arcname=f"pictures/{item.path}")
+        for path in files:
+            archive.add(Path(manifest.root) / path, arcname=f"pictures/{path}")
     return _tar(add)
 
 
 def _unpack_split(payload: bytes, manifest: dict, home: Path, config: dict) -> dict:
-    """On the worker: the pictures under `home`, and the config pointed at them."""
+    """On the worker: the split's files under `home`, and the config pointed at them (at the table itself when
+    the texts come from one: its rows are "table.csv#17")."""
     folder = home / "shipped" / "split"
     _untar(payload, folder)
     manifest = {**manifest, "root": str(folder / "pictures")}
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    data = {**config["data"], "source": str(folder / "pictures"), "manifest": str(folder / "manifest.json")}
+    tables = {item["path"].rpartition("#")[0] for item in manifest["items"]} - {""}
+    source = folder / "pictures" / tables.pop() if len(tables) == 1 else folder / "pictures"
+    data = {**config["data"], "source": str(source), "manifest": str(folder / "manifest.json")}
     return {**config, "data": data}
 
 

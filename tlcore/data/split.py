@@ -129,12 +129,17 @@ class SplitManifest:
                                "make it again rather than editing it by hand")
         return manifest
 
-    def missing_files(self) -> list[str]:
-        """Items whose file is gone (for texts in a table: the table's file)."""
-        root = Path(self.root)
+    def source_files(self) -> list[str]:
+        """The files the split reads, relative to `root`, each once: its pictures; for texts, the tables and the
+        .txt files their rows come from ("tickets.csv#17" is read from tickets.csv)."""
         if self.layout == "texts":
-            return [i.path for i in self.items if not (root / (i.path.rpartition("#")[0] or i.path)).is_file()]
-        return [i.path for i in self.items if not (root / i.path).is_file()]
+            return list(dict.fromkeys(i.path.rpartition("#")[0] or i.path for i in self.items))
+        return [i.path for i in self.items]
+
+    def missing_files(self) -> list[str]:
+        """The files of `source_files` that are gone."""
+        root = Path(self.root)
+        return [path for path in self.source_files() if not (root / path).is_file()]
 
 
 def default_manifest_path(report: ScanReport, seed: int) -> Path:
