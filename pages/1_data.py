@@ -10,7 +10,7 @@ from pages.common import (
     MAX_UPLOAD_MB, SAMPLE_DATA, SAMPLE_TEXTS, bind, change, choice, data_report, experiment, forget_report, number_bounds, picture_pairs,
     sample_grid, save_upload, scan_any, show_sidebar, target_pictures, labelled_target_pictures,
 )
-from tlcore.adapt_spec import LABELLED_USES
+from tlcore.adapt_spec import LABELLED_USES, check_labelled_classes
 from tlcore.data import SplitManifest, default_manifest_path, make_split
 from tlcore.errors import TransferLabError
 from tlcore.text.data import TEXT_LAYOUT, is_text_source
@@ -151,6 +151,10 @@ else:
             else:
                 per_class = {c: sum(1 for _p, label, _h in few if report.classes[label] == c) for c in report.classes}
                 st.write(f"{len(few)} labelled target pictures: " + ", ".join(f"{c} {n}" for c, n in per_class.items()))
+                try:
+                    check_labelled_classes(few, list(report.classes), choice("adapt.labelled_use"), labelled)
+                except TransferLabError as exc:  # a run would stop on it: said here first
+                    st.error(str(exc))
 
 def _forget_split() -> None:
     """The split settings changed: the split made before belongs to the old ones."""

@@ -575,13 +575,13 @@ def _thumbnail(path: str, stamp: tuple[int, int], thumb: int):
     return np.asarray(img)
 
 
-@st.cache_data(show_spinner="Reading the target pictures...", max_entries=8, ttl=600)
 @st.cache_data(show_spinner="Reading the labelled target pictures...", ttl=60, max_entries=20)
 def labelled_target_pictures(source: str, classes: tuple[str, ...]) -> list[tuple[Path, int, str]]:
     """The few labelled target pictures as a run will read them (class sub-folders named as the data's)."""
     return scan_labelled_target(source, list(classes))
 
 
+@st.cache_data(show_spinner="Reading the target pictures...", max_entries=8, ttl=600)
 def target_pictures(source: str) -> TargetSet:
     """The adaptation target as a run will read it (every readable picture, folder names ignored)."""
     return scan_target(source)

@@ -96,6 +96,30 @@ def test_problems_with_the_labelled_folder_are_one_line(shift, tmp_path: Path) -
         RunConfig.from_dict({"data": {"source": "x"}, "adapt": {"labelled_use": "both"}})
 
 
+def test_to_choose_every_class_needs_a_labelled_picture_to_train_on_a_few_do(shift, tl_home: Path,
+                                                                              tmp_path: Path) -> None:
+    """Before, a folder missing a class passed `prepare` with "choose"; after training its score failed as a
+    warning, because scoring on a folder needs every class."""
+    source, target, labelled = shift
+    partial = tmp_path / "partial"
+    shutil.copytree(labelled, partial)
+    shutil.rmtree(partial / "green")
+    with pytest.raises(AdaptError, match=r"have no picture of green; to choose between runs") as caught:
+        prepare(tiny_config(source, adapt={"labelled": str(partial), "labelled_use": "choose"}))
+    assert "\n" not in str(caught.value)
+    trained_on = prepare(tiny_config(source, adapt={"labelled": str(partial), "labelled_use": "train"}))
+    assert len(trained_on.labelled) == 4  # red and blue, 2 each
+    app = AppTest.from_file(str(ROOT / "pages" / "1_data.py"), default_timeout=120).run()
+    app.radio(key="data:app.data_kind").set_value("Folder on this computer").run()
+    app.text_input(key="data:app.folder").input(str(source)).run()
+    app.text_input(key="data:adapt.target").input(str(target)).run()
+    app.text_input(key="data:adapt.labelled").input(str(partial)).run()
+    assert not app.exception and any("4 labelled target pictures: blue 2, green 0, red 2" in m.value for m in app.markdown)
+    assert any("no picture of green" in e.value for e in app.error)  # said on the page before any run
+    app.radio(key="data:adapt.labelled_use").set_value("train").run()
+    assert not app.exception and not app.error
+
+
 def test_with_use_choose_each_run_is_scored_on_them_and_the_verdict_chooses_by_them(shift, tl_home: Path,
                                                                                    tmp_path: Path) -> None:
     from tlcore.compare import chosen_with_few_labels, sweep_rows

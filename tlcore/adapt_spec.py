@@ -16,7 +16,7 @@ from tlcore.data.layout import IMAGE_SUFFIXES, is_hidden, walk_files
 from tlcore.errors import TransferLabError
 
 __all__ = ["METHODS", "NEEDS_TARGET", "TRAINS_THE_BACKBONE", "DEFAULT_WEIGHTS", "HEAD_ONLY_WEIGHTS", "MIN_TARGET", "LABELLED_USES",
-           "AdaptConfig", "AdaptError", "TargetSet", "check_adapt", "scan_target", "scan_labelled_target", "labelled_repeats", "uses_adabn"]
+           "AdaptConfig", "AdaptError", "TargetSet", "check_adapt", "scan_target", "scan_labelled_target", "check_labelled_classes", "labelled_repeats", "uses_adabn"]
 
 # One sentence per method, for the UI and the CLI.
 METHODS = {
@@ -167,6 +167,24 @@ def scan_labelled_target(source: str, classes: list[str]) -> list[tuple[Path, in
         raise AdaptError(f"the labelled target {source} has no readable picture in class sub-folders",
                          "put a few pictures of each class in a sub-folder named as the class")
     return found
+
+
+def check_labelled_classes(found: list[tuple[Path, int, str]], classes: list[str], use: str, source: str) -> None:
+    """With `labelled_use` "choose" every run is scored on the labelled target pictures, which needs a picture of
+    every class (the score is per class); to train on, a few classes are enough.
+
+    Args:
+        found: what `scan_labelled_target` gave; classes: the data's classes; use: `adapt.labelled_use`;
+        source: the folder, for the message.
+
+    Raises:
+        AdaptError: "choose", and some class has no labelled target picture (they are named).
+    """
+    missing = [c for i, c in enumerate(classes) if not any(label == i for _path, label, _sha in found)]
+    if use == "choose" and missing:
+        raise AdaptError(f"the labelled target pictures {source} have no picture of {', '.join(missing)[:200]}; "
+                         "to choose between runs they are scored on every class",
+                         "add a few pictures of each class, or use them to train on (labelled_use train)")
 
 
 def _readable(path: Path) -> str | None:

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from tlcore.adapt import check_method_fits
-from tlcore.adapt_spec import NEEDS_TARGET, TargetSet, labelled_repeats, scan_labelled_target, scan_target
+from tlcore.adapt_spec import (NEEDS_TARGET, TargetSet, check_labelled_classes, labelled_repeats, scan_labelled_target,
+                               scan_target)
 from tlcore.batch_size import BASE_BATCH, auto_batch_words, batch_limit, cuda_trial, keeping_buffers, largest_batch, scaled_lr
 from tlcore.collectives import is_writer
 from tlcore.config import RunConfig, resolve_freeze_plan
@@ -117,6 +118,7 @@ def _add_labelled_target(prep: Prepared, sink: Sink) -> None:
     picture that is also in the data's validation or test split is refused: it would flatter the run."""
     adapt = prep.config.adapt
     prep.labelled = scan_labelled_target(adapt.labelled, prep.manifest.classes)
+    check_labelled_classes(prep.labelled, prep.manifest.classes, adapt.labelled_use, adapt.labelled)
     held_out = set(prep.manifest.hashes("val")) | set(prep.manifest.hashes("test"))
     shared = sum(sha in held_out for _path, _label, sha in prep.labelled)
     if shared:
