@@ -15,6 +15,27 @@ from tlcore.rank import RANDOM_SUFFIX, ModelScore, ranked
 from tlcore.text.model import text_facts
 
 
+def show_ranking(asked: list[str], items: str) -> bool:
+    """The experiment's last ranking (kept there: a reload or a restart shows it again), with what it ranked
+    when that differs from `asked`; `items` names what was read ("images", "texts"). Returns whether one shows,
+    and only one model could be scored."""
+    shown = experiment().results.get("ranking")
+    if not shown:
+        return False
+    if shown["asked"] != asked:
+        st.caption("The last ranking, of " + ", ".join(shown["asked"]) + ":")
+    scores = ranked([ModelScore(**s) for s in shown["scores"]])
+    st.dataframe(pd.DataFrame([{
+        "rank": str(i) if s.error is None else "-", "model": s.label,
+        "LogME": None if s.logme is None else round(s.logme, 3),
+        "probe accuracy": "-" if s.probe_accuracy is None else f"{s.probe_accuracy:.1%}",
+        "seconds": round(s.seconds, 1),
+        f"{items}/s here": "cached" if s.images_per_s is None else str(round(s.images_per_s)),
+        "parameters (M)": None if s.params_millions is None else round(s.params_millions, 1),
+        "note": s.error or ""} for i, s in enumerate(scores, 1)]), hide_index=True, key="model.ranking")
+    return sum(s.error is None for s in scores) == 1
+
+
 experiment()
 st.title("2 · Model")
 if texts_chosen():  # a text encoder from Hugging Face transformers, not an ImageNet model
@@ -35,6 +56,18 @@ if texts_chosen():  # a text encoder from Hugging Face transformers, not an Imag
     st.caption("Texts longer than the runs' maximum are cut (the Data page counts them). Other encoders: a local "
                "model folder in the Hugging Face layout, as the run config's model.name. From the command line: "
                f"`python -m tlcore models show {facts.name}`. Choose which layers stay frozen on the Freeze page.")
+    st.subheader("What pretraining brings to your texts")
+    st.write("Before any training: the encoder's frozen features of your training texts, against the same "
+             "architecture with random weights, scored by LogME (how well a linear model on them explains your "
+             "labels) and by a quick logistic probe on the validation split. Higher is better for both.")
+    pair = [facts.name, facts.name + RANDOM_SUFFIX]
+    if st.button("Rank the encoder against its random twin", key="model.rank_text"):
+        try:
+            rank_in_a_child_process(run_config(), pair)
+        except (TransferLabError, ValueError) as exc:
+            st.error(str(exc))
+    show_ranking(pair, "texts")
+    st.caption("From the command line: `python -m tlcore models rank --data YOUR_FILE` (the same two).")
     st.stop()
 st.write("Start from a model trained on ImageNet. Smaller models train faster; larger ones often transfer better.")
 
@@ -115,19 +148,6 @@ if st.button("Rank models for my data", key="model.rank", disabled=not candidate
         rank_in_a_child_process(run_config(), asked)
     except (TransferLabError, ValueError) as exc:
         st.error(str(exc))
-shown = experiment().results.get("ranking")  # kept in the experiment: a reload or a restart shows it again
-if shown:
-    if shown["asked"] != asked:
-        st.caption("The last ranking, of " + ", ".join(shown["asked"]) + ":")
-    scores = ranked([ModelScore(**s) for s in shown["scores"]])
-    st.dataframe(pd.DataFrame([{
-        "rank": str(i) if s.error is None else "-", "model": s.label,
-        "LogME": None if s.logme is None else round(s.logme, 3),
-        "probe accuracy": "-" if s.probe_accuracy is None else f"{s.probe_accuracy:.1%}",
-        "seconds": round(s.seconds, 1),
-        "images/s here": "cached" if s.images_per_s is None else str(round(s.images_per_s)),
-        "parameters (M)": None if s.params_millions is None else round(s.params_millions, 1),
-        "note": s.error or ""} for i, s in enumerate(scores, 1)]), hide_index=True, key="model.ranking")
-    if sum(s.error is None for s in scores) == 1:
-        st.caption("Only one model could be scored here: tick the random-weights baseline, or give other models' "
-                   "weights files, to compare.")
+if show_ranking(asked, "images"):
+    st.caption("Only one model could be scored here: tick the random-weights baseline, or give other models' "
+               "weights files, to compare.")

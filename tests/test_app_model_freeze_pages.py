@@ -210,6 +210,20 @@ def test_visiting_every_page_writes_nothing_the_user_did_not_choose() -> None:
             assert any("cannot freeze the first 40" in e.value for e in app.error)  # said, not silently clamped
 
 
+@pytest.mark.slow("ranks in a child process; test_rank pins the ranking of texts")
+def test_with_texts_the_model_page_ranks_the_encoder_against_its_random_twin(tl_home) -> None:
+    from pages.common import SAMPLE_TEXTS
+    from app_fixtures import page as page_with
+
+    model = page_with("2_model.py", data__source=str(SAMPLE_TEXTS), app__data_kind="Bundled sample texts")
+    model.run()
+    model.button(key="model.rank_text").click().run(timeout=300)
+    assert not model.exception and not model.error, [e.value for e in model.error]
+    ranking = model.dataframe[1].value  # below the encoder's facts
+    assert list(ranking["model"]) == ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2 (RANDOM INIT, not pretrained)"]
+    assert ranking["LogME"][0] > ranking["LogME"][1] and "texts/s here" in ranking.columns
+
+
 def test_with_texts_the_model_augment_and_freeze_pages_show_the_text_encoder(tl_home) -> None:
     """Issue 27: with the bundled texts the Augment page raised a traceback (it read 'file.csv#2' as a picture),
     and the Model and Freeze pages showed the image model the run would not use."""

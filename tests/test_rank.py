@@ -67,3 +67,21 @@ def test_cli_models_rank(tl_home: Path, tmp_path: Path) -> None:
     from tlcore.cli import main  # no model scored at all: an error, not success (issue 28); in this process
 
     assert main(["models", "rank", "--data", str(colours), "--models", "nope_net,other_nope", "--input-size", "32"]) == 1
+
+
+def test_texts_rank_the_text_encoder_above_its_random_twin_and_refuse_an_image_model(tl_home: Path) -> None:
+    """Issue 27: with texts, `models rank` scored the image default's name ("tf_efficientnet_lite0: 6.7 s")
+    while it built the text encoder, gave no baseline, and spoke of img/s."""
+    tickets = str(ROOT / "sample_data" / "support_tickets.csv")
+    done = tlcore_in_process("models", "rank", "--data", tickets)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [line for line in lines if line.startswith("[")]  # two candidates, by their text names
+    assert lines[0].startswith("[1/2] all-MiniLM-L6-v2: ") and lines[1].startswith("[2/2] all-MiniLM-L6-v2@random: ")
+    table = [line.split() for line in lines if line[:1].isdigit()]
+    assert [row[1] for row in table] == ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2"]  # pretrained first (rank 1)
+    assert "RANDOM INIT" in next(line for line in lines if line.startswith("2 "))  # its random twin second
+    assert "texts/s" in done.stdout and "img/s" not in done.stdout
+    refused = tlcore_in_process("models", "rank", "--data", tickets, "--models", "resnet50")
+    assert refused.returncode != 0 and "holds texts, and resnet50 is an image model" in refused.stderr
+    assert "Traceback" not in refused.stderr

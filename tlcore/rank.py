@@ -150,10 +150,14 @@ def score_model(base: RunConfig, candidate: str) -> ModelScore:
     from tlcore.prepare import prepare
     from tlcore.steps import make_loader
 
+    from tlcore.preflight import model_for_the_data
+
     start = time.perf_counter()
     try:
-        prep = prepare(replace(base, model=_spec(base.model, candidate), freeze={"strategy": "feature_extraction"},
-                               adapt=replace(base.adapt, method="none")))
+        config, _ = model_for_the_data(replace(base, model=_spec(base.model, candidate),
+                                               freeze={"strategy": "feature_extraction"},
+                                               adapt=replace(base.adapt, method="none")))
+        prep = prepare(config)
     except TransferLabError as exc:
         return ModelScore(candidate, candidate, None, None, time.perf_counter() - start, False, None, None, str(exc))
     built = prep.built
@@ -209,8 +213,20 @@ def ranked(scores: list[ModelScore]) -> list[ModelScore]:
     return sorted(scores, key=lambda s: (s.logme is None, -(s.logme or 0), -(s.probe_accuracy or 0)))
 
 
-def default_candidates() -> list[str]:
-    """The recommended models whose weights are on this machine (nothing to download)."""
+def default_candidates(texts: bool = False) -> list[str]:
+    """The recommended models whose weights are on this machine (nothing to download); for texts, the packaged
+    text encoder and its randomly initialised twin (what pretraining brings; one text encoder ships offline).
+
+    Args:
+        texts: the data holds texts.
+
+    Returns:
+        Candidate names, as `parse_candidates` gives them.
+    """
+    if texts:
+        from tlcore.text.catalog import DEFAULT_TEXT_MODEL
+
+        return [DEFAULT_TEXT_MODEL, DEFAULT_TEXT_MODEL + RANDOM_SUFFIX]
     from tlcore.models import RECOMMENDED, model_card
 
     return [name for name in RECOMMENDED if model_card(name).offline_weights]

@@ -67,7 +67,10 @@ def cmd_models_rank(args: argparse.Namespace) -> int:
     base = RunConfig.load(args.config) if args.config else RunConfig(data=DataConfig(source=args.data))
     if args.input_size:
         base = replace(base, input_size=(3, args.input_size, args.input_size))
-    candidates = parse_candidates(args.models) if args.models else default_candidates()
+    from tlcore.text.data import is_text_source
+
+    texts = is_text_source(base.data.source)
+    candidates = parse_candidates(args.models) if args.models else default_candidates(texts)
     if not candidates:
         raise TransferLabError("no recommended model has weights on this machine", "name models with --models")
 
@@ -83,7 +86,8 @@ def cmd_models_rank(args: argparse.Namespace) -> int:
                                f"{scores[0].error})", "rank models with offline weights, or give their weights files")
     if args.json:
         return 0
-    print(f"\n{'rank':<4} {'model':<46} {'LogME':>7} {'probe acc':>9} {'seconds':>8} {'img/s':>7} {'params M':>8}")
+    rate = "texts/s" if texts else "img/s"
+    print(f"\n{'rank':<4} {'model':<46} {'LogME':>7} {'probe acc':>9} {'seconds':>8} {rate:>7} {'params M':>8}")
     for i, s in enumerate(scores, 1):
         if s.error:
             print(f"{'-':<4} {s.candidate:<46} not scored: {s.error}")
@@ -92,7 +96,7 @@ def cmd_models_rank(args: argparse.Namespace) -> int:
         print(f"{i:<4} {s.label[:46]:<46} {s.logme:>7.3f} {s.probe_accuracy:>9.3f} {s.seconds:>8.1f} {speed:>7} "
               f"{s.params_millions:>8.1f}")
     print("LogME: how well a linear model on the frozen features explains the labels (higher is better); probe acc: "
-          "a logistic regression on the training features, scored on the validation split. img/s: feature "
+          f"a logistic regression on the training features, scored on the validation split. {rate}: feature "
           "extraction speed here, a guide to training speed.")
     if sum(s.error is None for s in scores) < 2:
         print("only one model could be scored: add a baseline such as NAME@random, or give other models' weights")
