@@ -57,7 +57,8 @@ def test_slow_tests_skip_by_default_and_ci_runs_them(tmp_path: Path) -> None:
                            "--basetemp", str(tmp_path / "t")], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stdout[-2000:]
-    assert re.search(r"\b1 passed, 3 skipped\b", done.stdout), done.stdout[-2000:]  # the one fast test still runs
+    marked = (ROOT / "tests" / "test_ddp.py").read_text().count("@pytest.mark.slow(")
+    assert marked >= 3 and re.search(rf"\b1 passed, {marked} skipped\b", done.stdout), done.stdout[-2000:]
     assert "slow (two torchrun processes): set TRANSFERLAB_SLOW=1 to run it" in done.stdout
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^export TRANSFERLAB_SLOW=1$", ci, re.M), "CI must run the slow tests"
