@@ -16,9 +16,12 @@ from tlcore.text.model import text_facts
 
 
 def show_ranking(asked: list[str], items: str) -> bool:
-    """The experiment's last ranking (kept there: a reload or a restart shows it again), with what it ranked
-    when that differs from `asked`; `items` names what was read ("images", "texts"). Returns whether one shows,
-    and only one model could be scored."""
+    """Shows the experiment's last ranking (kept there: a reload or a restart shows it again), and what it ranked
+    when that differs from `asked`; `items` names what was read ("images", "texts").
+
+    Returns:
+        True when a ranking is shown and only one of its models could be scored (a baseline would help).
+    """
     shown = experiment().results.get("ranking")
     if not shown:
         return False

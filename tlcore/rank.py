@@ -147,10 +147,9 @@ def score_model(base: RunConfig, candidate: str) -> ModelScore:
         The score, or the reason it could not be computed.
     """
     from tlcore.features import cached_features
+    from tlcore.preflight import model_for_the_data
     from tlcore.prepare import prepare
     from tlcore.steps import make_loader
-
-    from tlcore.preflight import model_for_the_data
 
     start = time.perf_counter()
     try:
