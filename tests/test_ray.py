@@ -28,7 +28,15 @@ TICKETS = ROOT / "sample_data" / "support_tickets.csv"
 
 @pytest.fixture(scope="module")
 def local_ray():
-    connect(num_cpus=2)
+    """A Ray instance for the module. Its processes must not carry the first test's data folder in their
+    environment: that test's teardown stops every process of its folder, and a stopped raylet ends this driver
+    (pytest itself) with it."""
+    home = os.environ.pop("TRANSFERLAB_HOME", None)
+    try:
+        connect(num_cpus=2)
+    finally:
+        if home is not None:
+            os.environ["TRANSFERLAB_HOME"] = home
     yield
     ray.shutdown()
 

@@ -118,12 +118,12 @@ def _add_labelled_target(prep: Prepared, sink: Sink) -> None:
     picture that is also in the data's validation or test split is refused: it would flatter the run."""
     adapt = prep.config.adapt
     prep.labelled = scan_labelled_target(adapt.labelled, prep.manifest.classes)
-    check_labelled_classes(prep.labelled, prep.manifest.classes, adapt.labelled_use, adapt.labelled)
     held_out = set(prep.manifest.hashes("val")) | set(prep.manifest.hashes("test"))
     shared = sum(sha in held_out for _path, _label, sha in prep.labelled)
     if shared:
         raise TransferLabError(f"{shared} of the labelled target pictures in {adapt.labelled} are also validation or "
                                "test pictures of the data", "keep the labelled target pictures apart from the data")
+    check_labelled_classes(prep.labelled, prep.manifest.classes, adapt.labelled_use, adapt.labelled)
     if adapt.labelled_use == "train":
         source = len(prep.manifest.hashes("train"))
         repeats = labelled_repeats(len(prep.labelled), source, adapt.labelled_share)
