@@ -145,3 +145,22 @@ def test_copies_count_as_one_picture_when_dealing(tmp_path: Path) -> None:
     b = [i for i in manifest.items if i.label == "b"]
     distinct = {split: len({i.sha256 for i in b if i.split == split}) for split in ("train", "val", "test")}
     assert distinct == {"train": 4, "val": 1, "test": 1}  # of 6 distinct pictures, not of 16 files
+
+
+def test_a_split_reads_rows_from_their_table_and_a_file_named_with_a_hash_as_itself(tmp_path) -> None:
+    """Before, any location with '#' was cut there: a class folder of texts named "note#1.txt" was reported
+    as gone ("bug/note"), and its runs could not start."""
+    from tlcore.config import DataConfig
+    from tlcore.data.split import load_manifest
+
+    for label, words in (("bug", ["crash on start", "error 500", "freezes", "blank page"]),
+                         ("billing", ["charged twice", "refund please", "wrong invoice", "card declined"])):
+        (tmp_path / "notes" / label).mkdir(parents=True)
+        for i, text in enumerate(words):
+            (tmp_path / "notes" / label / f"note#{i}.txt").write_text(text)
+    manifest = load_manifest(DataConfig(source=str(tmp_path / "notes"), val=0.25, test=0.25))
+    assert manifest.missing_files() == [] and len(manifest.source_files()) == 8
+    assert all(path.endswith(".txt") and "#" in path for path in manifest.source_files())
+    from tlcore.data.split import file_of
+
+    assert file_of("tickets.csv#17") == "tickets.csv" and file_of("ants/a#2.jpg") == "ants/a#2.jpg"

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tlcore.config import RunConfig
 from tlcore.data import resolve_manifest
+from tlcore.data.split import file_of
 from tlcore.errors import TransferLabError
 from tlcore.net import unreachable
 from tlcore.paths import data_home
@@ -186,8 +187,8 @@ def _unpack_split(payload: bytes, manifest: dict, home: Path, config: dict) -> d
     _untar(payload, folder)
     manifest = {**manifest, "root": str(folder / "pictures")}
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    tables = {item["path"].rpartition("#")[0] for item in manifest["items"]} - {""}
-    source = folder / "pictures" / tables.pop() if len(tables) == 1 else folder / "pictures"
+    rows = [item["path"] for item in manifest["items"] if file_of(item["path"]) != item["path"]]
+    source = folder / "pictures" / file_of(rows[0]) if rows else folder / "pictures"  # texts of one table
     data = {**config["data"], "source": str(source), "manifest": str(folder / "manifest.json")}
     return {**config, "data": data}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -133,13 +134,27 @@ class SplitManifest:
         """The files the split reads, relative to `root`, each once: its pictures; for texts, the tables and the
         .txt files their rows come from ("tickets.csv#17" is read from tickets.csv)."""
         if self.layout == "texts":
-            return list(dict.fromkeys(i.path.rpartition("#")[0] or i.path for i in self.items))
+            return list(dict.fromkeys(file_of(i.path) for i in self.items))
         return [i.path for i in self.items]
 
     def missing_files(self) -> list[str]:
         """The files of `source_files` that are gone."""
         root = Path(self.root)
         return [path for path in self.source_files() if not (root / path).is_file()]
+
+
+def file_of(location: str) -> str:
+    """The file a split item is read from: "tickets.csv#17" (the row starting on line 17 of a table) is read
+    from "tickets.csv"; a picture or a .txt file ("ants/a#2.jpg" too) is its own.
+
+    Args:
+        location: a manifest item's path.
+
+    Returns:
+        The file's path, relative to the manifest's root.
+    """
+    row = re.fullmatch(r"(.+)#\d+", location)
+    return row.group(1) if row else location
 
 
 def default_manifest_path(report: ScanReport, seed: int) -> Path:
