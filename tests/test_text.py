@@ -171,6 +171,7 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
     assert {"config.json", "tokenizer.json"} <= {p.name for p in (out / "encoder").iterdir()}
     card = (out / "MODEL_CARD.md").read_text()
     assert "up to 128 tokens" in card and "test set (" in card and "texts)" in card and "224x224" not in card
+    assert "| F1 | texts |" in card and "pictures" not in card
     from_run = tlcore_in_process("predict", run_id, text, "--topk", "4")
     from_export = tlcore_in_process("predict", str(out), text, "--topk", "4")
     assert from_export.returncode == 0 and from_export.stdout == from_run.stdout

@@ -253,9 +253,10 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
          f"std {built.preprocessing.std}"),
     ]
     if evaluation:
-        lines += ["", f"## Held-out test set ({evaluation['n']} {'texts' if built.text else 'pictures'})", "",
+        things = "texts" if built.text else "pictures"
+        lines += ["", f"## Held-out test set ({evaluation['n']} {things})", "",
                   f"Accuracy {evaluation['accuracy']:.3f}, balanced accuracy {evaluation['balanced_accuracy']:.3f}.", "",
-                  "| class | precision | recall | F1 | pictures |", "| --- | --- | --- | --- | --- |"]
+                  f"| class | precision | recall | F1 | {things} |", "| --- | --- | --- | --- | --- |"]
         lines += [f"| {c['label']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |"
                   for c in evaluation["per_class"]]
     if built.text:
