@@ -16,7 +16,7 @@ from pages.common import (
     save_experiment, show_sidebar, with_current,
 )
 from tlcore.adapt_spec import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET
-from tlcore.config import RunConfig
+from tlcore.config import MONITORS, RunConfig
 from tlcore.experiment import Experiment
 from tlcore.run_labels import run_label
 from tlcore.artifacts import STATE
@@ -62,6 +62,17 @@ c2.selectbox("Schedule", with_current("schedule.name", ["cosine", "onecycle", "s
              **bind("train", "schedule.name"))
 c3.number_input("Early stopping patience (0 = off)", **number_bounds("early_stopping.patience", 0, 50),
                 **bind("train", "early_stopping.patience"))
+_CHOSEN_BY = {"val_loss": "validation loss", "val_acc": "validation accuracy",
+              "labelled_loss": "loss on your labelled target pictures",
+              "labelled_acc": "accuracy on your labelled target pictures"}
+_labelled_kept_apart = bool(choice("adapt.labelled").strip()) and choice("adapt.labelled_use") == "choose"
+c1.selectbox("Best epoch chosen by", with_current("early_stopping.metric", list(MONITORS) if _labelled_kept_apart
+                                                  else ["val_loss", "val_acc"]),
+             format_func=lambda m: _CHOSEN_BY.get(m, m),
+             help="Which epoch's weights are kept (and what early stopping watches). With a few labelled target "
+                  "pictures (Data page, used to choose), every epoch is scored on them and the one that does best on "
+                  "the target can be kept, rather than the one best on your validation split.",
+             **bind("train", "early_stopping.metric"))
 with st.expander("Domain adaptation" + ("" if choice("adapt.method") == "none" else f": {choice('adapt.method')}"),
                  expanded=choice("adapt.method") != "none"):
     st.caption("When the pictures the model will meet look different from your labelled ones (paintings instead of "

@@ -399,6 +399,27 @@ def test_a_method_without_its_target_says_where_to_give_it(tl_home, tmp_path) ->
     assert any("needs target pictures" in e.value for e in app.error)  # the run config is refused, by name
 
 
+def test_the_best_epoch_can_be_chosen_on_labelled_target_pictures_only_when_they_are_kept_apart(tl_home,
+                                                                                              tmp_path) -> None:
+    from train_fixtures import make_colour_classes
+
+    colours = make_colour_classes(tmp_path / "colours")
+    plain = page("5_train.py", **_tiny_choices(colours))
+    plain.run()
+    chosen_by = plain.selectbox(key="train:early_stopping.metric")
+    assert chosen_by.options == ["validation loss", "validation accuracy"] and chosen_by.value == "val_loss"
+    labelled = make_colour_classes(tmp_path / "labelled", per_class=2)
+    app = page("5_train.py", **_tiny_choices(colours, adapt__labelled=str(labelled)))
+    app.run()
+    chosen_by = app.selectbox(key="train:early_stopping.metric")
+    assert "accuracy on your labelled target pictures" in chosen_by.options
+    assert choices_of(app)["early_stopping.metric"] == "val_loss"  # drawn, not written back
+    chosen_by.set_value("labelled_acc").run()
+    assert not app.exception and not app.error
+    assert choices_of(app)["early_stopping.metric"] == "labelled_acc"
+    assert saved_experiment(app).run_config().early_stopping.metric == "labelled_acc"
+
+
 def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_home, tmp_path) -> None:
     from train_fixtures import make_colour_classes
 

@@ -17,7 +17,8 @@ OTHER_TEXT = {"data.source": "/data/photos", "data.manifest": "/data/split.json"
               "schedule.name": "onecycle", "batch_size": "auto", "decoded_cache": "on", "augment_on": "cpu",
               "adapt.method": "adabn", "adapt.target": "/data/paintings", "adapt.weight": 0.5,
               "freeze.lr_spread": 10.0, "data.text_column": "review", "data.label_column": "stars",
-              "adapt.labelled": "/data/paintings_labelled", "adapt.labelled_use": "train"}
+              "adapt.labelled": "/data/paintings_labelled", "adapt.labelled_use": "train",
+              "early_stopping.metric": "val_acc"}
 STRATEGY_FOR = {"freeze.k": "freeze_first_k", "freeze.every": "gradual", "freeze.head_epochs": "fine_tune"}
 
 

@@ -3,6 +3,7 @@ to choose between runs; never pictures of the data's validation or test split; e
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -172,3 +173,72 @@ def test_the_data_page_reads_the_labelled_pictures_and_says_how_many_per_class(s
     (odd / "red").rename(odd / "crimson")
     app.text_input(key="data:adapt.labelled").input(str(odd)).run()
     assert not app.exception and any("crimson" in e.value for e in app.error)
+
+
+def test_the_best_epoch_can_be_chosen_on_the_labelled_pictures(shift, tmp_path: Path, monkeypatch) -> None:
+    """early_stopping.metric labelled_loss: every epoch is scored on the labelled target pictures, the lowest
+    loss is kept as best, and those weights score on them what the epoch recorded."""
+    from tlcore.evaluate import score_labelled_target
+    from tlcore.train import train
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    source, target, labelled = shift
+    config = tiny_config(source, epochs=4, optimizer={"lr": 0.05},
+                         early_stopping={"metric": "labelled_loss", "patience": 0},
+                         adapt={"method": "none", "target": str(target), "labelled": str(labelled)})
+    events = []
+    result = train(config, tmp_path / "run", sink=events.append)
+    losses = [row["labelled_loss"] for row in result.history]
+    assert len(losses) == 4 and min(losses) < max(losses)  # epochs differ, so a reversed rule would pick another
+    assert result.best_epoch == losses.index(min(losses)) and result.best_metric == pytest.approx(min(losses))
+    few, _ = score_labelled_target(tmp_path / "run", config)
+    assert few.n == 6 and few.accuracy == pytest.approx(result.history[result.best_epoch]["labelled_acc"])
+    assert any("every epoch is scored on the 6 labelled target pictures" in e.message for e in events)
+
+
+def test_scoring_the_labelled_pictures_each_epoch_changes_nothing_the_run_learns(shift, tmp_path: Path,
+                                                                                monkeypatch) -> None:
+    """An AdaBN run scored with the target's statistics each epoch (then the source's put back) ends with the
+    same last weights and statistics as the same run chosen by validation loss; its best epoch, scored as it will
+    be used (adapted weights), gives the accuracy the epoch recorded."""
+    from safetensors.torch import load_file
+
+    from tlcore.evaluate import score_labelled_target
+    from tlcore.train import train
+
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    source, target, labelled = shift
+    adapt = {"method": "adabn", "target": str(target), "labelled": str(labelled)}
+    runs = {}
+    for metric in ("val_loss", "labelled_acc"):
+        config = tiny_config(source, epochs=2, adapt=adapt, early_stopping={"metric": metric, "patience": 0})
+        runs[metric] = (config, train(config, tmp_path / metric))
+    plain, scored = (load_file(tmp_path / metric / "last.safetensors") for metric in runs)
+    assert plain.keys() == scored.keys() and any("running_mean" in k for k in plain)
+    assert all(torch_equal(plain[k], scored[k]) for k in plain)
+    config, result = runs["labelled_acc"]
+    assert "labelled_acc" not in runs["val_loss"][1].history[0]
+    few, folder = score_labelled_target(tmp_path / "labelled_acc", config)
+    best = result.history[result.best_epoch]
+    assert few.accuracy == pytest.approx(best["labelled_acc"])
+    rows = list(csv.DictReader((folder / "predictions.csv").open()))  # probabilities to 4 places
+    loss = float(np.mean([-np.log(max(float(row[f"p_{row['label']}"]), 1e-4)) for row in rows]))
+    assert loss == pytest.approx(best["labelled_loss"], abs=2e-3)  # the same statistics, not these 6 pictures'
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+@pytest.mark.parametrize("adapt, words", [
+    ({}, "needs labelled target pictures kept out of training"),
+    ({"labelled": "somewhere", "labelled_use": "train"}, "needs labelled target pictures kept out of training"),
+])
+def test_choosing_the_epoch_on_labelled_pictures_needs_them_kept_out_of_training(shift, adapt: dict,
+                                                                               words: str) -> None:
+    source, _, _ = shift
+    with pytest.raises(TransferLabError, match=words) as caught:
+        tiny_config(source, adapt=adapt, early_stopping={"metric": "labelled_acc"})
+    assert "\n" not in str(caught.value) and "early_stopping.metric" in str(caught.value)

@@ -13,6 +13,7 @@ from tlcore.parts import Fit, Part, parts_for
 from tlcore.parts.adabn import AdaBN
 from tlcore.parts.early_stopping import EarlyStopping
 from tlcore.parts.fast_path import FastPath
+from tlcore.parts.labelled_target import LabelledTarget
 from tlcore.parts.torch_compile import Compile
 from tlcore.prepare import prepare
 from tlcore.steps import build_loop
@@ -60,6 +61,10 @@ class Recorder(Part):
         self.moments.append("epoch_totals")
         return totals
 
+    def after_validate(self, fit: Fit, epoch: int, metrics: dict) -> None:
+        self.moments.append(f"after_validate {epoch} {'val_loss' in metrics}")
+        metrics["recorded_by_a_part"] = epoch  # a metric of its own, recorded with the epoch
+
     def after_epoch(self, fit: Fit, epoch: int, metrics: dict) -> None:
         self.moments.append(f"after_epoch {epoch} {sorted(metrics)[:2]}")
 
@@ -79,11 +84,12 @@ def test_the_loop_calls_a_new_part_at_each_moment_in_order(colours: Path, tmp_pa
         expected.append(f"before_epoch {epoch}")
         for step in range(steps):
             expected += [f"before_step {epoch}.{step}", f"after_step {epoch}.{step}"]
-        expected += ["epoch_totals", f"after_epoch {epoch} ['epoch', 'epoch_seconds']"]
+        expected += ["epoch_totals", f"after_validate {epoch} True", f"after_epoch {epoch} ['epoch', 'epoch_seconds']"]
     expected.append("after_fit")
     assert recorder.moments == expected
     assert recorder.steps == 2 * steps  # the loop stepped through the wrapped step, every time
     assert result.epochs_done == 2 and [e.kind for e in events].count("epoch") == 2
+    assert [row["recorded_by_a_part"] for row in result.history] == [0, 1]  # after_validate's metrics are kept
     assert (tmp_path / "best.safetensors").is_file()  # the checkpoints part ran beside it
 
 
@@ -106,7 +112,7 @@ def test_a_part_that_answers_step_path_first_decides_what_the_steps_run_on(colou
     ({"freeze": {"strategy": "feature_extraction"}, "feature_cache": True}, {FastPath}, {Compile}),
     ({"freeze": {"strategy": "feature_extraction"}, "feature_cache": False}, set(), {FastPath}),
     ({"compile": True}, {Compile}, {FastPath}),
-    ({"early_stopping": {"metric": "val_loss", "patience": 2}}, {EarlyStopping}, set()),
+    ({"early_stopping": {"metric": "val_loss", "patience": 2}}, {EarlyStopping}, {LabelledTarget}),
 ])
 def test_each_run_gets_the_parts_its_config_asks_for(colours: Path, overrides: dict, wanted: set,
                                                      unwanted: set) -> None:

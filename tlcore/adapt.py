@@ -16,6 +16,7 @@ takes part in validation, early stopping or choosing the best checkpoint.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from collections.abc import Iterator
 
 import torch
@@ -24,12 +25,12 @@ from torch.nn import functional as F
 
 from tlcore.adapt_spec import TRAINS_THE_BACKBONE, AdaptConfig, AdaptError, uses_adabn
 
-__all__ = ["Objective", "make_objective", "check_method_fits", "adabn", "GradientReverse"]
+__all__ = ["Objective", "make_objective", "check_method_fits", "adabn", "statistics_of", "GradientReverse"]
 
 
 # -- checks against the model and the freeze plan -----------------------------------------------------------------
 def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
 
 
 def check_method_fits(adapt: AdaptConfig, model: nn.Module, head_only: bool, arch: str) -> None:
@@ -255,3 +256,28 @@ def adabn(model: nn.Module, batches, device: torch.device) -> int:
         m.momentum = momentum
     model.eval()
     return len(layers)
+
+
+@contextmanager
+def statistics_of(model: nn.Module, batches, device: torch.device) -> Iterator[int]:
+    """Within the block, every BatchNorm layer holds the statistics of these batches (`adabn`); after it, the
+    statistics it held before, exactly (the weights are never touched).
+
+    Args:
+        model: the model.
+        batches: (pictures, labels) batches of the domain; labels are not used.
+        device: where the model runs.
+
+    Yields:
+        The number of BatchNorm layers measured.
+    """
+    layers = _batchnorms(model)
+    kept = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in layers]
+    try:
+        yield adabn(model, batches, device)
+    finally:
+        with torch.no_grad():
+            for m, (mean, var, tracked) in zip(layers, kept):
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(tracked)

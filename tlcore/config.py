@@ -39,7 +39,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 SWITCHES = ("auto", "on", "off")
 AUGMENT_ON = ("auto", "device", "cpu")
-MONITORS = ("val_loss", "val_acc")
+# What picks the best epoch (and early stopping): the source's validation split, or the few labelled target
+# pictures that no run trains on (adapt.labelled with labelled_use "choose"; tlcore.parts.labelled_target).
+MONITORS = ("val_loss", "val_acc", "labelled_loss", "labelled_acc")
+LABELLED_MONITORS = ("labelled_loss", "labelled_acc")
 MAX_CONFIG_BYTES = 1_000_000
 MAX_INPUT_SIDE = 4096  # pixels: a batch of larger pictures does not fit any machine's memory
 
@@ -109,7 +112,8 @@ class EarlyStoppingConfig:
         """
         if best is None:
             return True
-        return value < best - self.min_delta if self.metric == "val_loss" else value > best + self.min_delta
+        lower_is_better = self.metric.endswith("_loss")
+        return value < best - self.min_delta if lower_is_better else value > best + self.min_delta
 
     def best_epoch(self, history: list[dict]) -> int | None:
         """The epoch the rule keeps as best, walking the history as training did; None for no epochs."""
@@ -180,6 +184,9 @@ class RunConfig:
                "step_size 1 or more, gamma in (0, 1]")
         _check(e.metric in MONITORS, "early_stopping.metric", e.metric, f"use one of {', '.join(MONITORS)}")
         _check(e.patience >= 0, "early_stopping.patience", e.patience, "use 0 (off) or more")
+        _check(e.metric not in LABELLED_MONITORS or (self.adapt.labelled.strip() and self.adapt.labelled_use == "choose"),
+               "early_stopping.metric", e.metric, "it needs labelled target pictures kept out of training: set "
+               "adapt.labelled and adapt.labelled_use choose, or use val_loss")
         _check(self.device in DEVICES, "device", self.device, f"use one of {', '.join(DEVICES)}")
         _check(self.precision in PRECISIONS, "precision", self.precision, f"use one of {', '.join(PRECISIONS)}")
         _check(self.num_workers >= -1, "num_workers", self.num_workers, "use -1 (auto), 0 or more")

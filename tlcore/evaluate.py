@@ -20,13 +20,14 @@ from tlcore.files import atomic_write
 from tlcore.loader import ImageListDataset
 from tlcore.inference import outputs
 from tlcore.runtime import Runtime, select_runtime
-from tlcore.artifacts import BEST, EVALUATION, EVALUATIONS, PREDICTIONS, TrainedRun, load_trained
+from tlcore.artifacts import ADAPTED, BEST, EVALUATION, EVALUATIONS, PREDICTIONS, TrainedRun, load_trained
 from tlcore.run_files import folder_evaluation_name
 from tlcore.data import scan
 from tlcore.modality import collate_texts, text_dataset
 from tlcore.text.data import read_texts
 
 __all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "evaluate_folder",
+           "score_labelled_target",
            "class_probabilities"]
 
 
@@ -215,7 +216,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BES
 
 
 def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = BEST,
-                    on_progress: Callable[[str, int, int], None] = _quiet) -> tuple[Evaluation, Path]:
+                    on_progress: Callable[[str, int, int], None] = _quiet,
+                    own_statistics: bool | None = None) -> tuple[Evaluation, Path]:
     """Score a finished run on another labelled folder (or zip): a new domain, a new camera, new data.
 
     The folder's class sub-folders must be the run's classes, no more, no fewer. The result is kept with
@@ -228,6 +230,8 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
         source: the labelled folder, zip or (text runs) file.
         checkpoint: which weights of the run.
         on_progress: see above.
+        own_statistics: an AdaBN run normalises the folder by the folder's own BatchNorm statistics (None: the
+            default for AdaBN runs); False keeps the checkpoint's (with `ADAPTED`: the target pictures').
 
     Returns:
         (the evaluation, the folder it was written to).
@@ -255,7 +259,27 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     out_dir = run_dir / EVALUATIONS / folder_evaluation_name(source)
     # an AdaBN run normalises every domain by that domain's own statistics: the source's in training, here the
     # folder's (Li et al. 2016 measure them on the target pictures being classified)
-    own = uses_adabn(config.adapt.method)
+    own = uses_adabn(config.adapt.method) if own_statistics is None else own_statistics
     texts = (report.root, report.source) if trained.built.text else None
     return _score(trained, items, "folder", out_dir, str(source), own_statistics=own, on_progress=on_progress,
                   texts=texts), out_dir
+
+
+def score_labelled_target(run_dir: str | Path, config) -> tuple[Evaluation, Path]:
+    """A finished run scored on its few labelled target pictures (`adapt.labelled`), as it will be used on the
+    target: an AdaBN run with its adapted weights (the BatchNorm statistics of all the unlabelled target
+    pictures, as during training when `early_stopping.metric` is labelled_acc), not with statistics of these few.
+
+    Args:
+        run_dir: the run folder.
+        config: the run's config (`RunConfig`), naming the labelled pictures.
+
+    Returns:
+        (the evaluation, the folder it was written to), kept with the run under the folder's name.
+
+    Raises:
+        TransferLabError: the folder cannot be read, or its classes do not match the run's.
+    """
+    if uses_adabn(config.adapt.method):
+        return evaluate_folder(run_dir, config.adapt.labelled, checkpoint=ADAPTED, own_statistics=False)
+    return evaluate_folder(run_dir, config.adapt.labelled)

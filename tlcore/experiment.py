@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tlcore.adapt_spec import METHODS
 from tlcore.augment_spec import PRESETS, preset
-from tlcore.config import OPTIMIZERS, SCHEDULES, ConfigError, RunConfig
+from tlcore.config import MONITORS, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.files import atomic_write
 from tlcore.grid import AXES, STRATEGY_SET, put_value, value_at
@@ -75,14 +75,16 @@ PICKED_AXES: dict[str, list[str]] = {
     "model.name": list(RECOMMENDED),
     "schedule.name": list(SCHEDULES),
     "optimizer.name": list(OPTIMIZERS),
+    "early_stopping.metric": list(MONITORS),
 }
 _PICKED_DEFAULTS = {"freeze.strategy": list(STRATEGY_SET), "adapt.method": ["none", "adabn", "mcc"],
                     "augment.preset": ["light", "heavy"], "model.name": [DEFAULT_MODEL],
-                    "schedule.name": ["cosine", "onecycle"], "optimizer.name": ["adamw", "sgd"]}
+                    "schedule.name": ["cosine", "onecycle"], "optimizer.name": ["adamw", "sgd"],
+                    "early_stopping.metric": ["val_loss", "labelled_acc"]}
 _TYPED_DEFAULTS = {"freeze.k": "1, 2, 3", "freeze.lr_spread": "1, 10, 100", "freeze.every": "1, 2",
                    "optimizer.lr": "3e-3, 1e-3, 3e-4", "optimizer.weight_decay": "0, 0.01, 0.1",
                    "model.head.dropout": "0, 0.2, 0.5", "model.head.hidden": "none, 256", "epochs": "3, 5, 10",
-                   "batch_size": "16, 32"}
+                   "batch_size": "16, 32", "adapt.weight": "none, 1, 10"}
 
 _S, _I, _F, _B, _L, _N = str, int, float, bool, list, type(None)
 SETTINGS: tuple[Setting, ...] = (
@@ -108,6 +110,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("optimizer.weight_decay", 0.01, (_F,)),
     Setting("schedule.name", "cosine", (_S,)),
     Setting("early_stopping.patience", 3, (_I,)),
+    Setting("early_stopping.metric", "val_loss", (_S,)),
     Setting("epochs", 5, (_I,)),
     Setting("batch_size", 32, (_I, _S)),  # or "auto"
     Setting("compile", False, (_B,)),

@@ -38,6 +38,8 @@ AXES: dict[str, tuple[str, str]] = {
     "epochs": ("epochs", "epochs"),
     "batch_size": ("batch size", "batch"),
     "adapt.method": ("domain-adaptation method", "adapt"),
+    "adapt.weight": ("weight of the adaptation method's loss (none: its default)", "weight"),
+    "early_stopping.metric": ("what chooses the best epoch", "best by"),
 }
 MAX_RUNS = 200  # a typo like lr=1e-3,...x100 should not queue a week of runs
 

@@ -36,7 +36,8 @@ def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Gen
 
     Args:
         prep: the prepared run.
-        split: "train", "val", "test", or "target" (the adaptation target's pictures; labels all 0, never read).
+        split: "train", "val", "test", "target" (the adaptation target's pictures; labels all 0, never read) or
+            "labelled" (the few labelled target pictures, `adapt.labelled`, with their classes).
         training: augment, and take this rank's share of each batch under torchrun.
         generator: the loader's random generator (training loaders).
         batch_size: overrides the config's (feature extraction uses larger ones).
@@ -52,8 +53,10 @@ def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Gen
                                config.data.label_column, config.text_augment if training else None)
         return EpochLoader(dataset, batch_size=batch_size or config.batch_size, num_workers=0, pin_memory=False,
                            generator=generator, rank=rank, world=world, collate_fn=collate_texts)
-    items = prep.target.items() if split == "target" else prep.manifest.files(split)
-    decoded = prep.inputs.decoded(split) if split != "target" else None
+    outside = {"target": lambda: prep.target.items(),
+               "labelled": lambda: [(path, label) for path, label, _sha in prep.labelled]}  # not in the manifest
+    items = outside[split]() if split in outside else prep.manifest.files(split)
+    decoded = prep.inputs.decoded(split) if split not in outside else None
     on_device = prep.inputs.on_device(p, prep.runtime, training, config.seed) if decoded else None
     if on_device is not None:
         dataset = DecodedDataset(items, decoded)

@@ -5,7 +5,7 @@ progress bar, a test), and cancellation comes in through a `should_stop` callabl
 (seed, epoch), so a resumed run repeats exactly what an uninterrupted one would have done.
 
 The loop itself only walks epochs and steps; every feature (resume and checkpoints, the fast path, compile,
-torchrun, AdaBN, adaptation, cancel, progress, early stopping) is a part it calls at named moments
+torchrun, AdaBN, adaptation, scoring the labelled target pictures, cancel, progress, early stopping) is a part it calls at named moments
 (tlcore.parts). The objects a run trains with are in tlcore.steps, preparing a run in tlcore.prepare.
 """
 
@@ -128,6 +128,8 @@ def fit(run: Fit, parts: list[Part]) -> TrainResult:
         metrics = _train_epoch(run, parts, step, epoch)
         metrics.update(_validate(run), epoch_seconds=time.perf_counter() - started,
                        peak_memory_mb=_peak_memory_mb(run.prep.runtime))
+        for part in parts:
+            part.after_validate(run, epoch, metrics)
         run.improved = run.progress.record(metrics, rule)
         for part in parts:
             part.after_epoch(run, epoch, metrics)

@@ -24,7 +24,7 @@ from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.artifacts import BEST, EVALUATION, LAST, PREDICTIONS, TRAINING_MARK
 from tlcore.target_score import score_target
-from tlcore.evaluate import evaluate_folder, evaluate_run
+from tlcore.evaluate import evaluate_folder, evaluate_run, score_labelled_target
 from tlcore.paths import data_home
 from tlcore.preflight import check_before_queueing, model_for_the_data
 from tlcore.text.catalog import is_text_model
@@ -89,7 +89,7 @@ def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume
                 sink(Event("warning", f"could not evaluate on {folder}: {exc}"))
         if config.adapt.labelled and config.adapt.labelled_use == "choose":  # kept out of training: a fair score
             try:
-                few, _ = evaluate_folder(run_dir, config.adapt.labelled)
+                few, _ = score_labelled_target(run_dir, config)
                 sink(Event("log", f"accuracy {few.accuracy:.3f} on the {few.n} labelled target pictures (not trained "
                                   "on; comparisons choose by it)", {"labelled_target_accuracy": few.accuracy}))
             except TransferLabError as exc:

@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "(up to 3; a grid of every combination). Settings: freeze.strategy, freeze.k, "
                               "freeze.lr_spread, freeze.every, optimizer.lr, optimizer.weight_decay, optimizer.name, "
                               "schedule.name, augment.preset, model.name, model.head.dropout, model.head.hidden, "
-                              "epochs, batch_size, adapt.method")
+                              "epochs, batch_size, adapt.method, adapt.weight (none: the method's default), "
+                              "early_stopping.metric (val_loss, val_acc, labelled_loss, labelled_acc: the best epoch "
+                              "chosen on the few labelled target pictures)")
     compare.add_argument("--seeds", type=bounded(int, 1, 20), default=1, help="repeat every setting with seeds 0..N-1 (head "
                                                              "initialisation, batch order, augmentation; never the "
                                                              "split); the table gives mean and std (default 1)")

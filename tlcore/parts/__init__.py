@@ -6,7 +6,7 @@ A new training feature is a module here with `make(prep) -> Part | None`, and on
 from __future__ import annotations
 
 from tlcore.parts import (adabn, adaptation, cancel, checkpoints, early_stopping, epoch_report, fast_path,
-                          freeze_stages, overfitting, progress, text_embeddings, torch_compile, torchrun)
+                          freeze_stages, labelled_target, overfitting, progress, text_embeddings, torch_compile, torchrun)
 from tlcore.parts.base import Fit, Part, Progress, StepPath
 from tlcore.prepare import Prepared
 
@@ -22,6 +22,7 @@ PARTS = (
     cancel.make,          # before each epoch and step, first
     freeze_stages.make,   # what trains this epoch
     adaptation.make,      # the objective's target batches and progress
+    labelled_target.make,  # each epoch scored on the few labelled target pictures, before the best is chosen
     progress.make,
     epoch_report.make,    # after the checkpoint is on disk
     overfitting.make,

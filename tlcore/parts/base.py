@@ -11,6 +11,7 @@ early stopping) is a `Part` whose methods the loop calls at these moments, in th
     before_step(fit, epoch, step)        cancel, the adaptation schedule's progress
     after_step(fit, epoch, step)         progress events
     epoch_totals(fit, totals) -> totals  the epoch's loss, correct and seen counts (torchrun sums ranks')
+    after_validate(fit, epoch, metrics)  more of the epoch's metrics, before the best epoch is chosen by one
     after_epoch(fit, epoch, metrics)     checkpoints, the epoch event, warnings, early stopping
     after_fit(fit)                       once, after the last epoch
 
@@ -214,6 +215,15 @@ class Part:
             totals: the counts as the parts before this one left them.
         """
         return totals
+
+    def after_validate(self, fit: Fit, epoch: int, metrics: dict) -> None:
+        """After the epoch is validated, before it is recorded: a part may add metrics (the early-stopping rule's
+        metric among them), in place.
+
+        Args:
+            fit: the run being trained (its config, model, loop and progress).
+            epoch: 0-based; metrics: the epoch's metrics so far, to add to.
+        """
 
     def after_epoch(self, fit: Fit, epoch: int, metrics: dict) -> None:
         """After an epoch is validated and recorded in `fit.progress`.
