@@ -1,7 +1,10 @@
 """Can the target pictures choose the adaptation method without their labels? Two shifts, every method, scored.
 
     python bench/choose_adaptation.py [--shifts chalk,sketch] [--strategies fine_tune,feature_extraction]
-                                      [--methods none,adabn,mcc,adabn+mcc,entropy,dann] [--epochs 4]
+                                      [--methods none,adabn,mcc,adabn+mcc,entropy,dann] [--epochs 4] [--seeds N]
+                                      [--labelled 0,5 [--labelled-use train|choose]] [--metrics val_loss,labelled_acc]
+                                      [--out ROWS.jsonl] [--draws 2000 --per-class 5]
+    python bench/choose_adaptation.py --analyse ROWS.jsonl [--draws 2000 --per-class 5]   # tables again, no training
 
 Shift sets (both made here, neither tunes a default alone):
 - chalk: the bundled `sample_data/shapes` (photo style) -> the same shapes in chalk on a blackboard
@@ -14,11 +17,18 @@ Every run trains as the worker trains it (`tlcore.worker.run_to_end`, which also
 without labels: `target_score.json`), then is evaluated on the labelled target test. The table gives, per run,
 target accuracy and the two label-free scores (IM, SND); per shift and strategy, the method each score picks,
 the method target labels would pick, and the chosen method's gain over no adaptation.
+
+A few labels, resampled: for each shift, strategy and seed, `--draws` times, `--per-class` pictures of each class
+of the labelled target test play the user's few labelled pictures; the method most accurate on them is chosen
+(ties: no adaptation first, then the order given; or the best information score among the tied) and scored on the
+rest of the test, against no adaptation on the same rest. The table says how often that choice is the method best
+on the rest, its mean gain, and how often it loses more than 1 point.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import itertools
 import json
 import os
@@ -36,9 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "datasets" / "hymenoptera"
 
-from tlcore.config import RunConfig  # noqa: E402
+from tlcore.config import EarlyStoppingConfig, RunConfig  # noqa: E402
 from tlcore.evaluate import evaluate_folder  # noqa: E402
-from tlcore.run_files import read_target_score  # noqa: E402
+from tlcore.run_files import folder_evaluation_name, read_folder_evaluations, read_target_score  # noqa: E402
 from tlcore.worker import run_to_end  # noqa: E402
 
 
@@ -98,9 +108,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--labelled", default="0", help="labelled target pictures per class to train on (adapt.labelled, "
                              "use train), comma-separated to run each: 0,5 gives every run with none and with 5")
+    parser.add_argument("--labelled-use", default="train", choices=["train", "choose"],
+                        help="what the labelled pictures are for (adapt.labelled_use)")
+    parser.add_argument("--metrics", default="val_loss", help="early_stopping.metric values to run each with "
+                        "(labelled_acc, labelled_loss: with --labelled and --labelled-use choose)")
     parser.add_argument("--seeds", type=int, default=1, help="repeat each run with seeds 0..N-1 (the table gives means)")
     parser.add_argument("--out", help="also write the rows as JSON lines here")
+    parser.add_argument("--analyse", metavar="ROWS", help="print the tables of an earlier --out file; train nothing")
+    parser.add_argument("--draws", type=int, default=2000, help="resampled draws of the few labelled pictures")
+    parser.add_argument("--per-class", type=int, default=5, help="labelled pictures per class in each draw")
     args = parser.parse_args()
+    if args.analyse:
+        rows = [json.loads(line) for line in Path(args.analyse).read_text().splitlines() if line.strip()]
+        print_tables(rows)
+        print_few_label_choice(rows, args.draws, args.per_class)
+        print_epoch_choice(rows)
+        return
     work = Path(tempfile.mkdtemp(prefix="tl-choose-adaptation-"))
     os.environ["TRANSFERLAB_HOME"] = str(work / "home")
     rows = []
@@ -109,58 +132,175 @@ def main() -> None:
             print(f"sketch: skipped, {SHARED} is absent")
             continue
         source, unlabelled, test = (sketch_sets if shift == "sketch" else chalk_sets)(work)
-        for strategy, method, per_class, seed in itertools.product(
+        for strategy, method, per_class, metric, seed in itertools.product(
                 args.strategies.split(","), args.methods.split(","), [int(k) for k in args.labelled.split(",")],
-                range(args.seeds)):
+                args.metrics.split(","), range(args.seeds)):
             if method == "dann" and strategy == "feature_extraction":
                 continue  # DANN needs a backbone that trains (the run refuses it, by name)
             adapt = {"method": method, "target": str(unlabelled)}
             if per_class:
                 adapt.update(labelled=str(few_labelled(unlabelled, work / f"{shift}_labelled_{per_class}", per_class)),
-                             labelled_use="train")
+                             labelled_use=args.labelled_use)
+            elif metric.startswith("labelled_"):
+                continue  # nothing to choose the epoch on
             config = RunConfig.from_dict({"data": {"source": str(source)}, "epochs": args.epochs, "seed": seed,
-                                          "freeze": {"strategy": strategy}, "adapt": adapt})
-            run_dir = work / "runs" / f"{shift}-{strategy}-{method}-{per_class}-{seed}"
+                                          "freeze": {"strategy": strategy}, "adapt": adapt,
+                                          "early_stopping": {"metric": metric}})
+            run_dir = work / "runs" / f"{shift}-{strategy}-{method}-{per_class}-{metric}-{seed}"
             started = time.perf_counter()
             status, error, evaluation = run_to_end(config, run_dir, lambda event: None, lambda: False)
             seconds = time.perf_counter() - started
-            row = {"shift": shift, "strategy": strategy, "method": method, "labelled": per_class, "seed": seed,
-                   "seconds": round(seconds),
-                   "status": status, "error": error}
+            row = {"shift": shift, "strategy": strategy, "method": method, "labelled": per_class,
+                   "use": args.labelled_use if per_class else "", "metric": metric, "seed": seed,
+                   "seconds": round(seconds), "status": status, "error": error, "run_dir": str(run_dir)}
             if status == "succeeded":
                 target, _ = evaluate_folder(run_dir, test)
                 score = read_target_score(run_dir) or {}
                 row.update(source_acc=evaluation.accuracy, target_acc=target.accuracy, target_n=target.n,
-                           im=score.get("im"), snd=score.get("snd"))
+                           im=score.get("im"), snd=score.get("snd"), best_epoch=_best_epoch(run_dir, metric))
+                if per_class and args.labelled_use == "choose":
+                    few = read_folder_evaluations(run_dir).get(folder_evaluation_name(adapt["labelled"]), {})
+                    row.update(labelled_acc=few.get("accuracy"), labelled_n=few.get("n"))
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.out:
                 with open(args.out, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
     print_tables(rows)
+    print_few_label_choice(rows, args.draws, args.per_class)
+    print_epoch_choice(rows)
+
+
+def _trained_without_labels(row: dict) -> bool:
+    """The run learnt nothing from target labels: none given, or kept apart to score it (use choose) while the
+    best epoch was still chosen on the source's validation loss."""
+    return (not row["labelled"] or row.get("use") == "choose") and row.get("metric", "val_loss") == "val_loss"
+
+
+def print_epoch_choice(rows: list[dict]) -> None:
+    """The best epoch chosen on the labelled target pictures against on the source's validation loss: the same
+    run otherwise (shift, strategy, method, seed), its accuracy on the labelled target test."""
+    done = [r for r in rows if r["status"] == "succeeded"]
+    plain = {(r["shift"], r["strategy"], r["method"], r["seed"]): r for r in done if _trained_without_labels(r)}
+    pairs: dict[tuple, list[tuple[dict, dict]]] = {}
+    for r in done:
+        if r.get("metric", "val_loss").startswith("labelled_") and (key := (r["shift"], r["strategy"], r["method"],
+                                                                            r["seed"])) in plain:
+            pairs.setdefault((r["shift"], r["strategy"], r["method"], r["metric"]), []).append((plain[key], r))
+    if not pairs:
+        return
+    print("\n| shift | strategy | method | best epoch by | seeds | target acc, by val_loss | target acc, by it | gain "
+          "(points) | epochs kept (val_loss; it) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (shift, strategy, method, metric), found in pairs.items():
+        before, after = np.mean([a["target_acc"] for a, _ in found]), np.mean([b["target_acc"] for _, b in found])
+        epochs = ", ".join(f"{a.get('best_epoch')}; {b.get('best_epoch')}" for a, b in found)
+        print(f"| {shift} | {strategy} | {method} | {metric} | {len(found)} | {before:.3f} | {after:.3f} | "
+              f"{(after - before) * 100:+.1f} | {epochs} |")
+
+
+def _best_epoch(run_dir: Path, metric: str) -> int | None:
+    """The epoch the run kept (1-based), by its own rule, from its history."""
+    history = json.loads((run_dir / "history.json").read_text())
+    chosen = EarlyStoppingConfig(metric=metric).best_epoch(history)
+    return None if chosen is None else chosen + 1
+
+
+def _test_predictions(run_dir: str) -> dict[str, tuple[str, bool]]:
+    """The run's predictions on the labelled target test: picture name -> (class, correct)."""
+    folder = Path(run_dir) / "evaluations"
+    (csv_path,) = [p / "predictions.csv" for p in folder.iterdir() if p.name.endswith("_test")]
+    with csv_path.open() as fh:
+        return {Path(row["path"]).name: (row["label"], row["label"] == row["predicted"]) for row in csv.DictReader(fh)}
+
+
+def print_few_label_choice(rows: list[dict], draws: int, per_class: int) -> None:
+    """Choosing the method with a few labelled target pictures, resampled from the labelled test (see the module's
+    docstring), beside the label-free choice (IM) and the label-best, per shift and strategy over seeds."""
+    done = [r for r in rows if r["status"] == "succeeded" and _trained_without_labels(r) and r.get("run_dir")]
+    groups: dict[tuple, list[dict]] = {}
+    for r in done:
+        groups.setdefault((r["shift"], r["strategy"], r["seed"]), []).append(r)
+    results: dict[tuple, dict[str, list[float]]] = {}
+    rng = np.random.default_rng(0)
+    for (shift, strategy, seed), group in sorted(groups.items()):
+        if len(group) < 2 or group[0]["method"] != "none":
+            continue
+        predictions = [_test_predictions(r["run_dir"]) for r in group]
+        names = sorted(predictions[0])
+        correct = np.array([[p[name][1] for name in names] for p in predictions], dtype=float)  # methods x pictures
+        labels = np.array([predictions[0][name][0] for name in names])
+        im = np.array([r["im"] for r in group])
+        out = results.setdefault((shift, strategy), {k: [] for k in (
+            "best", "im", "first_gain", "first_hit", "first_lose", "by_im_gain", "by_im_hit", "by_im_lose")})
+        full = correct.mean(1)
+        out["best"].append((full.max() - full[0]) * 100)
+        out["im"].append((full[int(im.argmax())] - full[0]) * 100)
+        for _ in range(draws):
+            few = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
+                                  for c in np.unique(labels)])
+            rest = np.setdiff1d(np.arange(len(names)), few)
+            on_few, on_rest = correct[:, few].mean(1), correct[:, rest].mean(1)
+            tied = np.flatnonzero(on_few == on_few.max())
+            for rule, chosen in (("first", tied[0]), ("by_im", tied[int(im[tied].argmax())])):
+                gain = (on_rest[chosen] - on_rest[0]) * 100
+                out[f"{rule}_gain"].append(gain)
+                out[f"{rule}_hit"].append(float(on_rest[chosen] == on_rest.max()))
+                out[f"{rule}_lose"].append(float(gain < -1))
+    if not results:
+        return
+    print(f"\nChoosing the method with {per_class} labelled target pictures per class ({draws} draws per seed, scored "
+          "on the rest of the labelled test; gains in points over no adaptation on the same pictures):")
+    print("\n| shift | strategy | seeds | label-best gain | IM's choice gain | few labels, ties to none: gain, best, "
+          "loses > 1 | few labels, ties by IM: gain, best, loses > 1 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for (shift, strategy), out in results.items():
+        m = {k: float(np.mean(v)) for k, v in out.items()}
+        print(f"| {shift} | {strategy} | {len(out['best'])} | {m['best']:+.1f} | {m['im']:+.1f} | "
+              f"{m['first_gain']:+.1f}, {m['first_hit']:.0%}, {m['first_lose']:.0%} | "
+              f"{m['by_im_gain']:+.1f}, {m['by_im_hit']:.0%}, {m['by_im_lose']:.0%} |")
 
 
 def print_tables(rows: list[dict]) -> None:
     """The runs, then per shift and strategy what each label-free score picks against what labels pick."""
-    print("\n| shift | strategy | method | labelled per class | source acc | target acc | vs none, no labels | IM | SND "
-          "| seconds |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| shift | strategy | method | labelled per class | best epoch by | seed | source acc | target acc | "
+          "vs none, no labels | IM | SND | best epoch | seconds |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     done = [r for r in rows if r["status"] == "succeeded"]
-    none = {(r["shift"], r["strategy"]): r["target_acc"] for r in done if r["method"] == "none" and not r["labelled"]}
     for r in done:
-        gain = (r["target_acc"] - none.get((r["shift"], r["strategy"]), np.nan)) * 100
-        print(f"| {r['shift']} | {r['strategy']} | {r['method']} | {r['labelled']} | {r['source_acc']:.3f} | "
-              f"{r['target_acc']:.3f} | {gain:+.1f} | {r['im']:.3f} | {r['snd']:.3f} | {r['seconds']} |")
+        r.setdefault("metric", "val_loss")
+        r.setdefault("use", "train" if r["labelled"] else "")
+    none = {(r["shift"], r["strategy"], r["seed"]): r["target_acc"] for r in done
+            if r["method"] == "none" and _trained_without_labels(r)}
+    for r in done:
+        gain = (r["target_acc"] - none.get((r["shift"], r["strategy"], r["seed"]), np.nan)) * 100
+        print(f"| {r['shift']} | {r['strategy']} | {r['method']} | {r['labelled']} {r['use']} | {r['metric']} | "
+              f"{r['seed']} | {r['source_acc']:.3f} | {r['target_acc']:.3f} | {gain:+.1f} | {r['im']:.3f} | "
+              f"{r['snd']:.3f} | {r.get('best_epoch')} | {r['seconds']} |")
     cells: dict[tuple, list[float]] = {}
     for r in done:
-        cells.setdefault((r["shift"], r["strategy"], r["method"], r["labelled"]), []).append(r["target_acc"])
+        cells.setdefault((r["shift"], r["strategy"], r["method"], f"{r['labelled']} {r['use']}", r["metric"]),
+                         []).append(r["target_acc"])
     if any(len(v) > 1 for v in cells.values()):
-        print("\n| shift | strategy | method | labelled per class | seeds | mean target acc | std (points) |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-        for (shift, strategy, method, labelled), accs in cells.items():
-            print(f"| {shift} | {strategy} | {method} | {labelled} | {len(accs)} | {np.mean(accs):.3f} | "
+        print("\n| shift | strategy | method | labelled per class | best epoch by | seeds | mean target acc | std "
+              "(points) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for (shift, strategy, method, labelled, metric), accs in cells.items():
+            print(f"| {shift} | {strategy} | {method} | {labelled} | {metric} | {len(accs)} | {np.mean(accs):.3f} | "
                   f"{100 * np.std(accs, ddof=1) if len(accs) > 1 else 0:.1f} |")
-    done = [r for r in done if not r["labelled"]]  # the label-free choice is among runs that had no labels
+    # the label-free choice is among runs that had no labels (means over seeds)
+    done = [r for r in done if _trained_without_labels(r)]
+    none = {key: float(np.mean([v for k, v in none.items() if k[:2] == key])) for key in {k[:2] for k in none}}
+    means: dict[tuple, dict] = {}
+    for r in done:
+        cell = means.setdefault((r["shift"], r["strategy"], r["method"]), {"shift": r["shift"], "strategy": r["strategy"],
+                                                                          "method": r["method"], "acc": [], "im": [],
+                                                                          "snd": []})
+        cell["acc"].append(r["target_acc"])
+        cell["im"].append(r["im"])
+        cell["snd"].append(r["snd"])
+    done = [{**c, "target_acc": float(np.mean(c["acc"])), "im": float(np.mean(c["im"])), "snd": float(np.mean(c["snd"]))}
+            for c in means.values()]
     print("\n| shift | strategy | label-best | picked by IM (gain vs none) | picked by SND (gain vs none) |")
     print("| --- | --- | --- | --- | --- |")
     for key in sorted({(r["shift"], r["strategy"]) for r in done}):

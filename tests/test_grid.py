@@ -65,6 +65,18 @@ def test_a_bad_value_names_its_cell_and_a_huge_grid_is_refused(colours: Path) ->
         expand(tiny_config(colours), [parse_axis("epochs=1,2"), parse_axis("epochs=3")])
 
 
+def test_the_adaptation_weight_and_what_chooses_the_best_epoch_can_be_varied(colours: Path) -> None:
+    adapt = {"method": "mcc", "target": str(colours), "labelled": str(colours)}
+    cells = expand(tiny_config(colours, adapt=adapt), [parse_axis("adapt.weight=none,10"),
+                                                       parse_axis("early_stopping.metric=val_loss,labelled_acc")])
+    assert [(c.configs[0].adapt.weight, c.configs[0].early_stopping.metric) for c in cells] == [
+        (None, "val_loss"), (None, "labelled_acc"), (10, "val_loss"), (10, "labelled_acc")]
+    assert cells[3].label == "weight 10 · best by labelled_acc"
+    with pytest.raises(TransferLabError, match=r"best by labelled_acc: invalid early_stopping.metric.*kept out of "
+                                               r"training"):  # no labelled target pictures in the base
+        expand(tiny_config(colours), [parse_axis("early_stopping.metric=val_loss,labelled_acc")])
+
+
 def test_the_head_and_a_none_value_can_be_varied(colours: Path) -> None:
     cells = expand(tiny_config(colours), [parse_axis("model.head.hidden=none,64"), parse_axis("model.head.dropout=0.2")])
     assert [(c.configs[0].model.head.hidden, c.configs[0].model.head.dropout) for c in cells] == [(None, 0.2), (64, 0.2)]
