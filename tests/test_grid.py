@@ -107,6 +107,21 @@ def _row(name: str, seed: int, correct: list[bool]) -> SweepRow:
                     error=None, correct={f"p{i}": c for i, c in enumerate(correct)}, seed=seed)
 
 
+@pytest.mark.parametrize("order, chosen", [(("none", "adabn", "mcc"), "none"), (("adabn", "none", "mcc"), "adabn")])
+def test_few_labelled_pictures_choose_the_most_accurate_and_ties_go_to_the_first(order, chosen) -> None:
+    from dataclasses import replace
+
+    from tlcore.compare import chosen_with_few_labels
+
+    labelled = {"none": [0.8, 0.7], "adabn": [0.7, 0.8], "mcc": [0.6, 0.9]}  # means 0.75, 0.75, 0.75 -> tie
+    rows = [replace(_row(name, seed, [True]), labelled_accuracy=labelled[name][seed], labelled_pictures=10)
+            for seed in (0, 1) for name in order]
+    assert chosen_with_few_labels(rows)[0] == chosen
+    rows[-1] = replace(rows[-1], labelled_accuracy=1.0)  # mcc seed 1: mean 0.8, ahead of both
+    label, scores, pictures = chosen_with_few_labels(rows)
+    assert (label, pictures) == ("mcc", 10) and scores == pytest.approx({"none": 0.75, "adabn": 0.75, "mcc": 0.8})
+
+
 def test_cells_give_mean_and_spread_and_the_verdict_pairs_seed_averaged_pictures() -> None:
     import numpy as np
 

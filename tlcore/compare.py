@@ -469,7 +469,9 @@ def verdict(rows: list[SweepRow]) -> str:
 
 
 def chosen_with_few_labels(rows: list[SweepRow]) -> tuple[str, dict[str, float], int] | None:
-    """The setting most accurate on the few labelled target pictures that no run trained on (mean over seeds).
+    """The setting most accurate on the few labelled target pictures that no run trained on (mean over seeds);
+    among settings tied on them, the first in the comparison's order ("none" first in a comparison of methods), so
+    a few pictures that cannot tell two methods apart do not move the choice away from no adaptation.
 
     Args:
         rows: the comparison's runs.
@@ -482,7 +484,8 @@ def chosen_with_few_labels(rows: list[SweepRow]) -> tuple[str, dict[str, float],
     if len(scores) < 2:
         return None
     pictures = max(row.labelled_pictures or 0 for row in rows)
-    return max(scores, key=lambda label: scores[label]), scores, pictures
+    best = max(scores.values())
+    return next(label for label, value in scores.items() if value == best), scores, pictures
 
 
 def chosen_without_labels(rows: list[SweepRow]) -> tuple[str, dict[str, float]] | None:
