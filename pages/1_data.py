@@ -138,6 +138,13 @@ else:
         if labelled:
             st.radio("Use them to", list(LABELLED_USES), format_func=LABELLED_USES.get,
                      **bind("data", "adapt.labelled_use"))
+            chosen_by = choice("early_stopping.metric")
+            if choice("adapt.labelled_use") == "choose":
+                st.caption("Each run can also keep the epoch that does best on them: 'Best epoch chosen by' on the "
+                           "Train page.")
+            elif chosen_by.startswith("labelled_"):
+                st.warning(f"The Train page chooses the best epoch on these pictures ({chosen_by}); a run that trains "
+                           "on them cannot be scored on them: choose 'validation loss' there, or use them to choose.")
             if choice("adapt.labelled_use") == "train":
                 st.number_input("Their share of each training epoch", step=0.05, format="%.2f",
                                 help="A handful among hundreds would barely count: they are repeated (and augmented "

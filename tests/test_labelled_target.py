@@ -164,6 +164,7 @@ def test_the_data_page_reads_the_labelled_pictures_and_says_how_many_per_class(s
     assert not app.exception and not app.error
     assert any("6 labelled target pictures: blue 2, green 2, red 2" in m.value for m in app.markdown)
     assert not [n for n in app.number_input if n.key == "data:adapt.labelled_share"]  # not trained on: no share
+    assert any("'Best epoch chosen by' on the Train page" in c.value for c in app.caption)
     app.radio(key="data:adapt.labelled_use").set_value("train").run()
     assert app.number_input(key="data:adapt.labelled_share").value == 0.25  # trained on: their share of an epoch
     from app_fixtures import choices_of
@@ -173,6 +174,19 @@ def test_the_data_page_reads_the_labelled_pictures_and_says_how_many_per_class(s
     (odd / "red").rename(odd / "crimson")
     app.text_input(key="data:adapt.labelled").input(str(odd)).run()
     assert not app.exception and any("crimson" in e.value for e in app.error)
+
+
+def test_the_data_page_warns_when_pictures_the_best_epoch_is_chosen_on_would_be_trained_on(shift, tl_home: Path) -> None:
+    from app_fixtures import choices_of, page
+
+    source, target, labelled = shift
+    app = page("1_data.py", app__data_kind="Folder on this computer", app__folder=str(source), data__source=str(source),
+               adapt__target=str(target), adapt__labelled=str(labelled), early_stopping__metric="labelled_acc")
+    app.run()
+    assert not app.exception and not any("chooses the best epoch" in w.value for w in app.warning)
+    app.radio(key="data:adapt.labelled_use").set_value("train").run()
+    assert any("chooses the best epoch on these pictures (labelled_acc)" in w.value for w in app.warning)
+    assert choices_of(app)["early_stopping.metric"] == "labelled_acc"  # said, never changed for the user
 
 
 def test_the_best_epoch_can_be_chosen_on_the_labelled_pictures(shift, tmp_path: Path, monkeypatch) -> None:
