@@ -251,7 +251,10 @@ def live(run_id: str) -> None:
         frame["epoch"] += 1
         figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
         for column, (row, col), colour in (("train_loss", (1, 1), "#e76f51"), ("val_loss", (1, 1), "#2a9d8f"),
-                                           ("train_acc", (1, 2), "#e76f51"), ("val_acc", (1, 2), "#2a9d8f")):
+                                           ("labelled_loss", (1, 1), "#6a4c93"), ("train_acc", (1, 2), "#e76f51"),
+                                           ("val_acc", (1, 2), "#2a9d8f"), ("labelled_acc", (1, 2), "#6a4c93")):
+            if column not in frame:  # the labelled target pictures: only when they choose the best epoch
+                continue
             figure.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], name=column.split("_")[0],
                                         line_color=colour, showlegend=col == 1), row=row, col=col)
         figure.update_layout(height=320, margin=dict(t=40))

@@ -208,6 +208,8 @@ def test_the_best_epoch_can_be_chosen_on_the_labelled_pictures(shift, tmp_path: 
     few, _ = score_labelled_target(tmp_path / "run", config)
     assert few.n == 6 and few.accuracy == pytest.approx(result.history[result.best_epoch]["labelled_acc"])
     assert any("every epoch is scored on the 6 labelled target pictures" in e.message for e in events)
+    said = [e.message for e in events if e.kind == "epoch"]
+    assert len(said) == 4 and f"labelled target loss {losses[0]:.3f}" in said[0]
 
 
 def test_scoring_the_labelled_pictures_each_epoch_changes_nothing_the_run_learns(shift, tmp_path: Path,

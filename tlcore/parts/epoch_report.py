@@ -16,6 +16,8 @@ class EpochReport(Part):
         m = metrics
         fit.sink(Event("epoch", f"epoch {m['epoch'] + 1}/{fit.config.epochs}: train loss {m['train_loss']:.3f} acc "
                                 f"{m['train_acc']:.3f}, val loss {m['val_loss']:.3f} acc {m['val_acc']:.3f}"
+                                + (f", labelled target loss {m['labelled_loss']:.3f} acc {m['labelled_acc']:.3f}"
+                                   if "labelled_acc" in m else "")
                                 + (" (best)" if fit.improved else ""), metrics))
 
 
