@@ -20,8 +20,9 @@ the method target labels would pick, and the chosen method's gain over no adapta
 
 A few labels, resampled: for each shift, strategy and seed, `--draws` times, `--per-class` pictures of each class
 of the labelled target test play the user's few labelled pictures; the method most accurate on them is chosen
-(ties: no adaptation first, then the order given; or the best information score among the tied) and scored on the
-rest of the test, against no adaptation on the same rest. The table says how often that choice is the method best
+(as the app chooses, `tlcore.compare.choose_by_labelled`: a method must get at least MIN_MORE_RIGHT more of them right
+than no adaptation; beside it, any difference, ties to no adaptation or by information score) and scored on the rest
+of the test, against no adaptation on the same rest. The table says how often that choice is the method best
 on the rest, its mean gain, and how often it loses more than 1 point.
 """
 
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "datasets" / "hymenoptera"
 
+from tlcore.compare import MIN_MORE_RIGHT, choose_by_labelled  # noqa: E402
 from tlcore.config import EarlyStoppingConfig, RunConfig  # noqa: E402
 from tlcore.evaluate import evaluate_folder  # noqa: E402
 from tlcore.run_files import folder_evaluation_name, read_folder_evaluations, read_target_score  # noqa: E402
@@ -232,7 +234,8 @@ def print_few_label_choice(rows: list[dict], draws: int, per_class: int) -> None
         labels = np.array([predictions[0][name][0] for name in names])
         im = np.array([r["im"] for r in group])
         out = results.setdefault((shift, strategy), {k: [] for k in (
-            "best", "im", "first_gain", "first_hit", "first_lose", "by_im_gain", "by_im_hit", "by_im_lose")})
+            "best", "im", *(f"{rule}_{what}" for rule in ("first", "by_im", "product")
+                            for what in ("gain", "hit", "lose")))})
         full = correct.mean(1)
         out["best"].append((full.max() - full[0]) * 100)
         out["im"].append((full[int(im.argmax())] - full[0]) * 100)
@@ -242,7 +245,9 @@ def print_few_label_choice(rows: list[dict], draws: int, per_class: int) -> None
             rest = np.setdiff1d(np.arange(len(names)), few)
             on_few, on_rest = correct[:, few].mean(1), correct[:, rest].mean(1)
             tied = np.flatnonzero(on_few == on_few.max())
-            for rule, chosen in (("first", tied[0]), ("by_im", tied[int(im[tied].argmax())])):
+            scores = {r["method"]: float(a) for r, a in zip(group, on_few)}
+            product = [r["method"] for r in group].index(choose_by_labelled(scores, len(few), "none"))
+            for rule, chosen in (("first", tied[0]), ("by_im", tied[int(im[tied].argmax())]), ("product", product)):
                 gain = (on_rest[chosen] - on_rest[0]) * 100
                 out[f"{rule}_gain"].append(gain)
                 out[f"{rule}_hit"].append(float(on_rest[chosen] == on_rest.max()))
@@ -251,14 +256,15 @@ def print_few_label_choice(rows: list[dict], draws: int, per_class: int) -> None
         return
     print(f"\nChoosing the method with {per_class} labelled target pictures per class ({draws} draws per seed, scored "
           "on the rest of the labelled test; gains in points over no adaptation on the same pictures):")
-    print("\n| shift | strategy | seeds | label-best gain | IM's choice gain | few labels, ties to none: gain, best, "
-          "loses > 1 | few labels, ties by IM: gain, best, loses > 1 |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"\n| shift | strategy | seeds | label-best gain | IM's choice gain | the app's rule (at least "
+          f"{MIN_MORE_RIGHT} more right than none): gain, best, loses > 1 | most right, ties to none | most right, "
+          "ties by IM |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for (shift, strategy), out in results.items():
         m = {k: float(np.mean(v)) for k, v in out.items()}
         print(f"| {shift} | {strategy} | {len(out['best'])} | {m['best']:+.1f} | {m['im']:+.1f} | "
-              f"{m['first_gain']:+.1f}, {m['first_hit']:.0%}, {m['first_lose']:.0%} | "
-              f"{m['by_im_gain']:+.1f}, {m['by_im_hit']:.0%}, {m['by_im_lose']:.0%} |")
+              + " | ".join(f"{m[f'{rule}_gain']:+.1f}, {m[f'{rule}_hit']:.0%}, {m[f'{rule}_lose']:.0%}"
+                           for rule in ("product", "first", "by_im")) + " |")
 
 
 def print_tables(rows: list[dict]) -> None:

@@ -107,19 +107,37 @@ def _row(name: str, seed: int, correct: list[bool]) -> SweepRow:
                     error=None, correct={f"p{i}": c for i, c in enumerate(correct)}, seed=seed)
 
 
-@pytest.mark.parametrize("order, chosen", [(("none", "adabn", "mcc"), "none"), (("adabn", "none", "mcc"), "adabn")])
+@pytest.mark.parametrize("order, chosen", [(("none", "adabn", "mcc"), "none"), (("adabn", "none", "mcc"), "none"),
+                                           (("adabn", "mcc"), "adabn")])
 def test_few_labelled_pictures_choose_the_most_accurate_and_ties_go_to_the_first(order, chosen) -> None:
     from dataclasses import replace
 
     from tlcore.compare import chosen_with_few_labels
 
     labelled = {"none": [0.8, 0.7], "adabn": [0.7, 0.8], "mcc": [0.6, 0.9]}  # means 0.75, 0.75, 0.75 -> tie
-    rows = [replace(_row(name, seed, [True]), labelled_accuracy=labelled[name][seed], labelled_pictures=10)
-            for seed in (0, 1) for name in order]
+    rows = [replace(_row(name, seed, [True]), labelled_accuracy=labelled[name][seed], labelled_pictures=10,
+                    adapt_method=name) for seed in (0, 1) for name in order]
     assert chosen_with_few_labels(rows)[0] == chosen
-    rows[-1] = replace(rows[-1], labelled_accuracy=1.0)  # mcc seed 1: mean 0.8, ahead of both
+
+
+@pytest.mark.parametrize("mcc_right, chosen", [(8, "none"), (9, "mcc"), (10, "mcc")])
+def test_a_method_replaces_no_adaptation_only_with_two_more_labelled_pictures_right(mcc_right, chosen) -> None:
+    """Of 10 labelled pictures no adaptation gets 7 right, AdaBN 8: one more is noise. MCC needs 9 to be chosen."""
+    from dataclasses import replace
+
+    from tlcore.compare import MIN_MORE_RIGHT, chosen_with_few_labels, verdict
+
+    right = {"none": 7, "adabn": 8, "mcc": mcc_right}
+    rows = [replace(_row(name, 0, [True]), labelled_accuracy=right[name] / 10, labelled_pictures=10, adapt_method=name)
+            for name in right]
     label, scores, pictures = chosen_with_few_labels(rows)
-    assert (label, pictures) == ("mcc", 10) and scores == pytest.approx({"none": 0.75, "adabn": 0.75, "mcc": 0.8})
+    assert (label, pictures, MIN_MORE_RIGHT) == (chosen, 10, 2) and scores["adabn"] == pytest.approx(0.8)
+    assert f"labelled target pictures (no run trained on them): {chosen} (" in verdict(rows)
+    assert "at least 2 more of them right than no adaptation" in verdict(rows)
+    # without a no-adaptation setting (say, MCC's weights compared), the most accurate wins outright
+    weights = [replace(row, adapt_method="mcc") for row in rows]
+    assert chosen_with_few_labels(weights)[0] == ("mcc" if mcc_right > 8 else "adabn")
+    assert "more of them right than no adaptation" not in verdict(weights)
 
 
 def test_cells_give_mean_and_spread_and_the_verdict_pairs_seed_averaged_pictures() -> None:

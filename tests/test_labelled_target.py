@@ -137,8 +137,10 @@ def test_with_use_choose_each_run_is_scored_on_them_and_the_verdict_chooses_by_t
     accuracy = {r.strategy: r.labelled_accuracy for r in rows}
     assert all(isinstance(a, float) for a in accuracy.values()) and {r.labelled_pictures for r in rows} == {6}
     chosen, said, pictures = chosen_with_few_labels(rows)
-    best = max(accuracy.values())
-    assert accuracy[chosen] == best and said == pytest.approx(accuracy) and pictures == 6
+    (none,) = [r.strategy for r in rows if r.adapt_method == "none"]
+    (adabn,) = [r.strategy for r in rows if r.adapt_method == "adabn"]
+    two_more_right = round((accuracy[adabn] - accuracy[none]) * 6) >= 2  # else one picture decides: noise
+    assert chosen == (adabn if two_more_right else none) and said == pytest.approx(accuracy) and pictures == 6
     assert f"Chosen with your 6 labelled target pictures (no run trained on them): {chosen} (" in result.stdout
 
 
