@@ -255,7 +255,8 @@ def live(run_id: str) -> None:
                                            ("val_acc", (1, 2), "#2a9d8f"), ("labelled_acc", (1, 2), "#6a4c93")):
             if column not in frame:  # the labelled target pictures: only when they choose the best epoch
                 continue
-            figure.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], name=column.split("_")[0],
+            figure.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], name=column.rsplit("_", 1)[0].replace(
+                                            "labelled", "labelled target"),
                                         line_color=colour, showlegend=col == 1), row=row, col=col)
         figure.update_layout(height=320, margin=dict(t=40))
         figure.update_xaxes(dtick=1, title_text="epoch")

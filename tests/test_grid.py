@@ -140,6 +140,22 @@ def test_a_method_replaces_no_adaptation_only_with_two_more_labelled_pictures_ri
     assert "more of them right than no adaptation" not in verdict(weights)
 
 
+@pytest.mark.parametrize("head_only, labelled, warned", [(False, False, True), (True, False, False),
+                                                          (False, True, False)])
+def test_the_label_free_choice_is_flagged_where_it_lost_accuracy(head_only, labelled, warned) -> None:
+    """Measured: IM's choice held with head-only training, and lost 7.8 points with fine-tuning on one shift."""
+    from dataclasses import replace
+
+    from tlcore.compare import verdict
+
+    rows = [replace(_row(name, 0, [True]), adapt_method=name, head_only=head_only, target_score=im,
+                    labelled_accuracy=0.8 if labelled else None, labelled_pictures=10 if labelled else None)
+            for name, im in (("none", 0.2), ("mcc", 0.5))]
+    said = verdict(rows)
+    assert "Chosen without target labels: mcc" in said
+    assert ("a few labelled target pictures are a safer guide" in said) == warned
+
+
 def test_cells_give_mean_and_spread_and_the_verdict_pairs_seed_averaged_pictures() -> None:
     import numpy as np
 

@@ -222,6 +222,7 @@ class SweepRow:
     labelled_accuracy: float | None = None  # on the few labelled target pictures it did not train on
     labelled_pictures: int | None = None
     adapt_method: str = "none"  # the run's adaptation method ("none": the baseline a few labels must beat)
+    head_only: bool = False  # feature extraction: only the head trains (where the label-free choice held)
 
 
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
@@ -266,6 +267,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             target_score=(read_target_score(run.run_dir) or {}).get(SELECTION_SCORE),
             labelled_accuracy=few.get("accuracy"), labelled_pictures=few.get("n"),
             adapt_method=str(run.config.get("adapt", {}).get("method", "none")),
+            head_only=run.config.get("freeze", {}).get("strategy") == "feature_extraction",
         ))
     return rows
 
@@ -466,6 +468,9 @@ def verdict(rows: list[SweepRow]) -> str:
         text += (f". Chosen without target labels: {label} (it fits the target pictures best, information score "
                  + ", ".join(f"{name} {value:.3f}" for name, value in sorted(scores.items(), key=lambda kv: -kv[1]))
                  + ")")
+        if not few and not all(row.head_only for row in rows if row.status == SUCCEEDED):
+            text += (". With a backbone that trains, this choice has lost accuracy on one of the two shifts it was "
+                     "measured on (README, domain adaptation): a few labelled target pictures are a safer guide")
     if pending:
         text += f". {pending} run{' is' if pending == 1 else 's are'} not finished yet"
     return text + "."
