@@ -11,6 +11,7 @@ from pages.common import (
     sample_grid, save_upload, scan_any, show_sidebar, target_pictures, labelled_target_pictures,
 )
 from tlcore.adapt_spec import LABELLED_USES, check_labelled_classes
+from tlcore.config import LABELLED_MONITORS
 from tlcore.data import SplitManifest, default_manifest_path, make_split
 from tlcore.errors import TransferLabError
 from tlcore.text.data import TEXT_LAYOUT, is_text_source
@@ -142,7 +143,7 @@ else:
             if choice("adapt.labelled_use") == "choose":
                 st.caption("Each run can also keep the epoch that does best on them: 'Best epoch chosen by' on the "
                            "Train page.")
-            elif chosen_by.startswith("labelled_"):
+            elif chosen_by in LABELLED_MONITORS:
                 st.warning(f"The Train page chooses the best epoch on these pictures ({chosen_by}); a run that trains "
                            "on them cannot be scored on them: choose 'validation loss' there, or use them to choose.")
             if choice("adapt.labelled_use") == "train":

@@ -82,6 +82,11 @@ class AdaptConfig:
     # (Saito et al. 2019); repeated pictures are augmented anew each time.
     labelled_share: float = 0.25
 
+    @property
+    def labelled_kept_apart(self) -> bool:
+        """Labelled target pictures are given and kept out of training, to score runs on (use "choose")."""
+        return bool(self.labelled.strip()) and self.labelled_use == "choose"
+
     def loss_weight(self, head_only: bool = False) -> float:
         """The weight given, or the method's default (for some methods, another one when only the head trains).
 

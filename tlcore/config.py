@@ -184,7 +184,7 @@ class RunConfig:
                "step_size 1 or more, gamma in (0, 1]")
         _check(e.metric in MONITORS, "early_stopping.metric", e.metric, f"use one of {', '.join(MONITORS)}")
         _check(e.patience >= 0, "early_stopping.patience", e.patience, "use 0 (off) or more")
-        _check(e.metric not in LABELLED_MONITORS or (self.adapt.labelled.strip() and self.adapt.labelled_use == "choose"),
+        _check(e.metric not in LABELLED_MONITORS or self.adapt.labelled_kept_apart,
                "early_stopping.metric", e.metric, "it needs labelled target pictures kept out of training: set "
                "adapt.labelled and adapt.labelled_use choose, or use val_loss")
         _check(self.device in DEVICES, "device", self.device, f"use one of {', '.join(DEVICES)}")

@@ -87,7 +87,7 @@ def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume
                            {"folder": folder, "accuracy": other.accuracy}))
             except TransferLabError as exc:  # the run itself is fine: say so, keep it
                 sink(Event("warning", f"could not evaluate on {folder}: {exc}"))
-        if config.adapt.labelled and config.adapt.labelled_use == "choose":  # kept out of training: a fair score
+        if config.adapt.labelled_kept_apart:  # not trained on: a fair score
             try:
                 few, _ = score_labelled_target(run_dir, config)
                 sink(Event("log", f"accuracy {few.accuracy:.3f} on the {few.n} labelled target pictures (not trained "

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 
 from tlcore.adapt import statistics_of
 from tlcore.adapt_spec import uses_adabn
+from tlcore.config import LABELLED_MONITORS
 from tlcore.events import Event
 from tlcore.parts.base import Fit, Part
 from tlcore.prepare import Prepared
@@ -49,5 +50,4 @@ def make(prep: Prepared) -> Part | None:
     Returns:
         The part, or None.
     """
-    chooses = prep.config.early_stopping.metric.startswith("labelled_")
-    return LabelledTarget(prep) if chooses and prep.labelled else None
+    return LabelledTarget(prep) if prep.config.early_stopping.metric in LABELLED_MONITORS else None
