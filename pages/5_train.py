@@ -214,7 +214,7 @@ def earlier_runs(exclude: str | None) -> None:
 if run_id is None:
     if cannot_start is None:
         st.info(f"No run in this experiment yet: Start training runs {config.model.name} "
-                f"({config.freeze.get('strategy', 'custom plan')}) for {config.epochs} epochs on "
+                f"({config.freeze.name}) for {config.epochs} epochs on "
                 f"{Path(config.data.source).name}.")
     earlier_runs(None)
     st.stop()

@@ -38,7 +38,10 @@ def axis_values(path: str, container) -> Axis | None:
                                        **bind("compare", f"app.vary.{path}"))
         if path == "adapt.method":  # "auto": every method that can act on the freeze plan; the verdict then names
             # the one that fits the target pictures best, without their labels
-            fitting = list(candidate_methods(experiment().get("freeze.strategy")))
+            try:
+                fitting = list(candidate_methods(experiment().run_config()))
+            except TransferLabError:  # settings mid-edit (said where they are set): every method with a target
+                fitting = list(PICKED_AXES[path])
             container.button("Every method that fits this freeze plan", key="compare.all_methods",
                              on_click=change, args=({"app.vary.adapt.method": fitting},),
                              help="The comparison's verdict then names the method that fits your target pictures "
@@ -110,7 +113,7 @@ epochs = "a varied number of" if "epochs" in (what, also) else str(base.epochs)
 st.caption(f"{runs} run(s) of {epochs} epoch(s) each ({len(cells)} setting(s) x {seeds} seed(s)): {base.model.name} "
            f"on {Path(base.data.source).name}, augmentation {base.augment.preset or 'custom'}, split seed "
            f"{base.data.split_seed}. " + (
-               f"Freeze plan: {base.freeze.get('strategy', 'custom')}; target pictures: "
+               f"Freeze plan: {base.freeze.name}; target pictures: "
                f"{Path(base.adapt.target).name or 'none chosen'}." if what == "adapt.method" else
                "Feature extraction is the fastest; full fine-tuning takes the longest."
                if what == "freeze.strategy" else ""))

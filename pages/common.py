@@ -265,7 +265,7 @@ def measured_epoch_seconds(store: RunStore, config: RunConfig) -> tuple[float, s
         c = run.config
         return (c.get("data", {}).get("source") == config.data.source and c.get("model", {}).get("name") ==
                 config.model.name and c.get("input_size") == (list(config.input_size) if config.input_size else None)
-                and c.get("freeze", {}).get("strategy") == config.freeze.get("strategy")
+                and c.get("freeze", {}).get("strategy") == config.freeze.strategy
                 and c.get("batch_size") == config.batch_size)
 
     for run in store.list(status="succeeded"):

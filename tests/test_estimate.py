@@ -139,7 +139,7 @@ def test_a_grid_is_measured_once_per_step_cost_not_per_learning_rate_or_seed(col
             for schedule in ("constant",)]
     seen = []
     results = estimate_module.estimate_times(grid, on_each=lambda index, e: seen.append(index))
-    assert sorted(c.freeze["strategy"] for c in measured) == ["feature_extraction", "full"]
+    assert sorted(c.freeze.strategy for c in measured) == ["feature_extraction", "full"]
     assert all(c.epochs == 5 for c in measured)  # the shorter runs take the longer one's first epochs
     assert [len(r.epoch_s) for r in results] == [c.epochs for c in grid]
     assert [r.total_s for r in results] == [1.0 + 2.0 * c.epochs for c in grid]

@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tlcore.config import ConfigError
+from tlcore.config import ConfigError, FreezeConfig, RunConfig
 from tlcore.experiment import SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
 from tlcore.run_labels import run_label
 
@@ -19,7 +19,11 @@ OTHER_TEXT = {"data.source": "/data/photos", "data.manifest": "/data/split.json"
               "freeze.lr_spread": 10.0, "data.text_column": "review", "data.label_column": "stars",
               "adapt.labelled": "/data/paintings_labelled", "adapt.labelled_use": "train",
               "early_stopping.metric": "val_acc"}
-STRATEGY_FOR = {"freeze.k": "freeze_first_k", "freeze.every": "gradual", "freeze.head_epochs": "fine_tune"}
+OTHER_TEXT.update({"name": "mine", "adapt.labelled": "/data/paintings_labelled"})
+OTHER_STRUCTURED = {"evaluate_on": ["/data/cartoons"], "input_size": [3, 64, 64],
+                    "freeze.stages": [{"epoch": 0, "trainable_from": -2}], "freeze.lr_scales": [0.1, 1.0]}
+STRATEGY_FOR = {"freeze.k": "freeze_first_k", "freeze.every": "gradual", "freeze.head_epochs": "fine_tune",
+                "freeze.stages": "custom", "freeze.lr_scales": "custom"}
 
 
 def _other(s) -> object:
@@ -31,6 +35,12 @@ def _other(s) -> object:
         return s.default + 2
     if isinstance(s.default, float):
         return s.default / 2 if s.default else 0.05
+    if s.leaf is not None and s.leaf.meta.options:
+        return next(o for o in s.leaf.meta.options if o not in (s.default, "custom"))
+    if s.path in OTHER_STRUCTURED:
+        return OTHER_STRUCTURED[s.path]
+    if s.default is None and int in s.kinds:
+        return 2
     raise AssertionError(f"no other value for {s.path}: add one to OTHER_TEXT")
 
 
@@ -40,6 +50,8 @@ def test_every_run_setting_reaches_the_run_config(s) -> None:
     experiment = Experiment("0" * 12)
     if s.path in STRATEGY_FOR:
         experiment.set("freeze.strategy", STRATEGY_FOR[s.path])
+        if STRATEGY_FOR[s.path] == "custom":
+            experiment.set("freeze.stages", [{"epoch": 0, "trainable_from": -1}])
     if s.path == "adapt.method":
         experiment.set("adapt.target", "/data/paintings")  # adabn needs target pictures
     before = experiment.run_config().to_dict()
@@ -50,12 +62,13 @@ def test_every_run_setting_reaches_the_run_config(s) -> None:
         node = after
         for key in s.path.split("."):
             node = node[key]
-        assert node == experiment.get(s.path)
+        assert json.loads(json.dumps(node)) == experiment.get(s.path)
 
 
 def test_the_default_experiment_is_the_default_run() -> None:
     config = Experiment("0" * 12).run_config()
-    assert config.freeze == {"strategy": "feature_extraction", "lr_spread": 1.0, "train_bn": False}
+    assert config.freeze == FreezeConfig()  # feature extraction, the strategy's own lr spread
+    assert config == RunConfig(data=config.data)  # every field at the config's own default
     assert (config.epochs, config.optimizer.lr, config.batch_size, config.augment.preset) == (5, 3e-3, 32, "light")
 
 
@@ -63,11 +76,11 @@ def test_a_strategys_own_settings_go_into_the_run_only_with_it_and_are_kept_acro
     experiment = Experiment("0" * 12)
     experiment.set("freeze.strategy", "freeze_first_k")
     experiment.set("freeze.k", 3)
-    assert experiment.run_config().freeze["k"] == 3
+    assert experiment.run_config().freeze.k == 3
     experiment.set("freeze.strategy", "full")
-    assert "k" not in experiment.run_config().freeze
+    assert experiment.run_config().freeze.k is None  # full reads no k: the run's config holds the default
     experiment.set("freeze.strategy", "freeze_first_k")
-    assert experiment.run_config().freeze["k"] == 3
+    assert experiment.run_config().freeze.k == 3
 
 
 def test_unknown_settings_and_wrong_types_are_refused_by_name() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tlcore.compare import SweepRow, cell_summaries, paired_comparisons, sweep_configs, verdict
+from tlcore.config import FreezeConfig
 from tlcore.errors import TransferLabError
 from tlcore.grid import AXES, Axis, expand, parse_axis
 from train_fixtures import make_colour_classes, tiny_config
@@ -27,8 +28,8 @@ def test_a_two_axis_grid_expands_to_every_combination_and_seed(colours: Path) ->
         strategy, lr = cell.values
         for config in cell.configs:
             assert config.optimizer.lr == lr and config.name == cell.label
-            assert config.freeze == ({"strategy": "feature_extraction"} if strategy == "feature_extraction"
-                                     else {"strategy": "full", "lr_spread": 10})
+            assert config.freeze == (FreezeConfig("feature_extraction") if strategy == "feature_extraction"
+                                     else FreezeConfig("full", lr_spread=10.0))
     base = tiny_config(colours).to_dict()
     other = cells[3].configs[2].to_dict()
     differs = {k for k in base if base[k] != other[k]}

@@ -14,6 +14,7 @@ from tlcore.data import ImageReadError, decode_image, resolve_source
 from tlcore.data.images import read_picture_file
 from tlcore.data.layout import IMAGE_SUFFIXES, is_hidden, walk_files
 from tlcore.errors import TransferLabError
+from tlcore.schema import setting
 
 __all__ = ["METHODS", "NEEDS_TARGET", "TRAINS_THE_BACKBONE", "DEFAULT_WEIGHTS", "HEAD_ONLY_WEIGHTS", "MIN_TARGET", "LABELLED_USES",
            "AdaptConfig", "AdaptError", "TargetSet", "check_adapt", "scan_target", "scan_labelled_target", "check_labelled_classes", "labelled_repeats", "uses_adabn"]
@@ -67,20 +68,36 @@ def uses_adabn(method: str) -> bool:
 @dataclass(frozen=True)
 class AdaptConfig:
     """The run's domain adaptation: method, target pictures, loss weight (plain data, part of the run config)."""
-    method: str = "none"
-    target: str = ""  # a folder or zip of target pictures; sub-folder names are ignored
-    weight: float | None = None  # the method's loss weight (l2sp: its strength); None: DEFAULT_WEIGHTS
-    temperature: float = 2.5  # mcc: softens the target predictions (Jin et al.)
-    max_target: int = 5000  # at most this many target pictures are used (drawn evenly, in file order)
+    method: str = setting("none", label="Domain-adaptation method", options=tuple(METHODS), axis="adapt",
+                          try_values=["none", "adabn", "mcc"], group="adapt", modalities=("images",),
+                          help="How the model is made to work on target pictures that look different.")
+    target: str = setting("", label="Target pictures (unlabelled)", group="adapt", modalities=("images",),
+                          help="A folder or zip of pictures from the domain the model will meet; sub-folder names "
+                               "are ignored.")
+    weight: float | None = setting(None, label="Weight of the adaptation method's loss (none: its default)",
+                                   low=0.0, high=100.0, axis="weight", try_values="none, 1, 10", cost=False,
+                                   group="adapt", modalities=("images",),
+                                   help="The method's loss weight (l2sp: its strength); empty: the method's default.")
+    temperature: float = setting(2.5, label="MCC temperature", low=1e-6, high=100.0, cost=False, group="adapt",
+                                 modalities=("images",), help="mcc: softens the target predictions (Jin et al.).")
+    max_target: int = setting(5000, label="Most target pictures used", low=MIN_TARGET, high=1_000_000, group="adapt",
+                              modalities=("images",),
+                              help="At most this many target pictures are used (drawn evenly, in file order).")
     # A few labelled target pictures (a folder or zip, sub-folders named as the data's classes, e.g. 5 per class),
     # kept apart from any labelled target test: "train" adds them to the training pictures; "choose" trains
     # without them and scores the run on them, so a comparison chooses by them instead of the label-free score.
-    labelled: str = ""
-    labelled_use: str = "choose"  # "train" helped head-only runs, hurt fine-tuning (README)
+    labelled: str = setting("", label="Labelled target pictures (a few)", group="adapt", modalities=("images",),
+                            help="A folder or zip with a sub-folder per class, e.g. 5 pictures per class.")
+    # "train" helped head-only runs, hurt fine-tuning (README)
+    labelled_use: str = setting("choose", label="Use of the labelled target pictures", options=tuple(LABELLED_USES),
+                                group="adapt", modalities=("images",),
+                                help="choose: kept out of training, runs scored on them; train: trained on.")
     # With "train", the few labelled pictures are repeated to make up this share of each epoch (0: each once):
     # a handful among hundreds barely moves a model, so semi-supervised adaptation balances them in each batch
     # (Saito et al. 2019); repeated pictures are augmented anew each time.
-    labelled_share: float = 0.25
+    labelled_share: float = setting(0.25, label="Share of each epoch for the labelled target pictures", low=0.0,
+                                    high=0.9, group="adapt", modalities=("images",),
+                                    help="train: they are repeated to make up this share of each epoch (0: once).")
 
     @property
     def labelled_kept_apart(self) -> bool:

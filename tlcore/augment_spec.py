@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from tlcore.errors import TransferLabError, check_fields
+from tlcore.schema import setting
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -94,8 +95,12 @@ PRESETS: dict[str, tuple[str, list[dict]]] = {
 class AugmentSpec:
     """An ordered list of albumentations transforms in its own serialised form (`A.to_dict` entries)."""
 
-    transforms: tuple[dict, ...] = ()
-    preset: str | None = None  # the preset it started from, for people; the transforms are what runs
+    transforms: tuple[dict, ...] = setting((), label="Augmentation steps", modalities=("images",), group="augment",
+                                           help="albumentations transforms in their own serialised form.")
+    # the preset it started from, for people; the transforms are what runs
+    preset: str | None = setting(None, label="Augmentation preset", axis="aug", try_values=["light", "heavy"],
+                                 suggestions=tuple(PRESETS), modalities=("images",), group="augment",
+                                 help="A named pipeline of transforms for pictures.")
 
     def to_dict(self) -> dict:
         """As the run config stores it: the preset's name and the steps."""

@@ -57,19 +57,28 @@ def method_axis(methods: tuple[str, ...] | list[str]) -> Axis:
     return Axis("adapt.method", tuple(methods))
 
 
-def candidate_methods(strategy: str) -> tuple[str, ...]:
-    """The adaptation methods worth trying on a freeze strategy (what "auto" tries): no adaptation, then every
-    method that uses the target pictures and can act on the plan.
+def candidate_methods(config: RunConfig) -> tuple[str, ...]:
+    """The adaptation methods worth trying on a run (what "auto" tries): no adaptation, then every method that uses
+    the target pictures and can act on its freeze plan.
 
     Args:
-        strategy: the run's `freeze.strategy`; head only (feature_extraction) leaves out DANN, which trains the
-            backbone.
+        config: the run; where only the head trains in all its epochs (`FreezeConfig.trains_only_head`, the
+            definition the run's own check uses), DANN, which trains the backbone, is left out.
 
     Returns:
         Method names, "none" first.
     """
-    head_only = strategy == "feature_extraction"
+    head_only = config.freeze.trains_only_head(config.epochs)
     return ("none",) + tuple(m for m in NEEDS_TARGET if not (head_only and m in TRAINS_THE_BACKBONE))
+
+
+def _trains_only_head(config: dict) -> bool:
+    """A stored run's config: only its head trained (an unreadable old config: by its strategy's name)."""
+    try:
+        parsed = RunConfig.from_dict(config)
+    except TransferLabError:
+        return (config.get("freeze") or {}).get("strategy") == "feature_extraction"
+    return parsed.freeze.trains_only_head(parsed.epochs)
 
 
 def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEFAULT_STRATEGIES,
@@ -267,7 +276,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             target_score=(read_target_score(run.run_dir) or {}).get(SELECTION_SCORE),
             labelled_accuracy=few.get("accuracy"), labelled_pictures=few.get("n"),
             adapt_method=str(run.config.get("adapt", {}).get("method", "none")),
-            head_only=run.config.get("freeze", {}).get("strategy") == "feature_extraction",
+            head_only=_trains_only_head(run.config),
         ))
     return rows
 

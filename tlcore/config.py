@@ -15,7 +15,9 @@ from tlcore.augment_spec import AugmentSpec, preset
 from tlcore.text.augment import TextAugment
 from tlcore.errors import TransferLabError, check_fields
 from tlcore.typed import check_plain, typed
-from tlcore.freeze import STRATEGIES, FreezePlan, make_plan
+from tlcore.freeze import STRATEGIES, FreezePlan, Stage, make_plan
+from tlcore.schema import leaves, setting
+from tlcore.strategies import STRATEGY_SET
 from tlcore.models import ModelSpec
 
 __all__ = [
@@ -27,7 +29,8 @@ __all__ = [
     "OptimizerConfig",
     "RunConfig",
     "ScheduleConfig",
-    "FreezeOptions",
+    "FreezeConfig",
+    "check_declared",
     "check_freeze",
     "read_json_file",
     "resolve_freeze_plan",
@@ -64,41 +67,64 @@ def _check(condition: bool, field_name: str, value: object, hint: str) -> None:
 class DataConfig:
     """Where a run's pictures (or texts) come from and how they are split (source folder, zip or text file,
     manifest, seed, shares; for text files the text and label columns)."""
-    source: str = "sample_data"  # a folder or a zip
-    manifest: str | None = None  # a split manifest; made from source + split_seed when absent
-    split_seed: int = 0
-    val: float = 0.15
-    test: float = 0.15
-    text_column: str | None = None  # text data: the column of the texts (None: found by name, e.g. "text")
-    label_column: str | None = None  # text data: the column of the labels (None: found by name, e.g. "label")
+    source: str = setting("sample_data", label="Data", group="data",
+                          help="A folder of class folders, a zip of one, or a CSV, TSV or JSONL file of texts.")
+    manifest: str | None = setting(None, label="Split manifest", group="data",
+                                   help="A split manifest file; made from the data and the split seed when empty.")
+    split_seed: int = setting(0, label="Split seed", low=0, high=2**31 - 1, group="data",
+                              help="The same seed gives the same split, so runs are compared on the same pictures.")
+    val: float = setting(0.15, label="Validation share", low=0.0, high=0.9, group="data",
+                         help="Share of each class kept to choose the best epoch.")
+    test: float = setting(0.15, label="Test share", low=0.0, high=0.9, group="data",
+                          help="Share of each class kept apart for the final, held-out evaluation.")
+    text_column: str | None = setting(None, label="Text column", group="data", modalities=("texts",),
+                                      help="The column of the texts (empty: found by name, e.g. \"text\").")
+    label_column: str | None = setting(None, label="Label column", group="data", modalities=("texts",),
+                                       help="The column of the labels (empty: found by name, e.g. \"label\").")
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
     """The optimizer: AdamW or SGD, the head's learning rate, weight decay, label smoothing, gradient clipping."""
-    name: str = "adamw"
-    lr: float = 3e-3  # the head's learning rate; earlier groups get lr x their scale (full fine-tuning: try 3e-4 to 1e-3)
-    weight_decay: float = 0.01
-    momentum: float = 0.9  # sgd only
-    label_smoothing: float = 0.1
-    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    name: str = setting("adamw", label="Optimizer", options=OPTIMIZERS, axis="", try_values=["adamw", "sgd"],
+                        help="AdamW suits fine-tuning pretrained models; SGD with momentum is the classic choice.")
+    lr: float = setting(3e-3, label="Learning rate (head)", low=1e-7, high=10.0, axis="lr",
+                        try_values="3e-3, 1e-3, 3e-4", cost=False,
+                        help="Earlier layer groups use it times their scale (Freeze page). Try the finder.")
+    weight_decay: float = setting(0.01, label="Weight decay", low=0.0, high=0.99, axis="wd",
+                                  try_values="0, 0.01, 0.1", cost=False,
+                                  help="Pulls weights towards zero; helps against overfitting.")
+    momentum: float = setting(0.9, label="Momentum (SGD)", low=0.0, high=0.99, cost=False,
+                              help="SGD only: how much of the last steps each step keeps.")
+    label_smoothing: float = setting(0.1, label="Label smoothing", low=0.0, high=0.99, cost=False,
+                                     help="Targets of 1 - x instead of 1: less over-confident predictions.")
+    grad_clip: float = setting(1.0, label="Gradient clipping (max norm)", low=0.0, high=1e6,
+                               help="The largest gradient norm a step may use; 0 turns clipping off.")
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
     """The learning-rate schedule: cosine, one-cycle, step or constant, with its warm-up and step settings."""
-    name: str = "cosine"
-    warmup_epochs: float = 0.0
-    step_size: int = 3  # step: epochs between drops
-    gamma: float = 0.1  # step: factor per drop
+    name: str = setting("cosine", label="Schedule", options=SCHEDULES, axis="", try_values=["cosine", "onecycle"],
+                        cost=False, help="How the learning rate changes over the run.")
+    warmup_epochs: float = setting(0.0, label="Warm-up epochs", low=0.0, high=999.0, cost=False, unit="epochs",
+                                   help="The learning rate rises from 0 over these epochs (fewer than the epochs).")
+    step_size: int = setting(3, label="Step size (step schedule)", low=1, high=1000, cost=False, unit="epochs",
+                             help="step: epochs between drops of the learning rate.")
+    gamma: float = setting(0.1, label="Drop factor (step schedule)", low=1e-9, high=1.0, cost=False,
+                           help="step: the learning rate is multiplied by this at each drop.")
 
 
 @dataclass(frozen=True)
 class EarlyStoppingConfig:
     """The early-stopping rule: the metric that picks the best checkpoint, patience and minimum improvement."""
-    metric: str = "val_loss"  # also what picks the best checkpoint
-    patience: int = 3  # epochs without improvement before stopping; 0 = never stop early
-    min_delta: float = 0.0
+    metric: str = setting("val_loss", label="Best epoch chosen by", options=MONITORS, axis="best by",
+                          try_values=["val_loss", "labelled_acc"], cost=False,
+                          help="Which epoch's weights are kept (and what early stopping watches).")
+    patience: int = setting(3, label="Early stopping patience (0 = off)", low=0, high=1000, cost=False,
+                            unit="epochs", help="Epochs without improvement before stopping; 0: never stop early.")
+    min_delta: float = setting(0.0, label="Minimum improvement", low=0.0, high=1e6, cost=False,
+                               help="An epoch counts as better only when it improves by more than this.")
 
     def improves(self, value: float, best: float | None) -> bool:
         """The one rule for "this epoch is better": lower loss or higher accuracy, by more than `min_delta`.
@@ -128,39 +154,155 @@ class EarlyStoppingConfig:
 class DistributedConfig:
     """One run on several processes with torchrun (`tlcore.ddp`); 1 process: no torchrun at all."""
 
-    nproc_per_node: int = 1
-    sync_bn: bool = False  # BatchNorm statistics over the whole global batch (PyTorch: CUDA only)
+    nproc_per_node: int = setting(1, label="Processes (torchrun)", low=1, high=64, group="runtime",
+                                  help="1: one process, no torchrun; more: one run on several GPUs.")
+    sync_bn: bool = setting(False, label="Synchronised BatchNorm", group="runtime",
+                            help="BatchNorm statistics over the whole global batch (PyTorch: CUDA only).")
+
+
+@dataclass(frozen=True)
+class FreezeConfig:
+    """Which layer groups train when: a named strategy with its options, or a plan written as `stages`.
+
+    The plan itself (stages, learning-rate scales) is made for a model's groups by `resolve_freeze_plan`.
+    """
+
+    strategy: str = setting("feature_extraction", label="Freeze strategy", options=(*STRATEGIES, "custom"),
+                            axis="", try_values=list(STRATEGY_SET), suggestions=tuple(STRATEGY_SET), group="freeze",
+                            help="What trains: the head only, the last groups, everything, or in stages.")
+    k: int | None = setting(None, label="Groups kept frozen (freeze_first_k)", low=0, high=1000, axis="k",
+                            try_values="1, 2, 3", strategies=("freeze_first_k",), unit="groups", group="freeze",
+                            help="freeze_first_k: the first k groups, stem first, stay frozen (empty: half).")
+    every: int = setting(1, label="Epochs between unfreezing (gradual)", low=1, high=1000, axis="every",
+                         try_values="1, 2", strategies=("gradual",), unit="epochs", group="freeze",
+                         help="gradual: one more group unfreezes, head to stem, every this many epochs.")
+    head_epochs: int = setting(1, label="Head-only epochs first (fine_tune)", low=1, high=1000,
+                               strategies=("fine_tune",), unit="epochs", group="freeze",
+                               help="fine_tune: epochs of training the head alone before everything unfreezes.")
+    lr_spread: float | None = setting(None, label="Learning-rate spread, head to stem", low=1.0, high=1e6,
+                                      axis="spread", try_values="1, 10, 100", cost=False, group="freeze",
+                                      help="Head lr / stem lr, geometric in between (1: one learning rate; "
+                                           "empty: the strategy's own).")
+    train_bn: bool = setting(False, label="Update BatchNorm statistics in frozen groups", group="freeze",
+                             help="Off (the default) keeps the pretrained statistics of the frozen groups.")
+    stages: tuple[Stage, ...] | None = setting(None, label="Custom plan: stages", group="freeze",
+                                               help="A plan written out: from each stage's epoch on, the groups from "
+                                                    "trainable_from to the head train.")
+    lr_scales: tuple[float, ...] | None = setting(None, label="Custom plan: learning-rate scale per group",
+                                                  cost=False, group="freeze",
+                                                  help="One scale per group, stem to head (overrides the spread).")
+
+    def __post_init__(self) -> None:
+        # A setting its strategy does not read is kept at its default, so one run has one config: `k` under
+        # "full" would change nothing the run does, yet make two configs (and two time estimates) of one run.
+        for leaf in leaves(FreezeConfig):
+            if not leaf.used_by(self.strategy):
+                object.__setattr__(self, leaf.path, leaf.default)
+
+    @property
+    def custom(self) -> bool:
+        """The plan is written out as stages rather than named."""
+        return self.stages is not None
+
+    @property
+    def name(self) -> str:
+        """The strategy's name for people ("custom plan" for stages)."""
+        return "custom plan" if self.custom else self.strategy
+
+    def plan(self, n_groups: int) -> FreezePlan:
+        """The plan for a model with this many layer groups.
+
+        Args:
+            n_groups: the model's number of layer groups.
+
+        Returns:
+            The plan.
+
+        Raises:
+            FreezePlanError: a bad option, or a plan that does not fit the model.
+        """
+        if self.custom:
+            return FreezePlan(strategy="custom", stages=self.stages, lr_spread=self.lr_spread or 1.0,
+                              lr_scales=self.lr_scales, train_bn=self.train_bn)
+        options = {"k": self.k, "every": self.every, "head_epochs": self.head_epochs, "lr_spread": self.lr_spread,
+                   "train_bn": self.train_bn}
+        return make_plan(self.strategy, n_groups, **options)
+
+    def trains_only_head(self, epochs: int, n_groups: int | None = None) -> bool:
+        """Only the new head trains in every epoch (`FreezePlan.trains_only_head`, the one definition).
+
+        Args:
+            epochs: the run's epochs.
+            n_groups: the model's layer groups; None where the model is not built yet (a k given by number then
+                counts as not head only, as it may free a group).
+
+        Returns:
+            Whether no backbone group trains within `epochs`.
+        """
+        if n_groups is None:
+            if self.custom or (self.strategy == "freeze_first_k" and self.k is not None):
+                return False
+            n_groups = 1000  # named strategies: which groups train does not depend on how many there are
+        try:
+            return self.plan(n_groups).trains_only_head(epochs, n_groups)
+        except TransferLabError:
+            return False
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One run, as one JSON document: data, model, augmentation, freeze plan, optimizer, schedule, adaptation
-    and runtime settings. The UI builds it, `python -m tlcore train` replays it; `from_dict` checks every field."""
-    name: str = ""
+    and runtime settings. The UI builds it, `python -m tlcore train` replays it; `from_dict` checks every field.
+
+    Every field is declared once with its metadata (`tlcore.schema.setting`): the app's settings, widgets,
+    comparison axes and the time estimate's key are derived from it."""
+    name: str = setting("", label="Run name", cost=False, group="runtime", help="Shown in lists and charts.")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelSpec = field(default_factory=ModelSpec)
     augment: AugmentSpec = field(default_factory=lambda: preset("light"))
     text_augment: TextAugment = field(default_factory=TextAugment)  # texts: word dropout, swap, deletion (none)
-    freeze: dict = field(default_factory=lambda: {"strategy": "feature_extraction"})
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    epochs: int = 5
-    batch_size: int | str = 32  # "auto": the largest power of two that fits the GPU, lr scaled (tlcore.batch_size)
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere
-    num_workers: int = -1  # -1: chosen from the machine's cores
-    input_size: tuple[int, int, int] | None = None  # override the model's (smaller is faster, less accurate)
-    feature_cache: bool = True  # head-only runs train on cached backbone features (same result, much faster)
-    feature_views: int = 2  # augmented views of each training picture cached for that fast path
+    epochs: int = setting(5, label="Epochs", low=1, high=1000, axis="epochs", try_values="3, 5, 10", unit="epochs",
+                          help="Passes over the training items.")
+    batch_size: int | str = setting(32, label="Batch size", low=1, high=4096, axis="batch", try_values="16, 32",
+                                    suggestions=(8, 16, 32, 64, 128, "auto"),
+                                    help="Larger is faster and needs more memory. auto: on a GPU, the largest power "
+                                         "of two that fits in 90% of its memory, with the learning rate scaled from "
+                                         "batch 32 (square root for AdamW, linear for SGD); 32 on a CPU.")
+    seed: int = setting(0, label="Seed", low=0, high=2**31 - 1, cost=False,
+                        help="The head's initialisation, the batch order and the augmentation.")
+    device: str = setting("auto", label="Device", options=DEVICES, group="runtime",
+                          help="auto: the GPU where there is one, else the CPU.")
+    precision: str = setting("auto", label="Precision", options=PRECISIONS, group="runtime",
+                             help="auto: bf16 autocast on CUDA, fp32 elsewhere.")
+    num_workers: int = setting(-1, label="Data-loading workers", low=-1, high=256, group="runtime",
+                               help="-1: chosen from the machine's cores; 0: in the training process.")
+    input_size: tuple[int, int, int] | None = setting(None, label="Input size [3, height, width]", group="model",
+                                                      modalities=("images",),
+                                                      help="Overrides the model's (smaller is faster, less accurate).")
+    feature_cache: bool = setting(True, label="Cache backbone features (head-only runs)", group="runtime",
+                                  help="Head-only runs train on features computed once (same result, much faster).")
+    feature_views: int = setting(2, label="Augmented views cached per picture", low=1, high=50, group="runtime",
+                                 modalities=("images",),
+                                 help="For the feature-cache fast path: augmented views of each training picture.")
     adapt: AdaptConfig = field(default_factory=AdaptConfig)  # domain adaptation (tlcore.adapt); none by default
-    evaluate_on: tuple[str, ...] = ()  # labelled folders (other domains) the finished run is also evaluated on
+    evaluate_on: tuple[str, ...] = setting((), label="Also evaluate on (labelled folders)", cost=False,
+                                           group="adapt", help="Other domains the finished run is evaluated on.")
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
-    decoded_cache: str = "auto"  # pictures decoded once into a uint8 cache (tlcore.decoded); auto: on with CUDA
-    decoded_cache_max_gb: float = 20.0  # over this the run reads the JPEGs, and says so
-    augment_on: str = "auto"  # "device": augment whole batches on the GPU (tlcore.device_augment); auto: with CUDA
-    compile: bool = False  # torch.compile the training step's model; a failure to compile falls back with a warning
+    decoded_cache: str = setting("auto", label="Decoded-picture cache", options=SWITCHES, group="runtime",
+                                 modalities=("images",),
+                                 help="Pictures decoded once into a uint8 cache; auto: on with CUDA.")
+    decoded_cache_max_gb: float = setting(20.0, label="Decoded cache limit (GB)", low=0.001, high=10_000.0,
+                                          group="runtime", modalities=("images",), unit="GB",
+                                          help="Over this the run reads the picture files, and says so.")
+    augment_on: str = setting("auto", label="Augment on", options=AUGMENT_ON, group="runtime",
+                              modalities=("images",),
+                              help="device: whole batches augmented on the GPU; auto: on the GPU with CUDA.")
+    compile: bool = setting(False, label="torch.compile", group="runtime",
+                            help="Compile the training step's model; a failure to compile falls back with a warning.")
 
     def __post_init__(self) -> None:
         o, s, e = self.optimizer, self.schedule, self.early_stopping
@@ -200,12 +342,9 @@ class RunConfig:
                    and max(self.input_size[1:]) <= MAX_INPUT_SIDE, "input_size", self.input_size,
                    f"use [3, height, width] with sides from 8 to {MAX_INPUT_SIDE}, e.g. [3, 160, 160]")
         check_freeze(self.freeze)
-        _check("stages" in self.freeze or self.freeze["strategy"] in STRATEGIES, "freeze.strategy",
-               self.freeze.get("strategy"), f"use one of {', '.join(STRATEGIES)}")
         _check(_whole(d.split_seed) and 0 <= d.split_seed < 2**31, "data.split_seed", d.split_seed,
                "use a whole number from 0, e.g. 0")
         _check(_whole(self.seed) and 0 <= self.seed < 2**31, "seed", self.seed, "use a whole number from 0, e.g. 0")
-        check_freeze(self.freeze)
         n = self.distributed.nproc_per_node
         _check(_whole(n) and 1 <= n <= 64, "distributed.nproc_per_node", n, "use 1 (one process) to 64")
         if n > 1:
@@ -220,6 +359,7 @@ class RunConfig:
             self.text_augment.check()
         except TransferLabError as exc:
             raise ConfigError(exc.problem, exc.hint) from None
+        check_declared(self)
 
     # -- plain data -------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -241,6 +381,9 @@ class RunConfig:
         """
         check_fields(data, {f.name for f in fields(cls)}, "the run config", ConfigError)
         data = dict(data)
+        freeze = data.get("freeze")
+        if isinstance(freeze, dict) and "stages" in freeze and "strategy" not in freeze:  # a plan written out
+            data["freeze"] = {**freeze, "strategy": "custom"}
         if "augment" in data:  # a preset name becomes its transforms, each checked by albumentations
             check_plain(data["augment"], "augment", ConfigError)
             data["augment"] = AugmentSpec.from_dict(data["augment"]).to_dict()
@@ -304,35 +447,61 @@ def read_json_file(path: str | Path, what: str, error: type[TransferLabError] = 
         raise error(f"{path.name} is nested too deeply to be a {what}", "check you chose the right file") from None
 
 
-@dataclass(frozen=True)
-class FreezeOptions:
-    """The strategy shorthand of `freeze` (a full plan with stages is the other form)."""
+def check_declared(config: object, prefix: str = "") -> None:
+    """Every setting against the options and bounds its field declares (`tlcore.schema.Meta`).
 
-    strategy: str
-    k: int | None = None
-    every: int = 1
-    head_epochs: int = 1
-    lr_spread: float | None = None  # None: the strategy's own default
-    train_bn: bool = False
+    Args:
+        config: a config dataclass (the run config or a section of it).
+        prefix: the section's dotted path.
+
+    Raises:
+        ConfigError: naming the first setting outside its options or bounds.
+    """
+    for found in leaves(type(config)):
+        value: object = config
+        for key in found.path.split("."):
+            value = getattr(value, key)
+        meta, path = found.meta, prefix + found.path
+        if meta.options is not None and isinstance(value, str):
+            _check(value in meta.options, path, value, f"use one of {', '.join(map(str, meta.options))}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            _check((meta.low is None or value >= meta.low) and (meta.high is None or value <= meta.high), path,
+                   value, f"use {meta.low:g} to {meta.high:g}" if meta.low is not None and meta.high is not None
+                   else f"use at least {meta.low:g}" if meta.low is not None else f"use at most {meta.high:g}")
 
 
-def check_freeze(freeze: object) -> None:
-    """Types and ranges of the freeze setting; what depends on the model's groups is checked when it is built."""
-    if isinstance(freeze, dict) and "stages" in freeze:
-        plan = typed(FreezePlan, freeze, "'freeze'", ConfigError)
-        _check(all(_whole(s.epoch) and s.epoch >= 0 for s in plan.stages), "freeze.stages", freeze["stages"],
-               "stage epochs are whole numbers from 0")
+def check_freeze(freeze: FreezeConfig) -> None:
+    """Types and ranges of the freeze setting; what depends on the model's groups is checked when it is built.
+
+    Args:
+        freeze: the run's freeze setting.
+
+    Raises:
+        ConfigError: naming the field.
+    """
+    _check(freeze.strategy in (*STRATEGIES, "custom"), "freeze.strategy", freeze.strategy,
+           f"use one of {', '.join(STRATEGIES)}")
+    _check(freeze.strategy != "custom" or freeze.custom, "freeze.stages", None,
+           "a custom plan needs its stages, e.g. [{\"epoch\": 0, \"trainable_from\": -1}]")
+    _check(freeze.strategy == "custom" or not freeze.custom, "freeze.strategy", freeze.strategy,
+           "a plan written as stages is strategy \"custom\" (or leave the strategy out)")
+    if freeze.custom:
+        try:
+            freeze.plan(1000)
+        except TransferLabError as exc:
+            raise ConfigError(exc.problem, exc.hint) from None
+        _check(all(_whole(s.epoch) and s.epoch >= 0 for s in freeze.stages), "freeze.stages",
+               [asdict(s) for s in freeze.stages], "stage epochs are whole numbers from 0")
         return
-    options = typed(FreezeOptions, freeze, "'freeze'", ConfigError)
-    _check(options.k is None or options.k >= 0, "freeze.k", options.k, "use 0 or more groups")
-    _check(options.every >= 1, "freeze.every", options.every, "use 1 or more epochs")
-    _check(options.head_epochs >= 1, "freeze.head_epochs", options.head_epochs, "use 1 or more epochs")
-    _check(options.lr_spread is None or 1 <= options.lr_spread <= 1e6, "freeze.lr_spread", options.lr_spread,
+    _check(freeze.k is None or freeze.k >= 0, "freeze.k", freeze.k, "use 0 or more groups")
+    _check(freeze.every >= 1, "freeze.every", freeze.every, "use 1 or more epochs")
+    _check(freeze.head_epochs >= 1, "freeze.head_epochs", freeze.head_epochs, "use 1 or more epochs")
+    _check(freeze.lr_spread is None or 1 <= freeze.lr_spread <= 1e6, "freeze.lr_spread", freeze.lr_spread,
            "use 1 (one learning rate) up to e.g. 100")
 
 
-def resolve_freeze_plan(freeze: dict, n_groups: int) -> FreezePlan:
-    """A full plan (with `stages`) as it is, or a strategy shorthand made into a plan for this model.
+def resolve_freeze_plan(freeze: FreezeConfig, n_groups: int) -> FreezePlan:
+    """The freeze setting made into a plan for this model.
 
     Args:
         freeze: the run config's `freeze` (a strategy with its options, or a plan with `stages`).
@@ -342,10 +511,7 @@ def resolve_freeze_plan(freeze: dict, n_groups: int) -> FreezePlan:
         The plan.
 
     Raises:
-        FreezePlanError: an unknown strategy, a bad option, or a plan that does not fit the model.
+        FreezePlanError: a bad option, or a plan that does not fit the model.
     """
     check_freeze(freeze)
-    if "stages" in freeze:
-        return typed(FreezePlan, freeze, "'freeze'", ConfigError)
-    options = {k: v for k, v in freeze.items() if k != "strategy" and v is not None}
-    return make_plan(freeze["strategy"], n_groups, **options)
+    return freeze.plan(n_groups)

@@ -6,8 +6,9 @@ second tab or a restarted server shows the same settings, ranking, estimates and
 
 Settings are named as the run config and the comparison grid name them (`optimizer.lr`, `freeze.k`,
 `epochs`): `get("optimizer.lr")`, `set("optimizer.lr", 3e-4)`. Choices that only the app has (where the
-data comes from, the models to rank, what a comparison varies) live under `app.`. Adding a setting is
-one line in `SETTINGS`; `run_config()` and `from_config()` follow from it.
+data comes from, the models to rank, what a comparison varies) live under `app.`. The run's settings are
+not listed here: they are every field of the run config (`tlcore.schema.leaves(RunConfig)`), with its own
+default, so adding a field to the config adds it to the experiment, to `run_config()` and to `from_config()`.
 """
 
 from __future__ import annotations
@@ -17,21 +18,20 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tlcore.adapt_spec import METHODS
 from tlcore.augment_spec import PRESETS, preset
-from tlcore.config import MONITORS, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig
+from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.files import atomic_write
-from tlcore.grid import AXES, STRATEGY_SET, put_value, value_at
-from tlcore.models import DEFAULT_MODEL, RECOMMENDED
+from tlcore.grid import AXES, put_value, value_at
+from tlcore.models import DEFAULT_MODEL
 from tlcore.paths import data_home
+from tlcore.schema import Leaf, leaves
 from tlcore.typed import check_plain
 
-__all__ = ["Setting", "SETTINGS", "Experiment", "ExperimentStore", "ExperimentError", "PICKED_AXES"]
+__all__ = ["Setting", "SETTINGS", "RUN_SETTINGS", "Experiment", "ExperimentStore", "ExperimentError", "PICKED_AXES"]
 
 _ID = re.compile(r"[0-9a-f]{12}")
 MAX_EXPERIMENT_BYTES = 2_000_000
@@ -39,10 +39,6 @@ MAX_EXPERIMENT_BYTES = 2_000_000
 
 class ExperimentError(TransferLabError):
     """An experiment id that is malformed or unknown, a file that cannot be read, a setting that does not exist."""
-
-
-def _strategy_is(*names: str) -> Callable[[dict], bool]:
-    return lambda values: values["freeze.strategy"] in names
 
 
 @dataclass(frozen=True)
@@ -53,13 +49,13 @@ class Setting:
         path: its dotted name; a run config path (`optimizer.lr`) goes into the run, `app.` ones stay in the app.
         default: the value a new experiment starts with (plain JSON data).
         kinds: the types a value may have; an int given for a float setting is taken as a float.
-        used_when: for run settings that only some freeze strategies read: whether this experiment's run has it.
+        leaf: for a run setting, the config field it is (its metadata: label, help, bounds, options).
     """
 
     path: str
     default: object
     kinds: tuple[type, ...]
-    used_when: Callable[[dict], bool] | None = None
+    leaf: Leaf | None = None
 
     @property
     def in_run(self) -> bool:
@@ -67,64 +63,22 @@ class Setting:
         return not self.path.startswith("app.")
 
 
-# The axes a comparison picks from a list (the others are typed as comma-separated text): the options shown.
-PICKED_AXES: dict[str, list[str]] = {
-    "freeze.strategy": list(STRATEGY_SET),
-    "adapt.method": list(METHODS),
-    "augment.preset": list(PRESETS),
-    "model.name": list(RECOMMENDED),
-    "schedule.name": list(SCHEDULES),
-    "optimizer.name": list(OPTIMIZERS),
-    "early_stopping.metric": list(MONITORS),
-}
-_PICKED_DEFAULTS = {"freeze.strategy": list(STRATEGY_SET), "adapt.method": ["none", "adabn", "mcc"],
-                    "augment.preset": ["light", "heavy"], "model.name": [DEFAULT_MODEL],
-                    "schedule.name": ["cosine", "onecycle"], "optimizer.name": ["adamw", "sgd"],
-                    "early_stopping.metric": ["val_loss", "labelled_acc"]}
-_TYPED_DEFAULTS = {"freeze.k": "1, 2, 3", "freeze.lr_spread": "1, 10, 100", "freeze.every": "1, 2",
-                   "optimizer.lr": "3e-3, 1e-3, 3e-4", "optimizer.weight_decay": "0, 0.01, 0.1",
-                   "model.head.dropout": "0, 0.2, 0.5", "model.head.hidden": "none, 256", "epochs": "3, 5, 10",
-                   "batch_size": "16, 32", "adapt.weight": "none, 1, 10"}
+# The run's settings: every field of the run config but the augmentation's steps, which are the preset's
+# (`augment.preset`) or the user's own JSON (`app.augment_json`).
+_TAKEN_WHOLE = ("augment.transforms",)
+RUN_SETTINGS: tuple[Setting, ...] = tuple(Setting(leaf.path, leaf.default, leaf.kinds, leaf)
+                                          for leaf in leaves(RunConfig) if leaf.path not in _TAKEN_WHOLE)
 
-_S, _I, _F, _B, _L, _N = str, int, float, bool, list, type(None)
+# The axes a comparison picks from a list (those whose suggested values are a list; the others are typed as
+# comma-separated text): the options shown, from the field's own suggestions or options.
+PICKED_AXES: dict[str, list] = {
+    s.path: list(s.leaf.meta.suggestions or s.leaf.meta.options)
+    for s in RUN_SETTINGS if s.path in AXES and isinstance(s.leaf.meta.try_values, list)
+}
+
+_S, _I, _B, _L = str, int, bool, list
 SETTINGS: tuple[Setting, ...] = (
-    # the run, by the run config's own names
-    Setting("data.source", "sample_data", (_S,)),
-    Setting("data.manifest", None, (_S, _N)),
-    Setting("data.split_seed", 0, (_I,)),
-    Setting("data.val", 0.15, (_F,)),
-    Setting("data.test", 0.15, (_F,)),
-    Setting("data.text_column", None, (_S, _N)),
-    Setting("data.label_column", None, (_S, _N)),
-    Setting("model.name", DEFAULT_MODEL, (_S,)),
-    Setting("model.weights", "auto", (_S,)),  # "auto", "random" or a file
-    Setting("model.allow_download", False, (_B,)),
-    Setting("augment.preset", "light", (_S,)),
-    Setting("freeze.strategy", "feature_extraction", (_S,)),
-    Setting("freeze.k", 1, (_I,), _strategy_is("freeze_first_k")),
-    Setting("freeze.every", 1, (_I,), _strategy_is("gradual")),
-    Setting("freeze.head_epochs", 1, (_I,), _strategy_is("fine_tune")),
-    Setting("freeze.lr_spread", 1.0, (_F,)),
-    Setting("freeze.train_bn", False, (_B,)),
-    Setting("optimizer.lr", 3e-3, (_F,)),
-    Setting("optimizer.weight_decay", 0.01, (_F,)),
-    Setting("schedule.name", "cosine", (_S,)),
-    Setting("early_stopping.patience", 3, (_I,)),
-    Setting("early_stopping.metric", "val_loss", (_S,)),
-    Setting("epochs", 5, (_I,)),
-    Setting("batch_size", 32, (_I, _S)),  # or "auto"
-    Setting("compile", False, (_B,)),
-    Setting("decoded_cache", "auto", (_S,)),
-    Setting("augment_on", "auto", (_S,)),
-    Setting("text_augment.word_dropout", 0.0, (_F,)),
-    Setting("text_augment.swap", 0.0, (_F,)),
-    Setting("text_augment.deletion", 0.0, (_F,)),
-    Setting("adapt.method", "none", (_S,)),
-    Setting("adapt.target", "", (_S,)),
-    Setting("adapt.weight", None, (_F, _N)),  # None: the method's default
-    Setting("adapt.labelled", "", (_S,)),
-    Setting("adapt.labelled_use", "choose", (_S,)),
-    Setting("adapt.labelled_share", 0.25, (_F,)),
+    *RUN_SETTINGS,
     # the app's own choices
     Setting("app.data_kind", "Bundled sample data", (_S,)),
     Setting("app.folder", "", (_S,)),
@@ -139,8 +93,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("app.compare_run_on", "this machine", (_S,)),
     Setting("app.ray_address", "", (_S,)),
     Setting("app.target_test", "", (_S,)),
-    *(Setting(f"app.vary.{path}", _PICKED_DEFAULTS[path], (_L,)) for path in PICKED_AXES),
-    *(Setting(f"app.vary.{path}", _TYPED_DEFAULTS[path], (_S,)) for path in AXES if path not in PICKED_AXES),
+    # what a comparison of each axis tries: the field's own suggested values (a list, or text to type)
+    *(Setting(f"app.vary.{s.path}", s.leaf.meta.try_values, (_L if isinstance(s.leaf.meta.try_values, list)
+                                                              else _S,))
+      for s in RUN_SETTINGS if s.path in AXES),
 )
 _BY_PATH = {s.path: s for s in SETTINGS}
 
@@ -158,7 +114,7 @@ LEGACY_NAMES = {
     "compare.strategies": "app.vary.freeze.strategy", "compare.methods": "app.vary.adapt.method",
     "compare.presets": "app.vary.augment.preset", "compare.models": "app.vary.model.name",
     "compare.schedules": "app.vary.schedule.name", "compare.optimizers": "app.vary.optimizer.name",
-    **{f"compare.text.{path}": f"app.vary.{path}" for path in _TYPED_DEFAULTS},
+    **{f"compare.text.{path}": f"app.vary.{path}" for path in AXES if path not in PICKED_AXES},
 }
 
 # Values of older versions: what a comparison varied was named in words before grids.
@@ -243,12 +199,9 @@ class Experiment:
 
         Raises: ConfigError (or AugmentError) naming the setting that does not make a valid run.
         """
-        values = self.all_values()
-        data = RunConfig().to_dict()
-        data["freeze"] = {}
-        for s in SETTINGS:
-            if s.in_run and (s.used_when is None or s.used_when(values)):
-                put_value(data, s.path, values[s.path])
+        data: dict = {}
+        for s in RUN_SETTINGS:
+            put_value(data, s.path, self.get(s.path))
         data["augment"] = self.augment_data()  # over augment.preset: the preset, or the user's own steps
         return RunConfig.from_dict(data)
 
@@ -257,19 +210,17 @@ class Experiment:
         """A new (unsaved) experiment holding a run's settings, to change one and run again.
 
         Args:
-            config: the run whose settings to take; the app's own choices start at their defaults.
+            config: the run whose settings to take, every field of it; the app's own choices start at their
+                defaults.
+
+        Returns:
+            The experiment; its `run_config()` is `config` again.
         """
-        plain = config.to_dict()
+        plain = json.loads(config.to_json())  # tuples as lists, as the experiment's file holds them
         experiment = cls(id=uuid.uuid4().hex[:12])
-        for s in SETTINGS:
-            if not s.in_run or s.path == "augment.preset":  # the augmentation is taken whole, below
-                continue
-            value = value_at(plain, s.path)
-            if value is not None or type(None) in s.kinds:
-                try:
-                    experiment.set(s.path, value)
-                except ExperimentError:
-                    pass  # e.g. a freeze plan given as stages: the setting keeps its default
+        for s in RUN_SETTINGS:
+            if s.path != "augment.preset":  # the augmentation is taken whole, below
+                experiment.set(s.path, value_at(plain, s.path))
         augment = config.augment
         if augment.preset in PRESETS and augment == preset(augment.preset):
             experiment.set("augment.preset", augment.preset)

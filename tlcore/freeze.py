@@ -90,6 +90,21 @@ class FreezePlan:
             )
         return index
 
+    def trains_only_head(self, epochs: int, n_groups: int) -> bool:
+        """The one definition of "head only": in every epoch of the run, only the last group (the new head) trains.
+
+        Args:
+            epochs: the run's epochs.
+            n_groups: the model's number of layer groups.
+
+        Returns:
+            True when no backbone group trains within `epochs`.
+
+        Raises:
+            FreezePlanError: the plan names a group the model does not have.
+        """
+        return all(self.trainable_from(epoch, n_groups) == n_groups - 1 for epoch in range(epochs))
+
     def trainable_mask(self, epoch: int, n_groups: int) -> list[bool]:
         """Per group, stem to head, whether it trains in this epoch.
 

@@ -17,40 +17,21 @@ from dataclasses import dataclass
 
 from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError
+from tlcore.schema import leaves
+from tlcore.strategies import STRATEGY_SET
 
 __all__ = ["Axis", "Cell", "AXES", "STRATEGY_SET", "MAX_RUNS", "parse_axis", "expand", "cell_label", "apply_value",
            "value_at", "put_value"]
 
 # The settings an experiment can vary: dotted path -> (how people call it, short label in a cell's name).
+# Derived from the fields that declare an `axis` (tlcore.schema); the freeze strategy first.
 AXES: dict[str, tuple[str, str]] = {
-    "freeze.strategy": ("freeze strategy", ""),
-    "freeze.k": ("groups kept frozen (freeze_first_k)", "k"),
-    "freeze.lr_spread": ("learning-rate spread, head to stem", "spread"),
-    "freeze.every": ("epochs between unfreezing (gradual)", "every"),
-    "optimizer.lr": ("learning rate", "lr"),
-    "optimizer.weight_decay": ("weight decay", "wd"),
-    "optimizer.name": ("optimizer", ""),
-    "schedule.name": ("learning-rate schedule", ""),
-    "augment.preset": ("augmentation preset", "aug"),
-    "model.name": ("model", ""),
-    "model.head.dropout": ("head dropout", "dropout"),
-    "model.head.hidden": ("head hidden layer (none or a width)", "hidden"),
-    "epochs": ("epochs", "epochs"),
-    "batch_size": ("batch size", "batch"),
-    "adapt.method": ("domain-adaptation method", "adapt"),
-    "adapt.weight": ("weight of the adaptation method's loss (none: its default)", "weight"),
-    "early_stopping.metric": ("what chooses the best epoch", "best by"),
+    leaf.path: (leaf.meta.label, leaf.meta.axis)
+    for leaf in sorted(leaves(RunConfig), key=lambda leaf: leaf.path != "freeze.strategy")
+    if leaf.meta.axis is not None
 }
 MAX_RUNS = 200  # a typo like lr=1e-3,...x100 should not queue a week of runs
 
-# name -> (freeze settings, one line for people). The same optimizer, lr, epochs and augmentation for all.
-STRATEGY_SET: dict[str, tuple[dict, str]] = {
-    "feature_extraction": ({"strategy": "feature_extraction"}, "head only, backbone frozen"),
-    "freeze_first_half": ({"strategy": "freeze_first_k"}, "first half of the groups frozen"),
-    "gradual": ({"strategy": "gradual", "every": 1}, "head first, one more group every epoch"),
-    "full_discriminative": ({"strategy": "full", "lr_spread": 10}, "everything trains, stem 10x slower than head"),
-    "full": ({"strategy": "full"}, "everything trains at one learning rate"),
-}
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,7 @@ def check_before_queueing(config: RunConfig) -> None:
         built = build_model(replace(config.model, weights="random"), 2, input_size=config.input_size)
         n = len(built.groups)
         plan = resolve_freeze_plan(config.freeze, n)
-        head_only = all(plan.trainable_from(e, n) == n - 1 for e in range(config.epochs))
-        check_method_fits(config.adapt, built.model, head_only, built.arch)
+        check_method_fits(config.adapt, built.model, plan.trains_only_head(config.epochs, n), built.arch)
 
 
 def model_for_the_data(config: RunConfig) -> tuple[RunConfig, str | None]:
@@ -68,7 +67,7 @@ def model_for_the_data(config: RunConfig) -> tuple[RunConfig, str | None]:
             raise TransferLabError(f"{config.data.source} holds texts, and {config.model.name} is an image model",
                                    f"use a text model such as {DEFAULT_TEXT_MODEL}")
         changed = replace(config, model=replace(config.model, name=DEFAULT_TEXT_MODEL),
-                          name=config.name or f"{DEFAULT_TEXT_MODEL} / {config.freeze.get('strategy', 'custom')}")
+                          name=config.name or f"{DEFAULT_TEXT_MODEL} / {config.freeze.strategy}")
         return changed, f"text data: the model is {DEFAULT_TEXT_MODEL} (the default text model)"
     if text_model and not text_data:
         raise TransferLabError(f"{config.model.name} is a text model, and {config.data.source} holds pictures",

@@ -68,8 +68,7 @@ class Prepared:
     @property
     def head_only(self) -> bool:
         """Only the new head trains, in every epoch of the plan."""
-        n = len(self.built.groups)
-        return all(self.plan.trainable_from(e, n) == n - 1 for e in range(self.config.epochs))
+        return self.plan.trains_only_head(self.config.epochs, len(self.built.groups))
 
 
 def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore) -> Prepared:

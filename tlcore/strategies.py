@@ -16,3 +16,15 @@ STRATEGIES = {
     "fine_tune": "The classic recipe: train the head alone first, then unfreeze everything with lower learning "
                  "rates for earlier groups.",
 }
+
+__all__ += ["STRATEGY_SET"]
+
+# The classic comparison's set: name -> (freeze settings, one line for people). A name stands for a whole freeze
+# setting (`--vary freeze.strategy=freeze_first_half,...`); the same optimizer, lr, epochs and augmentation for all.
+STRATEGY_SET: dict[str, tuple[dict, str]] = {
+    "feature_extraction": ({"strategy": "feature_extraction"}, "head only, backbone frozen"),
+    "freeze_first_half": ({"strategy": "freeze_first_k"}, "first half of the groups frozen"),
+    "gradual": ({"strategy": "gradual", "every": 1}, "head first, one more group every epoch"),
+    "full_discriminative": ({"strategy": "full", "lr_spread": 10}, "everything trains, stem 10x slower than head"),
+    "full": ({"strategy": "full"}, "everything trains at one learning rate"),
+}

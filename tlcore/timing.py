@@ -16,12 +16,12 @@ import json
 from dataclasses import asdict, dataclass
 
 from tlcore.config import RunConfig
+from tlcore.schema import leaves
 
 __all__ = ["TimeEstimate", "format_duration", "timing_key"]
 
-# settings that change what a run learns but not what a step costs
-_FREE_OF_COST = {"name", "seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.momentum",
-                 "optimizer.label_smoothing", "schedule", "early_stopping", "freeze.lr_spread", "evaluate_on"}
+# settings that change what a run learns but not what a step costs: declared by each field (`cost=False`)
+_FREE_OF_COST = frozenset(leaf.path for leaf in leaves(RunConfig) if not leaf.meta.cost)
 _ONE_STAGE = {"feature_extraction", "freeze_first_k", "full"}  # what trains is the same in every epoch
 
 
@@ -111,8 +111,8 @@ def _without(tree: dict, dotted: str) -> None:
 
 def timing_key(config: RunConfig) -> str:
     """A short key equal for run configs whose steps cost the same: they differ only in the learning rate,
-    weight decay, schedule, early stopping, seed or name, or (under a one-stage freeze plan) the number of
-    epochs.
+    weight decay, schedule, early stopping, seed or name (every field declared `cost=False`), in settings their
+    freeze strategy does not read, or (under a one-stage freeze plan) the number of epochs.
 
     Args:
         config: a run config.
@@ -121,6 +121,7 @@ def timing_key(config: RunConfig) -> str:
         20 hex digits.
     """
     tree = json.loads(config.to_json())
-    for dotted in _FREE_OF_COST | ({"epochs"} if config.freeze.get("strategy") in _ONE_STAGE else set()):
+    unread = {leaf.path for leaf in leaves(RunConfig) if not leaf.used_by(config.freeze.strategy)}
+    for dotted in _FREE_OF_COST | unread | ({"epochs"} if config.freeze.strategy in _ONE_STAGE else set()):
         _without(tree, dotted)
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:20]

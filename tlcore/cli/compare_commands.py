@@ -81,7 +81,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         axes = [parse_axis(text) for text in args.vary or []]
         base = RunConfig.load(args.config)
         if args.methods:
-            methods = candidate_methods(base.freeze.get("strategy", "")) if args.methods.strip() == "auto" else tuple(args.methods.split(","))
+            methods = candidate_methods(base) if args.methods.strip() == "auto" else tuple(args.methods.split(","))
             axes.insert(0, method_axis(methods))
         if args.strategies or not axes:
             axes.insert(0, strategy_axis(tuple(args.strategies.split(",")) if args.strategies else DEFAULT_STRATEGIES))

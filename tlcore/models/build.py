@@ -6,8 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from tlcore.errors import TransferLabError
+from tlcore.schema import setting
 from tlcore.typed import typed
-from tlcore.models.catalog import DEFAULT_MODEL, resolve_name
+from tlcore.models.catalog import DEFAULT_MODEL, RECOMMENDED, resolve_name
 from tlcore.models.groups import LayerGroup, layer_groups
 from tlcore.models.head import HeadSpec, replace_head
 from tlcore.models.weights import WeightsSource, find_weights, load_into
@@ -22,11 +23,16 @@ __all__ = ["ModelSpec", "Preprocessing", "BuiltModel", "build_model"]
 class ModelSpec:
     """What the run config says about the model. `weights`: "auto", a file path, or "random"."""
 
-    name: str = DEFAULT_MODEL
-    weights: str = "auto"
-    allow_download: bool = False
+    name: str = setting(DEFAULT_MODEL, label="Model", axis="", try_values=[DEFAULT_MODEL], suggestions=RECOMMENDED,
+                        group="model", help="A timm model name, or a BERT-family encoder for texts.")
+    weights: str = setting("auto", label="Weights", group="model",
+                           help="auto: the model's pretrained weights where they are on this machine; random; "
+                                "or a weights file.")
+    allow_download: bool = setting(False, label="Allow downloading weights", group="model",
+                                   help="Fetch the weights from the Hugging Face Hub where they are not here.")
     head: HeadSpec = field(default_factory=HeadSpec)
-    fine_groups: bool = False  # timm's finer layer groups (per block instead of per stage)
+    fine_groups: bool = setting(False, label="Finer layer groups", group="model",
+                                help="timm's finer layer groups: per block instead of per stage.")
 
     def to_dict(self) -> dict:
         """As the run config stores it."""

@@ -41,7 +41,7 @@ class RunLifecycle:
             The queued run.
         """
         run_id = new_run_id()
-        name = config.name or f"{config.model.name} / {config.freeze.get('strategy', 'custom')}"
+        name = config.name or f"{config.model.name} / {config.freeze.name}"
         self._insert(run_id, name, config.to_json(), time.time(), str(self.database.runs_dir / run_id), sweep, runner)
         return self.get(run_id)
 

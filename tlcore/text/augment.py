@@ -12,6 +12,7 @@ import random
 from dataclasses import asdict, dataclass
 
 from tlcore.errors import TransferLabError
+from tlcore.schema import setting
 
 __all__ = ["TextAugment", "TextAugmenter", "TEXT_AUGMENT_PRESETS", "augment_text"]
 
@@ -28,9 +29,12 @@ class TextAugment:
         deletion: each word is deleted with this probability (one word always stays).
     """
 
-    word_dropout: float = 0.0
-    swap: float = 0.0
-    deletion: float = 0.0
+    word_dropout: float = setting(0.0, label="Word dropout", low=0.0, high=MAX_SHARE, modalities=("texts",),
+                                  group="augment", help="Each word becomes the unknown token with this probability.")
+    swap: float = setting(0.0, label="Word swap", low=0.0, high=MAX_SHARE, modalities=("texts",), group="augment",
+                          help="This share of a text's words is swapped with another word of the text.")
+    deletion: float = setting(0.0, label="Word deletion", low=0.0, high=MAX_SHARE, modalities=("texts",),
+                              group="augment", help="Each word is deleted with this probability (one always stays).")
 
     def check(self) -> None:
         """Every share from 0 to MAX_SHARE.

@@ -1,0 +1,200 @@
+"""Each run setting declared once: a config field whose metadata says how people see it.
+
+A field of the run config (`RunConfig` and the dataclasses inside it) is made with `setting(...)`, which is
+`dataclasses.field` plus a `Meta`: its label and help, its options or bounds, its unit, whether a comparison can
+vary it (and which values it suggests), whether it changes the cost of a training step, and which modalities and
+freeze strategies read it. Everything else is derived from it: the app's experiment settings
+(`tlcore.experiment.SETTINGS`), the comparison axes (`tlcore.grid.AXES`), the time estimate's key
+(`tlcore.timing`) and the app's widgets (`pages.common.setting_widget`). `leaves(RunConfig)` walks the config
+into its settings, one per leaf field, by dotted path (`optimizer.lr`).
+
+Plain data only (no torch), like the config itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import MISSING, dataclass
+from functools import lru_cache
+
+__all__ = ["Meta", "Leaf", "setting", "leaves", "leaf", "value_kinds", "META_KEY"]
+
+META_KEY = "setting"
+MODALITIES = ("images", "texts")
+
+
+@dataclass(frozen=True)
+class Meta:
+    """How one run setting is shown, checked, compared and costed.
+
+    Attributes:
+        label: its name for people ("Learning rate (head)").
+        help: one or two sentences: what it does and when to change it.
+        options: the values it takes, where it is a closed choice (None: a number, text or switch).
+        suggestions: values a picker offers where any value of the type is allowed (model names, batch sizes).
+        low, high: a number's bounds (None: unbounded on that side).
+        unit: what the number counts ("epochs", "groups").
+        axis: the short name a comparison gives it in a cell's label ("" for none); None: not a comparison axis.
+        try_values: the values a new comparison of it suggests, as the app's text field or list shows them.
+        cost: whether a different value changes how long a training step takes (False: the time estimate of one
+            value holds for every value).
+        modalities: the kinds of data that read it.
+        strategies: the freeze strategies that read it (None: every strategy).
+        group: where the app shows it ("data", "model", "train", "freeze", "adapt", "runtime", "augment").
+    """
+
+    label: str
+    help: str = ""
+    options: tuple | None = None
+    suggestions: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    unit: str = ""
+    axis: str | None = None
+    try_values: object = None
+    cost: bool = True
+    modalities: tuple[str, ...] = MODALITIES
+    strategies: tuple[str, ...] | None = None
+    group: str = "train"
+
+
+def setting(default: object = MISSING, *, default_factory: object = MISSING, **meta: object) -> dataclasses.Field:
+    """A config field with its metadata: `lr: float = setting(3e-3, label="Learning rate", low=1e-7, high=10)`.
+
+    Args:
+        default: the field's default (a beginner's value).
+        default_factory: for mutable defaults, as in `dataclasses.field`.
+        **meta: the `Meta` attributes.
+
+    Returns:
+        The dataclass field.
+    """
+    kwargs = {"metadata": {META_KEY: Meta(**meta)}}
+    if default_factory is not MISSING:
+        kwargs["default_factory"] = default_factory
+    else:
+        kwargs["default"] = default
+    return dataclasses.field(**kwargs)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One setting of the run config: a leaf field reached by a dotted path.
+
+    Attributes:
+        path: e.g. "optimizer.lr".
+        default: the field's default as plain JSON data (tuples as lists).
+        kinds: the JSON types a value may have (int, float, str, bool, list, NoneType).
+        meta: the field's metadata (a bare `Meta` with the path as label where the field has none).
+    """
+
+    path: str
+    default: object
+    kinds: tuple[type, ...]
+    meta: Meta
+
+    def used_by(self, strategy: str | None) -> bool:
+        """Whether a run with this freeze strategy reads the setting.
+
+        Args:
+            strategy: the run's `freeze.strategy`.
+
+        Returns:
+            True where the setting is read by every strategy or names this one.
+        """
+        return self.meta.strategies is None or strategy in self.meta.strategies
+
+
+def _plain(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def value_kinds(annotation: object) -> tuple[type, ...]:
+    """The JSON types a field of this type annotation holds (a float field also takes ints).
+
+    Args:
+        annotation: a resolved type annotation (`int | None`, `tuple[str, ...]`).
+
+    Returns:
+        The Python types of its JSON values.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        kinds: tuple[type, ...] = ()
+        for member in typing.get_args(annotation):
+            kinds += tuple(k for k in value_kinds(member) if k not in kinds)
+        return kinds
+    if annotation is type(None) or annotation is None:
+        return (type(None),)
+    if origin in (tuple, list) or annotation in (tuple, list):
+        return (list,)
+    if origin is dict or annotation is dict or dataclasses.is_dataclass(annotation):
+        return (dict,)
+    if annotation in (int, float, str, bool):
+        return (annotation,)
+    return (object,)
+
+
+def _is_section(annotation: object) -> bool:
+    return isinstance(annotation, type) and dataclasses.is_dataclass(annotation)
+
+
+@lru_cache(maxsize=None)
+def leaves(cls: type) -> tuple[Leaf, ...]:
+    """Every setting of a config dataclass, depth first in field order, nested dataclasses walked into.
+
+    A field whose type is a dataclass and whose metadata says nothing is a section (walked into); a field with
+    metadata is one setting even when its value is structured (the augmentation, a freeze plan's stages).
+
+    Args:
+        cls: the config dataclass, e.g. `RunConfig`.
+
+    Returns:
+        The leaves, by dotted path.
+    """
+    hints = typing.get_type_hints(cls)
+    found: list[Leaf] = []
+    for f in dataclasses.fields(cls):  # every config field has a default
+        annotation = hints[f.name]
+        meta = f.metadata.get(META_KEY)
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if meta is None and _is_section(annotation):
+            plain = _plain(default)
+            found.extend(Leaf(f"{f.name}.{inner.path}", _at(plain, inner.path), inner.kinds, inner.meta)
+                         for inner in leaves(annotation))
+            continue
+        found.append(Leaf(f.name, _plain(default), value_kinds(annotation), meta or Meta(label=f.name)))
+    return tuple(found)
+
+
+def _at(plain: object, path: str) -> object:
+    for key in path.split("."):
+        plain = plain.get(key) if isinstance(plain, dict) else None
+    return plain
+
+
+def leaf(cls: type, path: str) -> Leaf:
+    """One setting of a config dataclass by its dotted path.
+
+    Args:
+        cls: the config dataclass.
+        path: e.g. "optimizer.lr".
+
+    Returns:
+        The leaf.
+
+    Raises:
+        KeyError: no setting has this path.
+    """
+    for found in leaves(cls):
+        if found.path == path:
+            return found
+    raise KeyError(path)
