@@ -28,12 +28,17 @@ def show_ranking(asked: list[str], items: str) -> bool:
     if shown["asked"] != asked:
         st.caption("The last ranking, of " + ", ".join(shown["asked"]) + ":")
     scores = ranked([ModelScore(**s) for s in shown["scores"]])
+    def speed(s: ModelScore) -> str:  # a model that could not be scored has no speed, cached or not
+        if s.error is not None:
+            return "-"
+        return "features cached" if s.images_per_s is None else str(round(s.images_per_s))
+
     st.dataframe(pd.DataFrame([{
         "rank": str(i) if s.error is None else "-", "model": s.label,
-        "LogME": None if s.logme is None else round(s.logme, 3),
+        "LogME": "-" if s.logme is None else f"{s.logme:.3f}",
         "probe accuracy": "-" if s.probe_accuracy is None else f"{s.probe_accuracy:.1%}",
-        "seconds": round(s.seconds, 1),
-        f"{items}/s here": "cached" if s.images_per_s is None else str(round(s.images_per_s)),
+        "seconds": "-" if s.error is not None else f"{s.seconds:.1f}",
+        f"{items}/s here": speed(s),
         "parameters (M)": None if s.params_millions is None else round(s.params_millions, 1),
         "note": s.error or ""} for i, s in enumerate(scores, 1)]), hide_index=True, key="model.ranking")
     return sum(s.error is None for s in scores) == 1

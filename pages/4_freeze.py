@@ -30,7 +30,7 @@ def _clicked() -> None:
 
 def _strategy_changed() -> None:
     """The user chose another strategy: its own learning-rate spread comes with it (fine_tune spreads)."""
-    change({"freeze.lr_spread": float(default_lr_spread(choice("freeze.strategy")))})
+    change({"freeze.lr_spread": None})
 
 
 labels = {k: k.replace("_", " ") for k in STRATEGIES}
@@ -39,7 +39,8 @@ strategy = st.radio("Strategy", with_current("freeze.strategy", list(STRATEGIES)
 st.caption(STRATEGIES[strategy])
 c1, c2 = st.columns(2)
 if strategy == "freeze_first_k":
-    c1.slider("Frozen groups (from the stem)", **number_bounds("freeze.k", 0, n - 1), **bind("freeze", "freeze.k"))
+    c1.slider("Frozen groups (from the stem)", **number_bounds("freeze.k", 0, n - 1),  # unset: half, as the run does
+              **bind("freeze", "freeze.k", shown=lambda k: n // 2 if k is None else k))
 elif strategy == "gradual":
     c1.number_input("Unfreeze one more group every N epochs", **number_bounds("freeze.every", 1, 20),
                     **bind("freeze", "freeze.every"))
@@ -47,10 +48,12 @@ elif strategy == "fine_tune":
     c1.number_input("Head-only epochs first", **number_bounds("freeze.head_epochs", 1, 20),
                     **bind("freeze", "freeze.head_epochs"))
 if strategy != "feature_extraction":  # only the head trains there: one learning rate, nothing to spread
+    own = float(default_lr_spread(strategy))  # unset: the strategy's own, as the run does
+    spread = choice("freeze.lr_spread")
     c2.select_slider("Learning-rate spread (head lr ÷ stem lr)",
-                     sorted(with_current("freeze.lr_spread", [1.0, 3.0, 10.0, 30.0, 100.0])),
+                     sorted({1.0, 3.0, 10.0, 30.0, 100.0, own, spread if spread is not None else own}),
                      help="Discriminative learning rates: earlier, more generic layers change more slowly.",
-                     **bind("freeze", "freeze.lr_spread"))
+                     **bind("freeze", "freeze.lr_spread", shown=lambda v: own if v is None else v))
 if not texts_chosen():  # text encoders have no BatchNorm
     st.checkbox("Update BatchNorm statistics in frozen groups",
                 help="Off keeps ImageNet's statistics: safer with small batches and small data sets.",

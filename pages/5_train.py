@@ -13,12 +13,13 @@ import streamlit as st
 from pages.common import (
     SAMPLE_DATA, TlcoreJob, bind, change, choice, experiment, experiment_runs_first, gpu_speed_notes, known_time_estimate,
     measured_epoch_seconds, measured_time_estimates, new_experiment, number_bounds, open_store, run_config,
-    save_experiment, show_sidebar, with_current,
+    save_experiment, setting_widget, settings_not_shown, show_sidebar, texts_chosen, with_current,
 )
-from tlcore.adapt_spec import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET
-from tlcore.config import MONITORS, RunConfig
+from tlcore.adapt_spec import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET, AdaptConfig
+from tlcore.config import LABELLED_MONITORS, MONITORS, RunConfig
 from tlcore.experiment import Experiment
 from tlcore.run_labels import run_label
+from tlcore.schema import counted
 from tlcore.artifacts import STATE
 from tlcore.errors import TransferLabError
 from tlcore.models import check_weights
@@ -46,33 +47,39 @@ st.title("5 · Train")
 show_sidebar()
 
 c1, c2, c3 = st.columns(3)
-c1.number_input("Epochs", help="Passes over the training images.", **number_bounds("epochs", 1, 200),
-                **bind("train", "epochs"))
-c2.selectbox("Batch size", with_current("batch_size", [8, 16, 32, 64, 128, "auto"]), help="Larger is faster, needs more memory. auto: on a GPU, "
-             "the largest power of two that fits in 90% of its memory (at least 8 steps an epoch), with the learning "
-             "rate scaled from batch 32 (square root for AdamW, linear for SGD); 32 on a CPU.",
-             format_func=lambda b: "auto (largest that fits the GPU)" if b == "auto" else str(b),
-             **bind("train", "batch_size"))
-c3.number_input("Learning rate (head)", format="%.2e", **number_bounds("optimizer.lr", 1e-7, 10.0),
-                help="Earlier layer groups use it times their scale (Freeze page). Try the finder below.",
-                **bind("train", "optimizer.lr"))
-c1.number_input("Weight decay", format="%.4f", **number_bounds("optimizer.weight_decay", 0.0, 0.99),
-                **bind("train", "optimizer.weight_decay"))
-c2.selectbox("Schedule", with_current("schedule.name", ["cosine", "onecycle", "step", "constant"]),
-             **bind("train", "schedule.name"))
-c3.number_input("Early stopping patience (0 = off)", **number_bounds("early_stopping.patience", 0, 50),
-                **bind("train", "early_stopping.patience"))
+setting_widget("train", "epochs", c1)
+setting_widget("train", "batch_size", c2,
+               format_func=lambda b: "auto (largest that fits the GPU)" if b == "auto" else str(b))
+setting_widget("train", "optimizer.lr", c3)
+setting_widget("train", "optimizer.weight_decay", c1)
+setting_widget("train", "schedule.name", c2)
+setting_widget("train", "early_stopping.patience", c3)
+setting_widget("train", "optimizer.name", c1)
 _CHOSEN_BY = {"val_loss": "validation loss", "val_acc": "validation accuracy",
               "labelled_loss": "loss on your labelled target pictures",
               "labelled_acc": "accuracy on your labelled target pictures"}
-_labelled_kept_apart = bool(choice("adapt.labelled").strip()) and choice("adapt.labelled_use") == "choose"
-c1.selectbox("Best epoch chosen by", with_current("early_stopping.metric", list(MONITORS) if _labelled_kept_apart
-                                                  else ["val_loss", "val_acc"]),
+_kept_apart = AdaptConfig(labelled=choice("adapt.labelled"), labelled_use=choice("adapt.labelled_use"))
+c2.selectbox("Best epoch chosen by", with_current("early_stopping.metric", list(MONITORS)
+                                                  if _kept_apart.labelled_kept_apart else
+                                                  [m for m in MONITORS if m not in LABELLED_MONITORS]),
              format_func=lambda m: _CHOSEN_BY.get(m, m),
              help="Which epoch's weights are kept (and what early stopping watches). With a few labelled target "
                   "pictures (Data page, used to choose), every epoch is scored on them and the one that does best on "
                   "the target can be kept, rather than the one best on your validation split.",
              **bind("train", "early_stopping.metric"))
+_DRAWN = {"epochs", "batch_size", "optimizer.lr", "optimizer.weight_decay", "schedule.name", "early_stopping.patience",
+          "optimizer.name", "early_stopping.metric", "decoded_cache", "augment_on", "compile"}
+with st.expander("All settings"):
+    st.caption("Every other setting of the run, each with its own help; the defaults suit most runs. The same "
+               "names work in a config file and in `--vary` (e.g. optimizer.label_smoothing).")
+    _texts, _strategy = texts_chosen(), choice("freeze.strategy")
+    for _group, _title in (("train", "Training"), ("runtime", "Running")):
+        _paths = settings_not_shown(_group, _DRAWN, _texts, _strategy)
+        if _paths:
+            st.markdown(f"**{_title}**")
+            _columns = st.columns(3)
+            for _index, _path in enumerate(_paths):
+                setting_widget("train", _path, _columns[_index % 3])
 with st.expander("Domain adaptation" + ("" if choice("adapt.method") == "none" else f": {choice('adapt.method')}"),
                  expanded=choice("adapt.method") != "none"):
     st.caption("When the pictures the model will meet look different from your labelled ones (paintings instead of "
@@ -92,16 +99,18 @@ with st.expander("GPU speed"):
     st.caption("What makes a run fast on a GPU, where decoding JPEGs on the CPU would leave the GPU waiting. "
                "'auto' turns each on when the run has a CUDA GPU; on this kind of machine it changes nothing.")
     g1, g2, g3 = st.columns(3)
-    g1.selectbox("Decoded-image cache", ["auto", "on", "off"], help="Each picture decoded once, at the size the "
-                 "model needs, into one file the runs read (no JPEG decoding per epoch). Built on a run's first use, "
-                 "with progress in its log; `python -m tlcore data cache PATH --model NAME` builds it ahead.",
-                 **bind("train", "decoded_cache"))
-    g2.selectbox("Augment on", ["auto", "device", "cpu"], help="device: whole batches augmented on the GPU from the "
-                 "cache (flips, quarter turns, zoom/shift/rotation, random resized crop, colour, blur). Presets with "
-                 "noise, cut-out or HSV shifts stay on the CPU, and the run says so.",
-                 format_func=lambda v: {"device": "the GPU", "cpu": "the CPU"}.get(v, v), **bind("train", "augment_on"))
-    g3.checkbox("Compile the model (torch.compile)", help="Faster steps after a compile of a minute or so at the "
-                "start; if compiling fails the run goes on without it and says so.", **bind("train", "compile"))
+    setting_widget("train", "decoded_cache", g1, label="Decoded-image cache",
+                   help="Each picture decoded once, at the size the model needs, into one file the runs read (no "
+                        "JPEG decoding per epoch). Built on a run's first use, with progress in its log; "
+                        "`python -m tlcore data cache PATH --model NAME` builds it ahead.")
+    setting_widget("train", "augment_on", g2,
+                   help="device: whole batches augmented on the GPU from the cache (flips, quarter turns, "
+                        "zoom/shift/rotation, random resized crop, colour, blur). Presets with noise, cut-out or HSV "
+                        "shifts stay on the CPU, and the run says so.",
+                   format_func=lambda v: {"device": "the GPU", "cpu": "the CPU"}.get(v, v))
+    setting_widget("train", "compile", g3, label="Compile the model (torch.compile)",
+                   help="Faster steps after a compile of a minute or so at the start; if compiling fails the run goes "
+                        "on without it and says so.")
     gpu_notes = gpu_speed_notes()
     for note in gpu_notes:
         st.caption(note)
@@ -111,6 +120,9 @@ except (TransferLabError, ValueError) as exc:
     st.error(f"the settings do not make a valid run: {exc}")
     st.stop()
 
+
+
+_LR_CANCELLED = "The learning-rate test was cancelled: the settings are as they were."
 
 
 def _start_lr_find(config: RunConfig) -> None:
@@ -137,7 +149,7 @@ def lr_find_progress(job: TlcoreJob) -> None:
         return
     s.pop("train.lr_job", None)
     if job.error():
-        s["train.lr_error"] = "the learning-rate test was cancelled" if job.error() == "cancelled" else job.error()
+        s["train.lr_error"] = _LR_CANCELLED if job.error() == "cancelled" else job.error()
     else:
         s["train.lr_curve"] = json.loads((job.folder / "curve.json").read_text())
     st.rerun(scope="app")
@@ -147,8 +159,8 @@ st.button("Find a learning rate", key="train.lr_find", help="A short test that r
           on_click=_start_lr_find, args=(config,), disabled=s.get("train.lr_job") is not None)
 if s.get("train.lr_job") is not None:
     lr_find_progress(s["train.lr_job"])
-if s.get("train.lr_error"):
-    st.error(s["train.lr_error"])
+if s.get("train.lr_error"):  # your own cancel is news, not an error
+    (st.info if s["train.lr_error"] == _LR_CANCELLED else st.error)(s["train.lr_error"])
 if s.get("train.lr_curve"):
     curve = s["train.lr_curve"]
     figure = go.Figure(go.Scatter(x=curve["lrs"], y=curve["losses"], mode="lines"))
@@ -170,7 +182,7 @@ estimate = known_time_estimate(config)
 if measured:
     seconds, source_run, start = measured
     st.caption(f"About {seconds:.1f} s per epoch on this machine (run {source_run}, same data, model and strategy): "
-               f"{config.epochs} epochs take about {seconds * config.epochs:.0f} s, plus the start" + (
+               f"{counted(config.epochs, 'epoch')} take about {seconds * config.epochs:.0f} s, plus the start" + (
                    f" (that run took {start:.0f} s besides its epochs: building the model, and for a head-only run "
                    "extracting features, which later runs on the same pictures read from the cache)."
                    if start is not None else "."))
@@ -214,7 +226,7 @@ def earlier_runs(exclude: str | None) -> None:
 if run_id is None:
     if cannot_start is None:
         st.info(f"No run in this experiment yet: Start training runs {config.model.name} "
-                f"({config.freeze.name}) for {config.epochs} epochs on "
+                f"({config.freeze.name}) for {counted(config.epochs, 'epoch')} on "
                 f"{Path(config.data.source).name}.")
     earlier_runs(None)
     st.stop()
@@ -229,7 +241,7 @@ def live(run_id: str) -> None:
         st.error(str(exc))
         return
     st.subheader(f"Run {run.id}: {run.name}")
-    st.caption(run_label(run.config, experiment().config) + ("" if run.id in experiment().runs else
+    st.caption(run_label(run.config, experiment().config) + ("" if experiment().owns(run.id, run.sweep) else
                                                               " (a run of another experiment)"))
     metrics = store.metrics(run.id)
     progress = store.events(run.id, kinds=("progress",))[-1:]

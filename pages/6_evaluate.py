@@ -38,9 +38,9 @@ if not finished:
     st.info("No finished run yet: train one on the Train page.")
     st.stop()
 finished = experiment_runs_first(finished)
-labels = {r.id: f"{r.id}  {run_label(r.config, experiment().config)}" + ("" if r.id in experiment().runs else
-                                                                          "  (another experiment)") for r in finished}
-mine = [r for r in experiment().runs if r in labels]
+labels = {r.id: f"{r.id}  {run_label(r.config, experiment().config)}" + (
+    "" if experiment().owns(r.id, r.sweep) else "  (another experiment)") for r in finished}
+mine = [r for r in experiment().runs if r in labels]  # the last run trained on the Train page, else the newest own
 default = mine[-1] if mine else finished[0].id
 run_id = st.selectbox("Run", list(labels), index=list(labels).index(default), format_func=labels.get, key="evaluate.run")
 run = store.get(run_id)

@@ -15,7 +15,8 @@ from tlcore.compare import (STRATEGY_SET, candidate_methods, cell_summaries, lau
 from tlcore.timing import format_duration
 from tlcore.errors import TransferLabError
 from tlcore.experiment import PICKED_AXES
-from tlcore.grid import AXES, Axis, expand, parse_axis
+from tlcore.schema import counted
+from tlcore.grid import AXES, Axis, expand, parse_axis, same_in_effect, same_in_effect_words
 from tlcore.on_ray import RAY_RUNNER, ray_installed, spawn_driver
 from tlcore.report import cells_csv, figures, report_csv, report_html
 from tlcore.runs import FINISHED
@@ -108,9 +109,14 @@ try:
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
+repeats = same_in_effect(cells)
+if repeats:  # identical in effect: said, and run once (launch_sweep leaves the repeats out)
+    st.info(same_in_effect_words(repeats) + ".")
+    cells = [cell for cell in cells if cell.label not in repeats]
 runs = len(cells) * seeds
-epochs = "a varied number of" if "epochs" in (what, also) else str(base.epochs)
-st.caption(f"{runs} run(s) of {epochs} epoch(s) each ({len(cells)} setting(s) x {seeds} seed(s)): {base.model.name} "
+epochs = "a varied number of epochs"
+st.caption(f"{counted(runs, 'run')} of {epochs if 'epochs' in (what, also) else counted(base.epochs, 'epoch')} each "
+           f"({counted(len(cells), 'setting')} x {counted(seeds, 'seed')}): {base.model.name} "
            f"on {Path(base.data.source).name}, augmentation {base.augment.preset or 'custom'}, split seed "
            f"{base.data.split_seed}. " + (
                f"Freeze plan: {base.freeze.name}; target pictures: "
@@ -176,8 +182,8 @@ def _cancel_all(sweep: str) -> None:
             store.request_cancel(run.id)
 
 
-@st.fragment(run_every=3)
-def results(sweep: str) -> None:
+def _results(sweep: str, live: bool) -> None:
+    """The comparison's table, charts and verdict; `live`: redrawn every 3 s while any of its runs is unfinished."""
     store.reap_dead()
     try:
         rows = sweep_rows(store, sweep)
@@ -185,9 +191,16 @@ def results(sweep: str) -> None:
         st.error(str(exc))
         return
     finished = sum(r.status in FINISHED for r in rows)
+    if live and finished == len(rows):
+        st.rerun()  # the last run just finished: draw the page once more, without the timer
     st.subheader(f"Comparison {sweep}")
     st.progress(sum(r.test_accuracy is not None for r in rows) / len(rows), text=progress_words(rows))
-    st.info(verdict(rows))
+    margin = st.number_input("Equivalence margin (accuracy points)", **number_bounds("app.equivalence_margin", 0.1, 50.0),
+                             help="Two settings are called as good as each other only when the 95% interval of "
+                                  "their difference lies within this many points either way (an equivalence test). "
+                                  "A difference that is merely not significant is 'cannot tell'.",
+                             **bind("compare", "app.equivalence_margin"))
+    st.info(verdict(rows, margin / 100))
 
     def shown(value, spec: str) -> str:
         return "-" if value is None else format(value, spec)
@@ -226,15 +239,16 @@ def results(sweep: str) -> None:
     st.plotly_chart(charts["time"], key=f"compare.time.{finished}")
     st.plotly_chart(charts["params"], key=f"compare.params.{finished}")
     c1, c2, c3, c4 = st.columns(4)
-    c1.download_button("Report (HTML)", report_html(rows, f"Comparison {sweep}"),
+    c1.download_button("Report (HTML)", report_html(rows, f"Comparison {sweep}", margin=margin / 100),
                        file_name=f"{sweep}.html", mime="text/html", key=f"compare.html.{finished}")
     c2.download_button("Runs (CSV)", report_csv(rows), file_name=f"{sweep}.csv", mime="text/csv",
                        key=f"compare.csv.{finished}")
-    c3.download_button("Settings and tests (CSV)", cells_csv(rows), file_name=f"{sweep}-cells.csv", mime="text/csv",
+    c3.download_button("Settings and tests (CSV)", cells_csv(rows, margin / 100), file_name=f"{sweep}-cells.csv", mime="text/csv",
                        key=f"compare.cells_csv.{finished}")
     if any(r.status in ("failed", "cancelled") for r in rows):
         if c4.button("Resume the unfinished ones", key="compare.resume"):
             resume_sweep(store, sweep)
+            st.rerun()  # runs are queued again: the live view follows them
     elif finished < len(rows):
         c4.button("Cancel the comparison", key="compare.cancel", on_click=_cancel_all, args=(sweep,))
     for r in rows:
@@ -242,7 +256,9 @@ def results(sweep: str) -> None:
             st.error(f"{r.strategy}: {r.error}")
 
 
-results(sweep)
+live_results, still_results = st.fragment(run_every=3)(_results), st.fragment(_results)
+_running = any(r.status not in FINISHED for r in store.list(sweep=sweep))
+(live_results if _running else still_results)(sweep, _running)  # no refresh once nothing runs
 earlier = [s for s in reversed(mine) if s != sweep]
 if earlier:
     st.caption("This experiment's earlier comparisons: " + ", ".join(earlier[:10]))

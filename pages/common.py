@@ -26,7 +26,7 @@ from tlcore.augment_spec import AugmentSpec
 from tlcore.config import RunConfig
 from tlcore.data import ScanReport, load_rgb, scan
 from tlcore.data.images import ImageReadError
-from tlcore.experiment import Experiment, ExperimentStore
+from tlcore.experiment import RUN_SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
 from tlcore.models import DEFAULT_MODEL, ModelSpec, check_weights
 from tlcore.errors import TransferLabError
 from tlcore.models.groups import LayerGroup
@@ -35,7 +35,9 @@ from tlcore.paths import data_home
 from tlcore.runs import RunStore
 from tlcore.text.data import is_text_source, read_texts
 from tlcore.text.catalog import DEFAULT_TEXT_MODEL, is_text_model
+from tlcore.schema import counted
 from tlcore.timing import TimeEstimate, timing_key
+from tlcore.timing import measured_epoch_seconds as timing_measured_epoch_seconds
 
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview", "open_store", "experiment", "choice", "bind",
@@ -179,6 +181,74 @@ def with_current(path: str, options: list) -> list:
     return options if value in options else [value] + options
 
 
+def _json_value(text: str) -> object:
+    """A list setting typed as JSON; ExperimentError (shown above the page) when it is not JSON."""
+    try:
+        return json.loads(text) if text.strip() else None
+    except (ValueError, RecursionError):
+        raise ExperimentError(f"{text[:40]!r} is not a JSON list", 'write it as e.g. ["a", "b"] or [3, 160, 160]') \
+            from None
+
+
+def setting_widget(page: str, path: str, container=None, **overrides) -> object:
+    """One run setting drawn from its declaration on the config field: its label, help, options or bounds.
+
+    A switch is a checkbox, a choice a select box (its options, or its suggestions for an open choice), a number
+    a number field within its bounds (empty where the setting may be unset), a list JSON text, anything else text.
+
+    Args:
+        page: the page owning the widget.
+        path: the run setting (`optimizer.momentum`).
+        container: where to draw it (a column, an expander; default: the page).
+        **overrides: keyword arguments for the widget over the declared ones (`label`, `help`, `format`...).
+
+    Returns:
+        The widget's value.
+    """
+    container = container or st
+    declared = setting(path)
+    meta, kinds = declared.leaf.meta, declared.kinds
+    label = overrides.pop("label", meta.label)
+    overrides.setdefault("help", meta.help)
+    if bool in kinds:
+        return container.checkbox(label, **overrides, **bind(page, path))
+    choices = meta.options if meta.options is not None else meta.suggestions
+    if choices is not None:
+        return container.selectbox(label, with_current(path, [c for c in choices if c != "custom"]), **overrides,
+                                   **bind(page, path))
+    if int in kinds or float in kinds:
+        whole = float not in kinds
+        kind = int if whole else float
+        low = kind(meta.low if meta.low is not None else -1e9)
+        high = kind(meta.high if meta.high is not None else 1e9)
+        if not whole:
+            overrides.setdefault("format", "%.2e" if 0 < (meta.low or 0) < 1e-3 else "%.4f")
+        return container.number_input(label, **number_bounds(path, low, high), **overrides, **bind(page, path))
+    if list in kinds:
+        return container.text_input(label, **overrides, **bind(page, path, shown=lambda v: json.dumps(v) if v else "",
+                                                               stored=_json_value))
+    none_allowed = type(None) in kinds
+    return container.text_input(label, **overrides, **bind(page, path, shown=lambda v: v or "",
+                                                           stored=lambda v: (v or None) if none_allowed else v))
+
+
+def settings_not_shown(group: str, shown: set[str], texts: bool, strategy: str) -> list[str]:
+    """The run settings of one group that a page has not drawn and that this experiment's run reads.
+
+    Args:
+        group: the declared group ("train", "runtime"...).
+        shown: settings the page already drew.
+        texts: the data is texts (settings only pictures read are left out, and the other way round).
+        strategy: the freeze strategy (settings only other strategies read are left out).
+
+    Returns:
+        Their dotted paths, in the config's order.
+    """
+    modality = "texts" if texts else "images"
+    return [s.path for s in RUN_SETTINGS if s.leaf.meta.group == group and s.path not in shown
+            and modality in s.leaf.meta.modalities and s.leaf.used_by(strategy)]
+
+
 def new_experiment(start: Experiment | None = None) -> Experiment:
     """Start a fresh experiment (defaults, or a run's settings from `Experiment.from_config`) in the URL."""
     current = start or _fresh()
@@ -240,8 +310,8 @@ def run_config() -> RunConfig:
 
 def experiment_runs_first(runs: list) -> list:
     """The store's runs with this experiment's own first (each part in the store's order, newest first)."""
-    mine = set(experiment().runs)
-    return [r for r in runs if r.id in mine] + [r for r in runs if r.id not in mine]
+    current = experiment()
+    return [r for r in runs if current.owns(r.id, r.sweep)] + [r for r in runs if not current.owns(r.id, r.sweep)]
 
 
 def open_store() -> RunStore:
@@ -257,23 +327,8 @@ def open_store() -> RunStore:
 
 
 def measured_epoch_seconds(store: RunStore, config: RunConfig) -> tuple[float, str, float | None] | None:
-    """Seconds per epoch that a finished run of the same data, model, input and freeze strategy took on this
-    machine (median of its epochs), with that run's id and the seconds it took before and between its epochs
-    (building the model, a head-only run's feature extraction; None for a resumed run, whose clock includes the
-    time it sat stopped); None before any such run."""
-    def same(run) -> bool:
-        c = run.config
-        return (c.get("data", {}).get("source") == config.data.source and c.get("model", {}).get("name") ==
-                config.model.name and c.get("input_size") == (list(config.input_size) if config.input_size else None)
-                and c.get("freeze", {}).get("strategy") == config.freeze.strategy
-                and c.get("batch_size") == config.batch_size)
-
-    for run in store.list(status="succeeded"):
-        seconds = sorted(m["epoch_seconds"] for m in store.metrics(run.id))
-        if seconds and same(run):
-            start = None if run.resume or not run.finished else max(0.0, run.finished - run.started - sum(seconds))
-            return seconds[len(seconds) // 2], run.id, start
-    return None
+    """`tlcore.timing.measured_epoch_seconds` with this experiment's own runs first."""
+    return timing_measured_epoch_seconds(store, config, first=experiment().runs)
 
 
 def show_sidebar() -> None:
@@ -298,7 +353,7 @@ def show_sidebar() -> None:
             st.write(f"**Model:** `{spec.name}` ({weights_words(spec)})")
         st.write(f"**Augment:** {c('augment.preset')}{' (edited)' if c('app.augment_json').strip() else ''}")
         st.write(f"**Freeze:** {c('freeze.strategy').replace('_', ' ')}")
-        st.write(f"**Train:** {c('epochs')} epochs, batch {c('batch_size')}, lr {c('optimizer.lr'):g}")
+        st.write(f"**Train:** {counted(c('epochs'), 'epoch')}, batch {c('batch_size')}, lr {c('optimizer.lr'):g}")
         st.button("New experiment", key="sidebar.new", on_click=new_experiment,
                   help="Start again from the defaults; this experiment stays at its link.")
         try:

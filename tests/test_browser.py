@@ -232,7 +232,7 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
     epochs = page.get_by_role("spinbutton", name="Epochs")
     # Enter, then the value is taken before the page switch (README: on a busy machine a switch right after
     # Enter can overtake it, a limit of Streamlit's own request queue)
-    typed_and_taken(page, epochs, "1", r"Train: 1 epochs")
+    typed_and_taken(page, epochs, "1", r"Train: 1 epoch,")
     go(page, "7 · Compare")
     compare_epochs = page.get_by_role("spinbutton", name="Epochs per run")
     assert compare_epochs.input_value() == "1"  # the Compare page shows (and could edit) what it will use

@@ -38,7 +38,7 @@ def test_configs_differ_only_in_what_is_frozen(colours: Path) -> None:
     assert len(manifests) == 1 and Path(manifests.pop()).is_file()
     stripped = [{k: v for k, v in json.loads(c.to_json()).items() if k not in ("name", "freeze")} for c in configs]
     assert stripped[0] == stripped[1] == stripped[2]
-    assert [c.freeze["strategy"] for c in configs] == ["feature_extraction", "gradual", "full"]
+    assert [c.freeze.strategy for c in configs] == ["feature_extraction", "gradual", "full"]
     with pytest.raises(TransferLabError, match="unknown strategy name"):
         sweep_configs(tiny_config(colours), ["melt_everything"])
 

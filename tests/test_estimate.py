@@ -191,3 +191,32 @@ def test_adabn_adds_a_forward_over_the_training_pictures_and_one_over_the_target
     # 30 training pictures and 24 target pictures in batches of 8, plus each pass's start
     assert adapted.setup_s - plain.setup_s == pytest.approx(0.5 * (30 / 8 + 24 / 8) + 2 * 0.25)
     assert "AdaBN" in adapted.basis and "AdaBN" not in plain.basis
+
+
+def _finished_run(store, config, epoch_seconds: float) -> str:
+    import os
+
+    run = store.create(config)
+    store.claim(run.id, os.getpid())
+    store.add_event(run.id, "epoch", "epoch 1", {"epoch": 0, "epoch_seconds": epoch_seconds})
+    store.finish(run.id, "succeeded")
+    return run.id
+
+
+def test_the_time_note_quotes_a_run_of_the_same_step_cost_and_the_experiments_own_first(tl_home) -> None:
+    """The issue's case: freeze first k with k = 5 quoted a comparison's freeze_first_half run (same strategy name);
+    the experiment's own identical run was ignored."""
+    from tlcore.runs import RunStore
+    from tlcore.timing import measured_epoch_seconds
+
+    store = RunStore()
+    base = RunConfig().to_dict()
+    mine = RunConfig.from_dict({**base, "freeze": {"strategy": "freeze_first_k", "k": 5}, "seed": 1})
+    own = _finished_run(store, mine, 12.0)
+    other_lr = _finished_run(store, RunConfig.from_dict({**base, "freeze": {"strategy": "freeze_first_k", "k": 5},
+                                                         "optimizer": {"lr": 1e-4}}), 14.0)
+    half = _finished_run(store, RunConfig.from_dict({**base, "freeze": {"strategy": "freeze_first_k"}}), 30.1)
+    assert half  # the newest run of the strategy, at another step cost
+    assert measured_epoch_seconds(store, mine)[:2] == (14.0, other_lr)  # the newest of the same cost, not k = half
+    assert measured_epoch_seconds(store, mine, first=[own])[:2] == (12.0, own)  # the experiment's own first
+    assert measured_epoch_seconds(store, RunConfig.from_dict({**base, "batch_size": 8})) is None

@@ -200,3 +200,28 @@ def test_run_labels_tell_apart_runs_that_differ_in_method_or_a_setting() -> None
     assert run_label(a) == "photo · tf_efficientnet_lite0 · feature extraction"
     assert run_label(b, a) == "photo · tf_efficientnet_lite0 · feature extraction · adapt adabn · lr 0.001"
     assert run_label(a, a) == run_label(a)  # nothing differs from itself
+
+
+def test_run_labels_say_what_an_unset_value_means() -> None:
+    """The issue's labels: "k none · spread none", and freeze_first_half shown as "freeze first k · k none"."""
+    from tlcore.config import RunConfig
+
+    base = RunConfig().to_dict()
+    half = {**base, "freeze": {**base["freeze"], "strategy": "freeze_first_k", "k": None}}
+    five = {**base, "freeze": {**base["freeze"], "strategy": "freeze_first_k", "k": 5, "lr_spread": 10.0}}
+    assert run_label(half).endswith("· freeze first half")
+    assert run_label(five, half).endswith("· freeze first 5 · spread 10")
+    assert run_label(half, five).endswith("· freeze first half · spread the strategy's own")
+    assert "none" not in run_label(half, five)
+    from tlcore.grid import expand, parse_axis
+
+    cells = expand(RunConfig.from_dict({"freeze": {"strategy": "freeze_first_k"}}), [parse_axis("freeze.k=none,2")])
+    assert [c.label for c in cells] == ["k half", "k 2"]
+
+
+def test_an_experiment_owns_the_runs_of_its_comparisons() -> None:
+    experiment = Experiment("0" * 12)
+    experiment.remember_run("r1")
+    experiment.remember_sweep("cmp-1")
+    assert experiment.owns("r1") and experiment.owns("r2", "cmp-1")
+    assert not experiment.owns("r2") and not experiment.owns("r3", "cmp-2")

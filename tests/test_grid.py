@@ -228,3 +228,30 @@ def test_the_verdict_names_the_best_on_a_labelled_folder_and_without_labels() ->
     assert chosen_without_labels(rows[:1]) is None  # one scored setting: nothing to choose between
     unscored = [replace(r, target_score=None) for r in rows]
     assert chosen_without_labels(unscored) is None and "Chosen without" not in verdict(unscored)
+
+
+@pytest.mark.parametrize("base, vary, repeats", [
+    ({"epochs": 1}, "freeze.strategy=feature_extraction,gradual,full", {"gradual": "feature_extraction"}),
+    ({"epochs": 3}, "freeze.strategy=feature_extraction,gradual,full", {}),
+    ({"epochs": 2, "freeze": {"strategy": "gradual", "every": 1}}, "freeze.every=1,2,3", {"every 3": "every 2"}),
+    ({"epochs": 2, "freeze": {"strategy": "freeze_first_k"}}, "freeze.k=0,1", {}),
+    ({"epochs": 1, "freeze": {"strategy": "feature_extraction"}}, "freeze.lr_spread=1,10", {"spread 10": "spread 1"}),
+    ({"epochs": 1, "freeze": {"strategy": "full"}}, "freeze.lr_spread=1,10", {}),
+])
+def test_settings_identical_in_effect_are_found_before_the_runs(base: dict, vary: str, repeats: dict) -> None:
+    """The issue's case: with 1 epoch, gradual trains exactly as feature extraction; it was run and shown twice."""
+    from tlcore.config import RunConfig
+    from tlcore.grid import same_in_effect, same_in_effect_words
+
+    cells = expand(RunConfig.from_dict(base), [parse_axis(vary)])
+    assert same_in_effect(cells) == repeats
+    words = same_in_effect_words(same_in_effect(cells))
+    assert all(f"{later} trains exactly as {earlier}" in words for later, earlier in repeats.items())
+
+
+def test_a_repeat_in_effect_is_queued_once(colours: Path) -> None:
+    from tlcore.compare import sweep_configs
+
+    base = tiny_config(colours, epochs=1)
+    configs = sweep_configs(base, ("feature_extraction", "gradual", "full"))
+    assert [c.name for c in configs] == ["feature_extraction", "full"]

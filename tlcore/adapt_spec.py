@@ -75,7 +75,7 @@ class AdaptConfig:
                           help="A folder or zip of pictures from the domain the model will meet; sub-folder names "
                                "are ignored.")
     weight: float | None = setting(None, label="Weight of the adaptation method's loss (none: its default)",
-                                   low=0.0, high=100.0, axis="weight", try_values="none, 1, 10", cost=False,
+                                   low=0.0, high=100.0, axis="weight", try_values="none, 1, 10", cost=False, unset="its default",
                                    group="adapt", modalities=("images",),
                                    help="The method's loss weight (l2sp: its strength); empty: the method's default.")
     temperature: float = setting(2.5, label="MCC temperature", low=1e-6, high=100.0, cost=False, group="adapt",

@@ -26,8 +26,8 @@ from tlcore.run_files import folder_evaluation_name
 from tlcore.config import EarlyStoppingConfig, RunConfig
 from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
-from tlcore.grid import STRATEGY_SET, Axis, expand
-from tlcore.stats import PairedComparison, compare_paired, plain_words
+from tlcore.grid import STRATEGY_SET, Axis, expand, same_in_effect
+from tlcore.stats import EQUIVALENCE_MARGIN, PairedComparison, compare_paired, plain_words
 from tlcore.target_score import SELECTION_SCORE, best_by_target_score
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
@@ -95,13 +95,16 @@ def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEF
         seeds: each setting is repeated with seeds 0..seeds-1.
 
     Returns:
-        One config per run.
+        One config per run; a cell that would train exactly as an earlier one (`tlcore.grid.same_in_effect`) is left
+        out.
 
     Raises:
         TransferLabError: an unknown strategy or method, or a combination that is not a valid run.
     """
     axes = axes or [method_axis(methods) if methods else strategy_axis(strategies)]
     cells = expand(base, axes, seeds)
+    repeats = same_in_effect(cells)  # run once (said by the CLI and the Compare page before queueing)
+    cells = [cell for cell in cells if cell.label not in repeats]
     _, manifest_path = resolve_manifest(base.data)  # made and saved once; every run reads this file
     data = replace(base.data, manifest=str(manifest_path))
     return [replace(cell.configs[seed], data=data) for seed in range(seeds) for cell in cells]
@@ -420,11 +423,13 @@ def progress_words(rows: list[SweepRow]) -> str:
     return "; ".join(parts)
 
 
-def verdict(rows: list[SweepRow]) -> str:
+def verdict(rows: list[SweepRow], margin: float = EQUIVALENCE_MARGIN) -> str:
     """Who won, by how much, how wide the spread, and how much of it is noise.
 
     Args:
         rows: the comparison's runs.
+        margin: the equivalence margin (a share: 0.02 is 2 points): two settings are called "as good" only when the
+            interval of their difference lies within it.
 
     Returns:
         A few sentences for people (what is still missing, when runs are not finished).
@@ -444,7 +449,7 @@ def verdict(rows: list[SweepRow]) -> str:
         if paired:
             seconds = {c.label: c.wall_seconds for c in ranked}
             text += (f". Paired on the same {paired[0].n} test pictures ({paired[0].test}): "
-                     + "; ".join(plain_words(c, seconds.get(c.a), seconds.get(c.b)) for c in paired))
+                     + "; ".join(plain_words(c, seconds.get(c.a), seconds.get(c.b), margin) for c in paired))
         else:
             images = best.done[0].test_images
             one_image = 100 / images if images else 0

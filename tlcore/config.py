@@ -88,7 +88,7 @@ class OptimizerConfig:
     """The optimizer: AdamW or SGD, the head's learning rate, weight decay, label smoothing, gradient clipping."""
     name: str = setting("adamw", label="Optimizer", options=OPTIMIZERS, axis="", try_values=["adamw", "sgd"],
                         help="AdamW suits fine-tuning pretrained models; SGD with momentum is the classic choice.")
-    lr: float = setting(3e-3, label="Learning rate (head)", low=1e-7, high=10.0, axis="lr",
+    lr: float = setting(3e-3, label="Learning rate (head)", low=1e-12, high=10.0, axis="lr",
                         try_values="3e-3, 1e-3, 3e-4", cost=False,
                         help="Earlier layer groups use it times their scale (Freeze page). Try the finder.")
     weight_decay: float = setting(0.01, label="Weight decay", low=0.0, high=0.99, axis="wd",
@@ -171,7 +171,7 @@ class FreezeConfig:
                             axis="", try_values=list(STRATEGY_SET), suggestions=tuple(STRATEGY_SET), group="freeze",
                             help="What trains: the head only, the last groups, everything, or in stages.")
     k: int | None = setting(None, label="Groups kept frozen (freeze_first_k)", low=0, high=1000, axis="k",
-                            try_values="1, 2, 3", strategies=("freeze_first_k",), unit="groups", group="freeze",
+                            try_values="1, 2, 3", strategies=("freeze_first_k",), unit="groups", group="freeze", unset="half",
                             help="freeze_first_k: the first k groups, stem first, stay frozen (empty: half).")
     every: int = setting(1, label="Epochs between unfreezing (gradual)", low=1, high=1000, axis="every",
                          try_values="1, 2", strategies=("gradual",), unit="epochs", group="freeze",
@@ -181,6 +181,7 @@ class FreezeConfig:
                                help="fine_tune: epochs of training the head alone before everything unfreezes.")
     lr_spread: float | None = setting(None, label="Learning-rate spread, head to stem", low=1.0, high=1e6,
                                       axis="spread", try_values="1, 10, 100", cost=False, group="freeze",
+                                      unset="the strategy's own",
                                       help="Head lr / stem lr, geometric in between (1: one learning rate; "
                                            "empty: the strategy's own).")
     train_bn: bool = setting(False, label="Update BatchNorm statistics in frozen groups", group="freeze",
@@ -295,7 +296,7 @@ class RunConfig:
     decoded_cache: str = setting("auto", label="Decoded-picture cache", options=SWITCHES, group="runtime",
                                  modalities=("images",),
                                  help="Pictures decoded once into a uint8 cache; auto: on with CUDA.")
-    decoded_cache_max_gb: float = setting(20.0, label="Decoded cache limit (GB)", low=0.001, high=10_000.0,
+    decoded_cache_max_gb: float = setting(20.0, label="Decoded cache limit (GB)", low=1e-9, high=10_000.0,
                                           group="runtime", modalities=("images",), unit="GB",
                                           help="Over this the run reads the picture files, and says so.")
     augment_on: str = setting("auto", label="Augment on", options=AUGMENT_ON, group="runtime",

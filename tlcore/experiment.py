@@ -93,6 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("app.compare_run_on", "this machine", (_S,)),
     Setting("app.ray_address", "", (_S,)),
     Setting("app.target_test", "", (_S,)),
+    Setting("app.equivalence_margin", 2.0, (float,)),  # points: the verdict's "as good" needs the interval within it
     # what a comparison of each axis tries: the field's own suggested values (a list, or text to type)
     *(Setting(f"app.vary.{s.path}", s.leaf.meta.try_values, (_L if isinstance(s.leaf.meta.try_values, list)
                                                               else _S,))
@@ -236,6 +237,18 @@ class Experiment:
         """
         if run_id not in self.runs:
             self.runs.append(run_id)
+
+    def owns(self, run_id: str, sweep: str | None = None) -> bool:
+        """Whether this experiment started the run: from its Train page, or as part of one of its comparisons.
+
+        Args:
+            run_id: the run.
+            sweep: the comparison the run belongs to, if any.
+
+        Returns:
+            True for this experiment's own runs.
+        """
+        return run_id in self.runs or (sweep is not None and sweep in self.sweeps)
 
     def remember_sweep(self, sweep_id: str) -> None:
         """A comparison started from this experiment.

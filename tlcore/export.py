@@ -14,7 +14,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -244,7 +244,7 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
         + ("random initialisation (no pretrained weights)" if config.model.weights == "random"
            else f"pretrained ImageNet weights (weights setting: {config.model.weights})"),
         f"- Weights: {_WEIGHTS_WORDS.get(checkpoint, checkpoint)}",
-        f"- Freeze strategy: {json.dumps(config.freeze)}; {config.epochs} epochs, {config.optimizer.name} lr "
+        f"- Freeze strategy: {json.dumps({k: v for k, v in asdict(config.freeze).items() if v is not None})}; {config.epochs} epochs, {config.optimizer.name} lr "
         f"{config.optimizer.lr}, augmentation {config.augment.preset or 'custom'}",
         (f"- Input: a text, up to {built.max_length} tokens (longer texts are cut), tokenized by the encoder's own "
          f"tokenizer in `{EXPORT_ENCODER}/`" if built.text else

@@ -21,7 +21,7 @@ from tlcore.schema import leaves
 from tlcore.strategies import STRATEGY_SET
 
 __all__ = ["Axis", "Cell", "AXES", "STRATEGY_SET", "MAX_RUNS", "parse_axis", "expand", "cell_label", "apply_value",
-           "value_at", "put_value"]
+           "value_at", "put_value", "effect_key", "same_in_effect", "same_in_effect_words"]
 
 # The settings an experiment can vary: dotted path -> (how people call it, short label in a cell's name).
 # Derived from the fields that declare an `axis` (tlcore.schema); the freeze strategy first.
@@ -144,7 +144,8 @@ def cell_label(axes: list[Axis], values: tuple) -> str:
     parts = []
     for axis, value in zip(axes, values):
         short = AXES[axis.path][1]
-        shown = "none" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+        unset = next(leaf.meta.unset for leaf in leaves(RunConfig) if leaf.path == axis.path)
+        shown = unset if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
         parts.append(f"{short} {shown}" if short else shown)
     return " · ".join(parts)
 
@@ -192,3 +193,66 @@ def expand(base: RunConfig, axes: list[Axis], seeds: int = 1) -> list[Cell]:
                 raise type(exc)(f"{label}: {exc.problem}", exc.hint) from None
         cells.append(Cell(label, tuple(values), tuple(configs)))
     return cells
+
+
+_NOMINAL_GROUPS = 1000  # named strategies train the same groups, counted from the head, whatever the model's count
+
+
+def effect_key(config: RunConfig) -> str:
+    """Equal for two runs that would train exactly alike: every setting the same (the name aside), and freeze
+    settings that give the same plan over the run's epochs (gradual with fewer epochs than its first unfreeze is
+    feature extraction; freeze_first_k with k = 0 is full; the lr spread does not matter when only the head trains).
+
+    Args:
+        config: a run config.
+
+    Returns:
+        A JSON text to compare.
+    """
+    data = config.to_dict()
+    data["name"] = ""
+    freeze = config.freeze
+    if not freeze.custom and not (freeze.strategy == "freeze_first_k" and freeze.k is None):
+        plan = freeze.plan(_NOMINAL_GROUPS)
+        trains = [_NOMINAL_GROUPS - plan.trainable_from(e, _NOMINAL_GROUPS) for e in range(config.epochs)]
+        head_only = all(groups == 1 for groups in trains)
+        data["freeze"] = {"groups_training_per_epoch": trains, "train_bn": freeze.train_bn,
+                          "lr_spread": None if head_only else plan.lr_spread}
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def same_in_effect(cells: list[Cell]) -> dict[str, str]:
+    """Cells whose runs would train exactly like an earlier cell's, found before anything runs.
+
+    Args:
+        cells: the grid's cells, in order.
+
+    Returns:
+        The later cell's label -> the label of the earlier cell it repeats.
+    """
+    first: dict[str, str] = {}
+    repeats = {}
+    for cell in cells:
+        key = effect_key(cell.configs[0])
+        if key in first:
+            repeats[cell.label] = first[key]
+        else:
+            first[key] = cell.label
+    return repeats
+
+
+def same_in_effect_words(repeats: dict[str, str]) -> str:
+    """The repeats said in one sentence ("" when there are none).
+
+    Args:
+        repeats: from `same_in_effect`.
+
+    Returns:
+        e.g. "gradual trains exactly as feature_extraction here (the same layers train in every epoch, with the
+        same settings): it is run once, as feature_extraction."
+    """
+    if not repeats:
+        return ""
+    pairs = "; ".join(f"{later} trains exactly as {earlier}" for later, earlier in repeats.items())
+    return (f"{pairs} here (the same layers train in every epoch, with the same settings): each is run once, under "
+            "the first name")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from tlcore.config import RunConfig
+from tlcore.config import FreezeConfig, RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.models import ModelSpec
 
@@ -154,7 +154,7 @@ def score_model(base: RunConfig, candidate: str) -> ModelScore:
     start = time.perf_counter()
     try:
         config, _ = model_for_the_data(replace(base, model=_spec(base.model, candidate),
-                                               freeze={"strategy": "feature_extraction"},
+                                               freeze=FreezeConfig("feature_extraction"),
                                                adapt=replace(base.adapt, method="none")))
         prep = prepare(config)
     except TransferLabError as exc:

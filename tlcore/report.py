@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 
 from tlcore.compare import SweepRow, cell_summaries, paired_comparisons, sweep_rows, verdict
 from tlcore.runs import RunStore
+from tlcore.stats import EQUIVALENCE_MARGIN
 
 __all__ = ["report_csv", "cells_csv", "figures", "report_html", "write_report", "varied_settings"]
 
@@ -61,7 +62,7 @@ def _cell_lines(rows: list[SweepRow]) -> list[dict]:
     return lines
 
 
-def cells_csv(rows: list[SweepRow]) -> str:
+def cells_csv(rows: list[SweepRow], margin: float = EQUIVALENCE_MARGIN) -> str:
     """One line per cell: mean ± std over seeds, and the paired test of the best cell against it.
 
     Args:
@@ -76,7 +77,7 @@ def cells_csv(rows: list[SweepRow]) -> str:
     writer.writeheader()
     for line in lines:
         writer.writerow({k: "" if v is None else v for k, v in line.items()})
-    out.write(f"# verdict: {verdict(rows)}\n")
+    out.write(f"# verdict: {verdict(rows, margin)}\n")
     return out.getvalue()
 
 
@@ -181,7 +182,8 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def report_html(rows: list[SweepRow], title: str, config: dict | None = None) -> str:
+def report_html(rows: list[SweepRow], title: str, config: dict | None = None,
+                margin: float = EQUIVALENCE_MARGIN) -> str:
     """One self-contained page: plotly's script inline once, every run in the table, the verdict on top.
 
     Args:
@@ -216,7 +218,7 @@ def report_html(rows: list[SweepRow], title: str, config: dict | None = None) ->
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p><b>Verdict:</b> {html.escape(verdict(rows))}</p>
+<p><b>Verdict:</b> {html.escape(verdict(rows, margin))}</p>
 {cells}
 <h2>Every run</h2>
 <table><tr>{head}</tr>{body}</table>
@@ -228,11 +230,13 @@ measured on held-out pictures that neither trained a model nor chose its best ep
 </body></html>"""
 
 
-def write_report(store: RunStore, sweep: str, out_dir: str | Path) -> tuple[Path, Path, Path]:
+def write_report(store: RunStore, sweep: str, out_dir: str | Path,
+                 margin: float = EQUIVALENCE_MARGIN) -> tuple[Path, Path, Path]:
     """Write the comparison's report files.
 
     Args:
         store: the run store; sweep: the comparison id; out_dir: the folder (created if needed).
+        margin: the verdict's equivalence margin (a share).
 
     Returns:
         The paths of `<sweep>.html` (self-contained page), `<sweep>.csv` (every run) and `<sweep>-cells.csv`
@@ -250,8 +254,8 @@ def write_report(store: RunStore, sweep: str, out_dir: str | Path) -> tuple[Path
     shared["varied"] = varied
     html_path, csv_path = out_dir / f"{sweep}.html", out_dir / f"{sweep}.csv"
     html_path.write_text(report_html(rows, f"Comparison {sweep}: {', '.join(v for v in varied) or 'one setting'}",
-                                     shared))
+                                     shared, margin))
     csv_path.write_text(report_csv(rows))
     cells_path = out_dir / f"{sweep}-cells.csv"
-    cells_path.write_text(cells_csv(rows))
+    cells_path.write_text(cells_csv(rows, margin))
     return html_path, csv_path, cells_path

@@ -8,17 +8,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tlcore.config import RunConfig
 from tlcore.grid import AXES, value_at
+from tlcore.schema import leaves
 
-__all__ = ["run_label", "differing_settings"]
+__all__ = ["run_label", "differing_settings", "strategy_words"]
 
 _ALSO = {"data.split_seed": "split seed", "seed": "seed", "data.source": "data"}
+_LEAVES = {leaf.path: leaf for leaf in leaves(RunConfig)}
 
 
-def _shown(value: object) -> str:
+def _shown(value: object, path: str) -> str:
     if isinstance(value, float):
         return f"{value:g}"
-    return "none" if value is None else str(value)
+    return _LEAVES[path].meta.unset if value is None and path in _LEAVES else str(value)
+
+
+def strategy_words(freeze: dict) -> str:
+    """A freeze setting (plain data) as people say it: "feature extraction", "freeze first 5", "freeze first half".
+
+    Args:
+        freeze: the run config's `freeze`.
+
+    Returns:
+        The words.
+    """
+    strategy = freeze.get("strategy")
+    if freeze.get("stages") or not strategy or strategy == "custom":
+        return "custom plan"
+    if strategy == "freeze_first_k":
+        return f"freeze first {'half' if freeze.get('k') is None else freeze['k']}"
+    return str(strategy).replace("_", " ")
 
 
 def differing_settings(config: dict, reference: dict) -> list[str]:
@@ -32,13 +52,16 @@ def differing_settings(config: dict, reference: dict) -> list[str]:
     Returns: one short "name value" text per differing setting, in the grid's order.
     """
     parts = []
+    strategy = value_at(config, "freeze.strategy")
     for path in (*AXES, *_ALSO):
-        if path in ("freeze.strategy", "model.name", "adapt.method", "data.source"):
-            continue
+        if path in ("freeze.strategy", "freeze.k", "model.name", "adapt.method", "data.source"):
+            continue  # named by run_label itself (k with the strategy: "freeze first 5")
+        if path in _LEAVES and not _LEAVES[path].used_by(strategy):
+            continue  # a setting this run's strategy does not read
         value = value_at(config, path)
         if value != value_at(reference, path):
             parts.append(f"{AXES[path][1] if path in AXES and AXES[path][1] else _ALSO.get(path, path)} "
-                         f"{_shown(value)}")
+                         f"{_shown(value, path)}")
     return parts
 
 
@@ -54,7 +77,7 @@ def run_label(config: dict, reference: dict | None = None) -> str:
     freeze = config.get("freeze") or {}
     method = value_at(config, "adapt.method")
     parts = [Path(str(value_at(config, "data.source") or "?")).name or "?", str(value_at(config, "model.name") or "?"),
-             str(freeze.get("strategy") or "custom plan").replace("_", " ")]
+             strategy_words(freeze)]
     if method and method != "none":
         parts.append(f"adapt {method}")
     if reference is not None:

@@ -19,7 +19,7 @@ import typing
 from dataclasses import MISSING, dataclass
 from functools import lru_cache
 
-__all__ = ["Meta", "Leaf", "setting", "leaves", "leaf", "value_kinds", "META_KEY"]
+__all__ = ["Meta", "Leaf", "setting", "leaves", "leaf", "value_kinds", "META_KEY", "counted"]
 
 META_KEY = "setting"
 MODALITIES = ("images", "texts")
@@ -43,6 +43,7 @@ class Meta:
         modalities: the kinds of data that read it.
         strategies: the freeze strategies that read it (None: every strategy).
         group: where the app shows it ("data", "model", "train", "freeze", "adapt", "runtime", "augment").
+        unset: what an empty value (None) means, in words for labels ("half", "its default").
     """
 
     label: str
@@ -58,6 +59,7 @@ class Meta:
     modalities: tuple[str, ...] = MODALITIES
     strategies: tuple[str, ...] | None = None
     group: str = "train"
+    unset: str = "none"
 
 
 def setting(default: object = MISSING, *, default_factory: object = MISSING, **meta: object) -> dataclasses.Field:
@@ -198,3 +200,17 @@ def leaf(cls: type, path: str) -> Leaf:
         if found.path == path:
             return found
     raise KeyError(path)
+
+
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """A count with its noun in the right number: "1 epoch", "3 epochs" (never "1 epochs" or "epoch(s)").
+
+    Args:
+        n: the count.
+        word: the noun for one.
+        plural: the noun for several, where it is not `word` + "s".
+
+    Returns:
+        The words.
+    """
+    return f"{n} {word if n == 1 else plural or word + 's'}"

@@ -6,6 +6,11 @@ disagreements lean one way more than chance allows; a paired bootstrap gives a 9
 for the accuracy difference. With few test pictures most differences cannot be told from
 noise, and the verdict says how many more pictures would be needed to see a 2-point one.
 
+Not significant is not the same as equivalent. "As good" is said only from an equivalence test: the paired 95%
+interval of the difference lies wholly within a stated margin (±2 points by default), which is two one-sided tests
+at the 2.5% level each (Schuirmann 1987). Otherwise a difference that is not significant is "cannot tell", with
+how large it could be.
+
 Repeated over seeds, each picture's correctness becomes the share of seeds that got it right; the
 test is then a paired sign-flip permutation test on those per-picture differences (with one seed it
 is McNemar's test again), and the bootstrap still resamples pictures, never runs.
@@ -19,12 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["PairedComparison", "mcnemar_exact", "paired_bootstrap", "pictures_needed", "compare_paired",
-           "plain_words", "sign_flip_test", "TEST_NAME", "SEEDS_TEST_NAME"]
+           "plain_words", "sign_flip_test", "TEST_NAME", "SEEDS_TEST_NAME", "EQUIVALENCE_MARGIN"]
 
 TEST_NAME = "McNemar's exact test on per-picture correctness, with a paired bootstrap 95% interval"
 SEEDS_TEST_NAME = ("a paired sign-flip permutation test on per-picture correctness averaged over seeds, with a "
                    "paired bootstrap 95% interval (pictures resampled)")
 ALPHA = 0.05
+EQUIVALENCE_MARGIN = 0.02  # accuracy share: two settings are "as good" only within ±2 points, unless told otherwise
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
@@ -131,6 +137,22 @@ class PairedComparison:
         """McNemar's exact test says the two differ (p < 0.05)."""
         return self.p_value < ALPHA and self.low > 0
 
+    def equivalent(self, margin: float = EQUIVALENCE_MARGIN) -> bool:
+        """The equivalence test: the 95% interval of the difference lies within ±`margin` (two one-sided tests).
+
+        Args:
+            margin: the largest difference, as a share (0.02: 2 points), still called "as good".
+
+        Returns:
+            Whether the two are shown to be within the margin of each other.
+        """
+        return -margin < self.low and self.high < margin
+
+    @property
+    def largest_plausible(self) -> float:
+        """The largest difference, either way, that the 95% interval leaves possible (a share)."""
+        return max(abs(self.low), abs(self.high))
+
     def more_pictures_needed(self, difference: float = 0.02) -> int:
         """About how many more test pictures would show a difference this large as significant, given how often
         the two disagree here.
@@ -168,24 +190,30 @@ def compare_paired(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray)
                             p_value, low, high, TEST_NAME if binary else SEEDS_TEST_NAME)
 
 
-def plain_words(c: PairedComparison, seconds_a: float | None = None, seconds_b: float | None = None) -> str:
-    """One of three things, as a person would say it: A is better; B is as good and faster; cannot tell.
+def plain_words(c: PairedComparison, seconds_a: float | None = None, seconds_b: float | None = None,
+                margin: float = EQUIVALENCE_MARGIN) -> str:
+    """One of three things, as a person would say it: A is better; the two are as good (within the margin); or
+    cannot tell, with how large the difference could be. The difference, interval and p-value in every case.
 
     Args:
-        c: the comparison.
+        c: the comparison (A is the better-ranked one).
         seconds_a: A's training time, when known.
         seconds_b: B's.
+        margin: the equivalence margin, as a share (0.02: 2 points).
 
     Returns:
         One sentence.
     """
     points = 100 * c.difference
-    interval = f"95% interval {100 * c.low:.1f} to {100 * c.high:.1f}"
+    numbers = f"difference {points:.1f} points, 95% interval {100 * c.low:.1f} to {100 * c.high:.1f}, p = {c.p_value:.3f}"
     if c.significant:
-        return f"{c.a} is better than {c.b} (difference {points:.1f} points, {interval}, p = {c.p_value:.3f})"
-    if seconds_a and seconds_b and seconds_b * 1.5 <= seconds_a:
-        return (f"{c.b} is as good as far as this test set can tell (difference {points:.1f} points, {interval}) "
-                f"and {seconds_a / seconds_b:.1f}x faster")
-    return (f"cannot tell {c.a} from {c.b} with this test set (difference {points:.1f} points, {interval}, "
-            f"p = {c.p_value:.2f}): about {c.more_pictures_needed():,} more test pictures would be needed to see a "
-            "2-point difference")
+        return f"{c.a} is better than {c.b} ({numbers})"
+    if c.equivalent(margin):
+        faster = ""
+        if seconds_a and seconds_b and seconds_b * 1.5 <= seconds_a:
+            faster = f", and {c.b} is {seconds_a / seconds_b:.1f}x faster"
+        return (f"{c.b} is as good as {c.a} within ±{100 * margin:g} points ({numbers}; the whole interval lies "
+                f"within the margin){faster}")
+    return (f"cannot tell {c.a} from {c.b} with this test set: the difference could be as large as "
+            f"{100 * c.largest_plausible:.1f} points ({numbers}); about {c.more_pictures_needed():,} more test "
+            "pictures would be needed to see a 2-point difference")

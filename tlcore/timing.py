@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tlcore.config import RunConfig
-from tlcore.schema import leaves
+from tlcore.errors import TransferLabError
+from tlcore.schema import counted, leaves
 
-__all__ = ["TimeEstimate", "format_duration", "timing_key"]
+if TYPE_CHECKING:
+    from tlcore.runs import RunStore
+
+__all__ = ["TimeEstimate", "format_duration", "timing_key", "run_cost_key", "measured_epoch_seconds"]
 
 # settings that change what a run learns but not what a step costs: declared by each field (`cost=False`)
 _FREE_OF_COST = frozenset(leaf.path for leaf in leaves(RunConfig) if not leaf.meta.cost)
@@ -53,7 +60,7 @@ class TimeEstimate:
         """One sentence for people, e.g. "about 2.0 s per epoch, 12 s for 5 epoch(s) (...)"."""
         start = f", {self.setup_s:.0f} s of it to start" if self.setup_s >= 1 else ""
         return (f"about {self.typical_epoch_s:.1f} s per epoch, {format_duration(self.total_s)} for "
-                f"{len(self.epoch_s)} epoch(s){start} ({self.basis})")
+                f"{counted(len(self.epoch_s), 'epoch')}{start} ({self.basis})")
 
     def for_epochs(self, epochs: int) -> "TimeEstimate":
         """The estimate of the same run stopped after `epochs` epochs.
@@ -125,3 +132,49 @@ def timing_key(config: RunConfig) -> str:
     for dotted in _FREE_OF_COST | unread | ({"epochs"} if config.freeze.strategy in _ONE_STAGE else set()):
         _without(tree, dotted)
     return hashlib.sha256(json.dumps(tree, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def run_cost_key(config: RunConfig) -> str:
+    """`timing_key` of a run as it was submitted: its data path made absolute, the split's manifest file aside (a
+    comparison pins one, a single run makes it when it starts; the split's seed and shares stay in the key).
+
+    Args:
+        config: a run config, as the experiment makes it or as the store keeps it.
+
+    Returns:
+        The key.
+    """
+    data = replace(config.data, source=str(Path(config.data.source).resolve()), manifest=None)
+    return timing_key(replace(config, data=data))
+
+
+def measured_epoch_seconds(store: "RunStore", config: RunConfig,
+                           first: Iterable[str] = ()) -> tuple[float, str, float | None] | None:
+    """Seconds per epoch that a finished run of the same step cost took on this machine (the median of its epochs).
+
+    "The same step cost" is the estimate's own key (every setting that changes what a step costs, the freeze
+    plan's options included), so a comparison's freeze_first_half run is not quoted for a run that freezes 5 groups.
+
+    Args:
+        store: the run store.
+        config: the run to be timed.
+        first: run ids to look at first (the experiment's own runs), the rest newest first.
+
+    Returns:
+        (seconds per epoch, that run's id, the seconds it took before and between its epochs: building the model, a
+        head-only run's feature extraction; None for a resumed run, whose clock includes the time it sat stopped),
+        or None before any such run.
+    """
+    wanted = run_cost_key(config)
+    preferred = set(first)
+    runs = store.list(status="succeeded")
+    for run in [r for r in runs if r.id in preferred] + [r for r in runs if r.id not in preferred]:
+        try:
+            same = run_cost_key(RunConfig.from_dict(run.config)) == wanted
+        except TransferLabError:  # a run of an older version whose config this one does not read
+            continue
+        seconds = sorted(m["epoch_seconds"] for m in store.metrics(run.id))
+        if seconds and same:
+            start = None if run.resume or not run.finished else max(0.0, run.finished - run.started - sum(seconds))
+            return seconds[len(seconds) // 2], run.id, start
+    return None

@@ -53,7 +53,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from tlcore.compare import (DEFAULT_STRATEGIES, candidate_methods, method_axis, strategy_axis, launch_sweep, resume_sweep,
                                 sweep_rows, verdict)
-    from tlcore.grid import parse_axis
+    from tlcore.grid import expand, parse_axis, same_in_effect, same_in_effect_words
     from tlcore.report import write_report
     from tlcore.config import RunConfig
     from tlcore.paths import data_home
@@ -91,6 +91,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if on_ray and args.background:
             raise TransferLabError("--background and --ray do not go together", "with --ray this command drives the "
                                    "runs and follows them; leave it running (the Compare page shows them too)")
+        repeats = same_in_effect(expand(base, axes, args.seeds))
+        if repeats:
+            print(f"note: {same_in_effect_words(repeats)}")
         sweep = launch_sweep(base, store=store, start=args.background, axes=axes, seeds=args.seeds,
                              runner=runner(args))
         runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
@@ -106,8 +109,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             run_worker(store)  # trains them here, one after the other (or waits for the live background worker)
             complete = _wait_for_sweep(store, sweep)
     rows = sweep_rows(store, sweep)
-    _print_sweep(rows, verdict(rows))
-    html_path, csv_path, cells_path = write_report(store, sweep, args.out or data_home() / "reports")
+    _print_sweep(rows, verdict(rows, args.margin / 100))
+    html_path, csv_path, cells_path = write_report(store, sweep, args.out or data_home() / "reports", args.margin / 100)
     print(f"report: {html_path}\ntable: {csv_path}\ncells: {cells_path}")
     return 0 if complete else EXIT_USER_ERROR
 

@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "naming the one that fits the target pictures best, without their labels")
     compare.add_argument("--evaluate-on", action="append", metavar="FOLDER",
                          help="also evaluate every run on this labelled folder (e.g. the target domain's test set)")
+    compare.add_argument("--margin", type=bounded(float, 0.1, 50), default=2.0, metavar="POINTS",
+                         help="the verdict calls two settings as good as each other only when the 95%% interval of "
+                              "their difference lies within this many accuracy points either way (default 2)")
     compare.add_argument("--background", action="store_true", help="queue the runs and return")
     compare.add_argument("--resume", metavar="SWEEP_ID", help="run a comparison's failed and cancelled runs again")
     compare.add_argument("--report", metavar="SWEEP_ID", help="print the table and write the report of a comparison")
