@@ -7,7 +7,8 @@ import plotly.express as px
 import streamlit as st
 
 from pages.common import (
-    MAX_UPLOAD_MB, SAMPLE_DATA, SAMPLE_TEXTS, bind, change, choice, data_report, experiment, forget_report, number_bounds, picture_pairs,
+    MAX_UPLOAD_MB, SAMPLE_DATA, SAMPLE_TEXTS, bind, change, choice, data_report, experiment, follow_the_data,
+    forget_report, number_bounds, picture_pairs,
     sample_grid, save_upload, scan_any, show_sidebar, target_pictures, labelled_target_pictures,
 )
 from tlcore.adapt_spec import LABELLED_USES, check_labelled_classes
@@ -42,6 +43,7 @@ if not source:
 
 if source != choice("data.source"):  # the user chose another data set; its split belongs to the old one
     change({"data.source": source, "data.manifest": None})
+    follow_the_data()  # texts or pictures: the settings the app chose follow them
 if st.button("Scan again", key="data.scan", help="Read every file again (after you changed the folder)."):
     forget_report()
 if is_text_source(source) and Path(source).is_file():  # drawn before reading: a column not found is set here

@@ -27,7 +27,11 @@ def show_ranking(asked: list[str], items: str) -> bool:
         return False
     if shown["asked"] != asked:
         st.caption("The last ranking, of " + ", ".join(shown["asked"]) + ":")
-    scores = ranked([ModelScore(**s) for s in shown["scores"]])
+    try:
+        scores = ranked([ModelScore(**s) for s in shown["scores"]])
+    except (TypeError, ValueError):  # a ranking edited in the experiment's file
+        st.caption("The kept ranking cannot be read: rank the models again.")
+        return False
     def speed(s: ModelScore) -> str:  # a model that could not be scored has no speed, cached or not
         if s.error is not None:
             return "-"

@@ -5,7 +5,7 @@ import json
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.common import (bind, change, choice, experiment, model_overview, num_classes, number_bounds,
+from pages.common import (bind, change, choice, experiment, follow_the_data, model_overview, num_classes, number_bounds,
                           run_model_spec, show_sidebar, texts_chosen, with_current)
 from tlcore.errors import TransferLabError
 from tlcore.freeze import STRATEGIES, default_lr_spread, make_plan, summarize
@@ -31,6 +31,7 @@ def _clicked() -> None:
 def _strategy_changed() -> None:
     """The user chose another strategy: its own learning-rate spread comes with it (fine_tune spreads)."""
     change({"freeze.lr_spread": None})
+    follow_the_data()  # e.g. a whole text encoder: lr 5e-5 with a warm-up instead of the picture head's 3e-3
 
 
 labels = {k: k.replace("_", " ") for k in STRATEGIES}

@@ -17,7 +17,7 @@ from pages.common import (
 )
 from tlcore.adapt_spec import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET, AdaptConfig
 from tlcore.config import LABELLED_MONITORS, MONITORS, RunConfig
-from tlcore.experiment import Experiment
+from tlcore.experiment import Experiment, setting
 from tlcore.run_labels import run_label
 from tlcore.schema import counted
 from tlcore.artifacts import STATE
@@ -67,6 +67,14 @@ c2.selectbox("Best epoch chosen by", with_current("early_stopping.metric", list(
                   "pictures (Data page, used to choose), every epoch is scored on them and the one that does best on "
                   "the target can be kept, rather than the one best on your validation split.",
              **bind("train", "early_stopping.metric"))
+_following = {path: value for path, value in choice("app.recommended").items() if choice(path) == value
+              and value != setting(path).default}
+if _following:  # said on the page: values the app chose because of the data and the strategy
+    _why = [reason for path in _following for m, trains, value, reason in setting(path).leaf.meta.recommended
+            if value == _following[path]]
+    st.caption("For " + ("texts" if texts_chosen() else "pictures") + " with this freeze plan: "
+               + ", ".join(f"{setting(path).leaf.meta.label.lower()} {value:g}" for path, value in _following.items())
+               + (f" (the field's usual: {_why[0]})" if _why else "") + ". Change them to choose your own.")
 _DRAWN = {"epochs", "batch_size", "optimizer.lr", "optimizer.weight_decay", "schedule.name", "early_stopping.patience",
           "optimizer.name", "early_stopping.metric", "decoded_cache", "augment_on", "compile"}
 with st.expander("All settings"):

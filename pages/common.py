@@ -35,7 +35,7 @@ from tlcore.paths import data_home
 from tlcore.runs import RunStore
 from tlcore.text.data import is_text_source, read_texts
 from tlcore.text.catalog import DEFAULT_TEXT_MODEL, is_text_model
-from tlcore.schema import counted
+from tlcore.schema import counted, recommended_values
 from tlcore.timing import TimeEstimate, timing_key
 from tlcore.timing import measured_epoch_seconds as timing_measured_epoch_seconds
 
@@ -295,6 +295,34 @@ def scan_any(source: str):
     return scan(source)
 
 
+def follow_the_data() -> list[str]:
+    """After the user changed the data or the freeze plan: settings whose values the app chose follow the field's
+    own value for this modality and strategy (`tlcore.schema.recommended_values`: a whole text encoder trains at
+    lr 5e-5 with a warm-up, a picture head at 3e-3); a value the user typed stays. Called from widgets' callbacks.
+
+    Returns:
+        What changed, in words (also shown on the Train page).
+    """
+    current = experiment()
+    try:
+        config = current.run_config()
+    except TransferLabError:  # settings mid-edit: nothing follows until they make a run
+        return []
+    applied = dict(current.get("app.recommended"))
+    values = current.all_values()
+    changes = recommended_values(RunConfig, values, "texts" if texts_chosen() else "images",
+                                 not config.freeze.trains_only_head(config.epochs), applied)
+    said = []
+    for path, (value, why) in changes.items():
+        current.set(path, value)
+        applied[path] = value
+        said.append(f"{setting(path).leaf.meta.label}: {value:g}" + (f" ({why})" if why else " (the default)"))
+    if changes:
+        current.set("app.recommended", applied)
+        save_experiment()
+    return said
+
+
 def forget_report() -> None:
     """Drop the cached scan (the data set changed)."""
     st.session_state.pop(_REPORT, None)
@@ -541,7 +569,10 @@ def known_time_estimate(config: RunConfig) -> TimeEstimate | None:
     """The estimate this experiment measured for this run config or one of the same step cost, if any (one
     measured over fewer epochs than the config has does not say enough)."""
     known = experiment().results.get("estimates", {}).get(timing_key(config))
-    estimate = TimeEstimate.from_dict(known) if known else None
+    try:
+        estimate = TimeEstimate.from_dict(known) if known else None
+    except (KeyError, TypeError, ValueError):  # an estimate edited in the experiment's file: measured again
+        estimate = None
     return estimate.for_epochs(config.epochs) if estimate and len(estimate.epoch_s) >= config.epochs else None
 
 

@@ -89,7 +89,9 @@ class OptimizerConfig:
     name: str = setting("adamw", label="Optimizer", options=OPTIMIZERS, axis="", try_values=["adamw", "sgd"],
                         help="AdamW suits fine-tuning pretrained models; SGD with momentum is the classic choice.")
     lr: float = setting(3e-3, label="Learning rate (head)", low=1e-12, high=10.0, axis="lr",
-                        try_values="3e-3, 1e-3, 3e-4", cost=False,
+                        try_values="3e-3, 1e-3, 3e-4", cost=False, recommended=(
+                            ("texts", True, 5e-5, "a pretrained text encoder fine-tuned whole at the picture head's "
+                                                  "3e-3 forgets what it knew (BERT's authors use 2e-5 to 5e-5)"),),
                         help="Earlier layer groups use it times their scale (Freeze page). Try the finder.")
     weight_decay: float = setting(0.01, label="Weight decay", low=0.0, high=0.99, axis="wd",
                                   try_values="0, 0.01, 0.1", cost=False,
@@ -108,6 +110,8 @@ class ScheduleConfig:
     name: str = setting("cosine", label="Schedule", options=SCHEDULES, axis="", try_values=["cosine", "onecycle"],
                         cost=False, help="How the learning rate changes over the run.")
     warmup_epochs: float = setting(0.0, label="Warm-up epochs", low=0.0, high=999.0, cost=False, unit="epochs",
+                                   recommended=(("texts", True, 0.5, "the usual warm-up of transformer fine-tuning: the "
+                                                                     "learning rate rises over the first half epoch"),),
                                    help="The learning rate rises from 0 over these epochs (fewer than the epochs).")
     step_size: int = setting(3, label="Step size (step schedule)", low=1, high=1000, cost=False, unit="epochs",
                              help="step: epochs between drops of the learning rate.")

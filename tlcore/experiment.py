@@ -24,7 +24,7 @@ from pathlib import Path
 from tlcore.augment_spec import PRESETS, preset
 from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.files import atomic_write
+from tlcore.files import FileRefused, atomic_write, read_regular_file
 from tlcore.grid import AXES, put_value, value_at
 from tlcore.models import DEFAULT_MODEL
 from tlcore.paths import data_home
@@ -93,7 +93,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("app.compare_run_on", "this machine", (_S,)),
     Setting("app.ray_address", "", (_S,)),
     Setting("app.target_test", "", (_S,)),
-    Setting("app.equivalence_margin", 2.0, (float,)),  # points: the verdict's "as good" needs the interval within it
+    Setting("app.equivalence_margin", 2.0, (float,)),
+    Setting("app.recommended", {}, (dict,)),  # values the app gave settings to follow the data (schema's recommended)  # points: the verdict's "as good" needs the interval within it
     # what a comparison of each axis tries: the field's own suggested values (a list, or text to type)
     *(Setting(f"app.vary.{s.path}", s.leaf.meta.try_values, (_L if isinstance(s.leaf.meta.try_values, list)
                                                               else _S,))
@@ -260,6 +261,28 @@ class Experiment:
             self.sweeps.append(sweep_id)
 
 
+def _seconds(value: object) -> float:
+    """A time stamp as the file holds it; anything else (text, a boolean) reads as 0."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def _usable_results(results: object) -> dict:
+    """The results a file keeps, each kept only in the shape the pages read (a ranking of scores, estimates by
+    key): an edited or damaged part is dropped, to be measured again, rather than break a page."""
+    if not isinstance(results, dict):
+        return {}
+    kept: dict = {}
+    ranking = results.get("ranking")
+    if (isinstance(ranking, dict) and isinstance(ranking.get("asked"), list)
+            and isinstance(ranking.get("scores"), list) and all(isinstance(s, dict) for s in ranking["scores"])):
+        kept["ranking"] = ranking
+    estimates = results.get("estimates")
+    if isinstance(estimates, dict):
+        kept["estimates"] = {k: v for k, v in estimates.items() if isinstance(v, dict)}
+    kept.update({k: v for k, v in results.items() if k not in ("ranking", "estimates")})
+    return kept
+
+
 class ExperimentStore:
     """The experiments of one data folder, one JSON file each, written whole or not at all."""
 
@@ -328,21 +351,22 @@ class ExperimentStore:
             ExperimentError: the id is malformed or unknown, or its file is damaged.
         """
         path = self.path(experiment_id)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ExperimentError(f"no experiment {experiment_id} in this data folder",
-                                  "start a new experiment") from None
-        except (OSError, ValueError):
-            raise ExperimentError(f"the experiment file {path.name} is damaged", "start a new experiment") from None
         damaged = ExperimentError(f"the experiment file {path.name} is damaged", "start a new experiment")
+        if not path.exists() and not path.is_symlink():
+            raise ExperimentError(f"no experiment {experiment_id} in this data folder", "start a new experiment")
+        try:  # a regular file of a bounded size only: a FIFO put in its place, or a link to /dev/zero, is damage
+            data = json.loads(read_regular_file(path, MAX_EXPERIMENT_BYTES).decode("utf-8"))
+            check_plain(data, "the experiment file", ExperimentError)
+        except (FileRefused, ExperimentError, ValueError, RecursionError):
+            raise damaged from None
         if not isinstance(data, dict) or data.get("id") != experiment_id:
             raise damaged
         values = data.get("values", data.get("choices"))  # "choices": a file of an older version
         if not isinstance(values, dict):
             raise damaged
-        experiment = Experiment(experiment_id, created=float(data.get("created") or 0),
-                                updated=float(data.get("updated") or 0), config=data.get("config"))
+        experiment = Experiment(experiment_id, created=_seconds(data.get("created")),
+                                updated=_seconds(data.get("updated")),
+                                config=data.get("config") if isinstance(data.get("config"), dict) else None)
         for name, value in values.items():
             value = LEGACY_VALUES.get(name, {}).get(value, value) if isinstance(value, str) else value
             try:
@@ -352,10 +376,11 @@ class ExperimentStore:
         if values.get("model.random_init") is True or values.get("model.weights_file"):  # older versions' weights
             experiment.set("model.weights", "random" if values.get("model.random_init") else
                            str(values["model.weights_file"]))
-        for name in ("results", "runs", "sweeps"):
+        for name in ("runs", "sweeps"):
             kept = data.get(name)
-            if isinstance(kept, type(getattr(experiment, name))):
-                setattr(experiment, name, kept)
+            if isinstance(kept, list):
+                setattr(experiment, name, [i for i in kept if isinstance(i, str)])
+        experiment.results = _usable_results(data.get("results"))
         for old, ids in (("train.run_id", experiment.runs), ("compare.sweep", experiment.sweeps)):
             if isinstance(values.get(old), str) and values[old] not in ids:
                 ids.append(values[old])

@@ -4,6 +4,7 @@ fits its model and freeze plan."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from tlcore.adapt import check_method_fits
@@ -12,11 +13,30 @@ from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import resolve_source
 from tlcore.data.layout import IMAGE_SUFFIXES, walk_files
 from tlcore.errors import TransferLabError
+from tlcore.grid import put_value, value_at
+from tlcore.schema import leaves, recommended_values
 from tlcore.modality import is_text_model, is_text_source
 from tlcore.models import DEFAULT_MODEL, build_model, check_weights
 from tlcore.text.model import DEFAULT_TEXT_MODEL, check_text_model
 
-__all__ = ["check_before_queueing", "model_for_the_data"]
+__all__ = ["check_before_queueing", "model_for_the_data", "refuse_adaptation_of_texts"]
+
+
+def refuse_adaptation_of_texts(config: RunConfig) -> None:
+    """Domain adaptation, and the few labelled target pictures, are for pictures so far: one rule for the check
+    before queueing and the one before training (before, a text run with adapt.labelled was queued, then failed).
+
+    Args:
+        config: a text run.
+
+    Raises:
+        TransferLabError: the run asks for an adaptation method or labelled target items.
+    """
+    asked = [f"adapt.method {config.adapt.method}" if config.adapt.method != "none" else "",
+             "adapt.labelled" if config.adapt.labelled.strip() else ""]
+    if any(asked):
+        raise TransferLabError(f"domain adaptation ({', '.join(a for a in asked if a)}) is for pictures so far",
+                               "set adapt.method to none and adapt.labelled to empty for text data")
 
 
 def check_before_queueing(config: RunConfig) -> None:
@@ -33,9 +53,7 @@ def check_before_queueing(config: RunConfig) -> None:
     config, _ = model_for_the_data(config)
     if is_text_model(config.model.name):
         check_text_model(config.model.name)
-        if config.adapt.method != "none":
-            raise TransferLabError(f"domain adaptation ({config.adapt.method}) is for pictures so far",
-                                   "set adapt.method to none for text data")
+        refuse_adaptation_of_texts(config)
         return
     check_weights(config.model)
     method = config.adapt.method
@@ -49,31 +67,43 @@ def check_before_queueing(config: RunConfig) -> None:
 
 
 def model_for_the_data(config: RunConfig) -> tuple[RunConfig, str | None]:
-    """Texts need a text model and pictures an image model (the modality comes from the data).
+    """Texts need a text model and pictures an image model (the modality comes from the data), and settings left at
+    their picture defaults take the field's own value for texts (`tlcore.schema.Meta.recommended`: a whole encoder
+    fine-tuned at lr 5e-5 with a warm-up, not at the picture head's 3e-3).
 
     Args:
         config: the run.
 
     Returns:
-        The config, with the default text model where text data came with the default (image) model, and a
-        note saying so (None when nothing changed).
+        The config, with the default text model where text data came with the default (image) model and the
+        texts' values where the picture defaults were left, and a note saying so (None when nothing changed).
 
     Raises:
         TransferLabError: any other mismatch (an image model chosen for texts, a text model for pictures).
     """
     text_data, text_model = is_text_source(config.data.source), is_text_model(config.model.name)
+    notes = []
     if text_data and not text_model:
         if config.model.name != DEFAULT_MODEL:
             raise TransferLabError(f"{config.data.source} holds texts, and {config.model.name} is an image model",
                                    f"use a text model such as {DEFAULT_TEXT_MODEL}")
-        changed = replace(config, model=replace(config.model, name=DEFAULT_TEXT_MODEL),
-                          name=config.name or f"{DEFAULT_TEXT_MODEL} / {config.freeze.strategy}")
-        return changed, f"text data: the model is {DEFAULT_TEXT_MODEL} (the default text model)"
+        config = replace(config, model=replace(config.model, name=DEFAULT_TEXT_MODEL),
+                         name=config.name or f"{DEFAULT_TEXT_MODEL} / {config.freeze.strategy}")
+        notes.append(f"text data: the model is {DEFAULT_TEXT_MODEL} (the default text model)")
     if text_model and not text_data:
         raise TransferLabError(f"{config.model.name} is a text model, and {config.data.source} holds pictures",
                                "choose an image model, or give a CSV, TSV or JSONL file of texts")
-    return config, None
-
+    plain = json.loads(config.to_json())
+    values = {leaf.path: value_at(plain, leaf.path) for leaf in leaves(RunConfig)}
+    follow = recommended_values(RunConfig, values, "texts" if text_data else "images",
+                                not config.freeze.trains_only_head(config.epochs))
+    for path, (value, why) in follow.items():
+        put_value(plain, path, value)
+        notes.append(f"{path} {value:g} for texts with the encoder training, not the picture default "
+                     f"{values[path]:g}: {why} (set {path} in the run config to choose)")
+    if follow:
+        config = RunConfig.from_dict(plain)
+    return config, "; ".join(notes) or None
 
 def _check_target(target: str) -> None:
     if not target:

@@ -25,9 +25,9 @@ from tlcore.events import Event, Sink, ignore
 from tlcore.files import atomic_write
 from tlcore.freeze import FreezePlan, apply_plan
 from tlcore.input_path import InputPath
-from tlcore.modality import build_for
+from tlcore.modality import build_for, is_text_source
 from tlcore.models import BuiltModel
-from tlcore.preflight import model_for_the_data
+from tlcore.preflight import model_for_the_data, refuse_adaptation_of_texts
 from tlcore.runtime import Runtime, select_runtime
 
 __all__ = ["Prepared", "prepare", "AUTO_BATCH"]
@@ -71,6 +71,24 @@ class Prepared:
         return self.plan.trains_only_head(self.config.epochs, len(self.built.groups))
 
 
+def left_out_of_the_data(config: RunConfig) -> str:
+    """The items of a text data file that the split leaves out, counted by reason ("" for none, and for pictures,
+    whose unreadable files the scan report lists).
+
+    Args:
+        config: the run.
+
+    Returns:
+        One line, or "".
+    """
+    if not is_text_source(config.data.source):
+        return ""
+    from tlcore.text.data import read_texts
+
+    return read_texts(config.data.source, text_column=config.data.text_column,
+                      label_column=config.data.label_column).left_out_words()
+
+
 def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore) -> Prepared:
     """Everything a run needs, built and checked before the first step (so errors come early and clearly).
 
@@ -94,13 +112,15 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     config, note = model_for_the_data(config)
     if note:
         sink(Event("log", note))
+    left_out = left_out_of_the_data(config)
+    if left_out:  # said in the run's log too, not only by `data scan`
+        sink(Event("log", f"{Path(config.data.source).name}: {left_out} (`python -m tlcore data scan` lists them)"))
     torch.manual_seed(config.seed)
     built = build_for(config.model, len(manifest.classes), input_size=config.input_size, seed=config.seed)
     plan = resolve_freeze_plan(config.freeze, len(built.groups))
     prep = Prepared(config, manifest, built, plan, replace(runtime, channels_last=False) if built.text else runtime)
-    if built.text and (config.adapt.method != "none" or config.adapt.labelled):
-        raise TransferLabError(f"domain adaptation ({config.adapt.method}, labelled target pictures) is for pictures "
-                               "so far", "set adapt.method to none and adapt.labelled to empty for text data")
+    if built.text:
+        refuse_adaptation_of_texts(config)
     check_method_fits(config.adapt, built.model, prep.head_only, built.arch)
     if config.adapt.method in NEEDS_TARGET:
         prep.target = scan_target(config.adapt.target, config.adapt.max_target)

@@ -19,7 +19,7 @@ import typing
 from dataclasses import MISSING, dataclass
 from functools import lru_cache
 
-__all__ = ["Meta", "Leaf", "setting", "leaves", "leaf", "value_kinds", "META_KEY", "counted"]
+__all__ = ["Meta", "Leaf", "setting", "leaves", "leaf", "value_kinds", "META_KEY", "counted", "recommended_values"]
 
 META_KEY = "setting"
 MODALITIES = ("images", "texts")
@@ -44,6 +44,8 @@ class Meta:
         strategies: the freeze strategies that read it (None: every strategy).
         group: where the app shows it ("data", "model", "train", "freeze", "adapt", "runtime", "augment").
         unset: what an empty value (None) means, in words for labels ("half", "its default").
+        recommended: the field's own value for other situations, as (modality, whether the backbone trains, value,
+            why): a pretrained text encoder fine-tuned whole wants a far smaller learning rate than a picture head.
     """
 
     label: str
@@ -60,6 +62,7 @@ class Meta:
     strategies: tuple[str, ...] | None = None
     group: str = "train"
     unset: str = "none"
+    recommended: tuple[tuple[str, bool, object, str], ...] = ()
 
 
 def setting(default: object = MISSING, *, default_factory: object = MISSING, **meta: object) -> dataclasses.Field:
@@ -214,3 +217,36 @@ def counted(n: int, word: str, plural: str | None = None) -> str:
         The words.
     """
     return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def recommended_values(cls: type, values: dict[str, object], modality: str, trains_backbone: bool,
+                       applied: dict[str, object] | None = None) -> dict[str, tuple[object, str]]:
+    """The settings that should follow the situation: each field whose value the project chose (its default, or
+    the value this function gave it before, `applied`) and whose value for this modality and strategy is another.
+    A value the user typed is never in the answer.
+
+    Args:
+        cls: the config dataclass (`RunConfig`).
+        values: the current value of each setting, by dotted path.
+        modality: "images" or "texts".
+        trains_backbone: whether more than the new head trains.
+        applied: values given by an earlier call, by path (the app keeps them), so they can follow back.
+
+    Returns:
+        dotted path -> (the value for this situation, why, in words; "" for going back to the field's default).
+    """
+    applied = applied or {}
+    changes: dict[str, tuple[object, str]] = {}
+    for found in leaves(cls):
+        meta = found.meta
+        if not meta.recommended or found.path not in values:
+            continue
+        wanted, why = found.default, ""
+        for for_modality, for_backbone, value, reason in meta.recommended:
+            if for_modality == modality and for_backbone == trains_backbone:
+                wanted, why = value, reason
+        current = values[found.path]
+        ours = current == found.default or (found.path in applied and current == applied[found.path])
+        if ours and current != wanted:
+            changes[found.path] = (wanted, why)
+    return changes

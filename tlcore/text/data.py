@@ -21,6 +21,7 @@ from itertools import islice
 from pathlib import Path
 
 from tlcore.errors import DatasetError
+from tlcore.files import FileRefused, read_regular_file
 from tlcore.paths import user_path
 
 __all__ = ["TEXT_FILE_SUFFIXES", "TEXT_LAYOUT", "TextRecord", "TextReport", "is_text_source", "scan_texts",
@@ -33,6 +34,7 @@ TEXT_NAMES = ("text", "sentence", "review", "content", "body", "message", "comme
               "description", "title", "utterance", "query")
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "intent", "topic", "tag", "y")
 MAX_CLASSES = 200
+MAX_TXT_FILE_BYTES = 8 * 2**20  # one .txt file of a class folder: a text, not a book
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,21 @@ class TextReport:
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
+    def left_out_words(self) -> str:
+        """Every row not used, counted by reason, in one line ("" when every row is used): what a run says.
+
+        Returns:
+            e.g. "122 of 362 rows left out: 120 not valid UTF-8 (save the file as UTF-8), 2 empty".
+        """
+        reasons = Counter(why for _, why in self.skipped)
+        if self.empty:
+            reasons["empty"] = len(self.empty)
+        if not reasons:
+            return ""
+        total = sum(reasons.values())
+        return (f"{total} of {total + len(self.images)} rows left out: "
+                + ", ".join(f"{n} {why}" for why, n in reasons.most_common()))
+
     def to_json(self) -> str:
         """The whole report as JSON (texts left out: locations point at them)."""
         return json.dumps({
@@ -166,6 +183,7 @@ def _rows_of_table(data: str, delimiter: str) -> tuple[list[str], list[tuple[int
     except csv.Error as exc:
         raise DatasetError(f"the header line cannot be read ({exc})", "save the file as plain CSV") from None
     rows = []
+    last_line = data.count("\n")
     while True:
         start = reader.line_num + 1
         try:
@@ -173,15 +191,29 @@ def _rows_of_table(data: str, delimiter: str) -> tuple[list[str], list[tuple[int
         except StopIteration:
             break
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc):  # a quote opened and never closed: every later line swallowed
+                raise DatasetError(f"line {start}: a quote (\") opened there is never closed, so lines {start} to "
+                                   f"{reader.line_num} would read as one text", "close the quote, or remove it") \
+                    from None
             rows.append((start, None, f"not a valid row ({exc})"))
             continue
         if not row:
             continue
+        if reader.line_num > start and reader.line_num >= last_line and _quote_left_open(data, start):  # at the end
+            raise DatasetError(f"line {start}: a quote (\") opened there is never closed, so lines {start} to "
+                               f"{reader.line_num} would read as one text", "close the quote, or remove it")
         if len(row) != len(header):
             rows.append((start, None, f"{len(row)} fields, the header has {len(header)}"))
             continue
         rows.append((start, row, ""))
     return header, rows
+
+
+def _quote_left_open(data: str, start: int) -> bool:
+    """Whether the row starting at this line runs to the end of the file inside a quote: the quotes from there to
+    the end are odd in number (a quoted field with line breaks that is closed leaves them even)."""
+    rest = data.split("\n")[start - 1:]
+    return sum(line.count('"') for line in rest) % 2 == 1
 
 
 def _rows_of_jsonl(data: str) -> tuple[list[str], list[tuple[int, dict | None, str]]]:
@@ -224,11 +256,15 @@ def read_texts(path: str | Path, *, text_column: str | None = None, label_column
         return _read_folder(source)
     if source.suffix.lower() not in TEXT_FILE_SUFFIXES:
         raise DatasetError(f"{source.name} is not a text data file", "give a .csv, .tsv or .jsonl file")
-    size = source.stat().st_size
-    if size > max_file_mb * 2**20:
-        raise DatasetError(f"{source.name} is {size / 2**20:.0f} MB, more than the {max_file_mb:g} MB limit",
-                           "sample it down, or raise the limit (--max-file-mb)")
-    raw = source.read_bytes()
+    limit = int(min(max_file_mb, 2**40) * 2**20)
+    try:
+        raw = read_regular_file(source, limit)  # a FIFO or /dev/zero is refused, not waited on or read for ever
+    except FileRefused as exc:
+        if exc.why == "too large":
+            raise DatasetError(f"{source.name} is {source.stat().st_size / 2**20:.0f} MB, more than the "
+                               f"{max_file_mb:g} MB limit",
+                               "sample it down, or raise the limit (--max-file-mb)") from None
+        raise DatasetError(exc.problem, exc.hint) from None
     if not raw.strip():
         raise DatasetError(f"{source.name} is empty", "give a file with a header line and one row per text")
     data = raw.decode("utf-8-sig", errors="surrogateescape")  # bad bytes kept, found per row below
@@ -261,10 +297,10 @@ def _read_folder(root: Path) -> TextReport:
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for file in sorted(folder.rglob("*.txt")):
             where = file.relative_to(root).as_posix()
-            try:
-                raw = file.read_bytes()
-            except OSError as exc:
-                report.skipped.append((where, f"cannot be read ({exc.strerror})"))
+            try:  # regular files inside the folder only: no FIFO, device, or link to /etc/passwd
+                raw = read_regular_file(file, MAX_TXT_FILE_BYTES, inside=root)
+            except FileRefused as exc:
+                report.skipped.append((where, exc.why))
                 continue
             _add(report, where, None, raw.decode("utf-8-sig", errors="surrogateescape"), folder.name)
     if not report.images and not report.skipped and not report.empty:

@@ -1,0 +1,128 @@
+"""Files a user gives are read only when that is safe (issue 37): no hang on a FIFO, nothing read through a link out
+of the data folder or from a device, a quote never closed named by its line, rows left out counted by reason, and
+an experiment file that is a FIFO, a device or edited by hand read as damaged or in part, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import tlcore_in_process
+from tlcore.config import RunConfig
+from tlcore.errors import DatasetError
+from tlcore.experiment import ExperimentError, ExperimentStore
+from tlcore.files import FileRefused, read_regular_file
+from tlcore.prepare import left_out_of_the_data
+from tlcore.text.data import read_texts
+
+
+def text_folder(root: Path, per_class: int = 6) -> Path:
+    for label in ("login", "shipping"):
+        (root / label).mkdir(parents=True)
+        for i in range(per_class):
+            (root / label / f"{i}.txt").write_text(f"a {label} question number {i} about {label} things")
+    return root
+
+
+def test_a_fifo_in_a_class_folder_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    folder = text_folder(tmp_path / "texts")
+    os.mkfifo(folder / "shipping" / "fifo.txt")  # before: `data scan` and `train` blocked on it for ever
+    report = read_texts(folder)
+    assert ("shipping/fifo.txt", "not a regular file but a pipe (FIFO)") in report.skipped
+    assert len(report.images) == 12
+
+
+def test_a_link_out_of_the_folder_and_a_device_are_not_read(tmp_path: Path) -> None:
+    folder = text_folder(tmp_path / "texts")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash")
+    (folder / "login" / "passwd.txt").symlink_to(secret)  # before: read and trained on
+    (folder / "shipping" / "zero.txt").symlink_to("/dev/zero")  # before: "unexpected MemoryError"
+    (folder / "shipping" / "inside.txt").symlink_to(folder / "shipping" / "0.txt")  # a link inside: followed
+    report = read_texts(folder)
+    skipped = dict(report.skipped)
+    assert skipped["login/passwd.txt"] == "a link out of the data folder"
+    assert skipped["shipping/zero.txt"] == "a link out of the data folder"
+    assert not any("root:x" in r.text for r in report.images)
+    assert "shipping/inside.txt" in {r.path for r in report.images}
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: os.mkfifo(p), "is a pipe (FIFO), not a file"),
+    (lambda p: p.symlink_to("/dev/zero"), "is a device, not a file"),
+])
+def test_a_data_file_that_is_a_fifo_or_a_device_is_one_line(tmp_path: Path, make, problem: str) -> None:
+    path = tmp_path / "data.csv"
+    make(path)
+    with pytest.raises(DatasetError, match=re.escape(problem)):
+        read_texts(path)
+    result = tlcore_in_process("data", "scan", str(path))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and problem in result.stderr
+
+
+def test_read_regular_file_refuses_what_it_must(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * 2000)
+    assert read_regular_file(big, 2000) == b"x" * 2000
+    with pytest.raises(FileRefused, match="over the"):
+        read_regular_file(big, 1999)
+    with pytest.raises(FileRefused) as info:
+        read_regular_file(tmp_path, 10)
+    assert info.value.why == "not a regular file but a folder"
+
+
+def test_a_quote_never_closed_is_named_by_its_line(tmp_path: Path) -> None:
+    """Before: "180 usable texts, 1 skipped", the 60 rows after the quote swallowed into one field without a word."""
+    rows = ["text,label"] + [f"question {i} about my order,{'shipping' if i % 2 else 'login'}" for i in range(240)]
+    rows[181] = '"question with an open quote,login'
+    path = tmp_path / "tickets.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DatasetError, match=r"line 182: a quote \(\"\) opened there is never closed, so lines 182 to"):
+        read_texts(path)
+
+
+def test_rows_left_out_are_counted_by_reason_for_the_run(tmp_path: Path) -> None:
+    """Before: `data scan` listed 120 lines as not UTF-8, and `train` trained on the rest without a word."""
+    lines = [b"text,label"] + [f"question {i} about my order,{'shipping' if i % 2 else 'login'}".encode()
+                                for i in range(60)]
+    lines += ["caf\xe9 question {},login".format(i).encode("latin-1") for i in range(12)] + [b",login"]
+    path = tmp_path / "tickets.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    words = left_out_of_the_data(RunConfig.from_dict({"data": {"source": str(path)}}))
+    assert words == "13 of 73 rows left out: 12 not valid UTF-8 (save the file as UTF-8), 1 empty"
+    assert left_out_of_the_data(RunConfig.from_dict({"data": {"source": str(tmp_path)}})) == ""
+
+
+@pytest.mark.parametrize("damage", ["fifo", "zero", "not json", "nested", "not an object"])
+def test_a_damaged_experiment_file_is_said_not_waited_on(tmp_path: Path, damage: str) -> None:
+    store = ExperimentStore(tmp_path)
+    experiment = store.new({"epochs": 3})
+    path = store.path(experiment.id)
+    path.unlink()
+    if damage == "fifo":
+        os.mkfifo(path)  # before: the loader blocked; the browser showed a blank page
+    elif damage == "zero":
+        path.symlink_to("/dev/zero")  # before: MemoryError
+    else:
+        path.write_text({"not json": "{", "nested": "[" * 100_000 + "]" * 100_000,
+                         "not an object": "[1, 2]"}[damage])
+    with pytest.raises(ExperimentError, match="is damaged"):
+        store.load(experiment.id)
+
+
+def test_an_experiment_file_edited_by_hand_keeps_what_can_be_read(tmp_path: Path) -> None:
+    """Before: `created: "abc"` and `results: {"ranking": 5, "estimates": "x"}` were tracebacks on the pages."""
+    store = ExperimentStore(tmp_path)
+    experiment = store.new({"epochs": 3})
+    path = store.path(experiment.id)
+    data = json.loads(path.read_text())
+    data.update(created="abc", updated=True, results={"ranking": 5, "estimates": "x", "other": 1},
+                runs=["r1", 5, None], config="x")
+    path.write_text(json.dumps(data))
+    loaded = store.load(experiment.id)
+    assert (loaded.created, loaded.updated, loaded.config, loaded.runs) == (0.0, 0.0, None, ["r1"])
+    assert loaded.results == {"other": 1} and loaded.get("epochs") == 3
