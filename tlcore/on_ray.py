@@ -33,7 +33,7 @@ from tlcore.config import RunConfig
 from tlcore.data import resolve_manifest
 from tlcore.data.split import file_of
 from tlcore.errors import TransferLabError
-from tlcore.net import unreachable
+from tlcore.net import not_grpc
 from tlcore.paths import data_home
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.tracking import RunTracker
@@ -105,8 +105,10 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     runtime_env = {"py_modules": [str(PROJECT_ROOT / "tlcore")],
                    "env_vars": {"PYTHONPATH": str(PROJECT_ROOT)}}  # a local instance also finds it without upload
     host, _, port = (address or "").removeprefix("ray://").rpartition(":")
-    silent = unreachable(host, int(port), RAY_CONNECT_TIMEOUT_S) if host and port.isdigit() else None
-    if silent:  # ray.init itself retries for minutes, printing Ray's own log lines
+    # ray.init itself retries for minutes, printing Ray's own log lines: the address must answer, and speak gRPC
+    # (an HTTP server or a silent port there is said within seconds, and no run is left queued)
+    silent = not_grpc(host, int(port), RAY_CONNECT_TIMEOUT_S) if host and port.isdigit() else None
+    if silent:
         raise TransferLabError(f"cannot connect to Ray at {address}: {silent}",
                                "check the address (e.g. auto, or ray://head:10001) and that the cluster is up")
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlcore.net import unreachable
+from tlcore.net import not_http, unreachable
 from tlcore.paths import data_home
 
 __all__ = ["RunTracker", "tensorboard_dir", "TENSORBOARD", "MLFLOW_ID_FILE", "confusion_image", "unreachable_server"]
@@ -88,7 +88,7 @@ def confusion_image(confusion: list[list[int]], classes: list[str], cell: int = 
 
 def unreachable_server(uri: str, timeout_s: float = 5.0) -> str | None:
     """Why an http(s) tracking server cannot be reached within `timeout_s` (nothing listening, no such host),
-    or None when it answers a connection or the URI is not a server (a folder, a database file).
+    or None when it answers HTTP or the URI is not a server (a folder, a database file).
 
     Args:
         uri: the MLFLOW_TRACKING_URI.
@@ -97,7 +97,9 @@ def unreachable_server(uri: str, timeout_s: float = 5.0) -> str | None:
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return None
-    return unreachable(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80), timeout_s)
+    silent = unreachable(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80), timeout_s)
+    # a server that accepts connections and never answers would hold the run for ever: it must answer HTTP
+    return silent or not_http(f"{uri.rstrip('/')}/health", timeout_s)
 
 
 class RunTracker:
@@ -126,6 +128,9 @@ class RunTracker:
                       "is not logged to MLflow")
             return
         silent = unreachable_server(os.environ["MLFLOW_TRACKING_URI"])
+        # a server that answers now but hangs later: MLflow's client gives up after 10 s, once, instead of minutes
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         if silent:  # MLflow's own client retries for minutes before it gives up, and training waits meanwhile
             self.warn(f"this run is not logged to MLflow: {silent}")
             return
