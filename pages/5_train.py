@@ -13,7 +13,8 @@ import streamlit as st
 from pages.common import (
     SAMPLE_DATA, TlcoreJob, bind, change, choice, experiment, experiment_runs_first, gpu_speed_notes, known_time_estimate,
     measured_epoch_seconds, measured_time_estimates, new_experiment, number_bounds, open_store, run_config,
-    save_experiment, setting_widget, settings_not_shown, show_sidebar, texts_chosen, with_current,
+    items_word, run_model_spec, save_experiment, setting_widget, settings_not_shown, show_sidebar, texts_chosen,
+    with_current,
 )
 from tlcore.adapt_spec import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET, AdaptConfig
 from tlcore.config import LABELLED_MONITORS, MONITORS, RunConfig
@@ -233,7 +234,7 @@ def earlier_runs(exclude: str | None) -> None:
 
 if run_id is None:
     if cannot_start is None:
-        st.info(f"No run in this experiment yet: Start training runs {config.model.name} "
+        st.info(f"No run in this experiment yet: Start training runs {run_model_spec().name} "
                 f"({config.freeze.name}) for {counted(config.epochs, 'epoch')} on "
                 f"{Path(config.data.source).name}.")
     earlier_runs(None)
@@ -282,7 +283,7 @@ def live(run_id: str) -> None:
         figure.update_xaxes(dtick=1, title_text="epoch")
         st.plotly_chart(figure, key=f"train.curves.{run.id}.{len(metrics)}")
         last = metrics[-1]
-        st.caption(f"{last['images_per_s']:.0f} images/s, peak memory {last['peak_memory_mb']:.0f} MB, "
+        st.caption(f"{last['images_per_s']:.0f} {items_word()}/s, peak memory {last['peak_memory_mb']:.0f} MB, "
                    f"{last['trainable_params']:,} trainable parameters")
     if run.status in ("queued", "running"):
         if st.button("Cancel", key="train.cancel"):

@@ -6,9 +6,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import (bind, change, experiment, known_time_estimate, measured_time_estimates, number_bounds,
-                          open_store, run_config, save_experiment, show_sidebar, with_current)
-from tlcore.adapt_spec import METHODS, NEEDS_TARGET
+from pages.common import (augmentation_words, bind, change, experiment, items_word, known_time_estimate,
+                          measured_time_estimates, number_bounds, open_store, run_config, run_model_spec,
+                          save_experiment, show_sidebar, with_current)
+from tlcore.adapt_spec import METHODS, NEEDS_TARGET, labelled_overlap_notes
 from tlcore.augment_spec import PRESETS
 from tlcore.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep, progress_words, resume_sweep, sweep_rows,
                             verdict)
@@ -27,6 +28,12 @@ MEANING = {
     "adapt.method": lambda m: METHODS.get(m, ""),
     "augment.preset": lambda p: PRESETS[p][0] if p in PRESETS else "",
 }
+
+
+@st.cache_data(show_spinner="Comparing your labelled target pictures with the other folders...", ttl=60)
+def overlap_notes(labelled: str, target: str, evaluated_on: tuple[str, ...]) -> list[str]:
+    """Where the few labelled target pictures are also the target or the target test (read again after a minute)."""
+    return labelled_overlap_notes(labelled, target, evaluated_on)
 
 
 def axis_values(path: str, container) -> Axis | None:
@@ -109,6 +116,8 @@ try:
 except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
+for note in overlap_notes(base.adapt.labelled, base.adapt.target, tuple(base.evaluate_on)):
+    st.warning(note[0].upper() + note[1:] + ".")
 repeats = same_in_effect(cells)
 if repeats:  # identical in effect: said, and run once (launch_sweep leaves the repeats out)
     st.info(same_in_effect_words(repeats) + ".")
@@ -116,8 +125,8 @@ if repeats:  # identical in effect: said, and run once (launch_sweep leaves the 
 runs = len(cells) * seeds
 epochs = "a varied number of epochs"
 st.caption(f"{counted(runs, 'run')} of {epochs if 'epochs' in (what, also) else counted(base.epochs, 'epoch')} each "
-           f"({counted(len(cells), 'setting')} x {counted(seeds, 'seed')}): {base.model.name} "
-           f"on {Path(base.data.source).name}, augmentation {base.augment.preset or 'custom'}, split seed "
+           f"({counted(len(cells), 'setting')} x {counted(seeds, 'seed')}): {run_model_spec().name} "
+           f"on {Path(base.data.source).name}, augmentation {augmentation_words(base)}, split seed "
            f"{base.data.split_seed}. " + (
                f"Freeze plan: {base.freeze.name}; target pictures: "
                f"{Path(base.adapt.target).name or 'none chosen'}." if what == "adapt.method" else
@@ -216,7 +225,7 @@ def _results(sweep: str, live: bool) -> None:
         st.markdown("**Every run**")
     table = pd.DataFrame([{"setting": r.strategy, "seed": r.seed, "status": r.status, "test accuracy": shown(r.test_accuracy, ".1%"),
                            "F1": shown(r.macro_f1, ".3f"), "best epoch": shown(r.best_epoch, "d"),
-                           "seconds": shown(r.wall_seconds, ".1f"), "images/s": shown(r.images_per_s, ".0f"),
+                           "seconds": shown(r.wall_seconds, ".1f"), f"{items_word()}/s": shown(r.images_per_s, ".0f"),
                            "trainable parameters": shown(r.trainable_params, ",d"),
                            "peak memory (MB)": shown(r.peak_memory_mb, ".0f"),
                            **{f"accuracy on {name}": shown(r.folders.get(name), ".1%")

@@ -379,7 +379,13 @@ def show_sidebar() -> None:
             st.write(f"**Model:** `{DEFAULT_TEXT_MODEL}` (the default text model, for the texts)")
         else:
             st.write(f"**Model:** `{spec.name}` ({weights_words(spec)})")
-        st.write(f"**Augment:** {c('augment.preset')}{' (edited)' if c('app.augment_json').strip() else ''}")
+        if texts_chosen():
+            shares = [f"{name} {c(f'text_augment.{key}'):g}" for key, name in
+                      (("word_dropout", "word dropout"), ("swap", "swap"), ("deletion", "deletion"))
+                      if c(f"text_augment.{key}")]
+            st.write(f"**Augment:** {', '.join(shares) or 'none'}")
+        else:
+            st.write(f"**Augment:** {c('augment.preset')}{' (edited)' if c('app.augment_json').strip() else ''}")
         st.write(f"**Freeze:** {c('freeze.strategy').replace('_', ' ')}")
         st.write(f"**Train:** {counted(c('epochs'), 'epoch')}, batch {c('batch_size')}, lr {c('optimizer.lr'):g}")
         st.button("New experiment", key="sidebar.new", on_click=new_experiment,
@@ -412,6 +418,27 @@ def model_spec() -> ModelSpec:
 def texts_chosen() -> bool:
     """The experiment's data is texts (a CSV, TSV or JSONL file, or class folders of .txt files)."""
     return is_text_source(choice("data.source"))
+
+
+def items_word() -> str:
+    """What this experiment classifies, in words: "texts" or "pictures"."""
+    return "texts" if texts_chosen() else "pictures"
+
+
+def augmentation_words(config: RunConfig) -> str:
+    """The run's augmentation as people name it, for its own kind of data: "light", "word dropout 0.05, ...", "none".
+
+    Args:
+        config: the run.
+
+    Returns:
+        The words.
+    """
+    if texts_chosen():
+        shares = {"word dropout": config.text_augment.word_dropout, "swap": config.text_augment.swap,
+                  "deletion": config.text_augment.deletion}
+        return ", ".join(f"{name} {share:g}" for name, share in shares.items() if share) or "none"
+    return config.augment.preset or "custom"
 
 
 def run_model_spec() -> ModelSpec:

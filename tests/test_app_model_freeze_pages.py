@@ -271,3 +271,34 @@ def test_with_texts_the_model_augment_and_freeze_pages_show_the_text_encoder(tl_
     assert not [c for c in freeze.checkbox if "BatchNorm" in c.label]  # a text encoder has none
     freeze.radio(key="freeze:freeze.strategy").set_value("full").run()
     assert freeze.metric[0].value == f"{sum(g.params for g in groups):,}"
+
+
+def test_text_pages_name_the_text_model_and_its_own_words(tl_home) -> None:
+    """Issue 35: with texts, Train named the image model ("Start training runs tf_efficientnet_lite0"), the sidebar
+    said "Augment: light" while the Augment page was set to none, and whole-encoder runs kept the picture head's
+    lr 3e-3 (25% on news, chance); choosing full fine-tuning now brings the texts' own values, said on the page."""
+    from pages.common import SAMPLE_TEXTS
+    from tlcore.text.model import DEFAULT_TEXT_MODEL
+
+    from app_fixtures import choices_of, page as page_with
+
+    texts = dict(data__source=str(SAMPLE_TEXTS), app__data_kind="Bundled sample texts")
+    train = page_with("5_train.py", **texts)
+    train.run()
+    assert not train.exception
+    words = " ".join([i.value for i in train.info] + [m.value for m in train.sidebar.markdown])
+    assert f"Start training runs {DEFAULT_TEXT_MODEL}" in words and "tf_efficientnet" not in words
+    assert "**Augment:** none" in words
+    freeze = page_with("4_freeze.py", **texts)
+    freeze.run()
+    freeze.radio(key="freeze:freeze.strategy").set_value("full").run()
+    chosen = choices_of(freeze)
+    assert chosen["optimizer.lr"] == 5e-5 and chosen["schedule.warmup_epochs"] == 0.5
+    freeze.radio(key="freeze:freeze.strategy").set_value("feature_extraction").run()
+    chosen = choices_of(freeze)
+    assert chosen["optimizer.lr"] == 3e-3 and chosen["schedule.warmup_epochs"] == 0.0  # they follow back
+    freeze.radio(key="freeze:freeze.strategy").set_value("full").run()
+    train = page_with("5_train.py", **texts)
+    train.query_params["exp"] = freeze.query_params["exp"]
+    train.run()
+    assert any("For texts with this freeze plan: learning rate (head) 5e-05" in c.value for c in train.caption)

@@ -195,3 +195,27 @@ def test_a_mismatch_of_thousands_of_classes_is_one_short_line() -> None:
     words = _some([f"label{i}" for i in range(5000)])
     assert words.endswith("and 4,992 more") and len(words) < 120
     assert _some(["a", "b"]) == "a, b"
+
+
+def test_labelled_target_pictures_that_are_also_the_target_test_are_said(tmp_path: Path) -> None:
+    """Issue 36: the few labelled target pictures were a subset of the folder used as the unlabelled target and as the
+    labelled target test; nothing said that the test's accuracy then includes the pictures that chose the method."""
+    import shutil
+
+    from tlcore.adapt_spec import labelled_overlap_notes
+    from train_fixtures import make_colour_classes
+
+    test = make_colour_classes(tmp_path / "target_test")
+    few = tmp_path / "few"
+    for folder in sorted(p for p in test.iterdir() if p.is_dir()):
+        (few / folder.name).mkdir(parents=True)
+        for picture in sorted(folder.iterdir())[:2]:
+            shutil.copy(picture, few / folder.name / picture.name)
+    shared = sum(1 for _ in few.rglob("*.*"))
+    notes = labelled_overlap_notes(str(few), str(test), [str(test)])
+    assert len(notes) == 2 and notes[0].startswith(f"{shared} of your {shared} labelled target pictures are also in "
+                                                   "target_test, the labelled target test")
+    assert "among the unlabelled target pictures" in notes[1]
+    apart = make_colour_classes(tmp_path / "other_test", size=44)  # other pictures
+    assert labelled_overlap_notes(str(few), "", [str(apart)]) == []
+    assert labelled_overlap_notes("", str(test), [str(test)]) == []

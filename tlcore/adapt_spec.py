@@ -17,7 +17,7 @@ from tlcore.errors import TransferLabError
 from tlcore.schema import setting
 
 __all__ = ["METHODS", "NEEDS_TARGET", "TRAINS_THE_BACKBONE", "DEFAULT_WEIGHTS", "HEAD_ONLY_WEIGHTS", "MIN_TARGET", "LABELLED_USES",
-           "AdaptConfig", "AdaptError", "TargetSet", "check_adapt", "scan_target", "scan_labelled_target", "check_labelled_classes", "labelled_repeats", "uses_adabn"]
+           "AdaptConfig", "AdaptError", "TargetSet", "check_adapt", "scan_target", "scan_labelled_target", "check_labelled_classes", "labelled_repeats", "uses_adabn", "picture_hashes", "labelled_overlap_notes"]
 
 # One sentence per method, for the UI and the CLI.
 METHODS = {
@@ -262,3 +262,63 @@ def scan_target(source: str, max_pictures: int = 5000) -> TargetSet:
         raise AdaptError(f"the adaptation target {source} has {found} ({len(files)} file(s) in all)",
                          "give a folder or zip with many pictures of the target domain (dozens at least)")
     return TargetSet(str(root), paths, digests, len(candidates) - len(paths))
+
+
+def picture_hashes(source: str) -> set[str]:
+    """The content hashes of every picture file under a folder (or zip), at any depth (unreadable files left out).
+
+    Args:
+        source: the folder or zip.
+
+    Returns:
+        SHA-256 hashes of the files' bytes.
+    """
+    hashes = set()
+    for path in walk_files(resolve_source(source)):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            try:
+                hashes.add(hashlib.sha256(read_picture_file(path)).hexdigest())
+            except ImageReadError:
+                continue
+    return hashes
+
+
+def labelled_overlap_notes(labelled: str, target: str, evaluated_on: tuple[str, ...] | list[str]) -> list[str]:
+    """Where the few labelled target pictures are also pictures the run adapts to or is judged on (same bytes).
+
+    A labelled target test that holds the pictures that chose the method reports an accuracy those pictures
+    helped choose; the unlabelled target holding them is milder (methods see them, without labels).
+
+    Args:
+        labelled: `adapt.labelled` ("" for none).
+        target: `adapt.target` ("" for none).
+        evaluated_on: the labelled folders the runs are evaluated on (`evaluate_on`, the target test).
+
+    Returns:
+        One sentence per overlap (none: an empty list). Folders that cannot be read are left to their own checks.
+    """
+    if not labelled.strip():
+        return []
+    try:
+        mine = picture_hashes(labelled)
+    except TransferLabError:
+        return []
+    notes = []
+    for folder in evaluated_on:
+        try:
+            shared = len(mine & picture_hashes(folder))
+        except TransferLabError:
+            continue
+        if shared:
+            notes.append(f"{shared} of your {len(mine)} labelled target pictures are also in {Path(folder).name}, "
+                         "the labelled target test: its accuracy then includes the pictures that chose the method; "
+                         "keep the two apart")
+    if target.strip():
+        try:
+            shared = len(mine & picture_hashes(target))
+        except TransferLabError:
+            shared = 0
+        if shared:
+            notes.append(f"{shared} of your {len(mine)} labelled target pictures are also among the unlabelled target "
+                         f"pictures ({Path(target).name}): adaptation methods see them, without labels, while training")
+    return notes

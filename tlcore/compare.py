@@ -28,6 +28,7 @@ from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
 from tlcore.grid import STRATEGY_SET, Axis, expand, same_in_effect
 from tlcore.stats import EQUIVALENCE_MARGIN, PairedComparison, compare_paired, plain_words
+from tlcore.text.catalog import is_text_model
 from tlcore.target_score import SELECTION_SCORE, best_by_target_score
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
@@ -235,6 +236,7 @@ class SweepRow:
     labelled_pictures: int | None = None
     adapt_method: str = "none"  # the run's adaptation method ("none": the baseline a few labels must beat)
     head_only: bool = False  # feature extraction: only the head trains (where the label-free choice held)
+    items: str = "pictures"  # what the run classifies, in words ("texts" for a text model)
 
 
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
@@ -280,6 +282,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             labelled_accuracy=few.get("accuracy"), labelled_pictures=few.get("n"),
             adapt_method=str(run.config.get("adapt", {}).get("method", "none")),
             head_only=_trains_only_head(run.config),
+            items="texts" if is_text_model(str((run.config.get("model") or {}).get("name", ""))) else "pictures",
         ))
     return rows
 
@@ -448,13 +451,14 @@ def verdict(rows: list[SweepRow], margin: float = EQUIVALENCE_MARGIN) -> str:
         paired = paired_comparisons(rows)
         if paired:
             seconds = {c.label: c.wall_seconds for c in ranked}
-            text += (f". Paired on the same {paired[0].n} test pictures ({paired[0].test}): "
-                     + "; ".join(plain_words(c, seconds.get(c.a), seconds.get(c.b), margin) for c in paired))
+            items = rows[0].items
+            text += (f". Paired on the same {paired[0].n} test {items} ({paired[0].test.replace('picture', items[:-1])}): "
+                     + "; ".join(plain_words(c, seconds.get(c.a), seconds.get(c.b), margin, items) for c in paired))
         else:
             images = best.done[0].test_images
             one_image = 100 / images if images else 0
             if one_image and gap < 2 * one_image:
-                text += (f". With {images} test images one picture is {one_image:.1f} points, so the top "
+                text += (f". With {images} test {rows[0].items} one of them is {one_image:.1f} points, so the top "
                          "two are within noise")
     fastest = min(ranked, key=lambda c: c.wall_seconds or float("inf"))
     if fastest is not best and fastest.wall_seconds and best.wall_seconds:

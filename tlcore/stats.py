@@ -191,7 +191,7 @@ def compare_paired(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray)
 
 
 def plain_words(c: PairedComparison, seconds_a: float | None = None, seconds_b: float | None = None,
-                margin: float = EQUIVALENCE_MARGIN) -> str:
+                margin: float = EQUIVALENCE_MARGIN, items: str = "pictures") -> str:
     """One of three things, as a person would say it: A is better; the two are as good (within the margin); or
     cannot tell, with how large the difference could be. The difference, interval and p-value in every case.
 
@@ -200,6 +200,7 @@ def plain_words(c: PairedComparison, seconds_a: float | None = None, seconds_b: 
         seconds_a: A's training time, when known.
         seconds_b: B's.
         margin: the equivalence margin, as a share (0.02: 2 points).
+        items: what was classified, in words ("texts").
 
     Returns:
         One sentence.
@@ -216,4 +217,4 @@ def plain_words(c: PairedComparison, seconds_a: float | None = None, seconds_b: 
                 f"within the margin){faster}")
     return (f"cannot tell {c.a} from {c.b} with this test set: the difference could be as large as "
             f"{100 * c.largest_plausible:.1f} points ({numbers}); about {c.more_pictures_needed():,} more test "
-            "pictures would be needed to see a 2-point difference")
+            f"{items} would be needed to see a 2-point difference")

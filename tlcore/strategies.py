@@ -6,8 +6,8 @@ Kept free of torch so `python -m tlcore --help` and the CLI's argument parsing s
 __all__ = ["STRATEGIES"]
 
 STRATEGIES = {
-    "feature_extraction": "Train only the new head on frozen ImageNet features: fastest and safest on small data, "
-                          "but the features never adapt to your images.",
+    "feature_extraction": "Train only the new head on the frozen pretrained features: fastest and safest on small "
+                          "data, but the features never adapt to your data.",
     "freeze_first_k": "Keep the first k groups (generic edges and textures) frozen and fine-tune the rest: "
                       "a middle ground in speed and accuracy.",
     "full": "Fine-tune every layer: most accurate when you have enough data, slowest, and easiest to overfit.",

@@ -53,6 +53,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from tlcore.compare import (DEFAULT_STRATEGIES, candidate_methods, method_axis, strategy_axis, launch_sweep, resume_sweep,
                                 sweep_rows, verdict)
+    from tlcore.adapt_spec import labelled_overlap_notes
     from tlcore.grid import expand, parse_axis, same_in_effect, same_in_effect_words
     from tlcore.report import write_report
     from tlcore.config import RunConfig
@@ -94,6 +95,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         repeats = same_in_effect(expand(base, axes, args.seeds))
         if repeats:
             print(f"note: {same_in_effect_words(repeats)}")
+        for note in labelled_overlap_notes(base.adapt.labelled, base.adapt.target, base.evaluate_on):
+            print(f"warning: {note}")
         sweep = launch_sweep(base, store=store, start=args.background, axes=axes, seeds=args.seeds,
                              runner=runner(args))
         runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
