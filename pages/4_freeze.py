@@ -31,7 +31,7 @@ def _clicked() -> None:
 def _strategy_changed() -> None:
     """The user chose another strategy: its own learning-rate spread comes with it (fine_tune spreads)."""
     change({"freeze.lr_spread": None})
-    follow_the_data()  # e.g. a whole text encoder: lr 5e-5 with a warm-up instead of the picture head's 3e-3
+    follow_the_data()  # e.g. a whole text encoder: lr 1e-4 with a warm-up instead of the picture head's 3e-3
 
 
 labels = {k: k.replace("_", " ") for k in STRATEGIES}

@@ -21,6 +21,7 @@ from tlcore.config import LABELLED_MONITORS, MONITORS, RunConfig
 from tlcore.experiment import Experiment, setting
 from tlcore.run_labels import run_label
 from tlcore.schema import counted
+from tlcore.text.catalog import is_text_model
 from tlcore.artifacts import STATE
 from tlcore.errors import TransferLabError
 from tlcore.models import check_weights
@@ -257,12 +258,16 @@ def live(run_id: str) -> None:
     step = progress[0]["data"] if progress else None
     if step and step.get("phase") == "features" and run.epochs_done == 0 and run.status == "running":
         # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
-        st.progress(step["done"] / max(1, step["total"]), text=f"running: extracting features {step['done']} of "
-                    f"{step['total']} pictures (once; then the {run.epochs} epochs train the head on them)")
+        texts = is_text_model(str(run.config.get("model", {}).get("name", "")))
+        st.progress(step["done"] / max(1, step["total"]), text=f"running: {'embedding' if texts else 'extracting features of'} "
+                    f"{step['done']} of {step['total']} {'texts' if texts else 'pictures'} (once; then the "
+                    f"{run.epochs} epochs train the head on them)")
     else:
-        done = run.epochs_done + (step["step"] / step["steps"] if step and step.get("phase", "train") == "train"
-                                  and step["epoch"] == run.epochs_done else 0)
-        st.progress(min(1.0, done / max(1, run.epochs)), text=f"{run.status}: epoch {run.epochs_done} of {run.epochs}")
+        within = step is not None and step.get("phase", "train") == "train" and step.get("epoch") == run.epochs_done
+        done = run.epochs_done + (step["step"] / step["steps"] if within else 0)
+        st.progress(min(1.0, done / max(1, run.epochs)), text=f"{run.status}: epoch {run.epochs_done} of {run.epochs}"
+                    + (f", batch {step['step']} of {step['steps']} of epoch {run.epochs_done + 1}"
+                       if within and run.status == "running" else ""))
     if run.error:
         (st.error if run.status == "failed" else st.info)(run.error)
     for warning in store.events(run.id, kinds=("warning",)):

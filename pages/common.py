@@ -298,7 +298,7 @@ def scan_any(source: str):
 def follow_the_data() -> list[str]:
     """After the user changed the data or the freeze plan: settings whose values the app chose follow the field's
     own value for this modality and strategy (`tlcore.schema.recommended_values`: a whole text encoder trains at
-    lr 5e-5 with a warm-up, a picture head at 3e-3); a value the user typed stays. Called from widgets' callbacks.
+    lr 1e-4 with a warm-up, a picture head at 3e-3); a value the user typed stays. Called from widgets' callbacks.
 
     Returns:
         What changed, in words (also shown on the Train page).

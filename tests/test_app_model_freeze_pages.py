@@ -293,7 +293,7 @@ def test_text_pages_name_the_text_model_and_its_own_words(tl_home) -> None:
     freeze.run()
     freeze.radio(key="freeze:freeze.strategy").set_value("full").run()
     chosen = choices_of(freeze)
-    assert chosen["optimizer.lr"] == 5e-5 and chosen["schedule.warmup_epochs"] == 0.5
+    assert chosen["optimizer.lr"] == 1e-4 and chosen["schedule.warmup_epochs"] == 0.5
     freeze.radio(key="freeze:freeze.strategy").set_value("feature_extraction").run()
     chosen = choices_of(freeze)
     assert chosen["optimizer.lr"] == 3e-3 and chosen["schedule.warmup_epochs"] == 0.0  # they follow back
@@ -301,4 +301,4 @@ def test_text_pages_name_the_text_model_and_its_own_words(tl_home) -> None:
     train = page_with("5_train.py", **texts)
     train.query_params["exp"] = freeze.query_params["exp"]
     train.run()
-    assert any("For texts with this freeze plan: learning rate (head) 5e-05" in c.value for c in train.caption)
+    assert any("For texts with this freeze plan: learning rate (head) 0.0001" in c.value for c in train.caption)

@@ -61,17 +61,19 @@ def test_vary_with_no_values_queues_nothing(tmp_path: Path, tl_home: Path, capsy
     assert RunStore().list() == []
 
 
-def test_a_class_folder_whose_name_is_not_utf8_splits_as_any_other(tmp_path: Path) -> None:  # 11
+def test_a_class_folder_whose_name_is_not_utf8_is_one_line_at_the_scan(tmp_path: Path) -> None:  # 11
+    """Once a crash in the split; then the split worked, training ran, and the run failed at its end writing
+    predictions.csv ("unexpected error: UnicodeEncodeError", issue 37). Now the scan says so, before any work."""
     from conftest import make_class_folders
-    from tlcore.data import make_split, scan
+    from tlcore.data import scan
+    from tlcore.errors import DatasetError
 
     root = make_class_folders(tmp_path / "data", {"ok": 10, "bad": 10})
     odd = os.fsdecode(b"caf\xe9")  # Latin-1 bytes: not UTF-8; Python names it with a surrogate escape
     (root / "bad").rename(root / odd)
-    report = scan(root)
-    split = make_split(report, seed=0, val=0.2, test=0.2)
-    assert sum(item.label == odd for item in split.items) == 10 and len(split.items) == 20
-    # the seed of a UTF-8 class name is what it was before the fix: its splits do not move
+    with pytest.raises(DatasetError, match=r"the class folder name 'caf\\xe9' .* is not valid UTF-8 text"):
+        scan(root)
+    # the seed of a UTF-8 class name is what it was before: its splits do not move
     assert random.Random("0/ok").random() == random.Random("0/ok".encode()).random()
 
 

@@ -137,7 +137,7 @@ def test_a_store_deleted_between_opening_and_writing_loses_no_write(colours: Pat
     store = _deleted_while_open_store()
     run = store.create(tiny_config(colours, epochs=1))
     store.claim(run.id, os.getpid())
-    Path(run.run_dir).mkdir(parents=True)  # as the worker does when training starts: what a rebuild reads
+    Path(run.run_dir).mkdir(parents=True, exist_ok=True)  # made by create; as the worker does when training starts: what a rebuild reads
     (Path(run.run_dir) / "config.json").write_text(json.dumps(run.config))
     store.database.delete_next = deleted
     if operation == "finish":
@@ -253,7 +253,7 @@ def test_a_store_outside_the_data_folder_finds_its_runs_after_a_rebuild(colours:
     store = RunStore(tmp_path / "elsewhere" / "runs.sqlite")
     run = store.create(tiny_config(colours, epochs=1))
     assert Path(run.run_dir).parent == tmp_path / "elsewhere" / "runs"
-    Path(run.run_dir).mkdir(parents=True)
+    Path(run.run_dir).mkdir(parents=True, exist_ok=True)  # made by create, with its record
     (Path(run.run_dir) / "config.json").write_text(json.dumps(run.config))
     for path in (tmp_path / "elsewhere").glob("runs.sqlite*"):
         path.unlink()
@@ -286,7 +286,7 @@ def test_a_store_rebuilt_during_a_command_is_said_when_it_ends(colours: Path, tl
 
     store = RunStore()
     run = store.create(tiny_config(colours, epochs=1))
-    Path(run.run_dir).mkdir(parents=True)
+    Path(run.run_dir).mkdir(parents=True, exist_ok=True)  # made by create, with its record
     (Path(run.run_dir) / "config.json").write_text(json.dumps(run.config))
 
     class DeletedAfterOpening(RunStore):
@@ -300,3 +300,66 @@ def test_a_store_rebuilt_during_a_command_is_said_when_it_ends(colours: Path, tl
     assert result.returncode == 0, result.stderr
     assert "note: the run store was deleted or replaced while in use; it was rebuilt" in result.stderr
     assert f"run {run.id}" in result.stdout
+
+
+def _lose_the_store(home: Path) -> RunStore:
+    for path in home.glob("runs.sqlite*"):
+        path.unlink()
+    return RunStore()
+
+
+def test_queued_and_cancelled_runs_come_back_when_the_store_is_lost(colours: Path, tl_home: Path) -> None:
+    """Issues 37 and 40: a queued run had no folder, so a rebuilt store listed 0 runs and said nothing; the
+    comparison a run belonged to was lost too."""
+    store = RunStore()
+    queued = submit(tiny_config(colours, epochs=1), store, start=False, sweep="cmp-20261205-120000-abcd")
+    cancelled = submit(tiny_config(colours, epochs=1), store, start=False)
+    store.request_cancel(cancelled.id)
+    again = _lose_the_store(tl_home)
+    back = again.get(queued.id)
+    assert back.status == "queued" and back.sweep == "cmp-20261205-120000-abcd" and back.config == queued.config
+    assert again.get(cancelled.id).status == CANCELLED
+    assert any("2 run(s) were found in their folders" in note for note in again.notes)
+    run_worker(again)  # the queued run is trained as if nothing had happened
+    assert again.get(queued.id).status == SUCCEEDED and again.get(cancelled.id).status == CANCELLED
+
+
+def test_a_store_lost_mid_run_keeps_every_epoch_and_event(colours: Path, tl_home: Path) -> None:
+    """Issue 37: `runs.sqlite` deleted after epoch 1: the rebuilt store had no epoch-1 metrics and no earlier log."""
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=3), store, start=False)
+    worker = threading.Thread(target=run_worker, args=(store,))
+    worker.start()
+    wait_until(lambda: store.get(run.id).epochs_done >= 1)
+    logged = [e["message"] for e in store.events(run.id) if e["kind"] != "progress"]
+    again = _lose_the_store(tl_home)
+    worker.join(timeout=300)
+    rebuilt = RunStore()
+    assert rebuilt.get(run.id).status in ("running", "succeeded")
+    assert [m["epoch"] for m in rebuilt.metrics(run.id)][:1] == [0]  # epoch 1's metrics, from the history
+    messages = [e["message"] for e in rebuilt.events(run.id)]
+    assert all(message in messages for message in logged)  # the log before the loss, from the run's folder
+    assert again is not None
+
+
+def test_a_store_error_while_recording_an_event_does_not_fail_the_run(colours: Path, tl_home: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 40: the training sink's `store.add_event` could raise a StoreError and mark a healthy run failed."""
+    from tlcore.store.event_log import EventLog
+
+    original = EventLog.add_event
+    calls = []
+
+    def flaky(self, run_id, kind, message, data=None):
+        calls.append(kind)
+        if len(calls) == 3:
+            raise StoreError("the run store is busy", "try again")
+        return original(self, run_id, kind, message, data)
+
+    monkeypatch.setattr(EventLog, "add_event", flaky)
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=1), store, start=False)
+    run_worker(store)
+    assert store.get(run.id).status == SUCCEEDED
+    folder_log = (Path(store.get(run.id).run_dir) / "events.jsonl").read_text()
+    assert "the run store could not record an event" in folder_log

@@ -263,6 +263,9 @@ def test_head_only_text_runs_train_on_embeddings_computed_once_with_the_slow_pat
     fast = train(tiny_config(Path(TICKETS), **base), tmp_path / "fast", sink=events.append)
     slow = train(tiny_config(Path(TICKETS), **{**base, "feature_cache": False}), tmp_path / "slow")
     assert any("text fast path" in e.message for e in events)
+    counts = [(e.data["done"], e.data["total"]) for e in events if e.kind == "progress" and
+              e.message.startswith("embedding texts")]  # issue 36: a count in the wait before epoch 1
+    assert counts[0][0] == 0 and counts[-1][0] == counts[-1][1] > 0 and all(t == counts[0][1] for _, t in counts)
     for a, b in zip(fast.history, slow.history):  # frozen layers in inference mode (attention dropout too): equal
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5) and a["train_acc"] == b["train_acc"]
     x, y = load_file(str(tmp_path / "fast" / "best.safetensors")), load_file(str(tmp_path / "slow" / "best.safetensors"))

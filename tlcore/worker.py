@@ -28,7 +28,8 @@ from tlcore.evaluate import evaluate_folder, evaluate_run, score_labelled_target
 from tlcore.paths import data_home
 from tlcore.preflight import check_before_queueing, model_for_the_data
 from tlcore.text.catalog import is_text_model
-from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
+from tlcore.run_files import append_event, write_run_record
+from tlcore.runs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Run, RunStore, StoreError
 from tlcore.tracking import RunTracker
 from tlcore.events import Cancelled, Event
 from tlcore.train import train
@@ -148,9 +149,20 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
             store.heartbeat(run.id)
 
     tracker: RunTracker | None = None
+    store_trouble: list[str] = []
 
     def sink(event: Event) -> None:
-        store.add_event(run.id, event.kind, event.message, event.data)
+        if event.kind != "progress":  # in the run folder too, as it happens: a rebuilt store loses none of them
+            append_event(run.run_dir, {"ts": time.time(), "kind": event.kind, "message": event.message,
+                                       "data": event.data})
+        try:
+            store.add_event(run.id, event.kind, event.message, event.data)
+        except StoreError as exc:  # the store's trouble is not the run's: it trains on, its folder keeps the events
+            if not store_trouble:
+                store_trouble.append(str(exc))
+                append_event(run.run_dir, {"ts": time.time(), "kind": "warning", "data": {},
+                                           "message": f"the run store could not record an event ({exc}); the run "
+                                                      f"goes on and its folder keeps its events"})
         if event.kind == "epoch" and tracker is not None:
             tracker.epoch(event.data)
         if on_event:
@@ -162,6 +174,7 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
     try:
         mark.parent.mkdir(parents=True, exist_ok=True)
         mark.write_text(str(os.getpid()))
+        write_run_record(run.run_dir, state=RUNNING, sweep=run.sweep, runner=run.runner, created=run.created)
         config = RunConfig.from_dict(run.config)
         tracker = RunTracker(run.id, run.name, run.sweep, run.config, run.run_dir,
                              warn=lambda text: sink(Event("warning", text)))

@@ -1,5 +1,6 @@
-"""Resume and checkpoints: the last complete epoch restored on resume; best and last weights and the resume
-unit written after each epoch (rank 0 only), each file whole or not at all; the history at the end."""
+"""Resume and checkpoints: the last complete epoch restored on resume; best and last weights, the resume unit and
+the history written after each epoch (rank 0 only), each file whole or not at all (a store rebuilt mid-run gets
+every finished epoch's metrics back from the history)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,16 @@ class Checkpoints(Part):
         save_weights(model, fit.run_dir / LAST, epoch)
         save_state(fit.run_dir, model, loop.optimizer, loop.scheduler, epoch,
                    {**fit.progress.state(), "adapt": loop.objective.state_dict()})
+        _write_history(fit)
 
     def after_fit(self, fit: Fit) -> None:
         if fit.writer:
-            history = json.dumps(fit.progress.history, indent=1)
-            atomic_write(fit.run_dir / HISTORY, lambda tmp: tmp.write_text(history))
+            _write_history(fit)
+
+
+def _write_history(fit: Fit) -> None:
+    history = json.dumps(fit.progress.history, indent=1)
+    atomic_write(fit.run_dir / HISTORY, lambda tmp: tmp.write_text(history))
 
 
 def _restore(fit: Fit) -> Progress:

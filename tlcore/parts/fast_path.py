@@ -59,7 +59,7 @@ class FastPath(Part):
             prep.model, prep.built, prep.manifest, train_loader, val_loader, prep.runtime, seed=config.seed,
             views=config.feature_views, augment=augment, on_note=lambda text: fit.sink(Event("warning", text)),
             target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None,
-            on_progress=_feature_progress(fit.sink))
+            on_progress=feature_progress(fit.sink))
         fit.sink(Event("log", f"feature extraction fast path: backbone features of {len(self.features.val)} val "
                               f"pictures and {config.feature_views} augmented view(s) of "
                               f"{len(self.features.train_labels)} training pictures "
@@ -91,17 +91,25 @@ def _cycle_features(target: torch.Tensor, epoch_seed: int, batch_size: int):
         yield from target[torch.randperm(len(target), generator=generator)].split(batch_size)
 
 
-def _feature_progress(sink: Sink) -> Callable[[int, int], None]:
-    """Progress of the feature extraction ("extracting features 120/350"), at most every PROGRESS_EVERY_S and at
-    its end: on a CPU it is most of a short run's first minute."""
+def feature_progress(sink: Sink, words: str = "extracting features") -> Callable[[int, int], None]:
+    """Progress of the one pass through the frozen backbone ("extracting features 120/350", "embedding texts
+    96/204"), at its start, at most every PROGRESS_EVERY_S and at its end: on a CPU it is most of a short run's
+    first minute.
+
+    Args:
+        sink: the run's event sink.
+        words: what is being done, for the event's message.
+
+    Returns:
+        `report(done, total)`.
+    """
     last = [-PROGRESS_EVERY_S]
 
     def report(done: int, total: int) -> None:
         now = time.monotonic()
-        if now - last[0] >= PROGRESS_EVERY_S or done == total:
+        if now - last[0] >= PROGRESS_EVERY_S or done in (0, total):
             last[0] = now
-            sink(Event("progress", f"extracting features {done}/{total}",
-                       {"phase": "features", "done": done, "total": total}))
+            sink(Event("progress", f"{words} {done}/{total}", {"phase": "features", "done": done, "total": total}))
     return report
 
 

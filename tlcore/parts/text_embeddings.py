@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from tlcore.collectives import rank_world
 from tlcore.events import Event
+from tlcore.parts.fast_path import feature_progress
 from tlcore.features import uses_fast_path
 from tlcore.inference import outputs
 from tlcore.parts.base import Fit, Part, StepPath
@@ -47,12 +48,20 @@ class TextEmbeddings(Part):
         prep, started = fit.prep, time.monotonic()
         model = prep.model
 
+        total = len(fit.loop.train_loader.dataset) + len(fit.loop.val_loader.dataset)
+        report, done = feature_progress(fit.sink, "embedding texts"), [0]
+
         def embed(dataset) -> tuple[torch.Tensor, torch.Tensor]:
             # the loop's own datasets (texts read and tokenized once), in manifest order
             loader = DataLoader(dataset, batch_size=fit.config.batch_size, collate_fn=collate_texts)
-            pairs = list(outputs(model, loader, prep.runtime, forward=lambda m, x: m.forward_features(x)))
+            pairs = []
+            for features, labels in outputs(model, loader, prep.runtime, forward=lambda m, x: m.forward_features(x)):
+                pairs.append((features, labels))
+                done[0] += len(labels)
+                report(done[0], total)  # "embedding texts 96/204": most of a short text run's first minute
             return torch.cat([f for f, _ in pairs]), torch.cat([y for _, y in pairs])
 
+        report(0, total)
         self.train, self.train_labels = embed(fit.loop.train_loader.dataset)
         self.val, self.val_labels = embed(fit.loop.val_loader.dataset)
         fit.sink(Event("log", f"text fast path: pooled embeddings of {len(self.train)} training and {len(self.val)} "

@@ -7,6 +7,8 @@ import time
 from typing import TYPE_CHECKING
 
 from tlcore.errors import TransferLabError
+from tlcore.files import atomic_write
+from tlcore.run_files import CONFIG, read_run_record, write_run_record
 from tlcore.store.database import Database, retried_after_a_rebuild
 from tlcore.store.event_log import EventLog
 from tlcore.store.records import (CANCELLED, FAILED, QUEUED, RUNNING, Run, check_run_id, is_sweep_id, new_run_id,
@@ -42,7 +44,11 @@ class RunLifecycle:
         """
         run_id = new_run_id()
         name = config.name or f"{config.model.name} / {config.freeze.name}"
-        self._insert(run_id, name, config.to_json(), time.time(), str(self.database.runs_dir / run_id), sweep, runner)
+        run_dir, created = self.database.runs_dir / run_id, time.time()
+        # the folder first, with the config and a queued record: a store rebuilt from the folders gets it back
+        write_run_record(run_dir, state=QUEUED, sweep=sweep, runner=runner, created=created)
+        atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()))
+        self._insert(run_id, name, config.to_json(), created, str(run_dir), sweep, runner)
         return self.get(run_id)
 
     @retried_after_a_rebuild
@@ -152,6 +158,8 @@ class RunLifecycle:
             if run.status == QUEUED:
                 db.execute("UPDATE runs SET status=?, finished=?, error=? WHERE id=? AND status=?",
                            (CANCELLED, time.time(), "cancelled before it started", run_id, QUEUED))
+                if read_run_record(run.run_dir).get("state") == QUEUED:
+                    write_run_record(run.run_dir, state=CANCELLED)
             elif run.status == RUNNING:
                 db.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
             else:

@@ -7,8 +7,9 @@ import json
 import time
 from pathlib import Path
 
-from tlcore.run_files import BEST, CONFIG, EVALUATION, HISTORY, LAST, PREDICTIONS, TRAINING_MARK, weights_epoch
-from tlcore.store.records import FAILED, RUNNING, SUCCEEDED, created_at, is_run_id, pid_alive
+from tlcore.run_files import (BEST, CONFIG, EVALUATION, EVENTS_LOG, HISTORY, LAST, PREDICTIONS, TRAINING_MARK,
+                              read_run_record, weights_epoch)
+from tlcore.store.records import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, created_at, is_run_id, pid_alive
 
 __all__ = ["fill_from_run_folders"]
 
@@ -52,16 +53,24 @@ def fill_from_run_folders(database) -> int:
             trainer = _training_pid(run_dir)
             name = config.get("name") or f"{config.get('model', {}).get('name', '?')} / " \
                                          f"{config.get('freeze', {}).get('strategy', 'custom')}"
-            status = SUCCEEDED if done else RUNNING if trainer else FAILED
-            error = None if status != FAILED else ("found in its folder when the run store was rebuilt; its "
-                                                   "checkpoint is kept: resume it to continue")
+            record = read_run_record(run_dir)  # its comparison, runner, and whether it ever started
+            never_started = record.get("state") in (QUEUED, CANCELLED) and not epochs_done and not trainer
+            status = SUCCEEDED if done else RUNNING if trainer else record["state"] if never_started else FAILED
+            error = None if status in (SUCCEEDED, RUNNING, QUEUED) else (
+                "cancelled before it started" if status == CANCELLED else
+                "found in its folder when the run store was rebuilt; its checkpoint is kept: resume it to continue")
             changed = run_dir.stat().st_mtime
-            created = created_at(run_dir.name) or changed  # the id says when it was created; the folder, when touched
+            created = record.get("created") if isinstance(record.get("created"), (int, float)) else None
+            created = created or created_at(run_dir.name) or changed  # else the id's time, else the folder's
+            sweep = record.get("sweep") if isinstance(record.get("sweep"), str) else None
+            runner = record.get("runner") if isinstance(record.get("runner"), str) else None
             db.execute("INSERT INTO runs (id, name, config, status, error, created, started, finished, run_dir, "
-                       "epochs_done, pid, heartbeat) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (run_dir.name, str(name), json.dumps(config), status, error, created, created,
-                        None if status == RUNNING else changed, str(run_dir), epochs_done, trainer,
-                        time.time() if trainer else None))
+                       "epochs_done, pid, heartbeat, sweep, runner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (run_dir.name, str(name), json.dumps(config), status, error, created,
+                        None if status == QUEUED else created,
+                        None if status in (RUNNING, QUEUED) else changed, str(run_dir), epochs_done, trainer,
+                        time.time() if trainer else None, sweep, runner))
+            _restore_events(db, run_dir)
             if trainer:  # still training: it is the worker, so no second one starts beside it
                 db.execute("INSERT OR IGNORE INTO workers (pid, started) VALUES (?, ?)", (trainer, time.time()))
             for row in history:
@@ -75,3 +84,19 @@ def fill_from_run_folders(database) -> int:
                                (run_dir.name, kind, str(run_dir / file)))
             restored += 1
     return restored
+
+
+def _restore_events(db, run_dir: Path) -> None:
+    """The run's events as its folder kept them (`events.jsonl`), so the rebuilt log is the one the run wrote."""
+    try:
+        lines = (run_dir / EVENTS_LOG).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return
+    for line in lines:
+        try:
+            event = json.loads(line)
+            row = (run_dir.name, float(event["ts"]), str(event["kind"]), str(event["message"]),
+                   json.dumps(event.get("data") or {}))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash
+        db.execute("INSERT INTO events (run_id, ts, kind, message, data) VALUES (?,?,?,?,?)", row)
