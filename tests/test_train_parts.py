@@ -124,3 +124,74 @@ def test_adabn_runs_get_the_adabn_part(colours: Path, tmp_path: Path) -> None:
     target = make_colour_classes(tmp_path / "target", per_class=4)
     config = tiny_config(colours, adapt={"method": "adabn", "target": str(target)})
     assert AdaBN in {type(p) for p in parts_for(prepare(config))}
+
+
+def _every_part() -> list[Part]:
+    """One of each part, in the order of PARTS (their declarations are class attributes: no run is needed)."""
+    from tlcore.parts import adaptation, cancel, checkpoints, epoch_report, freeze_stages, overfitting, progress
+    from tlcore.parts import text_embeddings, torchrun
+
+    return [checkpoints.Checkpoints(), AdaBN(), FastPath(), text_embeddings.TextEmbeddings(), Compile("eager"),
+            torchrun.Torchrun(), cancel.Cancel(False), freeze_stages.FreezeStages(), adaptation.Adaptation(),
+            progress.StepProgress(), epoch_report.EpochReport(), overfitting.Overfitting(),
+            EarlyStopping.__new__(EarlyStopping)]
+
+
+def test_a_wrong_part_order_is_an_error_when_the_parts_are_chosen() -> None:
+    """Issue 40: the order was the position in PARTS, explained by comments; now each part declares what it
+    provides, requires and comes after, and a wrong order fails before any training."""
+    from tlcore.parts import PartOrderError, check_order
+
+    parts = _every_part()
+    check_order(parts)  # the order of PARTS holds every declaration
+    names = [p.name for p in parts]
+    report = parts[names.index("epochreport")]
+    wrong = [report] + [p for p in parts if p is not report]  # the epoch reported before its checkpoint is on disk
+    with pytest.raises(PartOrderError, match="epochreport requires 'checkpoint_on_disk', and checkpoints provides it "
+                                             "after it"):
+        check_order(wrong)
+    with pytest.raises(PartOrderError, match="adabn requires 'start_epoch', and no part provides it"):
+        check_order([p for p in parts if p.name != "checkpoints"])
+    swapped = list(parts)
+    i, j = names.index("compile"), names.index("torchrun")
+    swapped[i], swapped[j] = swapped[j], swapped[i]  # torchrun must wrap the compiled step, outermost
+    with pytest.raises(PartOrderError, match="torchrun must come after compile"):
+        check_order(swapped)
+
+
+class Stateful(Part):
+    """A part that counts its steps, saves the count with the checkpoint and hears how the run ended."""
+
+    def __init__(self) -> None:
+        self.steps, self.errors = 0, []
+
+    def after_step(self, fit: Fit, epoch: int, step: int) -> None:
+        self.steps += 1
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state.get("steps", 0)
+
+    def on_exception(self, fit: Fit, error: BaseException) -> None:
+        self.errors.append(type(error).__name__)
+
+
+def test_a_part_saves_its_own_state_and_hears_a_cancel(colours: Path, tmp_path: Path) -> None:
+    """Issue 40: resume state was one hard-coded key; there was no moment for an exception, and a cancel was an
+    exception raised inside a part. Now each part's state travels with the checkpoint, a cancel is a signal the
+    loop acts on, and every part hears the exception that ends the run."""
+    from tlcore.events import Cancelled
+
+    prep = prepare(tiny_config(colours, epochs=3, batch_size=4))
+    steps_per_epoch = len(build_loop(prep).train_loader)
+    first = Stateful()
+    with pytest.raises(Cancelled, match="cancelled before epoch 3"):  # asked to stop once two epochs are done
+        fit(Fit(build_loop(prep), tmp_path, lambda e: None, lambda: first.steps >= 2 * steps_per_epoch),
+            parts_for(prep) + [first])
+    assert first.errors == ["Cancelled"]
+    again = Stateful()
+    result = fit(Fit(build_loop(prep), tmp_path, lambda e: None, lambda: False, resume=True), parts_for(prep) + [again])
+    assert result.epochs_done == 3 and again.steps == 3 * steps_per_epoch  # 2 epochs' count came back, 1 more added
+    assert again.errors == []

@@ -114,6 +114,19 @@ def fit(run: Fit, parts: list[Part]) -> TrainResult:
         Cancelled: a part saw the cancel.
         TransferLabError: the loss became NaN.
     """
+    run.parts = parts
+    try:
+        return _fit(run, parts)
+    except BaseException as error:  # every part hears it (a cancel, a diverged loss, a bug), then it goes on
+        for part in parts:
+            try:
+                part.on_exception(run, error)
+            except Exception:  # noqa: BLE001 - a part's cleanup must not hide the run's own error
+                pass
+        raise
+
+
+def _fit(run: Fit, parts: list[Part]) -> TrainResult:
     for part in parts:
         part.before_fit(run)
     run.path = next((path for part in parts if (path := part.step_path(run))), None) or pictures_path(run.loop)
@@ -124,6 +137,8 @@ def fit(run: Fit, parts: list[Part]) -> TrainResult:
     for epoch in range(run.progress.start_epoch, run.config.epochs):
         for part in parts:
             part.before_epoch(run, epoch)
+        if run.stop:  # a part's cancel signal
+            raise Cancelled(run.stop)
         started = time.perf_counter()
         metrics = _train_epoch(run, parts, step, epoch)
         metrics.update(_validate(run), epoch_seconds=time.perf_counter() - started,
@@ -173,6 +188,8 @@ def _train_epoch(run: Fit, parts: list[Part], step, epoch: int) -> dict:
     for index, (x, y) in enumerate(run.path.batches(epoch, order)):
         for part in parts:
             part.before_step(run, epoch, index)
+        if run.stop:
+            raise Cancelled(run.stop)
         x, y = x.to(runtime.device, non_blocking=True), y.to(runtime.device, non_blocking=True)
         out = step(x, y)
         if out is not None:  # None: a batch that counts for nothing (torchrun's padding)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from tlcore.parts import (adabn, adaptation, cancel, checkpoints, early_stopping, epoch_report, fast_path,
                           freeze_stages, labelled_target, overfitting, progress, text_embeddings, torch_compile, torchrun)
-from tlcore.parts.base import Fit, Part, Progress, StepPath
+from tlcore.parts.base import Fit, Part, PartOrderError, Progress, StepPath, check_order
 from tlcore.prepare import Prepared
 
-__all__ = ["PARTS", "parts_for", "Fit", "Part", "Progress", "StepPath"]
+__all__ = ["PARTS", "parts_for", "Fit", "Part", "Progress", "StepPath", "PartOrderError", "check_order"]
 
+# The calling order; each part declares what it provides, requires and comes after, and `parts_for` checks it.
 PARTS = (
     checkpoints.make,     # resume first: the parts after it see where the run starts
     adabn.make,           # the source's BatchNorm statistics, before features are computed with them
@@ -38,5 +39,10 @@ def parts_for(prep: Prepared) -> list[Part]:
 
     Returns:
         One `Part` per feature that applies to the run.
+
+    Raises:
+        PartOrderError: the parts' declarations do not hold in this order (checked before any training).
     """
-    return [part for make in PARTS if (part := make(prep)) is not None]
+    parts = [part for make in PARTS if (part := make(prep)) is not None]
+    check_order(parts)
+    return parts

@@ -18,6 +18,9 @@ __all__ = ["AdaBN", "make"]
 class AdaBN(Part):
     """Source statistics before training; the target's statistics on the best weights after it."""
 
+    requires = ("start_epoch", "best_weights")  # a resumed run keeps its statistics; after the fit, the best weights
+    provides = ("source_statistics",)
+
     def before_fit(self, fit: Fit) -> None:
         if fit.progress.start_epoch:  # resumed: the statistics were measured when the run began
             return

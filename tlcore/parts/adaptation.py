@@ -13,8 +13,24 @@ __all__ = ["Adaptation", "make"]
 class Adaptation(Part):
     """Feeds the objective its target batches and its place in the run."""
 
+    requires = ("start_epoch",)  # a resumed run's objective state is back before the first step
+    after = ("cancel_check",)
+
     def __init__(self) -> None:
         self.steps = 1
+        self.objective = None
+        self.restored: dict = {}
+
+    def before_fit(self, fit: Fit) -> None:
+        self.objective = fit.loop.objective
+        if self.restored:  # DANN's domain classifier and its optimizer, as the resumed run left them
+            self.objective.load_state_dict(self.restored)
+
+    def state_dict(self) -> dict:
+        return self.objective.state_dict() if self.objective is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.restored = state
 
     def before_epoch(self, fit: Fit, epoch: int) -> None:
         fit.loop.objective.targets = fit.path.target_batches(epoch_seed_of(fit.config, epoch))

@@ -14,9 +14,15 @@ early stopping) is a `Part` whose methods the loop calls at these moments, in th
     after_validate(fit, epoch, metrics)  more of the epoch's metrics, before the best epoch is chosen by one
     after_epoch(fit, epoch, metrics)     checkpoints, the epoch event, warnings, early stopping
     after_fit(fit)                       once, after the last epoch
+    on_exception(fit, error)             when the run stops on an exception (a cancel included), then it goes on
 
-A part keeps its own state; it never replaces the `Loop`'s objects. A new feature is a new module with a
-`make(prep) -> Part | None` and one line in `PARTS`.
+A part declares its place rather than relying on a comment: `provides` names what it makes ready for the parts
+after it ("start_epoch", "best_weights"...), `requires` what it needs from a part before it, and `after` what it
+must follow when that part is there. `check_order` checks them when the run's parts are chosen, so a wrong order is
+an error before any training. A part keeps its own state and saves it itself (`state_dict`, `load_state_dict`: the
+checkpoint collects them by the part's `name`); it never replaces the `Loop`'s objects. A cancel is a signal:
+a part sets `fit.stop`, and the loop stops. A new feature is a new module with a `make(prep) -> Part | None` and
+one line in `PARTS`.
 """
 
 from __future__ import annotations
@@ -29,12 +35,13 @@ import torch
 from torch import nn
 
 from tlcore.config import RunConfig
+from tlcore.errors import TransferLabError
 from tlcore.events import Sink
 from tlcore.prepare import Prepared
 from tlcore.runtime import Runtime
 from tlcore.steps import Loop, train_step
 
-__all__ = ["Part", "Fit", "StepPath", "Progress", "Step"]
+__all__ = ["Part", "Fit", "StepPath", "Progress", "Step", "PartOrderError", "check_order"]
 
 Step = Callable[..., "tuple[torch.Tensor, torch.Tensor] | None"]  # (x, y, share=None) -> (loss, logits) or None
 
@@ -114,6 +121,8 @@ class Fit:
         trainable: the parameters that train in the current epoch.
         improved: the last epoch was the new best.
         stopped_early: early stopping ended the run.
+        stop: why the run should stop now (a part's cancel signal; the loop raises `Cancelled` with it).
+        parts: the run's parts, in calling order (the checkpoint saves their states).
     """
 
     loop: Loop
@@ -127,6 +136,8 @@ class Fit:
     trainable: list[nn.Parameter] = field(default_factory=list)
     improved: bool = False
     stopped_early: bool = False
+    stop: str | None = None
+    parts: list["Part"] = field(default_factory=list)
 
     @property
     def prep(self) -> Prepared:
@@ -155,9 +166,47 @@ class Fit:
         return step
 
 
+class PartOrderError(TransferLabError):
+    """The run's parts are in an order their declarations do not allow (a bug in `PARTS`, found before training)."""
+
+
 class Part:
     """A feature of training, called by the loop at named moments (see the module's docstring). Every moment
-    does nothing by default, so a part defines only the moments it needs."""
+    does nothing by default, so a part defines only the moments it needs.
+
+    Attributes:
+        provides: what this part makes ready for the parts after it.
+        requires: what it needs a part before it to provide (that part must be in the run).
+        after: what it must come after when a part of the run provides it.
+    """
+
+    provides: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The part's name, as its saved state is keyed."""
+        return type(self).__name__.lower()
+
+    def state_dict(self) -> dict:
+        """What this part must carry over a resume ({}: nothing); saved with the checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take back what `state_dict` gave, when a run resumes.
+
+        Args:
+            state: the saved state ({} when the checkpoint holds none for this part).
+        """
+
+    def on_exception(self, fit: Fit, error: BaseException) -> None:
+        """The run is stopping on an exception (a cancel, a diverged loss, a bug): undo what must not outlive it.
+
+        Args:
+            fit: the run being trained.
+            error: the exception, raised again after every part was told.
+        """
 
     def before_fit(self, fit: Fit) -> None:
         """Once, after the loop is built and before the first epoch.
@@ -239,3 +288,27 @@ class Part:
         Args:
             fit: the run being trained (its config, model, loop and progress).
         """
+
+
+def check_order(parts: list[Part]) -> None:
+    """Each part's declarations hold in this order: what it requires is provided by a part before it, and what it
+    must come after is not provided by a part after it.
+
+    Args:
+        parts: the run's parts, in calling order.
+
+    Raises:
+        PartOrderError: naming the part, what it needs, and where that is (or that no part provides it).
+    """
+    for index, part in enumerate(parts):
+        before = {name: p for p in parts[:index] for name in p.provides}
+        later = {name: p for p in parts[index + 1:] for name in p.provides}
+        for needed in part.requires:
+            if needed not in before:
+                where = f"{later[needed].name} provides it after it" if needed in later else "no part provides it"
+                raise PartOrderError(f"the part {part.name} requires {needed!r}, and {where}",
+                                     f"put the part that provides {needed!r} before {part.name} in tlcore.parts.PARTS")
+        for first in part.after:
+            if first in later:
+                raise PartOrderError(f"the part {part.name} must come after {later[first].name} ({first!r})",
+                                     f"move {part.name} after {later[first].name} in tlcore.parts.PARTS")

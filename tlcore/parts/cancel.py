@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 
 from tlcore.collectives import all_agree, rank_world
-from tlcore.events import Cancelled
 from tlcore.parts.base import Fit, Part
 from tlcore.prepare import Prepared
 
@@ -17,7 +16,9 @@ STOP_CHECK_EVERY_STEPS = 8  # with torchrun: a collective look at the cancel fla
 
 
 class Cancel(Part):
-    """Raises `Cancelled` when the run's `should_stop` says so."""
+    """Signals the loop to stop (`fit.stop`) when the run's `should_stop` says so; the loop raises `Cancelled`."""
+
+    provides = ("cancel_check",)
 
     def __init__(self, collective: bool) -> None:
         self.collective = collective
@@ -25,19 +26,19 @@ class Cancel(Part):
 
     def before_epoch(self, fit: Fit, epoch: int) -> None:
         if all_agree(fit.should_stop()):
-            raise Cancelled(f"cancelled before epoch {epoch + 1}")
+            fit.stop = f"cancelled before epoch {epoch + 1}"
         self.last_check = time.monotonic()
 
     def before_step(self, fit: Fit, epoch: int, step: int) -> None:
         if self.collective:
             if step % STOP_CHECK_EVERY_STEPS == 0 and all_agree(fit.should_stop()):
-                raise Cancelled(f"cancelled during epoch {epoch + 1}")
+                fit.stop = f"cancelled during epoch {epoch + 1}"
             return
         now = time.monotonic()
         if now - self.last_check >= STOP_CHECK_EVERY_S:
             self.last_check = now
             if fit.should_stop():
-                raise Cancelled(f"cancelled during epoch {epoch + 1}")
+                fit.stop = f"cancelled during epoch {epoch + 1}"
 
 
 def make(prep: Prepared) -> Part:

@@ -19,6 +19,8 @@ __all__ = ["Checkpoints", "make"]
 class Checkpoints(Part):
     """Restores a resumed run, and keeps every finished epoch on disk."""
 
+    provides = ("start_epoch", "best_weights", "checkpoint_on_disk")
+
     def before_fit(self, fit: Fit) -> None:
         if fit.resume:
             fit.progress = _restore(fit)
@@ -30,8 +32,8 @@ class Checkpoints(Part):
         if fit.improved:
             save_weights(model, fit.run_dir / BEST, epoch)
         save_weights(model, fit.run_dir / LAST, epoch)
-        save_state(fit.run_dir, model, loop.optimizer, loop.scheduler, epoch,
-                   {**fit.progress.state(), "adapt": loop.objective.state_dict()})
+        save_state(fit.run_dir, model, loop.optimizer, loop.scheduler, epoch,  # each part saves its own state
+                   {**fit.progress.state(), "parts": {p.name: s for p in fit.parts if (s := p.state_dict())}})
         _write_history(fit)
 
     def after_fit(self, fit: Fit) -> None:
@@ -54,7 +56,9 @@ def _restore(fit: Fit) -> Progress:
             sink(Event("warning", f"cannot resume: {exc.problem}; training starts again from epoch 1, with the "
                                   "same seed, so the result is the same as an uninterrupted run"))
         return Progress()
-    loop.objective.load_state_dict(state.get("adapt", {}))
+    saved = state.get("parts") or {"adaptation": state.get("adapt", {})}  # "adapt": resume files of older versions
+    for part in fit.parts:
+        part.load_state_dict(saved.get(part.name, {}))
     progress = Progress(state["history"], state["best"], state["best_epoch"], state["stale"], state["epoch"] + 1)
     if progress.best_epoch >= 0 and weights_epoch(run_dir / BEST) not in (progress.best_epoch, progress.start_epoch):
         progress.best, progress.best_epoch = None, -1  # the next epoch writes a best checkpoint that exists

@@ -13,6 +13,8 @@ __all__ = ["EarlyStopping", "make"]
 class EarlyStopping(Part):
     """Stops the run when the metric has gone stale."""
 
+    after = ("epoch_report",)  # the stop is said after the epoch's line
+
     def after_epoch(self, fit: Fit, epoch: int, metrics: dict) -> None:
         rule, progress = fit.config.early_stopping, fit.progress
         if rule.patience and progress.stale >= rule.patience and epoch + 1 < fit.config.epochs:

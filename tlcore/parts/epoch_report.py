@@ -12,6 +12,9 @@ __all__ = ["EpochReport", "make"]
 class EpochReport(Part):
     """Sends each finished epoch to the sink."""
 
+    requires = ("checkpoint_on_disk",)  # the epoch is reported once its checkpoint is on disk
+    provides = ("epoch_report",)
+
     def after_epoch(self, fit: Fit, epoch: int, metrics: dict) -> None:
         m = metrics
         fit.sink(Event("epoch", f"epoch {m['epoch'] + 1}/{fit.config.epochs}: train loss {m['train_loss']:.3f} acc "

@@ -42,6 +42,8 @@ def fast_path_applies(prep: Prepared) -> bool:
 class FastPath(Part):
     """Extracts (or reads) the features before the first epoch, then offers the head on them as the step path."""
 
+    after = ("source_statistics",)  # features computed with the source's BatchNorm statistics, AdaBN's
+
     def __init__(self) -> None:
         self.features: FeatureSet | None = None
 

@@ -14,6 +14,8 @@ __all__ = ["FreezeStages", "make"]
 class FreezeStages(Part):
     """Applies the plan before each epoch."""
 
+    after = ("cancel_check",)  # a cancel is seen before the stage changes
+
     def __init__(self) -> None:
         self.mask: list[bool] | None = None
 

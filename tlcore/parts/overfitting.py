@@ -13,6 +13,8 @@ __all__ = ["Overfitting", "overfitting_words", "make"]
 class Overfitting(Part):
     """Watches the history for the start of overfitting."""
 
+    after = ("epoch_report",)  # its warning follows the epoch's line
+
     def after_epoch(self, fit: Fit, epoch: int, metrics: dict) -> None:
         if warning := overfitting_words(fit.progress.history):
             fit.sink(Event("warning", warning, {"epoch": epoch}))

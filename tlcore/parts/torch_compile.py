@@ -19,6 +19,8 @@ COMPILE_BACKEND = os.environ.get("TRANSFERLAB_COMPILE_BACKEND", "inductor")
 class Compile(Part):
     """Wraps the step so it runs the compiled model, or the eager one after a compile failure."""
 
+    provides = ("compiled_step",)
+
     def __init__(self, backend: str) -> None:
         self.backend = backend
 

@@ -14,6 +14,8 @@ __all__ = ["Torchrun", "make"]
 class Torchrun(Part):
     """This rank's shares of the epoch's global batches, and the sums over ranks."""
 
+    after = ("compiled_step",)  # wraps the step outermost: each rank's share of the (compiled) step
+
     def __init__(self) -> None:
         self.shares: list[float] = []
         self.step_index = 0
