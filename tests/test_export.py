@@ -53,6 +53,15 @@ def test_export_round_trip_gives_the_same_predictions(trained, tmp_path: Path) -
         assert [c for c, _ in a] == [c for c, _ in b] and np.allclose([p for _, p in a], [p for _, p in b], atol=1e-6)
     card = (tmp_path / "export" / "MODEL_CARD.md").read_text()
     assert "Held-out test set" in card and "red" in card
+    import yaml  # the Hub's metadata header (issue 39), read as the Hub reads it
+
+    header = yaml.safe_load(card.split("---\n")[1])
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert header["library_name"] == "timm" and header["pipeline_tag"] == "image-classification"
+    assert header["datasets"] == [data.name] and "base_model" not in header  # random weights: no base model
+    metric = header["model-index"][0]["results"][0]["metrics"][0]
+    assert metric["type"] == "accuracy" and metric["value"] == round(evaluation["accuracy"], 4)
+    assert "timm.create_model('test_efficientnet', num_classes=3)" in card  # the snippet plain timm loads it with
     meta = json.loads((tmp_path / "export" / "config.json").read_text())
     assert meta["classes"] == ["blue", "green", "red"] and meta["onnx_opset"] == 17
 

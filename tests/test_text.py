@@ -126,6 +126,53 @@ def tickets_config(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "batch_size": 16, "device": "cpu", "num_workers": 0}
 
 
+def _edited_exports_are_one_line_of_our_own(export: Path, tmp_path: Path, text: str) -> None:
+    """Issue 37: export files edited with their checksums recomputed were "unexpected OverflowError" (max_length
+    -5), "unexpected TypeError" (model_type gpt2), "unexpected JSONDecodeError" (a tokenizer that is not JSON), and
+    a config.json of random bytes was taken for a run folder with "no best.safetensors"."""
+    import shutil
+
+    from tlcore.artifacts import sha256_file
+    from tlcore.run_files import META_SHA256, meta_checksum
+
+    def edited(name: str, change) -> Path:
+        copy = tmp_path / f"edited-{name.replace('/', '-')}-{len(list(tmp_path.glob('edited-*')))}"
+        shutil.copytree(export, copy)
+        change(copy)
+        meta = json.loads((copy / "config.json").read_text())
+        if name != "config.json":
+            meta["files"][name] = sha256_file(copy / name)
+        meta[META_SHA256] = meta_checksum(meta)
+        (copy / "config.json").write_text(json.dumps(meta))
+        return copy
+
+    def meta_edit(**fields):
+        def change(copy: Path) -> None:
+            meta = json.loads((copy / "config.json").read_text())
+            (copy / "config.json").write_text(json.dumps({**meta, **fields}))
+        return change
+
+    def encoder_config(copy: Path) -> None:
+        path = copy / "encoder" / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "model_type": "gpt2"}))
+
+    cases = [
+        (edited("config.json", meta_edit(max_length=-5)), "max_length -5 is not a number of tokens"),
+        (edited("config.json", meta_edit(modality="sound")), "modality 'sound' is neither image nor text"),
+        (edited("encoder/config.json", encoder_config), "the export's model cannot be built from its files"),
+        (edited("encoder/tokenizer.json", lambda c: (c / "encoder" / "tokenizer.json").write_text("not json {")),
+         "the export's model cannot be built from its files"),
+    ]
+    garbled = tmp_path / "garbled"
+    shutil.copytree(export, garbled)
+    (garbled / "config.json").write_bytes(bytes(range(256)) * 8)
+    cases.append((garbled, "config.json is not a text file"))
+    for folder, message in cases:
+        said = tlcore_in_process("predict", str(folder), text)
+        assert said.returncode == 1 and said.stderr.count("\n") == 1 and message in said.stderr, said.stderr
+        assert "unexpected error" not in said.stderr and "best.safetensors" not in said.stderr  # not the catch-all
+
+
 def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dict, tmp_path: Path,
                                                              tl_home: Path) -> None:
     config = tmp_path / "run.json"
@@ -172,6 +219,12 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
     card = (out / "MODEL_CARD.md").read_text()
     assert "up to 128 tokens" in card and "test set (" in card and "texts)" in card and "224x224" not in card
     assert "| F1 | texts |" in card and "pictures" not in card
+    assert "ImageNet" not in card and "augmentation light" not in card  # issue 39: words that fit the modality
+    import yaml
+
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert header["pipeline_tag"] == "text-classification" and header["library_name"] == "transformers"
+    assert header["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     from_run = tlcore_in_process("predict", run_id, text, "--topk", "4")
     from_export = tlcore_in_process("predict", str(out), text, "--topk", "4")
     assert from_export.returncode == 0 and from_export.stdout == from_run.stdout
@@ -187,6 +240,7 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
     with torch.inference_mode():
         torch_logits = exported_model.model(tokens).numpy()
     assert abs(onnx_logits - torch_logits).max() < 1e-3
+    _edited_exports_are_one_line_of_our_own(out, tmp_path, text)
     (out / "encoder" / "tokenizer.json").write_text("{}")
     tampered = tlcore_in_process("predict", str(out), text)
     assert tampered.returncode != 0 and "encoder/tokenizer.json is missing or changed" in tampered.stderr

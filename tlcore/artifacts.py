@@ -22,6 +22,7 @@ from tlcore.data import SplitManifest
 from tlcore.errors import TransferLabError
 from tlcore.modality import build_for
 from tlcore.models import BuiltModel, ModelSpec, Preprocessing, build_model
+from tlcore.files import FileRefused, read_regular_file
 from tlcore.run_files import (ADAPTED, BEST, CONFIG, EVALUATION, EVALUATIONS, EXPORT_CARD, EXPORT_ENCODER, EXPORT_MARK,
                               EXPORT_MARKS, META_SHA256, meta_checksum,
                               EXPORT_REQUIRED, EXPORT_WEIGHTS, HISTORY, LAST, PREDICTIONS, SPLIT, STATE,
@@ -120,12 +121,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+MAX_TOKENS = 65_536  # the longest max_length an export may state
+
+
 def is_export(folder: str | Path) -> bool:
-    """A folder whose config.json says it is a Transfer Lab export (not yet verified)."""
+    """A folder whose config.json says it is a Transfer Lab export (not yet verified), or whose config.json cannot
+    be read beside an export's weights and card (a damaged export: `load_export` then names the damage, where the
+    folder was taken for a run with "no best.safetensors")."""
+    folder = Path(folder)
     try:
-        return json.loads((Path(folder) / CONFIG).read_text()).get("format") in EXPORT_MARKS
-    except (OSError, ValueError, AttributeError):
-        return False
+        return json.loads(read_regular_file(folder / CONFIG, 1_000_000)).get("format") in EXPORT_MARKS
+    except (FileRefused, ValueError, RecursionError, AttributeError):
+        return (folder / EXPORT_CARD).is_file() and (folder / EXPORT_WEIGHTS).is_file()
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,12 @@ def load_export(folder: str | Path) -> ExportedModel:
                                "copy the export folder again, whole, or export the run again")
     names = {f.name for f in dataclasses.fields(_ExportMeta)}
     meta = typed(_ExportMeta, {k: v for k, v in raw.items() if k in names}, "the export config")
+    if meta.modality not in ("image", "text"):
+        raise TransferLabError(f"the export's modality {str(meta.modality)[:40]!r} is neither image nor text",
+                               "export the run again")
+    if meta.modality == "text" and (meta.max_length is None or not 1 <= meta.max_length <= MAX_TOKENS):
+        raise TransferLabError(f"the export's max_length {meta.max_length!r} is not a number of tokens",
+                               f"it is 1 to {MAX_TOKENS:,} in an export; export the run again")
     missing = sorted(set(EXPORT_REQUIRED) - set(meta.files))
     if missing:
         raise TransferLabError(f"the export's {CONFIG} does not list {', '.join(missing)}",
@@ -189,6 +202,18 @@ def load_export(folder: str | Path) -> ExportedModel:
                                    "copy the export folder again, whole")
     if len(meta.classes) < 2:
         raise TransferLabError("the export lists fewer than 2 classes", "export the run again")
+    try:
+        return _build_export(folder, meta)
+    except TransferLabError:
+        raise
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError, AttributeError, RecursionError) as exc:
+        # files edited with their checksums recomputed: an encoder config of another kind, a tokenizer that is not
+        # JSON, weights of another shape
+        raise TransferLabError(f"the export's model cannot be built from its files ({type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())[:150]})", "export the run again") from None
+
+
+def _build_export(folder: Path, meta: "_ExportMeta") -> ExportedModel:
     if meta.modality == "text":  # the encoder from the export's own config and tokenizer, its weights below
         from tlcore.text.model import build_text_model
 

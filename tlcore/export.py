@@ -231,23 +231,62 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
     return files, diffs
 
 
+def _card_header(config: RunConfig, built, evaluation: dict | None) -> list[str]:
+    """The Hugging Face Hub's model-card metadata (YAML front matter): base model, library, pipeline tag, data set,
+    and the held-out metrics in the Hub's model-index form."""
+    texts = built.text
+    if texts:
+        base = f"sentence-transformers/{built.arch}"
+    else:
+        import timm
+
+        cfg = timm.models.get_pretrained_cfg(built.arch)
+        base = cfg.hf_hub_id if cfg is not None and cfg.hf_hub_id else f"timm/{built.arch}"
+    task = ("text-classification", "Text Classification") if texts else ("image-classification", "Image Classification")
+    dataset = Path(config.data.source).name
+
+    def quoted(value: str) -> str:
+        return json.dumps(str(value))  # a JSON string is a YAML string: names with colons or quotes stay whole
+
+    lines = ["---", f"library_name: {'transformers' if texts else 'timm'}", f"pipeline_tag: {task[0]}",
+             "tags:", "- transfer-lab", f"- {task[0]}"]
+    if config.model.weights != "random":
+        lines.append(f"base_model: {quoted(base)}")
+    lines += ["datasets:", f"- {quoted(dataset)}"]
+    if evaluation:
+        lines += ["model-index:", f"- name: {quoted(f'{built.arch} fine-tuned on {dataset}')}", "  results:",
+                  f"  - task: {{type: {task[0]}, name: {task[1]}}}",
+                  f"    dataset: {{name: {quoted(dataset)}, type: {quoted(dataset)}, split: test}}",
+                  "    metrics:",
+                  f"    - {{type: accuracy, value: {evaluation['accuracy']:.4f}, name: held-out test accuracy}}",
+                  f"    - {{type: balanced_accuracy, value: {evaluation['balanced_accuracy']:.4f}}}"]
+    return lines + ["---", ""]
+
+
 def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: dict | None, diffs: dict,
                 checkpoint: str = BEST) -> str:
     counts = manifest.counts()
-    lines = [
+    texts = built.text
+    pretrained = ("random initialisation (no pretrained weights)" if config.model.weights == "random" else
+                  f"its pretrained {'sentence encoder' if texts else 'ImageNet'} weights (weights setting: "
+                  f"{config.model.weights})")
+    shares = {"word dropout": config.text_augment.word_dropout, "swap": config.text_augment.swap,
+              "deletion": config.text_augment.deletion}
+    augmentation = (", ".join(f"{k} {v:g}" for k, v in shares.items() if v) if texts else
+                    "" if config.augment.preset == "none" else f"augmentation {config.augment.preset or 'custom'}")
+    freeze = json.dumps({k: v for k, v in asdict(config.freeze).items() if v is not None})
+    lines = _card_header(config, built, evaluation) + [
         f"# {built.arch} fine-tuned on {Path(config.data.source).name}",
         "",
         f"- Classes ({len(manifest.classes)}): {', '.join(manifest.classes)}",
         f"- Data: `{config.data.source}`, split {manifest.id} (seed {manifest.seed}): "
         + ", ".join(f"{s} {sum(counts[s].values())}" for s in ("train", "val", "test")),
-        f"- Model: {built.arch}, fine-tuned from "
-        + ("random initialisation (no pretrained weights)" if config.model.weights == "random"
-           else f"pretrained ImageNet weights (weights setting: {config.model.weights})"),
+        f"- Model: {built.arch}, fine-tuned from {pretrained}",
         f"- Weights: {_WEIGHTS_WORDS.get(checkpoint, checkpoint)}",
-        f"- Freeze strategy: {json.dumps({k: v for k, v in asdict(config.freeze).items() if v is not None})}; {config.epochs} epochs, {config.optimizer.name} lr "
-        f"{config.optimizer.lr}, augmentation {config.augment.preset or 'custom'}",
+        f"- Freeze strategy: {freeze}; {config.epochs} epochs, {config.optimizer.name} lr {config.optimizer.lr}"
+        + (f", {'text augmentation ' if texts else ''}{augmentation}" if augmentation else ", no augmentation"),
         (f"- Input: a text, up to {built.max_length} tokens (longer texts are cut), tokenized by the encoder's own "
-         f"tokenizer in `{EXPORT_ENCODER}/`" if built.text else
+         f"tokenizer in `{EXPORT_ENCODER}/`" if texts else
          f"- Input: {built.preprocessing.input_size[1]}x{built.preprocessing.input_size[2]}, "
          f"{built.preprocessing.interpolation}, crop {built.preprocessing.crop_pct}, mean {built.preprocessing.mean}, "
          f"std {built.preprocessing.std}"),
@@ -272,5 +311,10 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
               "- `model.safetensors`: weights; `config.json`: architecture, classes, preprocessing, checksums",
               f"- `model.torchscript.pt`, `model.onnx` (opset {ONNX_OPSET}): same predictions, max logit difference "
               + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()),
-              "", "Predict: `python -m tlcore predict THIS_FOLDER picture.jpg`"]
+              "", "Predict: `python -m tlcore predict THIS_FOLDER picture.jpg`", "",
+              "In plain timm (the weights are timm's own names, the new head included):", "", "```python",
+              "import timm", "from safetensors.torch import load_file", "",
+              f"model = timm.create_model({built.arch!r}, num_classes={len(manifest.classes)})",
+              'model.load_state_dict(load_file("model.safetensors"))',
+              f"classes = {manifest.classes!r}", "```"]
     return "\n".join(lines) + "\n"

