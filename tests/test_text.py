@@ -236,10 +236,23 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
 
     tokens = collate_texts([(torch.tensor(i), 0) for i in ids])[0]  # two lengths: the padding is masked
     session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    onnx_logits = session.run(None, {"tokens": tokens.numpy()})[0]
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]  # transformers' convention
     with torch.inference_mode():
         torch_logits = exported_model.model(tokens).numpy()
+    # issue 39: the ecosystem's tools load it as their own: ONNX Runtime fed by the tokenizer, plain transformers
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out / "encoder"))
+    encoded = tokenizer([text, "refund"], padding=True, truncation=True, max_length=128, return_tensors="np")
+    onnx_logits = session.run(None, {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]})[0]
     assert abs(onnx_logits - torch_logits).max() < 1e-3
+    plain = AutoModelForSequenceClassification.from_pretrained(str(out / "encoder"), trust_remote_code=True).eval()
+    with torch.inference_mode():
+        plain_logits = plain(**tokenizer([text, "refund"], padding=True, return_tensors="pt")).logits.numpy()
+    assert abs(plain_logits - torch_logits).max() < 1e-4
+    assert plain.config.id2label == dict(enumerate(["billing", "bug", "login", "shipping"]))
+    top = pipeline("text-classification", model=str(out / "encoder"), trust_remote_code=True)(text)[0]
+    assert top["label"] == exported_model.classes[int(torch_logits[0].argmax())]
     _edited_exports_are_one_line_of_our_own(out, tmp_path, text)
     (out / "encoder" / "tokenizer.json").write_text("{}")
     tampered = tlcore_in_process("predict", str(out), text)

@@ -132,7 +132,8 @@ def is_export(folder: str | Path) -> bool:
     try:
         return json.loads(read_regular_file(folder / CONFIG, 1_000_000)).get("format") in EXPORT_MARKS
     except (FileRefused, ValueError, RecursionError, AttributeError):
-        return (folder / EXPORT_CARD).is_file() and (folder / EXPORT_WEIGHTS).is_file()
+        return (folder / EXPORT_CARD).is_file() and ((folder / EXPORT_WEIGHTS).is_file()
+                                                     or (folder / EXPORT_ENCODER / EXPORT_WEIGHTS).is_file())
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ def load_export(folder: str | Path) -> ExportedModel:
     if meta.modality == "text" and (meta.max_length is None or not 1 <= meta.max_length <= MAX_TOKENS):
         raise TransferLabError(f"the export's max_length {meta.max_length!r} is not a number of tokens",
                                f"it is 1 to {MAX_TOKENS:,} in an export; export the run again")
-    missing = sorted(set(EXPORT_REQUIRED) - set(meta.files))
+    weights = _weights_file(meta)
+    missing = sorted({EXPORT_CARD, weights} - set(meta.files))
     if missing:
         raise TransferLabError(f"the export's {CONFIG} does not list {', '.join(missing)}",
                                "the export is incomplete or was edited; export the run again")
@@ -213,13 +215,20 @@ def load_export(folder: str | Path) -> ExportedModel:
                                f"{' '.join(str(exc).split())[:150]})", "export the run again") from None
 
 
+def _weights_file(meta: "_ExportMeta") -> str:
+    """Where an export keeps its weights: at its root, or (text exports since they load in transformers) in the
+    transformers folder."""
+    inside = f"{EXPORT_ENCODER}/{EXPORT_WEIGHTS}"
+    return inside if meta.modality == "text" and inside in meta.files else EXPORT_WEIGHTS
+
+
 def _build_export(folder: Path, meta: "_ExportMeta") -> ExportedModel:
     if meta.modality == "text":  # the encoder from the export's own config and tokenizer, its weights below
         from tlcore.text.model import build_text_model
 
         spec = replace(meta.model, name=str(folder / EXPORT_ENCODER), weights="random")
         built = build_text_model(spec, len(meta.classes), max_length=meta.max_length)
-        load_weights(built.model, folder / EXPORT_WEIGHTS)
+        load_weights(built.model, folder / _weights_file(meta))
         return ExportedModel(built.model.eval(), list(meta.classes), meta.preprocessing, built.tokenizer,
                              built.max_length)
     built = build_model(replace(meta.model, weights="random"), len(meta.classes), input_size=meta.input_size)

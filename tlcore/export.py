@@ -136,9 +136,12 @@ def _check_texts(config: RunConfig, manifest: SplitManifest, built, n: int = 4) 
     return collate_texts([dataset[i] for i in range(len(dataset))])[0]
 
 
-def _write_encoder_files(config: RunConfig, encoder: Path) -> None:
-    """The encoder's own config and tokenizer files (its weights are in model.safetensors), so the export loads
-    and tokenizes on a machine without the model's package."""
+def _write_transformers_folder(config: RunConfig, classes: list[str], model, encoder: Path) -> None:
+    """A transformers model folder: the encoder's config (with the classes as id2label/label2id, the head, and
+    `AutoModelForSequenceClassification` mapped to `modeling_transferlab.py`), its tokenizer files, that modeling
+    file, and the weights, so the export loads in plain transformers and tokenizes on a machine without the model's
+    package."""
+    from tlcore.text import modeling_transferlab
     from tlcore.text.catalog import model_folder
 
     source = model_folder(config.model.name)
@@ -147,6 +150,29 @@ def _write_encoder_files(config: RunConfig, encoder: Path) -> None:
         if path.is_file() and (path.name == "config.json" or path.name.startswith(("tokenizer", "vocab", "special_",
                                                                                      "merges", "sentencepiece"))):
             shutil.copy(path, encoder / path.name)
+    hf_config = json.loads((encoder / "config.json").read_text())
+    hf_config.update(architectures=[modeling_transferlab.TransferLabTextClassifier.__name__],
+                     auto_map={"AutoModelForSequenceClassification":
+                               f"modeling_transferlab.{modeling_transferlab.TransferLabTextClassifier.__name__}"},
+                     id2label={str(i): name for i, name in enumerate(classes)},
+                     label2id={name: i for i, name in enumerate(classes)},
+                     transferlab_head={"hidden": config.model.head.hidden, "dropout": config.model.head.dropout})
+    (encoder / "config.json").write_text(json.dumps(hf_config, indent=1))
+    shutil.copy(modeling_transferlab.__file__, encoder / "modeling_transferlab.py")
+    save_model(model, str(encoder / EXPORT_WEIGHTS))
+
+
+class _TokenInputs(torch.nn.Module):
+    """The text model with transformers' two inputs, `input_ids` and `attention_mask`, for its ONNX export."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.train(model.training)  # a new module trains by default, and the exporter would run it so: dropout on
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits for (batch, length) token ids and attention mask."""
+        return self.model(torch.stack([input_ids, attention_mask], 1))
 
 
 def _check_destination(out_dir: Path) -> None:
@@ -175,9 +201,10 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
     x = _check_texts(config, manifest, built) if built.text else _check_inputs(run_dir, manifest, built.preprocessing)
     with torch.inference_mode():
         reference = model(x).numpy()
-    save_model(model, str(out_dir / EXPORT_WEIGHTS))
-    if built.text:
-        _write_encoder_files(config, out_dir / EXPORT_ENCODER)
+    if built.text:  # one copy of the weights, in the transformers folder, which tlcore reads too
+        _write_transformers_folder(config, manifest.classes, model, out_dir / EXPORT_ENCODER)
+    else:
+        save_model(model, str(out_dir / EXPORT_WEIGHTS))
     diffs: dict[str, float] = {}
     if "torchscript" in formats:
         next_step()
@@ -196,17 +223,28 @@ def _write_export(out_dir: Path, run_dir: Path, config: RunConfig, manifest: Spl
             # values taken as constants: the export is checked against the model below (texts: other lengths too)
             warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning, torch.jit.TracerWarning))
             warnings.filterwarnings("ignore", message="Exporting aten::index operator")  # no negative indexes here
-            name, axes = ("tokens", {0: "batch", 2: "length"}) if built.text else ("images", {0: "batch"})
-            torch.onnx.export(model, (x[:1],), str(out_dir / "model.onnx"), dynamo=False, opset_version=ONNX_OPSET,
-                              input_names=[name], output_names=["logits"],
-                              dynamic_axes={name: axes, "logits": {0: "batch"}})
+            if built.text:  # transformers' convention: two inputs, dynamic batch and length
+                names, axes = ["input_ids", "attention_mask"], {0: "batch", 1: "length"}
+                torch.onnx.export(_TokenInputs(model), (x[:1, 0], x[:1, 1]), str(out_dir / "model.onnx"),
+                                  dynamo=False, opset_version=ONNX_OPSET, input_names=names, output_names=["logits"],
+                                  dynamic_axes={**{n: axes for n in names}, "logits": {0: "batch"}})
+            else:
+                names = ["images"]
+                torch.onnx.export(model, (x[:1],), str(out_dir / "model.onnx"), dynamo=False,
+                                  opset_version=ONNX_OPSET, input_names=names, output_names=["logits"],
+                                  dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})
         session = onnxruntime.InferenceSession(str(out_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-        diffs["onnx"] = float(np.abs(session.run(None, {name: x.numpy()})[0] - reference).max())
+
+        def onnx_inputs(batch: torch.Tensor) -> dict:
+            return ({"input_ids": batch[:, 0].numpy(), "attention_mask": batch[:, 1].numpy()} if built.text
+                    else {"images": batch.numpy()})
+
+        diffs["onnx"] = float(np.abs(session.run(None, onnx_inputs(x))[0] - reference).max())
         if built.text:  # traced at one length: checked at another too (the texts cut to half as many tokens)
             short = x[:, :, : max(2, x.shape[2] // 2)].contiguous()
             with torch.inference_mode():
                 expected = model(short).numpy()
-            diffs["onnx"] = max(diffs["onnx"], float(np.abs(session.run(None, {name: short.numpy()})[0] - expected).max()))
+            diffs["onnx"] = max(diffs["onnx"], float(np.abs(session.run(None, onnx_inputs(short))[0] - expected).max()))
     allowed = TOLERANCE * max(1.0, float(np.abs(reference).max()))
     bad = {k: v for k, v in diffs.items() if v > allowed}
     if bad:
@@ -300,12 +338,21 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
                   for c in evaluation["per_class"]]
     if built.text:
         lines += ["", "## Files", "",
-                  "- `model.safetensors`: weights (encoder and head); `config.json`: classes, maximum length, checksums",
-                  f"- `{EXPORT_ENCODER}/`: the encoder's Hugging Face config and tokenizer files",
-                  f"- `model.onnx` (opset {ONNX_OPSET}): input `tokens`, int64 (batch, 2, length): token ids, then the "
-                  "attention mask (1 for real tokens, 0 for padding); output `logits`. Max logit difference from "
-                  "PyTorch " + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()),
-                  "", 'Predict: `python -m tlcore predict THIS_FOLDER "a text"` (or a .txt or CSV file)']
+                  f"- `{EXPORT_ENCODER}/`: a transformers model folder: `model.safetensors` (encoder and head), "
+                  "`config.json` (the encoder's, with `id2label`/`label2id`), the tokenizer files, and "
+                  "`modeling_transferlab.py` (mean pooling over the attention mask, then the head)",
+                  "- `config.json`: classes, maximum length, checksums (for `python -m tlcore predict`)",
+                  f"- `model.onnx` (opset {ONNX_OPSET}): inputs `input_ids` and `attention_mask`, int64 (batch, "
+                  "length), as the tokenizer gives them; output `logits`. Max logit difference from PyTorch "
+                  + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()),
+                  "", 'Predict: `python -m tlcore predict THIS_FOLDER "a text"` (or a .txt or CSV file)', "",
+                  "In plain transformers:", "", "```python",
+                  "from transformers import pipeline", "",
+                  f'classify = pipeline("text-classification", model="THIS_FOLDER/{EXPORT_ENCODER}", '
+                  "trust_remote_code=True)",
+                  'print(classify("a text"))', "```", "",
+                  f"`trust_remote_code=True` runs `{EXPORT_ENCODER}/modeling_transferlab.py`, the model's own pooling "
+                  "and head (read it first, as with any model's code)."]
         return "\n".join(lines) + "\n"
     lines += ["", "## Files", "",
               "- `model.safetensors`: weights; `config.json`: architecture, classes, preprocessing, checksums",
