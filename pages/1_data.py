@@ -8,19 +8,73 @@ import streamlit as st
 
 from pages.common import (
     MAX_UPLOAD_MB, SAMPLE_DATA, SAMPLE_TEXTS, bind, change, choice, data_report, experiment, follow_the_data,
-    forget_report, number_bounds, picture_pairs,
+    forget_report, labelling_folder, number_bounds, picture_pairs, show_picture,
     sample_grid, save_upload, scan_any, show_sidebar, target_pictures, labelled_target_pictures,
 )
 from tlcore.adapt_spec import LABELLED_USES, check_labelled_classes
 from tlcore.config import LABELLED_MONITORS
 from tlcore.data import SplitManifest, default_manifest_path, make_split
 from tlcore.errors import TransferLabError
+from tlcore.labelling import GOAL_PER_CLASS, LabelBook
 from tlcore.text.data import TEXT_LAYOUT, is_text_source
 
 experiment()
 st.title("1 · Data")
 st.write("Point to a folder with one sub-folder per class (or train/val/test folders), or upload a zip of one. "
          "For texts: a CSV, TSV or JSONL file with a text column and a label column, or class folders of .txt files.")
+
+
+def _labelled(book: LabelBook, action: str, picture=None, label: str | None = None) -> None:
+    """A click (or its key): label, skip or undo; the first label makes the book the run's labelled pictures."""
+    try:
+        if action == "label":
+            book.label(picture, label)
+            if choice("adapt.labelled") != str(book.folder):
+                change({"adapt.labelled": str(book.folder)})
+        elif action == "skip":
+            book.skip(picture)
+        else:
+            book.undo()
+    except TransferLabError as exc:  # shown at the top of the page
+        st.session_state["data.label_error"] = str(exc)
+    labelled_target_pictures.clear()
+
+
+def label_target_pictures(book: LabelBook, target_set) -> None:
+    """Name a few target pictures one click (or key) each: they become the labelled target pictures."""
+    counts = book.counts()
+    done = sum(counts.values())
+    with st.expander(f"Label a few target pictures here ({done} labelled; the goal: {GOAL_PER_CLASS} per class)",
+                     expanded=0 < done and not book.goal_reached()):
+        st.caption("With a few labelled target pictures a comparison chooses the adaptation method by them, which "
+                   f"has been far safer than choosing without labels (README). Click a class, or press its number; "
+                   f"S skips an unclear picture, U undoes the last click. They are kept in {book.folder}, which "
+                   "becomes your labelled target pictures below.")
+        if st.session_state.get("data.label_error"):
+            st.error(st.session_state.pop("data.label_error"))
+        goal = GOAL_PER_CLASS * len(book.classes)
+        st.progress(min(1.0, sum(min(n, GOAL_PER_CLASS) for n in counts.values()) / goal),
+                    text=", ".join(f"{c} {n} of {GOAL_PER_CLASS}" for c, n in counts.items()))
+        upcoming = book.next_pictures(target_set.paths, target_set.sha256, 1)
+        if not upcoming:
+            st.info("Every target picture is labelled or skipped.")
+        else:
+            picture = upcoming[0]
+            left, right = st.columns([2, 3])
+            show_picture(left, picture)
+            right.caption(f"{picture.name}: which class is it?")
+            for index, label in enumerate(book.classes):
+                right.button(f"{label}" + (f"  ({index + 1})" if index < 9 else ""), key=f"data.label.{index}",
+                             shortcut=str(index + 1) if index < 9 else None, on_click=_labelled,
+                             args=(book, "label", picture, label), width="stretch")
+            right.button("Skip (S)", key="data.label.skip", shortcut="S", on_click=_labelled,
+                         args=(book, "skip", picture))
+        if done or book.seen():
+            st.button("Undo the last click (U)", key="data.label.undo", shortcut="U", on_click=_labelled,
+                      args=(book, "undo"))
+        if book.goal_reached():
+            st.success(f"{GOAL_PER_CLASS} or more per class: a comparison of adaptation methods now chooses with them.")
+
 
 kind = st.radio("Data set", ["Bundled sample data", "Bundled sample texts", "Folder on this computer", "Upload a zip"],
                 horizontal=True, **bind("data", "app.data_kind"))
@@ -133,6 +187,7 @@ else:
             source_paths = [Path(report.root) / r.path for r in report.images[:: max(1, len(report.images) // 6)]][:6]
             picture_pairs(left, source_paths)
             picture_pairs(right, target_set.paths[:: max(1, len(target_set.paths) // 6)][:6])
+            label_target_pictures(LabelBook(labelling_folder(), list(report.classes)), target_set)
         labelled = st.text_input(
             "A few labelled target pictures (optional)", placeholder="/home/me/paintings_labelled",
             help="A folder or zip with one sub-folder per class (named as your classes), e.g. 5 pictures each. Keep "

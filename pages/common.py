@@ -44,7 +44,7 @@ __all__ = [
     "number_bounds", "with_current", "change", "save_experiment", "new_experiment", "data_report", "forget_report",
     "run_config", "TlcoreJob", "job_folder", "measured_time_estimates", "known_time_estimate", "show_sidebar",
     "save_upload", "sample_grid", "augment_spec", "model_spec", "num_classes", "model_overview",
-    "measured_epoch_seconds", "resize_words", "normalise_words", "target_pictures", "picture_pairs",
+    "measured_epoch_seconds", "resize_words", "normalise_words", "target_pictures", "picture_pairs", "show_picture", "labelling_folder",
     "experiment_runs_first", "has_weights", "weights_words", "texts_chosen", "run_model_spec",
 ]
 
@@ -707,6 +707,16 @@ def _show_thumbnail(column, path: Path, thumb: int, caption: str | None = None, 
         column.image(_thumbnail(str(path), (stat.st_size, stat.st_mtime_ns), thumb), caption=caption)
     except (ImageReadError, OSError) as exc:
         column.caption(f"{shown_name or path.name}: {exc}")
+
+
+def show_picture(container, path: Path, size: int = 320) -> None:
+    """One picture, large enough to tell its class (the labelling on the Data page)."""
+    _show_thumbnail(container, path, size)
+
+
+def labelling_folder() -> Path:
+    """Where this experiment's labels of target pictures go (`adapt.labelled` points here once there is one)."""
+    return data_home() / "labelled" / experiment().id
 
 
 def picture_pairs(container, paths: list[Path], per_row: int = 3, thumb: int = 112) -> None:

@@ -49,6 +49,39 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
     return EXIT_USER_ERROR if report.errors else 0
 
 
+def cmd_data_label(args: argparse.Namespace) -> int:
+    """`data label PICTURE... --as CLASS --into FOLDER`: a few target pictures labelled, for `adapt.labelled`.
+
+    Args:
+        args: the command's parsed options (see `parser`).
+
+    Returns:
+        The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
+    """
+    from tlcore.labelling import GOAL_PER_CLASS, LabelBook
+
+    folder = Path(args.into)
+    if args.data:
+        classes = list(_scan_any(argparse.Namespace(**{**vars(args), "path": args.data})).classes)
+    else:
+        found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+            if folder.is_dir() else []
+        classes = found + ([args.label] if args.label and args.label not in found else [])
+    book = LabelBook(folder, classes)
+    if args.undo:
+        undone = book.undo()
+        print("nothing to undo" if undone is None else f"undone: {undone.get('action')} {undone.get('source', '')}")
+    else:
+        if not args.pictures or not args.label:
+            raise TransferLabError("give the pictures and their class", "e.g. data label a.jpg b.jpg --as cat --into "
+                                                                        "few_labelled/ [--data my_photos/]")
+        for picture in args.pictures:
+            print(f"{picture} -> {book.label(picture, args.label)}")
+    counts = book.counts()
+    print(", ".join(f"{c} {n}" for c, n in counts.items()) + f" (the goal: {GOAL_PER_CLASS} per class)")
+    return 0
+
+
 def cmd_data_split(args: argparse.Namespace) -> int:
     """`data split PATH`: a stratified, seeded split saved as a manifest.
 

@@ -9,6 +9,7 @@ from tlcore.strategies import STRATEGIES
 from tlcore.cli.arguments import add_model_arguments, add_ray_arguments, bounded, path_value, text_columns
 from tlcore.cli.compare_commands import cmd_compare
 from tlcore.cli.data_commands import (cmd_augment_presets, cmd_augment_preview, cmd_augment_text_preview, cmd_data_cache,
+                                     cmd_data_label,
                                       cmd_data_scan, cmd_data_split)
 from tlcore.text.augment import TEXT_AUGMENT_PRESETS
 from tlcore.cli.model_commands import cmd_freeze_show, cmd_models_list, cmd_models_rank, cmd_models_show
@@ -57,6 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--input-size", type=bounded(int, 8, 4096), help="square input side, as the run's input_size")
     cache.add_argument("--max-gb", type=bounded(float, 0, 10_000, above=True), default=20.0, help="refuse a cache larger than this (default 20)")
     cache.set_defaults(handler=cmd_data_cache)
+
+    label = data.add_parser("label", help="label a few target pictures: copy them into FOLDER/CLASS/, the layout "
+                                          "adapt.labelled takes (the Data page does it one click each)")
+    label.add_argument("pictures", nargs="*", help="target picture files")
+    label.add_argument("--as", dest="label", help="their class (one of the data's classes)")
+    label.add_argument("--into", type=path_value, required=True, help="the folder of labelled target pictures")
+    label.add_argument("--data", help="the labelled data set whose classes these are (default: FOLDER's sub-folders "
+                                      "and --as)")
+    text_columns(label)
+    label.add_argument("--undo", action="store_true", help="take back the last label instead")
+    label.set_defaults(handler=cmd_data_label)
 
     models = commands.add_parser("models", help="browse pretrained models").add_subparsers(dest="models_command", required=True)
     listing = models.add_parser("list", help="recommended models, or search all of timm's pretrained models")
