@@ -45,7 +45,7 @@ def label_target_pictures(book: LabelBook, target_set) -> None:
     counts = book.counts()
     done = sum(counts.values())
     with st.expander(f"Label a few target pictures here ({done} labelled; the goal: {GOAL_PER_CLASS} per class)",
-                     expanded=0 < done and not book.goal_reached()):
+                     expanded=done > 0):
         st.caption("With a few labelled target pictures a comparison chooses the adaptation method by them, which "
                    f"has been far safer than choosing without labels (README). Click a class, or press its number; "
                    f"S skips an unclear picture, U undoes the last click. They are kept in {book.folder}, which "

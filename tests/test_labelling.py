@@ -85,3 +85,16 @@ def test_the_data_page_labels_target_pictures_one_click_each(target: Path, tmp_p
                for m in app.markdown)
     assert any("a comparison of adaptation methods now chooses with them" in s.value for s in app.success)
     assert [b for b in app.button if b.key == "data.label.0"][0].proto.shortcut == "1"  # its key
+
+
+def test_labels_from_many_threads_at_once_are_all_kept(target: Path, tmp_path: Path) -> None:
+    """Found in the browser: two quick keys are two reruns of the page, in two threads of one server; they shared
+    one temporary file (the log then held "]\\n]" and read as empty) and could lose each other's label."""
+    import threading
+
+    book = LabelBook(tmp_path / "few", ["blue", "green", "red"])
+    pictures = sorted(target.rglob("*.png"))[:12]
+    threads = [threading.Thread(target=book.label, args=(p, "blue")) for p in pictures]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert book.counts()["blue"] == 12 and len(book.seen()) == 12

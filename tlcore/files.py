@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,7 +91,9 @@ _TMP_MARK = ".tmp-"
 
 
 def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    # one per process and thread: two threads of one server writing one file at once (two reruns of a page) must
+    # not share a temporary file (they did, and one rename published the other's half-written bytes)
+    return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}-{threading.get_ident()}")
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -6,10 +6,13 @@ Plain files and the standard library only: the Data page and `python -m tlcore d
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +56,17 @@ class LabelBook:
         except (OSError, ValueError):
             return []
         return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One change at a time, across the threads and processes of the app (two quick keys are two reruns)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / ".labels.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _write_log(self, entries: list[dict]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -124,16 +138,18 @@ class LabelBook:
         except FileRefused as exc:
             raise LabellingError(exc.problem, exc.hint) from None
         digest = _digest(data)
-        entries = [e for e in self._log() if e.get("sha256") != digest]  # labelled again: the new label wins
-        for old in self._log():
-            if old.get("sha256") == digest and old.get("action") == "label":
-                (self.folder / str(old["file"])).unlink(missing_ok=True)
-        target = self.folder / label / f"{digest[:10]}_{picture.name}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, lambda tmp: tmp.write_bytes(data))
-        entries.append({"action": "label", "label": label, "sha256": digest, "file": f"{label}/{target.name}",
-                        "source": str(picture)})
-        self._write_log(entries)
+        with self._locked():
+            log = self._log()
+            entries = [e for e in log if e.get("sha256") != digest]  # labelled again: the new label wins
+            for old in log:
+                if old.get("sha256") == digest and old.get("action") == "label":
+                    (self.folder / str(old["file"])).unlink(missing_ok=True)
+            target = self.folder / label / f"{digest[:10]}_{picture.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda tmp: tmp.write_bytes(data))
+            entries.append({"action": "label", "label": label, "sha256": digest, "file": f"{label}/{target.name}",
+                            "source": str(picture)})
+            self._write_log(entries)
         return target
 
     def skip(self, picture: str | Path) -> None:
@@ -149,7 +165,8 @@ class LabelBook:
             digest = _digest(read_regular_file(Path(picture), MAX_PICTURE_BYTES))
         except FileRefused as exc:
             raise LabellingError(exc.problem, exc.hint) from None
-        self._write_log(self._log() + [{"action": "skip", "sha256": digest, "source": str(picture)}])
+        with self._locked():
+            self._write_log(self._log() + [{"action": "skip", "sha256": digest, "source": str(picture)}])
 
     def undo(self) -> dict | None:
         """Take back the last label or skip (its copy removed).
@@ -157,15 +174,18 @@ class LabelBook:
         Returns:
             The entry taken back, or None when there is nothing to undo.
         """
-        entries = self._log()
-        if not entries:
+        if not self.folder.is_dir():
             return None
-        last = entries.pop()
-        if last.get("action") == "label":
-            copy = self.folder / str(last.get("file", ""))
-            if copy.is_file() and self.folder.resolve() in copy.resolve().parents:
-                copy.unlink()
-        self._write_log(entries)
+        with self._locked():
+            entries = self._log()
+            if not entries:
+                return None
+            last = entries.pop()
+            if last.get("action") == "label":
+                copy = self.folder / str(last.get("file", ""))
+                if copy.is_file() and self.folder.resolve() in copy.resolve().parents:
+                    copy.unlink()
+            self._write_log(entries)
         return last
 
     def clear(self) -> None:
