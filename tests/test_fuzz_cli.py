@@ -45,11 +45,16 @@ SLOTS = [
     "compare CFG --methods {} --background", "compare --resume {}", "compare --report {}",
     "export {} out", "predict {} IMG", "predict RUN {}", "predict RUN IMG --csv {}", "predict RUN IMG --cam {}",
     "freeze show {}", "freeze show test_efficientnet --weights {}", "freeze show test_efficientnet --strategy {}",
+    "data label {} --as red --into labelled", "data label IMG --as {} --into labelled --data D",
+    "data label IMG --as red --into {}", "data label IMG --as red --into labelled --data {}",
+    "data label IMG --as a --into labelled --data T --text-column {}",
+    "data label IMG --as a --into labelled --data T --label-column {}",
 ]
 # Given as a value, these could do real work (export a model, write a picture) rather than be refused: fuzzed by
 # the fixed list only, which holds names that cannot be written.
 WRITES = {"export {} out", "augment preview IMG --n 1 --out {}", "data split D --out {}",
-          "predict RUN IMG --csv {}", "predict RUN IMG --cam {}"}
+          "predict RUN IMG --csv {}", "predict RUN IMG --cam {}", "data label IMG --as red --into {}",
+          "data label {} --as red --into labelled"}
 
 NASTY = ["", " ", "-", "--", "x" * 5000, "\udc80\udcff", "a\nb", "ｆｏｏ", "e\u0301", "\u202e", "..\\..\\x",
          "nope/../../x", "C:\\x", "*", "%s%n", "${HOME}", "' OR 1=1 --", "20261201-000000-abcdef",
