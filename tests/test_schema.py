@@ -217,3 +217,10 @@ def test_a_plan_written_as_stages_is_a_custom_freeze_setting(tmp_path: Path) -> 
     assert [plan.trainable_from(e, 4) for e in range(4)] == [3, 3, 0, 0]
     with pytest.raises(ConfigError, match="freeze.stages"):
         RunConfig.from_dict({"freeze": {"strategy": "custom"}})
+
+
+def test_the_python_api_may_give_freeze_as_plain_data() -> None:
+    assert RunConfig(freeze={"strategy": "full"}).freeze.strategy == "full"
+    assert RunConfig(freeze={"stages": [{"epoch": 0, "trainable_from": -1}]}).freeze.name == "custom plan"
+    with pytest.raises(ConfigError, match="freeze"):
+        RunConfig(freeze={"strategy": "full", "speed": 3})

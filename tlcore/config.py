@@ -311,6 +311,11 @@ class RunConfig:
                             help="Compile the training step's model; a failure to compile falls back with a warning.")
 
     def __post_init__(self) -> None:
+        if isinstance(self.freeze, dict):  # the Python API's shorthand, RunConfig(freeze={"strategy": "full"})
+            freeze = dict(self.freeze)
+            if "stages" in freeze and "strategy" not in freeze:
+                freeze["strategy"] = "custom"
+            object.__setattr__(self, "freeze", typed(FreezeConfig, freeze, "'freeze'", ConfigError))
         o, s, e = self.optimizer, self.schedule, self.early_stopping
         _check(_whole(self.epochs) and 1 <= self.epochs <= 1000, "epochs", self.epochs, "use 1 to 1000")
         _check(self.batch_size == "auto" or (_whole(self.batch_size) and 1 <= self.batch_size <= 4096), "batch_size",
