@@ -3,8 +3,8 @@
 Each setup is run by the project (`tlcore.train.train` + `evaluate_run`, as `python -m tlcore train` does) and by
 a plain loop written here (AutoModel + mean pooling + nn.Linear, AdamW with transformers' linear warm-up and decay,
 the same batches' size, epochs, learning rate and tokenizer length): head only (frozen encoder) at the config's
-defaults; the whole encoder at the config's defaults for texts (lr 1e-4, half an epoch of warm-up, which
-`model_for_the_data` gives a text run left at the picture defaults); and the whole encoder at the picture
+defaults; the whole encoder at the texts' values (lr 1e-4, half an epoch of warm-up,
+which the app sets for texts with the encoder training); and the whole encoder at the picture
 default lr 3e-3 (what text runs got before). The table gives the mean test accuracy over seeds, seconds, and
 training steps per second (project / plain). `--per-class N` keeps N training texts per class (the tickets are
 easy with all of them: every setup reaches 1.0).
@@ -45,7 +45,7 @@ DATA = ROOT / "sample_data" / "support_tickets.csv"
 # cannot tell a default from the same number typed), so the picture rate is given as 0.0030001.
 SETUPS = {
     "head only, defaults": ("feature_extraction", None, 3e-3, 0.0, 4),
-    "whole encoder, defaults for texts": ("full", None, 1e-4, 0.5, 4),
+    "whole encoder, the texts' values": ("full", 1e-4, 1e-4, 0.5, 4),
     "whole encoder, lr 5e-5 given": ("full", 5e-5, 5e-5, 0.5, 4),
     "whole encoder, picture default lr (before)": ("full", 3.0001e-3, 3.0001e-3, 0.0, 4),
 }

@@ -25,18 +25,22 @@ st.write("Point to a folder with one sub-folder per class (or train/val/test fol
 
 
 def _labelled(book: LabelBook, action: str, picture=None, label: str | None = None) -> None:
-    """A click (or its key): label, skip or undo; the first label makes the book the run's labelled pictures."""
+    """A click (or its key): label, skip or undo. Once every class has a label the book becomes the run's labelled
+    pictures (a run that chooses by them needs every class); an undo that leaves a class empty takes it back."""
     try:
         if action == "label":
             book.label(picture, label)
-            if choice("adapt.labelled") != str(book.folder):
-                change({"adapt.labelled": str(book.folder)})
         elif action == "skip":
             book.skip(picture)
         else:
             book.undo()
     except TransferLabError as exc:  # shown at the top of the page
         st.session_state["data.label_error"] = str(exc)
+    every_class = all(n > 0 for n in book.counts().values())
+    if every_class and choice("adapt.labelled") != str(book.folder):
+        change({"adapt.labelled": str(book.folder)})
+    elif not every_class and choice("adapt.labelled") == str(book.folder):
+        change({"adapt.labelled": ""})
     labelled_target_pictures.clear()
 
 
@@ -49,7 +53,7 @@ def label_target_pictures(book: LabelBook, target_set) -> None:
         st.caption("With a few labelled target pictures a comparison chooses the adaptation method by them, which "
                    f"has been far safer than choosing without labels (README). Click a class, or press its number; "
                    f"S skips an unclear picture, U undoes the last click. They are kept in {book.folder}, which "
-                   "becomes your labelled target pictures below.")
+                   "becomes your labelled target pictures below once every class has one.")
         if st.session_state.get("data.label_error"):
             st.error(st.session_state.pop("data.label_error"))
         goal = GOAL_PER_CLASS * len(book.classes)

@@ -225,3 +225,17 @@ def test_an_experiment_owns_the_runs_of_its_comparisons() -> None:
     experiment.remember_sweep("cmp-1")
     assert experiment.owns("r1") and experiment.owns("r2", "cmp-1")
     assert not experiment.owns("r2") and not experiment.owns("r3", "cmp-2")
+
+
+def test_an_experiment_file_of_the_older_version_keeps_what_its_defaults_meant(tmp_path) -> None:
+    """Review: k was 1 and the spread 1 by the app's old defaults; with the config's own (half, the strategy's own)
+    an old experiment's freeze_first_k would have changed meaning without a word."""
+    store = ExperimentStore(tmp_path)
+    experiment = store.new({"freeze.strategy": "freeze_first_k"})
+    path = store.path(experiment.id)
+    data = json.loads(path.read_text())
+    data.pop("version")
+    path.write_text(json.dumps(data))
+    old = store.load(experiment.id)
+    assert old.run_config().freeze.k == 1 and old.get("freeze.lr_spread") == 1.0
+    assert store.load(store.new({"freeze.strategy": "freeze_first_k"}).id).run_config().freeze.k is None  # new files

@@ -98,3 +98,25 @@ def test_labels_from_many_threads_at_once_are_all_kept(target: Path, tmp_path: P
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert book.counts()["blue"] == 12 and len(book.seen()) == 12
+
+
+def test_the_folder_becomes_the_runs_labelled_pictures_only_once_every_class_has_one(target: Path, tmp_path: Path,
+                                                                                     tl_home: Path) -> None:
+    """Review: the first click set adapt.labelled, and every later run then failed after queueing ("no picture of
+    green") until each class had a label; an undo back to nothing left it set."""
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    source = make_colour_classes(tmp_path / "source", per_class=8, size=36)
+    app = AppTest.from_file(str(ROOT / "pages" / "1_data.py"), default_timeout=120).run()
+    app.radio(key="data:app.data_kind").set_value("Folder on this computer").run()
+    app.text_input(key="data:app.folder").input(str(source)).run()
+    app.text_input(key="data:adapt.target").input(str(target)).run()
+    for index in (0, 1):
+        app.button(key=f"data.label.{index}").click().run()
+    assert app.session_state["_experiment"].get("adapt.labelled") == ""  # red has none yet
+    app.button(key="data.label.2").click().run()
+    assert app.session_state["_experiment"].get("adapt.labelled").endswith(app.session_state["_experiment"].id)
+    app.button(key="data.label.undo").click().run()
+    assert app.session_state["_experiment"].get("adapt.labelled") == ""

@@ -78,7 +78,7 @@ class AdaptConfig:
                                    low=0.0, high=100.0, axis="weight", try_values="none, 1, 10", cost=False, unset="its default",
                                    group="adapt", modalities=("images",),
                                    help="The method's loss weight (l2sp: its strength); empty: the method's default.")
-    temperature: float = setting(2.5, label="MCC temperature", low=1e-6, high=100.0, cost=False, group="adapt",
+    temperature: float = setting(2.5, label="MCC temperature", high=100.0, cost=False, group="adapt",
                                  modalities=("images",), help="mcc: softens the target predictions (Jin et al.).")
     max_target: int = setting(5000, label="Most target pictures used", low=MIN_TARGET, high=1_000_000, group="adapt",
                               modalities=("images",),

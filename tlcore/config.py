@@ -73,9 +73,9 @@ class DataConfig:
                                    help="A split manifest file; made from the data and the split seed when empty.")
     split_seed: int = setting(0, label="Split seed", low=0, high=2**31 - 1, group="data",
                               help="The same seed gives the same split, so runs are compared on the same pictures.")
-    val: float = setting(0.15, label="Validation share", low=0.0, high=0.9, group="data",
+    val: float = setting(0.15, label="Validation share", low=0.0, high=0.999, group="data",
                          help="Share of each class kept to choose the best epoch.")
-    test: float = setting(0.15, label="Test share", low=0.0, high=0.9, group="data",
+    test: float = setting(0.15, label="Test share", low=0.0, high=0.999, group="data",
                           help="Share of each class kept apart for the final, held-out evaluation.")
     text_column: str | None = setting(None, label="Text column", group="data", modalities=("texts",),
                                       help="The column of the texts (empty: found by name, e.g. \"text\").")
@@ -94,14 +94,14 @@ class OptimizerConfig:
                                                   "3e-3 forgets what it knew; BERT-base takes 2e-5 to 5e-5, a small "
                                                   "encoder such as MiniLM more (bench/text_reference.py)"),),
                         help="Earlier layer groups use it times their scale (Freeze page). Try the finder.")
-    weight_decay: float = setting(0.01, label="Weight decay", low=0.0, high=0.99, axis="wd",
+    weight_decay: float = setting(0.01, label="Weight decay", low=0.0, high=0.999999, axis="wd",
                                   try_values="0, 0.01, 0.1", cost=False,
                                   help="Pulls weights towards zero; helps against overfitting.")
-    momentum: float = setting(0.9, label="Momentum (SGD)", low=0.0, high=0.99, cost=False,
+    momentum: float = setting(0.9, label="Momentum (SGD)", low=0.0, high=0.999999, cost=False,
                               help="SGD only: how much of the last steps each step keeps.")
-    label_smoothing: float = setting(0.1, label="Label smoothing", low=0.0, high=0.99, cost=False,
+    label_smoothing: float = setting(0.1, label="Label smoothing", low=0.0, high=0.999999, cost=False,
                                      help="Targets of 1 - x instead of 1: less over-confident predictions.")
-    grad_clip: float = setting(1.0, label="Gradient clipping (max norm)", low=0.0, high=1e6,
+    grad_clip: float = setting(1.0, label="Gradient clipping (max norm)", low=0.0,
                                help="The largest gradient norm a step may use; 0 turns clipping off.")
 
 
@@ -114,7 +114,7 @@ class ScheduleConfig:
                                    recommended=(("texts", True, 0.5, "the usual warm-up of transformer fine-tuning: the "
                                                                      "learning rate rises over the first half epoch"),),
                                    help="The learning rate rises from 0 over these epochs (fewer than the epochs).")
-    step_size: int = setting(3, label="Step size (step schedule)", low=1, high=1000, cost=False, unit="epochs",
+    step_size: int = setting(3, label="Step size (step schedule)", low=1, cost=False, unit="epochs",
                              help="step: epochs between drops of the learning rate.")
     gamma: float = setting(0.1, label="Drop factor (step schedule)", low=1e-9, high=1.0, cost=False,
                            help="step: the learning rate is multiplied by this at each drop.")
@@ -126,9 +126,9 @@ class EarlyStoppingConfig:
     metric: str = setting("val_loss", label="Best epoch chosen by", options=MONITORS, axis="best by",
                           try_values=["val_loss", "labelled_acc"], cost=False,
                           help="Which epoch's weights are kept (and what early stopping watches).")
-    patience: int = setting(3, label="Early stopping patience (0 = off)", low=0, high=1000, cost=False,
+    patience: int = setting(3, label="Early stopping patience (0 = off)", low=0, cost=False,
                             unit="epochs", help="Epochs without improvement before stopping; 0: never stop early.")
-    min_delta: float = setting(0.0, label="Minimum improvement", low=0.0, high=1e6, cost=False,
+    min_delta: float = setting(0.0, label="Minimum improvement", cost=False,
                                help="An epoch counts as better only when it improves by more than this.")
 
     def improves(self, value: float, best: float | None) -> bool:
@@ -175,13 +175,13 @@ class FreezeConfig:
     strategy: str = setting("feature_extraction", label="Freeze strategy", options=(*STRATEGIES, "custom"),
                             axis="", try_values=list(STRATEGY_SET), suggestions=tuple(STRATEGY_SET), group="freeze",
                             help="What trains: the head only, the last groups, everything, or in stages.")
-    k: int | None = setting(None, label="Groups kept frozen (freeze_first_k)", low=0, high=1000, axis="k",
+    k: int | None = setting(None, label="Groups kept frozen (freeze_first_k)", low=0, axis="k",
                             try_values="1, 2, 3", strategies=("freeze_first_k",), unit="groups", group="freeze", unset="half",
                             help="freeze_first_k: the first k groups, stem first, stay frozen (empty: half).")
-    every: int = setting(1, label="Epochs between unfreezing (gradual)", low=1, high=1000, axis="every",
+    every: int = setting(1, label="Epochs between unfreezing (gradual)", low=1, axis="every",
                          try_values="1, 2", strategies=("gradual",), unit="epochs", group="freeze",
                          help="gradual: one more group unfreezes, head to stem, every this many epochs.")
-    head_epochs: int = setting(1, label="Head-only epochs first (fine_tune)", low=1, high=1000,
+    head_epochs: int = setting(1, label="Head-only epochs first (fine_tune)", low=1,
                                strategies=("fine_tune",), unit="epochs", group="freeze",
                                help="fine_tune: epochs of training the head alone before everything unfreezes.")
     lr_spread: float | None = setting(None, label="Learning-rate spread, head to stem", low=1.0, high=1e6,
@@ -191,11 +191,11 @@ class FreezeConfig:
                                            "empty: the strategy's own).")
     train_bn: bool = setting(False, label="Update BatchNorm statistics in frozen groups", group="freeze",
                              help="Off (the default) keeps the pretrained statistics of the frozen groups.")
-    stages: tuple[Stage, ...] | None = setting(None, label="Custom plan: stages", group="freeze",
+    stages: tuple[Stage, ...] | None = setting(None, label="Custom plan: stages", group="freeze", strategies=("custom",),
                                                help="A plan written out: from each stage's epoch on, the groups from "
                                                     "trainable_from to the head train.")
     lr_scales: tuple[float, ...] | None = setting(None, label="Custom plan: learning-rate scale per group",
-                                                  cost=False, group="freeze",
+                                                  cost=False, group="freeze", strategies=("custom",),
                                                   help="One scale per group, stem to head (overrides the spread).")
 
     def __post_init__(self) -> None:
@@ -284,7 +284,7 @@ class RunConfig:
                           help="auto: the GPU where there is one, else the CPU.")
     precision: str = setting("auto", label="Precision", options=PRECISIONS, group="runtime",
                              help="auto: bf16 autocast on CUDA, fp32 elsewhere.")
-    num_workers: int = setting(-1, label="Data-loading workers", low=-1, high=256, group="runtime",
+    num_workers: int = setting(-1, label="Data-loading workers", low=-1, group="runtime",
                                help="-1: chosen from the machine's cores; 0: in the training process.")
     input_size: tuple[int, int, int] | None = setting(None, label="Input size [3, height, width]", group="model",
                                                       modalities=("images",),
@@ -301,7 +301,7 @@ class RunConfig:
     decoded_cache: str = setting("auto", label="Decoded-picture cache", options=SWITCHES, group="runtime",
                                  modalities=("images",),
                                  help="Pictures decoded once into a uint8 cache; auto: on with CUDA.")
-    decoded_cache_max_gb: float = setting(20.0, label="Decoded cache limit (GB)", low=1e-9, high=10_000.0,
+    decoded_cache_max_gb: float = setting(20.0, label="Decoded cache limit (GB)", high=10_000.0,
                                           group="runtime", modalities=("images",), unit="GB",
                                           help="Over this the run reads the picture files, and says so.")
     augment_on: str = setting("auto", label="Augment on", options=AUGMENT_ON, group="runtime",
@@ -313,7 +313,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if isinstance(self.freeze, dict):  # the Python API's shorthand, RunConfig(freeze={"strategy": "full"})
             freeze = dict(self.freeze)
-            if "stages" in freeze and "strategy" not in freeze:
+            if freeze.get("stages") is not None:
                 freeze["strategy"] = "custom"
             object.__setattr__(self, "freeze", typed(FreezeConfig, freeze, "'freeze'", ConfigError))
         o, s, e = self.optimizer, self.schedule, self.early_stopping
@@ -393,8 +393,8 @@ class RunConfig:
         check_fields(data, {f.name for f in fields(cls)}, "the run config", ConfigError)
         data = dict(data)
         freeze = data.get("freeze")
-        if isinstance(freeze, dict) and "stages" in freeze and "strategy" not in freeze:  # a plan written out
-            data["freeze"] = {**freeze, "strategy": "custom"}
+        if isinstance(freeze, dict) and freeze.get("stages") is not None:  # a plan written out is a custom plan,
+            data["freeze"] = {**freeze, "strategy": "custom"}  # whatever it was named (`freeze show` prints its name)
         if "augment" in data:  # a preset name becomes its transforms, each checked by albumentations
             check_plain(data["augment"], "augment", ConfigError)
             data["augment"] = AugmentSpec.from_dict(data["augment"]).to_dict()
@@ -475,7 +475,7 @@ def check_declared(config: object, prefix: str = "") -> None:
         meta, path = found.meta, prefix + found.path
         if meta.options is not None and isinstance(value, str):
             _check(value in meta.options, path, value, f"use one of {', '.join(map(str, meta.options))}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and (meta.low, meta.high) != (None, None):
             _check((meta.low is None or value >= meta.low) and (meta.high is None or value <= meta.high), path,
                    value, f"use {meta.low:g} to {meta.high:g}" if meta.low is not None and meta.high is not None
                    else f"use at least {meta.low:g}" if meta.low is not None else f"use at most {meta.high:g}")
@@ -494,8 +494,6 @@ def check_freeze(freeze: FreezeConfig) -> None:
            f"use one of {', '.join(STRATEGIES)}")
     _check(freeze.strategy != "custom" or freeze.custom, "freeze.stages", None,
            "a custom plan needs its stages, e.g. [{\"epoch\": 0, \"trainable_from\": -1}]")
-    _check(freeze.strategy == "custom" or not freeze.custom, "freeze.strategy", freeze.strategy,
-           "a plan written as stages is strategy \"custom\" (or leave the strategy out)")
     if freeze.custom:
         try:
             freeze.plan(1000)

@@ -119,6 +119,10 @@ LEGACY_NAMES = {
     **{f"compare.text.{path}": f"app.vary.{path}" for path in AXES if path not in PICKED_AXES},
 }
 
+# Defaults of the settings before they were the config's own (version 1 files keep what they meant): k was 1 group,
+# and the lr spread 1 for every strategy.
+_OLD_DEFAULTS = {"freeze.k": 1, "freeze.lr_spread": 1.0}
+
 # Values of older versions: what a comparison varied was named in words before grids.
 LEGACY_VALUES = {"compare.what": {"freeze strategies": "freeze.strategy", "adaptation methods": "adapt.method"}}
 
@@ -164,6 +168,7 @@ class Experiment:
     config: dict | None = None
     created: float = 0.0
     updated: float = 0.0
+    version: int = 2  # 2: the run's settings are the config's fields, with the config's own defaults
 
     def get(self, path: str) -> object:
         """The value of one setting (its default where this experiment has not set it).
@@ -202,8 +207,9 @@ class Experiment:
         Raises: ConfigError (or AugmentError) naming the setting that does not make a valid run.
         """
         data: dict = {}
-        for s in RUN_SETTINGS:
-            put_value(data, s.path, self.get(s.path))
+        strategy = self.get("freeze.strategy")
+        for s in RUN_SETTINGS:  # a setting the strategy does not read goes in at its default (the config's own rule)
+            put_value(data, s.path, self.get(s.path) if s.leaf.used_by(strategy) else s.default)
         data["augment"] = self.augment_data()  # over augment.preset: the preset, or the user's own steps
         return RunConfig.from_dict(data)
 
@@ -220,8 +226,8 @@ class Experiment:
         """
         plain = json.loads(config.to_json())  # tuples as lists, as the experiment's file holds them
         experiment = cls(id=uuid.uuid4().hex[:12])
-        for s in RUN_SETTINGS:
-            if s.path != "augment.preset":  # the augmentation is taken whole, below
+        for s in RUN_SETTINGS:  # the augmentation is taken whole, below; a run's name is its own, not the next's
+            if s.path not in ("augment.preset", "name"):
                 experiment.set(s.path, value_at(plain, s.path))
         augment = config.augment
         if augment.preset in PRESETS and augment == preset(augment.preset):
@@ -373,6 +379,10 @@ class ExperimentStore:
                 experiment.set(LEGACY_NAMES.get(name, name), value)
             except ExperimentError:
                 pass  # a setting this version no longer has, or an old value of the wrong type: its default
+        if data.get("version") != 2:  # a file of an older version: its settings' defaults were the app's own
+            for path, old_default in _OLD_DEFAULTS.items():
+                if path not in values:
+                    experiment.set(path, old_default)
         if values.get("model.random_init") is True or values.get("model.weights_file"):  # older versions' weights
             experiment.set("model.weights", "random" if values.get("model.random_init") else
                            str(values["model.weights_file"]))

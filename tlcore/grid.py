@@ -213,7 +213,10 @@ def effect_key(config: RunConfig) -> str:
     data["name"] = ""
     freeze = config.freeze
     if not freeze.custom and not (freeze.strategy == "freeze_first_k" and freeze.k is None):
-        plan = freeze.plan(_NOMINAL_GROUPS)
+        try:
+            plan = freeze.plan(_NOMINAL_GROUPS)
+        except TransferLabError:  # e.g. k past the nominal count: compared as written
+            return json.dumps(data, sort_keys=True, default=str)
         trains = [_NOMINAL_GROUPS - plan.trainable_from(e, _NOMINAL_GROUPS) for e in range(config.epochs)]
         head_only = all(groups == 1 for groups in trains)
         data["freeze"] = {"groups_training_per_epoch": trains, "train_bn": freeze.train_bn,

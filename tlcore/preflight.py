@@ -13,7 +13,7 @@ from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import resolve_source
 from tlcore.data.layout import IMAGE_SUFFIXES, walk_files
 from tlcore.errors import TransferLabError
-from tlcore.grid import put_value, value_at
+from tlcore.grid import value_at
 from tlcore.schema import leaves, recommended_values
 from tlcore.modality import is_text_model, is_text_source
 from tlcore.models import DEFAULT_MODEL, build_model, check_weights
@@ -67,16 +67,18 @@ def check_before_queueing(config: RunConfig) -> None:
 
 
 def model_for_the_data(config: RunConfig) -> tuple[RunConfig, str | None]:
-    """Texts need a text model and pictures an image model (the modality comes from the data), and settings left at
-    their picture defaults take the field's own value for texts (`tlcore.schema.Meta.recommended`: a whole encoder
-    fine-tuned at lr 1e-4 with a warm-up, not at the picture head's 3e-3).
+    """Texts need a text model and pictures an image model (the modality comes from the data); settings at their
+    picture defaults where the field declares another value for texts (`tlcore.schema.Meta.recommended`: a whole
+    encoder fine-tuned at lr 1e-4 with a warm-up, not at the picture head's 3e-3) are said, not changed: a config
+    holds what it says (a comparison's "lr 0.003" cell trains at 0.003), and the app sets the texts' values where the
+    user picks the data and the strategy.
 
     Args:
         config: the run.
 
     Returns:
-        The config, with the default text model where text data came with the default (image) model and the
-        texts' values where the picture defaults were left, and a note saying so (None when nothing changed).
+        The config, with the default text model where text data came with the default (image) model, and a note
+        saying so and naming the texts' usual values where the picture defaults are kept (None when neither).
 
     Raises:
         TransferLabError: any other mismatch (an image model chosen for texts, a text model for pictures).
@@ -98,11 +100,8 @@ def model_for_the_data(config: RunConfig) -> tuple[RunConfig, str | None]:
     follow = recommended_values(RunConfig, values, "texts" if text_data else "images",
                                 not config.freeze.trains_only_head(config.epochs))
     for path, (value, why) in follow.items():
-        put_value(plain, path, value)
-        notes.append(f"{path} {value:g} for texts with the encoder training, not the picture default "
-                     f"{values[path]:g}: {why} (set {path} in the run config to choose)")
-    if follow:
-        config = RunConfig.from_dict(plain)
+        notes.append(f"warning: {path} is {values[path]:g}, the picture default; with texts and the encoder training "
+                     f"the usual is {value:g} ({why})")
     return config, "; ".join(notes) or None
 
 def _check_target(target: str) -> None:

@@ -170,11 +170,12 @@ def measured_epoch_seconds(store: "RunStore", config: RunConfig,
     runs = store.list(status="succeeded")
     for run in [r for r in runs if r.id in preferred] + [r for r in runs if r.id not in preferred]:
         try:
-            same = run_cost_key(RunConfig.from_dict(run.config)) == wanted
+            if run_cost_key(RunConfig.from_dict(run.config)) != wanted:
+                continue
         except TransferLabError:  # a run of an older version whose config this one does not read
             continue
-        seconds = sorted(m["epoch_seconds"] for m in store.metrics(run.id))
-        if seconds and same:
+        seconds = sorted(m["epoch_seconds"] for m in store.metrics(run.id))  # only for a run of the same cost
+        if seconds:
             start = None if run.resume or not run.finished else max(0.0, run.finished - run.started - sum(seconds))
             return seconds[len(seconds) // 2], run.id, start
     return None

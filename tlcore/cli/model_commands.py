@@ -187,5 +187,5 @@ def cmd_freeze_show(args: argparse.Namespace) -> int:
         if stage.epoch < args.epochs:
             print(f"\nfrom epoch {stage.epoch}:")
             print(summarize(built.groups, plan, stage.epoch, horizon=args.epochs).table())
-    print(f"\nplan as JSON: {json.dumps(plan.to_dict())}")
+    print(f"\nplan as JSON (a run config's freeze): {json.dumps({**plan.to_dict(), 'strategy': 'custom'})}")
     return 0

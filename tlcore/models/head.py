@@ -18,10 +18,10 @@ __all__ = ["HeadSpec", "replace_head", "classifier_name"]
 class HeadSpec:
     """Linear by default; dropout and one hidden layer help on very small data sets, at some cost in speed."""
 
-    hidden: int | None = setting(None, label="Head hidden layer (none or a width)", low=1, high=65536, axis="hidden",
+    hidden: int | None = setting(None, label="Head hidden layer (none or a width)", low=1, axis="hidden",
                                  try_values="none, 256", group="model",
                                  help="One hidden layer of this width in the new head; empty: a linear head.")
-    dropout: float = setting(0.0, label="Head dropout", low=0.0, high=0.99, axis="dropout", try_values="0, 0.2, 0.5",
+    dropout: float = setting(0.0, label="Head dropout", low=0.0, high=0.999999, axis="dropout", try_values="0, 0.2, 0.5",
                              group="model", help="Dropout before the new head: helps on very small data sets.")
 
     def __post_init__(self) -> None:

@@ -70,9 +70,19 @@ class RunLifecycle:
         """
         now = time.time()
         with self.database.connect() as db:
-            return bool(db.execute("UPDATE runs SET status=?, pid=?, started=COALESCE(started, ?), heartbeat=?, "
-                                   "error=NULL, finished=NULL WHERE id=? AND status=?",
-                                   (RUNNING, pid, now, now, run_id, QUEUED)).rowcount)
+            taken = bool(db.execute("UPDATE runs SET status=?, pid=?, started=COALESCE(started, ?), heartbeat=?, "
+                                    "error=NULL, finished=NULL WHERE id=? AND status=?",
+                                    (RUNNING, pid, now, now, run_id, QUEUED)).rowcount)
+        if taken:  # its folder says it started (a Ray run never passes through the local worker's execute)
+            self._record(run_id, state=RUNNING, error=None)
+        return taken
+
+    def _record(self, run_id: str, **fields: object) -> None:
+        """The run's record in its folder follows the store; a folder that cannot be written is not the run's end."""
+        try:
+            write_run_record(self.get(run_id).run_dir, **fields)
+        except (OSError, TransferLabError):
+            pass
 
     @retried_after_a_rebuild
     def started_now(self, run_id: str) -> None:
@@ -136,6 +146,7 @@ class RunLifecycle:
         Args:
             run_id: the run; status: succeeded, failed or cancelled; error: why (failed or cancelled).
         """
+        self._record(run_id, state=status, error=error)  # a rebuilt store says why, not a generic line
         with self.database.connect() as db:
             db.execute("UPDATE runs SET status=?, error=?, finished=?, pid=NULL, cancel_requested=0, resume=0 "
                        "WHERE id=?", (status, error, time.time(), run_id))
@@ -186,6 +197,7 @@ class RunLifecycle:
         with self.database.connect() as db:
             db.execute("UPDATE runs SET status=?, resume=1, error=NULL, cancel_requested=0, finished=NULL, runner=? "
                        "WHERE id=?", (QUEUED, runner, run_id))
+        self._record(run_id, state=QUEUED, runner=runner, error=None)
         return self.get(run_id)
 
     @retried_after_a_rebuild

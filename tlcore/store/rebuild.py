@@ -55,8 +55,11 @@ def fill_from_run_folders(database) -> int:
                                          f"{config.get('freeze', {}).get('strategy', 'custom')}"
             record = read_run_record(run_dir)  # its comparison, runner, and whether it ever started
             never_started = record.get("state") in (QUEUED, CANCELLED) and not epochs_done and not trainer
-            status = SUCCEEDED if done else RUNNING if trainer else record["state"] if never_started else FAILED
-            error = None if status in (SUCCEEDED, RUNNING, QUEUED) else (
+            ended = record.get("state") in (FAILED, CANCELLED) and not trainer  # as the store last said, with why
+            status = SUCCEEDED if done else RUNNING if trainer else record["state"] if never_started or ended \
+                else FAILED
+            kept = record.get("error") if isinstance(record.get("error"), str) else None  # why it ended, as said
+            error = None if status in (SUCCEEDED, RUNNING, QUEUED) else kept or (
                 "cancelled before it started" if status == CANCELLED else
                 "found in its folder when the run store was rebuilt; its checkpoint is kept: resume it to continue")
             changed = run_dir.stat().st_mtime
