@@ -251,6 +251,8 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
         plain_logits = plain(**tokenizer([text, "refund"], padding=True, return_tensors="pt")).logits.numpy()
     assert abs(plain_logits - torch_logits).max() < 1e-4
     assert plain.config.id2label == dict(enumerate(["billing", "bug", "login", "shipping"]))
+    with pytest.raises(ValueError):  # without its code it is not silently another model (random weights)
+        AutoModelForSequenceClassification.from_pretrained(str(out / "encoder"))
     top = pipeline("text-classification", model=str(out / "encoder"), trust_remote_code=True)(text)[0]
     assert top["label"] == exported_model.classes[int(torch_logits[0].argmax())]
     _edited_exports_are_one_line_of_our_own(out, tmp_path, text)

@@ -150,13 +150,15 @@ def _write_transformers_folder(config: RunConfig, classes: list[str], model, enc
         if path.is_file() and (path.name == "config.json" or path.name.startswith(("tokenizer", "vocab", "special_",
                                                                                      "merges", "sentencepiece"))):
             shutil.copy(path, encoder / path.name)
-    hf_config = json.loads((encoder / "config.json").read_text())
-    hf_config.update(architectures=[modeling_transferlab.TransferLabTextClassifier.__name__],
-                     auto_map={"AutoModelForSequenceClassification":
-                               f"modeling_transferlab.{modeling_transferlab.TransferLabTextClassifier.__name__}"},
-                     id2label={str(i): name for i, name in enumerate(classes)},
-                     label2id={name: i for i, name in enumerate(classes)},
-                     transferlab_head={"hidden": config.model.head.hidden, "dropout": config.model.head.dropout})
+    own = json.loads((encoder / "config.json").read_text())  # the encoder's, kept whole inside the classifier's
+    hf_config = {"model_type": modeling_transferlab.MODEL_TYPE,
+                 "architectures": [modeling_transferlab.TransferLabTextClassifier.__name__],
+                 "auto_map": {"AutoConfig": f"modeling_transferlab.{modeling_transferlab.TransferLabTextConfig.__name__}",
+                              "AutoModelForSequenceClassification":
+                              f"modeling_transferlab.{modeling_transferlab.TransferLabTextClassifier.__name__}"},
+                 "encoder": own, "id2label": {str(i): name for i, name in enumerate(classes)},
+                 "label2id": {name: i for i, name in enumerate(classes)},
+                 "transferlab_head": {"hidden": config.model.head.hidden, "dropout": config.model.head.dropout}}
     (encoder / "config.json").write_text(json.dumps(hf_config, indent=1))
     shutil.copy(modeling_transferlab.__file__, encoder / "modeling_transferlab.py")
     save_model(model, str(encoder / EXPORT_WEIGHTS))

@@ -46,7 +46,9 @@ def load_tokenizer(folder: Path):
     """
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    # the encoder's own config: an export's folder names Transfer Lab's model type, which AutoTokenizer would
+    # otherwise ask to run the folder's code for
+    return AutoTokenizer.from_pretrained(str(folder), local_files_only=True, config=encoder_config(folder))
 
 
 class TextClassifier(nn.Module):
@@ -126,6 +128,33 @@ class TextFacts:
     weights: str
 
 
+def encoder_config(folder: Path):
+    """The encoder's config in a model folder; in an export's folder, the encoder's own config kept inside the
+    exported classifier's (whose model type is Transfer Lab's, so transformers loads it only with its code).
+
+    Args:
+        folder: a model folder.
+
+    Returns:
+        A transformers config (a BertConfig for MiniLM).
+
+    Raises:
+        OSError, ValueError: the folder's config cannot be read.
+    """
+    import json
+
+    from transformers import AutoConfig
+
+    from tlcore.text.modeling_transferlab import MODEL_TYPE
+
+    path = Path(folder) / "config.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    if isinstance(data, dict) and data.get("model_type") == MODEL_TYPE:
+        fields = dict(data.get("encoder") or {})
+        return AutoConfig.for_model(fields.pop("model_type", "bert"), **fields)
+    return AutoConfig.from_pretrained(str(folder), local_files_only=True)
+
+
 def build_text_model(spec: ModelSpec, num_classes: int, *, max_length: int | None = None,
                      seed: int = 0) -> BuiltModel:
     """A text classifier with pretrained encoder weights, a new head and its layer groups, on the CPU.
@@ -147,7 +176,7 @@ def build_text_model(spec: ModelSpec, num_classes: int, *, max_length: int | Non
     _quiet_transformers()
     folder = model_folder(spec.name)
     try:
-        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        config = encoder_config(folder)
         torch.manual_seed(seed)
         if spec.weights == "random":
             encoder = AutoModel.from_config(config, add_pooling_layer=False)
