@@ -350,11 +350,11 @@ def test_a_store_error_while_recording_an_event_does_not_fail_the_run(colours: P
     original = EventLog.add_event
     calls = []
 
-    def flaky(self, run_id, kind, message, data=None):
+    def flaky(self, run_id, kind, message, data=None, ts=None):
         calls.append(kind)
         if len(calls) == 3:
             raise StoreError("the run store is busy", "try again")
-        return original(self, run_id, kind, message, data)
+        return original(self, run_id, kind, message, data, ts)
 
     monkeypatch.setattr(EventLog, "add_event", flaky)
     store = RunStore()

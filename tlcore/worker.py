@@ -152,11 +152,11 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
     store_trouble: list[str] = []
 
     def sink(event: Event) -> None:
+        now = time.time()
         if event.kind != "progress":  # in the run folder too, as it happens: a rebuilt store loses none of them
-            append_event(run.run_dir, {"ts": time.time(), "kind": event.kind, "message": event.message,
-                                       "data": event.data})
+            append_event(run.run_dir, {"ts": now, "kind": event.kind, "message": event.message, "data": event.data})
         try:
-            store.add_event(run.id, event.kind, event.message, event.data)
+            store.add_event(run.id, event.kind, event.message, event.data, ts=now)
         except StoreError as exc:  # the store's trouble is not the run's: it trains on, its folder keeps the events
             if not store_trouble:
                 store_trouble.append(str(exc))

@@ -21,13 +21,15 @@ class EventLog:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def add_event(self, run_id: str, kind: str, message: str, data: dict | None = None) -> None:
+    def add_event(self, run_id: str, kind: str, message: str, data: dict | None = None, ts: float | None = None) -> None:
         """Record an event; an "epoch" event also records its metrics and the run's epoch count.
 
         Args:
             run_id: the run; kind, message, data: the event (data JSON-serialisable; "epoch" holds its number).
+            ts: when it happened (default: now); the run folder's copy of the event carries the same, so a store
+                rebuilt from the folder does not count it twice.
         """
-        self._add_event(run_id, time.time(), kind, message, json.dumps(data or {}), data or {})
+        self._add_event(run_id, time.time() if ts is None else ts, kind, message, json.dumps(data or {}), data or {})
 
     @retried_after_a_rebuild
     def _add_event(self, run_id: str, ts: float, kind: str, message: str, text: str, data: dict) -> None:
