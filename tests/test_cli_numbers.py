@@ -4,6 +4,7 @@ a ValueError, --lr-spread nan printed a plan of NaNs, --nproc 0 trained in one p
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 
@@ -70,3 +71,44 @@ def test_any_text_is_a_value_in_range_or_one_line_naming_the_option(option, text
         return
     value = getattr(parsed, name[2:].replace("-", "_"))
     assert (0 < value if low == TINY else low <= value) and value <= high and (not whole or isinstance(value, int))
+
+
+def _numeric_actions() -> list[tuple[str, argparse.Action]]:
+    """Every option of every command whose value is a number, found in the parser itself."""
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs:
+            for name, sub in subs[0].choices.items():
+                walk(sub, path + [name])
+            return
+        for action in parser._actions:
+            if action.type in (int, float) or hasattr(action.type, "high"):
+                found.append((f"{' '.join(path)} {(action.option_strings or [action.dest])[0]}", action))
+    walk(build_parser(), [])
+    return found
+
+
+NUMERIC = _numeric_actions()
+
+
+def test_every_numeric_option_of_the_parser_is_bounded() -> None:
+    """Issue 37: removing the bound of `augment text-preview --n`, `freeze show --head-epochs` or `data split --test`
+    left every test passing (the list above is written by hand). Here the parser itself is read: a numeric option
+    typed plainly `int` or `float` (its bound removed) fails."""
+    unbounded = [name for name, action in NUMERIC if action.type in (int, float)]
+    assert unbounded == [] and len(NUMERIC) >= 20
+
+
+@pytest.mark.parametrize("name, action", NUMERIC, ids=[name for name, _ in NUMERIC])
+def test_each_bound_holds_at_its_ends(name: str, action: argparse.Action) -> None:
+    """Generated from the parser: the bounds accept their ends and refuse just past them, NaN and 5,000 digits."""
+    parse = action.type
+    if not parse.above:
+        assert parse(str(parse.low)) == parse.low
+    assert parse(str(parse.high)) == parse.high
+    outside = [str(parse.high * 2 + 1), str(parse.low - 1), "nan", "9" * 5000, "x"] + (["0"] if parse.above else [])
+    for text in outside:
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(text)

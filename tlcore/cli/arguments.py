@@ -48,6 +48,7 @@ def bounded(kind: type, low: float, high: float, *, above: bool = False) -> Call
             raise argparse.ArgumentTypeError(f"{text[:40]} is out of range: use {wanted}")
         return value
     parse.__name__ = kind.__name__  # argparse names the type in its messages
+    parse.kind, parse.low, parse.high, parse.above = kind, low, high, above  # read by the tests of every bound
     return parse
 
 
