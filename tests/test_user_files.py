@@ -207,3 +207,22 @@ def test_labelled_target_pictures_that_are_also_the_target_test_are_said(tmp_pat
     apart = make_colour_classes(tmp_path / "other_test", size=44)  # other pictures
     assert labelled_overlap_notes(str(few), "", [str(apart)]) == []
     assert labelled_overlap_notes("", str(test), [str(test)]) == []
+
+
+def test_a_target_of_unreadable_pictures_is_refused_before_the_runs(tmp_path: Path) -> None:
+    """Issue 37: a target folder of two unreadable .jpg files passed the check; 4 of 5 comparison runs then failed at
+    their start and the report said "4 runs are not finished yet"."""
+    from tlcore.adapt_spec import AdaptError
+    from tlcore.preflight import check_before_queueing
+    from train_fixtures import make_colour_classes, tiny_config
+
+    source = make_colour_classes(tmp_path / "source", per_class=4, size=32)
+    target = tmp_path / "target"
+    target.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (target / name).write_bytes(b"not a picture at all" * 10)
+    config = tiny_config(source, adapt={"method": "mcc", "target": str(target)})
+    with pytest.raises(AdaptError, match="has 0 readable picture"):
+        check_before_queueing(config)
+    good = make_colour_classes(tmp_path / "good_target", per_class=2, size=32)
+    check_before_queueing(tiny_config(source, adapt={"method": "mcc", "target": str(good)}))

@@ -17,7 +17,7 @@ from tlcore.errors import TransferLabError
 from tlcore.schema import setting
 
 __all__ = ["METHODS", "NEEDS_TARGET", "TRAINS_THE_BACKBONE", "DEFAULT_WEIGHTS", "HEAD_ONLY_WEIGHTS", "MIN_TARGET", "LABELLED_USES",
-           "AdaptConfig", "AdaptError", "TargetSet", "check_adapt", "scan_target", "scan_labelled_target", "check_labelled_classes", "labelled_repeats", "uses_adabn", "picture_hashes", "labelled_overlap_notes"]
+           "AdaptConfig", "AdaptError", "TargetSet", "check_adapt", "scan_target", "scan_labelled_target", "check_labelled_classes", "labelled_repeats", "uses_adabn", "picture_hashes", "labelled_overlap_notes", "is_readable_picture"]
 
 # One sentence per method, for the UI and the CLI.
 METHODS = {
@@ -207,6 +207,18 @@ def check_labelled_classes(found: list[tuple[Path, int, str]], classes: list[str
         raise AdaptError(f"the labelled target pictures {source} have no picture of {', '.join(missing)[:200]}; "
                          "to choose between runs they are scored on every class",
                          "add a few pictures of each class, or use them to train on (labelled_use train)")
+
+
+def is_readable_picture(path: Path) -> bool:
+    """Whether a file opens as a picture (a regular file under the size limit, decoded at a reduced scale).
+
+    Args:
+        path: the file.
+
+    Returns:
+        True when it can be read.
+    """
+    return _readable(path) is not None
 
 
 def _readable(path: Path) -> str | None:

@@ -8,7 +8,7 @@ import json
 from dataclasses import replace
 
 from tlcore.adapt import check_method_fits
-from tlcore.adapt_spec import MIN_TARGET, NEEDS_TARGET, TRAINS_THE_BACKBONE, AdaptError, uses_adabn
+from tlcore.adapt_spec import MIN_TARGET, NEEDS_TARGET, TRAINS_THE_BACKBONE, AdaptError, is_readable_picture, uses_adabn
 from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import resolve_source
 from tlcore.data.layout import IMAGE_SUFFIXES, walk_files
@@ -112,7 +112,17 @@ def _check_target(target: str) -> None:
         root = resolve_source(target)
     except TransferLabError as exc:
         raise AdaptError(f"the adaptation target cannot be used: {exc.problem}", exc.hint) from None
-    pictures = sum(1 for f in walk_files(root) if f.suffix.lower() in IMAGE_SUFFIXES)
-    if pictures < MIN_TARGET:
-        raise AdaptError(f"the adaptation target {target} holds {pictures} picture file(s)",
+    files = [f for f in walk_files(root) if f.suffix.lower() in IMAGE_SUFFIXES]
+    if len(files) < MIN_TARGET:
+        raise AdaptError(f"the adaptation target {target} holds {len(files)} picture file(s)",
                          "give a folder or zip with many pictures of the target domain (dozens at least)")
+    # pictures that can be read, not only named so: read until MIN_TARGET are found, at most the first 50 files
+    # (two unreadable .jpg files passed before, and 4 of 5 comparison runs then failed at their start)
+    readable = 0
+    for path in files[:50]:
+        readable += is_readable_picture(path)
+        if readable >= MIN_TARGET:
+            return
+    raise AdaptError(f"the adaptation target {target} has {readable} readable picture(s) among its first "
+                     f"{min(50, len(files))} picture files", "check the files open as pictures (they may be damaged "
+                                                             "or of another format under a picture's name)")
