@@ -33,6 +33,7 @@ from tlcore.models.groups import LayerGroup
 from tlcore.models.weights import packaged_weights_present
 from tlcore.paths import data_home
 from tlcore.runs import RunStore
+from tlcore.text.augment import TextAugment
 from tlcore.text.data import is_text_source, read_texts
 from tlcore.text.catalog import DEFAULT_TEXT_MODEL, is_text_model
 from tlcore.schema import counted, recommended_values
@@ -380,10 +381,8 @@ def show_sidebar() -> None:
         else:
             st.write(f"**Model:** `{spec.name}` ({weights_words(spec)})")
         if texts_chosen():
-            shares = [f"{name} {c(f'text_augment.{key}'):g}" for key, name in
-                      (("word_dropout", "word dropout"), ("swap", "swap"), ("deletion", "deletion"))
-                      if c(f"text_augment.{key}")]
-            st.write(f"**Augment:** {', '.join(shares) or 'none'}")
+            shares = TextAugment(c("text_augment.word_dropout"), c("text_augment.swap"), c("text_augment.deletion"))
+            st.write(f"**Augment:** {shares.words() or 'none'}")
         else:
             st.write(f"**Augment:** {c('augment.preset')}{' (edited)' if c('app.augment_json').strip() else ''}")
         st.write(f"**Freeze:** {c('freeze.strategy').replace('_', ' ')}")
@@ -435,9 +434,7 @@ def augmentation_words(config: RunConfig) -> str:
         The words.
     """
     if texts_chosen():
-        shares = {"word dropout": config.text_augment.word_dropout, "swap": config.text_augment.swap,
-                  "deletion": config.text_augment.deletion}
-        return ", ".join(f"{name} {share:g}" for name, share in shares.items() if share) or "none"
+        return config.text_augment.words() or "none"
     return config.augment.preset or "custom"
 
 

@@ -221,3 +221,23 @@ def tlcore_in_process(*args: str, home: Path | None = None) -> CliResult:
             else:
                 os.environ["TRANSFERLAB_HOME"] = before
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def cli_actions() -> list[tuple[str, "argparse.Action"]]:
+    """Every argument of every command of `python -m tlcore`, read from the parser itself, as (command, action):
+    what the CLI fuzzers must cover, so a new option cannot go unchecked."""
+    import argparse
+
+    from tlcore.cli import build_parser
+
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if subs:
+            for name, sub in subs[0].choices.items():
+                walk(sub, path + [name])
+            return
+        found.extend((" ".join(path), action) for action in parser._actions)
+    walk(build_parser(), [])
+    return found

@@ -11,6 +11,7 @@ import io
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from conftest import cli_actions
 from tlcore.cli import build_parser
 
 TINY = 1e-9  # the size limits take any number above 0: this stands for "just above"
@@ -73,24 +74,8 @@ def test_any_text_is_a_value_in_range_or_one_line_naming_the_option(option, text
     assert (0 < value if low == TINY else low <= value) and value <= high and (not whole or isinstance(value, int))
 
 
-def _numeric_actions() -> list[tuple[str, argparse.Action]]:
-    """Every option of every command whose value is a number, found in the parser itself."""
-    found = []
-
-    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
-        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        if subs:
-            for name, sub in subs[0].choices.items():
-                walk(sub, path + [name])
-            return
-        for action in parser._actions:
-            if action.type in (int, float) or hasattr(action.type, "high"):
-                found.append((f"{' '.join(path)} {(action.option_strings or [action.dest])[0]}", action))
-    walk(build_parser(), [])
-    return found
-
-
-NUMERIC = _numeric_actions()
+NUMERIC = [(f"{command} {(action.option_strings or [action.dest])[0]}", action) for command, action in cli_actions()
+           if action.type in (int, float) or hasattr(action.type, "high")]  # every numeric option, from the parser
 
 
 def test_every_numeric_option_of_the_parser_is_bounded() -> None:

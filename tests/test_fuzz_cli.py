@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from PIL import Image
 
-from conftest import CliResult
-from tlcore.cli import build_parser, main
+from conftest import CliResult, cli_actions
+from tlcore.cli import main
 from tlcore.evaluate import evaluate_run
 from tlcore.train import train
 from train_fixtures import make_colour_classes, tiny_config
@@ -66,19 +66,11 @@ SECONDS = 60  # the time bound of one command line (a busy 2-core machine; most 
 def every_slot_option() -> set[tuple[str, str]]:
     """(command, option or positional) pairs of the parser that take text: the slots must cover them all."""
     found = set()
-
-    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
-        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        if subs:
-            for name, sub in subs[0].choices.items():
-                walk(sub, path + [name])
-            return
-        for action in parser._actions:
-            if isinstance(action, (argparse._HelpAction, argparse._StoreTrueAction, argparse._StoreConstAction)):
-                continue
-            if action.type in (None, str, Path) or getattr(action.type, "__name__", "") == "Path":
-                found.add((" ".join(path), (action.option_strings or [action.dest])[0]))
-    walk(build_parser(), [])
+    for command, action in cli_actions():
+        if isinstance(action, (argparse._HelpAction, argparse._StoreTrueAction, argparse._StoreConstAction)):
+            continue
+        if action.type in (None, str, Path) or getattr(action.type, "__name__", "") == "Path":
+            found.add((command, (action.option_strings or [action.dest])[0]))
     return found
 
 

@@ -310,9 +310,7 @@ def _model_card(config: RunConfig, manifest: SplitManifest, built, evaluation: d
     pretrained = ("random initialisation (no pretrained weights)" if config.model.weights == "random" else
                   f"its pretrained {'sentence encoder' if texts else 'ImageNet'} weights (weights setting: "
                   f"{config.model.weights})")
-    shares = {"word dropout": config.text_augment.word_dropout, "swap": config.text_augment.swap,
-              "deletion": config.text_augment.deletion}
-    augmentation = (", ".join(f"{k} {v:g}" for k, v in shares.items() if v) if texts else
+    augmentation = (config.text_augment.words() if texts else
                     "" if config.augment.preset == "none" else f"augmentation {config.augment.preset or 'custom'}")
     freeze = json.dumps({k: v for k, v in asdict(config.freeze).items() if v is not None})
     lines = _card_header(config, built, evaluation) + [

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.schema import leaves
+from tlcore.schema import leaf as declared, leaves
 from tlcore.strategies import STRATEGY_SET
 
 __all__ = ["Axis", "Cell", "AXES", "STRATEGY_SET", "MAX_RUNS", "parse_axis", "expand", "cell_label", "apply_value",
@@ -144,7 +144,7 @@ def cell_label(axes: list[Axis], values: tuple) -> str:
     parts = []
     for axis, value in zip(axes, values):
         short = AXES[axis.path][1]
-        unset = next(leaf.meta.unset for leaf in leaves(RunConfig) if leaf.path == axis.path)
+        unset = declared(RunConfig, axis.path).meta.unset
         shown = unset if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
         parts.append(f"{short} {shown}" if short else shown)
     return " · ".join(parts)

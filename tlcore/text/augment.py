@@ -55,6 +55,15 @@ class TextAugment:
         """As the run config stores it."""
         return asdict(self)
 
+    def words(self) -> str:
+        """The shares in use, for people: "word dropout 0.05, swap 0.1" ("" when none is).
+
+        Returns:
+            The words.
+        """
+        names = {"word_dropout": "word dropout", "swap": "swap", "deletion": "deletion"}
+        return ", ".join(f"{names[name]} {share:g}" for name, share in asdict(self).items() if share)
+
 
 TEXT_AUGMENT_PRESETS = {
     "none": TextAugment(),
