@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-text-augment-"))
 
 from tlcore.config import RunConfig  # noqa: E402
-from tlcore.data import load_manifest  # noqa: E402
+from tlcore.modality import load_manifest  # noqa: E402
 from tlcore.evaluate import evaluate_run  # noqa: E402
 from tlcore.text.augment import TEXT_AUGMENT_PRESETS  # noqa: E402
 from tlcore.train import train  # noqa: E402

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from tlcore.config import RunConfig  # noqa: E402
-from tlcore.data import load_manifest  # noqa: E402
+from tlcore.modality import load_manifest  # noqa: E402
 from tlcore.evaluate import evaluate_run  # noqa: E402
 from tlcore.text.loader import collate_texts, texts_of  # noqa: E402
 from tlcore.text.model import load_tokenizer, model_folder  # noqa: E402

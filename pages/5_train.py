@@ -21,7 +21,7 @@ from tlcore.config import LABELLED_MONITORS, MONITORS, RunConfig
 from tlcore.experiment import Experiment, setting
 from tlcore.run_labels import run_label
 from tlcore.schema import counted
-from tlcore.text.catalog import is_text_model
+from tlcore.modality import for_model
 from tlcore.artifacts import STATE
 from tlcore.errors import TransferLabError
 from tlcore.models import check_weights
@@ -258,9 +258,9 @@ def live(run_id: str) -> None:
     step = progress[0]["data"] if progress else None
     if step and step.get("phase") == "features" and run.epochs_done == 0 and run.status == "running":
         # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
-        texts = is_text_model(str(run.config.get("model", {}).get("name", "")))
-        st.progress(step["done"] / max(1, step["total"]), text=f"running: {'embedding' if texts else 'extracting features of'} "
-                    f"{step['done']} of {step['total']} {'texts' if texts else 'pictures'} (once; then the "
+        items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word
+        st.progress(step["done"] / max(1, step["total"]), text=f"running: features of {step['done']} of "
+                    f"{step['total']} {items} (once; then the "
                     f"{run.epochs} epochs train the head on them)")
     else:
         within = step is not None and step.get("phase", "train") == "train" and step.get("epoch") == run.epochs_done

@@ -26,6 +26,7 @@ from tlcore.paths import data_home
 from tlcore.predict import Predictor
 from tlcore.runs import SUCCEEDED
 from tlcore.text.data import read_texts
+from tlcore.modality import for_model
 from tlcore.text.catalog import is_text_model
 from tlcore.text_predict import TextPredictor
 
@@ -51,8 +52,9 @@ except TransferLabError as exc:
     st.error(str(exc))
     st.stop()
 
+modality = for_model(str(run.config.get("model", {}).get("name", "")))
 text_run = is_text_model(run.config.get("model", {}).get("name", ""))
-things = "texts" if text_run else "pictures"
+things = modality.items_word
 st.caption(f"On {evaluation.n} held-out test {things} that never trained the model nor chose its best epoch.")
 m1, m2 = st.columns(2)
 m1.metric("Test accuracy", f"{evaluation.accuracy:.1%}")
@@ -133,7 +135,7 @@ def _export_section(weights: str, text: bool) -> None:
     export_zip = export_folder.with_suffix(".zip")
     if st.button("Export this model", key="evaluate.export"):
         try:
-            steps = export_steps(text=text) + ["zip for download"]
+            steps = export_steps(modality=modality) + ["zip for download"]
             bar = st.progress(0.0)
 
             def show_step(done: int, total: int, step: str) -> None:

@@ -202,18 +202,19 @@ TORCH_OVERRIDES = {"forward", "backward"}  # nn.Module and autograd.Function's o
 
 def _public_methods(path: Path):
     """Public methods of the module's public classes, except those a documented tlcore base class or torch
-    defines (a part's hooks are documented once, on `Part`)."""
+    defines (a part's hooks are documented once, on `Part`; a modality's methods once, on `Modality`)."""
     tree = ast.parse(path.read_text())
     public = {n.name for n in _public_definitions(path) if isinstance(n, ast.ClassDef)}
-    documented_in_base = {m.name for m in ast.walk(ast.parse((TLCORE / "parts" / "base.py").read_text()))
-                          if isinstance(m, ast.FunctionDef) and ast.get_docstring(m)}
+    documented_in = {base: {m.name for m in ast.walk(ast.parse((TLCORE / where).read_text()))
+                            if isinstance(m, ast.FunctionDef) and ast.get_docstring(m)}
+                     for base, where in (("Part", "parts/base.py"), ("Modality", "modality/base.py"))}
     for node in tree.body:
         if not (isinstance(node, ast.ClassDef) and node.name in public):
             continue
-        inherits_part = any(isinstance(b, ast.Name) and b.id == "Part" for b in node.bases)
+        inherited = set().union(*(documented_in.get(b.id, set()) for b in node.bases if isinstance(b, ast.Name)))
         for item in node.body:
             if (isinstance(item, ast.FunctionDef) and not item.name.startswith("_")
-                    and item.name not in TORCH_OVERRIDES and not (inherits_part and item.name in documented_in_base)):
+                    and item.name not in TORCH_OVERRIDES and item.name not in inherited):
                 yield node.name, item
 
 

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT
 from tlcore.adapt_spec import AdaptError, scan_labelled_target
 from tlcore.config import RunConfig
-from tlcore.data import load_manifest
+from tlcore.modality import load_manifest
 from tlcore.errors import TransferLabError
 from tlcore.prepare import prepare
 from tlcore.worker import run_to_end

@@ -142,7 +142,7 @@ def test_a_text_run_ships_its_table_to_ray_and_trains_there(tl_home: Path, tmp_p
 def test_a_text_split_ships_its_table_once_and_is_read_from_the_copy(tl_home: Path, tmp_path: Path) -> None:
     """Without Ray: what travels for a text split is the table (not a file per row), and the unpacked config
     reads the same rows. Before, every row was sent as "support_tickets.csv#109", a file that does not exist."""
-    from tlcore.data import resolve_manifest
+    from tlcore.modality import resolve_manifest
     from tlcore.on_ray import _split_files, _split_payload, _unpack_split
     from tlcore.text.data import read_texts
 

@@ -151,7 +151,7 @@ def test_a_split_reads_rows_from_their_table_and_a_file_named_with_a_hash_as_its
     """Before, any location with '#' was cut there: a class folder of texts named "note#1.txt" was reported
     as gone ("bug/note"), and its runs could not start."""
     from tlcore.config import DataConfig
-    from tlcore.data.split import load_manifest
+    from tlcore.modality import load_manifest
 
     for label, words in (("bug", ["crash on start", "error 500", "freezes", "blank page"]),
                          ("billing", ["charged twice", "refund please", "wrong invoice", "card declined"])):

@@ -331,14 +331,21 @@ def test_head_only_text_runs_train_on_embeddings_computed_once_with_the_slow_pat
             "freeze": {"strategy": "feature_extraction"}, "optimizer": {"name": "adamw", "lr": 3e-3}}
     fast = train(tiny_config(Path(TICKETS), **base), tmp_path / "fast", sink=events.append)
     slow = train(tiny_config(Path(TICKETS), **{**base, "feature_cache": False}), tmp_path / "slow")
-    assert any("text fast path" in e.message for e in events)
+    fast_log = [e.message for e in events if e.message.startswith("feature extraction fast path")]
+    assert fast_log and "training texts computed once and cached" in fast_log[0], fast_log
     counts = [(e.data["done"], e.data["total"]) for e in events if e.kind == "progress" and
-              e.message.startswith("embedding texts")]  # issue 36: a count in the wait before epoch 1
+              e.message.startswith("features of the texts")]  # issue 36: a count in the wait before epoch 1
     assert counts[0][0] == 0 and counts[-1][0] == counts[-1][1] > 0 and all(t == counts[0][1] for _, t in counts)
     for a, b in zip(fast.history, slow.history):  # frozen layers in inference mode (attention dropout too): equal
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5) and a["train_acc"] == b["train_acc"]
     x, y = load_file(str(tmp_path / "fast" / "best.safetensors")), load_file(str(tmp_path / "slow" / "best.safetensors"))
     assert all(torch.allclose(x[k], y[k], atol=1e-5) for k in x)
+    # issue 35: a second head-only run on the same split (another seed and learning rate) reads the embeddings
+    again = []
+    train(tiny_config(Path(TICKETS), **{**base, "seed": 1, "optimizer": {"name": "adamw", "lr": 1e-3}}),
+          tmp_path / "again", sink=again.append)
+    read = [e.message for e in again if e.message.startswith("feature extraction fast path")]
+    assert read and "read from the cache" in read[0], read
 
 
 def test_text_augmentation_changes_training_texts_the_same_way_for_the_same_epoch(tmp_path: Path) -> None:
@@ -385,7 +392,7 @@ def test_an_augmented_text_run_trains_on_changed_texts_and_skips_the_embedding_c
     events = []
     train(config, tmp_path / "run", sink=events.append)
     log = " ".join(e.message for e in events)
-    assert "text fast path" not in log  # the embeddings change every epoch: no cache of them
+    assert "fast path" not in log  # the embeddings change every epoch: no cache of them
 
 
 def test_the_cli_previews_a_texts_augmentation_seeded() -> None:

@@ -129,9 +129,9 @@ def test_adabn_runs_get_the_adabn_part(colours: Path, tmp_path: Path) -> None:
 def _every_part() -> list[Part]:
     """One of each part, in the order of PARTS (their declarations are class attributes: no run is needed)."""
     from tlcore.parts import adaptation, cancel, checkpoints, epoch_report, freeze_stages, overfitting, progress
-    from tlcore.parts import text_embeddings, torchrun
+    from tlcore.parts import torchrun
 
-    return [checkpoints.Checkpoints(), AdaBN(), FastPath(), text_embeddings.TextEmbeddings(), Compile("eager"),
+    return [checkpoints.Checkpoints(), AdaBN(), FastPath(), Compile("eager"),
             torchrun.Torchrun(), cancel.Cancel(False), freeze_stages.FreezeStages(), adaptation.Adaptation(),
             progress.StepProgress(), epoch_report.EpochReport(), overfitting.Overfitting(),
             EarlyStopping.__new__(EarlyStopping)]

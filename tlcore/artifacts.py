@@ -20,8 +20,8 @@ from torch import nn
 from tlcore.config import RunConfig, read_json_file
 from tlcore.data import SplitManifest
 from tlcore.errors import TransferLabError
-from tlcore.modality import build_for
-from tlcore.models import BuiltModel, ModelSpec, Preprocessing, build_model
+from tlcore.modality import Modality, named, of_config
+from tlcore.models import BuiltModel, ModelSpec, Preprocessing
 from tlcore.files import FileRefused, read_regular_file
 from tlcore.run_files import (ADAPTED, BEST, CONFIG, EVALUATION, EVALUATIONS, EXPORT_CARD, EXPORT_ENCODER, EXPORT_MARK,
                               EXPORT_MARKS, META_SHA256, meta_checksum,
@@ -100,7 +100,8 @@ def load_trained(run_dir: str | Path, checkpoint: str = BEST) -> TrainedRun:
         raise TransferLabError(f"run folder {run_dir} has no {checkpoint}", "choose a run that finished at least one epoch")
     config = RunConfig.load(run_dir / CONFIG)
     manifest = SplitManifest.load(run_dir / SPLIT)
-    built = build_for(replace(config.model, weights="random"), len(manifest.classes), input_size=config.input_size)
+    built = of_config(config).build(replace(config.model, weights="random"), len(manifest.classes),
+                                    input_size=config.input_size)
     load_weights(built.model, run_dir / checkpoint)
     return TrainedRun(config, manifest, built)
 
@@ -119,9 +120,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-MAX_TOKENS = 65_536  # the longest max_length an export may state
 
 
 def is_export(folder: str | Path) -> bool:
@@ -154,13 +152,14 @@ class _ExportMeta:
 @dataclass
 class ExportedModel:
     """An export read back and verified: the model with its weights, its classes and its preprocessing (a text
-    export: its tokenizer and maximum length instead)."""
+    export: its tokenizer and maximum length instead), and the whole built model (for its modality)."""
 
     model: nn.Module
     classes: list[str]
     preprocessing: Preprocessing
     tokenizer: object = None
     max_length: int | None = None
+    built: BuiltModel | None = None
 
 
 def load_export(folder: str | Path) -> ExportedModel:
@@ -184,13 +183,9 @@ def load_export(folder: str | Path) -> ExportedModel:
                                "copy the export folder again, whole, or export the run again")
     names = {f.name for f in dataclasses.fields(_ExportMeta)}
     meta = typed(_ExportMeta, {k: v for k, v in raw.items() if k in names}, "the export config")
-    if meta.modality not in ("image", "text"):
-        raise TransferLabError(f"the export's modality {str(meta.modality)[:40]!r} is neither image nor text",
-                               "export the run again")
-    if meta.modality == "text" and (meta.max_length is None or not 1 <= meta.max_length <= MAX_TOKENS):
-        raise TransferLabError(f"the export's max_length {meta.max_length!r} is not a number of tokens",
-                               f"it is 1 to {MAX_TOKENS:,} in an export; export the run again")
-    weights = _weights_file(meta)
+    modality = _modality_of(meta)
+    modality.check_export_meta(meta)
+    weights = modality.export_weights_file(meta)
     missing = sorted({EXPORT_CARD, weights} - set(meta.files))
     if missing:
         raise TransferLabError(f"the export's {CONFIG} does not list {', '.join(missing)}",
@@ -198,14 +193,13 @@ def load_export(folder: str | Path) -> ExportedModel:
     for name, digest in meta.files.items():
         path = folder / name
         parts = Path(name).parts
-        inside = len(parts) == 1 or (len(parts) == 2 and parts[0] == EXPORT_ENCODER and meta.modality == "text")
-        if not inside or ".." in parts or not path.is_file() or sha256_file(path) != digest:
+        if not modality.export_file_allowed(parts) or ".." in parts or not path.is_file() or sha256_file(path) != digest:
             raise TransferLabError(f"export file {name} is missing or changed since the export (checksum mismatch)",
                                    "copy the export folder again, whole")
     if len(meta.classes) < 2:
         raise TransferLabError("the export lists fewer than 2 classes", "export the run again")
     try:
-        return _build_export(folder, meta)
+        return _build_export(folder, meta, modality)
     except TransferLabError:
         raise
     except (ValueError, TypeError, KeyError, OSError, RuntimeError, AttributeError, RecursionError) as exc:
@@ -215,22 +209,21 @@ def load_export(folder: str | Path) -> ExportedModel:
                                f"{' '.join(str(exc).split())[:150]})", "export the run again") from None
 
 
-def _weights_file(meta: "_ExportMeta") -> str:
-    """Where an export keeps its weights: at its root, or (text exports since they load in transformers) in the
-    transformers folder."""
-    inside = f"{EXPORT_ENCODER}/{EXPORT_WEIGHTS}"
-    return inside if meta.modality == "text" and inside in meta.files else EXPORT_WEIGHTS
+def _modality_of(meta: "_ExportMeta") -> Modality:
+    """The export's kind of data, by its config's "modality".
+
+    Raises:
+        TransferLabError: no kind of that name.
+    """
+    try:
+        return named(str(meta.modality))
+    except KeyError:
+        raise TransferLabError(f"the export's modality {str(meta.modality)[:40]!r} is no kind of data this version "
+                               "reads (image, text)", "export the run again") from None
 
 
-def _build_export(folder: Path, meta: "_ExportMeta") -> ExportedModel:
-    if meta.modality == "text":  # the encoder from the export's own config and tokenizer, its weights below
-        from tlcore.text.model import build_text_model
-
-        spec = replace(meta.model, name=str(folder / EXPORT_ENCODER), weights="random")
-        built = build_text_model(spec, len(meta.classes), max_length=meta.max_length)
-        load_weights(built.model, folder / _weights_file(meta))
-        return ExportedModel(built.model.eval(), list(meta.classes), meta.preprocessing, built.tokenizer,
-                             built.max_length)
-    built = build_model(replace(meta.model, weights="random"), len(meta.classes), input_size=meta.input_size)
-    load_weights(built.model, folder / EXPORT_WEIGHTS)
-    return ExportedModel(built.model.eval(), list(meta.classes), meta.preprocessing)
+def _build_export(folder: Path, meta: "_ExportMeta", modality: Modality) -> ExportedModel:
+    built = modality.export_model(folder, meta)
+    load_weights(built.model, folder / modality.export_weights_file(meta))
+    return ExportedModel(built.model.eval(), list(meta.classes), meta.preprocessing, built.tokenizer,
+                         built.max_length, built)

@@ -24,11 +24,10 @@ from tlcore.adapt_spec import METHODS, NEEDS_TARGET, TRAINS_THE_BACKBONE
 from tlcore.artifacts import PREDICTIONS, read_evaluation, read_folder_evaluations, read_target_score
 from tlcore.run_files import folder_evaluation_name
 from tlcore.config import EarlyStoppingConfig, RunConfig
-from tlcore.data import resolve_manifest
 from tlcore.errors import TransferLabError
 from tlcore.grid import STRATEGY_SET, Axis, expand, same_in_effect
 from tlcore.stats import EQUIVALENCE_MARGIN, PairedComparison, compare_paired, plain_words
-from tlcore.text.catalog import is_text_model
+from tlcore.modality import for_model, resolve_manifest
 from tlcore.target_score import SELECTION_SCORE, best_by_target_score
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
@@ -282,7 +281,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             labelled_accuracy=few.get("accuracy"), labelled_pictures=few.get("n"),
             adapt_method=str(run.config.get("adapt", {}).get("method", "none")),
             head_only=_trains_only_head(run.config),
-            items="texts" if is_text_model(str((run.config.get("model") or {}).get("name", ""))) else "pictures",
+            items=for_model(str((run.config.get("model") or {}).get("name", ""))).items_word,
         ))
     return rows
 

@@ -20,7 +20,7 @@ import torch
 
 from tlcore.adapt_spec import uses_adabn
 from tlcore.config import RunConfig
-from tlcore.features import FeatureCache
+from tlcore.features import FeatureCache, train_view_key
 from tlcore.freeze import apply_plan, set_train_mode
 from tlcore.inference import outputs
 from tlcore.parts.fast_path import fast_path_applies
@@ -78,7 +78,7 @@ def _train_step_seconds(loop: Loop, config: RunConfig, epoch: int, measure: int)
 def _forward_seconds(loop: Loop, measure: int) -> tuple[float, float]:
     """Seconds per batch of a forward in eval mode, loading included: validation, or feature extraction.
 
-    Timed on the training pictures in their fixed order, where every batch is full."""
+    Timed on the training items in their fixed order, where every batch is full."""
     loop.train_loader.in_manifest_order()
     return _time_per_batch(lambda: outputs(loop.prep.model, loop.train_loader, loop.prep.runtime), measure, lambda logits, y: float(logits.sum()))
 
@@ -87,8 +87,9 @@ def _features_cached(loop: Loop) -> bool:
     prep, config = loop.prep, loop.prep.config
     hashes = prep.manifest.hashes("train") + prep.manifest.hashes("val")
     hashes += prep.target.sha256 if prep.target else []
-    keys = [{"split": "eval"}] + [{"split": "train", "augment": config.augment.to_dict(), "seed": config.seed + v,
-                                   "workers": prep.runtime.num_workers} for v in range(config.feature_views)]
+    augment = prep.modality.augment_key(config)
+    keys = [{"split": "eval"}] + [train_view_key(augment, config.seed + v, prep.runtime.num_workers)
+                                  for v in range(config.feature_views)]
     stored: dict = {}
     for key in keys:
         stored.update(FeatureCache(prep.built, key).load())
@@ -120,7 +121,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
     forward, forward_first = _forward_seconds(loop, measure)
     validation = forward * val_batches + forward_first
     device = prep.runtime.device.type
-    basis = f"{measure + 2} steps of {config.batch_size} pictures measured on this machine's {device}"
+    basis = f"{measure + 2} steps of {config.batch_size} {prep.modality.items_word} measured on this machine's {device}"
     target_batches_ = len(prep.target.paths) / config.batch_size if prep.target else 0.0
     if uses_adabn(config.adapt.method):  # a forward over the source training pictures before, the target's after
         setup += forward * (train_batches + target_batches_) + 2 * forward_first

@@ -10,21 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from tlcore.adapt import adabn
 from tlcore.adapt_spec import uses_adabn
-from tlcore.augment import eval_pipeline, resize_target
 from tlcore.errors import TransferLabError
 from tlcore.files import atomic_write
-from tlcore.loader import ImageListDataset
 from tlcore.inference import outputs
 from tlcore.runtime import Runtime, select_runtime
 from tlcore.artifacts import ADAPTED, BEST, EVALUATION, EVALUATIONS, PREDICTIONS, TrainedRun, load_trained
 from tlcore.run_files import folder_evaluation_name
-from tlcore.data import scan
-from tlcore.modality import collate_texts, text_dataset
-from tlcore.text.data import read_texts
+from tlcore.modality import of_built
 
 __all__ = ["ClassMetrics", "Evaluation", "metrics_from_predictions", "evaluate_run", "evaluate_folder",
            "score_labelled_target",
@@ -132,7 +127,7 @@ def _counted(batches: Iterable, phase: str, total: int, on_progress: Callable[[s
 
 def class_probabilities(trained: TrainedRun, items: list[tuple[Path, int]], *, own_statistics: bool = False,
                         on_progress: Callable[[str, int, int], None] = _quiet,
-                        texts: tuple[str, str] | None = None) -> np.ndarray:
+                        read_from: tuple[str, str] | None = None) -> np.ndarray:
     """The run's model on these pictures (or texts): each one's class probabilities.
 
     Args:
@@ -140,7 +135,7 @@ def class_probabilities(trained: TrainedRun, items: list[tuple[Path, int]], *, o
         items: (path, label) pairs; the labels are not used.
         own_statistics: AdaBN: BatchNorm statistics measured on these pictures first (labels unused).
         on_progress: hears (phase, done, total): "adapting BatchNorm", then "classifying".
-        texts: for a text run scored on another file: (its root, the file).
+        read_from: items of another data set: (its root, its source) (None: the run's own data).
 
     Returns:
         One row per item, one column per class of the run.
@@ -150,14 +145,8 @@ def class_probabilities(trained: TrainedRun, items: list[tuple[Path, int]], *, o
     model = built.model.to(runtime.device)
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
-    p = built.preprocessing
-    if built.text:
-        root, text_source = texts or (manifest.root, config.data.source)  # another file, or the run's own
-        dataset = text_dataset(built, items, root, text_source, config.data.text_column, config.data.label_column)
-        loader = DataLoader(dataset, batch_size=config.batch_size, collate_fn=collate_texts)
-    else:
-        loader = DataLoader(ImageListDataset(items, eval_pipeline(p), min_side=resize_target(p.input_size, p.crop_pct)),
-                            batch_size=config.batch_size, num_workers=runtime.num_workers)
+    root, source = read_from or (manifest.root, config.data.source)  # another data set, or the run's own
+    loader = of_built(built).eval_batches(built, items, root=root, source=source, config=config, runtime=runtime)
     if own_statistics:  # AdaBN: the pictures are normalised by their own domain's statistics (labels unused)
         adabn(model, _counted(loader, "adapting BatchNorm", len(items), on_progress), runtime.device)
     return torch.cat([logits.softmax(1).cpu() for logits, _ in
@@ -166,13 +155,13 @@ def class_probabilities(trained: TrainedRun, items: list[tuple[Path, int]], *, o
 
 def _score(trained: TrainedRun, items: list[tuple[Path, int]], split: str, out_dir: Path, source: str = "",
            own_statistics: bool = False, on_progress: Callable[[str, int, int], None] = _quiet,
-           texts: tuple[str, str] | None = None) -> Evaluation:
+           read_from: tuple[str, str] | None = None) -> Evaluation:
     """The run's model on these pictures: metrics to evaluation.json, every picture's probabilities to
     predictions.csv, both in `out_dir`. `own_statistics`: BatchNorm statistics measured on these pictures first.
     `on_progress(phase, done, total)` follows the pictures read ("adapting BatchNorm", then "classifying")."""
     manifest = trained.manifest
     probabilities = class_probabilities(trained, items, own_statistics=own_statistics, on_progress=on_progress,
-                                        texts=texts)
+                                        read_from=read_from)
     labels = np.array([y for _, y in items])
     paths = [str(path) for path, _ in items]
     evaluation = metrics_from_predictions(labels, probabilities, manifest.classes, paths, split=split)
@@ -247,10 +236,8 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
     trained = load_trained(run_dir, checkpoint)
     config, manifest = trained.config, trained.manifest
     on_progress("reading the folder", 0, 1)
-    if trained.built.text:  # a labelled text file (or class folders of .txt), with the run's columns
-        report = read_texts(source, text_column=config.data.text_column, label_column=config.data.label_column)
-    else:
-        report = scan(source)
+    modality = of_built(trained.built)
+    report = modality.read(str(source), config.data)  # the run's kind of data, with the run's columns
     extra = sorted(set(report.classes) - set(manifest.classes))
     missing = sorted(set(manifest.classes) - set(report.classes))
     if extra or missing:
@@ -259,16 +246,15 @@ def evaluate_folder(run_dir: str | Path, source: str | Path, checkpoint: str = B
         raise TransferLabError(f"the classes of {Path(str(source)).name} do not match the run's ({'; '.join(parts)})",
                                f"give a folder with one sub-folder per class of the run: {_some(manifest.classes)}")
     if not report.images:
-        raise TransferLabError(f"{Path(str(source)).name} has no readable picture", "check the folder")
+        raise TransferLabError(f"{Path(str(source)).name} has no readable {modality.item_word}", "check the folder")
     root = Path(report.root)
     items = [(root / r.path, manifest.classes.index(r.label)) for r in report.images]
     out_dir = run_dir / EVALUATIONS / folder_evaluation_name(source)
     # an AdaBN run normalises every domain by that domain's own statistics: the source's in training, here the
     # folder's (Li et al. 2016 measure them on the target pictures being classified)
     own = uses_adabn(config.adapt.method) if own_statistics is None else own_statistics
-    texts = (report.root, report.source) if trained.built.text else None
     return _score(trained, items, "folder", out_dir, str(source), own_statistics=own, on_progress=on_progress,
-                  texts=texts), out_dir
+                  read_from=(report.root, str(getattr(report, "source", report.root)))), out_dir
 
 
 def score_labelled_target(run_dir: str | Path, config) -> tuple[Evaluation, Path]:

@@ -29,7 +29,7 @@ from tlcore.paths import data_home
 from tlcore.runtime import Runtime
 
 __all__ = ["uses_fast_path", "FeatureCache", "FeatureSet", "HeadOnFeatures", "backbone_features", "cached_features",
-           "cached_feature_set", "fast_path_fits"]
+           "cached_feature_set", "fast_path_fits", "train_view_key"]
 
 
 def uses_fast_path(plan: FreezePlan, n_groups: int, epochs: int) -> bool:
@@ -165,6 +165,21 @@ def cached_features(model: nn.Module, built: BuiltModel, loader: Iterable, hashe
     return features, False
 
 
+def train_view_key(augment: dict, view_seed: int, workers: int) -> dict:
+    """What keys one view of the training items in the feature cache, besides the model.
+
+    Args:
+        augment: the augmentation spec (plain data); empty: the items are not augmented.
+        view_seed: the view's seed; workers: the loader workers (each draws its own augmentation stream).
+
+    Returns:
+        The key: without augmentation every view is the same, whatever the seed, so they share one key.
+    """
+    if not augment:
+        return {"split": "train"}
+    return {"split": "train", "augment": augment, "seed": view_seed, "workers": workers}
+
+
 class HeadOnFeatures(nn.Module):
     """The model's own classifier applied to cached pooled features, with the model's head dropout."""
 
@@ -177,12 +192,12 @@ class HeadOnFeatures(nn.Module):
         return self.classifier(nn.functional.dropout(features, self.drop_rate, self.training))
 
 
-def fast_path_fits(model: nn.Module, input_size: tuple[int, int, int]) -> bool:
+def fast_path_fits(model: nn.Module, example: torch.Tensor) -> bool:
     """The cached-feature head must compute exactly what the whole model does (checked once, on one input).
 
     Args:
         model: the model.
-        input_size: its input (channels, height, width).
+        example: a batch of its inputs (the modality's `example_input`).
 
     Returns:
         True when the head on the pooled features gives the model's logits.
@@ -191,7 +206,7 @@ def fast_path_fits(model: nn.Module, input_size: tuple[int, int, int]) -> bool:
         return False
     model.eval()
     device = next(model.parameters()).device
-    x = torch.randn(2, *input_size, generator=torch.Generator().manual_seed(0)).to(device)
+    x = example.to(device)
     with torch.inference_mode():
         whole = model(x)
         parts = model.get_classifier()(_pooled(model, x))
@@ -243,7 +258,8 @@ def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManif
         runtime: the device and precision.
         seed: the run's seed.
         views: augmented views per training picture.
-        augment: the augmentation spec (plain data), part of the cache key.
+        augment: the augmentation spec (plain data), part of the cache key; empty: the training items are not
+            augmented, so their features are the same for every seed and view.
         on_note: hears notes about the cache.
         target: see above.
         on_progress: see above.
@@ -265,7 +281,7 @@ def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManif
     for view in range(views):
         view_seed = seed + view
         train_loader.reseed(view_seed)
-        key = {"split": "train", "augment": augment, "seed": view_seed, "workers": runtime.num_workers}
+        key = train_view_key(augment, view_seed, runtime.num_workers)
         features, hit = cached_features(model, built, train_loader, hashes["train"], key, runtime, on_note, on_batch)
         computed.append(features)
         hits.append(hit)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tlcore.config import RunConfig
-from tlcore.data import resolve_manifest
+from tlcore.modality import resolve_manifest
 from tlcore.data.split import file_of
 from tlcore.errors import TransferLabError
 from tlcore.net import not_grpc

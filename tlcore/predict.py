@@ -11,11 +11,100 @@ import torch
 from tlcore.artifacts import BEST, CONFIG, is_export, load_export, load_trained
 from tlcore.augment import eval_pipeline
 from tlcore.data import load_rgb
-from tlcore.models import Preprocessing
+from tlcore.modality import of_built
+from tlcore.models import BuiltModel, Preprocessing
 from tlcore.errors import TransferLabError
 from tlcore.paths import user_path
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "trained_model", "classify", "model_name_of"]
+
+
+def _folder_of(target: str | Path, checkpoint: str) -> tuple[Path, bool]:
+    """The folder `target` names (an export folder, a run folder or a run id) and whether it is an export.
+
+    Raises:
+        TransferLabError: none of these, or an export asked for other weights than its own.
+    """
+    path = user_path(target)
+    try:
+        is_folder = path.is_dir() and (path / CONFIG).exists()
+    except OSError:  # a name no file system takes: it can only be meant as a run id
+        is_folder = False
+    if is_folder and is_export(path):
+        if checkpoint != BEST:
+            raise TransferLabError(f"{path.name} is an export: it holds the one set of weights it was exported "
+                                   "with", "export the run with --adapted to get its adapted weights")
+        return path, True
+    if is_folder:
+        return path, False
+    from tlcore.runs import RunStore
+
+    return Path(RunStore().get(str(target)).run_dir), False
+
+
+def model_name_of(target: str | Path) -> str:
+    """The model name an export, a run folder or a run id was trained from ("" when it cannot be read: loading it
+    then says why).
+
+    Args:
+        target: the folder or run id.
+    """
+    from tlcore.config import read_json_file
+
+    try:
+        folder, _ = _folder_of(target, BEST)
+        name = (read_json_file(folder / CONFIG, "the run's config").get("model") or {}).get("name", "")
+    except (OSError, ValueError, TransferLabError, AttributeError):
+        return ""
+    return name if isinstance(name, str) else ""
+
+
+def trained_model(target: str | Path, checkpoint: str = BEST) -> tuple[BuiltModel, list[str]]:
+    """The model of an export folder, a run folder or a run id, with its weights, and its classes.
+
+    Args:
+        target: the folder or run id.
+        checkpoint: for a run, which of its weights.
+
+    Returns:
+        (the built model in eval mode, its classes in order).
+
+    Raises:
+        TransferLabError: the target cannot be found or loaded.
+    """
+    folder, exported = _folder_of(target, checkpoint)
+    if exported:
+        model = load_export(folder)
+        return model.built, model.classes
+    trained = load_trained(folder, checkpoint)
+    trained.built.model.eval()
+    return trained.built, list(trained.manifest.classes)
+
+
+def classify(target: str | Path, given: str, topk: int = 1,
+             checkpoint: str = BEST) -> list[tuple[str, list[tuple[str, float]]]]:
+    """New items classified by a trained model, whatever its kind of data: the modality reads what was given (a
+    picture or a folder of them, a text or a file of texts, ...) and classifies it as in evaluation.
+
+    Args:
+        target: an export folder, a run folder or a run id.
+        given: what to classify, as the model's modality reads it.
+        topk: classes per item (at most the number of classes).
+        checkpoint: for a run, which of its weights.
+
+    Returns:
+        For each item, its name and its top (class, probability) pairs, most likely first.
+
+    Raises:
+        TransferLabError: the model cannot be loaded, or nothing can be classified.
+    """
+    built, classes = trained_model(target, checkpoint)
+    modality = of_built(built)
+    named = modality.items_to_predict(given)
+    probabilities = modality.probabilities(built, [item for _, item in named])
+    values, indexes = probabilities.topk(min(topk, len(classes)), dim=1)
+    return [(name, [(classes[i], float(v)) for v, i in zip(row_v, row_i)])
+            for (name, _), row_v, row_i in zip(named, values.tolist(), indexes.tolist())]
 
 
 @dataclass
@@ -59,21 +148,8 @@ class Predictor:
         Raises:
             TransferLabError: one line, when `target` is none of these or cannot be loaded.
         """
-        path = user_path(target)
-        try:
-            is_folder = path.is_dir() and (path / CONFIG).exists()
-        except OSError:  # a name no file system takes: it can only be meant as a run id
-            is_folder = False
-        if is_folder and is_export(path):
-            if checkpoint != BEST:
-                raise TransferLabError(f"{path.name} is an export: it holds the one set of weights it was exported "
-                                       "with", "export the run with --adapted to get its adapted weights")
-            return cls.from_export(path)
-        if is_folder:
-            return cls.from_run(path, checkpoint)
-        from tlcore.runs import RunStore
-
-        return cls.from_run(RunStore().get(str(target)).run_dir, checkpoint)
+        folder, exported = _folder_of(target, checkpoint)
+        return cls.from_export(folder) if exported else cls.from_run(folder, checkpoint)
 
     def groups(self):
         """The model's layer groups, stem to head (for Grad-CAM's choice of layer)."""

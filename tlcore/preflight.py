@@ -15,28 +15,10 @@ from tlcore.data.layout import IMAGE_SUFFIXES, walk_files
 from tlcore.errors import TransferLabError
 from tlcore.grid import value_at
 from tlcore.schema import leaves, recommended_values
-from tlcore.modality import is_text_model, is_text_source
-from tlcore.models import DEFAULT_MODEL, build_model, check_weights
-from tlcore.text.model import DEFAULT_TEXT_MODEL, check_text_model
+from tlcore.modality import for_data, of_config
+from tlcore.models import DEFAULT_MODEL
 
-__all__ = ["check_before_queueing", "model_for_the_data", "refuse_adaptation_of_texts"]
-
-
-def refuse_adaptation_of_texts(config: RunConfig) -> None:
-    """Domain adaptation, and the few labelled target pictures, are for pictures so far: one rule for the check
-    before queueing and the one before training (before, a text run with adapt.labelled was queued, then failed).
-
-    Args:
-        config: a text run.
-
-    Raises:
-        TransferLabError: the run asks for an adaptation method or labelled target items.
-    """
-    asked = [f"adapt.method {config.adapt.method}" if config.adapt.method != "none" else "",
-             "adapt.labelled" if config.adapt.labelled.strip() else ""]
-    if any(asked):
-        raise TransferLabError(f"domain adaptation ({', '.join(a for a in asked if a)}) is for pictures so far",
-                               "set adapt.method to none and adapt.labelled to empty for text data")
+__all__ = ["check_before_queueing", "model_for_the_data"]
 
 
 def check_before_queueing(config: RunConfig) -> None:
@@ -51,16 +33,14 @@ def check_before_queueing(config: RunConfig) -> None:
             L2-SP when only the head trains).
     """
     config, _ = model_for_the_data(config)
-    if is_text_model(config.model.name):
-        check_text_model(config.model.name)
-        refuse_adaptation_of_texts(config)
-        return
-    check_weights(config.model)
+    modality = of_config(config)
+    modality.check_run(config)  # texts: no adaptation
+    modality.check_model(config.model)
     method = config.adapt.method
     if method in NEEDS_TARGET:
         _check_target(config.adapt.target)
     if uses_adabn(method) or method in TRAINS_THE_BACKBONE:
-        built = build_model(replace(config.model, weights="random"), 2, input_size=config.input_size)
+        built = modality.build(replace(config.model, weights="random"), 2, input_size=config.input_size)
         n = len(built.groups)
         plan = resolve_freeze_plan(config.freeze, n)
         check_method_fits(config.adapt, built.model, plan.trains_only_head(config.epochs, n), built.arch)
@@ -83,24 +63,25 @@ def model_for_the_data(config: RunConfig) -> tuple[RunConfig, str | None]:
     Raises:
         TransferLabError: any other mismatch (an image model chosen for texts, a text model for pictures).
     """
-    text_data, text_model = is_text_source(config.data.source), is_text_model(config.model.name)
+    data_kind, model_kind = for_data(config.data.source), of_config(config)
     notes = []
-    if text_data and not text_model:
-        if config.model.name != DEFAULT_MODEL:
-            raise TransferLabError(f"{config.data.source} holds texts, and {config.model.name} is an image model",
-                                   f"use a text model such as {DEFAULT_TEXT_MODEL}")
-        config = replace(config, model=replace(config.model, name=DEFAULT_TEXT_MODEL),
-                         name=config.name or f"{DEFAULT_TEXT_MODEL} / {config.freeze.strategy}")
-        notes.append(f"text data: the model is {DEFAULT_TEXT_MODEL} (the default text model)")
-    if text_model and not text_data:
-        raise TransferLabError(f"{config.model.name} is a text model, and {config.data.source} holds pictures",
-                               "choose an image model, or give a CSV, TSV or JSONL file of texts")
+    if data_kind is not model_kind:
+        if config.model.name != DEFAULT_MODEL or not data_kind.default_model:
+            raise TransferLabError(f"{config.data.source} holds {data_kind.items_word}, and {config.model.name} is a "
+                                   f"model for {model_kind.items_word}",
+                                   f"use a model for {data_kind.items_word}, such as {data_kind.default_model}")
+        # the default model is the pictures' default: data of another kind gets that kind's default model
+        model = data_kind.default_model
+        config = replace(config, model=replace(config.model, name=model),
+                         name=config.name or f"{model} / {config.freeze.strategy}")
+        notes.append(f"{data_kind.item_word} data: the model is {model} (the default {data_kind.item_word} model)")
     plain = json.loads(config.to_json())
     values = {leaf.path: value_at(plain, leaf.path) for leaf in leaves(RunConfig)}
-    follow = recommended_values(RunConfig, values, "texts" if text_data else "images",
+    follow = recommended_values(RunConfig, values, data_kind.key,
                                 not config.freeze.trains_only_head(config.epochs))
     for path, (value, why) in follow.items():
-        notes.append(f"warning: {path} is {values[path]:g}, the picture default; with texts and the encoder training "
+        notes.append(f"warning: {path} is {values[path]:g}, the picture default; with {data_kind.items_word} and the "
+                     "encoder training "
                      f"the usual is {value:g} ({why})")
     return config, "; ".join(notes) or None
 

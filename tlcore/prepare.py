@@ -18,16 +18,16 @@ from tlcore.adapt_spec import (NEEDS_TARGET, TargetSet, check_labelled_classes, 
 from tlcore.batch_size import BASE_BATCH, auto_batch_words, batch_limit, cuda_trial, keeping_buffers, largest_batch, scaled_lr
 from tlcore.collectives import is_writer
 from tlcore.config import RunConfig, resolve_freeze_plan
-from tlcore.data import SplitManifest, load_manifest
+from tlcore.data import SplitManifest
 from tlcore.data.split import SplitItem
 from tlcore.errors import TransferLabError
 from tlcore.events import Event, Sink, ignore
 from tlcore.files import atomic_write
 from tlcore.freeze import FreezePlan, apply_plan
 from tlcore.input_path import InputPath
-from tlcore.modality import build_for, is_text_source
+from tlcore.modality import Modality, load_manifest, of_built, of_config
 from tlcore.models import BuiltModel
-from tlcore.preflight import model_for_the_data, refuse_adaptation_of_texts
+from tlcore.preflight import model_for_the_data
 from tlcore.runtime import Runtime, select_runtime
 
 __all__ = ["Prepared", "prepare", "AUTO_BATCH"]
@@ -61,6 +61,11 @@ class Prepared:
     inputs: InputPath = field(default_factory=InputPath)
 
     @property
+    def modality(self) -> Modality:
+        """The kind of data the run trains on (pictures, texts...): what the engine asks how to read and load it."""
+        return of_built(self.built)
+
+    @property
     def model(self) -> nn.Module:
         """The model being trained."""
         return self.built.model
@@ -72,8 +77,8 @@ class Prepared:
 
 
 def left_out_of_the_data(config: RunConfig) -> str:
-    """The items of a text data file that the split leaves out, counted by reason ("" for none, and for pictures,
-    whose unreadable files the scan report lists).
+    """The items of the data that the split leaves out, counted by reason ("" for none; for pictures, whose
+    unreadable files the scan report lists, always "").
 
     Args:
         config: the run.
@@ -81,12 +86,7 @@ def left_out_of_the_data(config: RunConfig) -> str:
     Returns:
         One line, or "".
     """
-    if not is_text_source(config.data.source):
-        return ""
-    from tlcore.text.data import read_texts
-
-    return read_texts(config.data.source, text_column=config.data.text_column,
-                      label_column=config.data.label_column).left_out_words()
+    return of_config(config).left_out_words(config.data)
 
 
 def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore) -> Prepared:
@@ -108,7 +108,7 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     manifest = load_manifest(config.data)
     for split in ("train", "val"):
         if not manifest.files(split):
-            raise TransferLabError(f"the split has no {split} images", "use larger val/test shares or more images")
+            raise TransferLabError(f"the split has no {split} items", "use larger val/test shares or more data")
     config, note = model_for_the_data(config)
     if note:
         sink(Event("log", note))
@@ -116,11 +116,11 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     if left_out:  # said in the run's log too, not only by `data scan`
         sink(Event("log", f"{Path(config.data.source).name}: {left_out} (`python -m tlcore data scan` lists them)"))
     torch.manual_seed(config.seed)
-    built = build_for(config.model, len(manifest.classes), input_size=config.input_size, seed=config.seed)
+    modality = of_config(config)
+    modality.check_run(config)
+    built = modality.build(config.model, len(manifest.classes), input_size=config.input_size, seed=config.seed)
     plan = resolve_freeze_plan(config.freeze, len(built.groups))
-    prep = Prepared(config, manifest, built, plan, replace(runtime, channels_last=False) if built.text else runtime)
-    if built.text:
-        refuse_adaptation_of_texts(config)
+    prep = Prepared(config, manifest, built, plan, modality.runtime(runtime))
     check_method_fits(config.adapt, built.model, prep.head_only, built.arch)
     if config.adapt.method in NEEDS_TARGET:
         prep.target = scan_target(config.adapt.target, config.adapt.max_target)

@@ -212,20 +212,16 @@ def ranked(scores: list[ModelScore]) -> list[ModelScore]:
     return sorted(scores, key=lambda s: (s.logme is None, -(s.logme or 0), -(s.probe_accuracy or 0)))
 
 
-def default_candidates(texts: bool = False) -> list[str]:
-    """The recommended models whose weights are on this machine (nothing to download); for texts, the packaged
-    text encoder and its randomly initialised twin (what pretraining brings; one text encoder ships offline).
+def default_candidates(source: str) -> list[str]:
+    """The models worth ranking on this data whose weights are on this machine (nothing to download), as its kind
+    of data recommends them (`Modality.candidate_models`).
 
     Args:
-        texts: the data holds texts.
+        source: the data.
 
     Returns:
         Candidate names, as `parse_candidates` gives them.
     """
-    if texts:
-        from tlcore.text.catalog import DEFAULT_TEXT_MODEL
+    from tlcore.modality import for_data
 
-        return [DEFAULT_TEXT_MODEL, DEFAULT_TEXT_MODEL + RANDOM_SUFFIX]
-    from tlcore.models import RECOMMENDED, model_card
-
-    return [name for name in RECOMMENDED if model_card(name).offline_weights]
+    return for_data(source).candidate_models()

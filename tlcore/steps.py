@@ -12,14 +12,12 @@ import torch
 from torch import nn
 
 from tlcore.adapt import Objective, make_objective
-from tlcore.augment import eval_pipeline, resize_target, train_pipeline
 from tlcore.collectives import rank_world, sync_gradients
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.freeze import FreezePlan, optimizer_param_groups
 from tlcore.inference import autocast, outputs
-from tlcore.loader import DecodedDataset, EpochLoader, ImageListDataset
-from tlcore.modality import collate_texts, text_dataset
+from tlcore.loader import EpochLoader
 from tlcore.prepare import Prepared
 from tlcore.runtime import Runtime
 from tlcore.schedules import make_scheduler
@@ -30,9 +28,9 @@ __all__ = ["Loop", "build_loop", "make_loader", "make_optimizer", "train_step", 
 
 def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Generator | None = None,
                 batch_size: int | None = None) -> EpochLoader:
-    """A loader of one split's pictures. Training loaders augment and follow the order set each epoch; the
-    others go in manifest order. With the decoded-image cache the pictures come from it; with device
-    augmentation the loader gives uint8 batches that the device augments (tlcore.input_path).
+    """A loader of one split's items, made by the run's modality. Training loaders augment and follow the order set
+    each epoch; the others go in manifest order. For pictures: with the decoded-image cache the pictures come from
+    it; with device augmentation the loader gives uint8 batches that the device augments (tlcore.input_path).
 
     Args:
         prep: the prepared run.
@@ -45,28 +43,7 @@ def make_loader(prep: Prepared, split: str, training: bool, generator: torch.Gen
     Returns:
         The `EpochLoader`.
     """
-    p, config = prep.built.preprocessing, prep.config
-    if prep.built.text:  # token ids, padded per batch; no picture augmentation
-        items = prep.manifest.files(split)
-        rank, world = rank_world() if training and split == "train" else (0, 1)
-        dataset = text_dataset(prep.built, items, prep.manifest.root, config.data.source, config.data.text_column,
-                               config.data.label_column, config.text_augment if training else None)
-        return EpochLoader(dataset, batch_size=batch_size or config.batch_size, num_workers=0, pin_memory=False,
-                           generator=generator, rank=rank, world=world, collate_fn=collate_texts)
-    outside = {"target": lambda: prep.target.items(),
-               "labelled": lambda: [(path, label) for path, label, _sha in prep.labelled]}  # not in the manifest
-    items = outside[split]() if split in outside else prep.manifest.files(split)
-    decoded = prep.inputs.decoded(split) if split not in outside else None
-    on_device = prep.inputs.on_device(p, prep.runtime, training, config.seed) if decoded else None
-    if on_device is not None:
-        dataset = DecodedDataset(items, decoded)
-    else:
-        pipeline = train_pipeline(config.augment, p, seed=config.seed) if training else eval_pipeline(p)
-        dataset = ImageListDataset(items, pipeline, min_side=resize_target(p.input_size, p.crop_pct), decoded=decoded)
-    rank, world = rank_world() if training and split == "train" else (0, 1)
-    return EpochLoader(dataset, batch_size=batch_size or config.batch_size, num_workers=prep.runtime.num_workers,
-                       pin_memory=prep.runtime.pin_memory, generator=generator, rank=rank, world=world,
-                       on_device=on_device, device=prep.runtime.device)
+    return prep.modality.loader(prep, split, training, generator, batch_size)
 
 
 def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig, runtime: Runtime) -> torch.optim.Optimizer:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,17 +10,10 @@ import torch
 
 from tlcore.artifacts import BEST, load_export, load_trained
 from tlcore.errors import TransferLabError
-from tlcore.files import FileRefused, read_regular_file
-from tlcore.inference import outputs
-from tlcore.runtime import select_runtime
-from tlcore.text.data import TEXT_FILE_SUFFIXES, TEXT_NAMES
-from tlcore.text.loader import collate_texts
+from tlcore.modality.texts import text_probabilities
+from tlcore.text.given import texts_to_predict
 
 __all__ = ["TextExplanation", "TextPredictor", "texts_to_predict", "MAX_EXPLAINED_WORDS"]
-
-MAX_TEXTS = 100_000
-MAX_PREDICT_FILE_BYTES = 64 * 2**20
-
 
 MAX_EXPLAINED_WORDS = 200
 
@@ -81,7 +71,7 @@ class TextPredictor:
             TransferLabError: the run cannot be loaded, or it is not a text run.
         """
         trained = load_trained(run_dir, checkpoint)
-        if not trained.built.text:
+        if trained.built.tokenizer is None:  # a model without a tokenizer takes no text
             raise TransferLabError(f"{run_dir} is a picture run", "give it pictures, not texts")
         return cls(trained.built.model.eval(), trained.built.tokenizer, trained.built.max_length,
                    list(trained.manifest.classes))
@@ -113,11 +103,7 @@ class TextPredictor:
         Returns:
             A (texts, classes) tensor, rows summing to 1.
         """
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        batches = [collate_texts([(torch.tensor(ids), 0) for ids in encoded[i:i + batch_size]])
-                   for i in range(0, len(encoded), batch_size)]
-        runtime = select_runtime("cpu", "fp32", 0)
-        return torch.cat([logits.float().softmax(1) for logits, _ in outputs(self.model, batches, runtime)])
+        return text_probabilities(self.model, self.tokenizer, self.max_length, texts, batch_size)
 
     def predict(self, texts: list[str], topk: int = 1, batch_size: int = 32) -> list[list[tuple[str, float]]]:
         """The top classes of each text, most likely first.
@@ -162,66 +148,3 @@ class TextPredictor:
         drops = (probabilities[0, index] - probabilities[1:, index]).tolist()
         return TextExplanation(self.classes[index], float(probabilities[0, index]),
                                [(text[a:b], drop) for (a, b), drop in zip(spans, drops)])
-
-
-def texts_to_predict(given: str) -> list[str]:
-    """What the user asked to classify: a CSV/TSV/JSONL file (its text column), a .txt file (one text per line),
-    or else the argument itself as one text.
-
-    Args:
-        given: a path or a text.
-
-    Returns:
-        The texts.
-
-    Raises:
-        TransferLabError: the file holds no text, or too many.
-    """
-    path = Path(given)
-    try:
-        is_file = path.is_file()
-    except (OSError, ValueError):
-        is_file = False
-    if not is_file:
-        if not given.strip():
-            raise TransferLabError("no text to classify", "give a text, a .txt file or a CSV file")
-        return [given]
-    try:  # a regular file of a bounded size: not a FIFO, not /dev/zero
-        text = read_regular_file(path, MAX_PREDICT_FILE_BYTES).decode("utf-8", errors="replace")
-    except FileRefused as exc:
-        raise TransferLabError(exc.problem, exc.hint) from None
-    rows = _column(path, text) if path.suffix.lower() in TEXT_FILE_SUFFIXES else \
-        [line for line in text.splitlines() if line.strip()]
-    if not rows:
-        raise TransferLabError(f"{path.name} holds no text", "one text per line (.txt), or a text column (CSV)")
-    if len(rows) > MAX_TEXTS:
-        raise TransferLabError(f"{path.name} holds {len(rows):,} texts", f"classify at most {MAX_TEXTS:,} at a time")
-    return rows
-
-
-def _column(path: Path, text: str) -> list[str]:
-    """The text column of a table that may have no label column."""
-    if path.suffix.lower() == ".jsonl":
-        rows = []
-        for line in text.splitlines():
-            try:
-                value = json.loads(line)
-            except (ValueError, RecursionError):  # not JSON, or nested past Python's limit: not a row
-                continue
-            text = next((value.get(k) for k in value if str(k).lower() in TEXT_NAMES), None) \
-                if isinstance(value, dict) else None
-            if isinstance(text, str) and text.strip():
-                rows.append(text)
-        return rows
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-    try:
-        header = next(reader, [])
-        named = [i for i, c in enumerate(header) if c.strip().lower() in TEXT_NAMES]
-        if not named:
-            raise TransferLabError(f"cannot tell which column of {path.name} holds the texts (columns: "
-                                   f"{', '.join(header)[:200]})", "name it 'text'")
-        return [row[named[0]] for row in reader if len(row) > named[0] and row[named[0]].strip()]
-    except csv.Error as exc:
-        raise TransferLabError(f"{path.name} line {reader.line_num}: {exc}", "save the file as plain CSV") from None
-
-

@@ -25,7 +25,6 @@ from tlcore.collectives import is_writer
 from tlcore.errors import TransferLabError
 from tlcore.events import Cancelled, Event, Sink, ignore
 from tlcore.files import atomic_write, clean_partial_writes
-from tlcore.input_path import choose_input
 from tlcore.parts import Fit, Part, StepPath, parts_for
 from tlcore.prepare import AUTO_BATCH, Prepared, prepare
 from tlcore.runtime import Runtime
@@ -89,11 +88,9 @@ def train(config, run_dir: str | Path, sink: Sink = ignore, should_stop: Callabl
     if writer:  # the config as it ran: batch size "auto" as the number it became
         atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(prep.config.to_json()))
         prep.manifest.save(run_dir / SPLIT)
-    if not prep.built.text:  # texts are tokenized once, in memory: no decoded-picture cache or device augmentation
-        prep.inputs = choose_input(prep.config, prep.manifest, prep.built.preprocessing, prep.runtime,
-                                   lambda kind, message: sink(Event(kind, message)))
+    prep.inputs = prep.modality.choose_inputs(prep, lambda kind, message: sink(Event(kind, message)))
     loop = build_loop(prep)
-    kind = "texts" if prep.built.text else "images"
+    kind = prep.modality.items_word
     sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "
                       f"{len(loop.val_loader.dataset)} val {kind}; split {prep.manifest.id}; weights: "
                       f"{prep.built.weights.description}; {_inputs_words(prep)}", {"split_id": prep.manifest.id}))
@@ -221,9 +218,7 @@ def _validate(run: Fit) -> dict:
 
 
 def _inputs_words(prep: Prepared) -> str:
-    if prep.built.text:
-        return f"texts tokenized once, at most {prep.built.max_length} tokens each, padded per batch"
-    return prep.inputs.describe()
+    return prep.modality.inputs_words(prep)
 
 
 def _peak_memory_mb(runtime: Runtime) -> float:

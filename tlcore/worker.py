@@ -27,7 +27,7 @@ from tlcore.target_score import score_target
 from tlcore.evaluate import evaluate_folder, evaluate_run, score_labelled_target
 from tlcore.paths import data_home
 from tlcore.preflight import check_before_queueing, model_for_the_data
-from tlcore.text.catalog import is_text_model
+from tlcore.modality import of_config
 from tlcore.run_files import append_event, write_run_record
 from tlcore.runs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Run, RunStore, StoreError
 from tlcore.tracking import RunTracker
@@ -79,7 +79,7 @@ def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume
             train(config, run_dir, sink=sink, should_stop=should_stop, resume=resume)
         evaluation = evaluate_run(run_dir)
         sink(Event("log", f"test accuracy {evaluation.accuracy:.3f} (balanced {evaluation.balanced_accuracy:.3f}) "
-                          f"on {evaluation.n} held-out {'texts' if is_text_model(config.model.name) else 'pictures'}",
+                          f"on {evaluation.n} held-out {of_config(config).items_word}",
                           {"test_accuracy": evaluation.accuracy}))
         for folder in config.evaluate_on:
             try:

@@ -22,15 +22,10 @@ __all__ = [
 
 
 def _scan_any(args: argparse.Namespace, **options):
-    """A picture folder's scan report, or a text file's (the kind comes from the data)."""
-    from tlcore.data import scan
-    from tlcore.text.data import is_text_source, read_texts
+    """The data's scan report, read by its kind (pictures, texts...: the kind comes from the data)."""
+    from tlcore.modality import for_data
 
-    if is_text_source(args.path):
-        limit = options.get("max_file_mb")
-        return read_texts(args.path, text_column=args.text_column, label_column=args.label_column,
-                          **({"max_file_mb": limit} if limit else {}))
-    return scan(args.path, **options)
+    return for_data(args.path).read(args.path, args, **options)
 
 
 def cmd_data_scan(args: argparse.Namespace) -> int:

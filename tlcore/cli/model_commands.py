@@ -67,10 +67,10 @@ def cmd_models_rank(args: argparse.Namespace) -> int:
     base = RunConfig.load(args.config) if args.config else RunConfig(data=DataConfig(source=args.data))
     if args.input_size:
         base = replace(base, input_size=(3, args.input_size, args.input_size))
-    from tlcore.text.data import is_text_source
+    from tlcore.modality import for_data
 
-    texts = is_text_source(base.data.source)
-    candidates = parse_candidates(args.models) if args.models else default_candidates(texts)
+    modality = for_data(base.data.source)
+    candidates = parse_candidates(args.models) if args.models else default_candidates(base.data.source)
     if not candidates:
         raise TransferLabError("no recommended model has weights on this machine", "name models with --models")
 
@@ -86,7 +86,7 @@ def cmd_models_rank(args: argparse.Namespace) -> int:
                                f"{scores[0].error})", "rank models with offline weights, or give their weights files")
     if args.json:
         return 0
-    rate = "texts/s" if texts else "img/s"
+    rate = f"{modality.items_word}/s"
     print(f"\n{'rank':<4} {'model':<46} {'LogME':>7} {'probe acc':>9} {'seconds':>8} {rate:>7} {'params M':>8}")
     for i, s in enumerate(scores, 1):
         if s.error:
@@ -105,21 +105,19 @@ def cmd_models_rank(args: argparse.Namespace) -> int:
 
 def _build_for_show(args: argparse.Namespace):
     """Showing groups needs no weights: without any, build randomly initialised and say so once."""
-    from tlcore.models import ModelSpec, WeightsError, build_model
-    from tlcore.text.model import build_text_model, is_text_model
+    from tlcore.modality import for_model
+    from tlcore.models import ModelSpec, WeightsError
 
-    if is_text_model(args.name):
-        return build_text_model(ModelSpec(name=args.name, weights="random" if args.random_init else "auto"),
-                                args.classes or 2)
+    modality = for_model(args.name)
     spec = ModelSpec(name=args.name, weights="random" if args.random_init else (args.weights or "auto"),
                      allow_download=args.download, fine_groups=args.fine)
     try:
-        return build_model(spec, args.classes)
+        return modality.build(spec, args.classes)
     except WeightsError as exc:
         if args.weights:  # a file the user named must load
             raise
         print(f"note: {exc}", file=sys.stderr)
-        return build_model(ModelSpec(name=args.name, weights="random", fine_groups=args.fine), args.classes)
+        return modality.build(ModelSpec(name=args.name, weights="random", fine_groups=args.fine), args.classes)
 
 
 def _show_text_model(args: argparse.Namespace) -> int:
@@ -148,11 +146,17 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
-    from tlcore.models import model_card
-    from tlcore.text.catalog import is_text_model
+    from tlcore.modality import for_model
 
-    if is_text_model(args.name):
-        return _show_text_model(args)
+    shown = _SHOW.get(for_model(args.name).key)
+    if shown is not None:  # a kind of model with facts of its own
+        return shown(args)
+    return _show_picture_model(args)
+
+
+def _show_picture_model(args: argparse.Namespace) -> int:
+    from tlcore.models import model_card
+
     card = model_card(args.name)
     built = _build_for_show(args)
     p = built.preprocessing
@@ -165,6 +169,9 @@ def cmd_models_show(args: argparse.Namespace) -> int:
         shape = "x".join(map(str, g.output_shape)) if g.output_shape else "?"
         print(f"  {g.index:>2}  {g.name:<{width}}  {g.role:<4}  {g.params:>12,}  -> {shape}")
     return 0
+
+
+_SHOW = {"texts": _show_text_model}  # models show, per kind of model other than timm's
 
 
 def cmd_freeze_show(args: argparse.Namespace) -> int:

@@ -84,38 +84,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _image_files(target: Path) -> list[Path]:
-    from tlcore.data.layout import is_hidden
+def _modality_of(target: str):
+    """The kind of data of an export folder, a run folder or a run id (pictures when it cannot be read: loading
+    it then says why)."""
+    from tlcore.modality import for_model
+    from tlcore.predict import model_name_of
 
-    if target.is_file():
-        return [target]
-    if not target.is_dir():
-        raise TransferLabError(f"no such picture or folder: {target}", "check the path")
-    return sorted(p for p in target.rglob("*") if p.is_file() and not any(is_hidden(x) for x in p.relative_to(target).parts))
+    return for_model(model_name_of(target) or "")
 
 
 def _things(run_dir: str) -> str:
-    """What the run classifies, in words: texts or pictures."""
-    return "texts" if _is_text_run(str(run_dir)) else "pictures"
-
-
-def _is_text_run(target: str) -> bool:
-    """A run folder (or run id) whose model is a text model; export folders and unknown ids are left to Predictor."""
-    from tlcore.config import read_json_file
-    from tlcore.paths import user_path
-    from tlcore.text.catalog import is_text_model
-
-    folder = user_path(target)
-    try:
-        if not (folder / "config.json").is_file():
-            from tlcore.runs import RunStore, check_run_id
-
-            check_run_id(target)
-            folder = Path(RunStore().get(target).run_dir)
-        name = (read_json_file(folder / "config.json", "the run's config").get("model") or {}).get("name", "")
-    except (OSError, ValueError, TransferLabError, AttributeError):
-        return False
-    return isinstance(name, str) and is_text_model(name)
+    """What the run classifies, in words: "pictures", "texts"..."""
+    return _modality_of(str(run_dir)).items_word
 
 
 MAX_EXPLAINED_TEXTS = 50
@@ -169,24 +149,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
+    return _PREDICT.get(_modality_of(args.model).key, _predict_items)(args)
+
+
+def _predict_pictures(args: argparse.Namespace) -> int:
     import csv
 
     import numpy as np
     from PIL import Image
 
+    from tlcore.artifacts import ADAPTED, BEST
     from tlcore.data import load_rgb
     from tlcore.data.images import ImageReadError
+    from tlcore.modality.pictures import picture_files
     from tlcore.predict import Predictor
-
-    if _is_text_run(args.model):
-        return _predict_texts(args)
-    from tlcore.artifacts import ADAPTED, BEST
 
     if args.explain:
         raise TransferLabError("--explain shows the words behind a text's class", "for pictures, --cam FILE draws "
                                "where the model looks (Grad-CAM)")
     predictor = Predictor.resolve(args.model, ADAPTED if args.adapted else BEST)
-    files = _image_files(Path(args.images))
+    files = picture_files(Path(args.images))
     if args.cam and len(files) == 1:  # one picture: --cam names the overlay file itself
         check_picture_path(args.cam, "--cam")
     rows = []
@@ -217,3 +199,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
             writer.writerows(rows)
         print(f"predictions written to {args.csv}")
     return 0 if any(r[1] for r in rows) else EXIT_USER_ERROR
+
+
+def _predict_items(args: argparse.Namespace) -> int:
+    """Any kind of data without options of its own: what was given, read by the model's modality, classified."""
+    import csv
+
+    from tlcore.predict import classify
+
+    for option, value in (("--cam", args.cam), ("--explain", args.explain), ("--adapted", args.adapted)):
+        if value:
+            raise TransferLabError(f"{option} is not available for this kind of model", f"leave {option} out")
+    found = classify(args.model, args.images, topk=args.topk)
+    for name, top in found:
+        print(f"{name[:70]}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["item", "predicted", "probability", "error"] + [f"top{i + 1}" for i in range(args.topk)])
+            writer.writerows([name, top[0][0], f"{top[0][1]:.4f}", ""] + [f"{c}:{p:.4f}" for c, p in top]
+                             for name, top in found)
+        print(f"predictions written to {args.csv}")
+    return 0
+
+
+_PREDICT = {"images": _predict_pictures, "texts": _predict_texts}  # kinds with options of their own (--cam, --explain)

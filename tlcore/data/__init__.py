@@ -13,7 +13,7 @@ from tlcore.data.images import ImageReadError, decode_image, load_rgb, to_rgb
 from tlcore.data.layout import discover, is_hidden
 from tlcore.data.scan import ScanReport, scan_dataset
 from tlcore.data.source import resolve_source
-from tlcore.data.split import SplitManifest, default_manifest_path, load_manifest, make_split, resolve_manifest
+from tlcore.data.split import SplitManifest, default_manifest_path, make_split
 
 __all__ = [
     "ImageReadError",
@@ -25,10 +25,8 @@ __all__ = [
     "discover",
     "extract_zip",
     "is_hidden",
-    "load_manifest",
     "load_rgb",
     "make_split",
-    "resolve_manifest",
     "resolve_source",
     "scan",
     "scan_dataset",

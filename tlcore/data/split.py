@@ -14,11 +14,8 @@ import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
-
 from tlcore.data.layout import PRESPLIT, SPLITS
-from tlcore.data.scan import ImageRecord, ScanReport, scan_dataset
-from tlcore.data.source import resolve_source
+from tlcore.data.scan import ImageRecord, ScanReport
 from tlcore.files import atomic_write
 from tlcore.errors import DatasetError
 from tlcore.paths import data_home
@@ -131,11 +128,9 @@ class SplitManifest:
         return manifest
 
     def source_files(self) -> list[str]:
-        """The files the split reads, relative to `root`, each once: its pictures; for texts, the tables and the
-        .txt files their rows come from ("tickets.csv#17" is read from tickets.csv)."""
-        if self.layout == "texts":
-            return list(dict.fromkeys(file_of(i.path) for i in self.items))
-        return [i.path for i in self.items]
+        """The files the split reads, relative to `root`, each once: a picture or a .txt file is its own; a row of
+        a table is read from the table ("tickets.csv#17" from tickets.csv)."""
+        return list(dict.fromkeys(file_of(i.path) for i in self.items))
 
     def missing_files(self) -> list[str]:
         """The files of `source_files` that are gone."""
@@ -286,45 +281,3 @@ def make_split(
         root=report.root, layout=report.layout, seed=seed, ratios=ratios,
         classes=list(report.classes), items=items, notes=notes,
     )
-
-
-class SplitSettings(Protocol):
-    """What choosing a split needs (a run config's `data` part has these)."""
-
-    source: str
-    manifest: str | None
-    split_seed: int
-    val: float
-    test: float
-
-
-def resolve_manifest(data: SplitSettings) -> tuple[SplitManifest, Path]:
-    """The given manifest, or the split the source and seed always give (saved where every run finds it).
-
-    Raises `DatasetError` when the source cannot be scanned or split.
-    """
-    if data.manifest:
-        path = Path(data.manifest)
-        return SplitManifest.load(path), path
-    from tlcore.text.data import is_text_source, read_texts
-
-    if is_text_source(data.source):
-        report = read_texts(data.source, text_column=getattr(data, "text_column", None),
-                            label_column=getattr(data, "label_column", None))
-    else:
-        report = scan_dataset(resolve_source(data.source))
-    path = default_manifest_path(report, data.split_seed)
-    manifest = make_split(report, seed=data.split_seed, val=data.val, test=data.test)
-    if not path.exists() or SplitManifest.load(path).id != manifest.id:
-        manifest.save(path)
-    return manifest, path
-
-
-def load_manifest(data: SplitSettings) -> SplitManifest:
-    """`resolve_manifest`, and every file of the split still there (a run must not find one gone mid-epoch)."""
-    manifest, _ = resolve_manifest(data)
-    missing = manifest.missing_files()
-    if missing:
-        raise DatasetError(f"{len(missing)} file(s) of the split are gone (first: {missing[0]})",
-                           "restore them, or scan and split the data set again")
-    return manifest

@@ -80,11 +80,7 @@ class BuiltModel:
     groups: list[LayerGroup]
     tokenizer: object | None = None  # text models (tlcore.text): their tokenizer; None for image models
     max_length: int | None = None  # text models: tokens per text
-
-    @property
-    def text(self) -> bool:
-        """A text model (its inputs are token ids and masks, not pictures)."""
-        return self.tokenizer is not None
+    modality: str = "images"  # the kind of data it takes (a `tlcore.modality` key)
 
     @property
     def label(self) -> str:

@@ -6,7 +6,7 @@ A new training feature is a module here with `make(prep) -> Part | None`, and on
 from __future__ import annotations
 
 from tlcore.parts import (adabn, adaptation, cancel, checkpoints, early_stopping, epoch_report, fast_path,
-                          freeze_stages, labelled_target, overfitting, progress, text_embeddings, torch_compile, torchrun)
+                          freeze_stages, labelled_target, overfitting, progress, torch_compile, torchrun)
 from tlcore.parts.base import Fit, Part, PartOrderError, Progress, StepPath, check_order
 from tlcore.prepare import Prepared
 
@@ -16,8 +16,7 @@ __all__ = ["PARTS", "parts_for", "Fit", "Part", "Progress", "StepPath", "PartOrd
 PARTS = (
     checkpoints.make,     # resume first: the parts after it see where the run starts
     adabn.make,           # the source's BatchNorm statistics, before features are computed with them
-    fast_path.make,       # cached features, and the head on them as the step path
-    text_embeddings.make,  # the same for head-only text runs: pooled embeddings computed once
+    fast_path.make,       # cached features (pictures' and texts'), and the head on them as the step path
     torch_compile.make,   # wraps the step (after the path is known)
     torchrun.make,        # wraps the step outermost: each rank's share
     cancel.make,          # before each epoch and step, first

@@ -1,5 +1,8 @@
-"""The feature-cache fast path: head-only runs train on cached backbone features, with the same batches and
-result as on pictures and far less work per epoch (the features are computed once and kept on disk)."""
+"""The feature-cache fast path: head-only runs train on cached backbone features (a picture model's pooled
+features, a text encoder's pooled embeddings: any modality whose model has timm's `forward_features`,
+`forward_head` and `get_classifier`), with the same batches and result as on the items and far less work per
+epoch. The features are computed once and kept on disk, keyed by the items' content, so the next run on the same
+split (another seed, learning rate or head) reads them."""
 
 from __future__ import annotations
 
@@ -34,9 +37,9 @@ def fast_path_applies(prep: Prepared) -> bool:
     """
     config = prep.config
     return (config.feature_cache and rank_world()[1] == 1  # with torchrun every rank trains the model itself
-            and not prep.built.text  # the feature cache is keyed by pictures; text runs step the whole model
+            and prep.modality.fast_path_allowed(config)  # augmented texts change every epoch: no fixed views
             and uses_fast_path(prep.plan, len(prep.built.groups), config.epochs)
-            and fast_path_fits(prep.model, prep.built.preprocessing.input_size))
+            and fast_path_fits(prep.model, prep.modality.example_input(prep.built)))
 
 
 class FastPath(Part):
@@ -49,7 +52,7 @@ class FastPath(Part):
 
     def before_fit(self, fit: Fit) -> None:
         prep, config, loop = fit.prep, fit.config, fit.loop
-        train_loader, val_loader, augment = loop.train_loader, loop.val_loader, config.augment.to_dict()
+        train_loader, val_loader, augment = loop.train_loader, loop.val_loader, prep.modality.augment_key(config)
         if prep.runtime.device.type == "cuda":  # no gradients: large batches; bf16 and channels_last from the runtime
             train_loader = make_loader(prep, "train", training=True, generator=torch.Generator(),
                                        batch_size=EXTRACT_BATCH_CUDA)
@@ -61,11 +64,12 @@ class FastPath(Part):
             prep.model, prep.built, prep.manifest, train_loader, val_loader, prep.runtime, seed=config.seed,
             views=config.feature_views, augment=augment, on_note=lambda text: fit.sink(Event("warning", text)),
             target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None,
-            on_progress=feature_progress(fit.sink))
+            on_progress=feature_progress(fit.sink, f"features of the {prep.modality.items_word}"))
+        items = prep.modality.items_word
         fit.sink(Event("log", f"feature extraction fast path: backbone features of {len(self.features.val)} val "
-                              f"pictures and {config.feature_views} augmented view(s) of "
-                              f"{len(self.features.train_labels)} training pictures "
-                              f"{_cache_words(self.features, config.feature_views)}; the head trains on them"))
+                              f"{items} and {config.feature_views} view(s) of {len(self.features.train_labels)} "
+                              f"training {items} {_cache_words(self.features, config.feature_views)}; the head "
+                              "trains on them"))
 
     def step_path(self, fit: Fit) -> StepPath:
         features, batch_size = self.features, fit.config.batch_size
@@ -94,8 +98,8 @@ def _cycle_features(target: torch.Tensor, epoch_seed: int, batch_size: int):
 
 
 def feature_progress(sink: Sink, words: str = "extracting features") -> Callable[[int, int], None]:
-    """Progress of the one pass through the frozen backbone ("extracting features 120/350", "embedding texts
-    96/204"), at its start, at most every PROGRESS_EVERY_S and at its end: on a CPU it is most of a short run's
+    """Progress of the one pass through the frozen backbone ("features of the pictures 120/350", "features of the
+    texts 96/204"), at its start, at most every PROGRESS_EVERY_S and at its end: on a CPU it is most of a short run's
     first minute.
 
     Args:

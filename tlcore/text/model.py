@@ -72,6 +72,7 @@ class TextClassifier(nn.Module):
             layers += [nn.Dropout(head.dropout)] if head.dropout else []
             layers.append(nn.Linear(head.hidden, num_classes))
         self.head = nn.Sequential(*layers)
+        self.drop_rate = 0.0  # the head's own dropout is inside it (timm models apply theirs before the classifier)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled text embedding: the mean of the token states where the mask is 1."""
@@ -88,6 +89,10 @@ class TextClassifier(nn.Module):
             pre_logits: return the head's input instead of logits.
         """
         return features if pre_logits else self.head(features)
+
+    def get_classifier(self) -> nn.Module:
+        """The head (timm's name for it: the feature-cache fast path trains it on cached embeddings)."""
+        return self.head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for a (batch, 2, length) tensor of token ids and attention mask."""
@@ -195,7 +200,8 @@ def build_text_model(spec: ModelSpec, num_classes: int, *, max_length: int | Non
     length = min(max_length or DEFAULT_MAX_LENGTH, limit)
     return BuiltModel(model=model, arch=canonical_name(spec.name), tag="", num_classes=num_classes, weights=source,
                       preprocessing=Preprocessing((1, length, 1), (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "none", 1.0),
-                      groups=_groups(model), tokenizer=load_tokenizer(folder), max_length=length)
+                      groups=_groups(model), tokenizer=load_tokenizer(folder), max_length=length,
+                      modality="texts")
 
 
 def text_facts(name: str) -> TextFacts:

@@ -1,0 +1,81 @@
+"""What the user asked to classify with a text model: one text, the lines of a .txt file, or the text column of
+a CSV/TSV/JSONL file; read as any file a user gives is (regular, bounded)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from tlcore.errors import TransferLabError
+from tlcore.files import FileRefused, read_regular_file
+from tlcore.text.data import TEXT_FILE_SUFFIXES, TEXT_NAMES
+
+__all__ = ["texts_to_predict", "MAX_TEXTS", "MAX_PREDICT_FILE_BYTES"]
+
+MAX_TEXTS = 100_000
+MAX_PREDICT_FILE_BYTES = 64 * 2**20
+
+
+def texts_to_predict(given: str) -> list[str]:
+    """What the user asked to classify: a CSV/TSV/JSONL file (its text column), a .txt file (one text per line),
+    or else the argument itself as one text.
+
+    Args:
+        given: a path or a text.
+
+    Returns:
+        The texts.
+
+    Raises:
+        TransferLabError: the file holds no text, or too many.
+    """
+    path = Path(given)
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):
+        is_file = False
+    if not is_file:
+        if not given.strip():
+            raise TransferLabError("no text to classify", "give a text, a .txt file or a CSV file")
+        return [given]
+    try:  # a regular file of a bounded size: not a FIFO, not /dev/zero
+        text = read_regular_file(path, MAX_PREDICT_FILE_BYTES).decode("utf-8", errors="replace")
+    except FileRefused as exc:
+        raise TransferLabError(exc.problem, exc.hint) from None
+    rows = _column(path, text) if path.suffix.lower() in TEXT_FILE_SUFFIXES else \
+        [line for line in text.splitlines() if line.strip()]
+    if not rows:
+        raise TransferLabError(f"{path.name} holds no text", "one text per line (.txt), or a text column (CSV)")
+    if len(rows) > MAX_TEXTS:
+        raise TransferLabError(f"{path.name} holds {len(rows):,} texts", f"classify at most {MAX_TEXTS:,} at a time")
+    return rows
+
+
+def _column(path: Path, text: str) -> list[str]:
+    """The text column of a table that may have no label column."""
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for line in text.splitlines():
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError):  # not JSON, or nested past Python's limit: not a row
+                continue
+            text = next((value.get(k) for k in value if str(k).lower() in TEXT_NAMES), None) \
+                if isinstance(value, dict) else None
+            if isinstance(text, str) and text.strip():
+                rows.append(text)
+        return rows
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    try:
+        header = next(reader, [])
+        named = [i for i, c in enumerate(header) if c.strip().lower() in TEXT_NAMES]
+        if not named:
+            raise TransferLabError(f"cannot tell which column of {path.name} holds the texts (columns: "
+                                   f"{', '.join(header)[:200]})", "name it 'text'")
+        return [row[named[0]] for row in reader if len(row) > named[0] and row[named[0]].strip()]
+    except csv.Error as exc:
+        raise TransferLabError(f"{path.name} line {reader.line_num}: {exc}", "save the file as plain CSV") from None
+
+
