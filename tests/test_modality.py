@@ -290,3 +290,48 @@ def test_the_branch_finder_finds_a_branch_on_the_kind(tmp_path: Path) -> None:
         assert kind_branches(tmp_path / "tlcore") == ["tlcore/engine.py:2", "tlcore/engine.py:4"]
     finally:
         ROOT = saved
+
+
+# ---- the feature cache, shared by every kind (review of issue 35) ----
+
+def test_text_features_are_keyed_by_the_text_as_written_not_its_normalised_hash(tmp_path: Path) -> None:
+    """The manifest's hash folds case and spacing (to find duplicates); a tokenizer reads "Apple" and "apple"
+    apart, so the cache must not give one the other's embedding."""
+    from tlcore.prepare import prepare
+
+    rows = ["text,label"] + [f"{w} order {i},{label}" for i in range(6) for w, label in
+                             (("Refund", "billing"), ("refund", "billing"), ("Crash", "bug"), ("crash", "bug"))]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    prep = prepare(RunConfig.from_dict({"data": {"source": str(tmp_path / "t.csv"), "val": 0.25, "test": 0.25},
+                                        "model": {"name": "all-MiniLM-L6-v2", "weights": "random"},
+                                        "freeze": {"strategy": "feature_extraction"}, "input_size": None}))
+    hashes, keys = prep.manifest.hashes("train"), prep.modality.feature_keys(prep, "train")
+    assert len(keys) == len(hashes) and len(set(hashes)) < len(hashes)  # "Refund order 1" and "refund order 1"
+    assert len(set(keys)) == len(keys)
+
+
+def test_a_model_named_by_a_folder_path_keeps_its_features_in_the_cache_folder(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from tlcore.features import FeatureCache
+    from tlcore.paths import data_home
+
+    built = Vectors().build(ModelSpec(name="toy-mlp"), 2)
+    cache = FeatureCache(replace(built, arch=str(tmp_path / "models" / "my bert")), {"split": "eval"})
+    assert cache.path.parent == data_home() / "feature_cache" and cache.path.name.startswith("my_bert-")
+
+
+def test_weights_rewritten_inside_a_model_folder_are_new_weights(tmp_path: Path) -> None:
+    """A text encoder's weights are a folder: its own size and time do not change when `save_pretrained` writes
+    model.safetensors again in it, so the cache served the old encoder's embeddings."""
+    import os
+
+    from tlcore.features import _file_fingerprint
+
+    folder = tmp_path / "mybert"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"old weights")
+    before, folder_time = _file_fingerprint(str(folder)), os.stat(folder).st_mtime_ns
+    (folder / "model.safetensors").write_bytes(b"new weights, longer")
+    assert os.stat(folder).st_mtime_ns == folder_time  # what the old fingerprint looked at did not change
+    assert _file_fingerprint(str(folder)) != before

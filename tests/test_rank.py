@@ -83,5 +83,5 @@ def test_texts_rank_the_text_encoder_above_its_random_twin_and_refuse_an_image_m
     assert "RANDOM INIT" in next(line for line in lines if line.startswith("2 "))  # its random twin second
     assert "texts/s" in done.stdout and "img/s" not in done.stdout
     refused = tlcore_in_process("models", "rank", "--data", tickets, "--models", "resnet50")
-    assert refused.returncode != 0 and "holds texts, and resnet50 is an image model" in refused.stderr
+    assert refused.returncode != 0 and "holds texts, and resnet50 is a model for pictures" in refused.stderr
     assert "Traceback" not in refused.stderr

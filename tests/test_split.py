@@ -164,3 +164,16 @@ def test_a_split_reads_rows_from_their_table_and_a_file_named_with_a_hash_as_its
     from tlcore.data.split import file_of
 
     assert file_of("tickets.csv#17") == "tickets.csv" and file_of("ants/a#2.jpg") == "ants/a#2.jpg"
+
+
+def test_pictures_named_like_a_table_row_are_their_own_files(tmp_path: Path) -> None:
+    """Review of issue 35: one rule for every kind of data cut "cats/photo#3" (a picture without an extension, which
+    the scan takes) to "cats/photo", and the split's pictures were "gone"."""
+    from tlcore.config import DataConfig
+    from tlcore.modality import load_manifest
+
+    for index, label in enumerate(("cats", "dogs")):
+        for i in range(6):
+            save_image(tmp_path / "pets" / label / f"photo#{i}", seed=index * 10 + i, fmt="PNG")
+    manifest = load_manifest(DataConfig(source=str(tmp_path / "pets"), val=0.25, test=0.25))
+    assert manifest.missing_files() == [] and sorted(manifest.source_files()) == sorted(i.path for i in manifest.items)

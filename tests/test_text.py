@@ -158,7 +158,7 @@ def _edited_exports_are_one_line_of_our_own(export: Path, tmp_path: Path, text: 
 
     cases = [
         (edited("config.json", meta_edit(max_length=-5)), "max_length -5 is not a number of tokens"),
-        (edited("config.json", meta_edit(modality="sound")), "modality 'sound' is neither image nor text"),
+        (edited("config.json", meta_edit(modality="sound")), "modality 'sound' is no kind of data this version reads (image, text)"),
         (edited("encoder/config.json", encoder_config), "the export's model cannot be built from its files"),
         (edited("encoder/tokenizer.json", lambda c: (c / "encoder" / "tokenizer.json").write_text("not json {")),
          "the export's model cannot be built from its files"),
@@ -285,8 +285,8 @@ def test_full_fine_tuning_of_text_resumes_bit_identically(tickets_config: dict, 
 
 
 @pytest.mark.parametrize("overrides, says", [
-    ({"model": {"name": "resnet50"}}, "is an image model"),
-    ({"data": {"source": "sample_data"}, "model": {"name": "all-MiniLM-L6-v2"}}, "is a text model"),
+    ({"model": {"name": "resnet50"}}, "holds texts, and resnet50 is a model for pictures"),
+    ({"data": {"source": "sample_data"}, "model": {"name": "all-MiniLM-L6-v2"}}, "all-MiniLM-L6-v2 is a model for texts"),
     ({"adapt": {"method": "mcc", "target": str(TICKETS)}}, "for pictures so far"),
 ])
 def test_mismatched_runs_are_refused_before_they_are_queued(tickets_config: dict, tmp_path: Path, tl_home: Path,

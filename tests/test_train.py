@@ -234,3 +234,28 @@ def test_the_best_checkpoint_is_the_epoch_with_the_lowest_validation_loss(colour
     assert lowest != max(range(len(losses)), key=losses.__getitem__)  # the test can tell the two rules apart
     assert result.best_epoch == lowest and result.best_metric == losses[lowest]
     assert weights_epoch(tmp_path / "run" / BEST) == lowest
+
+
+def test_a_cancel_during_feature_extraction_stops_it_before_the_first_epoch(colours: Path, tmp_path: Path) -> None:
+    """Issue 36: a head-only run's one pass through the backbone (most of a short run's first minute) took no
+    cancel: the flag was first read before epoch 1. Now it is read at every batch of the pass (at most every half
+    second), and at every event of the start-up."""
+    import time
+
+    from tlcore.events import STARTING_CHECK_EVERY_S
+
+    config = tiny_config(colours, freeze={"strategy": "feature_extraction"}, feature_views=40, batch_size=4,
+                         augment={"preset": "light"})
+    events, asked = [], []
+
+    def should_stop() -> bool:
+        asked.append(time.monotonic())
+        return any(e.kind == "progress" for e in events)  # cancelled as soon as the extraction has started
+
+    with pytest.raises(Cancelled, match="while extracting features"):
+        train(config, tmp_path / "run", sink=events.append, should_stop=should_stop)
+    counts = [e.data["done"] for e in events if e.kind == "progress"]
+    total = next(e.data["total"] for e in events if e.kind == "progress")
+    assert counts and max(counts) < total  # stopped within the pass, not after it
+    assert not [e for e in events if e.kind == "epoch"]
+    assert asked and all(b - a >= STARTING_CHECK_EVERY_S * 0.9 for a, b in zip(asked, asked[1:]))  # not every batch

@@ -20,7 +20,7 @@ from torch import nn
 from tlcore.config import RunConfig, read_json_file
 from tlcore.data import SplitManifest
 from tlcore.errors import TransferLabError
-from tlcore.modality import Modality, named, of_config
+from tlcore.modality import Modality, named, of_config, registered
 from tlcore.models import BuiltModel, ModelSpec, Preprocessing
 from tlcore.files import FileRefused, read_regular_file
 from tlcore.run_files import (ADAPTED, BEST, CONFIG, EVALUATION, EVALUATIONS, EXPORT_CARD, EXPORT_ENCODER, EXPORT_MARK,
@@ -218,8 +218,9 @@ def _modality_of(meta: "_ExportMeta") -> Modality:
     try:
         return named(str(meta.modality))
     except KeyError:
+        kinds = ", ".join(sorted(m.export_key for m in registered()))
         raise TransferLabError(f"the export's modality {str(meta.modality)[:40]!r} is no kind of data this version "
-                               "reads (image, text)", "export the run again") from None
+                               f"reads ({kinds})", "export the run again") from None
 
 
 def _build_export(folder: Path, meta: "_ExportMeta", modality: Modality) -> ExportedModel:

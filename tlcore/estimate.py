@@ -85,7 +85,7 @@ def _forward_seconds(loop: Loop, measure: int) -> tuple[float, float]:
 
 def _features_cached(loop: Loop) -> bool:
     prep, config = loop.prep, loop.prep.config
-    hashes = prep.manifest.hashes("train") + prep.manifest.hashes("val")
+    hashes = prep.modality.feature_keys(prep, "train") + prep.modality.feature_keys(prep, "val")
     hashes += prep.target.sha256 if prep.target else []
     augment = prep.modality.augment_key(config)
     keys = [{"split": "eval"}] + [train_view_key(augment, config.seed + v, prep.runtime.num_workers)

@@ -6,10 +6,11 @@ Training code sends `Event`s to a sink (the run store, a progress bar, a test, r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Event", "Cancelled", "Sink", "ignore"]
+__all__ = ["Event", "Cancelled", "Sink", "ignore", "cancellable", "STARTING_CHECK_EVERY_S"]
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,29 @@ def ignore(event: Event) -> None:
     Args:
         event: the event, dropped.
     """
+
+
+STARTING_CHECK_EVERY_S = 0.5
+
+
+def cancellable(sink: Sink, should_stop: Callable[[], bool], where: str = "while starting") -> Sink:
+    """The sink, and at each event it hears (at most every STARTING_CHECK_EVERY_S) a look at the cancel flag: the
+    waits before the first epoch (the split, the model, the decoded cache, the one pass of feature extraction)
+    report progress, so a cancel takes effect there too, not only once the epochs begin.
+
+    Args:
+        sink: the run's sink; should_stop: True cancels; where: said in the reason ("cancelled while starting").
+
+    Returns:
+        A sink that raises `Cancelled` once `should_stop` is true.
+    """
+    last = [0.0]
+
+    def checked(event: Event) -> None:
+        sink(event)
+        now = time.monotonic()
+        if now - last[0] >= STARTING_CHECK_EVERY_S:
+            last[0] = now
+            if should_stop():
+                raise Cancelled(f"cancelled {where}")
+    return checked

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +48,13 @@ def uses_fast_path(plan: FreezePlan, n_groups: int, epochs: int) -> bool:
 
 
 def _file_fingerprint(path: str) -> str:
+    """The weights' file by name, size and time; a model folder (a text encoder's) by each of its files, so weights
+    rewritten in place in the folder (as `save_pretrained` does) are new weights."""
     if not path:
         return "random"
-    stat = Path(path).stat()
-    return f"{Path(path).name}:{stat.st_size}:{int(stat.st_mtime)}"
+    where = Path(path)
+    files = sorted(p for p in where.iterdir() if p.is_file()) if where.is_dir() else [where]
+    return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
 
 
 def _buffers_fingerprint(model: nn.Module, with_parameters: bool = False) -> str:
@@ -73,7 +77,10 @@ class FeatureCache:
                "preprocessing": built.preprocessing.to_dict(), "view": view_key,
                "buffers": _buffers_fingerprint(built.model, with_parameters=not built.weights.pretrained)}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-        self.path = (root or data_home() / "feature_cache") / f"{built.arch}-{digest}.safetensors"
+        # the name only helps a person: a model given as a folder path ("/models/mybert") is its last part, so the
+        # file stays in the cache folder (the digest keys the whole name)
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(built.arch).name)[:60] or "model"
+        self.path = (root or data_home() / "feature_cache") / f"{name}-{digest}.safetensors"
 
     def load(self, on_note: Callable[[str], None] = lambda note: None) -> dict[str, torch.Tensor]:
         """The cached features; a damaged cache file (a kill mid-write, a full disk) is dropped, never trusted.
@@ -240,7 +247,8 @@ class FeatureSet:
 def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManifest, train_loader: EpochLoader,
                        val_loader: EpochLoader, runtime: Runtime, *, seed: int, views: int, augment: dict,
                        on_note: Callable[[str], None] = lambda note: None, target=None,
-                       on_progress: Callable[[int, int], None] = lambda done, total: None) -> FeatureSet:
+                       on_progress: Callable[[int, int], None] = lambda done, total: None,
+                       keys: dict[str, list[str]] | None = None) -> FeatureSet:
     """Features of the val pictures and of `views` augmented views of the training pictures; read from the cache,
     or computed once and cached. `target`, a (TargetSet, loader) pair, adds the adaptation target's features.
     `on_progress(done, total)` counts pictures over all of it (the val pictures, each view, the target).
@@ -263,11 +271,12 @@ def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManif
         on_note: hears notes about the cache.
         target: see above.
         on_progress: see above.
+        keys: each split's cache keys in loader order (the modality's `feature_keys`; None: the manifest's hashes).
 
     Returns:
         The features and labels, ready for the head's epochs.
     """
-    hashes = {split: manifest.hashes(split) for split in ("train", "val")}
+    hashes = keys or {split: manifest.hashes(split) for split in ("train", "val")}
     total = len(hashes["val"]) + views * len(hashes["train"]) + (len(target[0].sha256) if target is not None else 0)
     done = [0]
 
@@ -275,14 +284,23 @@ def cached_feature_set(model: nn.Module, built: BuiltModel, manifest: SplitManif
         done[0] += pictures
         on_progress(done[0], total)
 
+    on_progress(0, total)  # the wait has begun: "0 of n" before the first batch is through
+
     val, hit = cached_features(model, built, val_loader, hashes["val"], {"split": "eval"}, runtime, on_note, on_batch)
     computed, hits = [], [hit]
     train_loader.in_manifest_order()  # matches `hashes`
+    done_here: dict[str, tuple[torch.Tensor, bool]] = {}  # without augmentation every view has one key: one pass
     for view in range(views):
         view_seed = seed + view
         train_loader.reseed(view_seed)
         key = train_view_key(augment, view_seed, runtime.num_workers)
-        features, hit = cached_features(model, built, train_loader, hashes["train"], key, runtime, on_note, on_batch)
+        same = json.dumps(key, sort_keys=True)
+        if same in done_here:
+            features, hit = done_here[same]
+            on_batch(len(hashes["train"]))
+        else:
+            features, hit = cached_features(model, built, train_loader, hashes["train"], key, runtime, on_note, on_batch)
+            done_here[same] = (features, hit)
         computed.append(features)
         hits.append(hit)
     target_features = None

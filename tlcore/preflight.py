@@ -69,7 +69,8 @@ def model_for_the_data(config: RunConfig) -> tuple[RunConfig, str | None]:
         if config.model.name != DEFAULT_MODEL or not data_kind.default_model:
             raise TransferLabError(f"{config.data.source} holds {data_kind.items_word}, and {config.model.name} is a "
                                    f"model for {model_kind.items_word}",
-                                   f"use a model for {data_kind.items_word}, such as {data_kind.default_model}")
+                                   f"use a model for {data_kind.items_word}, such as {data_kind.default_model}, "
+                                   f"or give {model_kind.data_words}")
         # the default model is the pictures' default: data of another kind gets that kind's default model
         model = data_kind.default_model
         config = replace(config, model=replace(config.model, name=model),

@@ -25,7 +25,7 @@ from tlcore.events import Event, Sink, ignore
 from tlcore.files import atomic_write
 from tlcore.freeze import FreezePlan, apply_plan
 from tlcore.input_path import InputPath
-from tlcore.modality import Modality, load_manifest, of_built, of_config
+from tlcore.modality import Modality, for_data, load_manifest, of_built, of_config
 from tlcore.models import BuiltModel
 from tlcore.preflight import model_for_the_data
 from tlcore.runtime import Runtime, select_runtime
@@ -86,7 +86,7 @@ def left_out_of_the_data(config: RunConfig) -> str:
     Returns:
         One line, or "".
     """
-    return of_config(config).left_out_words(config.data)
+    return for_data(config.data.source).left_out_words(config.data)  # the data's kind, whatever the model
 
 
 def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore) -> Prepared:

@@ -164,7 +164,7 @@ def score_model(base: RunConfig, candidate: str) -> ModelScore:
     computed_s = 0.0
     for split in ("train", "val"):
         loader = make_loader(prep, split, training=False)
-        hashes = prep.manifest.hashes(split)
+        hashes = prep.modality.feature_keys(prep, split)
         t0 = time.perf_counter()
         features[split], hit = cached_features(built.model, built, loader, hashes, {"split": "eval"}, prep.runtime)
         if not hit:

@@ -23,7 +23,7 @@ import torch
 from tlcore.artifacts import BEST, CONFIG, LAST, SPLIT
 from tlcore.collectives import is_writer
 from tlcore.errors import TransferLabError
-from tlcore.events import Cancelled, Event, Sink, ignore
+from tlcore.events import Cancelled, Event, Sink, cancellable, ignore
 from tlcore.files import atomic_write, clean_partial_writes
 from tlcore.parts import Fit, Part, StepPath, parts_for
 from tlcore.prepare import AUTO_BATCH, Prepared, prepare
@@ -59,6 +59,7 @@ def _never() -> bool:
     return False
 
 
+
 def train(config, run_dir: str | Path, sink: Sink = ignore, should_stop: Callable[[], bool] = _never,
           resume: bool = False) -> TrainResult:
     """Train to the end, to early stopping, or to a cancel; the run folder holds config, split and checkpoints.
@@ -84,11 +85,12 @@ def train(config, run_dir: str | Path, sink: Sink = ignore, should_stop: Callabl
     if writer:
         for leftover in clean_partial_writes(run_dir):
             sink(Event("log", f"removed {leftover.name}, left by a write that was interrupted"))
-    prep = prepare(config, run_dir, sink)
+    starting = cancellable(sink, should_stop)  # before epoch 1: cancelled at any event of the start-up
+    prep = prepare(config, run_dir, starting)
     if writer:  # the config as it ran: batch size "auto" as the number it became
         atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(prep.config.to_json()))
         prep.manifest.save(run_dir / SPLIT)
-    prep.inputs = prep.modality.choose_inputs(prep, lambda kind, message: sink(Event(kind, message)))
+    prep.inputs = prep.modality.choose_inputs(prep, lambda kind, message: starting(Event(kind, message)))
     loop = build_loop(prep)
     kind = prep.modality.items_word
     sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "

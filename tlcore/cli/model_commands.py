@@ -86,7 +86,7 @@ def cmd_models_rank(args: argparse.Namespace) -> int:
                                f"{scores[0].error})", "rank models with offline weights, or give their weights files")
     if args.json:
         return 0
-    rate = f"{modality.items_word}/s"
+    rate = modality.speed_unit
     print(f"\n{'rank':<4} {'model':<46} {'LogME':>7} {'probe acc':>9} {'seconds':>8} {rate:>7} {'params M':>8}")
     for i, s in enumerate(scores, 1):
         if s.error:

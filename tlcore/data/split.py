@@ -128,9 +128,18 @@ class SplitManifest:
         return manifest
 
     def source_files(self) -> list[str]:
-        """The files the split reads, relative to `root`, each once: a picture or a .txt file is its own; a row of
-        a table is read from the table ("tickets.csv#17" from tickets.csv)."""
-        return list(dict.fromkeys(file_of(i.path) for i in self.items))
+        """The files the split reads, relative to `root`, each once: a picture or a .txt file is its own (even one
+        named "photo#3"); a row of a table is read from the table ("tickets.csv#17" from tickets.csv)."""
+        root, tables = Path(self.root), {}
+
+        def source(path: str) -> str:
+            table = file_of(path)
+            if table == path:
+                return path
+            if table not in tables:  # one look per table, not per row
+                tables[table] = (root / table).is_file() and not (root / path).is_file()
+            return table if tables[table] else path
+        return list(dict.fromkeys(source(i.path) for i in self.items))
 
     def missing_files(self) -> list[str]:
         """The files of `source_files` that are gone."""

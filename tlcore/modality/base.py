@@ -12,17 +12,19 @@ module sits below them, so it names no type of theirs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch.utils.data import DataLoader
 
 from tlcore.data import SplitManifest
 from tlcore.errors import TransferLabError
-from tlcore.input_path import InputPath
-from tlcore.loader import EpochLoader
 from tlcore.models import BuiltModel, ModelSpec
 from tlcore.runtime import Runtime
+
+if TYPE_CHECKING:  # albumentations comes with them: imported where a loader is made, not to read an export's kind
+    from tlcore.input_path import InputPath
+    from tlcore.loader import EpochLoader
 
 __all__ = ["Modality", "Item"]
 
@@ -41,6 +43,8 @@ class Modality:
         task: the Hugging Face Hub's task of its classifiers (id, words), for the model card.
         library: the library that loads its exports as its own (the model card's `library_name`).
         pretrained_words: what its pretrained weights were trained as ("ImageNet", "sentence encoder").
+        data_words: what data of this kind is, for hints ("a CSV, TSV or JSONL file of texts").
+        speed_unit: its items per second, in a table's header ("img/s").
     """
 
     key: str = ""
@@ -51,6 +55,8 @@ class Modality:
     task: tuple[str, str] = ("", "")
     library: str = "pytorch"
     pretrained_words: str = "pretrained"
+    data_words: str = "data of this kind"
+    speed_unit: str = "items/s"
 
     # ---- which data and which models are of this kind ----
     def owns_data(self, source: str) -> bool:
@@ -162,6 +168,7 @@ class Modality:
             generator; batch_size: overrides the config's.
         """
         from tlcore.collectives import rank_world
+        from tlcore.loader import EpochLoader
 
         config = prep.config
         dataset, collate = self.dataset(prep.built, prep.manifest.files(split), root=prep.manifest.root,
@@ -187,6 +194,8 @@ class Modality:
         Args:
             prep: the prepared run; say: hears (event kind, message) while the choice is made (a cache being built).
         """
+        from tlcore.input_path import InputPath
+
         return InputPath()
 
     def inputs_words(self, prep: Any) -> str:
@@ -198,6 +207,15 @@ class Modality:
         return f"{self.items_word} read by the loader"
 
     # ---- the head-only fast path ----
+    def feature_keys(self, prep: Any, split: str) -> list[str]:
+        """What keys each item's features in the cache, in the order of the split's loader: a hash of exactly
+        what the model reads (default: the manifest's content hashes).
+
+        Args:
+            prep: the prepared run; split: "train" or "val".
+        """
+        return prep.manifest.hashes(split)
+
     def augment_key(self, config: Any) -> dict:
         """The training augmentation as plain data (part of the feature cache's key); empty when the training
         items are not augmented (their features are then shared by every seed and view).

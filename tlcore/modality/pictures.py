@@ -5,20 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tlcore.augment import eval_pipeline, resize_target, train_pipeline
 from tlcore.collectives import rank_world
 from tlcore.data import load_rgb, scan
 from tlcore.data.layout import is_hidden
 from tlcore.errors import TransferLabError
-from tlcore.input_path import InputPath, choose_input
-from tlcore.loader import DecodedDataset, EpochLoader, ImageListDataset
 from tlcore.modality.base import Item, Modality
 from tlcore.models import DEFAULT_MODEL, BuiltModel, ModelSpec, build_model, check_weights
 from tlcore.runtime import Runtime
+
+if TYPE_CHECKING:  # albumentations comes with these: imported where pictures are loaded, not to name the kind
+    from tlcore.input_path import InputPath
+    from tlcore.loader import EpochLoader
 
 __all__ = ["Pictures", "picture_files"]
 
@@ -53,6 +56,8 @@ class Pictures(Modality):
     task = ("image-classification", "Image Classification")
     library = "timm"
     pretrained_words = "ImageNet"
+    data_words = "a folder or zip of class folders of pictures"
+    speed_unit = "img/s"
 
     def owns_data(self, source: str) -> bool:
         """Any folder or zip: pictures are the kind a source is when no other kind claims it."""
@@ -88,6 +93,9 @@ class Pictures(Modality):
     def dataset(self, built: BuiltModel, items: list[tuple[Path, int]], *, root: str, source: str, config: Any,
                 training: bool):
         """Pictures through the run's augmentation (training) or its evaluation preprocessing."""
+        from tlcore.augment import eval_pipeline, resize_target, train_pipeline
+        from tlcore.loader import ImageListDataset
+
         p = built.preprocessing
         pipeline = train_pipeline(config.augment, p, seed=config.seed) if training else eval_pipeline(p)
         return ImageListDataset(items, pipeline, min_side=resize_target(p.input_size, p.crop_pct)), None
@@ -96,6 +104,9 @@ class Pictures(Modality):
                batch_size: int | None = None) -> EpochLoader:
         """Pictures of a split, or of the adaptation target ("target", labels unused) or the few labelled target
         pictures ("labelled"); from the decoded cache and augmented on the device when the run's inputs say so."""
+        from tlcore.augment import eval_pipeline, resize_target, train_pipeline
+        from tlcore.loader import DecodedDataset, EpochLoader, ImageListDataset
+
         p, config = prep.built.preprocessing, prep.config
         outside = {"target": lambda: prep.target.items(),
                    "labelled": lambda: [(path, label) for path, label, _sha in prep.labelled]}  # not in the manifest
@@ -120,6 +131,8 @@ class Pictures(Modality):
 
     def choose_inputs(self, prep: Any, say: Callable[[str, str], None]) -> InputPath:
         """The decoded-picture cache and device augmentation, as the run's settings and the device allow."""
+        from tlcore.input_path import choose_input
+
         return choose_input(prep.config, prep.manifest, prep.built.preprocessing, prep.runtime, say)
 
     def inputs_words(self, prep: Any) -> str:
@@ -140,6 +153,8 @@ class Pictures(Modality):
         Raises:
             ImageReadError: a file is not a picture.
         """
+        from tlcore.augment import eval_pipeline
+
         pipeline = eval_pipeline(built.preprocessing)
         rows = []
         for start in range(0, len(items), batch_size):
@@ -151,6 +166,8 @@ class Pictures(Modality):
 
     def export_example(self, run_dir: Path, config: Any, manifest, built: BuiltModel, n: int = 4) -> torch.Tensor:
         """A few held-out pictures through the evaluation preprocessing."""
+        from tlcore.augment import eval_pipeline
+
         pipeline = eval_pipeline(built.preprocessing)
         items = (manifest.files("test") or manifest.files("val"))[:n]
         return torch.stack([pipeline(image=np.asarray(load_rgb(path)))["image"] for path, _ in items])

@@ -68,6 +68,8 @@ class Texts(Modality):
     task = ("text-classification", "Text Classification")
     library = "transformers"
     pretrained_words = "sentence encoder"
+    data_words = "a CSV, TSV or JSONL file of texts"
+    speed_unit = "texts/s"
 
     def owns_data(self, source: str) -> bool:
         """A CSV, TSV or JSONL file, or a folder whose files are mostly .txt."""
@@ -130,6 +132,17 @@ class Texts(Modality):
         texts = texts_of(source, locations, config.data.text_column, config.data.label_column) if items else []
         augment = config.text_augment if training else None
         return TextDataset(items, texts, built.tokenizer, built.max_length, augment), collate_texts
+
+    def feature_keys(self, prep: Any, split: str) -> list[str]:
+        """A hash of each text exactly as written: the manifest's hashes are of the normalised text (case and
+        spacing folded, to find duplicates), and a cased or Unicode-aware tokenizer reads "Apple" and "apple"
+        apart."""
+        import hashlib
+
+        manifest, data = prep.manifest, prep.config.data
+        locations = [Path(path).relative_to(manifest.root).as_posix() for path, _ in manifest.files(split)]
+        texts = texts_of(data.source, locations, data.text_column, data.label_column) if locations else []
+        return [hashlib.sha256(("text\x00" + text).encode("utf-8", "surrogatepass")).hexdigest() for text in texts]
 
     def inputs_words(self, prep: Any) -> str:
         """Tokenized once, padded per batch."""

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from tlcore.collectives import rank_world
-from tlcore.events import Event, Sink
+from tlcore.events import STARTING_CHECK_EVERY_S, Cancelled, Event, Sink
 from tlcore.features import FeatureSet, HeadOnFeatures, cached_feature_set, fast_path_fits, uses_fast_path
 from tlcore.parts.base import Fit, Part, StepPath
 from tlcore.prepare import Prepared
@@ -57,19 +57,21 @@ class FastPath(Part):
             train_loader = make_loader(prep, "train", training=True, generator=torch.Generator(),
                                        batch_size=EXTRACT_BATCH_CUDA)
             val_loader = make_loader(prep, "val", training=False, batch_size=EXTRACT_BATCH_CUDA)
-            augment = {**augment, "extract_batch": EXTRACT_BATCH_CUDA}
+            # the batch changes an augmented view (the draws follow it); unaugmented items have one view whatever it is
+            augment = {**augment, "extract_batch": EXTRACT_BATCH_CUDA} if augment else augment
         if prep.inputs.steps is not None:  # the device's augmentation draws other views than albumentations
             augment = {**augment, "on": "device"}
         self.features = cached_feature_set(
             prep.model, prep.built, prep.manifest, train_loader, val_loader, prep.runtime, seed=config.seed,
             views=config.feature_views, augment=augment, on_note=lambda text: fit.sink(Event("warning", text)),
             target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None,
-            on_progress=feature_progress(fit.sink, f"features of the {prep.modality.items_word}"))
+            on_progress=feature_progress(fit.sink, f"features of the {prep.modality.items_word}", fit.should_stop),
+            keys={split: prep.modality.feature_keys(prep, split) for split in ("train", "val")})
         items = prep.modality.items_word
+        views = f"{config.feature_views} augmented view(s) of " if augment else "the "  # unaugmented: one view
         fit.sink(Event("log", f"feature extraction fast path: backbone features of {len(self.features.val)} val "
-                              f"{items} and {config.feature_views} view(s) of {len(self.features.train_labels)} "
-                              f"training {items} {_cache_words(self.features, config.feature_views)}; the head "
-                              "trains on them"))
+                              f"{items} and {views}{len(self.features.train_labels)} training {items} "
+                              f"{_cache_words(self.features, config.feature_views)}; the head trains on them"))
 
     def step_path(self, fit: Fit) -> StepPath:
         features, batch_size = self.features, fit.config.batch_size
@@ -97,7 +99,8 @@ def _cycle_features(target: torch.Tensor, epoch_seed: int, batch_size: int):
         yield from target[torch.randperm(len(target), generator=generator)].split(batch_size)
 
 
-def feature_progress(sink: Sink, words: str = "extracting features") -> Callable[[int, int], None]:
+def feature_progress(sink: Sink, words: str = "extracting features",
+                     should_stop: Callable[[], bool] | None = None) -> Callable[[int, int], None]:
     """Progress of the one pass through the frozen backbone ("features of the pictures 120/350", "features of the
     texts 96/204"), at its start, at most every PROGRESS_EVERY_S and at its end: on a CPU it is most of a short run's
     first minute.
@@ -105,14 +108,20 @@ def feature_progress(sink: Sink, words: str = "extracting features") -> Callable
     Args:
         sink: the run's event sink.
         words: what is being done, for the event's message.
+        should_stop: asked at most every STARTING_CHECK_EVERY_S (at every batch): the one pass can be long, and a
+            cancel must not wait for the first epoch.
 
     Returns:
         `report(done, total)`.
     """
-    last = [-PROGRESS_EVERY_S]
+    last, checked = [-PROGRESS_EVERY_S], [time.monotonic()]
 
     def report(done: int, total: int) -> None:
         now = time.monotonic()
+        if should_stop is not None and now - checked[0] >= STARTING_CHECK_EVERY_S:
+            checked[0] = now
+            if should_stop():
+                raise Cancelled(f"cancelled while extracting features ({done} of {total} done)")
         if now - last[0] >= PROGRESS_EVERY_S or done in (0, total):
             last[0] = now
             sink(Event("progress", f"{words} {done}/{total}", {"phase": "features", "done": done, "total": total}))
