@@ -21,6 +21,7 @@ import torch
 from tlcore.adapt_spec import uses_adabn
 from tlcore.config import RunConfig
 from tlcore.features import FeatureCache, train_view_key
+from tlcore.modality import of_config
 from tlcore.freeze import apply_plan, set_train_mode
 from tlcore.inference import outputs
 from tlcore.parts.fast_path import fast_path_applies
@@ -109,6 +110,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
     Returns:
         The estimate.
     """
+    of_config(config).warm_up()  # the libraries' first import is the worker's once, not each run's
     started = time.perf_counter()
     prep = prepare(config)
     config = prep.config  # batch size "auto" as the number the run would use
@@ -127,9 +129,11 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
         setup += forward * (train_batches + target_batches_) + 2 * forward_first
         basis += "; AdaBN's two passes counted"
     if fast_path_applies(prep):
-        passes = 1 + config.feature_views  # the val pictures, then each augmented view of the training pictures
+        # the val items, then each augmented view of the training items (unaugmented ones: one view)
+        views = config.feature_views if prep.modality.augment_key(config) else 1
+        passes = 1 + views
         extract = 0.0 if _features_cached(loop) else (
-            forward * (val_batches + train_batches * config.feature_views + target_batches_) + forward_first * passes)
+            forward * (val_batches + train_batches * views + target_batches_) + forward_first * passes)
         return TimeEstimate(setup + extract, (HEAD_EPOCH_S,) * epochs,
                             basis + ("; features already cached" if extract == 0 else
                                      "; features extracted once, then the head trains on them"))

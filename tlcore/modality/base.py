@@ -121,6 +121,10 @@ class Modality:
 
         self.build(replace(spec, weights="random"), 2)
 
+    def warm_up(self) -> None:
+        """Import what building this kind's models needs, once per process (an estimate leaves this out of the
+        run's start-up: a worker pays it once, not per run). Default: nothing."""
+
     def example_input(self, built: BuiltModel, n: int = 2) -> torch.Tensor:
         """A batch of `n` inputs of the model's shape (for checks that run the model once).
 

@@ -82,6 +82,13 @@ class Pictures(Modality):
 
         return [name for name in RECOMMENDED if model_card(name).offline_weights]
 
+    def warm_up(self) -> None:
+        """timm and albumentations."""
+        import importlib
+
+        for module in ("timm", "tlcore.augment"):
+            importlib.import_module(module)
+
     def check_model(self, spec: ModelSpec) -> None:
         """Its weights are here (nothing is built)."""
         check_weights(spec)

@@ -101,6 +101,12 @@ class Texts(Modality):
         offline)."""
         return [DEFAULT_TEXT_MODEL, DEFAULT_TEXT_MODEL + "@random"]
 
+    def warm_up(self) -> None:
+        """transformers' model and tokenizer classes."""
+        import transformers
+
+        transformers.AutoModel, transformers.AutoTokenizer  # their modules load on first use
+
     def check_model(self, spec: ModelSpec) -> None:
         """The model's folder is here."""
         from tlcore.text.model import check_text_model
