@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tlcore.augment import PRESETS, preset, resize_target, train_pipeline  # noqa: E402
+from tlcore.inputs.augment import PRESETS, preset, resize_target, train_pipeline  # noqa: E402
 from tlcore.data import load_rgb, scan  # noqa: E402
 from tlcore.models import Preprocessing  # noqa: E402
 
@@ -78,8 +78,8 @@ def main() -> None:
     # the GPU path's pieces, timed here on one CPU core: reading decoded squares, and the batched device steps
     import tempfile
 
-    from tlcore.decoded import DecodedCache
-    from tlcore.device_augment import DeviceAugment, device_spec
+    from tlcore.inputs.decoded import DecodedCache
+    from tlcore.inputs.device_augment import DeviceAugment, device_spec
 
     with tempfile.TemporaryDirectory() as folder:
         cache = DecodedCache(report.root, PREP, root=Path(folder))

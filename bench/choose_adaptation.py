@@ -13,14 +13,14 @@ Shift sets (both made here, neither tunes a default alone):
   of the `val` photos: the first half of each class unlabelled (what runs adapt to), the second half the labelled
   target test. Photos -> drawings, as the issue asked; skipped when ../shared is absent.
 
-Every run trains as the worker trains it (`tlcore.worker.run_to_end`, which also scores the target pictures
+Every run trains as the worker trains it (`tlcore.running.worker.run_to_end`, which also scores the target pictures
 without labels: `target_score.json`), then is evaluated on the labelled target test. The table gives, per run,
 target accuracy and the two label-free scores (IM, SND); per shift and strategy, the method each score picks,
 the method target labels would pick, and the chosen method's gain over no adaptation.
 
 A few labels, resampled: for each shift, strategy and seed, `--draws` times, `--per-class` pictures of each class
 of the labelled target test play the user's few labelled pictures; the method most accurate on them is chosen
-(as the app chooses, `tlcore.compare.choose_by_labelled`: a method must get at least MIN_MORE_RIGHT more of them right
+(as the app chooses, `tlcore.experiments.compare.choose_by_labelled`: a method must get at least MIN_MORE_RIGHT more of them right
 than no adaptation; beside it, any difference, ties to no adaptation or by information score) and scored on the rest
 of the test, against no adaptation on the same rest. The table says how often that choice is the method best
 on the rest, its mean gain, and how often it loses more than 1 point.
@@ -47,11 +47,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "datasets" / "hymenoptera"
 
-from tlcore.compare import MIN_MORE_RIGHT, choose_by_labelled  # noqa: E402
+from tlcore.experiments.compare import MIN_MORE_RIGHT, choose_by_labelled  # noqa: E402
 from tlcore.config import EarlyStoppingConfig, RunConfig  # noqa: E402
-from tlcore.evaluate import evaluate_folder  # noqa: E402
-from tlcore.run_files import folder_evaluation_name, read_folder_evaluations, read_target_score  # noqa: E402
-from tlcore.worker import run_to_end  # noqa: E402
+from tlcore.results.evaluate import evaluate_folder  # noqa: E402
+from tlcore.core.run_files import folder_evaluation_name, read_folder_evaluations, read_target_score  # noqa: E402
+from tlcore.running.worker import run_to_end  # noqa: E402
 
 
 def make_sketch(photo: Image.Image) -> Image.Image:

@@ -33,11 +33,11 @@ def main() -> None:
     if not args.data.is_dir():
         sys.exit(f"error: {args.data} not found (the shared photo sets sit beside the project checkout)")
     os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-bench-")
-    from tlcore.compare import cell_summaries, launch_sweep, sweep_rows, verdict
+    from tlcore.experiments.compare import cell_summaries, launch_sweep, sweep_rows, verdict
     from tlcore.config import RunConfig
     from tlcore.runs import RunStore
-    from tlcore.runtime import tune_allocator
-    from tlcore.worker import run_worker
+    from tlcore.core.runtime import tune_allocator
+    from tlcore.running.worker import run_worker
 
     tune_allocator()
     base = RunConfig.from_dict({"data": {"source": str(args.data)}, "epochs": args.epochs, "optimizer": {"lr": args.lr},

@@ -33,7 +33,7 @@ def main() -> None:
         sys.exit(f"error: {args.data} not found (the shared photo sets sit beside the project checkout)")
     os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-bench-ddp-")
     from tlcore.config import RunConfig
-    from tlcore.worker import run_to_end
+    from tlcore.running.worker import run_to_end
 
     rows = []
     for nproc in (1, 2):

@@ -1,7 +1,7 @@
 """Time estimates against the real runs they predict, and what the Compare page's estimate of a 2x2x2 grid costs.
 
 On the bundled sample data (240 shapes, EfficientNet-Lite0, this machine's CPU), for each freeze strategy: the
-estimate (`tlcore.estimate.estimate_time`), then the real run (`tlcore.train.train`, in this process, no early
+estimate (`tlcore.experiments.estimate.estimate_time`), then the real run (`tlcore.training.train.train`, in this process, no early
 stop), and their ratio. Then a comparison of 2 strategies x 2 learning rates x 2 seeds estimated the way the page
 does (`estimate_times`: once per distinct step cost) against the plain loop it replaced (one measurement per
 setting). Each data folder is fresh, so the feature cache starts empty as it does for a new user.
@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tlcore.config import RunConfig  # noqa: E402
-from tlcore.estimate import estimate_time, estimate_times  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.experiments.estimate import estimate_time, estimate_times  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 STRATEGIES = ("feature_extraction", "freeze_first_k", "gradual", "full")
 TEXTS = ROOT / "sample_data" / "support_tickets.csv"

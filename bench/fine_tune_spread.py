@@ -33,9 +33,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-bench-")
     from tlcore.config import RunConfig
-    from tlcore.evaluate import evaluate_run
-    from tlcore.runtime import tune_allocator
-    from tlcore.train import train
+    from tlcore.results.evaluate import evaluate_run
+    from tlcore.core.runtime import tune_allocator
+    from tlcore.training.train import train
 
     tune_allocator()
     datasets = args.data or [p for p in (ROOT.parent / "shared" / "datasets" / "hymenoptera", ROOT / "sample_data")

@@ -54,7 +54,7 @@ def sync() -> None:
 
 
 def runtime_for(mode: str):
-    from tlcore.runtime import Runtime
+    from tlcore.core.runtime import Runtime
 
     fp32 = mode == "fp32 eager"
     return Runtime(device=DEVICE, autocast_dtype=None if fp32 else torch.bfloat16,
@@ -123,8 +123,8 @@ def synthetic_rate(name: str, mode: str, batch: int, classes: int, size: int) ->
 
 def real_rate(name: str, mode: str, batch: int, classes: int, loader_factory) -> float:
     """tlcore's path: the decoded cache's uint8 batches, augmented on the GPU, through tlcore's train_step."""
-    from tlcore.adapt import AdaptConfig, make_objective
-    from tlcore.train import train_step
+    from tlcore.adaptation.adapt import AdaptConfig, make_objective
+    from tlcore.training.train import train_step
 
     model, step_model, params = make_model(name, mode, classes)
     opt, scheduler = optimiser(params)
@@ -215,10 +215,10 @@ def main() -> int:
 
     from types import SimpleNamespace
 
-    from tlcore.augment import preset
-    from tlcore.decoded import DecodedCache
-    from tlcore.device_augment import DeviceAugment, device_spec
-    from tlcore.loader import DecodedDataset, EpochLoader
+    from tlcore.inputs.augment import preset
+    from tlcore.inputs.decoded import DecodedCache
+    from tlcore.inputs.device_augment import DeviceAugment, device_spec
+    from tlcore.inputs.loader import DecodedDataset, EpochLoader
 
     items, unique, root = pictures(args.data, args.pictures)
     classes = max(label for _, label, _ in items) + 1

@@ -27,11 +27,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tlcore.augment import eval_pipeline, preset, train_pipeline  # noqa: E402
+from tlcore.inputs.augment import eval_pipeline, preset, train_pipeline  # noqa: E402
 from tlcore.config import RunConfig  # noqa: E402
-from tlcore.evaluate import evaluate_run  # noqa: E402
+from tlcore.results.evaluate import evaluate_run  # noqa: E402
 from tlcore.models import ModelSpec, build_model  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 
 def project_run(data: Path, freeze: dict, epochs: int, lr: float, workdir: Path, feature_cache: bool = True) -> dict:
@@ -118,7 +118,7 @@ def main() -> None:
         sys.exit(f"error: {args.data} not found (the shared photo sets sit beside the project checkout)")
     if args.row:
         if args.row != "plain":
-            from tlcore.runtime import tune_allocator
+            from tlcore.core.runtime import tune_allocator
 
             tune_allocator()  # as the project's worker process does
         with tempfile.TemporaryDirectory() as tmp:

@@ -29,12 +29,12 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"error: {args.data} not found (the shared photo sets sit beside the project checkout)")
-    from tlcore.compare import launch_sweep, sweep_rows
+    from tlcore.experiments.compare import launch_sweep, sweep_rows
     from tlcore.config import RunConfig
-    from tlcore.on_ray import RAY_RUNNER, drive
+    from tlcore.running.on_ray import RAY_RUNNER, drive
     from tlcore.runs import RunStore
-    from tlcore.runtime import tune_allocator
-    from tlcore.worker import run_worker
+    from tlcore.core.runtime import tune_allocator
+    from tlcore.running.worker import run_worker
 
     tune_allocator()
     base = RunConfig.from_dict({"data": {"source": str(args.data)}, "epochs": args.epochs,

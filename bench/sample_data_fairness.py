@@ -25,7 +25,7 @@ from tlcore.data import load_rgb, make_split, scan  # noqa: E402
 
 def lite0_features(paths: list[Path]) -> torch.Tensor:
     """Pooled features of the frozen offline default model (real ImageNet weights), its own preprocessing."""
-    from tlcore.augment import eval_pipeline
+    from tlcore.inputs.augment import eval_pipeline
     from tlcore.models import ModelSpec, build_model
 
     built = build_model(ModelSpec(), 2)

@@ -30,7 +30,7 @@ def main() -> None:
     os.environ["TRANSFERLAB_HOME"] = tempfile.mkdtemp(prefix="tl-bench-")
     from tlcore.config import RunConfig
     from tlcore.runs import RunStore
-    from tlcore.worker import submit
+    from tlcore.running.worker import submit
 
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import torch, timm"], check=True)

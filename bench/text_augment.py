@@ -27,9 +27,9 @@ os.environ.setdefault("TRANSFERLAB_HOME", tempfile.mkdtemp(prefix="tl-bench-text
 
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.modality import load_manifest  # noqa: E402
-from tlcore.evaluate import evaluate_run  # noqa: E402
+from tlcore.results.evaluate import evaluate_run  # noqa: E402
 from tlcore.text.augment import TEXT_AUGMENT_PRESETS  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 DATA = ROOT / "sample_data" / "support_tickets.csv"
 SETUPS = {"head only": ("feature_extraction", 3e-3, 12), "full fine-tuning": ("full", 1e-4, 6)}

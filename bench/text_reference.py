@@ -1,6 +1,6 @@
 """Text classification against a plain PyTorch + transformers loop, on the same split of the bundled tickets.
 
-Each setup is run by the project (`tlcore.train.train` + `evaluate_run`, as `python -m tlcore train` does) and by
+Each setup is run by the project (`tlcore.training.train.train` + `evaluate_run`, as `python -m tlcore train` does) and by
 a plain loop written here (AutoModel + mean pooling + nn.Linear, AdamW with transformers' linear warm-up and decay,
 the same batches' size, epochs, learning rate and tokenizer length): head only (frozen encoder) at the config's
 defaults; the whole encoder at the texts' values (lr 1e-4, half an epoch of warm-up,
@@ -33,10 +33,10 @@ from torch import nn  # noqa: E402
 
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.modality import load_manifest  # noqa: E402
-from tlcore.evaluate import evaluate_run  # noqa: E402
+from tlcore.results.evaluate import evaluate_run  # noqa: E402
 from tlcore.text.loader import collate_texts, texts_of  # noqa: E402
 from tlcore.text.model import load_tokenizer, model_folder  # noqa: E402
-from tlcore.train import train  # noqa: E402
+from tlcore.training.train import train  # noqa: E402
 
 DATA = ROOT / "sample_data" / "support_tickets.csv"
 # name -> (strategy, learning rate given to the project (None: the config's defaults for texts), the learning

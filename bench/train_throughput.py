@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tlcore.config import RunConfig  # noqa: E402
-from tlcore.freeze import apply_plan, make_plan, set_train_mode  # noqa: E402
+from tlcore.spec.freeze import apply_plan, make_plan, set_train_mode  # noqa: E402
 from tlcore.models import ModelSpec, build_model  # noqa: E402
-from tlcore.runtime import select_runtime  # noqa: E402
-from tlcore.schedules import lr_multiplier  # noqa: E402
-from tlcore.train import make_optimizer, train_step  # noqa: E402
+from tlcore.core.runtime import select_runtime  # noqa: E402
+from tlcore.core.schedules import lr_multiplier  # noqa: E402
+from tlcore.training.train import make_optimizer, train_step  # noqa: E402
 
 
 def batches(n: int, batch: int, size: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:

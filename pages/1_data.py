@@ -11,11 +11,11 @@ from pages.common import (
     forget_report, labelling_folder, number_bounds, picture_pairs, show_picture,
     sample_grid, save_upload, scan_any, show_sidebar, target_pictures, labelled_target_pictures,
 )
-from tlcore.adapt_spec import LABELLED_USES, check_labelled_classes
+from tlcore.spec.adapt_spec import LABELLED_USES, check_labelled_classes
 from tlcore.config import LABELLED_MONITORS
 from tlcore.data import SplitManifest, default_manifest_path, make_split
 from tlcore.errors import TransferLabError
-from tlcore.labelling import GOAL_PER_CLASS, LabelBook
+from tlcore.data.labelling import GOAL_PER_CLASS, LabelBook
 from tlcore.text.data import TEXT_LAYOUT, is_text_source
 
 experiment()

@@ -11,7 +11,7 @@ from pages.common import (bind, choice, experiment, model_overview, model_spec, 
                           texts_chosen, with_current)
 from tlcore.errors import TransferLabError
 from tlcore.models import RECOMMENDED, ModelSpec, search
-from tlcore.rank import RANDOM_SUFFIX, ModelScore, ranked
+from tlcore.experiments.rank import RANDOM_SUFFIX, ModelScore, ranked
 from tlcore.text.model import text_facts
 
 

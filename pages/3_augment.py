@@ -10,7 +10,7 @@ from pages.common import (
     SAMPLE_DATA, augment_spec, bind, change, choice, data_report, experiment, model_overview, model_spec, num_classes,
     number_bounds, show_sidebar, texts_chosen, with_current,
 )
-from tlcore.augment import PRESETS, eval_pipeline, make_grid, model_view, preset, preview
+from tlcore.inputs.augment import PRESETS, eval_pipeline, make_grid, model_view, preset, preview
 from tlcore.data import load_rgb, scan
 from tlcore.errors import TransferLabError
 from tlcore.models import Preprocessing
@@ -22,8 +22,12 @@ def text_augment_page() -> None:
     st.write("Each epoch the training texts can change a little, so the model cannot lean on single words: the "
              "cheapest protection against overfitting a small set of texts. Validation and test texts never change.")
     presets = st.columns(len(TEXT_AUGMENT_PRESETS))
+    current = {field: float(choice(f"text_augment.{field}")) for field in TextAugment().to_dict()}
+    chosen = next((name for name, spec in TEXT_AUGMENT_PRESETS.items() if spec.to_dict() == current), None)
     for column, (name, spec) in zip(presets, TEXT_AUGMENT_PRESETS.items()):
-        if column.button(f"{name.capitalize()}", key=f"augment.text_preset.{name}", use_container_width=True):
+        if column.button(f"{name.capitalize()}" + (" (chosen)" if name == chosen else ""),
+                         key=f"augment.text_preset.{name}", use_container_width=True,
+                         type="primary" if name == chosen else "secondary"):
             change({f"text_augment.{field}": value for field, value in spec.to_dict().items()})
             st.rerun()
     left, middle, right = st.columns(3)

@@ -8,7 +8,7 @@ import streamlit as st
 from pages.common import (bind, change, choice, experiment, follow_the_data, model_overview, num_classes, number_bounds,
                           run_model_spec, show_sidebar, texts_chosen, with_current)
 from tlcore.errors import TransferLabError
-from tlcore.freeze import STRATEGIES, default_lr_spread, make_plan, summarize
+from tlcore.spec.freeze import STRATEGIES, default_lr_spread, make_plan, summarize
 
 experiment()
 st.title("4 · Freeze")

@@ -16,16 +16,16 @@ from pages.common import (
     items_word, run_model_spec, save_experiment, setting_widget, settings_not_shown, show_sidebar, texts_chosen,
     with_current,
 )
-from tlcore.adapt_spec import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET, AdaptConfig
+from tlcore.spec.adapt_spec import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET, AdaptConfig
 from tlcore.config import LABELLED_MONITORS, MONITORS, RunConfig
-from tlcore.experiment import Experiment, setting
-from tlcore.run_labels import run_label
-from tlcore.schema import counted
+from tlcore.experiments.experiment import Experiment, setting
+from tlcore.experiments.run_labels import run_label
+from tlcore.core.schema import counted
 from tlcore.modality import for_model
-from tlcore.artifacts import STATE
+from tlcore.results.artifacts import STATE
 from tlcore.errors import TransferLabError
 from tlcore.models import check_weights
-from tlcore.worker import ensure_worker, submit
+from tlcore.running.worker import ensure_worker, submit
 
 s = st.session_state
 experiment()
@@ -200,9 +200,14 @@ elif estimate:
     st.caption(f"Estimated: {estimate.describe()}.")
 elif st.button("Estimate the time", key="train.estimate", disabled=cannot_start is not None,
                help="Builds the model and times a few training steps on this machine (seconds to a minute)."):
-    bar = st.progress(0.0, text="Timing a few training steps on this machine (in a separate process)...")
+    words = "Timing a few training steps on this machine (in a separate process)"
+    bar, started = st.progress(0.0, text=f"{words}..."), time.monotonic()
+
+    def show_time(done: int, total: int) -> None:  # one measurement: the seconds so far are the count of this wait
+        bar.progress(done / max(1, total), text=f"{words}: {time.monotonic() - started:.0f} s so far, usually under "
+                                                 "30 s")
     try:
-        estimate = measured_time_estimates([config], lambda done, total: None)[0]
+        estimate = measured_time_estimates([config], show_time)[0]
         st.caption(f"Estimated: {estimate.describe()}.")
     except TransferLabError as exc:
         st.error(str(exc))

@@ -12,23 +12,23 @@ import plotly.express as px
 import streamlit as st
 
 from pages.common import TlcoreJob, experiment, experiment_runs_first, job_folder, open_store, show_sidebar
-from tlcore.run_labels import run_label
+from tlcore.experiments.run_labels import run_label
 from tlcore.data import load_rgb
 from tlcore.data.images import ImageReadError, decode_image
 from tlcore.errors import TransferLabError
-from tlcore.augment import eval_pipeline, model_view
-from tlcore.adapt_spec import uses_adabn
-from tlcore.artifacts import ADAPTED, BEST, EVALUATION, read_folder_evaluations, read_target_score
-from tlcore.evaluate import Evaluation, evaluate_run
-from tlcore.explain import grad_cam, overlay
-from tlcore.export import export_run, export_steps
-from tlcore.paths import data_home
-from tlcore.predict import Predictor
+from tlcore.inputs.augment import eval_pipeline, model_view
+from tlcore.spec.adapt_spec import uses_adabn
+from tlcore.results.artifacts import ADAPTED, BEST, EVALUATION, read_folder_evaluations, read_target_score
+from tlcore.results.evaluate import Evaluation, evaluate_run
+from tlcore.results.explain import grad_cam, overlay
+from tlcore.results.export import export_run, export_steps
+from tlcore.core.paths import data_home
+from tlcore.results.predict import Predictor
 from tlcore.runs import SUCCEEDED
 from tlcore.text.data import read_texts
 from tlcore.modality import for_model
 from tlcore.text.catalog import is_text_model
-from tlcore.text_predict import TextPredictor
+from tlcore.results.text_predict import TextPredictor
 
 experiment()
 store = open_store()

@@ -9,17 +9,17 @@ import streamlit as st
 from pages.common import (augmentation_words, bind, change, experiment, items_word, known_time_estimate,
                           measured_time_estimates, number_bounds, open_store, run_config, run_model_spec,
                           save_experiment, show_sidebar, with_current)
-from tlcore.adapt_spec import METHODS, NEEDS_TARGET, labelled_overlap_notes
-from tlcore.augment_spec import PRESETS
-from tlcore.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep, progress_words, resume_sweep, sweep_rows,
+from tlcore.spec.adapt_spec import METHODS, NEEDS_TARGET, labelled_overlap_notes
+from tlcore.inputs.augment_spec import PRESETS
+from tlcore.experiments.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep, progress_words, resume_sweep, sweep_rows,
                             verdict)
-from tlcore.timing import format_duration
+from tlcore.experiments.timing import format_duration
 from tlcore.errors import TransferLabError
-from tlcore.experiment import PICKED_AXES
-from tlcore.schema import counted
-from tlcore.grid import AXES, Axis, expand, parse_axis, same_in_effect, same_in_effect_words
-from tlcore.on_ray import RAY_RUNNER, ray_installed, spawn_driver
-from tlcore.report import cells_csv, figures, report_csv, report_html
+from tlcore.experiments.experiment import PICKED_AXES
+from tlcore.core.schema import counted
+from tlcore.experiments.grid import AXES, Axis, expand, parse_axis, same_in_effect, same_in_effect_words
+from tlcore.running.on_ray import RAY_RUNNER, ray_installed, spawn_driver
+from tlcore.experiments.report import cells_csv, figures, report_csv, report_html
 from tlcore.runs import FINISHED
 
 # What each option of a setting picked from a list means: said under the list, so the chips stay short.

@@ -1,7 +1,7 @@
 """What every page shares: the experiment (one typed object, kept in a file), the default data set, display helpers.
 
 Pages stay thin: they collect choices, call `tlcore`, and show results through these. The experiment
-(`tlcore.experiment.Experiment`) is the state; widget keys are not. Each page owns its widgets' keys
+(`tlcore.experiments.experiment.Experiment`) is the state; widget keys are not. Each page owns its widgets' keys
 (`train:epochs` is not `compare:epochs`), a widget starts from the experiment on every run, and only its
 `on_change`, that is the user, writes back: a widget's default, minimum or clamped value never does.
 """
@@ -21,24 +21,24 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from tlcore.adapt_spec import TargetSet, scan_labelled_target, scan_target
-from tlcore.augment_spec import AugmentSpec
+from tlcore.spec.adapt_spec import TargetSet, scan_labelled_target, scan_target
+from tlcore.inputs.augment_spec import AugmentSpec
 from tlcore.config import RunConfig
 from tlcore.data import ScanReport, load_rgb, scan
 from tlcore.data.images import ImageReadError
-from tlcore.experiment import RUN_SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
+from tlcore.experiments.experiment import RUN_SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
 from tlcore.models import DEFAULT_MODEL, ModelSpec, check_weights
 from tlcore.errors import TransferLabError
 from tlcore.models.groups import LayerGroup
 from tlcore.models.weights import packaged_weights_present
-from tlcore.paths import data_home
+from tlcore.core.paths import data_home
 from tlcore.runs import RunStore
 from tlcore.text.augment import TextAugment
 from tlcore.text.data import is_text_source, read_texts
 from tlcore.text.catalog import DEFAULT_TEXT_MODEL, is_text_model
-from tlcore.schema import counted, recommended_values
-from tlcore.timing import TimeEstimate, timing_key
-from tlcore.timing import measured_epoch_seconds as timing_measured_epoch_seconds
+from tlcore.core.schema import counted, recommended_values
+from tlcore.experiments.timing import TimeEstimate, timing_key
+from tlcore.experiments.timing import measured_epoch_seconds as timing_measured_epoch_seconds
 
 __all__ = [
     "PROJECT_ROOT", "SAMPLE_DATA", "MAX_UPLOAD_MB", "ModelOverview", "open_store", "experiment", "choice", "bind",
@@ -298,7 +298,7 @@ def scan_any(source: str):
 
 def follow_the_data() -> list[str]:
     """After the user changed the data or the freeze plan: settings whose values the app chose follow the field's
-    own value for this modality and strategy (`tlcore.schema.recommended_values`: a whole text encoder trains at
+    own value for this modality and strategy (`tlcore.core.schema.recommended_values`: a whole text encoder trains at
     lr 1e-4 with a warm-up, a picture head at 3e-3); a value the user typed stays. Called from widgets' callbacks.
 
     Returns:
@@ -356,7 +356,7 @@ def open_store() -> RunStore:
 
 
 def measured_epoch_seconds(store: RunStore, config: RunConfig) -> tuple[float, str, float | None] | None:
-    """`tlcore.timing.measured_epoch_seconds` with this experiment's own runs first."""
+    """`tlcore.experiments.timing.measured_epoch_seconds` with this experiment's own runs first."""
     return timing_measured_epoch_seconds(store, config, first=experiment().runs)
 
 
@@ -440,7 +440,7 @@ def augmentation_words(config: RunConfig) -> str:
 
 def run_model_spec() -> ModelSpec:
     """The model a run of this experiment will use: the chosen one, or for texts chosen with the default image
-    model, the default text model (as `tlcore.preflight.model_for_the_data` decides for the run)."""
+    model, the default text model (as `tlcore.training.preflight.model_for_the_data` decides for the run)."""
     spec = model_spec()
     if texts_chosen() and not is_text_model(spec.name) and spec.name == DEFAULT_MODEL:
         return ModelSpec(name=DEFAULT_TEXT_MODEL)
@@ -644,8 +644,8 @@ def gpu_speed_notes() -> list[str]:
     """What the GPU speed settings would do for this experiment: where augmentation runs, the cache's size."""
     import torch
 
-    from tlcore.decoded import DEFAULT_MAX_GB, cache_bytes, square_size
-    from tlcore.device_augment import device_spec
+    from tlcore.inputs.decoded import DEFAULT_MAX_GB, cache_bytes, square_size
+    from tlcore.inputs.device_augment import device_spec
     from tlcore.models import Preprocessing
 
     notes = [f"This machine {'has a CUDA GPU: ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'has no CUDA GPU: auto leaves all three off'}."]

@@ -10,12 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tlcore.adapt import AdaptError, GradientReverse, adabn, dann_coefficient, mcc_loss
-from tlcore.artifacts import ADAPTED, BEST, LAST
+from tlcore.adaptation.adapt import AdaptError, GradientReverse, adabn, dann_coefficient, mcc_loss
+from tlcore.results.artifacts import ADAPTED, BEST, LAST
 from tlcore.config import ConfigError
-from tlcore.evaluate import evaluate_folder, evaluate_run
+from tlcore.results.evaluate import evaluate_folder, evaluate_run
 from tlcore.models import ModelSpec, build_model
-from tlcore.train import Cancelled, train
+from tlcore.training.train import Cancelled, train
 from test_cli import tlcore
 from train_fixtures import make_colour_classes, tiny_config
 
@@ -230,7 +230,7 @@ def test_evaluations_on_several_folders_are_kept_side_by_side(colours: Path, tar
     assert [phase for phase, _, _ in seen[:2]] == ["loading the model", "reading the folder"]
     classified = [(done, total) for phase, done, total in seen if phase == "classifying"]
     assert classified[-1] == (first.n, first.n) and [d for d, _ in classified] == sorted(d for d, _ in classified)
-    from tlcore.artifacts import read_folder_evaluations
+    from tlcore.results.artifacts import read_folder_evaluations
 
     kept = read_folder_evaluations(tmp_path / "run")
     assert set(kept) == {target.name, "winter"} and where_first != where_second
@@ -247,7 +247,7 @@ def test_compare_adaptation_methods_with_a_target_test_folder(colours: Path, tar
     assert "2 runs queued (2 setting(s) x 1 seed(s): adapt none, adapt mcc)" in result.stdout
     lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("adapt ")}
     assert set(lines) == {"none", "mcc"}
-    from tlcore.compare import sweep_rows
+    from tlcore.experiments.compare import sweep_rows
     from tlcore.runs import RunStore
 
     sweep = result.stdout.split()[1].rstrip(":")

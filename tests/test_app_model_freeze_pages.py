@@ -150,9 +150,9 @@ def test_the_experiment_survives_a_page_switch_a_reload_and_a_new_session() -> N
 
 def test_new_experiment_and_open_a_runs_settings(tmp_path) -> None:
     from pages.common import SAMPLE_DATA
-    from tlcore.experiment import SETTINGS
+    from tlcore.experiments.experiment import SETTINGS
     from tlcore.runs import RunStore
-    from tlcore.worker import submit
+    from tlcore.running.worker import submit
     from train_fixtures import make_colour_classes, tiny_config
 
     run = submit(tiny_config(make_colour_classes(tmp_path / "colours"), epochs=2, freeze={"strategy": "gradual",
@@ -186,7 +186,7 @@ def test_a_choice_too_large_to_keep_is_said_not_a_traceback() -> None:
 def test_visiting_every_page_writes_nothing_the_user_did_not_choose() -> None:
     """A replayed config may hold values no widget offers (500 epochs, lr 1e-8, batch 48, k beyond the model's
     groups). Each page shows them as they are; none writes back a minimum, a maximum or a first option."""
-    from tlcore.experiment import ExperimentStore
+    from tlcore.experiments.experiment import ExperimentStore
 
     values = {"epochs": 500, "optimizer.lr": 1e-8, "batch_size": 48, "freeze.strategy": "freeze_first_k",
               "freeze.k": 40, "freeze.lr_spread": 7.0, "optimizer.weight_decay": 0.995, "schedule.name": "step",
@@ -252,8 +252,12 @@ def test_with_texts_the_model_augment_and_freeze_pages_show_the_text_encoder(tl_
     preview = augment.dataframe[0].value  # 4 of the user's texts, each as it is and 3 epoch draws, all the same
     assert len(preview) == 16 and list(preview["version"][:4]) == ["as it is"] + [f"epoch draw {i}" for i in (1, 2, 3)]
     assert len(set(preview["text"][:4])) == 1
+    labels = lambda page: {b.key: b.label for b in page.button if b.key.startswith("augment.text_preset.")}  # noqa: E731
+    assert labels(augment)["augment.text_preset.none"] == "None (chosen)"  # issue 36: the chosen preset is shown
     augment.button(key="augment.text_preset.medium").click().run()
     assert not augment.exception
+    assert labels(augment) == {"augment.text_preset.none": "None", "augment.text_preset.light": "Light",
+                               "augment.text_preset.medium": "Medium (chosen)"}
     assert [augment.number_input(key=f"augment:text_augment.{f}").value for f in ("word_dropout", "swap", "deletion")] \
         == [0.1, 0.1, 0.1]
     from app_fixtures import choices_of

@@ -48,4 +48,4 @@ def test_only_the_ray_module_imports_ray() -> None:
 
     importers = [p.relative_to(ROOT).as_posix() for p in (ROOT / "tlcore").rglob("*.py")
                  if re.search(r"^\s*(import ray|from ray)", p.read_text(), re.M)]
-    assert importers == ["tlcore/on_ray.py"]
+    assert importers == ["tlcore/running/on_ray.py"]

@@ -55,7 +55,7 @@ def test_first_run_experience_trains_and_evaluates(tl_home) -> None:
 
 
 def test_a_refresh_finds_the_run_again(tl_home, tmp_path) -> None:
-    from tlcore.worker import submit
+    from tlcore.running.worker import submit
     from train_fixtures import make_colour_classes, tiny_config
 
     run = submit(tiny_config(make_colour_classes(tmp_path / "colours"), epochs=1), start=False)
@@ -109,7 +109,7 @@ def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
 
 
 def test_evaluate_page_shows_grad_cam_and_exports(tl_home, tmp_path) -> None:
-    from tlcore.worker import run_worker, submit
+    from tlcore.running.worker import run_worker, submit
     from train_fixtures import make_colour_classes, tiny_config
 
     # a learning rate too small to learn anything: mistakes to show
@@ -131,7 +131,7 @@ def test_evaluate_page_shows_grad_cam_and_exports(tl_home, tmp_path) -> None:
 
 
 def test_evaluate_page_offers_an_adabn_runs_adapted_weights(tl_home, tmp_path) -> None:
-    from tlcore.worker import run_worker, submit
+    from tlcore.running.worker import run_worker, submit
     from train_fixtures import make_colour_classes, tiny_config
 
     colours = make_colour_classes(tmp_path / "colours")
@@ -172,7 +172,7 @@ def test_a_model_without_weights_here_cannot_be_started(tl_home) -> None:
 
 
 def test_resume_is_offered_only_with_a_checkpoint(tl_home, tmp_path) -> None:
-    from tlcore.worker import submit
+    from tlcore.running.worker import submit
     from train_fixtures import make_colour_classes, tiny_config
 
     store = RunStore()
@@ -183,7 +183,7 @@ def test_resume_is_offered_only_with_a_checkpoint(tl_home, tmp_path) -> None:
     app.run()
     assert not app.exception
     assert app.button(key="train.resume").label == "Start it again (it has no checkpoint yet)"
-    from tlcore.artifacts import STATE
+    from tlcore.results.artifacts import STATE
 
     Path(run.run_dir).mkdir(parents=True, exist_ok=True)
     (Path(run.run_dir) / STATE).write_bytes(b"x")
@@ -192,7 +192,7 @@ def test_resume_is_offered_only_with_a_checkpoint(tl_home, tmp_path) -> None:
 
 
 def test_evaluate_export_follows_the_selected_run_and_survives_a_bad_upload(tl_home, tmp_path) -> None:
-    from tlcore.worker import run_worker, submit
+    from tlcore.running.worker import run_worker, submit
     from train_fixtures import make_colour_classes, tiny_config
 
     colours = make_colour_classes(tmp_path / "colours")
@@ -218,7 +218,7 @@ def test_evaluate_export_follows_the_selected_run_and_survives_a_bad_upload(tl_h
 
 
 def test_train_page_estimates_epoch_time_from_a_run_measured_here(tl_home, tmp_path) -> None:
-    from tlcore.worker import run_worker, submit
+    from tlcore.running.worker import run_worker, submit
     from train_fixtures import make_colour_classes, tiny_config
 
     colours = make_colour_classes(tmp_path / "colours")

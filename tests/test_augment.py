@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import tlcore_in_process
-from tlcore.augment import (
+from tlcore.inputs.augment import (
     PRESETS, AugmentError, AugmentSpec, eval_pipeline, model_view, preset, preview, train_pipeline,
 )
 from tlcore.data import decode_image

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import chromium_or_skip, streamlit_server
-from tlcore.adapt_spec import scan_labelled_target
+from tlcore.spec.adapt_spec import scan_labelled_target
 from train_fixtures import make_colour_classes
 from test_browser import FLAGS, settled
 

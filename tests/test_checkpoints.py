@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tlcore.artifacts import BEST, LAST, STATE, CheckpointError, load_weights, weights_epoch
-from tlcore.files import atomic_write, clean_partial_writes
-from tlcore.train import Cancelled, prepare, train
+from tlcore.results.artifacts import BEST, LAST, STATE, CheckpointError, load_weights, weights_epoch
+from tlcore.core.files import atomic_write, clean_partial_writes
+from tlcore.training.train import Cancelled, prepare, train
 from train_fixtures import make_colour_classes, tiny_config
 
 
@@ -92,8 +92,8 @@ def test_a_damaged_best_checkpoint_is_said_and_rechosen(whole, tmp_path: Path) -
 
 
 def test_a_damaged_best_checkpoint_is_one_line_on_evaluate_and_predict(whole, tmp_path: Path) -> None:
-    from tlcore.evaluate import evaluate_run
-    from tlcore.predict import Predictor
+    from tlcore.results.evaluate import evaluate_run
+    from tlcore.results.predict import Predictor
 
     _, reference, _ = whole
     run = tmp_path / "run"

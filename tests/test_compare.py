@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, tlcore_in_process
-from tlcore.compare import launch_sweep, resume_sweep, sweep_configs, sweep_rows, verdict
-from tlcore.report import cells_csv, report_html, write_report
+from tlcore.experiments.compare import launch_sweep, resume_sweep, sweep_configs, sweep_rows, verdict
+from tlcore.experiments.report import cells_csv, report_html, write_report
 from tlcore.errors import TransferLabError
 from tlcore.runs import CANCELLED, FINISHED, RUNNING, SUCCEEDED, RunStore
 from train_fixtures import make_colour_classes, tiny_config
@@ -118,7 +118,7 @@ def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:
 def test_seeds_repeat_a_setting_and_share_cached_feature_views(colours: Path, tl_home: Path) -> None:
     """Pretrained weights: seed 1 reads the view it shares with seed 0. Random weights differ per seed, and so do
     their features: nothing may be shared (the cache once keyed random weights by the word "random" alone)."""
-    from tlcore.grid import parse_axis
+    from tlcore.experiments.grid import parse_axis
 
     store = RunStore()
     pretrained = tiny_config(colours, epochs=2, model={"name": "tf_efficientnet_lite0", "weights": "auto"},
@@ -141,7 +141,7 @@ def test_seeds_repeat_a_setting_and_share_cached_feature_views(colours: Path, tl
 def test_cli_compare_ends_its_wait_when_the_worker_dies(colours: Path, tl_home: Path, tmp_path: Path) -> None:
     import signal
 
-    from tlcore.worker import submit
+    from tlcore.running.worker import submit
 
     store = RunStore()
     busy = submit(tiny_config(colours, epochs=400), store)  # a background worker, as the app starts it
@@ -193,7 +193,7 @@ def _run(status: str, started: float, finished: float | None, resume: bool):
 
 def test_a_resumed_runs_seconds_count_its_work_not_the_time_it_sat_cancelled() -> None:
     """Issue 25: a comparison run cancelled, left, then resumed showed 338 s for about 150 s of work."""
-    from tlcore.compare import active_seconds
+    from tlcore.experiments.compare import active_seconds
 
     assert active_seconds(_run(SUCCEEDED, 100.0, 250.0, resume=False), 140.0) == 150.0  # start to finish
     assert active_seconds(_run(SUCCEEDED, 100.0, 438.0, resume=True), 140.0) == 140.0  # its epochs, not 338 s
@@ -203,7 +203,7 @@ def test_a_resumed_runs_seconds_count_its_work_not_the_time_it_sat_cancelled() -
 
 def test_the_progress_line_agrees_with_the_verdict_after_a_cancel() -> None:
     """After Cancel the bar said "8 of 8 runs finished" while the verdict said "5 runs are not finished yet"."""
-    from tlcore.compare import SweepRow, progress_words
+    from tlcore.experiments.compare import SweepRow, progress_words
 
     def row(status: str, accuracy: float | None) -> SweepRow:
         return SweepRow(run_id=status, strategy="s", status=status, test_accuracy=accuracy, macro_f1=None,

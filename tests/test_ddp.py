@@ -10,9 +10,9 @@ import pytest
 from safetensors.torch import load_file
 
 from tlcore.config import RunConfig
-from tlcore.collectives import RankBatches, rank_share
-from tlcore.loader import EpochOrder
-from tlcore.worker import run_to_end
+from tlcore.core.collectives import RankBatches, rank_share
+from tlcore.inputs.loader import EpochOrder
+from tlcore.running.worker import run_to_end
 from conftest import ROOT
 from train_fixtures import make_colour_classes, tiny_config
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.augment import eval_pipeline
+from tlcore.inputs.augment import eval_pipeline
 from tlcore.data import make_split, scan
 from tlcore.data.images import load_rgb
-from tlcore.decoded import CacheTooLarge, DecodedCache, decode_square, square_size
-from tlcore.train import train
+from tlcore.inputs.decoded import CacheTooLarge, DecodedCache, decode_square, square_size
+from tlcore.training.train import train
 from train_fixtures import make_colour_classes, tiny_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hymenoptera"

@@ -10,10 +10,10 @@ import torch
 from torchvision.transforms import RandomResizedCrop
 from torch.overrides import TorchFunctionMode
 
-from tlcore.augment import AugmentSpec, preset
-from tlcore.device_augment import DeviceAugment, DeviceEval, ResizedCrop, device_spec
-from tlcore.input_path import choose_input
-from tlcore.train import build_loop, evaluate_loss, prepare, train, train_step
+from tlcore.inputs.augment import AugmentSpec, preset
+from tlcore.inputs.device_augment import DeviceAugment, DeviceEval, ResizedCrop, device_spec
+from tlcore.inputs.input_path import choose_input
+from tlcore.training.train import build_loop, evaluate_loss, prepare, train, train_step
 from train_fixtures import make_colour_classes, tiny_config
 
 PREP = SimpleNamespace(input_size=(3, 32, 32), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), interpolation="bilinear",
@@ -172,7 +172,7 @@ def test_a_run_augmenting_on_the_device_learns_and_repeats_itself(tmp_path, monk
 
 
 def test_torchrun_ranks_draw_their_own_augmentation():
-    from tlcore.loader import DecodedDataset, EpochLoader
+    from tlcore.inputs.loader import DecodedDataset, EpochLoader
 
     pictures = _pictures(8)
     items = [(f"p{i}", 0) for i in range(8)]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tlcore import estimate as estimate_module
+from tlcore.experiments import estimate as estimate_module
 from tlcore.config import RunConfig
-from tlcore.estimate import TimeEstimate, estimate_time, format_duration
-from tlcore.timing import timing_key
-from tlcore.train import prepare, train
+from tlcore.experiments.estimate import TimeEstimate, estimate_time, format_duration
+from tlcore.experiments.timing import timing_key
+from tlcore.training.train import prepare, train
 from test_cli import tlcore
 from train_fixtures import make_colour_classes, tiny_config
 
@@ -103,8 +103,8 @@ def test_cli_estimates_several_configs_one_line_each(colours: Path, tl_home: Pat
 
 
 def test_a_later_seed_finds_the_features_its_own_run_cached(colours: Path, tmp_path, monkeypatch) -> None:
-    from tlcore.estimate import _features_cached
-    from tlcore.train import build_loop
+    from tlcore.experiments.estimate import _features_cached
+    from tlcore.training.train import build_loop
 
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
     config = tiny_config(colours, seed=1, freeze={"strategy": "feature_extraction"}, epochs=1)
@@ -207,7 +207,7 @@ def test_the_time_note_quotes_a_run_of_the_same_step_cost_and_the_experiments_ow
     """The issue's case: freeze first k with k = 5 quoted a comparison's freeze_first_half run (same strategy name);
     the experiment's own identical run was ignored."""
     from tlcore.runs import RunStore
-    from tlcore.timing import measured_epoch_seconds
+    from tlcore.experiments.timing import measured_epoch_seconds
 
     store = RunStore()
     base = RunConfig().to_dict()

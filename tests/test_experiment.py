@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tlcore.config import ConfigError, FreezeConfig, RunConfig
-from tlcore.experiment import SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
-from tlcore.run_labels import run_label
+from tlcore.experiments.experiment import SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
+from tlcore.experiments.run_labels import run_label
 
 # A valid value other than the default, for each run setting (strings cannot be guessed).
 OTHER_TEXT = {"data.source": "/data/photos", "data.manifest": "/data/split.json", "model.name": "resnet50",
@@ -213,7 +213,7 @@ def test_run_labels_say_what_an_unset_value_means() -> None:
     assert run_label(five, half).endswith("· freeze first 5 · spread 10")
     assert run_label(half, five).endswith("· freeze first half · spread the strategy's own")
     assert "none" not in run_label(half, five)
-    from tlcore.grid import expand, parse_axis
+    from tlcore.experiments.grid import expand, parse_axis
 
     cells = expand(RunConfig.from_dict({"freeze": {"strategy": "freeze_first_k"}}), [parse_axis("freeze.k=none,2")])
     assert [c.label for c in cells] == ["k half", "k 2"]

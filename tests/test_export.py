@@ -13,13 +13,13 @@ import torch
 from conftest import tlcore_in_process
 from tlcore.data import load_rgb
 from tlcore.errors import TransferLabError
-from tlcore.run_files import META_SHA256, meta_checksum
-from tlcore.evaluate import evaluate_run
-from tlcore.explain import grad_cam
-from tlcore.export import TOLERANCE, export_run, export_steps
+from tlcore.core.run_files import META_SHA256, meta_checksum
+from tlcore.results.evaluate import evaluate_run
+from tlcore.results.explain import grad_cam
+from tlcore.results.export import TOLERANCE, export_run, export_steps
 from tlcore.models import ModelSpec, build_model
-from tlcore.predict import Predictor
-from tlcore.train import train
+from tlcore.results.predict import Predictor
+from tlcore.training.train import train
 from train_fixtures import make_colour_classes, tiny_config
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from models_fixtures import ARCHITECTURES, tiny
-from tlcore.freeze import (
+from tlcore.spec.freeze import (
     STRATEGIES, FreezePlan, Stage, apply_plan, make_plan, optimizer_param_groups, set_train_mode, summarize,
 )
 from tlcore.errors import TransferLabError
@@ -164,7 +164,7 @@ def test_vit_tokens_and_position_embedding_get_no_weight_decay() -> None:
 
 
 def test_fine_tune_spreads_learning_rates_by_default_as_it_promises() -> None:
-    from tlcore.freeze import FINE_TUNE_LR_SPREAD
+    from tlcore.spec.freeze import FINE_TUNE_LR_SPREAD
 
     plan = make_plan("fine_tune", 6)
     scales = plan.scales(6)

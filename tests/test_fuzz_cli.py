@@ -21,8 +21,8 @@ from PIL import Image
 
 from conftest import CliResult, cli_actions
 from tlcore.cli import main
-from tlcore.evaluate import evaluate_run
-from tlcore.train import train
+from tlcore.results.evaluate import evaluate_run
+from tlcore.training.train import train
 from train_fixtures import make_colour_classes, tiny_config
 
 # Each slot: a command line with one {} where the fuzzed value goes. D: a data folder, IMG: a picture,

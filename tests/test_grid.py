@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.compare import SweepRow, cell_summaries, paired_comparisons, sweep_configs, verdict
+from tlcore.experiments.compare import SweepRow, cell_summaries, paired_comparisons, sweep_configs, verdict
 from tlcore.config import FreezeConfig
 from tlcore.errors import TransferLabError
-from tlcore.grid import AXES, Axis, expand, parse_axis
+from tlcore.experiments.grid import AXES, Axis, expand, parse_axis
 from train_fixtures import make_colour_classes, tiny_config
 
 
@@ -87,7 +87,7 @@ def test_the_head_and_a_none_value_can_be_varied(colours: Path) -> None:
 def test_seeds_change_the_head_and_the_batch_order_but_never_the_split(colours: Path, tl_home) -> None:
     import torch
 
-    from tlcore.train import build_loop, epoch_seed_of, prepare
+    from tlcore.training.train import build_loop, epoch_seed_of, prepare
 
     configs = sweep_configs(tiny_config(colours), axes=[parse_axis("epochs=1")], seeds=2)
     first, second, again = prepare(configs[0]), prepare(configs[1]), prepare(configs[0])
@@ -113,7 +113,7 @@ def _row(name: str, seed: int, correct: list[bool]) -> SweepRow:
 def test_few_labelled_pictures_choose_the_most_accurate_and_ties_go_to_the_first(order, chosen) -> None:
     from dataclasses import replace
 
-    from tlcore.compare import chosen_with_few_labels
+    from tlcore.experiments.compare import chosen_with_few_labels
 
     labelled = {"none": [0.8, 0.7], "adabn": [0.7, 0.8], "mcc": [0.6, 0.9]}  # means 0.75, 0.75, 0.75 -> tie
     rows = [replace(_row(name, seed, [True]), labelled_accuracy=labelled[name][seed], labelled_pictures=10,
@@ -126,7 +126,7 @@ def test_a_method_replaces_no_adaptation_only_with_two_more_labelled_pictures_ri
     """Of 10 labelled pictures no adaptation gets 7 right, AdaBN 8: one more is noise. MCC needs 9 to be chosen."""
     from dataclasses import replace
 
-    from tlcore.compare import MIN_MORE_RIGHT, chosen_with_few_labels, verdict
+    from tlcore.experiments.compare import MIN_MORE_RIGHT, chosen_with_few_labels, verdict
 
     right = {"none": 7, "adabn": 8, "mcc": mcc_right}
     rows = [replace(_row(name, 0, [True]), labelled_accuracy=right[name] / 10, labelled_pictures=10, adapt_method=name)
@@ -147,7 +147,7 @@ def test_the_label_free_choice_is_flagged_where_it_lost_accuracy(head_only, labe
     """Measured: IM's choice held with head-only training, and lost 7.8 points with fine-tuning on one shift."""
     from dataclasses import replace
 
-    from tlcore.compare import verdict
+    from tlcore.experiments.compare import verdict
 
     rows = [replace(_row(name, 0, [True]), adapt_method=name, head_only=head_only, target_score=im,
                     labelled_accuracy=0.8 if labelled else None, labelled_pictures=10 if labelled else None)
@@ -195,7 +195,7 @@ def test_cli_help_names_every_setting_that_can_be_varied() -> None:
 
 
 def test_report_holds_seeds_cells_and_the_paired_test(tmp_path: Path) -> None:
-    from tlcore.report import cells_csv, report_csv, report_html, varied_settings
+    from tlcore.experiments.report import cells_csv, report_csv, report_html, varied_settings
 
     rows = [_row("A", s, [True] * 8 + [False] * 2) for s in range(2)] + [_row("B", s, [True] * 5 + [False] * 5)
                                                                         for s in range(2)]
@@ -215,7 +215,7 @@ def test_the_verdict_names_the_best_on_a_labelled_folder_and_without_labels() ->
     """Issue 29: source test accuracy picks A; the labelled target folder says B; the label-free target fit says C."""
     from dataclasses import replace
 
-    from tlcore.compare import chosen_without_labels
+    from tlcore.experiments.compare import chosen_without_labels
 
     rows = [replace(_row("A", 0, [True] * 9 + [False]), folders={"paintings": 0.50}, target_score=0.20),
             replace(_row("B", 0, [True] * 8 + [False] * 2), folders={"paintings": 0.70}, target_score=0.30),
@@ -241,7 +241,7 @@ def test_the_verdict_names_the_best_on_a_labelled_folder_and_without_labels() ->
 def test_settings_identical_in_effect_are_found_before_the_runs(base: dict, vary: str, repeats: dict) -> None:
     """The issue's case: with 1 epoch, gradual trains exactly as feature extraction; it was run and shown twice."""
     from tlcore.config import RunConfig
-    from tlcore.grid import same_in_effect, same_in_effect_words
+    from tlcore.experiments.grid import same_in_effect, same_in_effect_words
 
     cells = expand(RunConfig.from_dict(base), [parse_axis(vary)])
     assert same_in_effect(cells) == repeats
@@ -250,7 +250,7 @@ def test_settings_identical_in_effect_are_found_before_the_runs(base: dict, vary
 
 
 def test_a_repeat_in_effect_is_queued_once(colours: Path) -> None:
-    from tlcore.compare import sweep_configs
+    from tlcore.experiments.compare import sweep_configs
 
     base = tiny_config(colours, epochs=1)
     configs = sweep_configs(base, ("feature_extraction", "gradual", "full"))

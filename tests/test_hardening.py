@@ -13,7 +13,7 @@ import pytest
 from tlcore.cli import main
 from tlcore.config import ConfigError, RunConfig, read_json_file
 from tlcore.errors import TransferLabError
-from tlcore.grid import parse_axis
+from tlcore.experiments.grid import parse_axis
 
 
 def _one_line_error(argv: list[str], capsys) -> str:
@@ -95,7 +95,7 @@ def test_a_ray_address_where_nothing_listens_is_one_line_within_seconds(address:
     from conftest import ray_or_skip
 
     ray = ray_or_skip()
-    from tlcore.on_ray import connect
+    from tlcore.running.on_ray import connect
 
     started = time.monotonic()
     with pytest.raises(TransferLabError, match=r"cannot connect to Ray at .*127\.0\.0\.1:1 does not answer"):

@@ -13,12 +13,12 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from tlcore.adapt_spec import AdaptError, scan_labelled_target
+from tlcore.spec.adapt_spec import AdaptError, scan_labelled_target
 from tlcore.config import RunConfig
 from tlcore.modality import load_manifest
 from tlcore.errors import TransferLabError
-from tlcore.prepare import prepare
-from tlcore.worker import run_to_end
+from tlcore.training.prepare import prepare
+from tlcore.running.worker import run_to_end
 from test_cli import tlcore
 from train_fixtures import make_colour_classes, tiny_config
 
@@ -123,7 +123,7 @@ def test_to_choose_every_class_needs_a_labelled_picture_to_train_on_a_few_do(shi
 
 def test_with_use_choose_each_run_is_scored_on_them_and_the_verdict_chooses_by_them(shift, tl_home: Path,
                                                                                    tmp_path: Path) -> None:
-    from tlcore.compare import chosen_with_few_labels, sweep_rows
+    from tlcore.experiments.compare import chosen_with_few_labels, sweep_rows
     from tlcore.runs import RunStore
 
     source, target, labelled = shift
@@ -194,8 +194,8 @@ def test_the_data_page_warns_when_pictures_the_best_epoch_is_chosen_on_would_be_
 def test_the_best_epoch_can_be_chosen_on_the_labelled_pictures(shift, tmp_path: Path, monkeypatch) -> None:
     """early_stopping.metric labelled_loss: every epoch is scored on the labelled target pictures, the lowest
     loss is kept as best, and those weights score on them what the epoch recorded."""
-    from tlcore.evaluate import score_labelled_target
-    from tlcore.train import train
+    from tlcore.results.evaluate import score_labelled_target
+    from tlcore.training.train import train
 
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
     source, target, labelled = shift
@@ -221,8 +221,8 @@ def test_scoring_the_labelled_pictures_each_epoch_changes_nothing_the_run_learns
     be used (adapted weights), gives the accuracy the epoch recorded."""
     from safetensors.torch import load_file
 
-    from tlcore.evaluate import score_labelled_target
-    from tlcore.train import train
+    from tlcore.results.evaluate import score_labelled_target
+    from tlcore.training.train import train
 
     monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
     source, target, labelled = shift

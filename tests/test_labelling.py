@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import tlcore_in_process
-from tlcore.adapt_spec import scan_labelled_target, scan_target
-from tlcore.labelling import GOAL_PER_CLASS, LabelBook, LabellingError
+from tlcore.spec.adapt_spec import scan_labelled_target, scan_target
+from tlcore.data.labelling import GOAL_PER_CLASS, LabelBook, LabellingError
 from train_fixtures import make_colour_classes
 
 

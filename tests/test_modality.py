@@ -15,21 +15,21 @@ from torch import nn
 
 from conftest import ROOT, tlcore_in_process
 from tlcore import modality as modalities
-from tlcore.artifacts import load_export
-from tlcore.compare import launch_sweep, sweep_rows, verdict
+from tlcore.results.artifacts import load_export
+from tlcore.experiments.compare import launch_sweep, sweep_rows, verdict
 from tlcore.config import RunConfig
 from tlcore.data.split import file_of
 from tlcore.errors import TransferLabError
-from tlcore.evaluate import evaluate_run
-from tlcore.export import export_run
+from tlcore.results.evaluate import evaluate_run
+from tlcore.results.export import export_run
 from tlcore.modality import Modality
 from tlcore.models import BuiltModel, ModelSpec, Preprocessing
 from tlcore.models.groups import LayerGroup
 from tlcore.models.weights import WeightsSource
-from tlcore.predict import classify
+from tlcore.results.predict import classify
 from tlcore.runs import RunStore
-from tlcore.train import train
-from tlcore.worker import run_worker
+from tlcore.training.train import train
+from tlcore.running.worker import run_worker
 
 WIDTH = 8
 
@@ -230,7 +230,7 @@ def test_a_third_modality_compares_strategies(vectors, tmp_path: Path) -> None:
 
 
 def test_a_model_of_one_kind_is_refused_for_data_of_another(vectors, tmp_path: Path) -> None:
-    from tlcore.preflight import model_for_the_data
+    from tlcore.training.preflight import model_for_the_data
 
     kind, source = vectors
     config = _config(source)
@@ -244,7 +244,7 @@ def test_a_model_of_one_kind_is_refused_for_data_of_another(vectors, tmp_path: P
 
 # ---- nothing in tlcore asks which kind of data a run has ----
 
-KIND_MODULES = ("tlcore/modality/", "tlcore/text/", "tlcore/text_predict.py")  # where a kind's own code lives
+KIND_MODULES = ("tlcore/modality/", "tlcore/text/", "tlcore/results/text_predict.py")  # where a kind's own code lives
 KIND_NAMES = {"is_text_model", "is_text_source", "text_run", "texts_chosen"}
 KIND_WORDS = {"text", "texts", "image", "images", "picture", "pictures"}
 
@@ -297,7 +297,7 @@ def test_the_branch_finder_finds_a_branch_on_the_kind(tmp_path: Path) -> None:
 def test_text_features_are_keyed_by_the_text_as_written_not_its_normalised_hash(tmp_path: Path) -> None:
     """The manifest's hash folds case and spacing (to find duplicates); a tokenizer reads "Apple" and "apple"
     apart, so the cache must not give one the other's embedding."""
-    from tlcore.prepare import prepare
+    from tlcore.training.prepare import prepare
 
     rows = ["text,label"] + [f"{w} order {i},{label}" for i in range(6) for w, label in
                              (("Refund", "billing"), ("refund", "billing"), ("Crash", "bug"), ("crash", "bug"))]
@@ -313,8 +313,8 @@ def test_text_features_are_keyed_by_the_text_as_written_not_its_normalised_hash(
 def test_a_model_named_by_a_folder_path_keeps_its_features_in_the_cache_folder(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from tlcore.features import FeatureCache
-    from tlcore.paths import data_home
+    from tlcore.training.features import FeatureCache
+    from tlcore.core.paths import data_home
 
     built = Vectors().build(ModelSpec(name="toy-mlp"), 2)
     cache = FeatureCache(replace(built, arch=str(tmp_path / "models" / "my bert")), {"split": "eval"})
@@ -326,7 +326,7 @@ def test_weights_rewritten_inside_a_model_folder_are_new_weights(tmp_path: Path)
     model.safetensors again in it, so the cache served the old encoder's embeddings."""
     import os
 
-    from tlcore.features import _file_fingerprint
+    from tlcore.training.features import _file_fingerprint
 
     folder = tmp_path / "mybert"
     folder.mkdir()

@@ -9,8 +9,8 @@ import pytest
 
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.preflight import check_before_queueing, model_for_the_data
-from tlcore.schema import recommended_values
+from tlcore.training.preflight import check_before_queueing, model_for_the_data
+from tlcore.core.schema import recommended_values
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = str(ROOT / "sample_data" / "support_tickets.csv")
@@ -40,7 +40,7 @@ def test_a_learning_rate_the_user_gave_is_not_questioned() -> None:
 
 
 def test_values_the_app_chose_follow_back_and_typed_ones_stay() -> None:
-    from tlcore.schema import leaves
+    from tlcore.core.schema import leaves
 
     values = {leaf.path: leaf.default for leaf in leaves(RunConfig)}
     to_texts = recommended_values(RunConfig, values, "texts", True)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tlcore.net import not_grpc, not_http
-from tlcore.tracking import unreachable_server
+from tlcore.core.net import not_grpc, not_http
+from tlcore.results.tracking import unreachable_server
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import ROOT, tlcore_in_process
-from tlcore.rank import logme, probe_accuracy, rank_models
+from tlcore.experiments.rank import logme, probe_accuracy, rank_models
 
 
 def _clusters(n: int = 300, classes: int = 3, dims: int = 64, spread: float = 2.0, seed: int = 0):

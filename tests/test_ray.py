@@ -17,10 +17,10 @@ from conftest import ROOT, ray_or_skip  # noqa: E402
 ray = ray_or_skip()
 
 from tlcore.config import RunConfig  # noqa: E402
-from tlcore.compare import launch_sweep, sweep_rows, verdict  # noqa: E402
-from tlcore.on_ray import RAY_RUNNER, connect, drive  # noqa: E402
+from tlcore.experiments.compare import launch_sweep, sweep_rows, verdict  # noqa: E402
+from tlcore.running.on_ray import RAY_RUNNER, connect, drive  # noqa: E402
 from tlcore.runs import FAILED, QUEUED, RUNNING, SUCCEEDED, RunStore  # noqa: E402
-from tlcore.worker import run_worker, submit  # noqa: E402
+from tlcore.running.worker import run_worker, submit  # noqa: E402
 from train_fixtures import make_colour_classes, tiny_config  # noqa: E402
 
 TICKETS = ROOT / "sample_data" / "support_tickets.csv"
@@ -143,7 +143,7 @@ def test_a_text_split_ships_its_table_once_and_is_read_from_the_copy(tl_home: Pa
     """Without Ray: what travels for a text split is the table (not a file per row), and the unpacked config
     reads the same rows. Before, every row was sent as "support_tickets.csv#109", a file that does not exist."""
     from tlcore.modality import resolve_manifest
-    from tlcore.on_ray import _split_files, _split_payload, _unpack_split
+    from tlcore.running.on_ray import _split_files, _split_payload, _unpack_split
     from tlcore.text.data import read_texts
 
     config = RunConfig.from_dict({"data": {"source": str(TICKETS), "split_seed": 0}})
@@ -203,7 +203,7 @@ def test_cli_train_and_compare_on_ray(colours: Path, tl_home: Path, tmp_path: Pa
 
 def test_the_data_mode_is_chosen_before_any_picture_is_read() -> None:
     from tlcore.errors import TransferLabError
-    from tlcore.on_ray import SHIP_LIMIT_BYTES, choose_data_mode
+    from tlcore.running.on_ray import SHIP_LIMIT_BYTES, choose_data_mode
 
     assert choose_data_mode(None, SHIP_LIMIT_BYTES * 10) == "shared"  # a local instance reads in place
     assert choose_data_mode("auto", SHIP_LIMIT_BYTES) == "ship"

@@ -17,7 +17,7 @@ import torch
 
 from conftest import ROOT
 from tlcore.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunStore
-from tlcore.worker import ensure_worker, submit
+from tlcore.running.worker import ensure_worker, submit
 from train_fixtures import make_colour_classes, tiny_config
 
 
@@ -71,7 +71,7 @@ def test_one_worker_starts_however_slow_its_start_and_however_many_ask(colours: 
         t.start()
     for t in threads:
         t.join()
-    other_process = subprocess.run([sys.executable, "-c", "from tlcore.worker import ensure_worker; "
+    other_process = subprocess.run([sys.executable, "-c", "from tlcore.running.worker import ensure_worker; "
                                     "print(ensure_worker())"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert other_process.stdout.strip() == "False", other_process.stderr  # the CLI sees the starting worker too
     workers = [p for p in psutil.Process().children() if "worker" in p.cmdline()]
@@ -105,7 +105,7 @@ def test_a_killed_worker_is_detected_and_the_run_resumes(colours: Path, tl_home:
     assert failed.status == FAILED and "stopped without finishing" in failed.error and "resume" in failed.error
     epochs_before = failed.epochs_done
     store.requeue_for_resume(run.id)
-    from tlcore.worker import ensure_worker
+    from tlcore.running.worker import ensure_worker
 
     assert ensure_worker()
     # a busy machine (CI beside other jobs) may take seconds per epoch: wait as long as that needs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tlcore.schedules import ONECYCLE_WARMUP_SHARE, make_scheduler
+from tlcore.core.schedules import ONECYCLE_WARMUP_SHARE, make_scheduler
 
 
 def trace(optimizer: torch.optim.Optimizer, scheduler, steps: int) -> tuple[list[list[float]], list[float]]:

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tlcore.compare import candidate_methods
+from tlcore.experiments.compare import candidate_methods
 from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.experiment import PICKED_AXES, RUN_SETTINGS, SETTINGS, Experiment, ExperimentStore
-from tlcore.grid import AXES, put_value
-from tlcore.schema import Leaf, leaves
-from tlcore.timing import timing_key
+from tlcore.experiments.experiment import PICKED_AXES, RUN_SETTINGS, SETTINGS, Experiment, ExperimentStore
+from tlcore.experiments.grid import AXES, put_value
+from tlcore.core.schema import Leaf, leaves
+from tlcore.experiments.timing import timing_key
 
 LEAVES = leaves(RunConfig)
 NAMES = st.sampled_from(["a", "runs/x", "Ünïcode name", "folder with spaces"])

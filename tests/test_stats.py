@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlcore.stats import compare_paired, mcnemar_exact, paired_bootstrap, pictures_needed, plain_words
+from tlcore.experiments.stats import compare_paired, mcnemar_exact, paired_bootstrap, pictures_needed, plain_words
 
 
 @pytest.mark.parametrize("only_a,only_b", [(10, 2), (5, 0), (20, 10), (3, 3), (0, 7)])

@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-import tlcore.parts.torch_compile as compile_part
-from tlcore.batch_size import batch_limit, keeping_buffers, largest_batch, scaled_lr
+import tlcore.training.parts.torch_compile as compile_part
+from tlcore.inputs.batch_size import batch_limit, keeping_buffers, largest_batch, scaled_lr
 from tlcore.errors import TransferLabError
-from tlcore.train import AUTO_BATCH, prepare, train
+from tlcore.training.train import AUTO_BATCH, prepare, train
 from train_fixtures import make_colour_classes, tiny_config
 
 GiB = 2**30

@@ -18,9 +18,9 @@ import pytest
 
 from conftest import ROOT
 from tlcore.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunStore, StoreError
-from tlcore.store.database import Database
-from tlcore.store.rebuild import fill_from_run_folders
-from tlcore.worker import run_worker, submit
+from tlcore.runs.store.database import Database
+from tlcore.runs.store.rebuild import fill_from_run_folders
+from tlcore.running.worker import run_worker, submit
 from train_fixtures import make_colour_classes, tiny_config
 
 
@@ -345,7 +345,7 @@ def test_a_store_lost_mid_run_keeps_every_epoch_and_event(colours: Path, tl_home
 def test_a_store_error_while_recording_an_event_does_not_fail_the_run(colours: Path, tl_home: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 40: the training sink's `store.add_event` could raise a StoreError and mark a healthy run failed."""
-    from tlcore.store.event_log import EventLog
+    from tlcore.runs.store.event_log import EventLog
 
     original = EventLog.add_event
     calls = []

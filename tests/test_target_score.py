@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlcore.artifacts import load_trained
+from tlcore.results.artifacts import load_trained
 from tlcore.errors import TransferLabError
-from tlcore.evaluate import class_probabilities
-from tlcore.run_files import TARGET_SCORE, read_target_score
-from tlcore.target_score import information_score, score_target, soft_neighbourhood_density
-from tlcore.worker import run_to_end
+from tlcore.results.evaluate import class_probabilities
+from tlcore.core.run_files import TARGET_SCORE, read_target_score
+from tlcore.results.target_score import information_score, score_target, soft_neighbourhood_density
+from tlcore.running.worker import run_to_end
 from test_cli import tlcore
 from train_fixtures import make_colour_classes, tiny_config
 
@@ -88,7 +88,7 @@ def test_a_run_without_target_pictures_is_not_scored(shift, tmp_path: Path, monk
 
 def test_auto_compares_every_method_that_fits_and_names_the_one_the_target_favours(shift, tl_home: Path,
                                                                                   tmp_path: Path) -> None:
-    from tlcore.compare import chosen_without_labels, sweep_rows
+    from tlcore.experiments.compare import chosen_without_labels, sweep_rows
     from tlcore.runs import RunStore
 
     source, target = shift

@@ -19,8 +19,8 @@ from tlcore.models import ModelSpec
 from tlcore.text.data import is_text_source, read_texts
 from tlcore.text.model import build_text_model
 from tlcore.runs import RunStore
-from tlcore.text_predict import TextPredictor
-from tlcore.train import Cancelled, train
+from tlcore.results.text_predict import TextPredictor
+from tlcore.training.train import Cancelled, train
 from train_fixtures import tiny_config
 
 TICKETS = ROOT / "sample_data" / "support_tickets.csv"
@@ -132,8 +132,8 @@ def _edited_exports_are_one_line_of_our_own(export: Path, tmp_path: Path, text: 
     a config.json of random bytes was taken for a run folder with "no best.safetensors"."""
     import shutil
 
-    from tlcore.artifacts import sha256_file
-    from tlcore.run_files import META_SHA256, meta_checksum
+    from tlcore.results.artifacts import sha256_file
+    from tlcore.core.run_files import META_SHA256, meta_checksum
 
     def edited(name: str, change) -> Path:
         copy = tmp_path / f"edited-{name.replace('/', '-')}-{len(list(tmp_path.glob('edited-*')))}"
@@ -310,7 +310,7 @@ def test_frozen_transformer_layers_run_without_dropout_and_trainable_ones_with_i
     """Head-only training must see the features inference sees: dropout in frozen layers was on (noisy features,
     and half the step speed of a plain loop), and attention dropout, which transformers applies by the attention
     module's own training flag, not through a Dropout module."""
-    from tlcore.freeze import apply_plan, make_plan, set_train_mode
+    from tlcore.spec.freeze import apply_plan, make_plan, set_train_mode
 
     built = build_text_model(ModelSpec(name="all-MiniLM-L6-v2", weights="random"), 2)
     n = len(built.groups)
@@ -376,8 +376,8 @@ def test_text_augmentation_changes_training_texts_the_same_way_for_the_same_epoc
 
 def test_an_augmented_text_run_trains_on_changed_texts_and_skips_the_embedding_cache(tickets_config: dict,
                                                                                     tmp_path: Path) -> None:
-    from tlcore.prepare import prepare
-    from tlcore.steps import make_loader
+    from tlcore.training.prepare import prepare
+    from tlcore.training.steps import make_loader
 
     config = RunConfig.from_dict({**tickets_config, "epochs": 1, "freeze": {"strategy": "feature_extraction"},
                                   "text_augment": {"word_dropout": 0.3, "swap": 0.0, "deletion": 0.0}})

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 from tlcore.config import RunConfig
 from tlcore.runs import SUCCEEDED, RunStore
-from tlcore.worker import run_worker, submit
+from tlcore.running.worker import run_worker, submit
 from train_fixtures import make_colour_classes, tiny_config
 
 TICKETS = ROOT / "sample_data" / "support_tickets.csv"
@@ -84,7 +84,7 @@ def test_a_text_run_writes_the_same_tensorboard_events(tl_home: Path) -> None:
 
 def test_mlflow_asked_for_but_missing_is_said_and_the_run_goes_on(tl_home: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from tlcore.tracking import RunTracker
+    from tlcore.results.tracking import RunTracker
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as on a machine without it: `import mlflow` fails
@@ -103,7 +103,7 @@ def test_an_mlflow_server_that_does_not_answer_is_said_at_once(tl_home: Path, tm
     import socket
     import time
 
-    from tlcore.tracking import RunTracker
+    from tlcore.results.tracking import RunTracker
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.evaluate import evaluate_run, metrics_from_predictions
-from tlcore.lr_find import lr_find
-from tlcore.train import BEST, LAST, Cancelled, make_loader, evaluate_loss, prepare, train
+from tlcore.results.evaluate import evaluate_run, metrics_from_predictions
+from tlcore.training.lr_find import lr_find
+from tlcore.training.train import BEST, LAST, Cancelled, make_loader, evaluate_loss, prepare, train
 from train_fixtures import make_colour_classes, tiny_config
 
 
@@ -116,8 +116,8 @@ def _diverging_lr(config_for, grid: list[float]) -> float:
     """The smallest lr of the grid at which two epochs of plain training end with a higher loss than they began."""
     import copy
 
-    from tlcore.freeze import apply_plan
-    from tlcore.train import make_optimizer
+    from tlcore.spec.freeze import apply_plan
+    from tlcore.training.train import make_optimizer
 
     prep = prepare(config_for(grid[0]))  # data, split and model once; each lr starts from a copy
     for lr in grid:
@@ -224,7 +224,7 @@ def replace_config(config, **changes):
 
 
 def test_the_best_checkpoint_is_the_epoch_with_the_lowest_validation_loss(colours: Path, tmp_path: Path) -> None:
-    from tlcore.artifacts import weights_epoch
+    from tlcore.results.artifacts import weights_epoch
 
     # A high learning rate makes the validation loss go up and down, so "lowest" and "last" differ.
     config = tiny_config(colours, epochs=6, optimizer={"lr": 0.05}, early_stopping={"metric": "val_loss", "patience": 0})
@@ -242,7 +242,7 @@ def test_a_cancel_during_feature_extraction_stops_it_before_the_first_epoch(colo
     second), and at every event of the start-up."""
     import time
 
-    from tlcore.events import STARTING_CHECK_EVERY_S
+    from tlcore.core.events import STARTING_CHECK_EVERY_S
 
     config = tiny_config(colours, freeze={"strategy": "feature_extraction"}, feature_views=40, batch_size=4,
                          augment={"preset": "light"})

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.collectives import is_writer
-from tlcore.parts import Fit, Part, parts_for
-from tlcore.parts.adabn import AdaBN
-from tlcore.parts.early_stopping import EarlyStopping
-from tlcore.parts.fast_path import FastPath
-from tlcore.parts.labelled_target import LabelledTarget
-from tlcore.parts.torch_compile import Compile
-from tlcore.prepare import prepare
-from tlcore.steps import build_loop
-from tlcore.train import fit
+from tlcore.core.collectives import is_writer
+from tlcore.training.parts import Fit, Part, parts_for
+from tlcore.training.parts.adabn import AdaBN
+from tlcore.training.parts.early_stopping import EarlyStopping
+from tlcore.training.parts.fast_path import FastPath
+from tlcore.training.parts.labelled_target import LabelledTarget
+from tlcore.training.parts.torch_compile import Compile
+from tlcore.training.prepare import prepare
+from tlcore.training.steps import build_loop
+from tlcore.training.train import fit
 from train_fixtures import make_colour_classes, tiny_config
 
 
@@ -128,8 +128,8 @@ def test_adabn_runs_get_the_adabn_part(colours: Path, tmp_path: Path) -> None:
 
 def _every_part() -> list[Part]:
     """One of each part, in the order of PARTS (their declarations are class attributes: no run is needed)."""
-    from tlcore.parts import adaptation, cancel, checkpoints, epoch_report, freeze_stages, overfitting, progress
-    from tlcore.parts import torchrun
+    from tlcore.training.parts import adaptation, cancel, checkpoints, epoch_report, freeze_stages, overfitting, progress
+    from tlcore.training.parts import torchrun
 
     return [checkpoints.Checkpoints(), AdaBN(), FastPath(), Compile("eager"),
             torchrun.Torchrun(), cancel.Cancel(False), freeze_stages.FreezeStages(), adaptation.Adaptation(),
@@ -140,7 +140,7 @@ def _every_part() -> list[Part]:
 def test_a_wrong_part_order_is_an_error_when_the_parts_are_chosen() -> None:
     """Issue 40: the order was the position in PARTS, explained by comments; now each part declares what it
     provides, requires and comes after, and a wrong order fails before any training."""
-    from tlcore.parts import PartOrderError, check_order
+    from tlcore.training.parts import PartOrderError, check_order
 
     parts = _every_part()
     check_order(parts)  # the order of PARTS holds every declaration
@@ -182,7 +182,7 @@ def test_a_part_saves_its_own_state_and_hears_a_cancel(colours: Path, tmp_path: 
     """Issue 40: resume state was one hard-coded key; there was no moment for an exception, and a cancel was an
     exception raised inside a part. Now each part's state travels with the checkpoint, a cancel is a signal the
     loop acts on, and every part hears the exception that ends the run."""
-    from tlcore.events import Cancelled
+    from tlcore.core.events import Cancelled
 
     prep = prepare(tiny_config(colours, epochs=3, batch_size=4))
     steps_per_epoch = len(build_loop(prep).train_loader)

@@ -14,9 +14,9 @@ import pytest
 from conftest import tlcore_in_process
 from tlcore.config import RunConfig
 from tlcore.errors import DatasetError
-from tlcore.experiment import ExperimentError, ExperimentStore
-from tlcore.files import FileRefused, read_regular_file
-from tlcore.prepare import left_out_of_the_data
+from tlcore.experiments.experiment import ExperimentError, ExperimentStore
+from tlcore.core.files import FileRefused, read_regular_file
+from tlcore.training.prepare import left_out_of_the_data
 from tlcore.text.data import read_texts
 
 
@@ -156,7 +156,7 @@ def test_the_packaged_text_model_is_unpacked_once_under_many_first_uses(tmp_path
 def test_contents_that_were_the_catch_all_are_one_line_of_our_own(tmp_path: Path) -> None:
     """Before: "unexpected RecursionError" (JSONL of 100,000 brackets), "unexpected Error" (a 200,000-character
     field in `predict FILE.csv`), advice about columns for a JPEG named .csv, a false "no column 'text'"."""
-    from tlcore.text_predict import texts_to_predict
+    from tlcore.results.text_predict import texts_to_predict
 
     nested = tmp_path / "nested.jsonl"
     nested.write_text('{"text": "a", "label": "x"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
@@ -178,7 +178,7 @@ def test_contents_that_were_the_catch_all_are_one_line_of_our_own(tmp_path: Path
 
 def test_a_mismatch_of_thousands_of_classes_is_one_short_line() -> None:
     """Before: `evaluate --data` on a file of 5,000 labels printed one error line of 34,095 characters."""
-    from tlcore.evaluate import _some
+    from tlcore.results.evaluate import _some
 
     words = _some([f"label{i}" for i in range(5000)])
     assert words.endswith("and 4,992 more") and len(words) < 120
@@ -190,7 +190,7 @@ def test_labelled_target_pictures_that_are_also_the_target_test_are_said(tmp_pat
     labelled target test; nothing said that the test's accuracy then includes the pictures that chose the method."""
     import shutil
 
-    from tlcore.adapt_spec import labelled_overlap_notes
+    from tlcore.spec.adapt_spec import labelled_overlap_notes
     from train_fixtures import make_colour_classes
 
     test = make_colour_classes(tmp_path / "target_test")
@@ -212,8 +212,8 @@ def test_labelled_target_pictures_that_are_also_the_target_test_are_said(tmp_pat
 def test_a_target_of_unreadable_pictures_is_refused_before_the_runs(tmp_path: Path) -> None:
     """Issue 37: a target folder of two unreadable .jpg files passed the check; 4 of 5 comparison runs then failed at
     their start and the report said "4 runs are not finished yet"."""
-    from tlcore.adapt_spec import AdaptError
-    from tlcore.preflight import check_before_queueing
+    from tlcore.spec.adapt_spec import AdaptError
+    from tlcore.training.preflight import check_before_queueing
     from train_fixtures import make_colour_classes, tiny_config
 
     source = make_colour_classes(tmp_path / "source", per_class=4, size=32)

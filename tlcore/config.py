@@ -10,14 +10,14 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from tlcore.adapt_spec import AdaptConfig, check_adapt
-from tlcore.augment_spec import AugmentSpec, preset
+from tlcore.spec.adapt_spec import AdaptConfig, check_adapt
+from tlcore.inputs.augment_spec import AugmentSpec, preset
 from tlcore.text.augment import TextAugment
 from tlcore.errors import TransferLabError, check_fields
-from tlcore.typed import check_plain, typed
-from tlcore.freeze import STRATEGIES, FreezePlan, Stage, make_plan
-from tlcore.schema import leaves, setting
-from tlcore.strategies import STRATEGY_SET
+from tlcore.core.typed import check_plain, typed
+from tlcore.spec.freeze import STRATEGIES, FreezePlan, Stage, make_plan
+from tlcore.core.schema import leaves, setting
+from tlcore.core.strategies import STRATEGY_SET
 from tlcore.models import ModelSpec
 
 __all__ = [
@@ -43,7 +43,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 SWITCHES = ("auto", "on", "off")
 AUGMENT_ON = ("auto", "device", "cpu")
 # What picks the best epoch (and early stopping): the source's validation split, or the few labelled target
-# pictures that no run trains on (adapt.labelled with labelled_use "choose"; tlcore.parts.labelled_target).
+# pictures that no run trains on (adapt.labelled with labelled_use "choose"; tlcore.training.parts.labelled_target).
 MONITORS = ("val_loss", "val_acc", "labelled_loss", "labelled_acc")
 LABELLED_MONITORS = ("labelled_loss", "labelled_acc")
 MAX_CONFIG_BYTES = 1_000_000
@@ -157,7 +157,7 @@ class EarlyStoppingConfig:
 
 @dataclass(frozen=True)
 class DistributedConfig:
-    """One run on several processes with torchrun (`tlcore.ddp`); 1 process: no torchrun at all."""
+    """One run on several processes with torchrun (`tlcore.running.ddp`); 1 process: no torchrun at all."""
 
     nproc_per_node: int = setting(1, label="Processes (torchrun)", low=1, high=64, group="runtime",
                                   help="1: one process, no torchrun; more: one run on several GPUs.")
@@ -260,7 +260,7 @@ class RunConfig:
     """One run, as one JSON document: data, model, augmentation, freeze plan, optimizer, schedule, adaptation
     and runtime settings. The UI builds it, `python -m tlcore train` replays it; `from_dict` checks every field.
 
-    Every field is declared once with its metadata (`tlcore.schema.setting`): the app's settings, widgets,
+    Every field is declared once with its metadata (`tlcore.core.schema.setting`): the app's settings, widgets,
     comparison axes and the time estimate's key are derived from it."""
     name: str = setting("", label="Run name", cost=False, group="runtime", help="Shown in lists and charts.")
     data: DataConfig = field(default_factory=DataConfig)
@@ -294,7 +294,7 @@ class RunConfig:
     feature_views: int = setting(2, label="Augmented views cached per picture", low=1, high=50, group="runtime",
                                  modalities=("images",),
                                  help="For the feature-cache fast path: augmented views of each training picture.")
-    adapt: AdaptConfig = field(default_factory=AdaptConfig)  # domain adaptation (tlcore.adapt); none by default
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)  # domain adaptation (tlcore.adaptation.adapt); none by default
     evaluate_on: tuple[str, ...] = setting((), label="Also evaluate on (labelled folders)", cost=False,
                                            group="adapt", help="Other domains the finished run is evaluated on.")
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
@@ -459,7 +459,7 @@ def read_json_file(path: str | Path, what: str, error: type[TransferLabError] = 
 
 
 def check_declared(config: object, prefix: str = "") -> None:
-    """Every setting against the options and bounds its field declares (`tlcore.schema.Meta`).
+    """Every setting against the options and bounds its field declares (`tlcore.core.schema.Meta`).
 
     Args:
         config: a config dataclass (the run config or a section of it).

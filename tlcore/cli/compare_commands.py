@@ -15,7 +15,7 @@ __all__ = [
 
 
 def _print_sweep(rows, verdict_text: str) -> None:
-    from tlcore.compare import cell_summaries
+    from tlcore.experiments.compare import cell_summaries
 
     def f(v, spec):
         return "-" if v is None else format(v, spec)
@@ -51,14 +51,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """
     from dataclasses import replace
 
-    from tlcore.compare import (DEFAULT_STRATEGIES, candidate_methods, method_axis, strategy_axis, launch_sweep, resume_sweep,
+    from tlcore.experiments.compare import (DEFAULT_STRATEGIES, candidate_methods, method_axis, strategy_axis, launch_sweep, resume_sweep,
                                 sweep_rows, verdict)
-    from tlcore.adapt_spec import labelled_overlap_notes
-    from tlcore.grid import expand, parse_axis, same_in_effect, same_in_effect_words
-    from tlcore.report import write_report
+    from tlcore.spec.adapt_spec import labelled_overlap_notes
+    from tlcore.experiments.grid import expand, parse_axis, same_in_effect, same_in_effect_words
+    from tlcore.experiments.report import write_report
     from tlcore.config import RunConfig
-    from tlcore.paths import data_home
-    from tlcore.worker import run_worker
+    from tlcore.core.paths import data_home
+    from tlcore.running.worker import run_worker
 
     store = open_store()
     complete = True
@@ -119,7 +119,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _wait_for_sweep(store, sweep: str) -> bool:
-    from tlcore.compare import wait_for_sweep
+    from tlcore.experiments.compare import wait_for_sweep
 
     stranded = wait_for_sweep(store, sweep)
     if stranded:

@@ -53,7 +53,7 @@ def cmd_data_label(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
-    from tlcore.labelling import GOAL_PER_CLASS, LabelBook
+    from tlcore.data.labelling import GOAL_PER_CLASS, LabelBook
 
     folder = Path(args.into)
     if args.data:
@@ -113,7 +113,7 @@ def cmd_data_cache(args: argparse.Namespace) -> int:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
     from tlcore.data import make_split, scan
-    from tlcore.decoded import DecodedCache, cache_bytes
+    from tlcore.inputs.decoded import DecodedCache, cache_bytes
     from tlcore.models import ModelSpec, build_model
     from tlcore.models.weights import WeightsError
 
@@ -148,7 +148,7 @@ def cmd_augment_presets(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
-    from tlcore.augment_spec import PRESETS
+    from tlcore.inputs.augment_spec import PRESETS
 
     width = max(len(n) for n in PRESETS)
     for name, (why, transforms) in PRESETS.items():
@@ -172,7 +172,7 @@ def cmd_augment_text_preview(args: argparse.Namespace) -> int:
 
     text = args.text
     if text.lower().endswith(".txt"):
-        from tlcore.paths import user_path
+        from tlcore.core.paths import user_path
 
         path = user_path(text)
         try:
@@ -226,7 +226,7 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from tlcore.augment import AugmentSpec, eval_pipeline, make_grid, model_view, preset, preview
+    from tlcore.inputs.augment import AugmentSpec, eval_pipeline, make_grid, model_view, preset, preview
     from tlcore.data import load_rgb
     from tlcore.errors import TransferLabError
     from tlcore.models import ModelSpec, WeightsError, build_model

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     if handler in (cmd_train, cmd_worker, cmd_lr_find, cmd_evaluate, cmd_compare, cmd_estimate):
-        from tlcore.runtime import tune_allocator
+        from tlcore.core.runtime import tune_allocator
 
         tune_allocator()  # a process that trains or evaluates: keep memory mapped (3x faster on CPU)
     OPENED.clear()
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _log_bug() -> str:
     import traceback
 
-    from tlcore.paths import data_home
+    from tlcore.core.paths import data_home
 
     try:
         path = data_home() / "errors.log"

@@ -58,7 +58,7 @@ def cmd_models_rank(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from tlcore.config import DataConfig, RunConfig
-    from tlcore.rank import ModelScore, default_candidates, parse_candidates, rank_models
+    from tlcore.experiments.rank import ModelScore, default_candidates, parse_candidates, rank_models
 
     if bool(args.data) == bool(args.config):
         raise TransferLabError("give the pictures to rank models on: --data FOLDER, or --config RUN.json",
@@ -183,7 +183,7 @@ def cmd_freeze_show(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
-    from tlcore.freeze import STRATEGIES, make_plan, summarize
+    from tlcore.spec.freeze import STRATEGIES, make_plan, summarize
 
     built = _build_for_show(args)
     plan = make_plan(args.strategy, len(built.groups), k=args.k, every=args.every, head_epochs=args.head_epochs,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tlcore.strategies import STRATEGIES
+from tlcore.core.strategies import STRATEGIES
 from tlcore.cli.arguments import add_model_arguments, add_ray_arguments, bounded, path_value, text_columns
 from tlcore.cli.compare_commands import cmd_compare
 from tlcore.cli.data_commands import (cmd_augment_presets, cmd_augment_preview, cmd_augment_text_preview, cmd_data_cache,

@@ -27,7 +27,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
-    from tlcore.evaluate import evaluate_folder, evaluate_run
+    from tlcore.results.evaluate import evaluate_folder, evaluate_run
 
     given = existing_folder(args.run_id)
     if given is not None and (given / "config.json").is_file():  # a run folder (e.g. of a multi-node torchrun)
@@ -71,9 +71,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
-    from tlcore.export import export_run
+    from tlcore.results.export import export_run
 
-    from tlcore.artifacts import ADAPTED, BEST
+    from tlcore.results.artifacts import ADAPTED, BEST
 
     run_dir = existing_folder(args.run) or Path(open_store().get(args.run).run_dir)
     report = export_run(run_dir, args.out, checkpoint=ADAPTED if args.adapted else BEST, on_step=lambda done, total, step: print(
@@ -88,7 +88,7 @@ def _modality_of(target: str):
     """The kind of data of an export folder, a run folder or a run id (pictures when it cannot be read: loading
     it then says why)."""
     from tlcore.modality import for_model
-    from tlcore.predict import model_name_of
+    from tlcore.results.predict import model_name_of
 
     return for_model(model_name_of(target) or "")
 
@@ -104,8 +104,8 @@ MAX_EXPLAINED_TEXTS = 50
 def _predict_texts(args: argparse.Namespace) -> int:
     import csv
 
-    from tlcore.paths import user_path
-    from tlcore.text_predict import TextPredictor, texts_to_predict
+    from tlcore.core.paths import user_path
+    from tlcore.results.text_predict import TextPredictor, texts_to_predict
 
     folder = user_path(args.model)
     if not (folder / "config.json").is_file():
@@ -113,7 +113,7 @@ def _predict_texts(args: argparse.Namespace) -> int:
     if args.cam:
         raise TransferLabError("--cam draws Grad-CAM on pictures", "leave it out for a text run; --explain shows "
                                "the words behind a text's class")
-    from tlcore.artifacts import is_export
+    from tlcore.results.artifacts import is_export
 
     predictor = TextPredictor.from_export(folder) if is_export(folder) else TextPredictor.from_run(folder)
     texts = texts_to_predict(args.images)
@@ -158,11 +158,11 @@ def _predict_pictures(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from tlcore.artifacts import ADAPTED, BEST
+    from tlcore.results.artifacts import ADAPTED, BEST
     from tlcore.data import load_rgb
     from tlcore.data.images import ImageReadError
     from tlcore.modality.pictures import picture_files
-    from tlcore.predict import Predictor
+    from tlcore.results.predict import Predictor
 
     if args.explain:
         raise TransferLabError("--explain shows the words behind a text's class", "for pictures, --cam FILE draws "
@@ -183,8 +183,8 @@ def _predict_pictures(args: argparse.Namespace) -> int:
         print(f"{path}: " + ", ".join(f"{c} {p:.1%}" for c, p in top))
         rows.append([str(path), top[0][0], f"{top[0][1]:.4f}", ""] + [f"{c}:{p:.4f}" for c, p in top])
         if args.cam:
-            from tlcore.augment import eval_pipeline, model_view
-            from tlcore.explain import grad_cam, overlay
+            from tlcore.inputs.augment import eval_pipeline, model_view
+            from tlcore.results.explain import grad_cam, overlay
 
             heat, _ = grad_cam(predictor.model, predictor.groups(), predictor.preprocessing, image)
             picture = model_view(eval_pipeline(predictor.preprocessing)(image=image)["image"], predictor.preprocessing)
@@ -205,7 +205,7 @@ def _predict_items(args: argparse.Namespace) -> int:
     """Any kind of data without options of its own: what was given, read by the model's modality, classified."""
     import csv
 
-    from tlcore.predict import classify
+    from tlcore.results.predict import classify
 
     for option, value in (("--cam", args.cam), ("--explain", args.explain), ("--adapted", args.adapted)):
         if value:

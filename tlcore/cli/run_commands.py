@@ -49,7 +49,7 @@ def drive_on_ray(store, run_ids: list[str], args: argparse.Namespace) -> dict[st
     Returns:
         The final status of each run, by id.
     """
-    from tlcore.on_ray import drive
+    from tlcore.running.on_ray import drive
 
     def show(run, kind: str, message: str) -> None:
         if kind != "progress":
@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import os
 
     from tlcore.config import RunConfig
-    from tlcore.worker import ensure_worker, execute, submit
+    from tlcore.running.worker import ensure_worker, execute, submit
 
     config = RunConfig.load(args.config)
     if args.nproc:
@@ -123,7 +123,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from tlcore.worker import WORKER_LINGER_S, run_worker
+    from tlcore.running.worker import WORKER_LINGER_S, run_worker
 
     time.sleep(float(os.environ.get("TRANSFERLAB_TEST_WORKER_START_DELAY_S", "0")))  # tests: a slow start-up
     done = run_worker(linger=float(os.environ.get("TRANSFERLAB_WORKER_LINGER_S", WORKER_LINGER_S)))
@@ -142,7 +142,7 @@ def runner(args: argparse.Namespace) -> str | None:
     """
     if args.ray is None:
         return None
-    from tlcore.on_ray import RAY_RUNNER
+    from tlcore.running.on_ray import RAY_RUNNER
 
     return RAY_RUNNER
 
@@ -180,7 +180,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _test_accuracy(run) -> float | None:
-    from tlcore.run_files import read_evaluation
+    from tlcore.core.run_files import read_evaluation
 
     evaluation = read_evaluation(run.run_dir)
     return evaluation.get("accuracy") if evaluation else None
@@ -235,7 +235,7 @@ def cmd_runs_resume(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
-    from tlcore.worker import ensure_worker
+    from tlcore.running.worker import ensure_worker
 
     if args.ray is not None:
         store = open_store()
@@ -260,7 +260,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
     from tlcore.config import RunConfig
-    from tlcore.lr_find import lr_find
+    from tlcore.training.lr_find import lr_find
 
     def progress(step: int, steps: int, lr: float, loss: float) -> None:
         with open(args.progress, "a") as fh:  # one JSON line per step, for a page that follows it
@@ -286,7 +286,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
     from tlcore.config import RunConfig
-    from tlcore.estimate import estimate_times
+    from tlcore.experiments.estimate import estimate_times
 
     configs = [RunConfig.load(path) for path in args.config]  # all checked before the first is measured
 

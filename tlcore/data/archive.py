@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from tlcore.data.layout import is_hidden
 from tlcore.errors import DatasetError
-from tlcore.paths import data_home
+from tlcore.core.paths import data_home
 
 __all__ = ["ZipLimits", "extract_zip"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlcore.errors import DatasetError
-from tlcore.paths import user_path
+from tlcore.core.paths import user_path
 
 __all__ = ["CLASS_FOLDERS", "PRESPLIT", "SPLITS", "IMAGE_SUFFIXES", "DatasetFile", "DatasetLayout", "discover",
            "is_hidden", "walk_files"]

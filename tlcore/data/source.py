@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tlcore.data.archive import extract_zip
 from tlcore.errors import DatasetError
-from tlcore.paths import user_path
+from tlcore.core.paths import user_path
 
 __all__ = ["resolve_source"]
 

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from tlcore.data.layout import PRESPLIT, SPLITS
 from tlcore.data.scan import ImageRecord, ScanReport
-from tlcore.files import atomic_write
+from tlcore.core.files import atomic_write
 from tlcore.errors import DatasetError
-from tlcore.paths import data_home
+from tlcore.core.paths import data_home
 
 __all__ = ["SplitItem", "SplitManifest", "make_split", "default_manifest_path", "MANIFEST_VERSION"]
 

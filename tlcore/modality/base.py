@@ -20,11 +20,11 @@ from torch.utils.data import DataLoader
 from tlcore.data import SplitManifest
 from tlcore.errors import TransferLabError
 from tlcore.models import BuiltModel, ModelSpec
-from tlcore.runtime import Runtime
+from tlcore.core.runtime import Runtime
 
 if TYPE_CHECKING:  # albumentations comes with them: imported where a loader is made, not to read an export's kind
-    from tlcore.input_path import InputPath
-    from tlcore.loader import EpochLoader
+    from tlcore.inputs.input_path import InputPath
+    from tlcore.inputs.loader import EpochLoader
 
 __all__ = ["Modality", "Item"]
 
@@ -36,7 +36,7 @@ class Modality:
     `NotImplementedError`; the others have a default that fits most kinds.
 
     Attributes:
-        key: the kind's name in the settings' metadata (`tlcore.schema.Meta.modalities`) and in `BuiltModel.modality`.
+        key: the kind's name in the settings' metadata (`tlcore.core.schema.Meta.modalities`) and in `BuiltModel.modality`.
         export_key: the kind's name in an export's config.json ("modality").
         items_word, item_word: what its items are called ("pictures", "picture").
         default_model: the model a run of this kind of data gets when none of this kind is named.
@@ -163,7 +163,7 @@ class Modality:
 
     def loader(self, prep: Any, split: str, training: bool, generator: torch.Generator | None = None,
                batch_size: int | None = None) -> EpochLoader:
-        """A loader of one split of a prepared run (see `tlcore.steps.make_loader`); default: `dataset` in one
+        """A loader of one split of a prepared run (see `tlcore.training.steps.make_loader`); default: `dataset` in one
         process, this rank's share when training under torchrun.
 
         Args:
@@ -171,8 +171,8 @@ class Modality:
             training: augment, and take this rank's share; generator: the training loader's random
             generator; batch_size: overrides the config's.
         """
-        from tlcore.collectives import rank_world
-        from tlcore.loader import EpochLoader
+        from tlcore.core.collectives import rank_world
+        from tlcore.inputs.loader import EpochLoader
 
         config = prep.config
         dataset, collate = self.dataset(prep.built, prep.manifest.files(split), root=prep.manifest.root,
@@ -198,7 +198,7 @@ class Modality:
         Args:
             prep: the prepared run; say: hears (event kind, message) while the choice is made (a cache being built).
         """
-        from tlcore.input_path import InputPath
+        from tlcore.inputs.input_path import InputPath
 
         return InputPath()
 
@@ -289,7 +289,7 @@ class Modality:
         """
         from safetensors.torch import save_model
 
-        from tlcore.run_files import EXPORT_WEIGHTS
+        from tlcore.core.run_files import EXPORT_WEIGHTS
 
         save_model(model, str(out_dir / EXPORT_WEIGHTS))
 
@@ -338,7 +338,7 @@ class Modality:
         Args:
             meta: the export's config.json, typed.
         """
-        from tlcore.run_files import EXPORT_WEIGHTS
+        from tlcore.core.run_files import EXPORT_WEIGHTS
 
         return EXPORT_WEIGHTS
 

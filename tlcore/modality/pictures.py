@@ -11,17 +11,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from tlcore.collectives import rank_world
+from tlcore.core.collectives import rank_world
 from tlcore.data import load_rgb, scan
 from tlcore.data.layout import is_hidden
 from tlcore.errors import TransferLabError
 from tlcore.modality.base import Item, Modality
 from tlcore.models import DEFAULT_MODEL, BuiltModel, ModelSpec, build_model, check_weights
-from tlcore.runtime import Runtime
+from tlcore.core.runtime import Runtime
 
 if TYPE_CHECKING:  # albumentations comes with these: imported where pictures are loaded, not to name the kind
-    from tlcore.input_path import InputPath
-    from tlcore.loader import EpochLoader
+    from tlcore.inputs.input_path import InputPath
+    from tlcore.inputs.loader import EpochLoader
 
 __all__ = ["Pictures", "picture_files"]
 
@@ -86,7 +86,7 @@ class Pictures(Modality):
         """timm and albumentations."""
         import importlib
 
-        for module in ("timm", "tlcore.augment"):
+        for module in ("timm", "tlcore.inputs.augment"):
             importlib.import_module(module)
 
     def check_model(self, spec: ModelSpec) -> None:
@@ -100,8 +100,8 @@ class Pictures(Modality):
     def dataset(self, built: BuiltModel, items: list[tuple[Path, int]], *, root: str, source: str, config: Any,
                 training: bool):
         """Pictures through the run's augmentation (training) or its evaluation preprocessing."""
-        from tlcore.augment import eval_pipeline, resize_target, train_pipeline
-        from tlcore.loader import ImageListDataset
+        from tlcore.inputs.augment import eval_pipeline, resize_target, train_pipeline
+        from tlcore.inputs.loader import ImageListDataset
 
         p = built.preprocessing
         pipeline = train_pipeline(config.augment, p, seed=config.seed) if training else eval_pipeline(p)
@@ -111,8 +111,8 @@ class Pictures(Modality):
                batch_size: int | None = None) -> EpochLoader:
         """Pictures of a split, or of the adaptation target ("target", labels unused) or the few labelled target
         pictures ("labelled"); from the decoded cache and augmented on the device when the run's inputs say so."""
-        from tlcore.augment import eval_pipeline, resize_target, train_pipeline
-        from tlcore.loader import DecodedDataset, EpochLoader, ImageListDataset
+        from tlcore.inputs.augment import eval_pipeline, resize_target, train_pipeline
+        from tlcore.inputs.loader import DecodedDataset, EpochLoader, ImageListDataset
 
         p, config = prep.built.preprocessing, prep.config
         outside = {"target": lambda: prep.target.items(),
@@ -138,7 +138,7 @@ class Pictures(Modality):
 
     def choose_inputs(self, prep: Any, say: Callable[[str, str], None]) -> InputPath:
         """The decoded-picture cache and device augmentation, as the run's settings and the device allow."""
-        from tlcore.input_path import choose_input
+        from tlcore.inputs.input_path import choose_input
 
         return choose_input(prep.config, prep.manifest, prep.built.preprocessing, prep.runtime, say)
 
@@ -160,7 +160,7 @@ class Pictures(Modality):
         Raises:
             ImageReadError: a file is not a picture.
         """
-        from tlcore.augment import eval_pipeline
+        from tlcore.inputs.augment import eval_pipeline
 
         pipeline = eval_pipeline(built.preprocessing)
         rows = []
@@ -173,7 +173,7 @@ class Pictures(Modality):
 
     def export_example(self, run_dir: Path, config: Any, manifest, built: BuiltModel, n: int = 4) -> torch.Tensor:
         """A few held-out pictures through the evaluation preprocessing."""
-        from tlcore.augment import eval_pipeline
+        from tlcore.inputs.augment import eval_pipeline
 
         pipeline = eval_pipeline(built.preprocessing)
         items = (manifest.files("test") or manifest.files("val"))[:n]

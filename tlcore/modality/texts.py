@@ -12,11 +12,11 @@ from typing import Any
 import torch
 
 from tlcore.errors import TransferLabError
-from tlcore.inference import outputs
+from tlcore.inputs.inference import outputs
 from tlcore.modality.base import Item, Modality
 from tlcore.models import BuiltModel, ModelSpec
-from tlcore.run_files import EXPORT_ENCODER, EXPORT_WEIGHTS
-from tlcore.runtime import select_runtime
+from tlcore.core.run_files import EXPORT_ENCODER, EXPORT_WEIGHTS
+from tlcore.core.runtime import select_runtime
 from tlcore.text.catalog import DEFAULT_TEXT_MODEL, is_text_model
 from tlcore.text.data import is_text_source, read_texts
 from tlcore.text.given import texts_to_predict

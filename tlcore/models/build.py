@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from tlcore.errors import TransferLabError
-from tlcore.schema import setting
-from tlcore.typed import typed
+from tlcore.core.schema import setting
+from tlcore.core.typed import typed
 from tlcore.models.catalog import DEFAULT_MODEL, RECOMMENDED, resolve_name
 from tlcore.models.groups import LayerGroup, layer_groups
 from tlcore.models.head import HeadSpec, replace_head

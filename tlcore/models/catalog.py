@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from tlcore.errors import TransferLabError
-from tlcore.paths import data_home
+from tlcore.core.paths import data_home
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from tlcore.errors import TransferLabError
-from tlcore.schema import setting
+from tlcore.core.schema import setting
 
 if TYPE_CHECKING:
     from torch import nn

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from tlcore.errors import TransferLabError
 from tlcore.models.head import classifier_names
-from tlcore.paths import user_path
+from tlcore.core.paths import user_path
 
 if TYPE_CHECKING:
     import torch

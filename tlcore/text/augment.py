@@ -12,7 +12,7 @@ import random
 from dataclasses import asdict, dataclass
 
 from tlcore.errors import TransferLabError
-from tlcore.schema import setting
+from tlcore.core.schema import setting
 
 __all__ = ["TextAugment", "TextAugmenter", "TEXT_AUGMENT_PRESETS", "augment_text"]
 

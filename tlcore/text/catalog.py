@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 from tlcore.models.weights import WeightsError
-from tlcore.paths import data_home, user_path
+from tlcore.core.paths import data_home, user_path
 
 __all__ = ["DEFAULT_TEXT_MODEL", "DEFAULT_MAX_LENGTH", "PACKAGED", "canonical_name", "is_text_model", "model_folder"]
 

@@ -21,8 +21,8 @@ from itertools import islice
 from pathlib import Path
 
 from tlcore.errors import DatasetError
-from tlcore.files import FileRefused, read_regular_file
-from tlcore.paths import user_path
+from tlcore.core.files import FileRefused, read_regular_file
+from tlcore.core.paths import user_path
 
 __all__ = ["TEXT_FILE_SUFFIXES", "TEXT_LAYOUT", "TextRecord", "TextReport", "is_text_source", "scan_texts",
            "read_texts", "DEFAULT_MAX_TEXT_FILE_MB"]

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from tlcore.errors import TransferLabError
-from tlcore.files import FileRefused, read_regular_file
+from tlcore.core.files import FileRefused, read_regular_file
 from tlcore.text.data import TEXT_FILE_SUFFIXES, TEXT_NAMES
 
 __all__ = ["texts_to_predict", "MAX_TEXTS", "MAX_PREDICT_FILE_BYTES"]

@@ -1,0 +1,188 @@
+"""How long a run will take, from a few real steps measured on this machine before it starts.
+
+A run's time is mostly its steps: per epoch, the training batches (a forward and a
+backward through the groups that train) and the validation batches (a forward). So a
+few steps of each kind, on the run's own pictures, model, batch size and device, give
+the estimate. What trains changes the backward's cost, so the first and the last stage
+of the freeze plan are measured, and stages in between are interpolated by their
+trainable parameters. Head-only runs on the feature fast path pay one forward over the
+pictures (unless the features are cached already) and then almost nothing per epoch;
+AdaBN adds a forward over the training pictures before and one over the target's after.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from tlcore.spec.adapt_spec import uses_adabn
+from tlcore.config import RunConfig
+from tlcore.training.features import FeatureCache, train_view_key
+from tlcore.modality import of_config
+from tlcore.spec.freeze import apply_plan, set_train_mode
+from tlcore.inputs.inference import outputs
+from tlcore.training.parts.fast_path import fast_path_applies
+from tlcore.training.prepare import prepare
+from tlcore.training.steps import Loop, build_loop, target_batches, train_step
+from tlcore.experiments.timing import TimeEstimate, format_duration, timing_key
+
+__all__ = ["TimeEstimate", "estimate_time", "estimate_times", "format_duration"]
+
+HEAD_EPOCH_S = 0.05  # a head on cached features: a few matrix products per epoch, below what can be measured here
+
+
+def _time_per_batch(make_batches, measure: int, step) -> tuple[float, float]:
+    """(seconds per batch, extra seconds of a pass's first batch), timed after a warm-up pass of one batch.
+
+    The warm-up pays the one-time costs (first calls into the model); the extra is what every pass over a
+    loader pays again (starting its worker processes).
+    """
+    step(*next(iter(make_batches())))
+    started = time.perf_counter()
+    iterator = iter(make_batches())
+    step(*next(iterator))
+    first = time.perf_counter() - started
+    times, last = [], time.perf_counter()
+    for batch in iterator:  # each time includes waiting for the batch
+        step(*batch)
+        times.append(time.perf_counter() - last)
+        last = time.perf_counter()
+        if len(times) >= measure:
+            break
+    if not times:  # a single batch: its own time is all there is
+        return first, 0.0
+    per_batch = statistics.median(times)  # the first steps of a fresh model are slow now and then
+    return per_batch, max(0.0, first - per_batch)
+
+
+def _train_step_seconds(loop: Loop, config: RunConfig, epoch: int, measure: int) -> tuple[float, float, int]:
+    """(seconds per training batch, first-batch extra, trainable parameters) with the groups of `epoch`."""
+    prep, runtime = loop.prep, loop.prep.runtime
+    apply_plan(prep.model, prep.built.groups, prep.plan, epoch)
+    set_train_mode(prep.model, prep.built.groups, prep.plan, epoch)
+    trainable = [p for p in prep.model.parameters() if p.requires_grad]
+    loop.train_loader.start_epoch(config.seed)
+    loop.objective.targets = target_batches(loop, config.seed)  # an adaptation's target batches cost their share
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        x, y = x.to(runtime.device), y.to(runtime.device)
+        loss, _ = train_step(prep.model, x, y, loop.optimizer, loop.scheduler, loop.objective, runtime, trainable,
+                             config.optimizer.grad_clip)
+        float(loss)  # wait for the device: the step is done when its loss is
+
+    return *_time_per_batch(lambda: loop.train_loader, measure, step), sum(p.numel() for p in trainable)
+
+
+def _forward_seconds(loop: Loop, measure: int) -> tuple[float, float]:
+    """Seconds per batch of a forward in eval mode, loading included: validation, or feature extraction.
+
+    Timed on the training items in their fixed order, where every batch is full."""
+    loop.train_loader.in_manifest_order()
+    return _time_per_batch(lambda: outputs(loop.prep.model, loop.train_loader, loop.prep.runtime), measure, lambda logits, y: float(logits.sum()))
+
+
+def _features_cached(loop: Loop) -> bool:
+    prep, config = loop.prep, loop.prep.config
+    hashes = prep.modality.feature_keys(prep, "train") + prep.modality.feature_keys(prep, "val")
+    hashes += prep.target.sha256 if prep.target else []
+    augment = prep.modality.augment_key(config)
+    keys = [{"split": "eval"}] + [train_view_key(augment, config.seed + v, prep.runtime.num_workers)
+                                  for v in range(config.feature_views)]
+    stored: dict = {}
+    for key in keys:
+        stored.update(FeatureCache(prep.built, key).load())
+    return all(h in stored for h in hashes)
+
+
+def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
+    """Build the run's model and time `measure` steps of each kind (after a warm-up step); nothing is saved.
+
+    Takes a few seconds to a minute: one model build plus about 3 * (measure + 2) batches.
+    Raises `TransferLabError` for the same problems a run would meet at its start.
+
+    Args:
+        config: the run.
+        measure: training and forward steps timed of each kind.
+
+    Returns:
+        The estimate.
+    """
+    of_config(config).warm_up()  # the libraries' first import is the worker's once, not each run's
+    started = time.perf_counter()
+    prep = prepare(config)
+    config = prep.config  # batch size "auto" as the number the run would use
+    loop = build_loop(prep)
+    setup = time.perf_counter() - started
+    n_groups, epochs = len(prep.built.groups), config.epochs
+    # in full batches: a last, smaller batch costs its share
+    train_batches = len(loop.train_loader.dataset) / config.batch_size
+    val_batches = len(loop.val_loader.dataset) / config.batch_size
+    forward, forward_first = _forward_seconds(loop, measure)
+    validation = forward * val_batches + forward_first
+    device = prep.runtime.device.type
+    basis = f"{measure + 2} steps of {config.batch_size} {prep.modality.items_word} measured on this machine's {device}"
+    target_batches_ = len(prep.target.paths) / config.batch_size if prep.target else 0.0
+    if uses_adabn(config.adapt.method):  # a forward over the source training pictures before, the target's after
+        setup += forward * (train_batches + target_batches_) + 2 * forward_first
+        basis += "; AdaBN's two passes counted"
+    if fast_path_applies(prep):
+        # the val items, then each augmented view of the training items (unaugmented ones: one view)
+        views = config.feature_views if prep.modality.augment_key(config) else 1
+        passes = 1 + views
+        extract = 0.0 if _features_cached(loop) else (
+            forward * (val_batches + train_batches * views + target_batches_) + forward_first * passes)
+        return TimeEstimate(setup + extract, (HEAD_EPOCH_S,) * epochs,
+                            basis + ("; features already cached" if extract == 0 else
+                                     "; features extracted once, then the head trains on them"))
+    first, last = prep.plan.trainable_from(0, n_groups), prep.plan.trainable_from(epochs - 1, n_groups)
+    measured = {first: _train_step_seconds(loop, config, 0, measure)}
+    if last != first:
+        measured[last] = _train_step_seconds(loop, config, epochs - 1, measure)
+    per_epoch = []
+    for epoch in range(epochs):
+        index = prep.plan.trainable_from(epoch, n_groups)
+        if index in measured:
+            step, step_first, _ = measured[index]
+        else:  # between two measured stages: the backward's cost grows with what trains
+            trainable = sum(g.params for g in prep.built.groups[index:])
+            (s0, f0, p0), (s1, f1, p1) = measured[first], measured[last]
+            share = (trainable - p0) / max(1, p1 - p0)
+            step, step_first = s0 + (s1 - s0) * share, f0 + (f1 - f0) * share
+        per_epoch.append(step * train_batches + step_first + validation)
+    return TimeEstimate(setup, tuple(per_epoch), basis)
+
+
+def estimate_times(configs: list[RunConfig], *, measure: int = 3,
+                   on_each: Callable[[int, TimeEstimate], None] | None = None) -> list[TimeEstimate]:
+    """Estimates of several runs, measuring once per distinct step cost (`timing.timing_key`): runs that differ
+    only in learning rate, schedule, seed or epochs share one measurement, taken on the one with the most epochs.
+
+    Args:
+        configs: the runs, e.g. a comparison's settings.
+        measure: steps timed of each kind (see `estimate_time`).
+        on_each: called with (index, estimate) for each config, in order, as soon as it is known.
+
+    Returns:
+        One estimate per config, in their order.
+
+    Raises:
+        TransferLabError: for the same problems a run would meet at its start.
+    """
+    longest: dict[str, RunConfig] = {}
+    for config in configs:
+        key = timing_key(config)
+        if key not in longest or config.epochs > longest[key].epochs:
+            longest[key] = config
+    measured: dict[str, TimeEstimate] = {}
+    estimates = []
+    for index, config in enumerate(configs):
+        key = timing_key(config)
+        if key not in measured:
+            measured[key] = estimate_time(longest[key], measure=measure)
+        estimates.append(measured[key].for_epochs(config.epochs))
+        if on_each:
+            on_each(index, estimates[-1])
+    return estimates

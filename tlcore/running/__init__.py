@@ -1,0 +1,1 @@
+"""Where runs are executed: the background worker, torchrun, a Ray cluster."""
