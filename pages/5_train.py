@@ -18,7 +18,7 @@ from pages.common import (
 )
 from tlcore.spec.adapt_spec import DEFAULT_WEIGHTS, HEAD_ONLY_WEIGHTS, METHODS, NEEDS_TARGET, AdaptConfig
 from tlcore.config import LABELLED_MONITORS, MONITORS, RunConfig
-from tlcore.experiments.experiment import Experiment, setting
+from pages.experiment import Experiment, setting
 from tlcore.experiments.run_labels import run_label
 from tlcore.core.schema import counted
 from tlcore.modality import for_model

@@ -15,7 +15,7 @@ from tlcore.experiments.compare import (STRATEGY_SET, candidate_methods, cell_su
                             verdict)
 from tlcore.experiments.timing import format_duration
 from tlcore.errors import TransferLabError
-from tlcore.experiments.experiment import PICKED_AXES
+from pages.experiment import PICKED_AXES
 from tlcore.core.schema import counted
 from tlcore.experiments.grid import AXES, Axis, expand, parse_axis, same_in_effect, same_in_effect_words
 from tlcore.running.on_ray import RAY_RUNNER, ray_installed, spawn_driver

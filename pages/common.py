@@ -1,7 +1,7 @@
 """What every page shares: the experiment (one typed object, kept in a file), the default data set, display helpers.
 
 Pages stay thin: they collect choices, call `tlcore`, and show results through these. The experiment
-(`tlcore.experiments.experiment.Experiment`) is the state; widget keys are not. Each page owns its widgets' keys
+(`pages.experiment.Experiment`) is the state; widget keys are not. Each page owns its widgets' keys
 (`train:epochs` is not `compare:epochs`), a widget starts from the experiment on every run, and only its
 `on_change`, that is the user, writes back: a widget's default, minimum or clamped value never does.
 """
@@ -26,7 +26,7 @@ from tlcore.inputs.augment_spec import AugmentSpec
 from tlcore.config import RunConfig
 from tlcore.data import ScanReport, load_rgb, scan
 from tlcore.data.images import ImageReadError
-from tlcore.experiments.experiment import RUN_SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
+from pages.experiment import RUN_SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
 from tlcore.models import DEFAULT_MODEL, ModelSpec, check_weights
 from tlcore.errors import TransferLabError
 from tlcore.models.groups import LayerGroup

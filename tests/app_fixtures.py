@@ -12,7 +12,7 @@ def page(name: str, runs: tuple[str, ...] = (), **values) -> AppTest:
     and these runs as its own. Names of older versions (`train__epochs`) are read as the app reads an older file.
     """
     from pages.common import SAMPLE_DATA
-    from tlcore.experiments.experiment import LEGACY_NAMES, ExperimentStore
+    from pages.experiment import LEGACY_NAMES, ExperimentStore
 
     app = AppTest.from_file(str(ROOT / "pages" / name), default_timeout=180)
     if values or runs:
@@ -29,7 +29,7 @@ def page(name: str, runs: tuple[str, ...] = (), **values) -> AppTest:
 
 def saved_experiment(app: AppTest):
     """The experiment as the page left it, checked to be the same in its file (saved, not only in this session)."""
-    from tlcore.experiments.experiment import ExperimentStore
+    from pages.experiment import ExperimentStore
 
     experiment = app.session_state["_experiment"]
     saved = ExperimentStore().load(experiment.id)

@@ -150,7 +150,7 @@ def test_the_experiment_survives_a_page_switch_a_reload_and_a_new_session() -> N
 
 def test_new_experiment_and_open_a_runs_settings(tmp_path) -> None:
     from pages.common import SAMPLE_DATA
-    from tlcore.experiments.experiment import SETTINGS
+    from pages.experiment import SETTINGS
     from tlcore.runs import RunStore
     from tlcore.running.worker import submit
     from train_fixtures import make_colour_classes, tiny_config
@@ -186,7 +186,7 @@ def test_a_choice_too_large_to_keep_is_said_not_a_traceback() -> None:
 def test_visiting_every_page_writes_nothing_the_user_did_not_choose() -> None:
     """A replayed config may hold values no widget offers (500 epochs, lr 1e-8, batch 48, k beyond the model's
     groups). Each page shows them as they are; none writes back a minimum, a maximum or a first option."""
-    from tlcore.experiments.experiment import ExperimentStore
+    from pages.experiment import ExperimentStore
 
     values = {"epochs": 500, "optimizer.lr": 1e-8, "batch_size": 48, "freeze.strategy": "freeze_first_k",
               "freeze.k": 40, "freeze.lr_spread": 7.0, "optimizer.weight_decay": 0.995, "schedule.name": "step",

@@ -270,3 +270,21 @@ def test_the_top_level_is_a_floor_plan_of_sub_packages() -> None:
     assert undocumented == []
     sizes = {p.name: sum(len(f.read_text().splitlines()) for f in p.rglob("*.py")) for p in packages}
     assert max(sizes.values()) <= 2600, sizes
+
+
+def test_the_engine_holds_no_page_state_or_wording() -> None:
+    """Issue 40: the app's state (the experiment, with widget words such as "Bundled sample data") is beside the
+    pages; no module of tlcore imports the pages or streamlit, or holds their words."""
+    importers, worded = [], []
+    for path in TLCORE.rglob("*.py"):
+        text = path.read_text()
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "pages" or n.startswith("pages.") or n.startswith("streamlit") for n in names):
+                importers.append(module_name(path))
+        if "Bundled sample" in text or "session_state" in text:
+            worded.append(module_name(path))
+    assert importers == [] and worded == []
+    assert (ROOT / "pages" / "experiment.py").is_file()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tlcore.config import ConfigError, FreezeConfig, RunConfig
-from tlcore.experiments.experiment import SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
+from pages.experiment import SETTINGS, Experiment, ExperimentError, ExperimentStore, setting
 from tlcore.experiments.run_labels import run_label
 
 # A valid value other than the default, for each run setting (strings cannot be guessed).

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from tlcore.experiments.compare import candidate_methods
 from tlcore.config import ConfigError, RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.experiments.experiment import PICKED_AXES, RUN_SETTINGS, SETTINGS, Experiment, ExperimentStore
+from pages.experiment import PICKED_AXES, RUN_SETTINGS, SETTINGS, Experiment, ExperimentStore
 from tlcore.experiments.grid import AXES, put_value
 from tlcore.core.schema import Leaf, leaves
 from tlcore.experiments.timing import timing_key

@@ -14,7 +14,7 @@ import pytest
 from conftest import tlcore_in_process
 from tlcore.config import RunConfig
 from tlcore.errors import DatasetError
-from tlcore.experiments.experiment import ExperimentError, ExperimentStore
+from pages.experiment import ExperimentError, ExperimentStore
 from tlcore.core.files import FileRefused, read_regular_file
 from tlcore.training.prepare import left_out_of_the_data
 from tlcore.text.data import read_texts

@@ -4,7 +4,7 @@ A field of the run config (`RunConfig` and the dataclasses inside it) is made wi
 `dataclasses.field` plus a `Meta`: its label and help, its options or bounds, its unit, whether a comparison can
 vary it (and which values it suggests), whether it changes the cost of a training step, and which modalities and
 freeze strategies read it. Everything else is derived from it: the app's experiment settings
-(`tlcore.experiments.experiment.SETTINGS`), the comparison axes (`tlcore.experiments.grid.AXES`), the time estimate's key
+(`pages.experiment.SETTINGS`), the comparison axes (`tlcore.experiments.grid.AXES`), the time estimate's key
 (`tlcore.experiments.timing`) and the app's widgets (`pages.common.setting_widget`). `leaves(RunConfig)` walks the config
 into its settings, one per leaf field, by dotted path (`optimizer.lr`).
 

@@ -144,7 +144,7 @@ def setting(path: str) -> Setting:
         return _BY_PATH[path]
     except KeyError:
         raise ExperimentError(f"an experiment has no setting {str(path)[:80]!r}",
-                              "see tlcore.experiments.experiment.SETTINGS for the names") from None
+                              "see pages.experiment.SETTINGS for the names") from None
 
 
 @dataclass
