@@ -21,6 +21,7 @@ from tlcore.config import LABELLED_MONITORS, MONITORS, RunConfig
 from pages.experiment import Experiment, setting
 from tlcore.experiments.run_labels import run_label
 from tlcore.core.schema import counted
+from tlcore.core.events import Progress
 from tlcore.modality import for_model
 from tlcore.results.artifacts import STATE
 from tlcore.errors import TransferLabError
@@ -260,18 +261,17 @@ def live(run_id: str) -> None:
                                                               " (a run of another experiment)"))
     metrics = store.metrics(run.id)
     progress = store.events(run.id, kinds=("progress",))[-1:]
-    step = progress[0]["data"] if progress else None
-    if step and step.get("phase") == "features" and run.epochs_done == 0 and run.status == "running":
+    step = Progress.from_data(progress[0]["data"]) if progress else None
+    if step and step.phase == "features" and run.epochs_done == 0 and run.status == "running":
         # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
         items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word
-        st.progress(step["done"] / max(1, step["total"]), text=f"running: features of {step['done']} of "
-                    f"{step['total']} {items} (once; then the "
+        st.progress(step.share, text=f"running: features of {step.done} of {step.total} {items} (once; then the "
                     f"{run.epochs} epochs train the head on them)")
     else:
-        within = step is not None and step.get("phase", "train") == "train" and step.get("epoch") == run.epochs_done
-        done = run.epochs_done + (step["step"] / step["steps"] if within else 0)
+        within = step is not None and step.phase == "train" and step.epoch == run.epochs_done
+        done = run.epochs_done + (step.share if within else 0)
         st.progress(min(1.0, done / max(1, run.epochs)), text=f"{run.status}: epoch {run.epochs_done} of {run.epochs}"
-                    + (f", batch {step['step']} of {step['steps']} of epoch {run.epochs_done + 1}"
+                    + (f", batch {step.step} of {step.steps} of epoch {run.epochs_done + 1}"
                        if within and run.status == "running" else ""))
     if run.error:
         (st.error if run.status == "failed" else st.info)(run.error)

@@ -26,6 +26,7 @@ from tlcore.core.paths import data_home
 from tlcore.results.predict import Predictor
 from tlcore.runs import SUCCEEDED
 from tlcore.text.data import read_texts
+from tlcore.core.events import Progress
 from tlcore.modality import for_model
 from tlcore.text.catalog import is_text_model
 from tlcore.results.text_predict import TextPredictor
@@ -97,10 +98,11 @@ if st.button("Evaluate on this folder", key="evaluate.other", disabled=not other
     while job.running:
         steps = job.lines("progress.jsonl")
         if steps:
-            step = json.loads(steps[-1])
-            counted = f" {step['done']} of {step['total']} pictures" if step["total"] > 1 else "..."
-            bar.progress(step["done"] / max(1, step["total"]), text=f"Evaluating run {run.id} on "
-                         f"{Path(other.strip()).name}: {step['phase']}{counted}")
+            step = Progress.from_data(json.loads(steps[-1]))
+            if step is not None:
+                counted = f" {step.done} of {step.total} {things}" if step.total > 1 else "..."
+                bar.progress(step.share, text=f"Evaluating run {run.id} on {Path(other.strip()).name}: "
+                                              f"{step.phase}{counted}")
         time.sleep(0.3)
     bar.empty()
     if job.error():

@@ -195,3 +195,19 @@ def test_a_part_saves_its_own_state_and_hears_a_cancel(colours: Path, tmp_path: 
     result = fit(Fit(build_loop(prep), tmp_path, lambda e: None, lambda: False, resume=True), parts_for(prep) + [again])
     assert result.epochs_done == 3 and again.steps == 3 * steps_per_epoch  # 2 epochs' count came back, 1 more added
     assert again.errors == []
+
+
+def test_progress_events_are_typed_and_read_back_whatever_was_stored() -> None:
+    """Issue 40: pages read a progress event's fields (`step.share`), not a dict's keys (`step["phase"]`); what an
+    older version or a damaged line stored is None, never a KeyError in the page."""
+    from tlcore.core.events import Progress
+
+    features = Progress("features", done=30, total=120)
+    assert Progress.from_data(features.to_data()) == features and features.share == 0.25
+    training = Progress("train", epoch=2, step=3, steps=4)
+    assert Progress.from_data(training.to_data()) == training and training.share == 0.75
+    assert Progress("features", done=5, total=0).share == 0.0 and Progress("x", done=9, total=3).share == 1.0
+    for stored in (None, [], {}, {"phase": 3}, "features"):
+        assert Progress.from_data(stored) is None
+    odd = Progress.from_data({"phase": "train", "step": "3", "steps": -1, "epoch": "x", "done": True})
+    assert odd == Progress("train") and odd.share == 0.0

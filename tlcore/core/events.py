@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Event", "Cancelled", "Sink", "ignore", "cancellable", "STARTING_CHECK_EVERY_S"]
+__all__ = ["Event", "Progress", "Cancelled", "Sink", "ignore", "cancellable", "STARTING_CHECK_EVERY_S"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,54 @@ class Event:
     kind: str
     message: str
     data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event's numbers, typed, so a page reads fields rather than a dict's keys: how far a phase has
+    come ("features": the one pass of feature extraction, `done` of `total` items; "train": `step` of `steps`
+    batches of `epoch`; others, as `evaluate` says them: `done` of `total`).
+
+    Attributes:
+        phase: what is being done; done, total: items so far and in all; epoch: 0-based; step, steps: batches.
+    """
+
+    phase: str
+    done: int = 0
+    total: int = 0
+    epoch: int | None = None
+    step: int = 0
+    steps: int = 0
+
+    def to_data(self) -> dict:
+        """As an event's `data` (JSON)."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @property
+    def share(self) -> float:
+        """How far, from 0 to 1 (batches in a training epoch, items otherwise)."""
+        done, total = (self.step, self.steps) if self.phase == "train" else (self.done, self.total)
+        return min(1.0, max(0.0, done / total)) if total > 0 else 0.0
+
+    @classmethod
+    def from_data(cls, data: object) -> "Progress | None":
+        """A progress event's data read back (from the store or a progress file); None when it is not one.
+
+        Args:
+            data: the event's `data`, as stored.
+
+        Returns:
+            The progress, or None for anything else (an event of an older version, a damaged line).
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("phase"), str):
+            return None
+
+        def count(key: str) -> int:
+            value = data.get(key, 0)
+            return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+        epoch = data.get("epoch")
+        return cls(data["phase"], count("done"), count("total"), epoch if isinstance(epoch, int) else None,
+                   count("step"), count("steps"))
 
 
 class Cancelled(Exception):

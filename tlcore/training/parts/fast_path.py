@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from tlcore.core.collectives import rank_world
-from tlcore.core.events import STARTING_CHECK_EVERY_S, Cancelled, Event, Sink
+from tlcore.core.events import STARTING_CHECK_EVERY_S, Cancelled, Event, Progress, Sink
 from tlcore.training.features import FeatureSet, HeadOnFeatures, cached_feature_set, fast_path_fits, uses_fast_path
 from tlcore.training.parts.base import Fit, Part, StepPath
 from tlcore.training.prepare import Prepared
@@ -124,7 +124,7 @@ def feature_progress(sink: Sink, words: str = "extracting features",
                 raise Cancelled(f"cancelled while extracting features ({done} of {total} done)")
         if now - last[0] >= PROGRESS_EVERY_S or done in (0, total):
             last[0] = now
-            sink(Event("progress", f"{words} {done}/{total}", {"phase": "features", "done": done, "total": total}))
+            sink(Event("progress", f"{words} {done}/{total}", Progress("features", done, total).to_data()))
     return report
 
 

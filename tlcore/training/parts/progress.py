@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from tlcore.core.events import Event
+from tlcore.core.events import Event, Progress
 from tlcore.training.parts.base import Fit, Part
 from tlcore.training.prepare import Prepared
 
@@ -29,7 +29,7 @@ class StepProgress(Part):
         if now - self.last >= PROGRESS_EVERY_S:
             self.last = now
             fit.sink(Event("progress", f"epoch {epoch + 1}: step {step + 1}/{self.steps}",
-                           {"phase": "train", "epoch": epoch, "step": step + 1, "steps": self.steps}))
+                           Progress("train", epoch=epoch, step=step + 1, steps=self.steps).to_data()))
 
 
 def make(prep: Prepared) -> Part:
