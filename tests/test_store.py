@@ -264,13 +264,14 @@ def test_a_store_outside_the_data_folder_finds_its_runs_after_a_rebuild(colours:
 
 def test_starting_a_worker_is_never_done_twice_when_the_store_is_rebuilt_under_it(tl_home: Path) -> None:
     """start_worker_once starts a process: after a rebuild it is not retried (a retry would start a second
-    worker); it says so in one line instead. Operations that only touch the database are retried."""
+    worker); it says so in one line instead, before any process is started (the slot is reserved first).
+    Operations that only touch the database are retried."""
     store = _deleted_while_open_store()
     spawned = []
     store.database.delete_next = True
     with pytest.raises(StoreError) as caught:
-        store.start_worker_once(lambda: spawned.append(os.getpid()) or os.getpid())
-    assert caught.value.rebuilt and len(spawned) == 1
+        store.start_worker_once(lambda env: spawned.append(os.getpid()) or os.getpid())
+    assert caught.value.rebuilt and spawned == []
     store.database.delete_next = True
     assert store.list() == []  # a read: retried on the rebuilt store, no error
     retried = [name for name in dir(RunStore) if getattr(getattr(RunStore, name), "retried_after_a_rebuild", False)]
@@ -363,3 +364,52 @@ def test_a_store_error_while_recording_an_event_does_not_fail_the_run(colours: P
     assert store.get(run.id).status == SUCCEEDED
     folder_log = (Path(store.get(run.id).run_dir) / "events.jsonl").read_text()
     assert "the run store could not record an event" in folder_log
+
+
+def test_a_worker_is_spawned_outside_the_stores_write_lock(tl_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 40: the worker process was spawned while start_worker_once held SQLite's write lock, so every other
+    writer (a heartbeat, an event) waited for the spawn. Now a slot is reserved under the lock and the process is
+    spawned after it; exactly one worker still starts, whether it registers before or after its starter records it."""
+    import sqlite3
+
+    from tlcore.runs.store.workers import STARTING_SLOT_S, WORKER_SLOT_ENV
+
+    store = RunStore()
+    free_while_spawning = []
+
+    def spawn(env: dict) -> int:
+        other = sqlite3.connect(store.path, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # raises "database is locked" if the starter still held the lock
+            other.execute("COMMIT")
+            free_while_spawning.append(True)
+        finally:
+            other.close()
+        assert int(env[WORKER_SLOT_ENV]) < 0
+        return os.getpid()
+
+    assert store.start_worker_once(spawn) == os.getpid() and free_while_spawning == [True]
+    assert store.start_worker_once(spawn) is None  # one is alive: no second start
+    assert store.live_worker() == os.getpid()
+    store.unregister_worker(os.getpid())
+
+    def registers_first(env: dict) -> int:  # the worker is quicker than its starter: it takes its own slot
+        monkeypatch.setenv(WORKER_SLOT_ENV, env[WORKER_SLOT_ENV])
+        assert store.register_worker(os.getpid())
+        return os.getpid()
+
+    assert store.start_worker_once(registers_first) == os.getpid()
+    with store.database.connect() as db:
+        assert [r["pid"] for r in db.execute("SELECT pid FROM workers")] == [os.getpid()]  # no slot left behind
+    store.unregister_worker(os.getpid())
+    monkeypatch.delenv(WORKER_SLOT_ENV)
+
+    def fails(env: dict) -> int:
+        raise OSError("no such interpreter")
+
+    with pytest.raises(OSError):
+        store.start_worker_once(fails)
+    assert store.live_worker() is None  # a failed spawn frees its slot at once
+    with store.database.connect() as db:  # a starter killed between its slot and its spawn: the slot ages out
+        db.execute("INSERT INTO workers (pid, started) VALUES (?, ?)", (-5, time.time() - STARTING_SLOT_S - 1))
+    assert store.start_worker_once(lambda env: os.getpid()) == os.getpid()

@@ -227,18 +227,22 @@ def run_worker(store: RunStore | None = None, *, linger: float = 0.0) -> int:
     return done
 
 
-def spawn_detached(args: list[str], log_path: Path) -> int:
+def spawn_detached(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> int:
     """`python -m tlcore ARGS` in its own session (a closed tab or a restarted server does not stop it), its
-    output appended to `log_path`; reaped by a thread so it never lingers as a zombie. Returns its pid."""
+    output appended to `log_path`; reaped by a thread so it never lingers as a zombie. Returns its pid.
+
+    Args:
+        args: the command's arguments; log_path: where its output goes; env: variables added to its environment.
+    """
     with log_path.open("a") as log:  # the child keeps its own copy of the descriptor
         child = subprocess.Popen([sys.executable, "-m", "tlcore", *args], cwd=PROJECT_ROOT, stdout=log, stderr=log,
-                                 stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+                                 stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **(env or {})})
     threading.Thread(target=child.wait, daemon=True, name=f"reap-{args[0]}-{child.pid}").start()
     return child.pid
 
 
-def _spawn_worker() -> int:
-    return spawn_detached(["worker"], data_home() / "worker.log")
+def _spawn_worker(env: dict[str, str]) -> int:
+    return spawn_detached(["worker"], data_home() / "worker.log", env)
 
 
 def ensure_worker(store: RunStore | None = None) -> bool:
