@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from tlcore.errors import TransferLabError
+from tlcore.errors import TransferLabError, one_line
 from tlcore.cli.shared import EXIT_USER_ERROR
 
 __all__ = [
@@ -40,7 +40,7 @@ def cmd_data_scan(args: argparse.Namespace) -> int:
     report = _scan_any(args, max_file_mb=args.max_file_mb)
     print(report.to_json() if args.json else report.summary())
     for error in report.errors:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)  # a class name may hold a line break
     return EXIT_USER_ERROR if report.errors else 0
 
 
