@@ -206,3 +206,15 @@ def test_class_names_people_cannot_tell_apart_or_read_are_errors(tmp_path: Path)
     assert not report.ok and any("line break" in e for e in report.errors)
     plain = scan(make_class_folders(tmp_path / "plain", {composed: 3, "tea": 3}))
     assert not any("look the same" in e or "line break" in e for e in plain.errors)
+
+
+def test_a_link_to_a_picture_outside_the_folder_is_skipped_not_read(tmp_path: Path) -> None:
+    """Issue 37, found by tests/test_fuzz_files.py: text files behind links out of the folder were refused, but a
+    link from a class folder to a picture elsewhere on the machine was read and trained on."""
+    root = make_class_folders(tmp_path / "data", {"ok": 4, "dent": 4})
+    outside = save_image(tmp_path / "elsewhere" / "private.png", seed=77, fmt="PNG")
+    (root / "ok" / "holiday.png").symlink_to(outside)
+    (root / "dent" / "same_folder.jpg").symlink_to(root / "ok" / "img_000.jpg")  # a link inside the folder is fine
+    report = scan(root)
+    assert [s.path for s in report.skipped if s.reason == "link_out"] == ["ok/holiday.png"]
+    assert "dent/same_folder.jpg" in {r.path for r in report.images} and len(report.images) == 9

@@ -192,14 +192,30 @@ def max_file_bytes() -> int:
     return int(max(megabytes, 0.001) * 2**20)
 
 
-def read_picture_file(path: str | Path, max_bytes: int | None = None) -> bytes:
-    """A file's bytes, read only when it is a regular file under the size limit.
+def read_picture_file(path: str | Path, max_bytes: int | None = None, inside: str | Path | None = None) -> bytes:
+    """A file's bytes, read only when it is a regular file under the size limit, inside the user's folder.
 
     A symlink to /dev/zero would read until memory runs out, a FIFO would block forever,
     and a 3 GB video would be read whole just to say "not an image": each is refused
-    from its type and size before reading, and the read itself stops at the limit.
+    from its type and size before reading, and the read itself stops at the limit. A link that
+    leads out of the folder the user gave (a picture elsewhere on the machine) is not followed.
+
+    Args:
+        path: the file; max_bytes: the size limit (None: TRANSFERLAB_MAX_FILE_MB);
+        inside: the folder the user gave (None: anywhere).
+
+    Returns:
+        The bytes.
+
+    Raises:
+        ImageReadError: with its reason (not_a_file, too_large, unreadable, link_out).
     """
     limit = max_bytes or max_file_bytes()
+    if inside is not None:
+        root, real = Path(inside).resolve(), Path(path).resolve()
+        if real != root and root not in real.parents:
+            raise ImageReadError("link_out", f"a link out of the data folder (to {real})",
+                                 "copy the picture into the folder: links out of it are not followed")
     try:
         info = os.stat(path)  # follows symlinks: what would actually be read
         if not stat.S_ISREG(info.st_mode):

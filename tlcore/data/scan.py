@@ -183,7 +183,7 @@ class ScanReport:
 
 def _inspect(root: Path, item: DatasetFile, max_pixels: int | None, max_bytes: int | None) -> ImageRecord | SkippedFile:
     try:
-        data = read_picture_file(root / item.path, max_bytes)
+        data = read_picture_file(root / item.path, max_bytes, inside=root)
         _, facts = decode_image(data, max_pixels=max_pixels, draft=1)
     except ImageReadError as exc:
         return SkippedFile(item.path, exc.reason, exc.problem)

@@ -182,7 +182,7 @@ def scan_labelled_target(source: str, classes: list[str]) -> list[tuple[Path, in
     found = []
     for folder in folders:
         for path in walk_files(folder):
-            digest = _readable(path) if path.suffix.lower() in IMAGE_SUFFIXES else None
+            digest = _readable(path, root) if path.suffix.lower() in IMAGE_SUFFIXES else None
             if digest:
                 found.append((path, classes.index(folder.name), digest))
     if not found:
@@ -221,10 +221,10 @@ def is_readable_picture(path: Path) -> bool:
     return _readable(path) is not None
 
 
-def _readable(path: Path) -> str | None:
-    """The picture's content hash, or None when it cannot be read as a picture."""
+def _readable(path: Path, inside: Path | None = None) -> str | None:
+    """The picture's content hash, or None when it cannot be read as a picture (or is a link out of `inside`)."""
     try:
-        data = read_picture_file(path)
+        data = read_picture_file(path, inside=inside)
         decode_image(data, draft=1)
     except ImageReadError:
         return None
@@ -265,7 +265,7 @@ def scan_target(source: str, max_pictures: int = 5000) -> TargetSet:
         candidates = [candidates[int(i * step)] for i in range(max_pictures)]
     paths, digests = [], []
     for path in candidates:
-        digest = _readable(path)
+        digest = _readable(path, root)
         if digest:
             paths.append(path)
             digests.append(digest)
@@ -286,10 +286,11 @@ def picture_hashes(source: str) -> set[str]:
         SHA-256 hashes of the files' bytes.
     """
     hashes = set()
-    for path in walk_files(resolve_source(source)):
+    root = resolve_source(source)
+    for path in walk_files(root):
         if path.suffix.lower() in IMAGE_SUFFIXES:
             try:
-                hashes.add(hashlib.sha256(read_picture_file(path)).hexdigest())
+                hashes.add(hashlib.sha256(read_picture_file(path, inside=root)).hexdigest())
             except ImageReadError:
                 continue
     return hashes
