@@ -171,7 +171,7 @@ def test_devices_pipes_and_huge_files_are_skipped_without_reading_them(tmp_path:
     assert reasons == {"a/zero.jpg": "link_out", "b/pipe.jpg": "not_a_file", "b/video.jpg": "too_large"}
     assert report["counts"] == {"a": 4, "b": 4}
     small = scan(root, max_file_mb=0.001)  # the limit is the user's to change
-    assert {s.reason for s in small.skipped} == {"not_a_file", "too_large"} and len(small.skipped) == 11
+    assert {s.reason for s in small.skipped} == {"link_out", "not_a_file", "too_large"} and len(small.skipped) == 11
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs (POSIX)")
