@@ -11,8 +11,8 @@ from pages.common import (augmentation_words, bind, change, experiment, items_wo
                           save_experiment, show_sidebar, with_current)
 from tlcore.spec.adapt_spec import METHODS, NEEDS_TARGET, labelled_overlap_notes
 from tlcore.inputs.augment_spec import PRESETS
-from tlcore.experiments.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep, progress_words, resume_sweep, sweep_rows,
-                            verdict)
+from tlcore.experiments.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep,
+                                        progress_words, resume_sweep, running_progress, sweep_rows, verdict)
 from tlcore.experiments.timing import format_duration
 from tlcore.errors import TransferLabError
 from pages.experiment import PICKED_AXES
@@ -203,7 +203,8 @@ def _results(sweep: str, live: bool) -> None:
     if live and finished == len(rows):
         st.rerun()  # the last run just finished: draw the page once more, without the timer
     st.subheader(f"Comparison {sweep}")
-    st.progress(sum(r.test_accuracy is not None for r in rows) / len(rows), text=progress_words(rows))
+    share, inside = running_progress(store, rows)  # the running runs' own progress, not only "1 running"
+    st.progress(share, text=progress_words(rows) + (f" · {inside}" if inside else ""))
     margin = st.number_input("Equivalence margin (accuracy points)", **number_bounds("app.equivalence_margin", 0.1, 50.0),
                              help="Two settings are called as good as each other only when the 95% interval of "
                                   "their difference lies within this many points either way (an equivalence test). "

@@ -214,3 +214,30 @@ def test_the_progress_line_agrees_with_the_verdict_after_a_cancel() -> None:
     rows = [row(SUCCEEDED, 0.9)] * 3 + [row(CANCELLED, None)] * 5
     assert progress_words(rows) == "3 of 8 runs evaluated; 5 cancelled"
     assert "5 runs are not finished yet" in verdict(rows)
+
+
+def test_the_comparison_bar_counts_the_running_runs_progress_inside_them(tl_home: Path, colours: Path) -> None:
+    """Issue 36: Compare showed "0 of 2 runs evaluated; 1 running" for minutes; the running run's own progress
+    (its epoch and batch, or its feature extraction) now moves the bar and is said."""
+    from tlcore.core.events import Progress
+    from tlcore.experiments.compare import running_progress
+
+    store = RunStore()
+    config = tiny_config(colours, epochs=4)
+    sweep = "cmp-test"
+    first, second = (store.create(config, sweep=sweep) for _ in range(2))
+    store.claim(first.id, os.getpid())
+    rows = sweep_rows(store, sweep)
+    name = next(r.strategy for r in rows if r.run_id == first.id)  # the run's label in the table
+    assert running_progress(store, rows) == (0.0, f"{name}: epoch 1 of 4")
+    store.add_event(first.id, "progress", "features", Progress("features", done=30, total=120).to_data())
+    share, words = running_progress(store, sweep_rows(store, sweep))
+    assert share == 0.0 and words == f"{name}: features of 30 of 120 pictures"
+    store.add_event(first.id, "epoch", "epoch 1", {"epoch": 0, "val_loss": 1.0, "val_acc": 0.5, "train_loss": 1.0,
+                                                    "train_acc": 0.5, "lr": 0.01, "epoch_seconds": 2.0,
+                                                    "images_per_s": 10.0, "trainable_params": 100, "peak_memory_mb": 1.0})
+    store.add_event(first.id, "progress", "step", Progress("train", epoch=1, step=5, steps=10).to_data())
+    share, words = running_progress(store, sweep_rows(store, sweep))
+    assert words == f"{name}: epoch 2 of 4, batch 5 of 10"
+    assert share == pytest.approx((1 + 0.5) / 4 * 0.95 / 2)  # 1.5 of 4 epochs of one of the two runs
+    assert running_progress(store, [])[0] == 0.0

@@ -27,6 +27,7 @@ from tlcore.config import EarlyStoppingConfig, RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.experiments.grid import STRATEGY_SET, Axis, expand, same_in_effect
 from tlcore.experiments.stats import EQUIVALENCE_MARGIN, PairedComparison, compare_paired, plain_words
+from tlcore.core.events import Progress
 from tlcore.modality import for_model, resolve_manifest
 from tlcore.results.target_score import SELECTION_SCORE, best_by_target_score
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
@@ -34,7 +35,7 @@ from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED,
 __all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "CellSummary", "strategy_axis", "method_axis",
            "chosen_without_labels", "chosen_with_few_labels", "choose_by_labelled", "MIN_MORE_RIGHT", "candidate_methods",
            "sweep_configs", "launch_sweep", "resume_sweep", "paired_comparisons", "cell_summaries",
-           "sweep_rows", "verdict", "wait_for_sweep", "active_seconds", "progress_words"]
+           "sweep_rows", "verdict", "wait_for_sweep", "active_seconds", "progress_words", "running_progress"]
 
 DEFAULT_STRATEGIES = tuple(STRATEGY_SET)
 
@@ -423,6 +424,40 @@ def progress_words(rows: list[SweepRow]) -> str:
         if count:
             parts.append(f"{count} {status}")
     return "; ".join(parts)
+
+
+def running_progress(store: RunStore, rows: list[SweepRow]) -> tuple[float, str]:
+    """How far the whole comparison is, the running runs counted by their progress inside them, and what each
+    running run is doing ("full: epoch 2 of 4, batch 12 of 30", "feature extraction: features of 120 of 350
+    pictures"): before, the page said only "k of N runs evaluated; 1 running" for minutes.
+
+    Args:
+        store: the run store; rows: the comparison's runs (`sweep_rows`).
+
+    Returns:
+        (share done from 0 to 1, words for the running runs or "").
+    """
+    done, words = float(sum(r.test_accuracy is not None for r in rows)), []
+    for row in rows:
+        if row.status != RUNNING:
+            continue
+        try:
+            run = store.get(row.run_id)
+            events = store.events(row.run_id, kinds=("progress",))[-1:]
+        except TransferLabError:
+            continue
+        step = Progress.from_data(events[0]["data"]) if events else None
+        epochs = max(1, run.epochs)
+        if step is not None and step.phase == "features" and run.epochs_done == 0:
+            words.append(f"{row.strategy}: features of {step.done} of {step.total} {row.items}")
+            share = 0.0
+        else:
+            within = step is not None and step.phase == "train" and step.epoch == run.epochs_done
+            share = (run.epochs_done + (step.share if within else 0.0)) / epochs
+            words.append(f"{row.strategy}: epoch {min(run.epochs_done + 1, epochs)} of {epochs}"
+                         + (f", batch {step.step} of {step.steps}" if within else ""))
+        done += min(share, 1.0) * 0.95  # the evaluation after the last epoch is the rest
+    return (done / len(rows) if rows else 0.0), "; ".join(words)
 
 
 def verdict(rows: list[SweepRow], margin: float = EQUIVALENCE_MARGIN) -> str:
