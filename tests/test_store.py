@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from tlcore.errors import TransferLabError
 from tlcore.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunStore, StoreError
 from tlcore.runs.store.database import Database
 from tlcore.runs.store.rebuild import fill_from_run_folders
@@ -413,3 +414,22 @@ def test_a_worker_is_spawned_outside_the_stores_write_lock(tl_home: Path, monkey
     with store.database.connect() as db:  # a starter killed between its slot and its spawn: the slot ages out
         db.execute("INSERT INTO workers (pid, started) VALUES (?, ?)", (-5, time.time() - STARTING_SLOT_S - 1))
     assert store.start_worker_once(lambda env: os.getpid()) == os.getpid()
+
+
+def test_a_resume_is_keyed_by_the_status_it_read(colours: Path, tl_home: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 40: requeue_for_resume read the run, then updated it by id alone: a second resume at the same moment
+    (or a retry after a rebuild) that had read "failed" queued it again over the first, resetting it. The update
+    is now keyed by (run, the status read), and the late one is told the run changed."""
+    store = RunStore()
+    run = store.create(tiny_config(colours, epochs=1))
+    store.claim(run.id, os.getpid())
+    store.finish(run.id, FAILED, "killed")
+    stale = store.get(run.id)  # what a second caller read before the first resumed it
+    assert store.requeue_for_resume(run.id).status == "queued"
+    monkeypatch.setattr(store, "get", lambda run_id: stale if run_id == run.id else RunStore.get(store, run_id))
+    monkeypatch.setattr(store, "reap_dead", lambda *a, **k: [])
+    with pytest.raises(TransferLabError, match="it changed while being resumed"):
+        store.requeue_for_resume(run.id)
+    monkeypatch.undo()
+    assert store.get(run.id).status == "queued"

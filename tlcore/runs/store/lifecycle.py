@@ -171,8 +171,8 @@ class RunLifecycle:
                            (CANCELLED, time.time(), "cancelled before it started", run_id, QUEUED))
                 if read_run_record(run.run_dir).get("state") == QUEUED:
                     write_run_record(run.run_dir, state=CANCELLED)
-            elif run.status == RUNNING:
-                db.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", (run_id,))
+            elif run.status == RUNNING:  # keyed by the status read: a run that ended meanwhile is not flagged
+                db.execute("UPDATE runs SET cancel_requested=1 WHERE id=? AND status=?", (run_id, RUNNING))
             else:
                 raise TransferLabError(f"run {run_id} is already {run.status}", "only queued or running runs can be cancelled")
         return self.get(run_id)
@@ -194,9 +194,14 @@ class RunLifecycle:
         run = self.get(run_id)
         if run.status not in (FAILED, CANCELLED):
             raise TransferLabError(f"run {run_id} is {run.status}", "only failed or cancelled runs can be resumed")
-        with self.database.connect() as db:
-            db.execute("UPDATE runs SET status=?, resume=1, error=NULL, cancel_requested=0, finished=NULL, runner=? "
-                       "WHERE id=?", (QUEUED, runner, run_id))
+        with self.database.connect() as db:  # keyed by (run, the status read): a retry or a second resume at the
+            # same moment finds it queued already and changes nothing
+            requeued = db.execute("UPDATE runs SET status=?, resume=1, error=NULL, cancel_requested=0, finished=NULL, "
+                                  "runner=? WHERE id=? AND status=?", (QUEUED, runner, run_id, run.status)).rowcount
+        if not requeued:
+            now = self.get(run_id).status
+            raise TransferLabError(f"run {run_id} is {now} (it changed while being resumed)",
+                                   "only failed or cancelled runs can be resumed")
         self._record(run_id, state=QUEUED, runner=runner, error=None)
         return self.get(run_id)
 
