@@ -241,3 +241,24 @@ def test_the_comparison_bar_counts_the_running_runs_progress_inside_them(tl_home
     assert words == f"{name}: epoch 2 of 4, batch 5 of 10"
     assert share == pytest.approx((1 + 0.5) / 4 * 0.95 / 2)  # 1.5 of 4 epochs of one of the two runs
     assert running_progress(store, [])[0] == 0.0
+
+
+def test_charts_before_any_run_finishes_say_so_on_plain_axes() -> None:
+    """Issue 36: before any run finished, Compare's charts showed plotly's empty axes, -1 to 6 epochs and -100% to
+    400% accuracy; now accuracy runs from 0 to 100% and the chart says what will appear."""
+    from tlcore.experiments.compare import SweepRow
+    from tlcore.experiments.report import figures
+
+    waiting = SweepRow(run_id="r", strategy="full", status=RUNNING, test_accuracy=None, macro_f1=None,
+                       test_images=None, best_epoch=None, epochs_done=0, wall_seconds=None, images_per_s=None,
+                       trainable_params=None, peak_memory_mb=None, val_acc=[], val_loss=[], error=None)
+    charts = figures([waiting])
+    for name, words in (("curves", "No epoch has finished yet"), ("time", "No run has been evaluated yet"),
+                        ("params", "No run has been evaluated yet")):
+        layout = charts[name].layout
+        assert list(layout.yaxis.range) == [0, 1] and words in layout.annotations[0].text, name
+    ran = SweepRow(**{**waiting.__dict__, "status": SUCCEEDED, "test_accuracy": 0.8, "wall_seconds": 5.0,
+                      "trainable_params": 1000, "val_acc": [0.5, 0.7], "epochs_done": 2})
+    drawn = figures([ran])
+    assert not drawn["curves"].layout.annotations and not drawn["time"].layout.annotations
+    assert drawn["time"].layout.yaxis.range[0] < 0.8 < drawn["time"].layout.yaxis.range[1]

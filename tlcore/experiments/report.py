@@ -146,7 +146,15 @@ def _points(done: list[SweepRow], x: list[float], title: str, x_title: str, log:
     figure.update_layout(title=title, xaxis_title=x_title, yaxis_title="test accuracy", margin=dict(t=60, r=30),
                          xaxis=dict(type="log" if log else "linear", range=_padded(x, log)),
                          yaxis=dict(range=_padded([r.test_accuracy for r in done]), tickformat=".0%"))
+    if not done:  # plotly's empty axes (-1 to 6, -100% to 400%) said nothing true: say what is coming
+        _waiting(figure, "No run has been evaluated yet: a point appears as each run finishes")
     return figure
+
+
+def _waiting(figure: go.Figure, words: str) -> None:
+    """An empty chart with plain axes (accuracy 0 to 100%) and one line saying what it will show."""
+    figure.update_layout(xaxis=dict(range=[0, 1], showticklabels=False), yaxis=dict(range=[0, 1], tickformat=".0%"),
+                         annotations=[dict(text=words, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)])
 
 
 def figures(rows: list[SweepRow]) -> dict[str, go.Figure]:
@@ -165,6 +173,8 @@ def figures(rows: list[SweepRow]) -> dict[str, go.Figure]:
                                     name=r.strategy.replace("_", " ") + (f" (seed {r.seed})" if seeded else "")))
     curves.update_layout(title="Validation accuracy per epoch", xaxis_title="epoch", yaxis_title="val accuracy",
                          legend=_LEGEND_BELOW, margin=dict(t=60, r=30), yaxis_tickformat=".0%", xaxis_dtick=1)
+    if not any(r.val_acc for r in rows):
+        _waiting(curves, "No epoch has finished yet: each run's curve grows here epoch by epoch")
     done = [r for r in rows if r.test_accuracy is not None]
     return {"curves": curves,
             "time": _points(done, [r.wall_seconds for r in done], "Test accuracy against training time", "seconds"),
