@@ -25,7 +25,6 @@ from tlcore.core.events import Progress
 from tlcore.modality import for_model
 from tlcore.results.artifacts import STATE
 from tlcore.errors import TransferLabError
-from tlcore.models import check_weights
 from tlcore.running.worker import ensure_worker, submit
 
 s = st.session_state
@@ -66,9 +65,10 @@ c2.selectbox("Best epoch chosen by", with_current("early_stopping.metric", list(
                                                   if _kept_apart.labelled_kept_apart else
                                                   [m for m in MONITORS if m not in LABELLED_MONITORS]),
              format_func=lambda m: _CHOSEN_BY.get(m, m),
-             help="Which epoch's weights are kept (and what early stopping watches). With a few labelled target "
-                  "pictures (Data page, used to choose), every epoch is scored on them and the one that does best on "
-                  "the target can be kept, rather than the one best on your validation split.",
+             help="Which epoch's weights are kept (and what early stopping watches)." + ("" if texts_chosen() else
+                  " With a few labelled target pictures (Data page, used to choose), every epoch is scored on them "
+                  "and the one that does best on the target can be kept, rather than the one best on your validation "
+                  "split."),
              **bind("train", "early_stopping.metric"))
 _following = {path: value for path, value in choice("app.recommended").items() if choice(path) == value
               and value != setting(path).default}
@@ -91,8 +91,10 @@ with st.expander("All settings"):
             _columns = st.columns(3)
             for _index, _path in enumerate(_paths):
                 setting_widget("train", _path, _columns[_index % 3])
-with st.expander("Domain adaptation" + ("" if choice("adapt.method") == "none" else f": {choice('adapt.method')}"),
-                 expanded=choice("adapt.method") != "none"):
+
+
+def _adaptation_settings() -> None:
+    """The domain-adaptation method and its weight (pictures only: a text run refuses a method)."""
     st.caption("When the pictures the model will meet look different from your labelled ones (paintings instead of "
                "photos, a new camera). The target pictures are chosen on the Data page.")
     method = st.selectbox("Method", with_current("adapt.method", list(METHODS)),
@@ -106,24 +108,35 @@ with st.expander("Domain adaptation" + ("" if choice("adapt.method") == "none" e
                         disabled=method == "adabn")
     if method in NEEDS_TARGET and not choice("adapt.target").strip():
         st.warning(f"{method} needs target pictures: give their folder on the Data page (Target domain).")
+
+
+if texts_chosen():
+    st.caption("Domain adaptation (to a target domain unlike the labelled data) is for pictures so far.")
+else:
+    with st.expander("Domain adaptation" + ("" if choice("adapt.method") == "none" else f": {choice('adapt.method')}"),
+                     expanded=choice("adapt.method") != "none"):
+        _adaptation_settings()
 with st.expander("GPU speed"):
-    st.caption("What makes a run fast on a GPU, where decoding JPEGs on the CPU would leave the GPU waiting. "
-               "'auto' turns each on when the run has a CUDA GPU; on this kind of machine it changes nothing.")
     g1, g2, g3 = st.columns(3)
-    setting_widget("train", "decoded_cache", g1, label="Decoded-image cache",
-                   help="Each picture decoded once, at the size the model needs, into one file the runs read (no "
-                        "JPEG decoding per epoch). Built on a run's first use, with progress in its log; "
-                        "`python -m tlcore data cache PATH --model NAME` builds it ahead.")
-    setting_widget("train", "augment_on", g2,
-                   help="device: whole batches augmented on the GPU from the cache (flips, quarter turns, "
-                        "zoom/shift/rotation, random resized crop, colour, blur). Presets with noise, cut-out or HSV "
-                        "shifts stay on the CPU, and the run says so.",
-                   format_func=lambda v: {"device": "the GPU", "cpu": "the CPU"}.get(v, v))
+    if texts_chosen():  # texts are tokenized once, in memory: no pictures to decode or to augment on a GPU
+        st.caption("What makes a run fast on a GPU: for texts, compiling the model. 'auto' turns it on when the run "
+                   "has a CUDA GPU; on this kind of machine it changes nothing.")
+    else:
+        st.caption("What makes a run fast on a GPU, where decoding JPEGs on the CPU would leave the GPU waiting. "
+                   "'auto' turns each on when the run has a CUDA GPU; on this kind of machine it changes nothing.")
+        setting_widget("train", "decoded_cache", g1, label="Decoded-image cache",
+                       help="Each picture decoded once, at the size the model needs, into one file the runs read (no "
+                            "JPEG decoding per epoch). Built on a run's first use, with progress in its log; "
+                            "`python -m tlcore data cache PATH --model NAME` builds it ahead.")
+        setting_widget("train", "augment_on", g2,
+                       help="device: whole batches augmented on the GPU from the cache (flips, quarter turns, "
+                            "zoom/shift/rotation, random resized crop, colour, blur). Presets with noise, cut-out or "
+                            "HSV shifts stay on the CPU, and the run says so.",
+                       format_func=lambda v: {"device": "the GPU", "cpu": "the CPU"}.get(v, v))
     setting_widget("train", "compile", g3, label="Compile the model (torch.compile)",
                    help="Faster steps after a compile of a minute or so at the start; if compiling fails the run goes "
                         "on without it and says so.")
-    gpu_notes = gpu_speed_notes()
-    for note in gpu_notes:
+    for note in ([] if texts_chosen() else gpu_speed_notes()):
         st.caption(note)
 try:
     config = run_config()
@@ -183,7 +196,7 @@ if s.get("train.lr_curve"):
     st.button(f"Use {curve['suggestion']:.1e}", key="train.use_lr", on_click=_use_lr, args=(float(curve["suggestion"]),))
 
 try:
-    check_weights(config.model)
+    for_model(config.model.name).check_model(config.model)  # the run's kind of model: its weights are here
     cannot_start = None
 except TransferLabError as exc:
     cannot_start = str(exc)

@@ -85,11 +85,19 @@ if fit:
                f"confidence {fit['mean_confidence']:.0%}, answers {shares}. Compare adaptation methods on the Compare "
                "page to let this score choose; a labelled target folder below is the real test.")
 
-st.subheader("On another folder")
-st.caption("Another labelled folder (or zip) with the run's classes as sub-folders: another domain (paintings, a "
-           "new camera), or new pictures. Each result is kept with the run under the folder's name.")
-other = st.text_input("Labelled folder or zip", placeholder="/home/me/paintings", key="evaluate.other_folder")
-if st.button("Evaluate on this folder", key="evaluate.other", disabled=not other.strip()):
+_OTHER = {"texts": ("On another file of texts", "Another labelled file of texts (CSV, TSV or JSONL, with the run's "
+                    "text and label columns) or folder of class folders of .txt files: texts from elsewhere, or new "
+                    "ones. Each result is kept with the run under the file's name.",
+                    "Labelled file or folder", "/home/me/more_tickets.csv", "Evaluate on these texts"),
+          "pictures": ("On another folder", "Another labelled folder (or zip) with the run's classes as "
+                       "sub-folders: another domain (paintings, a new camera), or new pictures. Each result is kept "
+                       "with the run under the folder's name.", "Labelled folder or zip", "/home/me/paintings",
+                       "Evaluate on this folder")}
+_title, _about, _label, _example, _button = _OTHER.get(things, _OTHER["pictures"])
+st.subheader(_title)
+st.caption(_about)
+other = st.text_input(_label, placeholder=_example, key="evaluate.other_folder")
+if st.button(_button, key="evaluate.other", disabled=not other.strip()):
     folder = job_folder("evaluate")
     job = TlcoreJob(["evaluate", run.id, "--data", other.strip(), "--json", "--progress",
                      str(folder / "progress.jsonl")], folder)
@@ -109,9 +117,9 @@ if st.button("Evaluate on this folder", key="evaluate.other", disabled=not other
         st.error(job.error())
 others = read_folder_evaluations(run.run_dir)
 if others:
-    rows = [{"pictures": f"{run.name}: its own test split", "images": evaluation.n, "accuracy": 100 * evaluation.accuracy,
+    rows = [{"data": f"{run.name}: its own test split", things: evaluation.n, "accuracy": 100 * evaluation.accuracy,
              "balanced accuracy": 100 * evaluation.balanced_accuracy}]
-    rows += [{"pictures": f"{name} ({data.get('source', '')})", "images": data["n"], "accuracy": 100 * data["accuracy"],
+    rows += [{"data": f"{name} ({data.get('source', '')})", things: data["n"], "accuracy": 100 * data["accuracy"],
               "balanced accuracy": 100 * data["balanced_accuracy"]} for name, data in others.items()]
     st.dataframe(pd.DataFrame(rows), hide_index=True, key=f"evaluate.others.{run.id}.{len(others)}", column_config={
         k: st.column_config.NumberColumn(format="%.1f%%") for k in ("accuracy", "balanced accuracy")})

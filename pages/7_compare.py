@@ -15,7 +15,9 @@ from tlcore.experiments.compare import (STRATEGY_SET, candidate_methods, cell_su
                                         progress_words, resume_sweep, running_progress, sweep_rows, verdict)
 from tlcore.experiments.timing import format_duration
 from tlcore.errors import TransferLabError
-from pages.experiment import PICKED_AXES
+from pages.experiment import PICKED_AXES, setting
+from pages.state import texts_chosen
+from tlcore.text.catalog import DEFAULT_TEXT_MODEL
 from tlcore.core.schema import counted
 from tlcore.experiments.grid import AXES, Axis, expand, parse_axis, same_in_effect, same_in_effect_words
 from tlcore.running.on_ray import RAY_RUNNER, ray_installed, spawn_driver
@@ -36,12 +38,26 @@ def overlap_notes(labelled: str, target: str, evaluated_on: tuple[str, ...]) -> 
     return labelled_overlap_notes(labelled, target, evaluated_on)
 
 
+def axes_for_the_data() -> list[str]:
+    """The settings worth comparing on this kind of data: those its runs read (a setting's declared modalities:
+    augmentation presets and adaptation are the pictures', text columns the texts')."""
+    kind = "texts" if texts_chosen() else "images"
+    return [path for path in AXES if kind in setting(path).leaf.meta.modalities]
+
+
+def picked_values(path: str) -> list:
+    """The values offered for a setting picked from a list; for texts, the text models in place of image models."""
+    if path == "model.name" and texts_chosen():
+        return [DEFAULT_TEXT_MODEL]
+    return list(PICKED_AXES[path])
+
+
 def axis_values(path: str, container) -> Axis | None:
     """The values of one varied setting, from a list or typed; None (and an error shown) when they do not parse."""
     label = AXES[path][0]
     if path in PICKED_AXES:
         values = container.multiselect(f"{label[0].upper()}{label[1:]}s to compare" if path != "freeze.strategy"
-                                       else "Strategies", with_current(f"app.vary.{path}", PICKED_AXES[path]),
+                                       else "Strategies", with_current(f"app.vary.{path}", picked_values(path)),
                                        format_func=lambda v: str(v).replace("_", " "),
                                        **bind("compare", f"app.vary.{path}"))
         if path == "adapt.method":  # "auto": every method that can act on the freeze plan; the verdict then names
@@ -73,22 +89,25 @@ store = open_store()
 st.title("7 · Compare settings")
 st.write("Each run trains on the same split; only the settings you vary differ, and each setting can be repeated "
          "with several seeds (the head's start, the batch order and the augmentation change; the split never does). "
-         "Runs queue and finish one after the other; the verdict pairs them on the same test pictures.")
+         f"Runs queue and finish one after the other; the verdict pairs them on the same test {items_word()}.")
 show_sidebar()
 a1, a2 = st.columns(2)
-what = a1.selectbox("Compare", with_current("app.compare_what", list(AXES)), format_func=lambda p: AXES.get(p, (p,))[0],
+_offered = axes_for_the_data()
+what = a1.selectbox("Compare", with_current("app.compare_what", _offered), format_func=lambda p: AXES.get(p, (p,))[0],
                     **bind("compare", "app.compare_what"),
-                    help="Adaptation methods keep the freeze plan of the Freeze page and the target pictures of the "
-                         "Data page; only the method differs.")
-also = a2.selectbox("and also vary (a grid)", with_current("app.compare_also", [""] + [p for p in AXES if p != what]),
+                    help="One setting varied, everything else as on the other pages." + ("" if texts_chosen() else
+                         " Adaptation methods keep the freeze plan of the Freeze page and the target pictures of the "
+                         "Data page; only the method differs."))
+also = a2.selectbox("and also vary (a grid)", with_current("app.compare_also", [""] + [p for p in _offered if p != what]),
                     **bind("compare", "app.compare_also"),
                     format_func=lambda p: AXES.get(p, (p,))[0] if p else "nothing else")
 if what not in AXES or (also and (also not in AXES or also == what)):
     st.error("choose settings to compare from the list (and a different one to vary with it)")
     st.stop()
 axes = [axis_values(what, st)] + ([axis_values(also, st)] if also else [])  # full width: every chip shows
-target_test = st.text_input("Labelled test folder of the target domain (optional): every run is also evaluated "
-                            "on it", placeholder="/home/me/paintings_labelled", **bind("compare", "app.target_test")).strip()
+target_test = "" if texts_chosen() else st.text_input(  # a target domain is the pictures' so far
+    "Labelled test folder of the target domain (optional): every run is also evaluated on it",
+    placeholder="/home/me/paintings_labelled", **bind("compare", "app.target_test")).strip()
 c1, c2, c3, c4 = st.columns(4)
 c1.number_input("Epochs per run", help="The same for every run (the experiment's, also shown on the Train page).",
                 **number_bounds("epochs", 1, 200), **bind("compare", "epochs"))

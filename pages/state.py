@@ -242,11 +242,17 @@ def new_experiment(start: Experiment | None = None) -> Experiment:
 
 
 def run_config() -> RunConfig:
-    """The whole experiment as the one JSON document the CLI replays (`python -m tlcore train`).
+    """The whole experiment as the one JSON document the CLI replays (`python -m tlcore train`), with the model the
+    run will train: texts chosen with the default picture model get the default text model here, so the sidebar's
+    JSON, the downloaded file, the estimate and the time note all name the model that runs.
 
     Raises: TransferLabError naming the setting that does not make a valid run.
     """
-    return experiment().run_config()
+    from dataclasses import replace
+
+    config = experiment().run_config()
+    model = run_model_spec().name
+    return config if model == config.model.name else replace(config, model=replace(config.model, name=model))
 
 
 def experiment_runs_first(runs: list) -> list:

@@ -293,6 +293,23 @@ def test_text_pages_name_the_text_model_and_its_own_words(tl_home) -> None:
     words = " ".join([i.value for i in train.info] + [m.value for m in train.sidebar.markdown])
     assert f"Start training runs {DEFAULT_TEXT_MODEL}" in words and "tf_efficientnet" not in words
     assert "**Augment:** none" in words
+    # the run config the sidebar shows and downloads names the model that runs (it named tf_efficientnet_lite0)
+    shown = " ".join(c.value for c in train.sidebar.code)
+    assert f'"name": "{DEFAULT_TEXT_MODEL}"' in shown and "tf_efficientnet" not in shown
+    # no picture-only settings for texts: domain adaptation, the decoded-image cache, device augmentation
+    labels = [e.label for e in train.expander] + [w.label for w in train.selectbox]
+    assert not [label for label in labels if "Domain adaptation" in label or "Decoded-image" in label], labels
+    # Compare offers what text runs read: no augmentation preset or adaptation method, the text model to compare
+    from tlcore.experiments.grid import AXES
+
+    compare = page_with("7_compare.py", **texts, app__compare_what="model.name")
+    compare.run()
+    assert not compare.exception
+    offered = compare.selectbox(key="compare:app.compare_what").options
+    assert AXES["freeze.strategy"][0] in offered and AXES["optimizer.lr"][0] in offered
+    assert AXES["augment.preset"][0] not in offered and AXES["adapt.method"][0] not in offered
+    models = compare.multiselect(key="compare:app.vary.model.name").options
+    assert DEFAULT_TEXT_MODEL in models and "resnet50" not in models  # (the experiment's own value stays offered)
     freeze = page_with("4_freeze.py", **texts)
     freeze.run()
     freeze.radio(key="freeze:freeze.strategy").set_value("full").run()

@@ -379,7 +379,7 @@ def test_an_adapted_run_from_the_pages_and_its_evaluation_on_the_target(tl_home,
     assert any("On its 18 target pictures, without their labels: information score" in c.value
                for c in evaluate.caption)
     table = next(d.value for d in evaluate.dataframe if "balanced accuracy" in d.value.columns)
-    assert len(table) == 2 and table["images"].tolist()[1] == 18 and "its own test split" in table["pictures"][0]
+    assert len(table) == 2 and table["pictures"].tolist()[1] == 18 and "its own test split" in table["data"][0]
     # that folder's own per-class results and confusion matrix, not only its accuracy (issue 29)
     per_class = evaluate.dataframe[-1].value
     assert per_class["pictures"].sum() == 18 and sorted(per_class["class"]) == ["blue", "green", "red"]
