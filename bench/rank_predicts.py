@@ -91,6 +91,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tl-bench-rank-"))
     os.environ["TRANSFERLAB_HOME"] = str(work / "home")
     taus: dict[str, list[float]] = {"LogME": [], "probe": []}
+    pretrained_taus: dict[str, list[float]] = {"LogME": [], "probe": []}  # the three real backbones only
     top_right = {"LogME": 0, "probe": 0}
     cases = 0
     for set_name, source in data_sets(work, args.sets.split(",")).items():
@@ -114,13 +115,18 @@ def main() -> None:
                 order = [value(scores[c]) for c in CANDIDATES]
                 t = tau(order, [accuracy[c] for c in CANDIDATES])
                 taus[key].append(t)
+                real = [c for c in CANDIDATES if not c.endswith("@random")]
+                pretrained_taus[key].append(tau([value(scores[c]) for c in real], [accuracy[c] for c in real]))
                 pick = max(CANDIDATES, key=lambda c: value(scores[c]))
                 top_right[key] += accuracy[pick] >= best
-                print(f"{key}: Kendall's tau {t:+.2f}; top pick {pick} ({accuracy[pick]:.3f}, best {best:.3f})")
+                print(f"{key}: Kendall's tau {t:+.2f} ({pretrained_taus[key][-1]:+.2f} among the pretrained); top pick "
+                      f"{pick} ({accuracy[pick]:.3f}, best {best:.3f})")
     print(f"\nover {cases} data set x strategy cases:")
     for key in taus:
+        real = [t for t in pretrained_taus[key] if t == t]  # NaN where the accuracies all tie
         print(f"  {key}: mean Kendall's tau {sum(taus[key]) / max(1, len(taus[key])):+.2f} "
-              f"(min {min(taus[key]):+.2f}); top pick the most accurate in {top_right[key]} of {cases}")
+              f"(min {min(taus[key]):+.2f}), among the three pretrained {sum(real) / max(1, len(real)):+.2f}; "
+              f"top pick the most accurate in {top_right[key]} of {cases}")
 
 
 if __name__ == "__main__":
