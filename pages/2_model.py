@@ -148,6 +148,11 @@ st.subheader("Rank models for my data")
 st.write("Before any training: each model's frozen features of your training pictures, scored by LogME (how well "
          "a linear model on them explains your labels) and by a quick logistic probe on the validation split. "
          "Higher is better for both; the features are cached, so the first feature-extraction run starts faster.")
+st.caption("What the ranking has been measured to predict (bench/rank_predicts.py: three offline backbones and "
+           "their random twins): for head-only training, LogME's order matched the test accuracies on 4 data sets "
+           "(Kendall's tau 0.74 on average) and its top pick was the most accurate in 4 of 4; for fine-tuning the "
+           "whole model it put every pretrained model above every random one, but did not tell which pretrained "
+           "one fine-tunes best (its top pick was the best in 0 of 2 short runs).")
 here = [c.name for c in cards if c.offline_weights]
 options = with_current("app.rank_models", list(dict.fromkeys(here + list(RECOMMENDED) + [choice("model.name")])))
 candidates = st.multiselect("Models to rank", options, **bind("model", "app.rank_models"),
