@@ -12,7 +12,8 @@ import json
 import re
 import random
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from tlcore.data.layout import PRESPLIT, SPLITS
 from tlcore.data.scan import ImageRecord, ScanReport
@@ -34,6 +35,14 @@ class SplitItem:
     sha256: str
 
 
+READABLE_ITEMS = 20_000  # manifests up to this size are written indented, for a person to read
+
+
+def _plain(item: SplitItem) -> dict:
+    """An item as plain data (what `asdict` gives, without its deep copy: a million rows took seconds)."""
+    return {"path": item.path, "label": item.label, "split": item.split, "sha256": item.sha256}
+
+
 @dataclass
 class SplitManifest:
     """A seeded, stratified train/val/test split of one data set, saved as JSON so every run can reuse it."""
@@ -46,12 +55,12 @@ class SplitManifest:
     notes: list[str] = field(default_factory=list)
     version: int = MANIFEST_VERSION
 
-    @property
+    @cached_property
     def id(self) -> str:
-        """Content id: two manifests with the same id put the same pictures in the same splits."""
-        canonical = json.dumps(
-            {"classes": self.classes, "items": [asdict(i) for i in self.items]}, sort_keys=True, separators=(",", ":")
-        )
+        """Content id: two manifests with the same id put the same pictures in the same splits (computed once per
+        manifest: a text file of a million rows took 7 s each time it was asked)."""
+        canonical = json.dumps({"classes": self.classes, "items": [_plain(i) for i in self.items]}, sort_keys=True,
+                               separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -82,7 +91,8 @@ class SplitManifest:
 
     def to_dict(self) -> dict:
         """The manifest as plain data, with its content id."""
-        return {"id": self.id, **asdict(self)}
+        plain = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "items"}
+        return {"id": self.id, **json.loads(json.dumps(plain)), "items": [_plain(i) for i in self.items]}
 
     def save(self, path: str | Path) -> Path:
         """Written whole (a temporary file renamed into place).
@@ -95,7 +105,8 @@ class SplitManifest:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.to_dict(), indent=1)))
+        indent = 1 if len(self.items) <= READABLE_ITEMS else None  # json's fast encoder only writes without indent
+        return atomic_write(path, lambda tmp: tmp.write_text(json.dumps(self.to_dict(), indent=indent)))
 
     @classmethod
     def load(cls, path: str | Path) -> "SplitManifest":
