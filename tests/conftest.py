@@ -48,6 +48,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"slow ({why}): set TRANSFERLAB_SLOW=1 to run it, as .ci/run does"))
 
 
+PASSED = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Remembers whether each phase of a test passed, so fixtures can keep a failed test's files."""
+    report = yield
+    item.stash.setdefault(PASSED, {})[report.when] = report.passed
+    return report
+
+
 def processes_of(home: Path) -> list[int]:
     """Processes started for this data folder (their environment names it): workers, CLI runs, drivers."""
     mark = f"TRANSFERLAB_HOME={home}".encode()
@@ -64,12 +75,14 @@ def processes_of(home: Path) -> list[int]:
 
 
 @pytest.fixture(autouse=True)
-def tl_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def tl_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+            request: pytest.FixtureRequest) -> Iterator[Path]:
     """Every test writes into its own data folder, never into the user's ~/.transferlab.
 
     When the test ends, whatever it started for that folder and left running is stopped: a worker still training
     a test's long run took both cores from the tests after it (the learning-rate finder test took 43 s instead
-    of 1.3 s after test_store's resume test left its 80-epoch run training)."""
+    of 1.3 s after test_store's resume test left its 80-epoch run training). The folder is removed when the test
+    passed (a text run's checkpoints are 90 MB each; a full suite wrote 7 GB of them) and kept when it failed."""
     home = tmp_path_factory.mktemp("tlhome")
     monkeypatch.setenv("TRANSFERLAB_HOME", str(home))
     monkeypatch.setenv("TRANSFERLAB_WORKER_LINGER_S", "2")  # each test has its own folder: no worker waits long
@@ -77,6 +90,8 @@ def tl_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
     for pid in processes_of(home):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, 9)
+    if request.node.stash.get(PASSED, {}).get("call", False):  # kept for reading only when the test failed
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -116,7 +117,10 @@ def test_a_run_on_ray_is_cancelled_from_the_store(colours: Path, tl_home: Path) 
 def test_shipped_data_trains_elsewhere_and_the_run_folder_comes_back(colours: Path, tl_home: Path) -> None:
     store = RunStore()
     run = submit(tiny_config(colours, epochs=1), store, runner=RAY_RUNNER)
+    before = set(Path(tempfile.gettempdir()).glob("transferlab-ray-*"))
     assert drive(store, [run.id], data_mode="ship") == {run.id: SUCCEEDED}
+    # the worker's own copy is gone once the folder came back (each run left 346 MB in /tmp and filled CI's disk)
+    assert set(Path(tempfile.gettempdir()).glob("transferlab-ray-*")) - before == set()
     messages = [e["message"] for e in store.events(run.id)]
     assert any("data shipped" in m for m in messages)
     folder = Path(store.get(run.id).run_dir)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 import threading
@@ -244,10 +245,12 @@ def _task(run_id: str, config: dict, resume: bool, shared_home: str | None, payl
 
     try:
         status, error, _ = run_to_end(RunConfig.from_dict(config), run_dir, sink, should_stop, resume)
+        ray.get(sent)  # every event is in the queue before the run ends (the driver drains it after this returns)
+        folder = None if shared_home else _tar(lambda archive: archive.add(run_dir, arcname="."))
     finally:
         ended.set()
-    ray.get(sent)  # every event is in the queue before the run ends (the driver drains it after this returns)
-    folder = None if shared_home else _tar(lambda archive: archive.add(run_dir, arcname="."))
+        if not shared_home:  # the run folder travels back as bytes: the worker's copy (346 MB for a text run) goes
+            shutil.rmtree(home, ignore_errors=True)
     return {"status": status, "error": error, "folder": folder}
 
 
