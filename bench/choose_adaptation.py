@@ -50,8 +50,11 @@ SHARED = ROOT.parent / "shared" / "datasets" / "hymenoptera"
 from tlcore.experiments.compare import MIN_MORE_RIGHT, choose_by_labelled  # noqa: E402
 from tlcore.config import EarlyStoppingConfig, RunConfig  # noqa: E402
 from tlcore.results.evaluate import evaluate_folder  # noqa: E402
-from tlcore.core.run_files import folder_evaluation_name, read_folder_evaluations, read_target_score  # noqa: E402
+from tlcore.core.run_files import (folder_evaluation_name, read_folder_evaluations, read_target_probabilities,  # noqa: E402
+                                   read_target_score)
+from tlcore.results.target_score import LABEL_FREE_RULES  # noqa: E402
 from tlcore.running.worker import run_to_end  # noqa: E402
+from shift_suite import SHIFTS, photo_shift  # noqa: E402
 
 
 def make_sketch(photo: Image.Image) -> Image.Image:
@@ -102,9 +105,21 @@ def few_labelled(unlabelled: Path, out: Path, per_class: int) -> Path:
     return out
 
 
+def shift_sets(shift: str, work: Path) -> tuple[Path, Path, Path]:
+    """(source, unlabelled target, labelled target test) of one shift: chalk, sketch or one of the suite's."""
+    if shift == "chalk":
+        return chalk_sets(work)
+    if shift == "sketch":
+        return sketch_sets(work)
+    return photo_shift(shift, SHIFTS[shift], work)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shifts", default="chalk,sketch")
+    parser.add_argument("--shifts", default="chalk,sketch", help="comma-separated; 'suite' is chalk, sketch and "
+                        f"the ten of bench/shift_suite.py ({', '.join(SHIFTS)})")
+    parser.add_argument("--keep-weights", action="store_true", help="keep each run's weights (about 30 MB a run; "
+                        "by default they are removed once the run is evaluated)")
     parser.add_argument("--strategies", default="fine_tune,feature_extraction")
     parser.add_argument("--methods", default="none,adabn,mcc,adabn+mcc,entropy,dann")
     parser.add_argument("--epochs", type=int, default=4)
@@ -125,15 +140,17 @@ def main() -> None:
         print_tables(rows)
         print_few_label_choice(rows, args.draws, args.per_class)
         print_epoch_choice(rows)
+        print_validators(rows)
         return
     work = Path(tempfile.mkdtemp(prefix="tl-choose-adaptation-"))
     os.environ["TRANSFERLAB_HOME"] = str(work / "home")
     rows = []
-    for shift in args.shifts.split(","):
-        if shift == "sketch" and not SHARED.is_dir():
-            print(f"sketch: skipped, {SHARED} is absent")
+    shifts = ["chalk", "sketch", *SHIFTS] if args.shifts == "suite" else args.shifts.split(",")
+    for shift in shifts:
+        if shift != "chalk" and not SHARED.is_dir():
+            print(f"{shift}: skipped, {SHARED} is absent")
             continue
-        source, unlabelled, test = (sketch_sets if shift == "sketch" else chalk_sets)(work)
+        source, unlabelled, test = shift_sets(shift, work)
         for strategy, method, per_class, metric, seed in itertools.product(
                 args.strategies.split(","), args.methods.split(","), [int(k) for k in args.labelled.split(",")],
                 args.metrics.split(","), range(args.seeds)):
@@ -158,8 +175,13 @@ def main() -> None:
             if status == "succeeded":
                 target, _ = evaluate_folder(run_dir, test)
                 score = read_target_score(run_dir) or {}
+                answers = read_target_probabilities(run_dir)
                 row.update(source_acc=evaluation.accuracy, target_acc=target.accuracy, target_n=target.n,
-                           im=score.get("im"), snd=score.get("snd"), best_epoch=_best_epoch(run_dir, metric))
+                           im=score.get("im"), snd=score.get("snd"), best_epoch=_best_epoch(run_dir, metric),
+                           target_probabilities=None if answers is None else np.round(answers, 4).tolist())
+                if not args.keep_weights:
+                    for weights in run_dir.rglob("*.safetensors"):
+                        weights.unlink()
                 if per_class and args.labelled_use == "choose":
                     few = read_folder_evaluations(run_dir).get(folder_evaluation_name(adapt["labelled"]), {})
                     row.update(labelled_acc=few.get("accuracy"), labelled_n=few.get("n"))
@@ -171,6 +193,7 @@ def main() -> None:
     print_tables(rows)
     print_few_label_choice(rows, args.draws, args.per_class)
     print_epoch_choice(rows)
+    print_validators(rows)
 
 
 def _trained_without_labels(row: dict) -> bool:
@@ -265,6 +288,92 @@ def print_few_label_choice(rows: list[dict], draws: int, per_class: int) -> None
         print(f"| {shift} | {strategy} | {len(out['best'])} | {m['best']:+.1f} | {m['im']:+.1f} | "
               + " | ".join(f"{m[f'{rule}_gain']:+.1f}, {m[f'{rule}_hit']:.0%}, {m[f'{rule}_lose']:.0%}"
                            for rule in ("product", "first", "by_im")) + " |")
+
+
+def validator_gains(rows: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
+    """Each label-free rule's choice per shift and strategy, from the runs' answers on the unlabelled target.
+
+    Per (shift, strategy, seed), every rule chooses among the methods that ran without labels; its gain is the
+    chosen method's target test accuracy minus no adaptation's (points), averaged over seeds. Returns
+    rule -> (shift, strategy) -> {"gain", "best" (the label-best method's gain), "chosen" (methods, per seed)}."""
+    done = [r for r in rows if r["status"] == "succeeded" and _trained_without_labels(r)
+            and r.get("target_probabilities") is not None]
+    groups: dict[tuple, dict[str, dict]] = {}
+    for r in done:
+        groups.setdefault((r["shift"], r["strategy"], r["seed"]), {})[r["method"]] = r
+    out: dict[str, dict[tuple[str, str], dict]] = {rule: {} for rule in LABEL_FREE_RULES}
+    for (shift, strategy, seed), by_method in sorted(groups.items()):
+        if "none" not in by_method or len(by_method) < 2:
+            continue
+        answers = {m: np.asarray(r["target_probabilities"]) for m, r in by_method.items()}
+        base = by_method["none"]["target_acc"]
+        best = max(r["target_acc"] for r in by_method.values()) - base
+        for rule, choose in LABEL_FREE_RULES.items():
+            chosen = choose(answers, "none")
+            cell = out[rule].setdefault((shift, strategy), {"gain": [], "best": [], "chosen": []})
+            cell["gain"].append((by_method[chosen]["target_acc"] - base) * 100)
+            cell["best"].append(best * 100)
+            cell["chosen"].append(chosen)
+    return {rule: {key: {"gain": float(np.mean(c["gain"])), "best": float(np.mean(c["best"])), "chosen": c["chosen"]}
+                   for key, c in cells.items()} for rule, cells in out.items()}
+
+
+def leave_one_shift_out(gains: dict[str, dict[tuple[str, str], dict]]) -> list[dict]:
+    """For each shift: the rule with the least worst-case loss against no adaptation on the *other* shifts (ties:
+    the higher mean gain there), and what it gained on the held-out shift. One row per (shift, strategy)."""
+    keys = sorted({key for cells in gains.values() for key in cells})
+    held = []
+    for shift, strategy in keys:
+        others = [k for k in keys if k[0] != shift and k[1] == strategy]
+        if not others:
+            continue
+
+        def merit(rule: str) -> tuple[float, float]:
+            values = [gains[rule][k]["gain"] for k in others if k in gains[rule]]
+            return (min(values), float(np.mean(values))) if values else (-np.inf, -np.inf)
+
+        rule = max(gains, key=merit)
+        cell = gains[rule].get((shift, strategy))
+        if cell is not None:
+            held.append({"shift": shift, "strategy": strategy, "rule": rule, "gain": cell["gain"],
+                         "best": cell["best"], "chosen": cell["chosen"]})
+    return held
+
+
+def print_validators(rows: list[dict]) -> None:
+    """Every label-free rule on every shift (gain over no adaptation), then the rule chosen leave-one-shift-out."""
+    gains = validator_gains(rows)
+    keys = sorted({key for cells in gains.values() for key in cells})
+    if not keys:
+        return
+    rules = list(gains)
+    print("\nLabel-free rules (tlcore.results.target_score.LABEL_FREE_RULES): target test accuracy gain over no "
+          "adaptation, points, mean over seeds; 'best' is the method target labels would pick")
+    print("\n| shift | strategy | best | " + " | ".join(rules) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in rules) + " |")
+    for key in keys:
+        best = next(gains[r][key]["best"] for r in rules if key in gains[r])
+        print(f"| {key[0]} | {key[1]} | {best:+.1f} | " + " | ".join(
+            f"{gains[r][key]['gain']:+.1f}" if key in gains[r] else "-" for r in rules) + " |")
+    print("\n| rule | shifts | mean gain | mean of the best | worst | loses > 1 point on |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for rule in rules:
+        values = [gains[rule][k]["gain"] for k in keys if k in gains[rule]]
+        bests = [gains[rule][k]["best"] for k in keys if k in gains[rule]]
+        print(f"| {rule} | {len(values)} | {np.mean(values):+.1f} | {np.mean(bests):+.1f} | {min(values):+.1f} | "
+              f"{sum(v < -1 for v in values)} of {len(values)} |")
+    held = leave_one_shift_out(gains)
+    if held:
+        print("\nLeave one shift out: the rule with the least worst-case loss on the other shifts, on the held-out one")
+        print("\n| held-out shift | strategy | rule chosen on the others | its gain there | best gain there | chose |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for h in held:
+            print(f"| {h['shift']} | {h['strategy']} | {h['rule']} | {h['gain']:+.1f} | {h['best']:+.1f} | "
+                  f"{', '.join(h['chosen'])} |")
+        mean, best = np.mean([h["gain"] for h in held]), np.mean([h["best"] for h in held])
+        share = mean / best if best > 0 else float("nan")
+        print(f"\nHeld out: mean gain {mean:+.1f} points of the best's {best:+.1f} ({share:.0%}); loses more than a "
+              f"point on {sum(h['gain'] < -1 for h in held)} of {len(held)}")
 
 
 def print_tables(rows: list[dict]) -> None:

@@ -13,8 +13,9 @@ import pytest
 from tlcore.results.artifacts import load_trained
 from tlcore.errors import TransferLabError
 from tlcore.results.evaluate import class_probabilities
-from tlcore.core.run_files import TARGET_SCORE, read_target_score
-from tlcore.results.target_score import information_score, score_target, soft_neighbourhood_density
+from tlcore.core.run_files import TARGET_PROBABILITIES, TARGET_SCORE, read_target_probabilities, read_target_score
+from tlcore.results.target_score import (LABEL_FREE_RULES, consensus_agreement, information_score, score_target,
+                                         soft_neighbourhood_density)
 from tlcore.running.worker import run_to_end
 from test_cli import tlcore
 from train_fixtures import make_colour_classes, tiny_config
@@ -73,6 +74,11 @@ def test_a_finished_run_is_scored_on_its_target_pictures(shift, tmp_path: Path, 
     plain = class_probabilities(load_trained(tmp_path / "run"), items, own_statistics=False)
     assert stored["im"] == pytest.approx(information_score(adapted), abs=1e-6)
     assert stored["im"] != pytest.approx(information_score(plain), abs=1e-6)
+    # the answers themselves are kept, in the scan's order, for rules that compare runs on the same pictures
+    kept = read_target_probabilities(tmp_path / "run")
+    assert kept.shape == (24, 3) and np.allclose(kept, adapted, atol=1e-5)
+    (tmp_path / "run" / TARGET_PROBABILITIES).write_bytes(b"\x93NUMPY garbage")
+    assert read_target_probabilities(tmp_path / "run") is None  # damaged: none, not a crash
 
 
 def test_a_run_without_target_pictures_is_not_scored(shift, tmp_path: Path, monkeypatch) -> None:
@@ -109,3 +115,26 @@ def test_auto_compares_every_method_that_fits_and_names_the_one_the_target_favou
     assert f"Chosen without target labels: {chosen} (" in result.stdout
     stored = json.loads((Path(RunStore().get(rows[0].run_id).run_dir) / TARGET_SCORE).read_text())
     assert stored["im"] == pytest.approx(scores["adapt none"])
+
+
+def test_consensus_agreement_does_not_reward_a_confident_outlier() -> None:
+    """Three candidates on 4 pictures: two agree (unsure), one is sure and disagrees on 3 of 4 pictures."""
+    unsure = np.array([[0.6, 0.4], [0.6, 0.4], [0.4, 0.6], [0.4, 0.6]])
+    outlier = np.array([[0.01, 0.99], [0.01, 0.99], [0.99, 0.01], [0.01, 0.99]])
+    answers = {"none": unsure, "mcc": outlier, "adabn": unsure.copy()}
+    agreement = consensus_agreement(answers)
+    assert agreement == {"none": 1.0, "mcc": 0.25, "adabn": 1.0}
+    assert LABEL_FREE_RULES["consensus"](answers, "none") == "none"  # a tie keeps no adaptation
+    assert LABEL_FREE_RULES["im"](answers, "none") == "mcc"  # IM rewards the confident outlier
+    assert LABEL_FREE_RULES["none"](answers, "none") == "none"
+
+
+def test_a_guarded_rule_keeps_no_adaptation_unless_the_margin_is_passed() -> None:
+    none = np.array([[0.7, 0.3], [0.3, 0.7], [0.6, 0.4], [0.4, 0.6]])
+    a_little = np.array([[0.703, 0.297], [0.297, 0.703], [0.603, 0.397], [0.397, 0.603]])  # IM up by less than 10%
+    a_lot = np.array([[0.95, 0.05], [0.05, 0.95], [0.9, 0.1], [0.1, 0.9]])
+    assert information_score(none) < information_score(a_little) < 1.1 * information_score(none)
+    assert LABEL_FREE_RULES["im+10%"]({"none": none, "x": a_little}, "none") == "none"
+    assert LABEL_FREE_RULES["im"]({"none": none, "x": a_little}, "none") == "x"
+    assert LABEL_FREE_RULES["im+10%"]({"none": none, "x": a_little, "y": a_lot}, "none") == "y"
+    assert LABEL_FREE_RULES["im+10%"]({"x": a_little, "y": a_lot}, None) == "y"  # no baseline: the best

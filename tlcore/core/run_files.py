@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError, safe_open
 
-__all__ = ["ADAPTED", "TARGET_SCORE", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS",
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["ADAPTED", "TARGET_SCORE", "TARGET_PROBABILITIES", "read_target_probabilities", "CONFIG", "SPLIT", "HISTORY", "BEST", "LAST", "STATE", "EVALUATION", "EVALUATIONS", "PREDICTIONS",
            "TRAINING_MARK", "EXPORT_MARK", "EXPORT_MARKS", "META_SHA256", "meta_checksum", "EXPORT_WEIGHTS", "EXPORT_CARD", "EXPORT_ENCODER", "EXPORT_REQUIRED", "weights_epoch",
            "read_evaluation", "read_folder_evaluations", "read_target_score", "folder_evaluation_name", "RUN_RECORD",
            "EVENTS_LOG", "write_run_record", "read_run_record", "append_event"]
@@ -21,6 +25,7 @@ CONFIG, SPLIT, HISTORY = "config.json", "split.json", "history.json"
 BEST, LAST, STATE = "best.safetensors", "last.safetensors", "last_state.pt"  # STATE: the resume unit
 EVALUATION, PREDICTIONS = "evaluation.json", "predictions.csv"
 TARGET_SCORE = "target_score.json"  # runs given target pictures: how well the model fits them, without labels
+TARGET_PROBABILITIES = "target_probabilities.npy"  # and its class probabilities for them, in the scan's order
 ADAPTED = "adapted.safetensors"  # AdaBN runs: the best weights with the target's BatchNorm statistics
 EVALUATIONS = "evaluations"  # one sub-folder per other labelled folder the run was evaluated on
 RUN_RECORD = "run.json"  # what only the store knew: its comparison, runner, creation and whether it ever started
@@ -184,3 +189,22 @@ def append_event(run_dir: str | Path, event: dict) -> None:
             fh.write(json.dumps(event) + "\n")
     except (OSError, TypeError, ValueError):
         pass
+
+
+def read_target_probabilities(run_dir: str | Path) -> "np.ndarray | None":
+    """The class probabilities the run gave its target pictures when it was scored (one row per picture, in the
+    order the target folder is scanned, the same for every run of that folder).
+
+    Args:
+        run_dir: the run folder.
+
+    Returns:
+        A (pictures, classes) float array, or None when the run has none or the file is damaged.
+    """
+    import numpy as np  # here, not at the top: the store's own commands never need it
+
+    try:
+        found = np.load(Path(run_dir) / TARGET_PROBABILITIES, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return found if found.ndim == 2 and found.dtype.kind == "f" and np.isfinite(found).all() else None

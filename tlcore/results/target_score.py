@@ -20,19 +20,21 @@ the same target pictures, never two data sets, and it can prefer a confident mod
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tlcore.spec.adapt_spec import scan_target, uses_adabn
+from tlcore.core.run_files import TARGET_PROBABILITIES
 from tlcore.results.artifacts import BEST, TARGET_SCORE, load_trained
 from tlcore.errors import TransferLabError
 from tlcore.results.evaluate import class_probabilities
 from tlcore.core.files import atomic_write
 
 __all__ = ["SND_TEMPERATURE", "SELECTION_SCORE", "MAX_SCORED", "TargetScore", "soft_neighbourhood_density", "information_score",
-           "score_target", "best_by_target_score"]
+           "score_target", "best_by_target_score", "consensus_agreement", "LABEL_FREE_RULES"]
 
 SND_TEMPERATURE = 0.05  # the paper's
 SELECTION_SCORE = "im"  # what chooses between runs (bench/choose_adaptation.py: why this one)
@@ -107,7 +109,8 @@ class TargetScore:
 
 def score_target(run_dir: str | Path, checkpoint: str = BEST) -> TargetScore:
     """Classify a finished run's target pictures (AdaBN runs with the target's BatchNorm statistics, as they are
-    meant to be used there) and keep their SND in the run folder (`target_score.json`).
+    meant to be used there) and keep their scores in the run folder (`target_score.json`), with the probabilities
+    themselves (`target_probabilities.npy`: rules that compare runs' answers on the same pictures read them).
 
     Args:
         run_dir: the run folder of a run whose config names target pictures (`adapt.target`).
@@ -133,8 +136,15 @@ def score_target(run_dir: str | Path, checkpoint: str = BEST) -> TargetScore:
                         pictures=len(probabilities),
                         mean_confidence=float(probabilities.max(1).mean()),
                         predicted_shares={c: float((predicted == i).mean()) for i, c in enumerate(classes)})
+    atomic_write(run_dir / TARGET_PROBABILITIES, lambda tmp: _save_array(tmp, probabilities.astype(np.float32)))
     atomic_write(run_dir / TARGET_SCORE, lambda tmp: tmp.write_text(json.dumps(score.to_dict(), indent=1)))
     return score
+
+
+def _save_array(path: Path, values: np.ndarray) -> None:
+    """np.save to exactly this path (given a name, np.save appends ".npy" to one that lacks it)."""
+    with open(path, "wb") as fh:
+        np.save(fh, values, allow_pickle=False)
 
 
 def best_by_target_score(scores: dict[str, float]) -> str:
@@ -152,3 +162,63 @@ def best_by_target_score(scores: dict[str, float]) -> str:
     if not scores:
         raise ValueError("no candidate to choose from")
     return max(scores, key=lambda name: scores[name])
+
+
+# -- choosing among runs by their answers on the same target pictures ----------------------------------------------
+def consensus_agreement(answers: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each candidate's agreement with the candidates' consensus: the share of target pictures on which its class
+    is the class most candidates give (a vote; the mean probability breaks a tie). It does not reward confidence:
+    one sure candidate cannot outvote two unsure ones, and a sure candidate that disagrees with them scores low.
+
+    Args:
+        answers: candidate name -> (pictures, classes) probabilities, all on the same pictures in the same order.
+
+    Returns:
+        Candidate name -> agreement between 0 and 1.
+    """
+    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in answers.values()])  # candidates x pictures x classes
+    votes = np.eye(stacked.shape[2])[stacked.argmax(2)].sum(0)  # pictures x classes
+    consensus = (votes + 1e-3 * stacked.mean(0)).argmax(1)  # the mean probability only breaks ties between votes
+    return {name: float((np.asarray(p).argmax(1) == consensus).mean()) for name, p in answers.items()}
+
+
+def _by_score(score: Callable[[np.ndarray], float]) -> Callable[[dict[str, np.ndarray], str | None], str]:
+    """A rule that takes the candidate with the highest `score` of its own answers (the first among equals)."""
+    def choose(answers: dict[str, np.ndarray], baseline: str | None) -> str:
+        scores = {name: score(p) for name, p in answers.items()}
+        return max(scores, key=lambda name: scores[name])
+    return choose
+
+
+def _guarded(rule_scores: Callable[[dict[str, np.ndarray]], dict[str, float]], margin: float,
+             relative: bool = False) -> Callable[[dict[str, np.ndarray], str | None], str]:
+    """A rule that keeps the baseline (no adaptation) unless the best candidate's score beats it by more than
+    `margin` (a share of the baseline's score when `relative`)."""
+    def choose(answers: dict[str, np.ndarray], baseline: str | None) -> str:
+        scores = rule_scores(answers)
+        best = max(scores, key=lambda name: scores[name])
+        if baseline in scores:
+            needed = margin * abs(scores[baseline]) if relative else margin
+            if scores[best] - scores[baseline] <= needed:
+                return baseline
+        return best
+    return choose
+
+
+def _scores_of(score: Callable[[np.ndarray], float]) -> Callable[[dict[str, np.ndarray]], dict[str, float]]:
+    """Candidate name -> `score` of its answers."""
+    return lambda answers: {name: score(p) for name, p in answers.items()}
+
+
+LABEL_FREE_RULES: dict[str, Callable[[dict[str, np.ndarray], str | None], str]] = {
+    "none": lambda answers, baseline: baseline if baseline in answers else next(iter(answers)),
+    "im": _by_score(information_score),
+    "snd": _by_score(soft_neighbourhood_density),
+    "confidence": _by_score(lambda p: float(np.asarray(p).max(1).mean())),
+    "consensus": _guarded(consensus_agreement, 0.0),
+    "consensus+2": _guarded(consensus_agreement, 0.02),
+    "im+10%": _guarded(_scores_of(information_score), 0.10, relative=True),
+    "snd+1%": _guarded(_scores_of(soft_neighbourhood_density), 0.01, relative=True),
+}
+"""Label-free rules: (candidate -> target probabilities, the no-adaptation candidate or None) -> the chosen
+candidate. `bench/choose_adaptation.py` compares them on the shift suite, leave one shift out."""
