@@ -6,8 +6,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages.common import (bind, change, choice, experiment, follow_the_data, model_overview, num_classes, number_bounds,
-                          run_model_spec, show_sidebar, texts_chosen, with_current)
+                          run_model_spec, show_sidebar, with_current)
+from tlcore.core.strategies import strategy_sentence
 from tlcore.errors import TransferLabError
+from tlcore.modality import for_model
 from tlcore.spec.freeze import STRATEGIES, default_lr_spread, make_plan, summarize
 
 experiment()
@@ -19,6 +21,8 @@ except TransferLabError as exc:
     st.stop()
 groups = overview.groups
 n = len(groups)
+kind = for_model(run_model_spec().name)  # its own words: a text encoder has embeddings, not a stem
+first = kind.first_group_words
 
 
 def _clicked() -> None:
@@ -37,10 +41,10 @@ def _strategy_changed() -> None:
 labels = {k: k.replace("_", " ") for k in STRATEGIES}
 strategy = st.radio("Strategy", with_current("freeze.strategy", list(STRATEGIES)), format_func=labels.get,
                     horizontal=True, **bind("freeze", "freeze.strategy", then=_strategy_changed))
-st.caption(STRATEGIES[strategy])
+st.caption(strategy_sentence(strategy, kind.early_features_words, first))
 c1, c2 = st.columns(2)
 if strategy == "freeze_first_k":
-    c1.slider("Frozen groups (from the stem)", **number_bounds("freeze.k", 0, n - 1),  # unset: half, as the run does
+    c1.slider(f"Frozen groups (from the {first})", **number_bounds("freeze.k", 0, n - 1),  # unset: half, as the run does
               **bind("freeze", "freeze.k", shown=lambda k: n // 2 if k is None else k))
 elif strategy == "gradual":
     c1.number_input("Unfreeze one more group every N epochs", **number_bounds("freeze.every", 1, 20),
@@ -51,13 +55,13 @@ elif strategy == "fine_tune":
 if strategy != "feature_extraction":  # only the head trains there: one learning rate, nothing to spread
     own = float(default_lr_spread(strategy))  # unset: the strategy's own, as the run does
     spread = choice("freeze.lr_spread")
-    c2.select_slider("Learning-rate spread (head lr ÷ stem lr)",
+    c2.select_slider(f"Learning-rate spread (head lr ÷ {first} lr)",
                      sorted({1.0, 3.0, 10.0, 30.0, 100.0, own, spread if spread is not None else own}),
                      help="Discriminative learning rates: earlier, more generic layers change more slowly.",
                      **bind("freeze", "freeze.lr_spread", shown=lambda v: own if v is None else v))
-if not texts_chosen():  # text encoders have no BatchNorm
+if kind.normalisation_words:  # text encoders have no BatchNorm
     st.checkbox("Update BatchNorm statistics in frozen groups",
-                help="Off keeps ImageNet's statistics: safer with small batches and small data sets.",
+                help=f"Off keeps {kind.normalisation_words}: safer with small batches and small data sets.",
                 **bind("freeze", "freeze.train_bn"))
 try:
     plan = make_plan(strategy, n, k=choice("freeze.k"), every=choice("freeze.every"),
@@ -81,7 +85,7 @@ figure = go.Figure(go.Bar(x=[f"{g.index} {g.name}" for g in summary.groups], y=[
                           marker_color=colours, hovertext=hover, hoverinfo="text",
                           text=[f"lr x{g.lr_scale:.2g}" if g.trainable else "frozen" for g in summary.groups],
                           textposition="outside", cliponaxis=False))
-figure.update_layout(title="Layer groups, stem to head", yaxis_type="log", yaxis_title="parameters", height=420,
+figure.update_layout(title=f"Layer groups, {first} to head", yaxis_type="log", yaxis_title="parameters", height=420,
                      margin=dict(t=60, b=120, r=40))
 st.plotly_chart(figure, on_select=_clicked, selection_mode="points", key="freeze.chart")
 st.caption("Green trains, grey stays frozen; above each bar, its learning-rate scale. Click a block to freeze "

@@ -9,6 +9,7 @@ import streamlit as st
 from pages.common import (augmentation_words, bind, change, experiment, items_word, known_time_estimate,
                           measured_time_estimates, number_bounds, open_store, run_config, run_model_spec,
                           save_experiment, show_sidebar, with_current)
+from tlcore.config import LABELLED_MONITORS
 from tlcore.spec.adapt_spec import METHODS, NEEDS_TARGET, labelled_overlap_notes
 from tlcore.inputs.augment_spec import PRESETS
 from tlcore.experiments.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep,
@@ -49,6 +50,8 @@ def picked_values(path: str) -> list:
     """The values offered for a setting picked from a list; for texts, the text models in place of image models."""
     if path == "model.name" and texts_chosen():
         return [DEFAULT_TEXT_MODEL]
+    if texts_chosen():  # texts have no labelled target pictures to choose the best epoch on
+        return [v for v in PICKED_AXES[path] if v not in LABELLED_MONITORS]
     return list(PICKED_AXES[path])
 
 

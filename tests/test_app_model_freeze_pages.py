@@ -93,6 +93,8 @@ def test_freeze_page_counts_trainable_parameters_per_strategy() -> None:
     app.radio(key="freeze:freeze.strategy").set_value("freeze_first_k").run()
     app.slider(key="freeze:freeze.k").set_value(7).run()
     assert not app.exception
+    assert "generic edges and textures" in app.caption[0].value and app.slider(key="freeze:freeze.k").label \
+        == "Frozen groups (from the stem)"  # a CNN's own words (a text encoder's are its embeddings)
     trainable = int({m.label: m.value for m in app.metric}["Trainable parameters"].replace(",", ""))
     assert trainable == 1_017_600 + 5_124  # the last block group and the head
     app.radio(key="freeze:freeze.strategy").set_value("gradual").run()
@@ -275,6 +277,10 @@ def test_with_texts_the_model_augment_and_freeze_pages_show_the_text_encoder(tl_
     assert not [c for c in freeze.checkbox if "BatchNorm" in c.label]  # a text encoder has none
     freeze.radio(key="freeze:freeze.strategy").set_value("full").run()
     assert freeze.metric[0].value == f"{sum(g.params for g in groups):,}"
+    # issue 35: a text encoder's own words, not a CNN's ("stem", "edges and textures")
+    freeze.radio(key="freeze:freeze.strategy").set_value("freeze_first_k").run()
+    assert "word meanings" in freeze.caption[0].value and "edges" not in freeze.caption[0].value
+    assert [s.label for s in freeze.slider if "Frozen groups" in s.label] == ["Frozen groups (from the embeddings)"]
 
 
 def test_text_pages_name_the_text_model_and_its_own_words(tl_home) -> None:
@@ -310,6 +316,12 @@ def test_text_pages_name_the_text_model_and_its_own_words(tl_home) -> None:
     assert AXES["augment.preset"][0] not in offered and AXES["adapt.method"][0] not in offered
     models = compare.multiselect(key="compare:app.vary.model.name").options
     assert DEFAULT_TEXT_MODEL in models and "resnet50" not in models  # (the experiment's own value stays offered)
+    by = page_with("7_compare.py", **texts, app__compare_what="early_stopping.metric")
+    by.run()  # the best epoch by labelled target pictures was offered, and text runs refuse them
+    assert by.multiselect(key="compare:app.vary.early_stopping.metric").options == ["val loss", "val acc"]
+    pictures = page_with("7_compare.py", app__compare_what="early_stopping.metric")
+    pictures.run()
+    assert "labelled acc" in pictures.multiselect(key="compare:app.vary.early_stopping.metric").options
     freeze = page_with("4_freeze.py", **texts)
     freeze.run()
     freeze.radio(key="freeze:freeze.strategy").set_value("full").run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,18 @@ def test_a_repeat_in_effect_is_queued_once(colours: Path) -> None:
     base = tiny_config(colours, epochs=1)
     configs = sweep_configs(base, ("feature_extraction", "gradual", "full"))
     assert [c.name for c in configs] == ["feature_extraction", "full"]
+
+
+@pytest.mark.parametrize("items", ["pictures", "texts"])
+def test_the_report_names_the_runs_own_items(items: str) -> None:
+    """A comparison of text runs said "test_pictures", "images_per_s" and "held-out pictures" in its files."""
+    from tlcore.experiments.report import cells_csv, report_csv, report_html
+
+    rows = [replace(_row("A", 0, [True] * 8 + [False] * 2), items=items),
+            replace(_row("B", 0, [True] * 5 + [False] * 5), items=items)]
+    other = {"pictures": "texts", "texts": "pictures"}[items]
+    header = report_csv(rows).splitlines()[0]
+    assert f"{items}_per_s" in header and "images_per_s" not in header
+    assert cells_csv(rows).splitlines()[0].split(",")[-2] == f"test_{items}"
+    page = report_html(rows, "t")
+    assert f"held-out {items}" in page and f"{items} per s" in page and f"held-out {other}" not in page

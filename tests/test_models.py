@@ -204,3 +204,13 @@ def test_cli_models_and_freeze(tl_home: Path, tmp_path: Path) -> None:
         bad = tlcore(*args, home=tl_home)
         assert bad.returncode == 1 and bad.stderr.startswith("error: ") and message in bad.stderr
         assert "Traceback" not in bad.stderr
+
+
+def test_freeze_show_speaks_of_a_text_encoders_own_layers(tl_home: Path) -> None:
+    """Issue 35: `freeze show` of a text encoder spoke of "generic edges and textures" and "ImageNet statistics"."""
+    text = tlcore_in_process("freeze", "show", "all-MiniLM-L6-v2", "--strategy", "freeze_first_k", "--k", "2",
+                             home=tl_home)
+    assert text.returncode == 0, text.stderr
+    assert "word meanings" in text.stdout and "edges" not in text.stdout and "BatchNorm" not in text.stdout
+    picture = tlcore_in_process("freeze", "show", "tf_efficientnet_lite0", "--strategy", "gradual", home=tl_home)
+    assert "head to stem" in picture.stdout and "kept at ImageNet's BatchNorm statistics" in picture.stdout

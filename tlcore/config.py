@@ -124,7 +124,7 @@ class ScheduleConfig:
 class EarlyStoppingConfig:
     """The early-stopping rule: the metric that picks the best checkpoint, patience and minimum improvement."""
     metric: str = setting("val_loss", label="Best epoch chosen by", options=MONITORS, axis="best by",
-                          try_values=["val_loss", "labelled_acc"], cost=False,
+                          try_values=["val_loss", "val_acc"], cost=False,  # labelled_*: pictures kept apart only
                           help="Which epoch's weights are kept (and what early stopping watches).")
     patience: int = setting(3, label="Early stopping patience (0 = off)", low=0, cost=False,
                             unit="epochs", help="Epochs without improvement before stopping; 0: never stop early.")

@@ -23,11 +23,11 @@ def _print_sweep(rows, verdict_text: str) -> None:
     folders = sorted({name for r in rows for name in r.folders})
     width = max([22] + [len(r.strategy) + 1 for r in rows])
     print(f"{'run':<{width}} {'seed':>4} {'status':<10} {'test acc':>8} {'F1':>6} {'best ep':>7} {'seconds':>8} "
-          f"{'img/s':>8} {'trainable':>12} {'peak MB':>8}" + "".join(f" {name[:14]:>14}" for name in folders))
+          f"{(rows[0].items if rows else 'items') + '/s':>10} {'trainable':>12} {'peak MB':>8}" + "".join(f" {name[:14]:>14}" for name in folders))
     for r in rows:
         print(f"{r.strategy:<{width}} {r.seed:>4} {r.status:<10} {f(r.test_accuracy, '.3f'):>8} "
               f"{f(r.macro_f1, '.3f'):>6} {f(r.best_epoch, 'd'):>7} {f(r.wall_seconds, '.0f'):>8} "
-              f"{f(r.images_per_s, '.0f'):>8} {f(r.trainable_params, ',d'):>12} {f(r.peak_memory_mb, '.0f'):>8}"
+              f"{f(r.images_per_s, '.0f'):>10} {f(r.trainable_params, ',d'):>12} {f(r.peak_memory_mb, '.0f'):>8}"
               + "".join(f" {f(r.folders.get(name), '.3f'):>14}" for name in folders))
     if folders:
         print("(the last column(s): accuracy on the labelled folder(s) given with --evaluate-on)")

@@ -183,13 +183,18 @@ def cmd_freeze_show(args: argparse.Namespace) -> int:
     Returns:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
-    from tlcore.spec.freeze import STRATEGIES, make_plan, summarize
+    from tlcore.core.strategies import strategy_sentence
+    from tlcore.modality import of_built
+    from tlcore.spec.freeze import make_plan, summarize
 
     built = _build_for_show(args)
     plan = make_plan(args.strategy, len(built.groups), k=args.k, every=args.every, head_epochs=args.head_epochs,
                      lr_spread=args.lr_spread, train_bn=args.train_bn)
-    print(f"{built.label}: {args.strategy}. {STRATEGIES[args.strategy]}")
-    print(f"BatchNorm in frozen groups: {'updated' if plan.train_bn else 'kept at ImageNet statistics'}")
+    kind = of_built(built)
+    print(f"{built.label}: {args.strategy}. "
+          f"{strategy_sentence(args.strategy, kind.early_features_words, kind.first_group_words)}")
+    if kind.normalisation_words:
+        print(f"BatchNorm in frozen groups: {'updated' if plan.train_bn else 'kept at ' + kind.normalisation_words}")
     for stage in plan.stages:
         if stage.epoch < args.epochs:
             print(f"\nfrom epoch {stage.epoch}:")

@@ -27,6 +27,16 @@ _COLUMNS = ("strategy", "seed", "status", "test_accuracy", "macro_f1", "best_epo
 _HEADERS = {"strategy": "setting"}  # the run's name: its cell of the grid
 
 
+def _items(rows: list[SweepRow]) -> str:
+    """What the comparison's runs classify, in words ("pictures", "texts")."""
+    return rows[0].items if rows else "pictures"
+
+
+def _header(column: str, items: str) -> str:
+    """A column's name in the CSV: the run's own items, not always pictures ("texts_per_s")."""
+    return {"images_per_s": f"{items}_per_s"}.get(column, _HEADERS.get(column, column))
+
+
 def report_csv(rows: list[SweepRow]) -> str:
     """Every run, one line each, with its seed.
 
@@ -39,7 +49,7 @@ def report_csv(rows: list[SweepRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     folders = sorted({name for r in rows for name in r.folders})
-    writer.writerow([_HEADERS.get(c, c) for c in _COLUMNS] + [f"accuracy_on_{name}" for name in folders])
+    writer.writerow([_header(c, _items(rows)) for c in _COLUMNS] + [f"accuracy_on_{name}" for name in folders])
     for r in rows:
         writer.writerow(["" if getattr(r, c) is None else getattr(r, c) for c in _COLUMNS]
                         + [r.folders.get(name, "") for name in folders])
@@ -57,7 +67,7 @@ def _cell_lines(rows: list[SweepRow]) -> list[dict]:
             "mean_test_accuracy": cell.mean, "std_test_accuracy": cell.std, "mean_seconds": cell.wall_seconds,
             "best_minus_this": c.difference if c else None, "interval_low": c.low if c else None,
             "interval_high": c.high if c else None, "p_value": c.p_value if c else None,
-            "test_pictures": c.n if c else None, "paired_test": c.test if c else "",
+            f"test_{_items(rows)}": c.n if c else None, "paired_test": c.test if c else "",
         })
     return lines
 
@@ -208,7 +218,7 @@ def report_html(rows: list[SweepRow], title: str, config: dict | None = None,
     for i, figure in enumerate(figures(rows).values()):
         figure.update_layout(height=420)
         charts.append(figure.to_html(full_html=False, include_plotlyjs=(i == 0)))
-    head = "".join(f"<th>{_HEADERS.get(c, c).replace('_', ' ')}</th>" for c in _COLUMNS)
+    head = "".join(f"<th>{_header(c, _items(rows)).replace('_', ' ')}</th>" for c in _COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(getattr(r, c)))}</td>" for c in _COLUMNS) + "</tr>"
                    for r in rows)
     lines = _cell_lines(rows)
@@ -236,7 +246,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style></head>
 {settings}
 <p>Made by Transfer Lab on {time.strftime('%Y-%m-%d %H:%M')}. Every run used the same split; runs differ only
 in the settings compared and their seed (head initialisation, batch order, augmentation). Test accuracy is
-measured on held-out pictures that neither trained a model nor chose its best epoch.</p>
+measured on held-out {_items(rows)} that neither trained a model nor chose its best epoch.</p>
 </body></html>"""
 
 

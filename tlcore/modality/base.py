@@ -45,6 +45,9 @@ class Modality:
         pretrained_words: what its pretrained weights were trained as ("ImageNet", "sentence encoder").
         data_words: what data of this kind is, for hints ("a CSV, TSV or JSONL file of texts").
         speed_unit: its items per second, in a table's header ("img/s").
+        first_group_words: its models' first layer group, in words ("stem"; a text encoder's "embeddings").
+        early_features_words: what the first groups compute ("generic edges and textures").
+        normalisation_words: what frozen groups' normalisation keeps, or "" when its models have no BatchNorm.
     """
 
     key: str = ""
@@ -57,6 +60,9 @@ class Modality:
     pretrained_words: str = "pretrained"
     data_words: str = "data of this kind"
     speed_unit: str = "items/s"
+    first_group_words: str = "first group"
+    early_features_words: str = "generic features"
+    normalisation_words: str = ""
 
     # ---- which data and which models are of this kind ----
     def owns_data(self, source: str) -> bool:

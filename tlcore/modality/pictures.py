@@ -58,6 +58,9 @@ class Pictures(Modality):
     pretrained_words = "ImageNet"
     data_words = "a folder or zip of class folders of pictures"
     speed_unit = "img/s"
+    first_group_words = "stem"
+    early_features_words = "generic edges and textures"
+    normalisation_words = "ImageNet's BatchNorm statistics"
 
     def owns_data(self, source: str) -> bool:
         """Any folder or zip: pictures are the kind a source is when no other kind claims it."""

@@ -70,6 +70,9 @@ class Texts(Modality):
     pretrained_words = "sentence encoder"
     data_words = "a CSV, TSV or JSONL file of texts"
     speed_unit = "texts/s"
+    first_group_words = "embeddings"
+    early_features_words = "word meanings and their context"
+    normalisation_words = ""  # LayerNorm has no running statistics to keep or update
 
     def owns_data(self, source: str) -> bool:
         """A CSV, TSV or JSONL file, or a folder whose files are mostly .txt."""
