@@ -5,6 +5,7 @@ prediction, and one line for each kind of bad input."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -325,7 +326,8 @@ def test_frozen_transformer_layers_run_without_dropout_and_trainable_ones_with_i
 
 
 def test_head_only_text_runs_train_on_embeddings_computed_once_with_the_slow_paths_result(tickets_config: dict,
-                                                                                           tmp_path: Path) -> None:
+                                                                                           tmp_path: Path,
+                                                                                           monkeypatch) -> None:
     events = []
     base = {**tickets_config, "model": {"name": "all-MiniLM-L6-v2", "weights": "auto"}, "input_size": None,
             "freeze": {"strategy": "feature_extraction"}, "optimizer": {"name": "adamw", "lr": 3e-3}}
@@ -342,8 +344,15 @@ def test_head_only_text_runs_train_on_embeddings_computed_once_with_the_slow_pat
     assert all(torch.allclose(x[k], y[k], atol=1e-5) for k in x)
     # issue 35: a second head-only run on the same split (another seed and learning rate) reads the embeddings
     again = []
+    import tlcore.text.data as text_data
+
+    reads = []
+    read_file = text_data.read_regular_file
+    monkeypatch.setattr(text_data, "read_regular_file", lambda *a, **k: reads.append(a[0]) or read_file(*a, **k))
+    os.utime(TICKETS)  # the file looks changed: read once again, and only once (it was read up to 6 times a run)
     train(tiny_config(Path(TICKETS), **{**base, "seed": 1, "optimizer": {"name": "adamw", "lr": 1e-3}}),
           tmp_path / "again", sink=again.append)
+    assert len(reads) == 1, reads
     read = [e.message for e in again if e.message.startswith("feature extraction fast path")]
     assert read and "read from the cache" in read[0], read
 
@@ -407,3 +416,24 @@ def test_the_cli_previews_a_texts_augmentation_seeded() -> None:
     assert again.stdout == first.stdout  # same seed, same texts
     off = tlcore_in_process("augment", "text-preview", text)
     assert off.returncode == 0 and "nothing changes" in off.stdout and off.stdout.count(text) == 6  # as it is + 5
+
+
+def test_a_file_read_again_unchanged_is_not_read_again_and_each_caller_gets_its_own_report(tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    import tlcore.text.data as text_data
+
+    table = tmp_path / "t.csv"
+    table.write_text("text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(60)))
+    reads = []
+    read_file = text_data.read_regular_file
+    monkeypatch.setattr(text_data, "read_regular_file", lambda *a, **k: reads.append(a[0]) or read_file(*a, **k))
+    first = read_texts(table)
+    first.images.clear()  # a caller that changes its report changes nobody else's
+    second = read_texts(table)
+    assert len(reads) == 1 and len(second.images) == 60
+    read_texts(table, text_column="text", label_column="label")  # other columns asked for: another read
+    assert len(reads) == 2
+    table.write_text("text,label\n" + "".join(f"other text {i},{'ab'[i % 2]}\n" for i in range(40)))
+    assert len(read_texts(table).images) == 40 and len(reads) == 3  # changed: read again
+    with pytest.raises(DatasetError, match="limit"):  # a limit below the file's size still refuses it
+        read_texts(table, max_file_mb=1e-4)

@@ -9,11 +9,15 @@ leakage guard (copies dealt together) and its manifest are the images' own (tlco
 
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 import re
+import stat
+import threading
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -246,9 +250,34 @@ def _rows_of_jsonl(data: str) -> tuple[list[str], list[tuple[int, dict | None, s
     return list(columns), rows
 
 
+_LAST_READ: list[tuple[tuple, TextReport]] = []  # the last file read, by its identity: one read per run, not six
+_LAST_READ_LOCK = threading.Lock()
+
+
+def _identity(source: Path, text_column: str | None, label_column: str | None) -> tuple | None:
+    """What makes two reads of a file the same read: the file itself (device, inode, size, modification time) and
+    the columns asked for. None for a folder (its files change without it) or a path that cannot be looked at."""
+    try:
+        found = source.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(found.st_mode):
+        return None
+    return (str(source.resolve()), found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, text_column,
+            label_column)
+
+
+def _copy(report: TextReport) -> TextReport:
+    """A report of its own for each caller: its lists and dicts are new (the records themselves are frozen)."""
+    return dataclasses.replace(report, **{f.name: copy.copy(getattr(report, f.name))
+                                          for f in dataclasses.fields(report)
+                                          if isinstance(getattr(report, f.name), (list, dict))})
+
+
 def read_texts(path: str | Path, *, text_column: str | None = None, label_column: str | None = None,
                max_file_mb: float = DEFAULT_MAX_TEXT_FILE_MB) -> TextReport:
-    """Read and check a text data set.
+    """Read and check a text data set. A file read again unchanged, with the same columns, is not read again
+    (a head-only run asked for a million-row file six times: the split, the rows left out, each dataset...).
 
     Args:
         path: a .csv, .tsv or .jsonl file, or a folder of class folders holding .txt files.
@@ -262,6 +291,20 @@ def read_texts(path: str | Path, *, text_column: str | None = None, label_column
         DatasetError: the path is missing, too large, not text data, or its columns cannot be found.
     """
     source = user_path(path)
+    key = _identity(source, text_column, label_column)
+    limit = int(min(max_file_mb, 2**40) * 2**20)
+    with _LAST_READ_LOCK:
+        if key is not None and key[3] <= limit and _LAST_READ and _LAST_READ[0][0] == key:
+            return _copy(_LAST_READ[0][1])
+    report = _read_texts(source, text_column, label_column, max_file_mb)
+    if key is not None:
+        with _LAST_READ_LOCK:
+            _LAST_READ[:] = [(key, report)]
+    return _copy(report)
+
+
+def _read_texts(source: Path, text_column: str | None, label_column: str | None, max_file_mb: float) -> TextReport:
+    """`read_texts` itself: the file (or folder) read and checked."""
     if not source.exists():
         raise DatasetError(f"no such file or folder: {source}", "check the path")
     if source.is_dir():
