@@ -68,6 +68,32 @@ def test_a_refresh_finds_the_run_again(tl_home, tmp_path) -> None:
     assert RunStore().get(run.id).status == "cancelled"
 
 
+def test_the_wait_before_training_counts_its_phases(tl_home, tmp_path) -> None:
+    """Issue 37: a million-row CSV was read and split for 27 s before epoch 1, the page saying only "epoch 0"."""
+    import os
+
+    from tlcore.running.worker import submit
+    from tlcore.training.prepare import prepare
+    from train_fixtures import make_colour_classes, tiny_config
+
+    config = tiny_config(make_colour_classes(tmp_path / "colours"), epochs=1)
+    events = []
+    prepare(config, sink=events.append)  # the phases a run says while it prepares, in order
+    phases = [(e.message, e.data["done"], e.data["total"]) for e in events if e.kind == "progress"]
+    assert [(d, t) for _, d, t in phases] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert phases[1][0] == "preparing: splitting 48 pictures" and phases[0][0] == "preparing: reading colours"
+    run = submit(config, start=False)
+    store = RunStore()
+    assert store.claim_next(os.getpid()).id == run.id  # running, as a worker would have it
+    splitting = [e for e in events if e.kind == "progress"][1]
+    store.add_event(run.id, "progress", splitting.message, splitting.data)
+    app = page("5_train.py")
+    app.query_params["run"] = run.id
+    app.run()
+    shown = [p.proto.text for p in app.get("progress")]
+    assert "running: preparing: splitting 48 pictures (step 2 of 4 before training)" in shown, shown
+
+
 def _wait_for_the_comparison(app) -> None:
     """Until every run of the comparison the page started has ended (the background worker trains them)."""
     sweep = saved_experiment(app).sweeps[-1]

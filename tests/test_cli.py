@@ -29,12 +29,24 @@ def test_split_writes_a_manifest_that_is_the_same_for_the_same_seed(tl_home: Pat
     first = tlcore("data", "split", "sample_data", "--seed", "7", "--out", str(out), home=tl_home)
     assert first.returncode == 0, first.stderr
     assert f"manifest written to {out}" in first.stdout
+    assert first.stderr == ""  # quick: nothing more said (an error stays one line)
     content = out.read_text()
     tlcore("data", "split", "sample_data", "--seed", "7", "--out", str(out), home=tl_home)
     assert out.read_text() == content
     assert json.loads(content)["seed"] == 7
     default = tlcore("data", "split", "sample_data", home=tl_home)
     assert default.returncode == 0 and str(tl_home / "splits") in default.stdout
+
+
+def test_a_slow_split_says_each_phase_with_its_count(tl_home: Path, tmp_path: Path, monkeypatch) -> None:
+    """Issue 37: a million-row CSV was read, split and saved for 27 s without a word."""
+    import tlcore.cli.shared as shared
+
+    monkeypatch.setattr(shared, "PHASE_SHOWN_AFTER_S", 0.0)  # every phase counts as slow
+    done = tlcore_in_process("data", "split", "sample_data", "--out", str(tmp_path / "s.json"), home=tl_home)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["reading sample_data (1 of 3)", "splitting 240 items (2 of 3)",
+                                        "saving the split (3 of 3)"]
 
 
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:

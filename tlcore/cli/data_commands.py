@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tlcore.errors import TransferLabError, one_line
-from tlcore.cli.shared import EXIT_USER_ERROR
+from tlcore.cli.shared import EXIT_USER_ERROR, slow_phases
 
 __all__ = [
     "cmd_data_scan",
@@ -88,9 +88,13 @@ def cmd_data_split(args: argparse.Namespace) -> int:
     """
     from tlcore.data import default_manifest_path, make_split
 
-    report = _scan_any(args)
-    manifest = make_split(report, seed=args.seed, val=args.val, test=args.test, test_from_val=args.test_from_val)
-    out = manifest.save(args.out or default_manifest_path(report, args.seed))
+    with slow_phases(3) as say:  # a million texts take half a minute: the wait says where it is
+        say(f"reading {Path(args.path).name}")
+        report = _scan_any(args)
+        say(f"splitting {len(report.images):,} items")
+        manifest = make_split(report, seed=args.seed, val=args.val, test=args.test, test_from_val=args.test_from_val)
+        say("saving the split")
+        out = manifest.save(args.out or default_manifest_path(report, args.seed))
     counts = manifest.counts()
     width = max(len(c) for c in manifest.classes)
     print(f"split {manifest.id} (seed {manifest.seed}) of {manifest.root}")

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tlcore.core.events import Progress
 from tlcore.errors import TransferLabError
 from tlcore.cli.shared import EXIT_USER_ERROR, open_store
 
@@ -27,9 +28,14 @@ def _progress_printer():
     """A one-line progress bar for `train`, then one line per epoch and per warning."""
     def show(event) -> None:
         if event.kind == "progress":
-            d = event.data
-            name, step, steps = (("features", d["done"], d["total"]) if d.get("phase") == "features" else
-                                 (f"epoch {d['epoch'] + 1}", d["step"], d["steps"]))
+            d = Progress.from_data(event.data)
+            if d is None:
+                return
+            if d.phase == "prepare":  # reading and splitting the data: a line each, before any bar
+                print(f"\r{' ' * 60}\r{event.message} ({d.done + 1} of {d.total})", flush=True)
+                return
+            name, step, steps = (("features", d.done, d.total) if d.phase != "train" else
+                                 (f"epoch {(d.epoch or 0) + 1}", d.step, d.steps))
             done = int(30 * step / max(1, steps))
             print(f"\r  {name} [{'#' * done}{'.' * (30 - done)}] {step}/{steps}", end="", flush=True)
         else:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = [
@@ -11,7 +14,11 @@ __all__ = [
     "open_store",
     "say_store_notes",
     "existing_folder",
+    "slow_phases",
+    "PHASE_SHOWN_AFTER_S",
 ]
+
+PHASE_SHOWN_AFTER_S = 1.0  # a phase still running after this long is said (a short command prints nothing more)
 
 
 EXIT_USER_ERROR = 1
@@ -45,3 +52,42 @@ def existing_folder(target: str) -> Path | None:
         return Path(target) if Path(target).is_dir() else None
     except OSError:  # e.g. a name too long for the file system
         return None
+
+
+@contextlib.contextmanager
+def slow_phases(total: int) -> Iterator[Callable[[str], None]]:
+    """`say(words)` at the start of each of `total` phases; a phase still running after PHASE_SHOWN_AFTER_S is
+    said on stderr as "words (k of total)". A quick command prints nothing more, and an error stays one line.
+
+    Args:
+        total: the phases in all.
+
+    Yields:
+        `say(words)`, called as each phase starts.
+    """
+    timer: list[threading.Timer] = []
+    count = [0]
+    lock = threading.Lock()
+
+    def show(line: str) -> None:
+        with lock:
+            print(line, file=sys.stderr, flush=True)
+
+    def say(words: str) -> None:
+        for old in timer:
+            old.cancel()
+        timer.clear()
+        count[0] += 1
+        line = f"{words} ({count[0]} of {total})"
+        if PHASE_SHOWN_AFTER_S <= 0:
+            show(line)
+            return
+        timer.append(threading.Timer(PHASE_SHOWN_AFTER_S, show, (line,)))
+        timer[0].daemon = True
+        timer[0].start()
+
+    try:
+        yield say
+    finally:
+        for old in timer:
+            old.cancel()

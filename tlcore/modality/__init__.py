@@ -7,6 +7,8 @@ the order they were registered, newest first; pictures take what no other kind c
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -114,11 +116,17 @@ class SplitSettings(Protocol):
     test: float
 
 
-def resolve_manifest(data: SplitSettings) -> tuple[SplitManifest, Path]:
+PhaseReport = Callable[[str, int, int], None]  # (what is being done, phases done, phases in all)
+SPLIT_PHASES = 4  # reading, splitting, saving, checking the split's files
+
+
+def resolve_manifest(data: SplitSettings, on_phase: PhaseReport | None = None) -> tuple[SplitManifest, Path]:
     """The given manifest, or the split the source and seed always give (saved where every run finds it).
 
     Args:
         data: the run config's `data` part.
+        on_phase: told at the start of each phase, `(words, done, SPLIT_PHASES)`: reading and splitting a million
+            texts takes half a minute, and the wait says where it is.
 
     Returns:
         (the manifest, its file).
@@ -126,22 +134,29 @@ def resolve_manifest(data: SplitSettings) -> tuple[SplitManifest, Path]:
     Raises:
         DatasetError: the source cannot be read or split.
     """
+    say = on_phase or (lambda words, done, total: None)
     if data.manifest:
         path = Path(data.manifest)
+        say(f"reading the split {path.name}", 0, SPLIT_PHASES)
         return SplitManifest.load(path), path
-    report = for_data(data.source).read(data.source, data)
+    kind = for_data(data.source)
+    say(f"reading {Path(data.source).name}", 0, SPLIT_PHASES)
+    report = kind.read(data.source, data)
     path = default_manifest_path(report, data.split_seed)
+    say(f"splitting {len(report.images):,} {kind.items_word}", 1, SPLIT_PHASES)
     manifest = make_split(report, seed=data.split_seed, val=data.val, test=data.test)
+    say("saving the split", 2, SPLIT_PHASES)
     if not path.exists() or SplitManifest.load(path).id != manifest.id:
         manifest.save(path)
     return manifest, path
 
 
-def load_manifest(data: SplitSettings) -> SplitManifest:
+def load_manifest(data: SplitSettings, on_phase: PhaseReport | None = None) -> SplitManifest:
     """`resolve_manifest`, and every file of the split still there (a run must not find one gone mid-epoch).
 
     Args:
         data: the run config's `data` part.
+        on_phase: as `resolve_manifest`'s; the check of the files is its last phase.
 
     Returns:
         The manifest.
@@ -149,7 +164,9 @@ def load_manifest(data: SplitSettings) -> SplitManifest:
     Raises:
         DatasetError: as `resolve_manifest`, or a file of the split is gone.
     """
-    manifest, _ = resolve_manifest(data)
+    manifest, _ = resolve_manifest(data, on_phase)
+    if on_phase is not None:
+        on_phase(f"checking the split's {len(manifest.items):,} files", 3, SPLIT_PHASES)
     missing = manifest.missing_files()
     if missing:
         raise DatasetError(f"{len(missing)} file(s) of the split are gone (first: {missing[0]})",

@@ -6,6 +6,7 @@ Batch size "auto" is settled here too: it decides the config the loop is built f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import SplitManifest
 from tlcore.data.split import SplitItem
 from tlcore.errors import TransferLabError
-from tlcore.core.events import Event, Sink, ignore
+from tlcore.core.events import Event, Progress, Sink, ignore
 from tlcore.core.files import atomic_write
 from tlcore.spec.freeze import FreezePlan, apply_plan
 from tlcore.inputs.input_path import InputPath
@@ -105,7 +106,7 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
         TransferLabError: the data, the split, the model, its weights or the freeze plan cannot be used.
     """
     runtime = select_runtime(config.device, config.precision, config.num_workers)
-    manifest = load_manifest(config.data)
+    manifest = load_manifest(config.data, on_phase=_preparing(sink))
     for split in ("train", "val"):
         if not manifest.files(split):
             raise TransferLabError(f"the split has no {split} items", "use larger val/test shares or more data")
@@ -130,6 +131,13 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     if config.batch_size == "auto":
         prep.config = _auto_batch(prep, run_dir, sink)
     return prep
+
+
+def _preparing(sink: Sink) -> Callable[[str, int, int], None]:
+    """Progress events for the phases before a run's first step ("preparing: splitting 1,000,000 texts")."""
+    def say(words: str, done: int, total: int) -> None:
+        sink(Event("progress", f"preparing: {words}", Progress("prepare", done, total).to_data()))
+    return say
 
 
 def _add_labelled_target(prep: Prepared, sink: Sink) -> None:
