@@ -433,3 +433,23 @@ def test_a_resume_is_keyed_by_the_status_it_read(colours: Path, tl_home: Path,
         store.requeue_for_resume(run.id)
     monkeypatch.undo()
     assert store.get(run.id).status == "queued"
+
+
+def test_a_process_taken_for_dead_does_not_finish_a_run_another_process_holds_now(colours: Path,
+                                                                                  tl_home: Path) -> None:
+    """Issue 40: `finish` was keyed by run only. A worker taken for dead (no heartbeat) while it went on training,
+    its run resumed and claimed by a new worker, overwrote the new worker's run with its own end when it finished."""
+    store = RunStore()
+    run = store.create(tiny_config(colours, epochs=1))
+    old, new = 10**6 + 1, os.getpid()
+    store.claim(run.id, old)
+    store.finish(run.id, FAILED, "no heartbeat")  # what reap_dead records for it
+    store.requeue_for_resume(run.id)
+    store.claim(run.id, new)
+    assert not store.finish(run.id, SUCCEEDED, pid=old)  # the old process ends late: not recorded
+    assert store.get(run.id).status == "running" and store.get(run.id).pid == new
+    assert store.finish(run.id, SUCCEEDED, pid=new) and store.get(run.id).status == SUCCEEDED
+    queued = store.create(tiny_config(colours, epochs=1))
+    store.claim(queued.id, new)
+    assert not store.finish(queued.id, FAILED, "stranded", only_if="queued")  # claimed meanwhile: it goes on
+    assert store.get(queued.id).status == "running"

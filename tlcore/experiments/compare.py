@@ -203,9 +203,9 @@ def wait_for_sweep(store: RunStore, sweep: str, poll_s: float = 1.0) -> list[str
             time.sleep(poll_s)  # a worker between two runs re-checks the queue; give it one more look
             if store.live_worker() is None and store.get(queued[0].id).status == QUEUED:
                 for run in queued:
-                    store.finish(run.id, FAILED, "the worker stopped before this run started; resume the comparison "
-                                                 f"with `python -m tlcore compare --resume {sweep}`")
-                    stranded.append(run.id)
+                    if store.finish(run.id, FAILED, "the worker stopped before this run started; resume the "
+                                    f"comparison with `python -m tlcore compare --resume {sweep}`", only_if=QUEUED):
+                        stranded.append(run.id)  # (one a worker claimed meanwhile goes on)
                 continue
         time.sleep(poll_s)
 

@@ -191,7 +191,10 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
             tracker.close(status)
     if error:
         store.add_event(run.id, "error" if status == FAILED else "log", error)
-    store.finish(run.id, status, error)
+    if not store.finish(run.id, status, error, pid=os.getpid()):  # taken for dead and resumed elsewhere meanwhile
+        holder = store.get(run.id)
+        store.add_event(run.id, "warning", f"a process that was taken for dead ended this run as {status}; not "
+                                           f"recorded, since process {holder.pid} holds the run now")
     return status
 
 

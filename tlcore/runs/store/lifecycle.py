@@ -140,16 +140,30 @@ class RunLifecycle:
             db.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
 
     @retried_after_a_rebuild
-    def finish(self, run_id: str, status: str, error: str | None = None) -> None:
+    def finish(self, run_id: str, status: str, error: str | None = None, *, pid: int | None = None,
+               only_if: str | None = None) -> bool:
         """Record how the run ended.
 
         Args:
             run_id: the run; status: succeeded, failed or cancelled; error: why (failed or cancelled).
+            pid: the process that trained it: its end is recorded unless another process holds the run now (it
+                was taken for dead, resumed and claimed again while this one went on).
+            only_if: the status the run must still have (e.g. queued, for runs failed before they started).
+
+        Returns:
+            True when recorded; False when the run had moved on (another process holds it, or its status changed).
         """
-        self._record(run_id, state=status, error=error)  # a rebuilt store says why, not a generic line
+        query, values = "WHERE id=?", [run_id]
+        if pid is not None:
+            query, values = query + " AND (pid IS NULL OR pid=?)", values + [pid]
+        if only_if is not None:
+            query, values = query + " AND status=?", values + [only_if]
         with self.database.connect() as db:
-            db.execute("UPDATE runs SET status=?, error=?, finished=?, pid=NULL, cancel_requested=0, resume=0 "
-                       "WHERE id=?", (status, error, time.time(), run_id))
+            changed = db.execute("UPDATE runs SET status=?, error=?, finished=?, pid=NULL, cancel_requested=0, "
+                                 f"resume=0 {query}", (status, error, time.time(), *values)).rowcount
+        if changed:
+            self._record(run_id, state=status, error=error)  # a rebuilt store says why, not a generic line
+        return bool(changed)
 
     @retried_after_a_rebuild
     def request_cancel(self, run_id: str) -> Run:
