@@ -246,15 +246,16 @@ def _results(sweep: str, live: bool) -> None:
             "mean seconds": shown(c.wall_seconds, ".0f")} for c in summaries]), hide_index=True,
             key=f"compare.cells.{finished}")
         st.markdown("**Every run**")
+    # the results first (a target folder's accuracy was past the right edge at 1400 px), then what they cost
     table = pd.DataFrame([{"setting": r.strategy, "seed": r.seed, "status": r.status, "test accuracy": shown(r.test_accuracy, ".1%"),
-                           "F1": shown(r.macro_f1, ".3f"), "best epoch": shown(r.best_epoch, "d"),
-                           "seconds": shown(r.wall_seconds, ".1f"), f"{items_word()}/s": shown(r.images_per_s, ".0f"),
-                           "trainable parameters": shown(r.trainable_params, ",d"),
-                           "peak memory (MB)": shown(r.peak_memory_mb, ".0f"),
                            **{f"accuracy on {name}": shown(r.folders.get(name), ".1%")
                               for name in sorted({n for row in rows for n in row.folders})},
                            **({"target fit (no labels)": shown(r.target_score, ".3f")}
-                              if any(row.target_score is not None for row in rows) else {})} for r in rows])
+                              if any(row.target_score is not None for row in rows) else {}),
+                           "F1": shown(r.macro_f1, ".3f"), "best epoch": shown(r.best_epoch, "d"),
+                           "seconds": shown(r.wall_seconds, ".1f"), f"{items_word()}/s": shown(r.images_per_s, ".0f"),
+                           "trainable parameters": shown(r.trainable_params, ",d"),
+                           "peak memory (MB)": shown(r.peak_memory_mb, ".0f")} for r in rows])
     st.dataframe(table, hide_index=True, key=f"compare.table.{finished}")
     if any(r.target_score is not None for r in rows):
         st.caption("Target fit: how well each run fits the target pictures, measured without their labels "

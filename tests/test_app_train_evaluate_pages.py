@@ -469,6 +469,9 @@ def test_compare_page_compares_adaptation_methods_on_a_target_test_folder(tl_hom
     table = app.dataframe[0].value
     assert list(table["setting"]) == ["adapt none", "adapt entropy"] and set(table["status"]) == {"succeeded"}
     assert all(value.endswith("%") for value in table["accuracy on target"])
+    # the results before their costs: a folder's accuracy was past the right edge at 1400 px (issue 36)
+    assert list(table.columns[:6]) == ["setting", "seed", "status", "test accuracy", "accuracy on target",
+                                       "target fit (no labels)"]
     fits = {setting: float(value) for setting, value in zip(table["setting"], table["target fit (no labels)"])}
     chosen = max(fits, key=fits.get)  # the verdict names the run that fits the target pictures best
     assert any(f"Chosen without target labels: {chosen} (" in i.value for i in app.info)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -241,6 +242,17 @@ def test_the_comparison_bar_counts_the_running_runs_progress_inside_them(tl_home
     assert words == f"{name}: epoch 2 of 4, batch 5 of 10"
     assert share == pytest.approx((1 + 0.5) / 4 * 0.95 / 2)  # 1.5 of 4 epochs of one of the two runs
     assert running_progress(store, [])[0] == 0.0
+    # scored on the test split, still running (scoring a labelled target folder): counted once, not twice (the
+    # page's bar was given 1.475 and Streamlit raised)
+    store.add_event(first.id, "progress", "step", Progress("train", epoch=3, step=10, steps=10).to_data())
+    rows = [replace(r, test_accuracy=0.9) if r.run_id == first.id else r for r in sweep_rows(store, sweep)]
+    share, words = running_progress(store, rows)
+    assert share == pytest.approx(0.5) and words == f"{name}: evaluating"
+    store.claim(second.id, os.getpid() + 1)
+    store.add_event(second.id, "progress", "preparing: splitting", Progress("prepare", done=1, total=4).to_data())
+    rows = [replace(r, test_accuracy=0.9) if r.run_id == first.id else r for r in sweep_rows(store, sweep)]
+    share, words = running_progress(store, rows)
+    assert share == pytest.approx(0.5) and f"{name}: evaluating" in words and ": preparing (2 of 4)" in words
 
 
 def test_charts_before_any_run_finishes_say_so_on_plain_axes() -> None:
@@ -262,3 +274,6 @@ def test_charts_before_any_run_finishes_say_so_on_plain_axes() -> None:
     drawn = figures([ran])
     assert not drawn["curves"].layout.annotations and not drawn["time"].layout.annotations
     assert drawn["time"].layout.yaxis.range[0] < 0.8 < drawn["time"].layout.yaxis.range[1]
+    for name in ("time", "params"):  # one point: the axis stays within 0-100% (it ran from -20% to 180%)
+        low, high = drawn[name].layout.yaxis.range
+        assert -0.05 < low < 0.8 < high < 1.05, (name, low, high)

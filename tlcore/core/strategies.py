@@ -44,6 +44,6 @@ STRATEGY_SET: dict[str, tuple[dict, str]] = {
     "feature_extraction": ({"strategy": "feature_extraction"}, "head only, backbone frozen"),
     "freeze_first_half": ({"strategy": "freeze_first_k"}, "first half of the groups frozen"),
     "gradual": ({"strategy": "gradual", "every": 1}, "head first, one more group every epoch"),
-    "full_discriminative": ({"strategy": "full", "lr_spread": 10}, "everything trains, stem 10x slower than head"),
+    "full_discriminative": ({"strategy": "full", "lr_spread": 10}, "everything trains, the first group 10x slower than the head"),
     "full": ({"strategy": "full"}, "everything trains at one learning rate"),
 }

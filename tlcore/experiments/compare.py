@@ -441,6 +441,9 @@ def running_progress(store: RunStore, rows: list[SweepRow]) -> tuple[float, str]
     for row in rows:
         if row.status != RUNNING:
             continue
+        if row.test_accuracy is not None:  # scored already, still scoring other folders: counted as evaluated
+            words.append(f"{row.strategy}: evaluating")
+            continue
         try:
             run = store.get(row.run_id)
             events = store.events(row.run_id, kinds=("progress",))[-1:]
@@ -448,7 +451,10 @@ def running_progress(store: RunStore, rows: list[SweepRow]) -> tuple[float, str]
             continue
         step = Progress.from_data(events[0]["data"]) if events else None
         epochs = max(1, run.epochs)
-        if step is not None and step.phase == "features" and run.epochs_done == 0:
+        if step is not None and step.phase == "prepare" and run.epochs_done == 0:
+            words.append(f"{row.strategy}: preparing ({step.done + 1} of {step.total})")
+            share = 0.0
+        elif step is not None and step.phase == "features" and run.epochs_done == 0:
             words.append(f"{row.strategy}: features of {step.done} of {step.total} {row.items}")
             share = 0.0
         else:
@@ -457,7 +463,7 @@ def running_progress(store: RunStore, rows: list[SweepRow]) -> tuple[float, str]
             words.append(f"{row.strategy}: epoch {min(run.epochs_done + 1, epochs)} of {epochs}"
                          + (f", batch {step.step} of {step.steps}" if within else ""))
         done += min(share, 1.0) * 0.95  # the evaluation after the last epoch is the rest
-    return (done / len(rows) if rows else 0.0), "; ".join(words)
+    return (min(1.0, done / len(rows)) if rows else 0.0), "; ".join(words)
 
 
 def verdict(rows: list[SweepRow], margin: float = EQUIVALENCE_MARGIN) -> str:

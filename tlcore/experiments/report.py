@@ -114,6 +114,12 @@ def varied_settings(configs: list[dict]) -> list[str]:
     return [k for k in keys if k != "name" and len({f.get(k) for f in flats}) > 1]
 
 
+def _share_range(values: list[float]) -> list[float] | None:
+    """`_padded` for accuracies: never below 0% or above 100% (one point gave an axis from -50% to 150%)."""
+    padded = _padded(values)
+    return None if padded is None else [max(padded[0], -0.02), min(padded[1], 1.02)]
+
+
 _LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0)  # never over the lines
 
 
@@ -155,7 +161,7 @@ def _points(done: list[SweepRow], x: list[float], title: str, x_title: str, log:
         figure.update_layout(legend=_LEGEND_BELOW)
     figure.update_layout(title=title, xaxis_title=x_title, yaxis_title="test accuracy", margin=dict(t=60, r=30),
                          xaxis=dict(type="log" if log else "linear", range=_padded(x, log)),
-                         yaxis=dict(range=_padded([r.test_accuracy for r in done]), tickformat=".0%"))
+                         yaxis=dict(range=_share_range([r.test_accuracy for r in done]), tickformat=".0%"))
     if not done:  # plotly's empty axes (-1 to 6, -100% to 400%) said nothing true: say what is coming
         _waiting(figure, "No run has been evaluated yet: a point appears as each run finishes")
     return figure

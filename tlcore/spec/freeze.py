@@ -67,7 +67,7 @@ class FreezePlan:
             raise FreezePlanError(f"freeze plan stage epochs {epochs} must be increasing", "sort the stages by epoch")
         if self.lr_spread < 1.0:
             raise FreezePlanError(f"lr_spread {self.lr_spread} is below 1",
-                                  "use 1 for one learning rate, or e.g. 10 for a stem 10x slower than the head")
+                                  "use 1 for one learning rate, or e.g. 10 for a first group 10x slower than the head")
 
     # -- resolution against a model's groups ----------------------------------------------------
     def trainable_from(self, epoch: int, n_groups: int) -> int:
