@@ -14,8 +14,8 @@ from tlcore.results.artifacts import load_trained
 from tlcore.errors import TransferLabError
 from tlcore.results.evaluate import class_probabilities
 from tlcore.core.run_files import TARGET_PROBABILITIES, TARGET_SCORE, read_target_probabilities, read_target_score
-from tlcore.results.target_score import (LABEL_FREE_RULES, consensus_agreement, information_score, score_target,
-                                         soft_neighbourhood_density)
+from tlcore.results.target_score import (LABEL_FREE_RULE, LABEL_FREE_RULES, consensus_agreement, information_score,
+                                         score_target, soft_neighbourhood_density)
 from tlcore.running.worker import run_to_end
 from test_cli import tlcore
 from train_fixtures import make_colour_classes, tiny_config
@@ -110,8 +110,12 @@ def test_auto_compares_every_method_that_fits_and_names_the_one_the_target_favou
     rows = sweep_rows(RunStore(), sweep)
     scores = {r.strategy: r.target_score for r in rows}
     assert all(isinstance(s, float) for s in scores.values())
-    chosen, said = chosen_without_labels(rows)
-    assert chosen == max(scores, key=scores.get) and said == pytest.approx(scores)
+    chosen, said, rule = chosen_without_labels(rows)
+    assert rule == LABEL_FREE_RULE and said == pytest.approx(scores)  # the comparison's rule, on the runs' answers
+    answers = {r.strategy: r.target_answers for r in rows}
+    assert chosen == LABEL_FREE_RULES[rule](answers, "adapt none")
+    assert all(information_score(answers[name]) == pytest.approx(scores[name], abs=1e-4) for name in scores)
+    assert chosen_without_labels(rows, "im")[0] == max(scores, key=scores.get)
     assert f"Chosen without target labels: {chosen} (" in result.stdout
     stored = json.loads((Path(RunStore().get(rows[0].run_id).run_dir) / TARGET_SCORE).read_text())
     assert stored["im"] == pytest.approx(scores["adapt none"])

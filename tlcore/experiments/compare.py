@@ -22,14 +22,15 @@ import numpy as np
 
 from tlcore.spec.adapt_spec import METHODS, NEEDS_TARGET, TRAINS_THE_BACKBONE
 from tlcore.results.artifacts import PREDICTIONS, read_evaluation, read_folder_evaluations, read_target_score
-from tlcore.core.run_files import folder_evaluation_name
+from tlcore.core.run_files import folder_evaluation_name, read_target_probabilities
 from tlcore.config import EarlyStoppingConfig, RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.experiments.grid import STRATEGY_SET, Axis, expand, same_in_effect
 from tlcore.experiments.stats import EQUIVALENCE_MARGIN, PairedComparison, compare_paired, plain_words
 from tlcore.core.events import Progress
 from tlcore.modality import for_model, resolve_manifest
-from tlcore.results.target_score import SELECTION_SCORE, best_by_target_score
+from tlcore.results.target_score import (LABEL_FREE_RULE, LABEL_FREE_RULES, SELECTION_SCORE, best_by_target_score,
+                                         rule_words)
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
 __all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "CellSummary", "strategy_axis", "method_axis",
@@ -237,6 +238,7 @@ class SweepRow:
     adapt_method: str = "none"  # the run's adaptation method ("none": the baseline a few labels must beat)
     head_only: bool = False  # feature extraction: only the head trains (where the label-free choice held)
     items: str = "pictures"  # what the run classifies, in words ("texts" for a text model)
+    target_answers: np.ndarray | None = field(default=None, repr=False, compare=False)  # probabilities on the target
 
 
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
@@ -283,6 +285,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             adapt_method=str(run.config.get("adapt", {}).get("method", "none")),
             head_only=_trains_only_head(run.config),
             items=for_model(str((run.config.get("model") or {}).get("name", ""))).items_word,
+            target_answers=read_target_probabilities(run.run_dir),
         ))
     return rows
 
@@ -522,8 +525,8 @@ def verdict(rows: list[SweepRow], margin: float = EQUIVALENCE_MARGIN) -> str:
                     "chosen" if _against_no_adaptation(rows) else "") + ")")
     chosen = chosen_without_labels(rows)
     if chosen:
-        label, scores = chosen
-        text += (f". Chosen without target labels: {label} (it fits the target pictures best, information score "
+        label, scores, rule = chosen
+        text += (f". Chosen without target labels: {label} ({rule_words(rule)}; information score "
                  + ", ".join(f"{name} {value:.3f}" for name, value in sorted(scores.items(), key=lambda kv: -kv[1]))
                  + ")")
         if not few and not all(row.head_only for row in rows if row.status == SUCCEEDED):
@@ -587,20 +590,38 @@ def _against_no_adaptation(rows: list[SweepRow]) -> bool:
     return any(row.adapt_method == "none" for row in rows) and any(row.adapt_method != "none" for row in rows)
 
 
-def chosen_without_labels(rows: list[SweepRow]) -> tuple[str, dict[str, float]] | None:
-    """The setting whose runs fit the target pictures best by the label-free score (mean over seeds), for
-    comparisons whose runs were given target pictures.
+def chosen_without_labels(rows: list[SweepRow],
+                          rule: str = LABEL_FREE_RULE) -> tuple[str, dict[str, float], str] | None:
+    """The setting a label-free rule chooses from the runs' answers on the target pictures, for comparisons whose
+    runs were given target pictures: per seed, the rule (`LABEL_FREE_RULES`) chooses among the settings; the
+    setting chosen on most seeds wins (ties: the higher mean information score). Runs kept without their answers
+    (older versions) are chosen between by the information score alone.
 
     Args:
         rows: the comparison's runs.
+        rule: the rule's name.
 
     Returns:
-        (the chosen setting, every scored setting's score), or None while fewer than two settings are scored.
+        (the chosen setting, every scored setting's information score, the rule that chose: `rule`, or "im" for
+        runs without their answers), or None while fewer than two settings are scored.
     """
     scores = _mean_by_setting(rows, lambda row: row.target_score)
     if len(scores) < 2:
         return None
-    return best_by_target_score(scores), scores
+    baseline = next((row.strategy for row in rows if row.adapt_method == "none" and row.strategy in scores), None)
+    by_seed: dict[int, dict[str, np.ndarray]] = {}
+    for row in rows:
+        if row.status == SUCCEEDED and row.strategy in scores and row.target_answers is not None:
+            by_seed.setdefault(row.seed, {})[row.strategy] = row.target_answers
+    votes: dict[str, int] = {}
+    for answers in by_seed.values():
+        shapes = {a.shape for a in answers.values()}
+        if len(answers) == len(scores) and len(shapes) == 1:  # every setting, on the same pictures
+            chosen = LABEL_FREE_RULES[rule](answers, baseline)
+            votes[chosen] = votes.get(chosen, 0) + 1
+    if not votes:
+        return best_by_target_score(scores), scores, "im"
+    return max(votes, key=lambda label: (votes[label], scores[label])), scores, rule
 
 
 def _mean_by_setting(rows: list[SweepRow], value: Callable[[SweepRow], float | None]) -> dict[str, float]:

@@ -34,7 +34,7 @@ from tlcore.results.evaluate import class_probabilities
 from tlcore.core.files import atomic_write
 
 __all__ = ["SND_TEMPERATURE", "SELECTION_SCORE", "MAX_SCORED", "TargetScore", "soft_neighbourhood_density", "information_score",
-           "score_target", "best_by_target_score", "consensus_agreement", "LABEL_FREE_RULES"]
+           "score_target", "best_by_target_score", "consensus_agreement", "LABEL_FREE_RULES", "LABEL_FREE_RULE", "rule_words"]
 
 SND_TEMPERATURE = 0.05  # the paper's
 SELECTION_SCORE = "im"  # what chooses between runs (bench/choose_adaptation.py: why this one)
@@ -222,3 +222,27 @@ LABEL_FREE_RULES: dict[str, Callable[[dict[str, np.ndarray], str | None], str]] 
 }
 """Label-free rules: (candidate -> target probabilities, the no-adaptation candidate or None) -> the chosen
 candidate. `bench/choose_adaptation.py` compares them on the shift suite, leave one shift out."""
+
+LABEL_FREE_RULE = "im"  # the comparison's rule (bench/choose_adaptation.py --shifts suite: why this one)
+_RULE_WORDS = {
+    "none": "no adaptation unless labels say otherwise",
+    "im": "it fits the target pictures best: confident answers spread over the classes",
+    "snd": "its answers on the target pictures form the densest neighbourhoods",
+    "confidence": "the most confident on the target pictures",
+    "consensus": "it agrees most with the methods' majority vote on the target pictures",
+    "consensus+2": "it agrees with the methods' majority vote on 2% more target pictures than no adaptation",
+    "im+10%": "its information score on the target pictures is over 10% above no adaptation's",
+    "snd+1%": "its neighbourhood density on the target pictures is over 1% above no adaptation's",
+}
+
+
+def rule_words(rule: str) -> str:
+    """Why a label-free rule chose what it chose, in words for the verdict.
+
+    Args:
+        rule: a name of `LABEL_FREE_RULES`.
+
+    Returns:
+        The words.
+    """
+    return _RULE_WORDS[rule]
