@@ -277,8 +277,7 @@ def live(run_id: str) -> None:
     step = Progress.from_data(progress[0]["data"]) if progress else None
     if step and step.phase == "prepare" and run.epochs_done == 0 and run.status == "running":
         # before anything trains: reading and splitting the data (half a minute for a million texts)
-        st.progress(step.share, text=f"running: {progress[0]['message']} (step {step.done + 1} of {step.total} "
-                    "before training)")
+        st.progress(step.share, text=f"running: {progress[0]['message']}, before training")
     elif step and step.phase == "features" and run.epochs_done == 0 and run.status == "running":
         # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
         items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word

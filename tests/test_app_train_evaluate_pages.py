@@ -81,7 +81,8 @@ def test_the_wait_before_training_counts_its_phases(tl_home, tmp_path) -> None:
     prepare(config, sink=events.append)  # the phases a run says while it prepares, in order
     phases = [(e.message, e.data["done"], e.data["total"]) for e in events if e.kind == "progress"]
     assert [(d, t) for _, d, t in phases] == [(0, 4), (1, 4), (2, 4), (3, 4)]
-    assert phases[1][0] == "preparing: splitting 48 pictures" and phases[0][0] == "preparing: reading colours"
+    assert phases[1][0] == "preparing: splitting 48 pictures (2 of 4)"
+    assert phases[0][0] == "preparing: reading colours (1 of 4)"
     run = submit(config, start=False)
     store = RunStore()
     assert store.claim_next(os.getpid()).id == run.id  # running, as a worker would have it
@@ -91,7 +92,7 @@ def test_the_wait_before_training_counts_its_phases(tl_home, tmp_path) -> None:
     app.query_params["run"] = run.id
     app.run()
     shown = [p.proto.text for p in app.get("progress")]
-    assert "running: preparing: splitting 48 pictures (step 2 of 4 before training)" in shown, shown
+    assert "running: preparing: splitting 48 pictures (2 of 4), before training" in shown, shown
 
 
 def _wait_for_the_comparison(app) -> None:

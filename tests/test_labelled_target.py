@@ -260,3 +260,53 @@ def test_choosing_the_epoch_on_labelled_pictures_needs_them_kept_out_of_training
     with pytest.raises(TransferLabError, match=words) as caught:
         tiny_config(source, adapt=adapt, early_stopping={"metric": "labelled_acc"})
     assert "\n" not in str(caught.value) and "early_stopping.metric" in str(caught.value)
+
+
+def test_labelled_pictures_that_are_the_datas_own_saved_again_are_refused_or_said(shift, tl_home: Path,
+                                                                                  tmp_path: Path) -> None:
+    """Issue 37: a validation picture re-saved as JPEG, or a test picture re-saved as PNG with other bytes, passed
+    the byte-identical check, and the log then praised "accuracy 1.000 on the labelled target pictures"."""
+    source, _, labelled = shift
+    manifest = load_manifest(tiny_config(source).data)
+    leaked = tmp_path / "leaked"
+    shutil.copytree(labelled, leaked)
+    (val_path, val_label), (test_path, test_label) = manifest.files("val")[0], manifest.files("test")[0]
+    Image.open(val_path).convert("RGB").save(leaked / manifest.classes[val_label] / "resaved.jpg", quality=90)
+    Image.open(test_path).save(leaked / manifest.classes[test_label] / "resaved.png", compress_level=1,
+                               pnginfo=None, optimize=False)
+    assert (leaked / manifest.classes[test_label] / "resaved.png").read_bytes() != test_path.read_bytes()
+    events = []
+    with pytest.raises(TransferLabError, match="2 of the labelled target pictures .* look like validation or test"):
+        prepare(tiny_config(source, adapt={"labelled": str(leaked)}), sink=events.append)
+    assert any(e.kind == "progress" and "fingerprints of" in e.message for e in events)  # a count in that wait
+    copied = tmp_path / "copied"
+    shutil.copytree(labelled, copied)
+    train_path, train_label = manifest.files("train")[0]
+    Image.open(train_path).convert("RGB").save(copied / manifest.classes[train_label] / "copy.jpg", quality=90)
+    events = []
+    prepare(tiny_config(source, adapt={"labelled": str(copied)}), sink=events.append)  # a training copy: said
+    assert [e.message for e in events if e.kind == "warning"] == [
+        "1 of the labelled target pictures look like training pictures of the data (the same picture saved again): "
+        "they say nothing about the target domain"]
+    events = []
+    prepare(tiny_config(source, adapt={"labelled": str(labelled)}), sink=events.append)  # other pictures: nothing
+    assert not [e for e in events if e.kind == "warning"]
+
+
+def test_a_photo_saved_again_keeps_its_fingerprint_and_other_photos_do_not_share_it(hymenoptera: Path,
+                                                                                    tmp_path: Path) -> None:
+    from tlcore.data.near_duplicates import MAX_DISTANCE, near_copies, picture_fingerprint
+
+    photos = sorted((hymenoptera / "val" / "bees").glob("*.jpg"))[:40]
+    prints = {p.name: picture_fingerprint(p) for p in photos}
+    photo = photos[0]
+    Image.open(photo).save(tmp_path / "again.png")
+    Image.open(photo).save(tmp_path / "again.jpg", quality=75)
+    Image.open(photo).resize((200, 150)).save(tmp_path / "smaller.jpg", quality=90)
+    for again in ("again.png", "again.jpg", "smaller.jpg"):
+        assert bin(picture_fingerprint(tmp_path / again) ^ prints[photo.name]).count("1") <= MAX_DISTANCE, again
+    others = {name: f for name, f in prints.items() if name != photo.name}
+    assert near_copies({"mine": prints[photo.name]}, others) == set()  # 39 other bee photos: none taken for it
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (50, 50), (120, 30, 200)).save(flat)
+    assert picture_fingerprint(flat) is None and picture_fingerprint(tmp_path / "missing.png") is None

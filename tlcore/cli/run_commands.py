@@ -32,7 +32,7 @@ def _progress_printer():
             if d is None:
                 return
             if d.phase == "prepare":  # reading and splitting the data: a line each, before any bar
-                print(f"\r{' ' * 60}\r{event.message} ({d.done + 1} of {d.total})", flush=True)
+                print(f"\r{' ' * 60}\r{event.message}", flush=True)
                 return
             name, step, steps = (("features", d.done, d.total) if d.phase != "train" else
                                  (f"epoch {(d.epoch or 0) + 1}", d.step, d.steps))

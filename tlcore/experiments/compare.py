@@ -455,7 +455,7 @@ def running_progress(store: RunStore, rows: list[SweepRow]) -> tuple[float, str]
         step = Progress.from_data(events[0]["data"]) if events else None
         epochs = max(1, run.epochs)
         if step is not None and step.phase == "prepare" and run.epochs_done == 0:
-            words.append(f"{row.strategy}: preparing ({step.done + 1} of {step.total})")
+            words.append(f"{row.strategy}: preparing")
             share = 0.0
         elif step is not None and step.phase == "features" and run.epochs_done == 0:
             words.append(f"{row.strategy}: features of {step.done} of {step.total} {row.items}")

@@ -20,6 +20,8 @@ from tlcore.inputs.batch_size import BASE_BATCH, auto_batch_words, batch_limit, 
 from tlcore.core.collectives import is_writer
 from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import SplitManifest
+from tlcore.data.near_duplicates import Fingerprints, near_copies
+from tlcore.core.paths import data_home
 from tlcore.data.split import SplitItem
 from tlcore.errors import TransferLabError
 from tlcore.core.events import Event, Progress, Sink, ignore
@@ -136,7 +138,7 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
 def _preparing(sink: Sink) -> Callable[[str, int, int], None]:
     """Progress events for the phases before a run's first step ("preparing: splitting 1,000,000 texts")."""
     def say(words: str, done: int, total: int) -> None:
-        sink(Event("progress", f"preparing: {words}", Progress("prepare", done, total).to_data()))
+        sink(Event("progress", f"preparing: {words} ({done + 1} of {total})", Progress("prepare", done, total).to_data()))
     return say
 
 
@@ -150,6 +152,7 @@ def _add_labelled_target(prep: Prepared, sink: Sink) -> None:
     if shared:
         raise TransferLabError(f"{shared} of the labelled target pictures in {adapt.labelled} are also validation or "
                                "test pictures of the data", "keep the labelled target pictures apart from the data")
+    _refuse_near_copies(prep, sink)
     check_labelled_classes(prep.labelled, prep.manifest.classes, adapt.labelled_use, adapt.labelled)
     if adapt.labelled_use == "train":
         source = len(prep.manifest.hashes("train"))
@@ -159,6 +162,30 @@ def _add_labelled_target(prep: Prepared, sink: Sink) -> None:
         prep.manifest = replace(prep.manifest, items=prep.manifest.items + extra)
         each = f", each {repeats} times ({len(extra) / (source + len(extra)):.0%} of an epoch)" if repeats > 1 else ""
         sink(Event("log", f"{len(prep.labelled)} labelled target pictures join the {source} training pictures{each}"))
+
+
+def _refuse_near_copies(prep: Prepared, sink: Sink) -> None:
+    """Labelled target pictures that are the data's own pictures saved again (a validation photo re-saved as PNG,
+    a test photo re-encoded as JPEG: other bytes, the same picture) are refused as exact copies are; copies of
+    training pictures are said (they teach nothing about the target). The data's pictures are decoded once and
+    their fingerprints kept beside the splits."""
+    manifest = prep.manifest
+    fingerprints = Fingerprints(data_home() / "fingerprints" / f"{manifest.id}.json")
+    def say(done: int, total: int) -> None:  # the first time: every picture of the data is decoded once
+        sink(Event("progress", f"preparing: fingerprints of {done:,} of {total:,} pictures of the data, to compare "
+                               "your labelled target pictures with", Progress("prepare", done, total).to_data()))
+    mine = fingerprints.of((path, sha) for path, _label, sha in prep.labelled)
+    of_split = {split: fingerprints.of(((Path(manifest.root) / item.path, item.sha256) for item in manifest.items
+                                        if item.split == split), on_progress=say) for split in ("val", "test", "train")}
+    held_out = near_copies(mine, {**of_split["val"], **of_split["test"]})
+    if held_out:
+        raise TransferLabError(f"{len(held_out)} of the labelled target pictures in {prep.config.adapt.labelled} look "
+                               "like validation or test pictures of the data (the same picture saved again)",
+                               "keep the labelled target pictures apart from the data")
+    trained = near_copies(mine, of_split["train"])
+    if trained:
+        sink(Event("warning", f"{len(trained)} of the labelled target pictures look like training pictures of the "
+                              "data (the same picture saved again): they say nothing about the target domain"))
 
 
 def _warn_if_the_target_is_the_data(prep: Prepared, sink: Sink) -> None:
