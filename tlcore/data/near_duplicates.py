@@ -20,7 +20,7 @@ from tlcore.core.files import atomic_write
 
 __all__ = ["MAX_DISTANCE", "picture_fingerprint", "Fingerprints", "near_copies"]
 
-MAX_DISTANCE = 6  # bits of 64: a PNG re-save or a JPEG at quality 90 moves 0 to 2; other photos differ by 20 or more
+MAX_DISTANCE = 6  # bits of 64: re-saves of the ants/bees photos moved at most 4; two different ones, at least 8
 FLAT_STD = 2.0  # a 9x8 thumbnail with less spread than this (grey levels) is flat: no fingerprint
 
 
