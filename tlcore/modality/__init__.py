@@ -8,7 +8,6 @@ the order they were registered, newest first; pictures take what no other kind c
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from pathlib import Path
 from typing import Any, Protocol
 
