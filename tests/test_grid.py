@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tlcore.experiments.compare import SweepRow, cell_summaries, paired_comparisons, sweep_configs, verdict
@@ -142,10 +143,11 @@ def test_a_method_replaces_no_adaptation_only_with_two_more_labelled_pictures_ri
     assert "more of them right than no adaptation" not in verdict(weights)
 
 
-@pytest.mark.parametrize("head_only, labelled, warned", [(False, False, True), (True, False, False),
-                                                          (False, True, False)])
-def test_the_label_free_choice_is_flagged_where_it_lost_accuracy(head_only, labelled, warned) -> None:
-    """Measured: IM's choice held with head-only training, and lost 7.8 points with fine-tuning on one shift."""
+@pytest.mark.parametrize("head_only, labelled, recommended", [(False, False, True), (True, False, True),
+                                                               (False, True, False)])
+def test_without_the_adabn_pair_the_choice_is_by_im_and_said_to_be_weak(head_only, labelled, recommended) -> None:
+    """IM's choice lost more than a point on 3 of the suite's 12 shifts (head only) and on one of two with
+    fine-tuning: where the project's rule cannot apply, the verdict says so and, without labels, asks for some."""
     from dataclasses import replace
 
     from tlcore.experiments.compare import verdict
@@ -154,8 +156,39 @@ def test_the_label_free_choice_is_flagged_where_it_lost_accuracy(head_only, labe
                     labelled_accuracy=0.8 if labelled else None, labelled_pictures=10 if labelled else None)
             for name, im in (("none", 0.2), ("mcc", 0.5))]
     said = verdict(rows)
-    assert "Chosen without target labels: mcc" in said
-    assert ("a few labelled target pictures are a safer guide" in said) == warned
+    assert "Chosen without target labels: mcc (it fits the target pictures best" in said
+    assert "This score has lost accuracy: on 3 of the project's 12 shifts" in said
+    assert ("label 5 target pictures per class" in said) == recommended
+
+
+def _answers(changed: int, n: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """No adaptation's and AdaBN's probabilities on n target pictures, AdaBN giving `changed` of them another class."""
+    none = np.tile([0.7, 0.3], (n, 1))
+    adabn = none.copy()
+    adabn[:changed] = [0.2, 0.8]
+    return none, adabn
+
+
+@pytest.mark.parametrize("changed, chosen, recommended", [(25, "adabn", False), (9, "adabn", True),
+                                                          (5, "none", True), (1, "none", False)])
+def test_head_only_adaptation_is_chosen_by_how_many_answers_adabn_changes(changed, chosen, recommended) -> None:
+    """The suite's rule: AdaBN where it changes the class of more than 8% of the target pictures (held out on 12
+    shifts: +8.4 points of the best's +9.7, no loss over a point); near 8% the verdict asks for a few labels."""
+    from dataclasses import replace
+
+    from tlcore.experiments.compare import chosen_without_labels, verdict
+
+    none, adabn = _answers(changed)
+    sure = np.tile([[0.99, 0.01], [0.01, 0.99]], (50, 1))  # confident, spread: what IM rewards
+    rows = [replace(_row(name, 0, [True]), adapt_method=name, head_only=True, target_score=im, target_answers=answers)
+            for name, im, answers in (("none", 0.5, none), ("adabn", 0.2, adabn), ("mcc", 0.9, sure))]
+    choice = chosen_without_labels(rows)
+    assert choice.label == chosen and choice.rule == "adabn if >8% change" and choice.changed == changed / 100
+    said = verdict(rows)
+    assert f"Chosen without target labels: {chosen} (AdaBN where it changes the class of more than 8%" in said
+    assert f"AdaBN changed {changed}% of them" in said and "lost more than a point on 0 of them" in said
+    assert ("label 5 target pictures per class" in said) == recommended
+    assert chosen_without_labels(rows, "im").label == "mcc"  # IM would take the most confident, whatever it changed
 
 
 def test_cells_give_mean_and_spread_and_the_verdict_pairs_seed_averaged_pictures() -> None:
@@ -225,7 +258,7 @@ def test_the_verdict_names_the_best_on_a_labelled_folder_and_without_labels() ->
     assert text.startswith("A won with")
     assert "On the labelled folder paintings: B is best (70.0%)" in text
     assert "Chosen without target labels: C (it fits the target pictures best: confident answers spread over the " \
-           "classes; information score C 0.400, B 0.300, A 0.200)" in text  # runs kept without answers: by IM
+           "classes; information score C 0.400, B 0.300, A 0.200. This score has lost" in text  # no answers: IM
     assert chosen_without_labels(rows[:1]) is None  # one scored setting: nothing to choose between
     unscored = [replace(r, target_score=None) for r in rows]
     assert chosen_without_labels(unscored) is None and "Chosen without" not in verdict(unscored)

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "bench"))
-from shift_suite import SHIFTS, photo_shift  # noqa: E402
+from shift_suite import CONFIRMATION_SHIFTS, SHIFTS, photo_shift  # noqa: E402
 
 
 def _photo(seed: int = 0) -> Image.Image:
@@ -22,11 +22,12 @@ def _photo(seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
 
 
-@pytest.mark.parametrize("name", sorted(SHIFTS))
+@pytest.mark.parametrize("name", sorted({**SHIFTS, **CONFIRMATION_SHIFTS}))
 def test_each_change_is_deterministic_changes_the_photo_and_keeps_its_size(name: str) -> None:
+    change = {**SHIFTS, **CONFIRMATION_SHIFTS}[name]
     photo = _photo()
-    changed = SHIFTS[name](photo, "bee.jpg")
-    again = SHIFTS[name](_photo(), "bee.jpg")
+    changed = change(photo, "bee.jpg")
+    again = change(_photo(), "bee.jpg")
     assert changed.size == photo.size and changed.mode == "RGB"
     assert np.array_equal(np.asarray(changed), np.asarray(again))
     assert np.abs(np.asarray(changed, dtype=float) - np.asarray(photo, dtype=float)).mean() > 5

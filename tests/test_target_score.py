@@ -110,13 +110,15 @@ def test_auto_compares_every_method_that_fits_and_names_the_one_the_target_favou
     rows = sweep_rows(RunStore(), sweep)
     scores = {r.strategy: r.target_score for r in rows}
     assert all(isinstance(s, float) for s in scores.values())
-    chosen, said, rule = chosen_without_labels(rows)
-    assert rule == LABEL_FREE_RULE and said == pytest.approx(scores)  # the comparison's rule, on the runs' answers
+    choice = chosen_without_labels(rows)
+    assert choice.rule == LABEL_FREE_RULE and choice.scores == pytest.approx(scores)  # head only: the suite's rule
     answers = {r.strategy: r.target_answers for r in rows}
-    assert chosen == LABEL_FREE_RULES[rule](answers, "adapt none")
+    changed = float((answers["adapt adabn"].argmax(1) != answers["adapt none"].argmax(1)).mean())
+    assert choice.changed == pytest.approx(changed)
+    assert choice.label == ("adapt adabn" if changed > 0.08 else "adapt none")
     assert all(information_score(answers[name]) == pytest.approx(scores[name], abs=1e-4) for name in scores)
-    assert chosen_without_labels(rows, "im")[0] == max(scores, key=scores.get)
-    assert f"Chosen without target labels: {chosen} (" in result.stdout
+    assert chosen_without_labels(rows, "im").label == max(scores, key=scores.get)
+    assert f"Chosen without target labels: {choice.label} (" in result.stdout
     stored = json.loads((Path(RunStore().get(rows[0].run_id).run_dir) / TARGET_SCORE).read_text())
     assert stored["im"] == pytest.approx(scores["adapt none"])
 
