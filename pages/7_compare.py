@@ -64,15 +64,17 @@ def axis_values(path: str, container) -> Axis | None:
                                        format_func=lambda v: str(v).replace("_", " "),
                                        **bind("compare", f"app.vary.{path}"))
         if path == "adapt.method":  # "auto": every method that can act on the freeze plan; the verdict then names
-            # the one that fits the target pictures best, without their labels
+            # the one chosen without the target pictures' labels
             try:
                 fitting = list(candidate_methods(experiment().run_config()))
             except TransferLabError:  # settings mid-edit (said where they are set): every method with a target
                 fitting = list(PICKED_AXES[path])
             container.button("Every method that fits this freeze plan", key="compare.all_methods",
                              on_click=change, args=({"app.vary.adapt.method": fitting},),
-                             help="The comparison's verdict then names the method that fits your target pictures "
-                                  "best, measured without their labels: " + ", ".join(fitting) + ".")
+                             help="The comparison's verdict then names the method chosen without your target "
+                                  "pictures' labels (with only the head training: AdaBN where it changes the class "
+                                  "of more than 8% of them, no adaptation otherwise; measured on 12 shifts, README) "
+                                  "among: " + ", ".join(fitting) + ".")
         meanings = [f"**{str(v).replace('_', ' ')}**: {MEANING[path](v)}" for v in values
                     if path in MEANING and MEANING[path](v)]
         if meanings:

@@ -181,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--methods", help="compare domain-adaptation methods instead (comma-separated: none, adabn, "
                                            "dann, l2sp, mcc, entropy, adabn+mcc), on the config's freeze plan and "
                                            "adapt.target; `auto`: every method that can act on the plan, the verdict "
-                                           "naming the one that fits the target pictures best, without their labels")
+                                           "naming the one chosen without the target's labels (head only: AdaBN where "
+                                           "it changes over 8%% of the answers)")
     compare.add_argument("--evaluate-on", action="append", metavar="FOLDER",
                          help="also evaluate every run on this labelled folder (e.g. the target domain's test set)")
     compare.add_argument("--margin", type=bounded(float, 0.1, 50), default=2.0, metavar="POINTS",
