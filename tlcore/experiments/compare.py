@@ -29,7 +29,7 @@ from tlcore.experiments.grid import STRATEGY_SET, Axis, expand, same_in_effect
 from tlcore.experiments.stats import EQUIVALENCE_MARGIN, PairedComparison, compare_paired, plain_words
 from tlcore.core.events import Progress
 from tlcore.modality import for_model, resolve_manifest
-from tlcore.results.target_score import (BACKBONE_RULE, HELD_OUT, LABEL_FREE_RULE, LABEL_FREE_RULES, SELECTION_SCORE,
+from tlcore.results.target_score import (BACKBONE_RULE, CONFIRMED, HELD_OUT, LABEL_FREE_RULE, LABEL_FREE_RULES, SELECTION_SCORE,
                                          best_by_target_score, changed_share, rule_words)
 from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 
@@ -666,7 +666,8 @@ def label_free_words(choice: LabelFreeChoice) -> str:
         return (f"{rule_words(choice.rule)}: AdaBN changed {choice.changed:.0%} of them. Chosen leave one shift out "
                 f"on the project's {HELD_OUT['shifts']} shifts (head only), this rule gained {HELD_OUT['gain']:+.1f} "
                 f"points on average over no adaptation (the best method per shift {HELD_OUT['best']:+.1f}) and lost "
-                f"more than a point on {HELD_OUT['losses']} of them; information score {scores}")
+                f"more than a point on {HELD_OUT['losses']} of them, and on {CONFIRMED['losses']} of "
+                f"{CONFIRMED['shifts']} shifts made after it was chosen; information score {scores}")
     return (f"{rule_words(choice.rule)}; information score {scores}. This score has lost accuracy: on 3 of the "
             "project's 12 shifts (head only) and on one of two with a backbone that trains (README, domain "
             "adaptation). The project's rule (AdaBN where it changes more than 8% of the answers) applies where only "
