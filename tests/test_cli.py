@@ -29,7 +29,7 @@ def test_split_writes_a_manifest_that_is_the_same_for_the_same_seed(tl_home: Pat
     first = tlcore("data", "split", "sample_data", "--seed", "7", "--out", str(out), home=tl_home)
     assert first.returncode == 0, first.stderr
     assert f"manifest written to {out}" in first.stdout
-    assert first.stderr == ""  # quick: nothing more said (an error stays one line)
+    assert all(line.endswith("of 3)") for line in first.stderr.splitlines())  # at most the slow phases' counts
     content = out.read_text()
     tlcore("data", "split", "sample_data", "--seed", "7", "--out", str(out), home=tl_home)
     assert out.read_text() == content

@@ -310,3 +310,27 @@ def test_a_photo_saved_again_keeps_its_fingerprint_and_other_photos_do_not_share
     flat = tmp_path / "flat.png"
     Image.new("RGB", (50, 50), (120, 30, 200)).save(flat)
     assert picture_fingerprint(flat) is None and picture_fingerprint(tmp_path / "missing.png") is None
+
+
+def test_other_pictures_with_close_fingerprints_are_not_taken_for_copies(tl_home: Path, tmp_path: Path) -> None:
+    """The bundled shapes share their backgrounds: 378 pairs of different shapes have difference hashes within 6
+    bits, and new shapes labelled as a target were refused as "validation or test pictures saved again". The
+    thumbnails themselves must agree too."""
+    import subprocess
+    import sys
+
+    from tlcore.data.near_duplicates import MAX_DISTANCE, Fingerprints, picture_fingerprint
+
+    shapes = ROOT / "sample_data" / "shapes"
+    labelled = tmp_path / "new_shapes"
+    subprocess.run([sys.executable, str(ROOT / "sample_data" / "make_shapes.py"), "--out", str(labelled), "--seed", "7",
+                    "--per-class", "10"], check=True, capture_output=True)
+    config = tiny_config(shapes, adapt={"labelled": str(labelled)})
+    manifest = load_manifest(config.data)
+    held = Fingerprints().of((Path(manifest.root) / i.path, i.sha256) for i in manifest.items if i.split != "train")
+    close = [p for p in labelled.rglob("*.jpg") if any(
+        f is not None and bin(f ^ picture_fingerprint(p)).count("1") <= MAX_DISTANCE for f in held.values())]
+    assert close  # some new shapes are as close as re-saves by their fingerprints alone
+    events = []
+    prepare(config, sink=events.append)  # and none is refused or said to be a copy
+    assert not [e for e in events if e.kind == "warning" and "look like" in e.message]

@@ -449,6 +449,11 @@ def test_a_process_taken_for_dead_does_not_finish_a_run_another_process_holds_no
     assert not store.finish(run.id, SUCCEEDED, pid=old)  # the old process ends late: not recorded
     assert store.get(run.id).status == "running" and store.get(run.id).pid == new
     assert store.finish(run.id, SUCCEEDED, pid=new) and store.get(run.id).status == SUCCEEDED
+    resumed = store.create(tiny_config(colours, epochs=1))  # reaped, resumed, not yet claimed: the user's resume
+    store.claim(resumed.id, old)
+    store.finish(resumed.id, FAILED, "no heartbeat")
+    store.requeue_for_resume(resumed.id)
+    assert not store.finish(resumed.id, FAILED, "late", pid=old) and store.get(resumed.id).status == "queued"
     queued = store.create(tiny_config(colours, epochs=1))
     store.claim(queued.id, new)
     assert not store.finish(queued.id, FAILED, "stranded", only_if="queued")  # claimed meanwhile: it goes on

@@ -624,11 +624,15 @@ def chosen_without_labels(rows: list[SweepRow], rule: str | None = None) -> Labe
         return None
     done = [row for row in rows if row.status == SUCCEEDED and row.strategy in scores]
     methods = {row.strategy: row.adapt_method for row in rows}
-    baseline = next((label for label in scores if methods.get(label) == "none"), None)
-    adabn = next((label for label in scores if methods.get(label) == "adabn"), None)
+    nones = [label for label in scores if methods.get(label) == "none"]
+    adabns = [label for label in scores if methods.get(label) == "adabn"]
+    baseline = nones[0] if nones else None
+    adabn = adabns[0] if adabns else None
     if rule is None:
         rule = LABEL_FREE_RULE if all(row.head_only for row in done) else BACKBONE_RULE
-        if rule == LABEL_FREE_RULE and not (baseline and adabn):  # the rule weighs AdaBN against no adaptation
+        if rule == LABEL_FREE_RULE and not (len(nones) == 1 and len(adabns) == 1):
+            # the rule weighs one AdaBN run against the one without adaptation; with another setting varied beside
+            # the method (two learning rates...) the pair is not one setting apart
             rule = BACKBONE_RULE
     by_seed: dict[int, dict[str, np.ndarray]] = {}
     for row in done:
@@ -663,7 +667,7 @@ def label_free_words(choice: LabelFreeChoice) -> str:
     """
     scores = ", ".join(f"{name} {value:.3f}" for name, value in sorted(choice.scores.items(), key=lambda kv: -kv[1]))
     if choice.rule == LABEL_FREE_RULE and choice.changed is not None:
-        return (f"{rule_words(choice.rule)}: AdaBN changed {choice.changed:.0%} of them. Chosen leave one shift out "
+        return (f"{rule_words(choice.rule)}: AdaBN changed {choice.changed:.1%} of them. Chosen leave one shift out "
                 f"on the project's {HELD_OUT['shifts']} shifts (head only), this rule gained {HELD_OUT['gain']:+.1f} "
                 f"points on average over no adaptation (the best method per shift {HELD_OUT['best']:+.1f}) and lost "
                 f"more than a point on {HELD_OUT['losses']} of them, and on {CONFIRMED['losses']} of "
@@ -671,7 +675,7 @@ def label_free_words(choice: LabelFreeChoice) -> str:
     return (f"{rule_words(choice.rule)}; information score {scores}. This score has lost accuracy: on 3 of the "
             "project's 12 shifts (head only) and on one of two with a backbone that trains (README, domain "
             "adaptation). The project's rule (AdaBN where it changes more than 8% of the answers) applies where only "
-            "the head trains and both AdaBN and no adaptation are compared")
+            "the head trains and the methods are compared with nothing else varied")
 
 
 def _mean_by_setting(rows: list[SweepRow], value: Callable[[SweepRow], float | None]) -> dict[str, float]:

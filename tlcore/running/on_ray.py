@@ -208,47 +208,49 @@ def _task(run_id: str, config: dict, resume: bool, shared_home: str | None, payl
 
     tune_allocator()  # a training process, as the local worker is (3x faster forward passes on CPU)
     home = Path(shared_home) if shared_home else Path(tempfile.mkdtemp(prefix="transferlab-ray-"))
-    os.environ["TRANSFERLAB_HOME"] = str(home)
-    run_dir = home / "runs" / run_id
-    if payload is not None:  # Ray resolved the object store's copy of the pictures (a top-level argument)
-        config = _unpack_split(payload, manifest, home, config)
-    if weights is not None:
-        name, blob = weights
-        (home / "shipped").mkdir(parents=True, exist_ok=True)
-        (home / "shipped" / name).write_bytes(blob)
-        config = {**config, "model": {**config["model"], "weights": str(home / "shipped" / name)}}
-    if previous is not None:
-        _untar(previous, run_dir)
-
-    import ray
-
-    # Training must not block on Ray: a task blocked in ray.get lends its CPUs to the next task, which then trains
-    # beside it on the same cores. Events go out without waiting (one caller's calls to an actor keep their
-    # order); the cancel flag is fetched by a thread of its own.
-    sent = []
-
-    def sink(event: Event) -> None:
-        sent[:] = [queue.actor.put_nowait.remote((run_id, event.kind, event.message, event.data))]
-
-    sink(Event("log", f"started on Ray node {socket.gethostname()} (worker process {os.getpid()})",
-               {"ray_pid": os.getpid(), "node": socket.gethostname()}))
-    stop, ended = threading.Event(), threading.Event()
-
-    def watch() -> None:  # a thread asks for the cancel flag, so training never waits on Ray itself
-        while not ended.wait(0.5):
-            if ray.get(control.cancelled.remote(run_id)):
-                stop.set()
-                return
-
-    threading.Thread(target=watch, daemon=True).start()
-    should_stop = stop.is_set
-
     try:
-        status, error, _ = run_to_end(RunConfig.from_dict(config), run_dir, sink, should_stop, resume)
-        ray.get(sent)  # every event is in the queue before the run ends (the driver drains it after this returns)
-        folder = None if shared_home else _tar(lambda archive: archive.add(run_dir, arcname="."))
+        os.environ["TRANSFERLAB_HOME"] = str(home)
+        run_dir = home / "runs" / run_id
+        if payload is not None:  # Ray resolved the object store's copy of the pictures (a top-level argument)
+            config = _unpack_split(payload, manifest, home, config)
+        if weights is not None:
+            name, blob = weights
+            (home / "shipped").mkdir(parents=True, exist_ok=True)
+            (home / "shipped" / name).write_bytes(blob)
+            config = {**config, "model": {**config["model"], "weights": str(home / "shipped" / name)}}
+        if previous is not None:
+            _untar(previous, run_dir)
+
+        import ray
+
+        # Training must not block on Ray: a task blocked in ray.get lends its CPUs to the next task, which then trains
+        # beside it on the same cores. Events go out without waiting (one caller's calls to an actor keep their
+        # order); the cancel flag is fetched by a thread of its own.
+        sent = []
+
+        def sink(event: Event) -> None:
+            sent[:] = [queue.actor.put_nowait.remote((run_id, event.kind, event.message, event.data))]
+
+        sink(Event("log", f"started on Ray node {socket.gethostname()} (worker process {os.getpid()})",
+                   {"ray_pid": os.getpid(), "node": socket.gethostname()}))
+        stop, ended = threading.Event(), threading.Event()
+
+        def watch() -> None:  # a thread asks for the cancel flag, so training never waits on Ray itself
+            while not ended.wait(0.5):
+                if ray.get(control.cancelled.remote(run_id)):
+                    stop.set()
+                    return
+
+        threading.Thread(target=watch, daemon=True).start()
+        should_stop = stop.is_set
+
+        try:
+            status, error, _ = run_to_end(RunConfig.from_dict(config), run_dir, sink, should_stop, resume)
+            ray.get(sent)  # every event is in the queue before the run ends (the driver drains it after this)
+            folder = None if shared_home else _tar(lambda archive: archive.add(run_dir, arcname="."))
+        finally:
+            ended.set()
     finally:
-        ended.set()
         if not shared_home:  # the run folder travels back as bytes: the worker's copy (346 MB for a text run) goes
             shutil.rmtree(home, ignore_errors=True)
     return {"status": status, "error": error, "folder": folder}

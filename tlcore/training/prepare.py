@@ -20,7 +20,7 @@ from tlcore.inputs.batch_size import BASE_BATCH, auto_batch_words, batch_limit, 
 from tlcore.core.collectives import is_writer
 from tlcore.config import RunConfig, resolve_freeze_plan
 from tlcore.data import SplitManifest
-from tlcore.data.near_duplicates import Fingerprints, near_copies
+from tlcore.data.near_duplicates import Fingerprints, near_copies, same_picture
 from tlcore.core.paths import data_home
 from tlcore.data.split import SplitItem
 from tlcore.errors import TransferLabError
@@ -152,8 +152,8 @@ def _add_labelled_target(prep: Prepared, sink: Sink) -> None:
     if shared:
         raise TransferLabError(f"{shared} of the labelled target pictures in {adapt.labelled} are also validation or "
                                "test pictures of the data", "keep the labelled target pictures apart from the data")
-    _refuse_near_copies(prep, sink)
     check_labelled_classes(prep.labelled, prep.manifest.classes, adapt.labelled_use, adapt.labelled)
+    _refuse_near_copies(prep, sink)  # after the cheap checks: the first time it decodes every picture of the data
     if adapt.labelled_use == "train":
         source = len(prep.manifest.hashes("train"))
         repeats = labelled_repeats(len(prep.labelled), source, adapt.labelled_share)
@@ -177,12 +177,18 @@ def _refuse_near_copies(prep: Prepared, sink: Sink) -> None:
     mine = fingerprints.of((path, sha) for path, _label, sha in prep.labelled)
     of_split = {split: fingerprints.of(((Path(manifest.root) / item.path, item.sha256) for item in manifest.items
                                         if item.split == split), on_progress=say) for split in ("val", "test", "train")}
-    held_out = near_copies(mine, {**of_split["val"], **of_split["test"]})
+    paths = {sha: path for path, _label, sha in prep.labelled}
+    paths.update({item.sha256: Path(manifest.root) / item.path for item in manifest.items})
+
+    def confirm(my_sha: str, their_sha: str) -> bool:  # close fingerprints, and the pictures themselves agree
+        return same_picture(paths[my_sha], paths[their_sha])
+
+    held_out = near_copies(mine, {**of_split["val"], **of_split["test"]}, confirm)
     if held_out:
         raise TransferLabError(f"{len(held_out)} of the labelled target pictures in {prep.config.adapt.labelled} look "
                                "like validation or test pictures of the data (the same picture saved again)",
                                "keep the labelled target pictures apart from the data")
-    trained = near_copies(mine, of_split["train"])
+    trained = near_copies(mine, of_split["train"], confirm)
     if trained:
         sink(Event("warning", f"{len(trained)} of the labelled target pictures look like training pictures of the "
                               "data (the same picture saved again): they say nothing about the target domain"))

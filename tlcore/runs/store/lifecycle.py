@@ -154,8 +154,8 @@ class RunLifecycle:
             True when recorded; False when the run had moved on (another process holds it, or its status changed).
         """
         query, values = "WHERE id=?", [run_id]
-        if pid is not None:
-            query, values = query + " AND (pid IS NULL OR pid=?)", values + [pid]
+        if pid is not None:  # a run reaped (pid NULL) and resumed (queued) is the user's again, not this process's
+            query, values = query + " AND (pid=? OR (pid IS NULL AND status<>?))", values + [pid, QUEUED]
         if only_if is not None:
             query, values = query + " AND status=?", values + [only_if]
         with self.database.connect() as db:
