@@ -40,15 +40,8 @@ def picture_fingerprint(path: str | Path) -> int | None:
     Returns:
         A 64-bit integer, or None for a picture that cannot be decoded or is flat.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as image:
-                image.draft("L", (64, 64))  # a JPEG decodes at a fraction of its size: fast for big photos
-                grey = np.asarray(image.convert("L").resize((9, 8), Image.BILINEAR), dtype=np.float32)
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
-        return None
-    if grey.std() < FLAT_STD:
+    grey = _grey(path, (9, 8))
+    if grey is None or grey.std() < FLAT_STD:
         return None
     bits = (grey[:, 1:] > grey[:, :-1]).flatten()
     return int(sum(1 << i for i, bit in enumerate(bits) if bit))
@@ -63,12 +56,17 @@ def picture_thumbnail(path: str | Path) -> np.ndarray | None:
     Returns:
         The thumbnail, or None.
     """
+    return _grey(path, (32, 32))
+
+
+def _grey(path: str | Path, size: tuple[int, int]) -> np.ndarray | None:
+    """The picture decoded in grey and shrunk to `size` (float grey levels); None when it cannot be decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as image:
-                image.draft("L", (64, 64))
-                return np.asarray(image.convert("L").resize((32, 32), Image.BILINEAR), dtype=np.float32)
+                image.draft("L", (64, 64))  # a JPEG decodes at a fraction of its size: fast for big photos
+                return np.asarray(image.convert("L").resize(size, Image.BILINEAR), dtype=np.float32)
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
         return None
 
