@@ -205,7 +205,11 @@ def test_no_page_writes_back_what_the_user_did_not_choose(page) -> None:
     folder.press("Enter")
     page.get_by_test_id("stSlider").nth(1).wait_for(timeout=120_000)  # the folder was taken: the split shows
     settled(page)
-    shares = page.get_by_test_id("stSlider").all_inner_texts()
+    # read once both sliders are drawn: a rerun that begins after `settled` redraws them, and a read in between
+    # found none (seen once in CI)
+    deadline = time.monotonic() + 120
+    while len(shares := page.get_by_test_id("stSlider").all_inner_texts()) != 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
     assert [text.split()[2] for text in shares] == ["0.15", "0.15"], shares  # label, value, min, max
     page.get_by_text("Bundled sample data", exact=True).click()
     settled(page)
