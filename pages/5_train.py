@@ -217,9 +217,8 @@ elif st.button("Estimate the time", key="train.estimate", disabled=cannot_start 
     words = "Timing a few training steps on this machine (in a separate process)"
     bar, started = st.progress(0.0, text=f"{words}..."), time.monotonic()
 
-    def show_time(done: int, total: int) -> None:  # one measurement: the seconds so far are the count of this wait
-        bar.progress(done / max(1, total), text=f"{words}: {time.monotonic() - started:.0f} s so far, usually under "
-                                                 "30 s")
+    def show_time(phase: str, share: float) -> None:
+        bar.progress(share, text=f"{words}: {phase}, {time.monotonic() - started:.0f} s so far, usually under 30 s")
     try:
         estimate = measured_time_estimates([config], show_time)[0]
         st.caption(f"Estimated: {estimate.describe()}.")

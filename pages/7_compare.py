@@ -170,8 +170,8 @@ elif first_seed and st.button("Estimate the time", key="compare.estimate",
                                    "learning rates, schedules and seeds share one measurement."):
     bar = st.progress(0.0, text="Timing a few steps of each distinct setting (in a separate process)...")
     try:
-        measured_time_estimates(first_seed, lambda done, total: bar.progress(
-            done / total, text=f"Timing a few steps of each distinct setting: {done} of {total} measured"))
+        measured_time_estimates(first_seed, lambda phase, share: bar.progress(
+            share, text=f"Timing a few steps of each distinct setting: {phase}"))
         st.rerun()
     except TransferLabError as exc:
         st.error(str(exc))

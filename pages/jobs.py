@@ -16,6 +16,7 @@ import streamlit as st
 
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
+from tlcore.core.events import Progress
 from tlcore.core.paths import data_home
 from tlcore.experiments.timing import TimeEstimate, timing_key
 from pages.state import PROJECT_ROOT, experiment, save_experiment
@@ -81,10 +82,11 @@ class TlcoreJob:
             self.process.terminate()
 
 
-def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, int], None]) -> list[TimeEstimate]:
+def measured_time_estimates(configs: list[RunConfig], progress: Callable[[str, float], None]) -> list[TimeEstimate]:
     """Time estimates of runs, measured in a child process once per distinct step cost (`timing_key`: runs that
     differ only in learning rate, schedule, seed or epochs share one) and kept in the experiment, so a reload or a
-    restarted server shows them again; `progress(done, total)` as they arrive.
+    restarted server shows them again; `progress(words, share)` as each phase of the measuring starts (words such
+    as "setting 1 of 2: timing training steps (3 of 8)", share from 0 to 1).
 
     Raises: TransferLabError when the measuring process fails.
     """
@@ -96,10 +98,12 @@ def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, i
         if known_time_estimate(config) is None and (key not in longest or config.epochs > longest[key].epochs):
             longest[key] = config
     if longest:
-        job = TlcoreJob.start("estimate", list(longest.values()), "--json")
+        job = TlcoreJob.start("estimate", list(longest.values()), "--json", "--progress", "{folder}/progress.jsonl")
         try:
             while job.running:
-                progress(len(job.lines()), len(longest))
+                phase = _last_phase(job)
+                if phase is not None:
+                    progress(*phase)
                 time.sleep(0.3)
             if job.error():
                 raise TransferLabError(f"the time could not be measured: {job.error()}")
@@ -109,6 +113,19 @@ def measured_time_estimates(configs: list[RunConfig], progress: Callable[[int, i
         finally:
             job.cancel()  # the page was left or rerun while it measured: stop measuring
     return [known_time_estimate(c) for c in configs]
+
+
+def _last_phase(job: TlcoreJob) -> tuple[str, float] | None:
+    """The phase the measuring child process is in, from its progress file: (words with the count, share)."""
+    for line in reversed(job.lines("progress.jsonl")):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        phase = Progress.from_data(data)
+        if phase is not None and isinstance(data.get("words"), str):
+            return f"{data['words']} ({phase.done + 1} of {phase.total})", phase.share
+    return None
 
 
 def rank_in_a_child_process(config: RunConfig, candidates: list[str]) -> None:

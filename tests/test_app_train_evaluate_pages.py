@@ -276,6 +276,21 @@ def _tiny_choices(colours: Path, **more) -> dict:
                 model__name="test_efficientnet", model__weights="random", augment__preset="none", **more)
 
 
+def test_the_measuring_child_process_is_followed_phase_by_phase(tl_home, tmp_path) -> None:
+    """The estimate's wait has a count: the page reads the phase the child process is in (the last one, here)."""
+    from pages.jobs import TlcoreJob, _last_phase
+    from tlcore.experiments.estimate import ESTIMATE_PHASES
+    from train_fixtures import make_colour_classes, tiny_config
+
+    config = tiny_config(make_colour_classes(tmp_path / "colours"), epochs=1)
+    job = TlcoreJob.start("estimate", [config], "--json", "--progress", "{folder}/progress.jsonl")
+    assert job.process.wait(timeout=240) == 0, job.lines("stderr.txt")
+    last = len(ESTIMATE_PHASES)
+    assert _last_phase(job) == (f"{ESTIMATE_PHASES[-1]} ({last} of {last})", (last - 1) / last)
+    (job.folder / "progress.jsonl").write_text("not json\n{\"phase\": 5}\n")  # damaged lines: no phase, no crash
+    assert _last_phase(job) is None
+
+
 def test_train_page_measures_the_time_before_the_first_run(tl_home, tmp_path) -> None:
     from train_fixtures import make_colour_classes
 

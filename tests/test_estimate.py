@@ -104,6 +104,25 @@ def test_cli_estimates_several_configs_one_line_each(colours: Path, tl_home: Pat
     assert "Traceback" not in failed.stderr
 
 
+def test_the_cli_says_each_phase_of_the_measuring_with_its_count(colours: Path, tl_home: Path, tmp_path: Path) -> None:
+    """A page follows the progress file: every phase of both measurements, in order, counted over both."""
+    paths = []
+    for strategy in ("full", "feature_extraction"):
+        paths.append(tmp_path / f"{strategy}.json")
+        paths[-1].write_text(tiny_config(colours, epochs=2, freeze={"strategy": strategy}).to_json())
+    progress = tmp_path / "progress.jsonl"
+    result = tlcore("estimate", *map(str, paths), "--json", "--progress", str(progress), home=tl_home)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in progress.read_text().splitlines()]
+    phases = estimate_module.ESTIMATE_PHASES
+    assert [line["done"] for line in lines] == list(range(2 * len(phases)))
+    assert {line["total"] for line in lines} == {2 * len(phases)} and {line["phase"] for line in lines} == {"estimate"}
+    assert [line["words"] for line in lines] == [f"setting {n} of 2: {words}" for n in (1, 2) for words in phases]
+    alone = tmp_path / "alone.jsonl"
+    assert tlcore("estimate", str(paths[0]), "--progress", str(alone), home=tl_home).returncode == 0
+    assert [json.loads(line)["words"] for line in alone.read_text().splitlines()] == list(phases)
+
+
 def test_a_later_seed_finds_the_features_its_own_run_cached(colours: Path, tmp_path, monkeypatch) -> None:
     from tlcore.experiments.estimate import _features_cached
     from tlcore.training.train import build_loop
@@ -124,7 +143,7 @@ def _counting_estimates(monkeypatch) -> list[RunConfig]:
     """`estimate_time` replaced by one that records what it measured: 1 s to start, 2 s per epoch."""
     measured: list[RunConfig] = []
 
-    def fake(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
+    def fake(config: RunConfig, *, measure: int = 3, on_phase=None) -> TimeEstimate:
         measured.append(config)
         return TimeEstimate(1.0, (2.0,) * config.epochs, "counted")
 

@@ -85,6 +85,7 @@ LEFT_OUT = {  # (command, option): why no slot fuzzes it here
     ("lr-find", "--out"): "written only after the test ran: test_train's lr-find tests",
     ("lr-find", "--progress"): "as --out",
     ("evaluate", "--progress"): "written only while evaluating: test_app_train_evaluate_pages",
+    ("estimate", "--progress"): "written only while measuring: test_estimate (the phases, counted)",
 }
 
 

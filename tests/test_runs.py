@@ -171,7 +171,7 @@ def test_cli_train_runs_show_and_evaluate(colours: Path, tl_home: Path, tmp_path
     listing = tl("runs", "list")
     assert run_id in listing.stdout and "succeeded" in listing.stdout
     shown = tl("runs", "show", run_id)
-    assert "status: succeeded" in shown.stdout and "val loss" in shown.stdout
+    assert "status: succeeded" in shown.stdout and "val loss" in shown.stdout and " img/s " in shown.stdout
     evaluated = tl("evaluate", run_id)
     assert evaluated.returncode == 0 and "confusion matrix" in evaluated.stdout
     bad = tmp_path / "bad.json"

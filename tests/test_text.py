@@ -185,6 +185,8 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
     assert " held-out texts" in result.stdout + result.stderr and "held-out images" not in result.stdout + result.stderr
     said = tlcore_in_process("evaluate", run_id).stdout
     assert said.startswith(f"run {run_id} on 36 held-out test texts: accuracy")
+    shown = tlcore_in_process("runs", "show", run_id).stdout  # the speed in the run's own unit
+    assert " texts/s " in shown and "img/s" not in shown
     shown = json.loads(tlcore_in_process("evaluate", run_id, "--json").stdout)
     assert shown["accuracy"] > 0.6 and shown["classes"] == ["billing", "bug", "login", "shipping"]  # chance 0.25
     other = tmp_path / "more_tickets.csv"

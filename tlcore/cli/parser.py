@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("config", nargs="+", help="one or more run configs, measured once per distinct step cost "
                           "(configs that differ only in learning rate, schedule, seed or epochs share one)")
     estimate.add_argument("--json", action="store_true", help="print one JSON object per config, one per line")
+    estimate.add_argument("--progress", help="append each phase of the measuring (JSON, one line per phase) to this "
+                                             "file as it starts")
     estimate.set_defaults(handler=cmd_estimate)
 
     compare = commands.add_parser("compare", help="several settings (freeze strategies by default) on the same split "

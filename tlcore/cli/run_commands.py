@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tlcore.core.events import Progress
 from tlcore.errors import TransferLabError
-from tlcore.cli.shared import EXIT_USER_ERROR, open_store
+from tlcore.cli.shared import EXIT_USER_ERROR, open_store, slow_phases
 
 __all__ = [
     "drive_on_ray",
@@ -207,11 +207,16 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     print(f"run {run.id}: {run.name}\nstatus: {run.status}" + (f" ({run.error})" if run.error else ""))
     print(f"folder: {run.run_dir}\ncreated {_fmt_time(run.created)}, started {_fmt_time(run.started)}, "
           f"finished {_fmt_time(run.finished)}")
-    print(f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} {'val acc':>8} {'img/s':>7} {'s':>6}")
+    events = store.events(run.id, kinds=("warning", "error", "stage", "log"))
+    # the run's own unit, as its start said it (the store never loads a modality: that would import torch)
+    unit = next((e["data"]["speed_unit"] for e in events if isinstance(e.get("data"), dict)
+                 and isinstance(e["data"].get("speed_unit"), str)), "img/s")[:12]
+    width = max(7, len(unit))
+    print(f"{'epoch':>5} {'train loss':>10} {'train acc':>9} {'val loss':>9} {'val acc':>8} {unit:>{width}} {'s':>6}")
     for m in store.metrics(run.id):
         print(f"{m['epoch'] + 1:>5} {m['train_loss']:>10.4f} {m['train_acc']:>9.3f} {m['val_loss']:>9.4f} "
-              f"{m['val_acc']:>8.3f} {m['images_per_s']:>7.1f} {m['epoch_seconds']:>6.1f}")
-    for event in store.events(run.id, kinds=("warning", "error", "stage", "log")):
+              f"{m['val_acc']:>8.3f} {m['images_per_s']:>{width}.1f} {m['epoch_seconds']:>6.1f}")
+    for event in events:
         print(f"  [{event['kind']}] {event['message']}")
     if args.config:
         print(json.dumps(run.config, indent=2))
@@ -292,7 +297,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
     from tlcore.config import RunConfig
-    from tlcore.experiments.estimate import estimate_times
+    from tlcore.experiments.estimate import ESTIMATE_PHASES, estimate_times
+    from tlcore.experiments.timing import timing_key
 
     configs = [RunConfig.load(path) for path in args.config]  # all checked before the first is measured
 
@@ -300,5 +306,13 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         line = json.dumps(estimate.to_dict()) if args.json else f"{args.config[index]}: {estimate.describe()}"
         print(line, flush=True)  # one line per config as it is known: a page follows them
 
-    estimate_times(configs, on_each=show)
+    phases = len({timing_key(c) for c in configs}) * len(ESTIMATE_PHASES)
+    with slow_phases(phases) as say:  # a phase that lasts over a second is said on stderr, with its count
+
+        def phase(words: str, done: int, total: int) -> None:
+            say(words)
+            if args.progress:
+                with open(args.progress, "a") as fh:  # one JSON line per phase, for a page that follows it
+                    fh.write(json.dumps(Progress("estimate", done, total).to_data() | {"words": words}) + "\n")
+        estimate_times(configs, on_each=show, on_phase=phase)
     return 0

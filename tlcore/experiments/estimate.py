@@ -35,7 +35,11 @@ from tlcore.training.prepare import prepare
 from tlcore.training.steps import Loop, build_loop, target_batches, train_step
 from tlcore.experiments.timing import TimeEstimate, format_duration, timing_key
 
-__all__ = ["TimeEstimate", "estimate_time", "estimate_times", "format_duration"]
+__all__ = ["TimeEstimate", "estimate_time", "estimate_times", "format_duration", "ESTIMATE_PHASES"]
+
+# What measuring one run's time does, in order: each is said as it starts, so the wait has a count.
+ESTIMATE_PHASES = ("building the model", "timing forward passes", "timing training steps",
+                   "timing a checkpoint write")
 
 HEAD_EPOCH_S = 0.05  # a head on cached features: a few matrix products per epoch, below what can be measured here
 
@@ -117,19 +121,27 @@ def _features_cached(loop: Loop) -> bool:
     return all(h in stored for h in hashes)
 
 
-def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
+def _no_phase(index: int) -> None:
+    return None
+
+
+def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[int], None] = _no_phase) -> TimeEstimate:
     """Build the run's model and time `measure` steps of each kind (after a warm-up step); nothing is saved.
 
     Takes a few seconds to a minute: one model build plus about 3 * (measure + 2) batches.
-    Raises `TransferLabError` for the same problems a run would meet at its start.
 
     Args:
         config: the run.
         measure: training and forward steps timed of each kind.
+        on_phase: called with the index in `ESTIMATE_PHASES` of each phase as it starts (every one, in order).
 
     Returns:
         The estimate.
+
+    Raises:
+        TransferLabError: for the same problems a run would meet at its start.
     """
+    on_phase(0)
     of_config(config).warm_up()  # the libraries' first import is the worker's once, not each run's
     started = time.perf_counter()
     prep = prepare(config)
@@ -140,6 +152,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
     # in full batches: a last, smaller batch costs its share
     train_batches = len(loop.train_loader.dataset) / config.batch_size
     val_batches = len(loop.val_loader.dataset) / config.batch_size
+    on_phase(1)
     forward, forward_first = _forward_seconds(loop, measure)
     validation = forward * val_batches + forward_first
     device = prep.runtime.device.type
@@ -148,12 +161,14 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
     if uses_adabn(config.adapt.method):  # a forward over the source training pictures before, the target's after
         setup += forward * (train_batches + target_batches_) + 2 * forward_first
         basis += "; AdaBN's two passes counted"
+    on_phase(2)  # on the fast path: only whether the features are cached
     if fast_path_applies(prep):
         # the val items, then each augmented view of the training items (unaugmented ones: one view)
         views = config.feature_views if prep.modality.augment_key(config) else 1
         passes = 1 + views
         extract = 0.0 if _features_cached(loop) else (
             forward * (val_batches + train_batches * views + target_batches_) + forward_first * passes)
+        on_phase(3)
         return TimeEstimate(setup + extract, (HEAD_EPOCH_S + _checkpoint_seconds(loop),) * epochs,
                             basis + ("; features already cached" if extract == 0 else
                                      "; features extracted once, then the head trains on them"))
@@ -161,6 +176,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
     measured = {first: _train_step_seconds(loop, config, 0, measure)}
     if last != first:
         measured[last] = _train_step_seconds(loop, config, epochs - 1, measure)
+    on_phase(3)
     per_epoch, saving = [], _checkpoint_seconds(loop)
     for epoch in range(epochs):
         index = prep.plan.trainable_from(epoch, n_groups)
@@ -176,7 +192,8 @@ def estimate_time(config: RunConfig, *, measure: int = 3) -> TimeEstimate:
 
 
 def estimate_times(configs: list[RunConfig], *, measure: int = 3,
-                   on_each: Callable[[int, TimeEstimate], None] | None = None) -> list[TimeEstimate]:
+                   on_each: Callable[[int, TimeEstimate], None] | None = None,
+                   on_phase: Callable[[str, int, int], None] | None = None) -> list[TimeEstimate]:
     """Estimates of several runs, measuring once per distinct step cost (`timing.timing_key`): runs that differ
     only in learning rate, schedule, seed or epochs share one measurement, taken on the one with the most epochs.
 
@@ -184,6 +201,8 @@ def estimate_times(configs: list[RunConfig], *, measure: int = 3,
         configs: the runs, e.g. a comparison's settings.
         measure: steps timed of each kind (see `estimate_time`).
         on_each: called with (index, estimate) for each config, in order, as soon as it is known.
+        on_phase: called as each phase of the measuring starts with (words, phases done, phases in all), e.g.
+            ("setting 2 of 3: timing training steps", 5, 12): the measurements' phases counted together.
 
     Returns:
         One estimate per config, in their order.
@@ -198,10 +217,17 @@ def estimate_times(configs: list[RunConfig], *, measure: int = 3,
             longest[key] = config
     measured: dict[str, TimeEstimate] = {}
     estimates = []
+    phases = len(ESTIMATE_PHASES)
     for index, config in enumerate(configs):
         key = timing_key(config)
         if key not in measured:
-            measured[key] = estimate_time(longest[key], measure=measure)
+            which = len(measured)
+            of = f"setting {which + 1} of {len(longest)}: " if len(longest) > 1 else ""
+
+            def say(phase: int) -> None:
+                if on_phase is not None:
+                    on_phase(of + ESTIMATE_PHASES[phase], which * phases + phase, len(longest) * phases)
+            measured[key] = estimate_time(longest[key], measure=measure, on_phase=say)
         estimates.append(measured[key].for_epochs(config.epochs))
         if on_each:
             on_each(index, estimates[-1])

@@ -95,7 +95,7 @@ def train(config, run_dir: str | Path, sink: Sink = ignore, should_stop: Callabl
     kind = prep.modality.items_word
     sink(Event("log", f"{prep.built.label} on {prep.runtime.describe()}; {len(loop.train_loader.dataset)} train / "
                       f"{len(loop.val_loader.dataset)} val {kind}; split {prep.manifest.id}; weights: "
-                      f"{prep.built.weights.description}; {_inputs_words(prep)}", {"split_id": prep.manifest.id}))
+                      f"{prep.built.weights.description}; {_inputs_words(prep)}", {"split_id": prep.manifest.id, "speed_unit": prep.modality.speed_unit}))
     return fit(Fit(loop, run_dir, sink, should_stop, resume=resume, writer=writer), parts_for(prep))
 
 
