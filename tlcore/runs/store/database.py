@@ -131,7 +131,8 @@ class Database:
         except OSError as exc:
             raise StoreError(f"cannot create the data folder {folder}: {exc.strerror}",
                              "set TRANSFERLAB_HOME to a writable folder") from None
-        if not self.path.exists() or self.path.stat().st_size == 0:
+        built = not self.path.exists() or self.path.stat().st_size == 0
+        if built:
             restored = self._build_whole()
             if restored:
                 self.notes.append(f"{restored} run(s) were found in their folders and added to the run store")
@@ -140,6 +141,11 @@ class Database:
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
             if "runner" not in columns:  # a store made before runs could go to Ray
                 db.execute("ALTER TABLE runs ADD COLUMN runner TEXT")
+        if not built:  # a run folder the store never heard of: its creator was killed between the folder and the row
+            adopted = self._fill(self)
+            if adopted:
+                self.notes.append(f"{adopted} run(s) found in their folders but not in the run store were added "
+                                  "(the command that queued them was stopped before it finished)")
 
     def _build_whole(self) -> int:
         """A new store, filled from the run folders in a file of its own and then put in place at once: another

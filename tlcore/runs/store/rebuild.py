@@ -67,12 +67,15 @@ def fill_from_run_folders(database) -> int:
             created = created or created_at(run_dir.name) or changed  # else the id's time, else the folder's
             sweep = record.get("sweep") if isinstance(record.get("sweep"), str) else None
             runner = record.get("runner") if isinstance(record.get("runner"), str) else None
-            db.execute("INSERT INTO runs (id, name, config, status, error, created, started, finished, run_dir, "
-                       "epochs_done, pid, heartbeat, sweep, runner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            inserted = db.execute(  # OR IGNORE: its creator (or another process adopting it) may insert it first
+                       "INSERT OR IGNORE INTO runs (id, name, config, status, error, created, started, finished, "
+                       "run_dir, epochs_done, pid, heartbeat, sweep, runner) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (run_dir.name, str(name), json.dumps(config), status, error, created,
                         None if status == QUEUED else created,
                         None if status in (RUNNING, QUEUED) else changed, str(run_dir), epochs_done, trainer,
-                        time.time() if trainer else None, sweep, runner))
+                        time.time() if trainer else None, sweep, runner)).rowcount
+            if not inserted:
+                continue
             _restore_events(db, run_dir)
             if trainer:  # still training: it is the worker, so no second one starts beside it
                 db.execute("INSERT OR IGNORE INTO workers (pid, started) VALUES (?, ?)", (trainer, time.time()))
