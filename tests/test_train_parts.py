@@ -211,3 +211,52 @@ def test_progress_events_are_typed_and_read_back_whatever_was_stored() -> None:
         assert Progress.from_data(stored) is None
     odd = Progress.from_data({"phase": "train", "step": "3", "steps": -1, "epoch": "x", "done": True})
     assert odd == Progress("train") and odd.share == 0.0
+
+
+def test_parts_tell_a_step_through_its_context_and_never_write_into_the_loops_objects() -> None:
+    """Issue 40: the adaptation part set `loop.objective.targets` and `.progress`. Parts now write the run's typed
+    `StepContext`; no part module assigns to anything reached through `.loop`, and the objective keeps no run state."""
+    import ast
+
+    import tlcore.training.parts as parts_package
+    from tlcore.adaptation.adapt import Objective
+
+    def chain(node: ast.expr) -> list[str]:
+        names = []
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            if isinstance(node, ast.Attribute):
+                names.append(node.attr)
+            node = node.value
+        return names + ([node.id] if isinstance(node, ast.Name) else [])
+
+    writes = []
+    for module in Path(parts_package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                for each in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                    if "loop" in chain(each)[1:]:
+                        writes.append(f"{module.name}:{node.lineno}")
+    assert writes == []
+    assert not {"targets", "progress"} & set(vars(Objective(None)))
+
+
+def test_the_step_context_carries_the_target_batches_and_the_runs_progress(colours: Path, tmp_path: Path) -> None:
+    """What an adaptation step sees, step by step: the epoch's target batches and the share of the run done."""
+    seen = []
+
+    class Watcher(Part):
+        after = ("cancel_check",)
+
+        def before_step(self, fit: Fit, epoch: int, step: int) -> None:
+            seen.append((fit.context.epoch, fit.context.step, fit.context.progress, fit.context.targets is not None))
+
+    config = tiny_config(colours, epochs=2, batch_size=4, freeze={"strategy": "full"},
+                         adapt={"method": "entropy", "target": str(colours)})
+    prep = prepare(config)
+    fit(Fit(build_loop(prep), tmp_path, lambda e: None, lambda: False), parts_for(prep) + [Watcher()])
+    steps = len(seen) // 2
+    assert [(e, s) for e, s, _, _ in seen] == [(e, s) for e in range(2) for s in range(steps)]
+    assert [p for _, _, p, _ in seen] == pytest.approx([i / (2 * steps) for i in range(2 * steps)])
+    assert all(has for *_, has in seen)

@@ -23,9 +23,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tlcore.core.step_context import StepContext
 from tlcore.spec.adapt_spec import TRAINS_THE_BACKBONE, AdaptConfig, AdaptError, uses_adabn
 
-__all__ = ["Objective", "make_objective", "check_method_fits", "adabn", "statistics_of", "GradientReverse"]
+__all__ = ["Objective", "StepContext", "make_objective", "check_method_fits", "adabn", "statistics_of", "GradientReverse"]
 
 
 # -- checks against the model and the freeze plan -----------------------------------------------------------------
@@ -64,7 +65,8 @@ class Objective:
     """Cross-entropy on the labelled batch: the loss of one step without adaptation.
 
     Subclasses add their term; `modules` are extra trainable parts (their parameters join the optimizer
-    and their weights the resume file), `targets` the stream of unlabeled target batches.
+    and their weights the resume file). What a step needs besides its batch (the unlabeled target batches, the
+    share of the run done) comes in its `StepContext`; the objective keeps no state of the run.
     """
 
     modules: nn.ModuleList
@@ -72,23 +74,37 @@ class Objective:
     def __init__(self, criterion: nn.Module) -> None:
         self.criterion = criterion
         self.modules = nn.ModuleList()
-        self.targets: Iterator[torch.Tensor] | None = None
-        self.progress = 0.0  # share of the run's steps done, 0 to 1
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 context: StepContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's loss and the labelled batch's logits.
+
+        Args:
+            model: the model stepped; x, y: the labelled batch; context: the step's situation (its target batches,
+                the share of the run done); None for a step without adaptation.
+
+        Returns:
+            (loss, logits).
+        """
         logits = model(x)
         return self.criterion(logits.float(), y), logits
 
-    def next_target(self, like: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def next_target(like: torch.Tensor, context: StepContext | None) -> torch.Tensor:
         """The next batch of target pictures, on the device of `like` and no larger than it.
 
         Args:
-            like: the labelled batch it goes beside.
+            like: the labelled batch it goes beside; context: the step's situation, holding the target batches.
 
         Returns:
             The target batch.
+
+        Raises:
+            AdaptError: the step was given no target batches (a bug of the caller, said rather than a TypeError).
         """
-        return next(self.targets).to(like.device, non_blocking=True)[: len(like)]
+        if context is None or context.targets is None:
+            raise AdaptError("an adaptation step was given no target batches", "report this as a bug")
+        return next(context.targets).to(like.device, non_blocking=True)[: len(like)]
 
     def state_dict(self) -> dict:
         """What resuming needs of the objective: its own modules (DANN's domain classifier)."""
@@ -115,8 +131,8 @@ class EntropyObjective(Objective):
         super().__init__(criterion)
         self.weight = weight
 
-    def __call__(self, model, x, y):
-        logits, target_logits = _source_and_target(model, x, self.next_target(x))
+    def __call__(self, model, x, y, context=None):
+        logits, target_logits = _source_and_target(model, x, self.next_target(x, context))
         p = target_logits.float().softmax(1)
         entropy = -(p * torch.log(p.clamp_min(1e-8))).sum(1).mean()
         return self.criterion(logits.float(), y) + self.weight * entropy, logits
@@ -140,8 +156,8 @@ class MCCObjective(Objective):
         super().__init__(criterion)
         self.weight, self.temperature = weight, temperature
 
-    def __call__(self, model, x, y):
-        logits, target_logits = _source_and_target(model, x, self.next_target(x))
+    def __call__(self, model, x, y, context=None):
+        logits, target_logits = _source_and_target(model, x, self.next_target(x, context))
         return self.criterion(logits.float(), y) + self.weight * mcc_loss(target_logits, self.temperature), logits
 
 
@@ -172,11 +188,11 @@ class DANNObjective(Objective):
             nn.Linear(features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
             nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, 1)))
 
-    def __call__(self, model, x, y):
-        both = torch.cat([x, self.next_target(x)])
+    def __call__(self, model, x, y, context=None):
+        both = torch.cat([x, self.next_target(x, context)])
         pooled = model.forward_head(model.forward_features(both), pre_logits=True)
         logits = model.get_classifier()(pooled[: len(x)])
-        domain = self.modules[0](GradientReverse.apply(pooled, dann_coefficient(self.progress))).squeeze(1)
+        domain = self.modules[0](GradientReverse.apply(pooled, dann_coefficient(context.progress))).squeeze(1)
         is_source = torch.cat([torch.ones(len(x)), torch.zeros(len(both) - len(x))]).to(domain.device)
         domain_loss = F.binary_cross_entropy_with_logits(domain.float(), is_source)
         return self.criterion(logits.float(), y) + self.weight * domain_loss, logits
@@ -189,8 +205,8 @@ class L2SPObjective(Objective):
         # the starting point: the pretrained weights as built, before any step (and before a resume loads others)
         self.start = {n: p.detach().clone() for n, p in model.named_parameters() if n not in head_names}
 
-    def __call__(self, model, x, y):
-        loss, logits = super().__call__(model, x, y)
+    def __call__(self, model, x, y, context=None):
+        loss, logits = super().__call__(model, x, y, context)
         if self.weight == 0:
             return loss, logits
         pull = sum(((p - self.start[n]) ** 2).sum() for n, p in model.named_parameters()

@@ -25,6 +25,7 @@ import torch
 from tlcore.spec.adapt_spec import uses_adabn
 from tlcore.config import RunConfig
 from tlcore.core.paths import data_home
+from tlcore.core.step_context import StepContext
 from tlcore.training.checkpoint import save_state, save_weights
 from tlcore.training.features import FeatureCache, train_view_key
 from tlcore.modality import of_config
@@ -75,12 +76,12 @@ def _train_step_seconds(loop: Loop, config: RunConfig, epoch: int, measure: int)
     set_train_mode(prep.model, prep.built.groups, prep.plan, epoch)
     trainable = [p for p in prep.model.parameters() if p.requires_grad]
     loop.train_loader.start_epoch(config.seed)
-    loop.objective.targets = target_batches(loop, config.seed)  # an adaptation's target batches cost their share
+    context = StepContext(targets=target_batches(loop, config.seed))  # an adaptation's target batches cost their share
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         x, y = x.to(runtime.device), y.to(runtime.device)
         loss, _ = train_step(prep.model, x, y, loop.optimizer, loop.scheduler, loop.objective, runtime, trainable,
-                             config.optimizer.grad_clip)
+                             config.optimizer.grad_clip, context=context)
         float(loss)  # wait for the device: the step is done when its loss is
 
     return *_time_per_batch(lambda: loop.train_loader, measure, step), sum(p.numel() for p in trainable)

@@ -21,6 +21,7 @@ from tlcore.inputs.loader import EpochLoader
 from tlcore.training.prepare import Prepared
 from tlcore.core.runtime import Runtime
 from tlcore.core.schedules import make_scheduler
+from tlcore.core.step_context import StepContext
 
 __all__ = ["Loop", "build_loop", "make_loader", "make_optimizer", "train_step", "evaluate_loss", "epoch_seed_of",
            "target_batches"]
@@ -66,7 +67,7 @@ def make_optimizer(model: nn.Module, groups, plan: FreezePlan, config: RunConfig
 def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, objective: Objective, runtime: Runtime,
                trainable_params: list[nn.Parameter], grad_clip: float,
-               share: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               share: float | None = None, context: StepContext | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step; returns (loss, logits of the labelled batch) detached, still on the device (no host
     sync here).
 
@@ -74,7 +75,8 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: to
         model: the module stepped; x, y: the batch; optimizer, scheduler: stepped once each;
         objective: the step's loss (cross-entropy, plus the adaptation method's term); runtime: precision and
         memory format; trainable_params: clipped (and summed across ranks); grad_clip: max norm (0: none);
-        share: see below.
+        share: see below; context: what the objective is told besides the batch (target batches, the share of
+        the run done).
 
     `share` (torchrun): this rank's share of the global batch; its loss is weighted by it and the gradients are
     summed across ranks before clipping, which makes the step the single-process step on the global batch.
@@ -85,7 +87,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: to
     if runtime.channels_last and x.ndim == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(runtime):
-        loss, logits = objective(model, x, y)
+        loss, logits = objective(model, x, y, context)
     optimizer.zero_grad(set_to_none=True)
     (loss if share is None else loss * share).backward()
     if share is not None:

@@ -185,6 +185,7 @@ def _train_epoch(run: Fit, parts: list[Part], step, epoch: int) -> dict:
     seen = 0
     started = time.monotonic()
     for index, (x, y) in enumerate(run.path.batches(epoch, order)):
+        run.context.epoch, run.context.step = epoch, index
         for part in parts:
             part.before_step(run, epoch, index)
         if run.stop:

@@ -1,5 +1,6 @@
-"""The adaptation objective's inputs: each epoch's unlabeled target batches (in an order fixed by the epoch's
-seed, so a resumed run repeats them) and the run's progress, which schedules DANN's reversal weight."""
+"""The adaptation objective's inputs, put in the step context: each epoch's unlabeled target batches (in an order
+fixed by the epoch's seed, so a resumed run repeats them) and the run's progress, which schedules DANN's reversal
+weight; and the objective's own state (DANN's domain classifier) saved with the checkpoint."""
 
 from __future__ import annotations
 
@@ -33,11 +34,11 @@ class Adaptation(Part):
         self.restored = state
 
     def before_epoch(self, fit: Fit, epoch: int) -> None:
-        fit.loop.objective.targets = fit.path.target_batches(epoch_seed_of(fit.config, epoch))
+        fit.context.targets = fit.path.target_batches(epoch_seed_of(fit.config, epoch))
         self.steps = max(1, len(fit.loop.train_loader))
 
     def before_step(self, fit: Fit, epoch: int, step: int) -> None:
-        fit.loop.objective.progress = (epoch * self.steps + step) / max(1, fit.config.epochs * self.steps)
+        fit.context.progress = (epoch * self.steps + step) / max(1, fit.config.epochs * self.steps)
 
 
 def make(prep: Prepared) -> Part:

@@ -7,8 +7,8 @@ early stopping) is a `Part` whose methods the loop calls at these moments, in th
     before_fit(fit)                      once, after the loop is built
     step_path(fit) -> StepPath | None    what the steps run on; the first part that answers wins
     wrap_step(fit, step) -> step         wrap the optimizer step (compile's fallback, torchrun's shares)
-    before_epoch(fit, epoch)             cancel, freeze stage, the epoch's target batches
-    before_step(fit, epoch, step)        cancel, the adaptation schedule's progress
+    before_epoch(fit, epoch)             cancel, freeze stage, the epoch's target batches (into fit.context)
+    before_step(fit, epoch, step)        cancel, the share of the run done (into fit.context)
     after_step(fit, epoch, step)         progress events
     epoch_totals(fit, totals) -> totals  the epoch's loss, correct and seen counts (torchrun sums ranks')
     after_validate(fit, epoch, metrics)  more of the epoch's metrics, before the best epoch is chosen by one
@@ -20,7 +20,9 @@ A part declares its place rather than relying on a comment: `provides` names wha
 after it ("start_epoch", "best_weights"...), `requires` what it needs from a part before it, and `after` what it
 must follow when that part is there. `check_order` checks them when the run's parts are chosen, so a wrong order is
 an error before any training. A part keeps its own state and saves it itself (`state_dict`, `load_state_dict`: the
-checkpoint collects them by the part's `name`); it never replaces the `Loop`'s objects. A cancel is a signal:
+checkpoint collects them by the part's `name`); it never replaces the `Loop`'s objects or writes into them: what
+a step must be told besides its batch goes in the run's typed `StepContext` (`fit.context`), which the loop
+gives every step. A cancel is a signal:
 a part sets `fit.stop`, and the loop stops. A new feature is a new module with a `make(prep) -> Part | None` and
 one line in `PARTS`.
 """
@@ -39,9 +41,10 @@ from tlcore.errors import TransferLabError
 from tlcore.core.events import Sink
 from tlcore.training.prepare import Prepared
 from tlcore.core.runtime import Runtime
+from tlcore.core.step_context import StepContext
 from tlcore.training.steps import Loop, train_step
 
-__all__ = ["Part", "Fit", "StepPath", "Progress", "Step", "PartOrderError", "check_order"]
+__all__ = ["Part", "Fit", "StepPath", "Progress", "Step", "PartOrderError", "check_order", "StepContext"]
 
 Step = Callable[..., "tuple[torch.Tensor, torch.Tensor] | None"]  # (x, y, share=None) -> (loss, logits) or None
 
@@ -123,6 +126,7 @@ class Fit:
         stopped_early: early stopping ended the run.
         stop: why the run should stop now (a part's cancel signal; the loop raises `Cancelled` with it).
         parts: the run's parts, in calling order (the checkpoint saves their states).
+        context: what each step is told besides its batch: the loop sets its epoch and step, parts the rest.
     """
 
     loop: Loop
@@ -138,6 +142,7 @@ class Fit:
     stopped_early: bool = False
     stop: str | None = None
     parts: list["Part"] = field(default_factory=list)
+    context: StepContext = field(default_factory=StepContext)
 
     @property
     def prep(self) -> Prepared:
@@ -162,7 +167,7 @@ class Fit:
 
         def step(x: torch.Tensor, y: torch.Tensor, share: float | None = None):
             return train_step(model, x, y, loop.optimizer, loop.scheduler, loop.objective, self.path.runtime,
-                              self.trainable, self.config.optimizer.grad_clip, share)
+                              self.trainable, self.config.optimizer.grad_clip, share, self.context)
         return step
 
 
