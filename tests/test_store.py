@@ -126,9 +126,7 @@ class _DeletedWhileOpen(Database):
 
 
 def _deleted_while_open_store() -> RunStore:
-    store = RunStore()
-    store.database = _DeletedWhileOpen(store.path, fill_from_run_folders)
-    return store
+    return RunStore.over(_DeletedWhileOpen(RunStore().path, fill_from_run_folders))
 
 
 @pytest.mark.parametrize("deleted", [True, "journal"], ids=["file", "journal"])
@@ -305,7 +303,7 @@ def test_a_store_rebuilt_during_a_command_is_said_when_it_ends(colours: Path, tl
     class DeletedAfterOpening(RunStore):
         def __init__(self, path=None) -> None:
             super().__init__(path)
-            self.database = _DeletedWhileOpen(self.path, fill_from_run_folders)
+            self._compose(_DeletedWhileOpen(self.path, fill_from_run_folders))
             self.database.delete_next = True
 
     monkeypatch.setattr(tlcore.runs, "RunStore", DeletedAfterOpening)
@@ -438,8 +436,9 @@ def test_a_resume_is_keyed_by_the_status_it_read(colours: Path, tl_home: Path,
     store.finish(run.id, FAILED, "killed")
     stale = store.get(run.id)  # what a second caller read before the first resumed it
     assert store.requeue_for_resume(run.id).status == "queued"
-    monkeypatch.setattr(store, "get", lambda run_id: stale if run_id == run.id else RunStore.get(store, run_id))
-    monkeypatch.setattr(store, "reap_dead", lambda *a, **k: [])
+    lifecycle = store.lifecycle
+    monkeypatch.setattr(lifecycle, "get", lambda run_id: stale if run_id == run.id else RunStore.get(store, run_id))
+    monkeypatch.setattr(lifecycle, "reap_dead", lambda *a, **k: [])
     with pytest.raises(TransferLabError, match="it changed while being resumed"):
         store.requeue_for_resume(run.id)
     monkeypatch.undo()

@@ -26,11 +26,12 @@ class RunLifecycle:
     """The runs' rows: status, times, process, flags.
 
     Args:
-        database: the store's `Database`.
+        database: the store's `Database`; log: its `EventLog` (a run failed for a dead process says why there).
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, log: EventLog) -> None:
         self.database = database
+        self.log = log
 
     # -- writing ----------------------------------------------------------------------------------
     def create(self, config: RunConfig, *, sweep: str | None = None, runner: str | None = None) -> Run:
@@ -244,7 +245,7 @@ class RunLifecycle:
                     changed = db.execute("UPDATE runs SET status=?, error=?, finished=?, pid=NULL WHERE id=? AND status=?",
                                          (FAILED, message, now, run.id, RUNNING)).rowcount
                 if changed:
-                    EventLog(self.database).add_event(run.id, "error", message)
+                    self.log.add_event(run.id, "error", message)
                     reaped.append(run.id)
         return reaped
 
