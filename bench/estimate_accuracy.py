@@ -1,22 +1,28 @@
-"""Time estimates against the real runs they predict, and what the Compare page's estimate of a 2x2x2 grid costs.
+"""Time estimates against the real runs they predict, measured the way the app measures and runs them.
 
-On the bundled sample data (240 shapes, EfficientNet-Lite0, this machine's CPU), for each freeze strategy: the
-estimate (`tlcore.experiments.estimate.estimate_time`), then the real run (`tlcore.training.train.train`, in this process, no early
-stop), and their ratio. Then a comparison of 2 strategies x 2 learning rates x 2 seeds estimated the way the page
-does (`estimate_times`: once per distinct step cost) against the plain loop it replaced (one measurement per
-setting). Each data folder is fresh, so the feature cache starts empty as it does for a new user.
+Each estimate is `python -m tlcore estimate CONFIG... --json` in a process of its own (what "Estimate the time"
+starts), and each real run is queued on the background worker (`submit`, as "Start training" and Compare do);
+its real time is what the store records from the worker's claim to its end. Each case has a fresh data folder, so
+the feature cache starts empty as it does for a new user, and a worker of its own, so the first run of a kind pays
+what a first run pays (the worker lingers between the runs of a grid, as it does in the app).
 
-With `--texts`: the same for the bundled support tickets (240 texts, all-MiniLM-L6-v2), head only (the fast
-path: embeddings computed once) and the whole encoder at the texts' settings (lr 1e-4, warm-up 0.5).
+Cases: on the bundled sample data (240 shapes, EfficientNet-Lite0, this machine's CPU) each freeze strategy; the
+bundled support tickets (240 texts, all-MiniLM-L6-v2) head only and whole encoder at the texts' settings; and a
+comparison grid of 2 strategies x 2 seeds (pictures), whose total is the sum of its runs. Printed per case: the
+estimate, the real time, their ratio (the goal: within 30%, 0.77 to 1.3), and what the estimate cost against the
+work it estimated (the goal: at most 10% of it or 30 s). With `--busy N`, N processes spin on the CPU beside it.
 
-Usage: `.venv/bin/python bench/estimate_accuracy.py [--epochs 3] [--texts]`
+Usage: `.venv/bin/python bench/estimate_accuracy.py [--epochs 3] [--busy 1] [--cases pictures,texts,grid]`
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
+import multiprocessing
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,66 +31,107 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tlcore.config import RunConfig  # noqa: E402
-from tlcore.experiments.estimate import estimate_time, estimate_times  # noqa: E402
-from tlcore.training.train import train  # noqa: E402
-
 STRATEGIES = ("feature_extraction", "freeze_first_k", "gradual", "full")
+SHAPES = ROOT / "sample_data" / "shapes"
 TEXTS = ROOT / "sample_data" / "support_tickets.csv"
 TEXT_SETTINGS = {"feature_extraction": {}, "full": {"optimizer": {"lr": 1e-4}, "schedule": {"name": "cosine",
                                                                                            "warmup_epochs": 0.5}}}
 
 
-def config_for(strategy: str, epochs: int, **changes) -> RunConfig:
-    patience = {"early_stopping": {"patience": 0}}  # the run goes all its epochs, as the estimate assumes
-    return RunConfig.from_dict({"data": {"source": str(ROOT / "sample_data" / "shapes")}, "epochs": epochs,
-                                "freeze": {"strategy": strategy}, **patience, **changes})
+def picture_config(strategy: str, epochs: int, **changes) -> dict:
+    """A run on the sample shapes that goes all its epochs (no early stop), as an estimate assumes."""
+    return {"data": {"source": str(SHAPES)}, "epochs": epochs, "freeze": {"strategy": strategy},
+            "early_stopping": {"patience": 0}, **changes}
 
 
-def timed(call):
+def text_config(strategy: str, epochs: int) -> dict:
+    return {"data": {"source": str(TEXTS)}, "model": {"name": "all-MiniLM-L6-v2"}, "input_size": None,
+            "epochs": epochs, "freeze": {"strategy": strategy}, "early_stopping": {"patience": 0},
+            **TEXT_SETTINGS[strategy]}
+
+
+def estimated(configs: list[dict], home: Path) -> tuple[list[float], float]:
+    """(each config's estimated seconds, seconds the estimate took), from the CLI in a process of its own."""
+    home.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, config in enumerate(configs):
+        paths.append(home / f"config-{index}.json")
+        paths[-1].write_text(json.dumps(config))
     started = time.perf_counter()
-    result = call()
-    return result, time.perf_counter() - started
+    done = subprocess.run([sys.executable, "-m", "tlcore", "estimate", *map(str, paths), "--json"], cwd=ROOT,
+                          env={**os.environ, "TRANSFERLAB_HOME": str(home)}, capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"estimate failed: {done.stderr.strip()}")
+    return [json.loads(line)["total_s"] for line in done.stdout.splitlines()], took
+
+
+def ran(configs: list[dict], home: Path) -> list[float]:
+    """Each run's seconds on the background worker (claim to end, as the store records them), queued together."""
+    os.environ["TRANSFERLAB_HOME"] = str(home)
+    os.environ["TRANSFERLAB_WORKER_LINGER_S"] = "5"
+    from tlcore.config import RunConfig
+    from tlcore.runs import RunStore
+    from tlcore.running.worker import submit
+
+    store = RunStore()
+    runs = [submit(RunConfig.from_dict(config), store) for config in configs]
+    while any(store.get(run.id).status in ("queued", "running") for run in runs):
+        time.sleep(0.5)
+    seconds = []
+    for run in runs:
+        run = store.get(run.id)
+        if run.status != "succeeded":
+            raise SystemExit(f"run {run.id} {run.status}: {run.error}")
+        seconds.append(run.finished - run.started)
+    return seconds
+
+
+def _spin() -> None:
+    while True:
+        pass
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--texts", action="store_true", help="the text runs only")
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning on the CPU beside the work")
+    parser.add_argument("--cases", default="pictures,texts,grid")
     args = parser.parse_args()
+    cases = set(args.cases.split(","))
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
+    for spinner in spinners:
+        spinner.start()
     work = Path(tempfile.mkdtemp(prefix="tl-bench-estimate-"))
-    os.environ["TRANSFERLAB_HOME"] = str(work / "home")
-    if args.texts:
-        from tlcore.modality import TEXTS as TEXT_KIND
-
-        TEXT_KIND.warm_up()  # as the worker is after its first text run (the estimate leaves the first import out too)
-        print(f"{'texts, strategy':20} {'estimated s':>12} {'real s':>8} {'real/estimated':>15} {'estimating took s':>18}")
-        for strategy, changes in TEXT_SETTINGS.items():
-            config = RunConfig.from_dict({"data": {"source": str(TEXTS)}, "model": {"name": "all-MiniLM-L6-v2"},
-                                          "epochs": args.epochs, "freeze": {"strategy": strategy},
-                                          "early_stopping": {"patience": 0}, "input_size": None, **changes})
-            estimate, took = timed(lambda: estimate_time(config))
-            _, real = timed(lambda: train(config, work / f"text-{strategy}"))
-            print(f"{strategy:20} {estimate.total_s:12.1f} {real:8.1f} {real / estimate.total_s:15.2f} {took:18.1f}")
-        return
-    print(f"{'strategy':20} {'estimated s':>12} {'real s':>8} {'real/estimated':>15} {'estimating took s':>18}")
-    for strategy in STRATEGIES:
-        config = config_for(strategy, args.epochs)
-        estimate, took = timed(lambda: estimate_time(config))
-        _, real = timed(lambda: train(config, work / f"run-{strategy}"))
-        print(f"{strategy:20} {estimate.total_s:12.1f} {real:8.1f} {real / estimate.total_s:15.2f} {took:18.1f}")
-
-    os.environ["TRANSFERLAB_HOME"] = str(work / "home-grid")  # an empty feature cache again
-    grid = [dataclasses.replace(config_for(s, args.epochs), seed=seed,
-                                optimizer=dataclasses.replace(RunConfig().optimizer, lr=lr))
-            for s in ("feature_extraction", "full") for lr in (1e-3, 3e-3) for seed in (0, 1)]
-    per_setting = [c for c in grid if c.seed == 0]
-    _, shared = timed(lambda: estimate_times(grid))
-    os.environ["TRANSFERLAB_HOME"] = str(work / "home-loop")
-    _, loop = timed(lambda: [estimate_time(c) for c in per_setting])
-    print(f"\n2 strategies x 2 learning rates x 2 seeds ({len(grid)} runs, {args.epochs} epochs each):")
-    print(f"  estimate_times, once per distinct step cost: {shared:6.1f} s")
-    print(f"  plain loop, once per setting ({len(per_setting)}):        {loop:6.1f} s")
+    rows = []
+    if "pictures" in cases:
+        rows += [(f"pictures, {s}", [picture_config(s, args.epochs)]) for s in STRATEGIES]
+    if "texts" in cases:
+        rows += [(f"texts, {s}", [text_config(s, args.epochs)]) for s in TEXT_SETTINGS]
+    if "grid" in cases:
+        rows.append(("grid: 2 strategies x 2 seeds", [picture_config(s, args.epochs, seed=seed)
+                                                      for s in ("feature_extraction", "full") for seed in (0, 1)]))
+    print(f"{'case':32} {'estimated s':>12} {'real s':>8} {'real/estimated':>15} "
+          f"{'estimating s':>13} {'share of work':>14}", flush=True)
+    try:
+        for index, (name, configs) in enumerate(rows):
+            home = work / f"case-{index}"
+            estimates, took = estimated(configs, home)
+            real = ran(configs, home)
+            total_estimate, total_real = sum(estimates), sum(real)
+            print(f"{name:32} {total_estimate:12.1f} {total_real:8.1f} {total_real / total_estimate:15.2f} "
+                  f"{took:13.1f} {took / total_real:14.0%}", flush=True)
+            if len(configs) > 1:
+                for config, e, r in zip(configs, estimates, real):
+                    label = f"  {config['freeze']['strategy']}, seed {config.get('seed', 0)}"
+                    print(f"{label:32} {e:12.1f} {r:8.1f} {r / e:15.2f}", flush=True)
+            shutil.rmtree(home, ignore_errors=True)
+    finally:
+        for spinner in spinners:
+            spinner.terminate()
+        shutil.rmtree(work, ignore_errors=True)
+    if args.busy:
+        print(f"(with {args.busy} process(es) spinning on the CPU beside it)")
 
 
 if __name__ == "__main__":
