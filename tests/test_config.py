@@ -115,12 +115,15 @@ def test_fuzz_random_json_in_every_field_gives_only_one_line_errors(seed: int) -
     (b"[1, 2]", "the run config must be an object"),
     (b'{"a":' * 5000 + b"1" + b"}" * 5000, "nested"),
     (b'{"name":' * 30 + b'"x"' + b"}" * 30, "nested more than 20 levels deep"),
+    (b'{"epochs": 1' + b"0" * 4000 + b"}", "epochs is a number of about 4,001 digits, far too large"),
+    (b'{"epochs": 9' + b"0" * 20 + b"}", "epochs is 900,000,000,000,000,000,000, far too large"),
 ])
 def test_files_that_are_not_configs_are_one_line_errors(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "run.json"
     path.write_bytes(content)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=message) as raised:
         RunConfig.load(path)
+    assert len(str(raised.value)) < 300  # a number of 4,001 digits was printed whole: one line of 4,057 characters
 
 
 def test_a_folder_or_a_missing_file_as_config(tmp_path: Path) -> None:

@@ -62,6 +62,10 @@ def test_a_data_file_that_is_a_fifo_or_a_device_is_one_line(tmp_path: Path, make
         read_texts(path)
     result = tlcore_in_process("data", "scan", str(path))
     assert result.returncode == 1 and result.stderr.count("\n") == 1 and problem in result.stderr
+    config = tmp_path / "run.json"  # a training run says the same (before, for the link: "/dev/zero is a file, not
+    config.write_text(json.dumps({"data": {"source": str(path)}, "epochs": 1}))  # a folder or .zip")
+    trained = tlcore_in_process("train", str(config))
+    assert trained.returncode != 0 and problem in trained.stdout + trained.stderr, trained.stdout + trained.stderr
 
 
 def test_read_regular_file_refuses_what_it_must(tmp_path: Path) -> None:

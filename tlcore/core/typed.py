@@ -82,7 +82,8 @@ def check_plain(value: object, where: str, error: type[TransferLabError] = Trans
         for i, item in enumerate(value):
             check_plain(item, f"{where}[{i}]", error, depth + 1)
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
-        raise error(f"{where} is {value}, far too large", "use an ordinary number")
+        shown = f"{value:,}" if abs(value) < 10**30 else f"a number of about {int(value.bit_length() * 0.30103) + 1:,} digits"
+        raise error(f"{where} is {shown}, far too large", "use an ordinary number")
 
 
 def _dataclass_of(hint) -> type | None:

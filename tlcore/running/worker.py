@@ -264,6 +264,8 @@ def _absolute(path: str) -> str:
     candidate = user_path(path)
     if not candidate.is_absolute():
         candidate = Path.cwd() / candidate if (Path.cwd() / candidate).exists() else PROJECT_ROOT / candidate
+    if candidate.is_symlink():  # kept by its own name: `z.csv -> /dev/zero` is still the CSV the user named, and
+        return str(candidate.parent.resolve() / candidate.name)  # its reader says what it points at
     return str(candidate.resolve())
 
 
