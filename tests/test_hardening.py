@@ -64,7 +64,7 @@ def test_vary_with_no_values_queues_nothing(tmp_path: Path, tl_home: Path, capsy
 def test_a_class_folder_whose_name_is_not_utf8_is_one_line_at_the_scan(tmp_path: Path) -> None:  # 11
     """Once a crash in the split; then the split worked, training ran, and the run failed at its end writing
     predictions.csv ("unexpected error: UnicodeEncodeError", issue 37). Now the scan says so, before any work."""
-    from conftest import make_class_folders
+    from conftest import make_class_folders, tlcore_in_process
     from tlcore.data import scan
     from tlcore.errors import DatasetError
 
@@ -73,6 +73,16 @@ def test_a_class_folder_whose_name_is_not_utf8_is_one_line_at_the_scan(tmp_path:
     (root / "bad").rename(root / odd)
     with pytest.raises(DatasetError, match=r"the class folder name 'caf\\xe9' .* is not valid UTF-8 text"):
         scan(root)
+    texts = tmp_path / "texts"  # a folder of texts: the same one line (before: each of its 10 files was "not
+    for label in ("ok", "bad"):  # valid UTF-8 (save the file as UTF-8)", though the files were plain ASCII)
+        (texts / label).mkdir(parents=True)
+        for i in range(5):
+            (texts / label / f"t{i}.txt").write_text(f"a plain text {i} of {label}")
+    (texts / "bad").rename(texts / odd)
+    with pytest.raises(DatasetError, match=r"the class folder name 'caf\\xe9' .* is not valid UTF-8 text"):
+        scan(texts)
+    result = tlcore_in_process("data", "scan", str(texts))
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "caf\\xe9" in result.stderr
     # the seed of a UTF-8 class name is what it was before: its splits do not move
     assert random.Random("0/ok").random() == random.Random("0/ok".encode()).random()
 

@@ -357,6 +357,11 @@ def _read_folder(root: Path) -> TextReport:
     root = root.resolve()
     report = TextReport(root=str(root), source=str(root))
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if _not_text(folder.name):  # its name is the label: said once, as for pictures (before: each of its files
+            # was called "not valid UTF-8 (save the file as UTF-8)", which was not the problem)
+            shown = folder.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise DatasetError(f"the class folder name '{shown}' in {root} is not valid UTF-8 text",
+                               "rename the folder (a name in plain letters)")
         for file in sorted(folder.rglob("*.txt")):
             where = file.relative_to(root).as_posix()
             try:  # regular files inside the folder only: no FIFO, device, or link to /etc/passwd
@@ -371,13 +376,18 @@ def _read_folder(root: Path) -> TextReport:
     return _finish(report)
 
 
+def _not_text(name: str) -> bool:
+    """A name read from the disk holds bytes that are not UTF-8 (kept as surrogate escapes)."""
+    return any("\udc80" <= c <= "\udcff" for c in name)
+
+
 def _add(report: TextReport, where: str, line: int | None, text: object, label: object) -> None:
     place = f"line {line}" if line is not None else where
     if not isinstance(text, str) or not isinstance(label, (str, int)) or isinstance(label, bool):
         report.skipped.append((place, "the text or the label is missing or not text"))
         return
     label = str(label).strip()
-    if any("\udc80" <= c <= "\udcff" for c in text + label):
+    if _not_text(text + label):
         report.skipped.append((place, "not valid UTF-8 (save the file as UTF-8)"))
         return
     if not label:
