@@ -89,6 +89,20 @@ def test_a_quote_never_closed_is_named_by_its_line(tmp_path: Path) -> None:
         read_texts(path)
 
 
+def test_a_quote_closed_by_the_next_row_names_both_lines(tmp_path: Path) -> None:
+    """Before: "238 usable texts, 1 skipped" of 240 rows, "skipped line 182: 5 fields": line 183 read into it
+    without a word. Now the skipped row says it spans lines 182 to 183, and why."""
+    rows = ["text,label"] + [f'"question {i}, about my order",{"shipping" if i % 2 else "login"}' for i in range(240)]
+    rows[181] = rows[181].replace('",', ",", 1)  # its closing quote lost: the next row's opening quote closes it
+    path = tmp_path / "tickets.csv"
+    path.write_text("\n".join(rows) + "\n")
+    report = read_texts(path)
+    assert len(report.images) == 238
+    [(place, why)] = report.skipped
+    assert place == "line 182" and why.endswith("(lines 182 to 183 read as this one row: a quote opened on line "
+                                                "182 closes on line 183)"), why
+
+
 def test_rows_left_out_are_counted_by_reason_for_the_run(tmp_path: Path) -> None:
     """Before: `data scan` listed 120 lines as not UTF-8, and `train` trained on the rest without a word."""
     lines = [b"text,label"] + [f"question {i} about my order,{'shipping' if i % 2 else 'login'}".encode()

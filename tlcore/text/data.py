@@ -208,7 +208,9 @@ def _rows_of_table(data: str, delimiter: str) -> tuple[list[str], list[tuple[int
             raise DatasetError(f"line {start}: a quote (\") opened there is never closed, so lines {start} to "
                                f"{reader.line_num} would read as one text", "close the quote, or remove it")
         if len(row) != len(header):
-            rows.append((start, None, f"{len(row)} fields, the header has {len(header)}"))
+            spans = (f" (lines {start} to {reader.line_num} read as this one row: a quote opened on line {start} "
+                     f"closes on line {reader.line_num})") if reader.line_num > start else ""
+            rows.append((start, None, f"{len(row)} fields, the header has {len(header)}{spans}"))
             continue
         rows.append((start, row, ""))
     return header, rows
