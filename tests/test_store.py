@@ -351,6 +351,8 @@ def test_a_store_lost_mid_run_keeps_every_epoch_and_event(colours: Path, tl_home
     messages = [e["message"] for e in rebuilt.events(run.id)]
     assert all(message in messages for message in logged)  # the log before the loss, from the run's folder
     assert again is not None
+    # and the run's own log says so (before: the worker went on with the rebuilt store without a word)
+    assert [m for m in messages if m.startswith("while this run trained, the run store was deleted or replaced")]
 
 
 def test_a_store_error_while_recording_an_event_does_not_fail_the_run(colours: Path, tl_home: Path,

@@ -150,6 +150,12 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
 
     tracker: RunTracker | None = None
     store_trouble: list[str] = []
+    notes_said = [len(store.notes)]
+
+    def say_store_notes() -> None:  # the store rebuilt under the run (runs.sqlite deleted or damaged): in its log
+        for note in store.notes[notes_said[0]:]:
+            notes_said[0] += 1
+            sink(Event("warning", f"while this run trained, {note}; no epoch or event of the run was lost"))
 
     def sink(event: Event) -> None:
         now = time.time()
@@ -163,6 +169,8 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
                 append_event(run.run_dir, {"ts": time.time(), "kind": "warning", "data": {},
                                            "message": f"the run store could not record an event ({exc}); the run "
                                                       f"goes on and its folder keeps its events"})
+        if len(store.notes) > notes_said[0]:
+            say_store_notes()
         if event.kind == "epoch" and tracker is not None:
             tracker.epoch(event.data)
         if on_event:

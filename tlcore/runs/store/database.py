@@ -118,10 +118,12 @@ class Database:
         self.notes: list[str] = []
         self.read_only = False
         self._fill = fill
+        self._known: str | None = None  # the store this object last used (its own id): another means it was rebuilt
         self.open()
 
     def open(self) -> None:
         """Open (or create) the file with the current schema; a new file is filled from the run folders."""
+        self._known = None  # what this opening does, it says itself
         folder = self.path.parent
         if self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(folder, os.W_OK)):
             self.read_only = True
@@ -141,6 +143,9 @@ class Database:
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
             if "runner" not in columns:  # a store made before runs could go to Ray
                 db.execute("ALTER TABLE runs ADD COLUMN runner TEXT")
+            # each store file its own id, once (a file's inode is no identity: a new file often reuses a deleted one's)
+            db.execute("INSERT INTO store_identity (id) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM store_identity)",
+                       (uuid.uuid4().hex,))
         if not built:  # a run folder the store never heard of: its creator was killed between the folder and the row
             adopted = self._fill(self)
             if adopted:
@@ -203,6 +208,8 @@ class Database:
             self.open()  # deleted while in use (a worker outlives many commands): rebuilt from the run folders
         opened = self._identity()  # before connecting: a file deleted in between is then seen as replaced
         db = self._setup()
+        if check and not self.read_only:
+            self._notice_a_replaced_store(db)
         journal = self._journal_identity()  # held open by this connection from here: SQLite never deletes them
         try:
             yield db
@@ -235,6 +242,19 @@ class Database:
             raise problem from None
         finally:
             db.close()
+
+    def _notice_a_replaced_store(self, db: sqlite3.Connection) -> None:
+        """A store file other than the one this object last used (another process rebuilt it in between) is noted."""
+        try:
+            row = db.execute("SELECT id FROM store_identity LIMIT 1").fetchone()
+        except sqlite3.Error:  # a store of an older version, or one being set up: nothing to compare yet
+            return
+        if row is None:
+            return
+        if self._known is not None and row["id"] != self._known:
+            self.notes.append("the run store was deleted or replaced since this process last used it; it was rebuilt "
+                              "from the run folders")
+        self._known = row["id"]
 
     def _identity(self, suffix: str = "") -> tuple[int, int] | None:
         """The file the path (with `suffix`: one of its WAL files) names now (device, inode), or None when gone."""

@@ -21,6 +21,7 @@ _RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what `new_run_id` makes; not
 _SWEEP_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")  # comparisons are named cmp-YYYYmmdd-HHMMSS-xxxx
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS store_identity (id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
