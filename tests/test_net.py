@@ -72,3 +72,56 @@ def test_an_mlflow_server_that_never_answers_is_said(http_port: int, silent_port
     assert time.monotonic() - started < 8
     assert not_http(f"http://127.0.0.1:{http_port}/health", 2.0) is None  # any HTTP answer, 501 included
     assert unreachable_server("file:///tmp/mlruns") is None
+
+
+def _grpc_server(handlers: dict) -> tuple[object, int]:
+    """A real gRPC server (grpcio, installed with Ray) answering only `handlers` ({"/svc/Method": status or None})."""
+    grpc = pytest.importorskip("grpc")
+    from concurrent import futures
+
+    class Handlers(grpc.GenericRpcHandler):
+        def service(self, details):
+            if details.method not in handlers:
+                return None  # grpc answers UNIMPLEMENTED, as any server that does not know the call
+            status = handlers[details.method]
+
+            def answer(request, context):
+                if status is not None:
+                    context.abort(status, "no token")
+                return b""
+            return grpc.unary_unary_rpc_method_handler(answer)
+
+    server = grpc.server(futures.ThreadPoolExecutor(2), handlers=[Handlers()])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def test_a_grpc_server_that_is_not_ray_is_said_within_seconds_and_ray_is_recognised(tl_home) -> None:
+    """Issue 37: `--ray` at any gRPC server passed the protocol check, and Ray then retried past 120 s (its "Failed
+    to connect to GCS" every 5 s), leaving the run queued; `ray://` there took 33 s. Ray's endpoints know their calls
+    (answered or refused for a missing token, as a real `ray start --head` of Ray 2.60 does), other servers do not."""
+    from conftest import ray_or_skip
+
+    ray_or_skip()
+    grpc = pytest.importorskip("grpc")
+    from tlcore.errors import TransferLabError
+    from tlcore.running.on_ray import _RAY_CALLS, connect, not_ray
+
+    empty, port = _grpc_server({})
+    ray_like, ray_port = _grpc_server({_RAY_CALLS[False]: grpc.StatusCode.UNAUTHENTICATED,
+                                       _RAY_CALLS[True]: None})
+    try:
+        started = time.monotonic()
+        assert not_ray(f"127.0.0.1:{port}", 5.0) == (f"127.0.0.1:{port} speaks gRPC, but not as a Ray cluster (it "
+                                                     "has no GetClusterId)")
+        assert "not as a Ray Client server (it has no ClusterInfo)" in not_ray(f"ray://127.0.0.1:{port}", 5.0)
+        assert "does not answer" in not_ray("127.0.0.1:1", 5.0)
+        assert not_ray(f"127.0.0.1:{ray_port}", 5.0) is None  # refused for its token: Ray's own answer
+        assert not_ray(f"ray://127.0.0.1:{ray_port}", 5.0) is None
+        with pytest.raises(TransferLabError, match="speaks gRPC, but not as a Ray cluster"):
+            connect(f"127.0.0.1:{port}")
+        assert time.monotonic() - started < 30
+    finally:
+        empty.stop(0)
+        ray_like.stop(0)

@@ -39,7 +39,7 @@ from tlcore.core.paths import data_home
 from tlcore.runs import CANCELLED, FAILED, QUEUED, SUCCEEDED, Run, RunStore
 from tlcore.results.tracking import RunTracker
 
-__all__ = ["RAY_RUNNER", "SHIP_LIMIT_BYTES", "ray_installed", "connect", "drive", "choose_data_mode",
+__all__ = ["RAY_RUNNER", "SHIP_LIMIT_BYTES", "ray_installed", "connect", "not_ray", "drive", "choose_data_mode",
            "spawn_driver"]
 
 RAY_RUNNER = "ray"  # the store's runner column for runs a Ray driver takes
@@ -84,6 +84,43 @@ def _ray():
     return ray
 
 
+# A call each kind of Ray endpoint knows: the cluster's GCS (host:6379) and the Ray Client server (ray://host:10001).
+_RAY_CALLS = {False: "/ray.rpc.NodeInfoGcsService/GetClusterId", True: "/ray.rpc.RayletDriver/ClusterInfo"}
+
+
+def not_ray(address: str, timeout_s: float) -> str | None:
+    """Why a gRPC server at `address` is not a Ray cluster, found within `timeout_s`; None when it is.
+
+    A call Ray's endpoint knows is made with an empty request: Ray answers it (with its result, or with an error
+    about the request or a missing token), any other gRPC server says it has no such method.
+
+    Args:
+        address: "host:port" (a cluster's GCS) or "ray://host:port" (a Ray Client server).
+        timeout_s: the deadline of the call.
+
+    Returns:
+        e.g. "127.0.0.1:8797 speaks gRPC, but not as a Ray cluster (it has no GetClusterId)", or None.
+    """
+    import grpc  # installed with Ray
+
+    client = address.startswith("ray://")
+    target, method = address.removeprefix("ray://"), _RAY_CALLS[client]
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        try:
+            call(b"", timeout=timeout_s)
+        except grpc.RpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                what = "a Ray Client server" if client else "a Ray cluster"
+                return f"{target} speaks gRPC, but not as {what} (it has no {method.rsplit('/', 1)[1]})"
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return f"{target} speaks gRPC but does not answer Ray's call within {timeout_s:g} s"
+            if code == grpc.StatusCode.UNAVAILABLE:
+                return f"{target} does not answer ({' '.join(str(exc.details()).split())[:120]})"
+    return None  # answered, or refused the call as Ray does (no token, a bad request)
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     """Join the cluster at `address` ("auto": the one this machine belongs to), or start a local instance.
 
@@ -109,6 +146,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     # ray.init itself retries for minutes, printing Ray's own log lines: the address must answer, and speak gRPC
     # (an HTTP server or a silent port there is said within seconds, and no run is left queued)
     silent = not_grpc(host, int(port), RAY_CONNECT_TIMEOUT_S) if host and port.isdigit() else None
+    if host and port.isdigit() and not silent:  # gRPC is not yet Ray: any gRPC server passed, and Ray then retried
+        silent = not_ray(address, RAY_CONNECT_TIMEOUT_S)
     if silent:
         raise TransferLabError(f"cannot connect to Ray at {address}: {silent}",
                                "check the address (e.g. auto, or ray://head:10001) and that the cluster is up")
