@@ -191,7 +191,7 @@ def test_evaluate_on_another_folder_from_the_cli(colours: Path, target: Path, tl
     trained = tlcore("train", str(config_path), home=tl_home)
     assert trained.returncode == 0, trained.stderr
     assert trained.stdout.startswith("run ")
-    assert "preparing: splitting 48 pictures (2 of 4)" in trained.stdout  # issue 37: the wait before epoch 1
+    assert "preparing: splitting 48 pictures (2 of 6)" in trained.stdout  # issue 37: the wait before epoch 1
     run_id = trained.stdout.split()[1]
     result = tlcore("evaluate", run_id, "--data", str(target), "--json", home=tl_home)
     assert result.returncode == 0, result.stderr

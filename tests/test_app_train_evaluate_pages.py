@@ -80,9 +80,16 @@ def test_the_wait_before_training_counts_its_phases(tl_home, tmp_path) -> None:
     events = []
     prepare(config, sink=events.append)  # the phases a run says while it prepares, in order
     phases = [(e.message, e.data["done"], e.data["total"]) for e in events if e.kind == "progress"]
-    assert [(d, t) for _, d, t in phases] == [(0, 4), (1, 4), (2, 4), (3, 4)]
-    assert phases[1][0] == "preparing: splitting 48 pictures (2 of 4)"
-    assert phases[0][0] == "preparing: reading colours (1 of 4)"
+    assert [(d, t) for _, d, t in phases] == [(0, 6), (1, 6), (2, 6), (3, 6), (4, 6)]
+    assert phases[1][0] == "preparing: splitting 48 pictures (2 of 6)"
+    assert phases[0][0] == "preparing: reading colours (1 of 6)"
+    assert phases[3][0] == "preparing: checking that the split's 48 files are there (4 of 6)"
+    assert phases[4][0] == "preparing: building test_efficientnet (5 of 6)"  # before: 14 s of 200,000 texts unsaid
+    from tlcore.training.train import train
+
+    said = []
+    train(config, tmp_path / "run", sink=said.append)
+    assert [e.data["done"] for e in said if e.kind == "progress" and e.data.get("phase") == "prepare"] == list(range(6))
     run = submit(config, start=False)
     store = RunStore()
     assert store.claim_next(os.getpid()).id == run.id  # running, as a worker would have it
@@ -92,7 +99,7 @@ def test_the_wait_before_training_counts_its_phases(tl_home, tmp_path) -> None:
     app.query_params["run"] = run.id
     app.run()
     shown = [p.proto.text for p in app.get("progress")]
-    assert "running: preparing: splitting 48 pictures (2 of 4), before training" in shown, shown
+    assert "running: preparing: splitting 48 pictures (2 of 6), before training" in shown, shown
 
 
 def _wait_for_the_comparison(app) -> None:

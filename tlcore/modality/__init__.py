@@ -164,8 +164,9 @@ def load_manifest(data: SplitSettings, on_phase: PhaseReport | None = None) -> S
         DatasetError: as `resolve_manifest`, or a file of the split is gone.
     """
     manifest, _ = resolve_manifest(data, on_phase)
-    if on_phase is not None:
-        on_phase(f"checking the split's {len(manifest.items):,} files", 3, SPLIT_PHASES)
+    if on_phase is not None:  # a table's rows are one file: the files are counted, not the items
+        files = len(manifest.source_files())
+        on_phase(f"checking that the split's {files:,} file{'s are' if files != 1 else ' is'} there", 3, SPLIT_PHASES)
     missing = manifest.missing_files()
     if missing:
         raise DatasetError(f"{len(missing)} file(s) of the split are gone (first: {missing[0]})",

@@ -28,12 +28,14 @@ from tlcore.core.events import Event, Progress, Sink, ignore
 from tlcore.core.files import atomic_write
 from tlcore.spec.freeze import FreezePlan, apply_plan
 from tlcore.inputs.input_path import InputPath
-from tlcore.modality import Modality, for_data, load_manifest, of_built, of_config
+from tlcore.modality import SPLIT_PHASES, Modality, for_data, load_manifest, of_built, of_config
 from tlcore.models import BuiltModel
 from tlcore.training.preflight import model_for_the_data
 from tlcore.core.runtime import Runtime, select_runtime
 
-__all__ = ["Prepared", "prepare", "AUTO_BATCH"]
+__all__ = ["say_last_phase", "PREPARE_PHASES", "Prepared", "prepare", "AUTO_BATCH"]
+
+PREPARE_PHASES = SPLIT_PHASES + 2  # the split's phases, then building the model, then the items made ready
 
 AUTO_BATCH = "auto_batch.json"  # the batch size "auto" found, so a resumed run keeps it
 
@@ -108,7 +110,8 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
         TransferLabError: the data, the split, the model, its weights or the freeze plan cannot be used.
     """
     runtime = select_runtime(config.device, config.precision, config.num_workers)
-    manifest = load_manifest(config.data, on_phase=_preparing(sink))
+    say = _preparing(sink)
+    manifest = load_manifest(config.data, on_phase=lambda words, done, _split_phases: say(words, done, PREPARE_PHASES))
     for split in ("train", "val"):
         if not manifest.files(split):
             raise TransferLabError(f"the split has no {split} items", "use larger val/test shares or more data")
@@ -121,6 +124,7 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     torch.manual_seed(config.seed)
     modality = of_config(config)
     modality.check_run(config)
+    say(f"building {config.model.name}", SPLIT_PHASES, PREPARE_PHASES)
     built = modality.build(config.model, len(manifest.classes), input_size=config.input_size, seed=config.seed)
     plan = resolve_freeze_plan(config.freeze, len(built.groups))
     prep = Prepared(config, manifest, built, plan, modality.runtime(runtime))
@@ -133,6 +137,18 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     if config.batch_size == "auto":
         prep.config = _auto_batch(prep, run_dir, sink)
     return prep
+
+
+def say_last_phase(prep: Prepared, sink: Sink) -> None:
+    """The last phase before a run's first step, said: its items made ready for training (tokenised texts, the
+    loaders, the decoded-picture cache), half a minute for a million texts.
+
+    Args:
+        prep: the prepared run; sink: where the run's events go.
+    """
+    items = len(prep.manifest.items)
+    _preparing(sink)(f"getting {items:,} {prep.modality.items_word} ready for training", PREPARE_PHASES - 1,
+                     PREPARE_PHASES)
 
 
 def _preparing(sink: Sink) -> Callable[[str, int, int], None]:

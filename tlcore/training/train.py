@@ -26,7 +26,7 @@ from tlcore.errors import TransferLabError
 from tlcore.core.events import Cancelled, Event, Sink, cancellable, ignore
 from tlcore.core.files import atomic_write, clean_partial_writes
 from tlcore.training.parts import Fit, Part, StepPath, parts_for
-from tlcore.training.prepare import AUTO_BATCH, Prepared, prepare
+from tlcore.training.prepare import AUTO_BATCH, Prepared, prepare, say_last_phase
 from tlcore.core.runtime import Runtime
 from tlcore.training.steps import (Loop, build_loop, epoch_seed_of, evaluate_loss, make_loader, make_optimizer, target_batches,
                           train_step)
@@ -90,6 +90,7 @@ def train(config, run_dir: str | Path, sink: Sink = ignore, should_stop: Callabl
     if writer:  # the config as it ran: batch size "auto" as the number it became
         atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(prep.config.to_json()))
         prep.manifest.save(run_dir / SPLIT)
+    say_last_phase(prep, starting)
     prep.inputs = prep.modality.choose_inputs(prep, lambda kind, message: starting(Event(kind, message)))
     loop = build_loop(prep)
     kind = prep.modality.items_word
