@@ -244,3 +244,21 @@ def test_a_target_of_unreadable_pictures_is_refused_before_the_runs(tmp_path: Pa
         check_before_queueing(config)
     good = make_colour_classes(tmp_path / "good_target", per_class=2, size=32)
     check_before_queueing(tiny_config(source, adapt={"method": "mcc", "target": str(good)}))
+
+
+def test_a_path_given_to_predict_is_never_classified_as_a_text(tmp_path: Path) -> None:
+    """Before: `predict RUN PATH` with a FIFO, a link to /dev/zero or a missing file classified the path string
+    itself as a text, without a word. A text is still a text; a path that is there is read as a file or refused."""
+    from tlcore.errors import TransferLabError
+    from tlcore.results.text_predict import texts_to_predict
+
+    fifo = tmp_path / "fifo.txt"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.csv"
+    zero.symlink_to("/dev/zero")
+    for path, problem in ((fifo, "pipe"), (zero, "device"), (tmp_path, "folder"),
+                          (tmp_path / "missing.csv", "no such file")):
+        with pytest.raises(TransferLabError, match=problem):
+            texts_to_predict(str(path))
+    assert texts_to_predict("my parcel never came, see order.csv") == ["my parcel never came, see order.csv"]
+    assert texts_to_predict("refund") == ["refund"]

@@ -32,13 +32,15 @@ def texts_to_predict(given: str) -> list[str]:
         TransferLabError: the file holds no text, or too many.
     """
     path = Path(given)
-    try:
-        is_file = path.is_file()
+    try:  # anything there is read as a file (and refused when it is a FIFO, a device or a folder), never as a text
+        there = path.exists() or path.is_symlink()
     except (OSError, ValueError):
-        is_file = False
-    if not is_file:
+        there = False
+    if not there:
         if not given.strip():
             raise TransferLabError("no text to classify", "give a text, a .txt file or a CSV file")
+        if path.suffix.lower() in (*TEXT_FILE_SUFFIXES, ".txt") and not any(c.isspace() for c in given):
+            raise TransferLabError(f"no such file: {given[:200]}", "give a file that exists, or the text itself")
         return [given]
     try:  # a regular file of a bounded size: not a FIFO, not /dev/zero
         text = read_regular_file(path, MAX_PREDICT_FILE_BYTES).decode("utf-8", errors="replace")
