@@ -289,6 +289,32 @@ def _usable_results(results: object) -> dict:
     return kept
 
 
+def _ordinary_int(digits: str) -> int | float:
+    """An integer of the file, or NaN for one too long to be a setting (10**4000: Python will not even read one
+    of over 4,300 digits), which the value check then drops."""
+    return int(digits) if len(digits.lstrip("-")) <= 30 else math.nan
+
+
+def _drop_values_that_are_not_plain(data: object) -> None:
+    """Each of the file's values that is not plain data (a huge or non-finite number, an endless text) is left out,
+    and so are the saved run config and results when they are not (both are made again from the values)."""
+    if not isinstance(data, dict):
+        return
+    for part in ("config", "results"):
+        try:
+            check_plain(data.get(part), part, ExperimentError)
+        except ExperimentError:
+            data.pop(part)
+    values = data.get("values")
+    if not isinstance(values, dict):
+        return
+    for name in list(values):
+        try:
+            check_plain(values[name], f"values.{name}", ExperimentError)
+        except ExperimentError:
+            del values[name]
+
+
 class ExperimentStore:
     """The experiments of one data folder, one JSON file each, written whole or not at all."""
 
@@ -361,7 +387,8 @@ class ExperimentStore:
         if not path.exists() and not path.is_symlink():
             raise ExperimentError(f"no experiment {experiment_id} in this data folder", "start a new experiment")
         try:  # a regular file of a bounded size only: a FIFO put in its place, or a link to /dev/zero, is damage
-            data = json.loads(read_regular_file(path, MAX_EXPERIMENT_BYTES).decode("utf-8"))
+            data = json.loads(read_regular_file(path, MAX_EXPERIMENT_BYTES).decode("utf-8"), parse_int=_ordinary_int)
+            _drop_values_that_are_not_plain(data)  # one bad value costs that value, not the whole experiment
             check_plain(data, "the experiment file", ExperimentError)
         except (FileRefused, ExperimentError, ValueError, RecursionError):
             raise damaged from None

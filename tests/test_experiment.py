@@ -188,6 +188,27 @@ def test_bad_ids_and_damaged_files_are_one_line(tl_home) -> None:
         store.save(experiment)
 
 
+def test_one_absurd_value_costs_that_value_not_the_experiment(tl_home) -> None:
+    """Issue 37's probe: `values.epochs = 10**4000` made the whole file "damaged", so every other setting was lost
+    (and past 4,300 digits Python refuses to read the number at all)."""
+    store = ExperimentStore()
+    experiment = store.new()
+    experiment.set("optimizer.lr", 3e-4)
+    experiment.set("epochs", 7)
+    store.save(experiment)
+    path = store.path(experiment.id)
+    saved = path.read_text()
+    assert saved.count('"epochs": 7') == 2  # the value, and the run config kept beside it
+    for absurd in ("1" + "0" * 4000, "1" + "0" * 5000, "1e999"):
+        for edited in (saved.replace('"epochs": 7', f'"epochs": {absurd}', 1),  # the value alone
+                       saved.replace('"epochs": 7', f'"epochs": {absurd}')):  # and the run config's copy
+            path.write_text(edited)
+            loaded = store.load(experiment.id)
+            assert loaded.get("optimizer.lr") == 3e-4 and loaded.get("epochs") == Experiment("0" * 12).get("epochs")
+    path.write_text(saved)
+    assert store.load(experiment.id).get("epochs") == 7
+
+
 def test_run_labels_tell_apart_runs_that_differ_in_method_or_a_setting() -> None:
     plain = Experiment("0" * 12)
     plain.set("data.source", "/data/photo")
