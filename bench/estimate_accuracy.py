@@ -63,7 +63,11 @@ def estimated(configs: list[dict], home: Path) -> tuple[list[float], float]:
     took = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"estimate failed: {done.stderr.strip()}")
-    return [json.loads(line)["total_s"] for line in done.stdout.splitlines()], took
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    for line in lines:
+        print(f"    estimate: start {line['setup_s']:.1f} s, epochs {', '.join(f'{e:.1f}' for e in line['epoch_s'])} s "
+              f"({line['basis']})", flush=True)
+    return [line["total_s"] for line in lines], took
 
 
 def ran(configs: list[dict], home: Path) -> list[float]:
@@ -84,6 +88,10 @@ def ran(configs: list[dict], home: Path) -> list[float]:
         if run.status != "succeeded":
             raise SystemExit(f"run {run.id} {run.status}: {run.error}")
         seconds.append(run.finished - run.started)
+        epochs = [round(m["epoch_seconds"], 1) for m in store.metrics(run.id)]
+        first = min((e["ts"] for e in store.events(run.id, kinds=("epoch",))), default=run.finished)
+        print(f"    run: {first - run.started:.1f} s before epoch 1 ended, epochs {epochs} s, "
+              f"{seconds[-1]:.1f} s in all", flush=True)
     return seconds
 
 

@@ -32,7 +32,8 @@ def test_an_epoch_is_its_training_steps_plus_its_validation(colours: Path, monke
     config = tiny_config(colours, epochs=3, batch_size=8)  # 60 pictures: 30 train, 15 val, 15 test
     result = estimate_time(config)
     assert result.epoch_s == pytest.approx((2.0 * 30 / 8 + 1.0 + 0.5 * 15 / 8 + 0.25 + 0.125,) * 3)
-    assert result.total_s == pytest.approx(result.setup_s + sum(result.epoch_s))
+    assert result.finish_s == pytest.approx(0.5 * 15 / 8 + 0.25)  # the test split's evaluation, after the epochs
+    assert result.total_s == pytest.approx(result.setup_s + sum(result.epoch_s) + result.finish_s)
     assert len(result.epoch_s) == 3
 
 

@@ -7,7 +7,8 @@ the estimate. What trains changes the backward's cost, so the first and the last
 of the freeze plan are measured, and stages in between are interpolated by their
 trainable parameters. Head-only runs on the feature fast path pay one forward over the
 pictures (unless the features are cached already) and then almost nothing per epoch;
-AdaBN adds a forward over the training pictures before and one over the target's after. Every epoch also
+AdaBN adds a forward over the training pictures before and one over the target's after; the run's end adds a
+forward over its test split (the evaluation). Every epoch also
 writes the model three times (best, last and the resume state): one of each is timed, on the data folder's disk
 (for a head on a 90 MB text encoder, 0.4 s an epoch: most of such a run).
 """
@@ -156,6 +157,8 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
     on_phase(1)
     forward, forward_first = _forward_seconds(loop, measure)
     validation = forward * val_batches + forward_first
+    # after the last epoch, the run is evaluated on its test split: one more forward pass (with its start-up)
+    evaluation = forward * len(prep.manifest.files("test")) / config.batch_size + forward_first
     device = prep.runtime.device.type
     basis = f"{measure + 2} steps of {config.batch_size} {prep.modality.items_word} measured on this machine's {device}"
     target_batches_ = len(prep.target.paths) / config.batch_size if prep.target else 0.0
@@ -172,7 +175,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
         on_phase(3)
         return TimeEstimate(setup + extract, (HEAD_EPOCH_S + _checkpoint_seconds(loop),) * epochs,
                             basis + ("; features already cached" if extract == 0 else
-                                     "; features extracted once, then the head trains on them"))
+                                     "; features extracted once, then the head trains on them"), evaluation)
     first, last = prep.plan.trainable_from(0, n_groups), prep.plan.trainable_from(epochs - 1, n_groups)
     measured = {first: _train_step_seconds(loop, config, 0, measure)}
     if last != first:
@@ -189,7 +192,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
             share = (trainable - p0) / max(1, p1 - p0)
             step, step_first = s0 + (s1 - s0) * share, f0 + (f1 - f0) * share
         per_epoch.append(step * train_batches + step_first + validation + saving)
-    return TimeEstimate(setup, tuple(per_epoch), basis)
+    return TimeEstimate(setup, tuple(per_epoch), basis, evaluation)
 
 
 def estimate_times(configs: list[RunConfig], *, measure: int = 3,

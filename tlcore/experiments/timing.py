@@ -40,16 +40,18 @@ class TimeEstimate:
         setup_s: building the model, plus extracting features on the fast path.
         epoch_s: one number per epoch.
         basis: what was measured, in words.
+        finish_s: after the last epoch: the evaluation on the held-out test split.
     """
 
     setup_s: float
     epoch_s: tuple[float, ...]
     basis: str
+    finish_s: float = 0.0
 
     @property
     def total_s(self) -> float:
-        """The start plus every epoch, in seconds."""
-        return self.setup_s + sum(self.epoch_s)
+        """The start, every epoch and the evaluation after them, in seconds."""
+        return self.setup_s + sum(self.epoch_s) + self.finish_s
 
     @property
     def typical_epoch_s(self) -> float:
@@ -59,6 +61,7 @@ class TimeEstimate:
     def describe(self) -> str:
         """One sentence for people, e.g. "about 2.0 s per epoch, 12 s for 5 epoch(s) (...)"."""
         start = f", {self.setup_s:.0f} s of it to start" if self.setup_s >= 1 else ""
+        start += f", {self.finish_s:.0f} s to evaluate at the end" if self.finish_s >= 1 else ""
         return (f"about {self.typical_epoch_s:.1f} s per epoch, {format_duration(self.total_s)} for "
                 f"{counted(len(self.epoch_s), 'epoch')}{start} ({self.basis})")
 
@@ -76,7 +79,7 @@ class TimeEstimate:
         """
         if not 0 < epochs <= len(self.epoch_s):
             raise ValueError(f"an estimate of {len(self.epoch_s)} epoch(s) cannot say how {epochs} take")
-        return TimeEstimate(self.setup_s, self.epoch_s[:epochs], self.basis)
+        return TimeEstimate(self.setup_s, self.epoch_s[:epochs], self.basis, self.finish_s)
 
     def to_dict(self) -> dict:
         """Plain data for JSON (`total_s` added for readers)."""
@@ -89,7 +92,8 @@ class TimeEstimate:
         Args:
             data: what `asdict` gave.
         """
-        return cls(float(data["setup_s"]), tuple(float(s) for s in data["epoch_s"]), str(data["basis"]))
+        return cls(float(data["setup_s"]), tuple(float(s) for s in data["epoch_s"]), str(data["basis"]),
+                   float(data.get("finish_s", 0.0)))  # estimates kept by older versions had none
 
 
 def format_duration(seconds: float) -> str:
