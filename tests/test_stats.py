@@ -103,3 +103,18 @@ def test_not_significant_is_never_equivalent_when_the_interval_leaves_the_margin
 def test_pictures_must_be_paired() -> None:
     with pytest.raises(ValueError, match="same, non-empty list"):
         compare_paired("a", np.array([True, False]), "b", np.array([True]))
+
+
+def test_runs_that_never_disagree_on_a_few_pictures_are_not_called_as_good() -> None:
+    """Seen in Chromium (issue 38's labelling walk): on 3 test pictures two methods right on the same 2 got "as good
+    within ±2 points (95% interval 0.0 to 0.0)": the percentile bootstrap collapses when nothing disagrees. Three
+    pictures cannot show a 2-point equivalence; a thousand that all agree can."""
+    from tlcore.experiments.stats import agresti_min_interval
+
+    few = compare_paired("a", np.array([1, 1, 0]), "b", np.array([1, 1, 0]))
+    assert not few.equivalent() and few.largest_plausible > 0.3
+    assert "cannot tell" in plain_words(few)
+    many = compare_paired("a", np.tile([1, 1, 0], 400), "b", np.tile([1, 1, 0], 400))
+    assert many.equivalent() and many.largest_plausible < 0.005
+    low, high = agresti_min_interval(np.array([1] * 60 + [0] * 40), np.array([1] * 50 + [0] * 50))
+    assert 0.0 < low < 0.1 < high < 0.2  # 10 more right of 100, none the other way: about 4 to 16 points
