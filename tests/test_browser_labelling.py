@@ -104,7 +104,6 @@ def test_five_target_pictures_per_class_are_labelled_with_keys_in_under_three_mi
         said = verdict.first.inner_text()
         browser.close()
     assert seconds < 180, seconds
-    print("VERDICT:", said)
     assert "Chosen without target labels" in said  # both choices side by side, as the table has them
     folders = sorted((home / "labelled").iterdir())
     assert len(folders) == 1
