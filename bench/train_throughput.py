@@ -23,6 +23,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tlcore.adaptation.adapt import Objective  # noqa: E402
 from tlcore.config import RunConfig  # noqa: E402
 from tlcore.spec.freeze import apply_plan, make_plan, set_train_mode  # noqa: E402
 from tlcore.models import ModelSpec, build_model  # noqa: E402
@@ -64,8 +65,8 @@ def project(spec: ModelSpec, strategy: str, device: str, data) -> float:
     apply_plan(model, built.groups, plan, 0)
     set_train_mode(model, built.groups, plan, 0)
     params = [p for p in model.parameters() if p.requires_grad]
-    criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
-    return timed(lambda x, y: train_step(model, x, y, optimizer, scheduler, criterion, runtime, params, 1.0), data)
+    objective = Objective(nn.CrossEntropyLoss(label_smoothing=0.1))  # the step's loss, as a run without adaptation has it
+    return timed(lambda x, y: train_step(model, x, y, optimizer, scheduler, objective, runtime, params, 1.0), data)
 
 
 def plain(spec: ModelSpec, strategy: str, device: str, data) -> float:

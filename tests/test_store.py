@@ -18,6 +18,7 @@ import pytest
 
 from conftest import ROOT
 from tlcore.errors import TransferLabError
+from tlcore.runs.store.lifecycle import RunLifecycle
 from tlcore.runs import CANCELLED, FAILED, RUNNING, SUCCEEDED, RunStore, StoreError
 from tlcore.runs.store.database import Database
 from tlcore.runs.store.rebuild import fill_from_run_folders
@@ -352,7 +353,8 @@ def test_a_store_lost_mid_run_keeps_every_epoch_and_event(colours: Path, tl_home
     assert all(message in messages for message in logged)  # the log before the loss, from the run's folder
     assert again is not None
     # and the run's own log says so (before: the worker went on with the rebuilt store without a word)
-    assert [m for m in messages if m.startswith("while this run trained, the run store was deleted or replaced")]
+    assert ("while this run trained, the run store was deleted or replaced since this process last used it; it was "
+            "rebuilt from the run folders; no epoch or event of the run was lost") in messages
 
 
 def test_a_store_error_while_recording_an_event_does_not_fail_the_run(colours: Path, tl_home: Path,
@@ -439,7 +441,8 @@ def test_a_resume_is_keyed_by_the_status_it_read(colours: Path, tl_home: Path,
     stale = store.get(run.id)  # what a second caller read before the first resumed it
     assert store.requeue_for_resume(run.id).status == "queued"
     lifecycle = store.lifecycle
-    monkeypatch.setattr(lifecycle, "get", lambda run_id: stale if run_id == run.id else RunStore.get(store, run_id))
+    monkeypatch.setattr(lifecycle, "get", lambda run_id: stale if run_id == run.id else
+                        RunLifecycle.get(lifecycle, run_id))
     monkeypatch.setattr(lifecycle, "reap_dead", lambda *a, **k: [])
     with pytest.raises(TransferLabError, match="it changed while being resumed"):
         store.requeue_for_resume(run.id)

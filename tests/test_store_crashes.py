@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -131,7 +132,15 @@ def _play(home: Path, kill_at: int | None) -> tuple[list[str], list[str], int]:
 def _check(home: Path, steps: list[str], where: str) -> None:
     """What the next command sees, and what a store rebuilt from the folders sees, lose nothing."""
     ids = {step.split()[1]: step.split()[2] for step in steps if step.startswith("created")}
+    known_before = set()
+    if (home / "runs.sqlite").exists():  # what the killed child's store held, read before anything opens it
+        with sqlite3.connect(f"file:{home / 'runs.sqlite'}?mode=ro", uri=True) as db:
+            known_before = {row[0] for row in db.execute("SELECT id FROM runs")}
     live = RunStore(home / "runs.sqlite")
+    adopted = len({run.id for run in live.list()} - known_before)
+    said = [note for note in live.notes if "found in their folders but not in the run store" in note]
+    assert said == ([f"{adopted} run(s) found in their folders but not in the run store were added (the command "
+                     "that queued them was stopped before it finished)"] if adopted else []), (where, said)
     live.reap_dead()  # the killed child held run A: the next command fails it, with the reason
     rebuilt_home = home.parent / f"{home.name}-rebuilt"
     shutil.copytree(home, rebuilt_home)
@@ -191,3 +200,25 @@ def test_a_kill_before_the_first_write_leaves_an_empty_store(tmp_path: Path, kil
     steps, _, status = _play(home, kill_at)
     assert os.WIFSIGNALED(status) and steps == []
     assert RunStore(home / "runs.sqlite").list() == []
+
+
+def test_a_folder_whose_creator_lives_is_left_to_it(tmp_path: Path) -> None:
+    """A run being queued this moment has its folder before its row: another process opening the store then must
+    not add it (and say its creator was stopped); once the creator is gone, the next opening adds it."""
+    from tlcore.config import RunConfig
+    from tlcore.core.run_files import CONFIG as CONFIG_FILE, write_run_record
+    from tlcore.runs.store.records import new_run_id
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    run_dir = store.runs_dir / new_run_id()
+    write_run_record(run_dir, state=QUEUED, created=1.0, name="mine", creator=os.getpid())
+    (run_dir / CONFIG_FILE).write_text(RunConfig.from_dict(CONFIG).to_json())
+    other = RunStore(tmp_path / "runs.sqlite")
+    assert other.list() == [] and other.notes == []
+    child = os.fork()
+    if child == 0:  # pragma: no cover - a process that ends at once: a pid that is no longer alive
+        os._exit(0)
+    os.waitpid(child, 0)
+    write_run_record(run_dir, creator=child)
+    later = RunStore(tmp_path / "runs.sqlite")
+    assert [(r.name, r.status) for r in later.list()] == [("mine", QUEUED)] and len(later.notes) == 1

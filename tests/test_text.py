@@ -194,9 +194,12 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
         ("I was charged twice this month", "billing"), ("my refund never arrived", "billing"),
         ("the app crashes on start", "bug"), ("the page shows error 500", "bug"),
         ("cannot sign in as the password is rejected", "login"), ("my account is locked", "login"),
-        ("parcel never arrived", "shipping"), ("the box came damaged", "shipping")]))
+        ("parcel never arrived", "shipping"), ("the box came damaged", "shipping")]) + ",billing\n")
     elsewhere = json.loads(tlcore_in_process("evaluate", run_id, "--data", str(other), "--json").stdout)
     assert elsewhere["n"] == 8 and 0 <= elsewhere["accuracy"] <= 1 and len(elsewhere["confusion"]) == 4
+    assert elsewhere["left_out"] == "1 of 9 rows left out: 1 empty"  # before: "on 8 texts", the row not named
+    said = tlcore_in_process("evaluate", run_id, "--data", str(other)).stdout
+    assert "  not scored: 1 of 9 rows left out: 1 empty" in said
     predicted = tlcore_in_process("predict", run_id, "I was charged twice and want my money back", "--topk", "2")
     assert predicted.returncode == 0 and "billing" in predicted.stdout.split(":")[-1].split(",")[0]
     text = "I was charged twice and want my money back"

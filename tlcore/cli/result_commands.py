@@ -43,14 +43,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         evaluation, folder = evaluate_folder(run_dir, args.data, on_progress=progress if args.progress else
                                              lambda *a: None)
         where = f"{evaluation.n} {_things(run_dir)} of {args.data}"
+        left_out = _left_out_of(run_dir, args.data)  # rows of the file not scored are said, by reason
     else:
         evaluation, folder = evaluate_run(run_dir), Path(run_dir)
         where = f"{evaluation.n} held-out {evaluation.split} {_things(run_dir)}"
+        left_out = ""
     if args.json:
-        print(json.dumps({**evaluation.to_dict(), "run_id": run_id, "predictions": str(folder / "predictions.csv")}))
+        print(json.dumps({**evaluation.to_dict(), "run_id": run_id, "predictions": str(folder / "predictions.csv"),
+                          "left_out": left_out}))
         return 0
     print(f"run {run_id} on {where}: accuracy {evaluation.accuracy:.3f}, "
           f"balanced accuracy {evaluation.balanced_accuracy:.3f}")
+    if left_out:
+        print(f"  not scored: {left_out}")
     width = max(len(c) for c in evaluation.classes)
     print(f"  {'class':<{width}}  precision  recall     f1  support")
     for c in evaluation.per_class:
@@ -60,6 +65,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  {label:<{width}}  " + " ".join(f"{v:>5}" for v in row))
     print(f"predictions: {folder / 'predictions.csv'}")
     return 0
+
+
+def _left_out_of(run_dir: str, data: str) -> str:
+    """The items of `data` the evaluation could not score, counted by reason, read as the run reads its data."""
+    from dataclasses import replace
+
+    from tlcore.config import RunConfig
+    from tlcore.modality import of_config
+
+    config = RunConfig.load(Path(run_dir) / "config.json")
+    return of_config(config).left_out_words(replace(config.data, source=data))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

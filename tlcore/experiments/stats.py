@@ -23,12 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PairedComparison", "mcnemar_exact", "paired_bootstrap", "pictures_needed", "compare_paired",
+__all__ = ["PairedComparison", "mcnemar_exact", "paired_bootstrap", "agresti_min_interval", "pictures_needed",
+           "compare_paired",
            "plain_words", "sign_flip_test", "TEST_NAME", "SEEDS_TEST_NAME", "EQUIVALENCE_MARGIN"]
 
-TEST_NAME = "McNemar's exact test on per-picture correctness, with a paired bootstrap 95% interval"
+TEST_NAME = ("McNemar's exact test on per-picture correctness, with a paired bootstrap 95% interval (widened to "
+             "Agresti and Min's where narrower)")
 SEEDS_TEST_NAME = ("a paired sign-flip permutation test on per-picture correctness averaged over seeds, with a "
-                   "paired bootstrap 95% interval (pictures resampled)")
+                   "paired bootstrap 95% interval (pictures resampled; widened to Agresti and Min's where narrower)")
 ALPHA = 0.05
 EQUIVALENCE_MARGIN = 0.02  # accuracy share: two settings are "as good" only within ±2 points, unless told otherwise
 
@@ -104,7 +106,7 @@ def agresti_min_interval(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[
     n = len(diff) + 2.0
     centre = (only_a - only_b) / n
     spread = 1.959963984540054 * math.sqrt(max(0.0, (only_a + only_b) - (only_a - only_b) ** 2 / n)) / n
-    return centre - spread, centre + spread
+    return max(-1.0, centre - spread), min(1.0, centre + spread)  # a difference of accuracies lies in -1 to 1
 
 
 def pictures_needed(discordant_share: float, difference: float = 0.02, alpha: float = ALPHA,

@@ -41,7 +41,8 @@ class RunStore:
 
     The store is composed of its parts, each an object with one job over the same `Database`: `lifecycle` (a run's
     status from queued to finished), `log` (its events, metrics and files) and `workers` (the one worker per data
-    folder). Its methods are theirs, named once each below.
+    folder). Its methods are theirs, named once each below. A store over another `Database` (one a test watches)
+    is made with `RunStore.over`: the parts hold the database they were made with.
 
     Args:
         path: the SQLite file (default: runs.sqlite in the data folder); run folders live in runs/ beside it.

@@ -101,8 +101,9 @@ class Database:
 
     Args:
         path: the SQLite file.
-        fill: called with this database when the file is new (or newly rebuilt) to add the runs found in
-            the run folders; returns how many it added.
+        fill: called with this database to add the runs found in the run folders and not in the file: all of
+            them when the file is new (or newly rebuilt), else (`adopting=True`) those whose creator died between
+            making the folder and the row; returns how many it added.
 
     Attributes:
         path: the file; runs_dir: where run folders live (beside it); read_only: it can only be looked at;
@@ -112,7 +113,7 @@ class Database:
         StoreError: the folder cannot be created, or the file cannot be opened.
     """
 
-    def __init__(self, path: Path, fill: Callable[["Database"], int] = lambda db: 0) -> None:
+    def __init__(self, path: Path, fill: Callable[..., int] = lambda db, adopting=False: 0) -> None:
         self.path = Path(path)
         self.runs_dir = self.path.parent / "runs"
         self.notes: list[str] = []
@@ -122,7 +123,8 @@ class Database:
         self.open()
 
     def open(self) -> None:
-        """Open (or create) the file with the current schema; a new file is filled from the run folders."""
+        """Open (or create) the file with the current schema; a new file is filled from the run folders, an existing
+        one gets the runs whose creator died before their row was written."""
         self._known = None  # what this opening does, it says itself
         folder = self.path.parent
         if self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(folder, os.W_OK)):
@@ -143,11 +145,13 @@ class Database:
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
             if "runner" not in columns:  # a store made before runs could go to Ray
                 db.execute("ALTER TABLE runs ADD COLUMN runner TEXT")
-            # each store file its own id, once (a file's inode is no identity: a new file often reuses a deleted one's)
-            db.execute("INSERT INTO store_identity (id) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM store_identity)",
-                       (uuid.uuid4().hex,))
+            # each store file its own id, once (a file's inode is no identity: a new file often reuses a deleted one's);
+            # looked at first, so an opening takes the write lock only the first time
+            if db.execute("SELECT 1 FROM store_identity LIMIT 1").fetchone() is None:
+                db.execute("INSERT INTO store_identity (id) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM store_identity)",
+                           (uuid.uuid4().hex,))
         if not built:  # a run folder the store never heard of: its creator was killed between the folder and the row
-            adopted = self._fill(self)
+            adopted = self._fill(self, adopting=True)
             if adopted:
                 self.notes.append(f"{adopted} run(s) found in their folders but not in the run store were added "
                                   "(the command that queued them was stopped before it finished)")

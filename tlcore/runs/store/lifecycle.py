@@ -3,6 +3,7 @@ requeued to resume, and failed when its process died."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -47,7 +48,8 @@ class RunLifecycle:
         name = config.name or f"{config.model.name} / {config.freeze.name}"
         run_dir, created = self.database.runs_dir / run_id, time.time()
         # the folder first, with the config and a queued record: a store rebuilt from the folders gets it back
-        write_run_record(run_dir, state=QUEUED, sweep=sweep, runner=runner, created=created)
+        write_run_record(run_dir, state=QUEUED, sweep=sweep, runner=runner, created=created, name=name,
+                         creator=os.getpid())  # while its creator lives, another process's opening does not add it
         atomic_write(run_dir / CONFIG, lambda tmp: tmp.write_text(config.to_json()))
         self._insert(run_id, name, config.to_json(), created, str(run_dir), sweep, runner)
         return self.get(run_id)

@@ -4,6 +4,7 @@ runs come back with their status, epochs, metrics and artifacts; a run still tra
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -22,23 +23,31 @@ def _training_pid(run_dir: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def fill_from_run_folders(database) -> int:
+def fill_from_run_folders(database, adopting: bool = False) -> int:
     """Add the runs found in `database.runs_dir` but not in the store: finished ones with their results.
 
     Args:
         database: the `Database` to fill.
+        adopting: the store is not new: only folders whose creator is gone are added (a run being queued this
+            moment has its folder before its row; the command queueing it adds the row itself).
 
     Returns:
         How many runs were added.
     """
     runs_dir = database.runs_dir
-    found = sorted(p for p in runs_dir.glob(f"*/{CONFIG}")) if runs_dir.is_dir() else []
     restored = 0
     with database.connect(check=False) as db:
         known = {r["id"] for r in db.execute("SELECT id FROM runs")}
-        for config_path in found:
-            run_dir = config_path.parent
-            if run_dir.name in known or not is_run_id(run_dir.name):
+        try:  # the names first: a store of thousands of runs opens without a look inside each known folder
+            names = sorted(set(os.listdir(runs_dir)) - known)
+        except OSError:
+            names = []
+        for name in names:
+            run_dir = runs_dir / name
+            config_path = run_dir / CONFIG
+            if not is_run_id(name) or not config_path.is_file():
+                continue
+            if adopting and pid_alive(read_run_record(run_dir).get("creator")):
                 continue
             try:
                 config = json.loads(config_path.read_text())
@@ -51,9 +60,9 @@ def fill_from_run_folders(database) -> int:
             stamped = weights_epoch(run_dir / LAST)  # the last complete epoch, when there is no history yet
             epochs_done = len(history) or (0 if stamped is None else stamped + 1)
             trainer = _training_pid(run_dir)
-            name = config.get("name") or f"{config.get('model', {}).get('name', '?')} / " \
-                                         f"{config.get('freeze', {}).get('strategy', 'custom')}"
-            record = read_run_record(run_dir)  # its comparison, runner, and whether it ever started
+            record = read_run_record(run_dir)  # its name, comparison, runner, and whether it ever started
+            name = record.get("name") if isinstance(record.get("name"), str) else config.get("name") or \
+                f"{config.get('model', {}).get('name', '?')} / {config.get('freeze', {}).get('strategy', 'custom')}"
             never_started = record.get("state") in (QUEUED, CANCELLED) and not epochs_done and not trainer
             ended = record.get("state") in (FAILED, CANCELLED) and not trainer  # as the store last said, with why
             status = SUCCEEDED if done else RUNNING if trainer else record["state"] if never_started or ended \
