@@ -214,6 +214,11 @@ def test_a_csv_trains_evaluates_and_predicts_through_the_cli(tickets_config: dic
     assert why.probability == pytest.approx(float(alone[0]), abs=1e-6)
     supporting, opposing = why.strongest(3)
     assert all(a[1] >= b[1] > 0 for a, b in zip(supporting, supporting[1:])) and all(v < 0 for _, v in opposing)
+    lines = tmp_path / "to_classify.jsonl"
+    lines.write_text('{"text": "my refund never arrived"}\n' + "[" * 5000 + "\n" + '{"text": ""}\n')
+    noted = tlcore_in_process("predict", run_id, str(lines))
+    assert noted.returncode == 0 and noted.stdout.count("\n") == 1  # one text classified
+    assert "note: 2 row(s) of to_classify.jsonl held no text and are not classified" in noted.stderr
     refused = tlcore_in_process("predict", run_id, str(TICKETS), "--explain")
     assert refused.returncode != 0 and "240 texts are too many to explain" in refused.stderr
     # the export: weights, the encoder's config and tokenizer, ONNX, a card; it predicts as the run does

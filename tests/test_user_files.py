@@ -180,10 +180,11 @@ def test_contents_that_were_the_catch_all_are_one_line_of_our_own(tmp_path: Path
     nested.write_text('{"text": "a", "label": "x"}\n' + "[" * 100_000 + "]" * 100_000 + "\n")
     report = read_texts(nested)
     assert ("line 2", "nested too deeply to be a row") in report.skipped
-    assert texts_to_predict(str(nested)) == ["a"]
+    assert texts_to_predict(str(nested)) == ["a"] and texts_to_predict(str(nested)).skipped == 1  # said by predict
     long = tmp_path / "long.csv"
     long.write_text("text\n" + "word " * 40_000 + "\nshort one\n")
     assert [len(t) for t in texts_to_predict(str(long))] == [200_000, 9]
+    assert texts_to_predict("refund").skipped == 0
     jpeg = tmp_path / "x.csv"
     jpeg.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 4)
     with pytest.raises(DatasetError, match="x.csv is not a text table: its first line is not UTF-8 text"):

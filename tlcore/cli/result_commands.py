@@ -133,6 +133,9 @@ def _predict_texts(args: argparse.Namespace) -> int:
 
     predictor = TextPredictor.from_export(folder) if is_export(folder) else TextPredictor.from_run(folder)
     texts = texts_to_predict(args.images)
+    if texts.skipped:  # rows that held no text are said, not left out without a word
+        print(f"note: {texts.skipped} row(s) of {Path(args.images).name} held no text and are not classified",
+              file=sys.stderr)
     if args.explain and len(texts) > MAX_EXPLAINED_TEXTS:
         raise TransferLabError(f"--explain takes one pass per word: {len(texts)} texts are too many to explain "
                                f"(at most {MAX_EXPLAINED_TEXTS})", "explain a few texts, or leave --explain out")
