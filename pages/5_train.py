@@ -280,8 +280,8 @@ def live(run_id: str) -> None:
     elif step and step.phase == "features" and run.epochs_done == 0 and run.status == "running":
         # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
         items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word
-        st.progress(step.share, text=f"running: features of {step.done} of {step.total} {items} (once; then the "
-                    f"{run.epochs} epochs train the head on them)")
+        st.progress(step.share, text=f"running: features of {step.done} of {step.total} {items} (once; then "
+                    f"{'the epoch trains' if run.epochs == 1 else f'the {run.epochs} epochs train'} the head on them)")
     else:
         within = step is not None and step.phase == "train" and step.epoch == run.epochs_done
         done = run.epochs_done + (step.share if within else 0)

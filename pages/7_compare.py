@@ -163,7 +163,8 @@ if first_seed and all(known):
     st.caption(f"Estimated time: about {format_duration(total)} in all, one run after the other ("
                + ", ".join(f"{c.name.replace('_', ' ')} {format_duration(e.total_s)}"
                            for c, e in zip(first_seed, known))
-               + (f", each x {seeds} seeds" if seeds > 1 else "") + f"; {known[0].basis}).")
+               # what all were measured by; "features extracted once" was the first setting's alone
+               + (f", each x {seeds} seeds" if seeds > 1 else "") + f"; {known[0].basis.split(';')[0]}).")
 elif first_seed and st.button("Estimate the time", key="compare.estimate",
                               help="Builds the model and times a few steps on this machine, once for each setting "
                                    "that changes what a step costs (model, freeze plan, batch, augmentation): "

@@ -100,6 +100,12 @@ def test_the_wait_before_training_counts_its_phases(tl_home, tmp_path) -> None:
     app.run()
     shown = [p.proto.text for p in app.get("progress")]
     assert "running: preparing: splitting 48 pictures (2 of 6), before training" in shown, shown
+    from tlcore.core.events import Progress
+
+    store.add_event(run.id, "progress", "features", Progress("features", 12, 48).to_data())
+    app.run()
+    shown = [p.proto.text for p in app.get("progress")]  # the run has 1 epoch: not "the 1 epochs train"
+    assert "running: features of 12 of 48 pictures (once; then the epoch trains the head on them)" in shown, shown
 
 
 def _wait_for_the_comparison(app) -> None:
@@ -367,6 +373,7 @@ def test_compare_page_estimates_the_whole_comparison(tl_home, tmp_path) -> None:
     assert not app.exception
     shown = [c.value for c in app.caption if "Estimated time" in c.value]
     assert shown and "feature extraction" in shown[0] and "full" in shown[0] and "in all" in shown[0]
+    assert "features extracted once" not in shown[0]  # the first setting's own words were said of all of them
     assert RunStore().list() == []  # measuring started no run
 
 

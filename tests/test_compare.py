@@ -17,7 +17,7 @@ from conftest import ROOT, tlcore_in_process
 from tlcore.experiments.compare import launch_sweep, resume_sweep, sweep_configs, sweep_rows, verdict
 from tlcore.experiments.report import cells_csv, report_html, write_report
 from tlcore.errors import TransferLabError
-from tlcore.runs import CANCELLED, FINISHED, RUNNING, SUCCEEDED, RunStore
+from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, RunStore
 from train_fixtures import make_colour_classes, tiny_config
 
 
@@ -86,7 +86,7 @@ def test_cancelling_one_run_leaves_the_others_and_it_resumes(colours: Path, tl_h
     wait_all_finished(store, sweep)
     statuses = {r.name: r.status for r in store.list(sweep=sweep)}
     assert statuses == {"full": CANCELLED, "feature_extraction": SUCCEEDED, "gradual": SUCCEEDED}
-    assert "not finished yet" in verdict(sweep_rows(store, sweep))
+    assert "1 run was cancelled" in verdict(sweep_rows(store, sweep))
     assert resume_sweep(store, sweep) == [first.id]
     wait_all_finished(store, sweep)
     assert store.get(first.id).status == SUCCEEDED
@@ -214,7 +214,9 @@ def test_the_progress_line_agrees_with_the_verdict_after_a_cancel() -> None:
 
     rows = [row(SUCCEEDED, 0.9)] * 3 + [row(CANCELLED, None)] * 5
     assert progress_words(rows) == "3 of 8 runs evaluated; 5 cancelled"
-    assert "5 runs are not finished yet" in verdict(rows)
+    assert verdict(rows).endswith(". 5 runs were cancelled.")  # before: "not finished yet", as if they would
+    waiting = rows + [row(QUEUED, None), row(FAILED, None)]
+    assert verdict(waiting).endswith(". 1 run is not finished yet; 5 runs were cancelled; 1 run failed.")
 
 
 def test_the_comparison_bar_counts_the_running_runs_progress_inside_them(tl_home: Path, colours: Path) -> None:
@@ -277,3 +279,6 @@ def test_charts_before_any_run_finishes_say_so_on_plain_axes() -> None:
     for name in ("time", "params"):  # one point: the axis stays within 0-100% (it ran from -20% to 180%)
         low, high = drawn[name].layout.yaxis.range
         assert -0.05 < low < 0.8 < high < 1.05, (name, low, high)
+    one_epoch = figures([SweepRow(**{**ran.__dict__, "val_acc": [0.75], "epochs_done": 1})])["curves"]
+    low, high = one_epoch.layout.yaxis.range  # a browser walk saw 0% to 150% for one epoch's point
+    assert -0.05 < low < 0.75 < high < 1.05, (low, high)

@@ -9,6 +9,8 @@ The table, the cell summaries (mean and spread over seeds) and the paired verdic
 
 from __future__ import annotations
 
+from collections import Counter
+
 import csv
 import json
 import statistics
@@ -530,8 +532,14 @@ def verdict(rows: list[SweepRow], margin: float = EQUIVALENCE_MARGIN) -> str:
                         or abs(chosen.changed - ADABN_CHANGE) < 0.04):
             text += (". The evidence without labels is weak here; for a surer choice, label 5 target pictures per "
                      "class (the Data page's \"Label a few target pictures here\") and compare again")
-    if pending:
-        text += f". {pending} run{' is' if pending == 1 else 's are'} not finished yet"
+    if pending:  # a cancelled or failed run will not finish by waiting: said as what it is
+        ended = Counter(r.status for r in rows if r.test_accuracy is None and r.status in (CANCELLED, FAILED))
+        waiting = pending - sum(ended.values())
+        parts = ([f"{waiting} run{' is' if waiting == 1 else 's are'} not finished yet"] if waiting else []) + [
+            f"{n} run{'' if n == 1 else 's'} " + ("failed" if status == FAILED else
+                                                  f"{'was' if n == 1 else 'were'} cancelled")
+            for status, n in sorted(ended.items())]
+        text += ". " + "; ".join(parts)[0].upper() + "; ".join(parts)[1:]
     return text + "."
 
 

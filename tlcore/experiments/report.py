@@ -188,7 +188,9 @@ def figures(rows: list[SweepRow]) -> dict[str, go.Figure]:
         curves.add_trace(go.Scatter(x=list(range(1, len(r.val_acc) + 1)), y=r.val_acc, mode="lines+markers",
                                     name=r.strategy.replace("_", " ") + (f" (seed {r.seed})" if seeded else "")))
     curves.update_layout(title="Validation accuracy per epoch", xaxis_title="epoch", yaxis_title="val accuracy",
-                         legend=_LEGEND_BELOW, margin=dict(t=60, r=30), yaxis_tickformat=".0%", xaxis_dtick=1)
+                         legend=_LEGEND_BELOW, margin=dict(t=60, r=30), yaxis_tickformat=".0%", xaxis_dtick=1,
+                         # one epoch's point gave plotly's own axis, 0% to 150%
+                         yaxis_range=_share_range([v for r in rows for v in r.val_acc]))
     if not any(r.val_acc for r in rows):
         _waiting(curves, "No epoch has finished yet: each run's curve grows here epoch by epoch")
     done = [r for r in rows if r.test_accuracy is not None]

@@ -232,7 +232,8 @@ def plain_words(c: PairedComparison, seconds_a: float | None = None, seconds_b: 
         One sentence.
     """
     points = 100 * c.difference
-    numbers = f"difference {points:.1f} points, 95% interval {100 * c.low:.1f} to {100 * c.high:.1f}, p = {c.p_value:.3f}"
+    p_words = "p < 0.001" if c.p_value < 0.001 else f"p = {c.p_value:.3f}"
+    numbers = f"difference {points:.1f} points, 95% interval {100 * c.low:.1f} to {100 * c.high:.1f}, {p_words}"
     if c.significant:
         return f"{c.a} is better than {c.b} ({numbers})"
     if c.equivalent(margin):
