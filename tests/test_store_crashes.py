@@ -222,3 +222,7 @@ def test_a_folder_whose_creator_lives_is_left_to_it(tmp_path: Path) -> None:
     write_run_record(run_dir, creator=child)
     later = RunStore(tmp_path / "runs.sqlite")
     assert [(r.name, r.status) for r in later.list()] == [("mine", QUEUED)] and len(later.notes) == 1
+    edited = store.runs_dir / new_run_id()  # a record edited by hand: no creator to wait for, and no crash
+    write_run_record(edited, state=QUEUED, created=2.0, creator="abc")
+    (edited / CONFIG_FILE).write_text(RunConfig.from_dict(CONFIG).to_json())
+    assert len(RunStore(tmp_path / "runs.sqlite").list()) == 2

@@ -47,7 +47,8 @@ def fill_from_run_folders(database, adopting: bool = False) -> int:
             config_path = run_dir / CONFIG
             if not is_run_id(name) or not config_path.is_file():
                 continue
-            if adopting and pid_alive(read_run_record(run_dir).get("creator")):
+            creator = read_run_record(run_dir).get("creator")
+            if adopting and isinstance(creator, int) and not isinstance(creator, bool) and pid_alive(creator):
                 continue
             try:
                 config = json.loads(config_path.read_text())
