@@ -316,8 +316,10 @@ def live(run_id: str) -> None:
         if run.status == "queued":
             ensure_worker(store)  # starts one only if none is alive or starting
             ahead = [r.id for r in store.list(status="running")]
-            st.info(f"waiting behind run {ahead[0]}" if ahead else
-                    "waiting for the worker to start (it imports PyTorch first; up to a minute on a busy machine)")
+            waited = f"{max(0.0, time.time() - run.created):.0f} s so far"  # the count of this wait
+            st.info(f"waiting behind run {ahead[0]} ({waited})" if ahead else
+                    f"waiting for the worker to start: {waited} (it imports PyTorch first; up to a minute on a busy "
+                    "machine)")
     elif run.status in ("failed", "cancelled"):
         has_checkpoint = (Path(run.run_dir) / STATE).is_file()
         label = "Resume from the last checkpoint" if has_checkpoint else "Start it again (it has no checkpoint yet)"

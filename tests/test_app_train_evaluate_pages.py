@@ -106,6 +106,11 @@ def test_the_wait_before_training_counts_its_phases(tl_home, tmp_path) -> None:
     app.run()
     shown = [p.proto.text for p in app.get("progress")]  # the run has 1 epoch: not "the 1 epochs train"
     assert "running: features of 12 of 48 pictures (once; then the epoch trains the head on them)" in shown, shown
+    waiting = submit(config, start=False)  # queued while a worker starts: the wait counts its seconds
+    app.query_params["run"] = waiting.id
+    app.run()
+    said = [i.value for i in app.info]
+    assert any(i.startswith("waiting behind run") and " s so far)" in i for i in said), said
 
 
 def _wait_for_the_comparison(app) -> None:
