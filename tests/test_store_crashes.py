@@ -226,3 +226,23 @@ def test_a_folder_whose_creator_lives_is_left_to_it(tmp_path: Path) -> None:
     write_run_record(edited, state=QUEUED, created=2.0, creator="abc")
     (edited / CONFIG_FILE).write_text(RunConfig.from_dict(CONFIG).to_json())
     assert len(RunStore(tmp_path / "runs.sqlite").list()) == 2
+
+
+@pytest.mark.parametrize("opened", ["before", "after"])
+def test_an_empty_shell_in_the_stores_place_is_built_whole(tmp_path: Path, opened: str) -> None:
+    """Seen in CI: while one process set a damaged store aside and built a new one, another's connection to the
+    path made an empty SQLite file there. The worker then died on "no such table: workers", and a store opened on
+    that shell listed no runs (adding back only runs whose creator had gone, and this one's creator lived)."""
+    from tlcore.config import RunConfig
+
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    runs = [store.create(RunConfig.from_dict({**CONFIG, "name": name})) for name in ("A", "B")]
+    for name in ("runs.sqlite", "runs.sqlite-wal", "runs.sqlite-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    shell = sqlite3.connect(path)  # what a stray connection leaves: a database file without a table
+    shell.execute("PRAGMA journal_mode=WAL")
+    shell.close()
+    reader = store if opened == "before" else RunStore(path)
+    assert {reader.get(run.id).name for run in runs} == {"A", "B"}  # before: "no such table" / "no run with id"
+    assert {run.name for run in RunStore(path).list()} == {"A", "B"}

@@ -80,6 +80,21 @@ def _sqlite_problem(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"the run store {path} failed: {text}", "try again; if it persists, move the file aside")
 
 
+def _a_shell(path: Path) -> bool:
+    """The file is an SQLite database without the runs table: no store, only what a connection creates when it
+    opens a path whose store was just moved aside. (Damage, or no file at all, is not a shell: said elsewhere.)"""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchone() is None
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+
+
 class _Building:
     """A store file being built, for `fill_from_run_folders`: plain connections, nothing else watched."""
 
@@ -135,7 +150,9 @@ class Database:
         except OSError as exc:
             raise StoreError(f"cannot create the data folder {folder}: {exc.strerror}",
                              "set TRANSFERLAB_HOME to a writable folder") from None
-        built = not self.path.exists() or self.path.stat().st_size == 0
+        # an empty file, or an SQLite file without the runs (another process's connection made it in the moment a
+        # damaged store was set aside) is no store yet: built whole from the run folders
+        built = not self.path.exists() or self.path.stat().st_size == 0 or _a_shell(self.path)
         if built:
             restored = self._build_whole()
             if restored:
@@ -168,9 +185,9 @@ class Database:
             try:
                 os.link(building, self.path)  # appears whole, and only where no store is yet
             except FileExistsError:
-                if self.path.stat().st_size:
+                if self.path.stat().st_size and not _a_shell(self.path):
                     return 0  # another process put its store in place first: that one is used
-                os.replace(building, self.path)  # an empty file (a creation that died): replaced
+                os.replace(building, self.path)  # an empty file or shell (a creation that died, a stray connect)
             return restored
         finally:
             building.unlink(missing_ok=True)
@@ -236,6 +253,12 @@ class Database:
                 self.notes.append("the run store was deleted or replaced while in use; it was rebuilt from the "
                                   "run folders")
                 raise StoreError("the run store was replaced while in use; it was rebuilt from the run folders",
+                                 "run the command again", rebuilt=True) from None
+            if not self.read_only and isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc) \
+                    and _a_shell(self.path):  # the shell a stray connection made: the store is built, then retried
+                db.close()
+                self.open()
+                raise StoreError("the run store was being replaced while in use; it was rebuilt from the run folders",
                                  "run the command again", rebuilt=True) from None
             problem = _sqlite_problem(exc, self.path)
             if "damaged" in problem.problem and not self.read_only:
