@@ -153,7 +153,8 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
     notes_said = [len(store.notes)]
 
     def say_store_notes() -> None:  # the store rebuilt under the run (runs.sqlite deleted or damaged): in its log
-        for note in store.notes[notes_said[0]:]:
+        while notes_said[0] < len(store.notes):  # counted before it is said: a note the saying adds is said once
+            note = store.notes[notes_said[0]]
             notes_said[0] += 1
             sink(Event("warning", f"while this run trained, {note}; no epoch or event of the run was lost"))
 
