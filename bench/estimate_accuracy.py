@@ -7,12 +7,13 @@ the feature cache starts empty as it does for a new user, and a worker of its ow
 what a first run pays (the worker lingers between the runs of a grid, as it does in the app).
 
 Cases: on the bundled sample data (240 shapes, EfficientNet-Lite0, this machine's CPU) each freeze strategy; the
-bundled support tickets (240 texts, all-MiniLM-L6-v2) head only and whole encoder at the texts' settings; and a
-comparison grid of 2 strategies x 2 seeds (pictures), whose total is the sum of its runs. Printed per case: the
+bundled support tickets (240 texts, all-MiniLM-L6-v2) head only and whole encoder at the texts' settings; the
+Compare page's default comparison (its five strategies, pictures) estimated in one process as the page does; and a
+comparison grid of 2 strategies x 2 seeds (pictures). A comparison's total is the sum of its runs. Printed per case: the
 estimate, the real time, their ratio (the goal: within 30%, 0.77 to 1.3), and what the estimate cost against the
 work it estimated (the goal: at most 10% of it or 30 s). With `--busy N`, N processes spin on the CPU beside it.
 
-Usage: `.venv/bin/python bench/estimate_accuracy.py [--epochs 3] [--busy 1] [--cases pictures,texts,grid]`
+Usage: `.venv/bin/python bench/estimate_accuracy.py [--epochs 3] [--busy 1] [--cases pictures,texts,compare,grid]`
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--busy", type=int, default=0, help="processes spinning on the CPU beside the work")
-    parser.add_argument("--cases", default="pictures,texts,grid")
+    parser.add_argument("--cases", default="pictures,texts,compare,grid")
     args = parser.parse_args()
     cases = set(args.cases.split(","))
     spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
@@ -116,6 +117,12 @@ def main() -> None:
         rows += [(f"pictures, {s}", [picture_config(s, args.epochs)]) for s in STRATEGIES]
     if "texts" in cases:
         rows += [(f"texts, {s}", [text_config(s, args.epochs)]) for s in TEXT_SETTINGS]
+    if "compare" in cases:  # what the Compare page estimates and runs by default: its five strategies, one seed
+        from tlcore.config import RunConfig
+        from tlcore.experiments.compare import sweep_configs
+
+        base = RunConfig.from_dict(picture_config("feature_extraction", args.epochs))
+        rows.append(("compare: the 5 default strategies", [c.to_dict() for c in sweep_configs(base)]))
     if "grid" in cases:
         rows.append(("grid: 2 strategies x 2 seeds", [picture_config(s, args.epochs, seed=seed)
                                                       for s in ("feature_extraction", "full") for seed in (0, 1)]))
@@ -131,7 +138,7 @@ def main() -> None:
                   f"{took:13.1f} {took / total_real:14.0%}", flush=True)
             if len(configs) > 1:
                 for config, e, r in zip(configs, estimates, real):
-                    label = f"  {config['freeze']['strategy']}, seed {config.get('seed', 0)}"
+                    label = f"  {config.get('name') or config['freeze']['strategy']}, seed {config.get('seed', 0)}"
                     print(f"{label:32} {e:12.1f} {r:8.1f} {r / e:15.2f}", flush=True)
             shutil.rmtree(home, ignore_errors=True)
     finally:

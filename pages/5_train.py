@@ -21,7 +21,7 @@ from tlcore.config import LABELLED_MONITORS, MONITORS, RunConfig
 from pages.experiment import Experiment, setting
 from tlcore.experiments.run_labels import run_label
 from tlcore.core.schema import counted
-from tlcore.core.events import Progress
+from tlcore.core.events import Progress, standing
 from tlcore.modality import for_model
 from tlcore.results.artifacts import STATE
 from tlcore.errors import TransferLabError
@@ -274,20 +274,23 @@ def live(run_id: str) -> None:
     metrics = store.metrics(run.id)
     progress = store.events(run.id, kinds=("progress",))[-1:]
     step = Progress.from_data(progress[0]["data"]) if progress else None
+    # a count that stands still (a model being built, a loader's first batch, a slow step) says for how long
+    said = max([run.started or 0.0] + [p["ts"] for p in progress])  # a resumed run's old events aside
+    still = standing(said, time.time()) if run.status == "running" else ""
     if step and step.phase == "prepare" and run.epochs_done == 0 and run.status == "running":
         # before anything trains: reading and splitting the data (half a minute for a million texts)
-        st.progress(step.share, text=f"running: {progress[0]['message']}, before training")
+        st.progress(step.share, text=f"running: {progress[0]['message']}{still}, before training")
     elif step and step.phase == "features" and run.epochs_done == 0 and run.status == "running":
         # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
         items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word
-        st.progress(step.share, text=f"running: features of {step.done} of {step.total} {items} (once; then "
+        st.progress(step.share, text=f"running: features of {step.done} of {step.total} {items}{still} (once; then "
                     f"{'the epoch trains' if run.epochs == 1 else f'the {run.epochs} epochs train'} the head on them)")
     else:
         within = step is not None and step.phase == "train" and step.epoch == run.epochs_done
         done = run.epochs_done + (step.share if within else 0)
         st.progress(min(1.0, done / max(1, run.epochs)), text=f"{run.status}: epoch {run.epochs_done} of {run.epochs}"
                     + (f", batch {step.step} of {step.steps} of epoch {run.epochs_done + 1}"
-                       if within and run.status == "running" else ""))
+                       if within and run.status == "running" else "") + still)
     if run.error:
         (st.error if run.status == "failed" else st.info)(run.error)
     for warning in store.events(run.id, kinds=("warning",)):

@@ -1,5 +1,6 @@
 """Step 7: which setting works best on my data? A grid of settings on one split, repeated over seeds."""
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -158,6 +159,20 @@ st.caption(f"{counted(runs, 'run')} of {epochs if 'epochs' in (what, also) else 
                if what == "freeze.strategy" else ""))
 first_seed = [cell.configs[0] for cell in cells]  # seeds take the time of seed 0
 known = [known_time_estimate(c) for c in first_seed]
+if first_seed and not all(known) and st.button(
+        "Estimate the time", key="compare.estimate",
+        help="Builds the model and times a few steps on this machine: once for the model, then the training steps of "
+             "each stage the settings train (model, freeze plan, batch and augmentation change what a step costs; "
+             "learning rates, schedules and seeds share one measurement)."):
+    bar = st.progress(0.0, text="Timing a few steps of each distinct setting (in a separate process)...")
+    started = time.monotonic()
+    try:  # shown in this run of the page: a rerun here once lost a click on "Run the comparison" made meanwhile
+        known = measured_time_estimates(first_seed, lambda phase, share: bar.progress(
+            share, text=f"Timing a few steps of each distinct setting: {phase}, "
+                        f"{time.monotonic() - started:.0f} s so far"))
+        bar.empty()
+    except TransferLabError as exc:
+        st.error(str(exc))
 if first_seed and all(known):
     total = seeds * sum(e.total_s for e in known)
     st.caption(f"Estimated time: about {format_duration(total)} in all, one run after the other ("
@@ -165,17 +180,6 @@ if first_seed and all(known):
                            for c, e in zip(first_seed, known))
                # what all were measured by; "features extracted once" was the first setting's alone
                + (f", each x {seeds} seeds" if seeds > 1 else "") + f"; {known[0].basis.split(';')[0]}).")
-elif first_seed and st.button("Estimate the time", key="compare.estimate",
-                              help="Builds the model and times a few steps on this machine, once for each setting "
-                                   "that changes what a step costs (model, freeze plan, batch, augmentation): "
-                                   "learning rates, schedules and seeds share one measurement."):
-    bar = st.progress(0.0, text="Timing a few steps of each distinct setting (in a separate process)...")
-    try:
-        measured_time_estimates(first_seed, lambda phase, share: bar.progress(
-            share, text=f"Timing a few steps of each distinct setting: {phase}"))
-        st.rerun()
-    except TransferLabError as exc:
-        st.error(str(exc))
 r1, r2 = st.columns(2)
 run_on = r1.radio("Run on", with_current("app.compare_run_on", ["this machine", "Ray"]), horizontal=True,
                   **bind("compare", "app.compare_run_on"),

@@ -282,3 +282,26 @@ def test_charts_before_any_run_finishes_say_so_on_plain_axes() -> None:
     one_epoch = figures([SweepRow(**{**ran.__dict__, "val_acc": [0.75], "epochs_done": 1})])["curves"]
     low, high = one_epoch.layout.yaxis.range  # a browser walk saw 0% to 150% for one epoch's point
     assert -0.05 < low < 0.75 < high < 1.05, (low, high)
+
+
+def test_a_count_that_stands_still_says_for_how_long(tl_home: Path, colours: Path) -> None:
+    """Issue 36: "building the model (5 of 6)" and "features of 0 of 372" each stood still for about 4 s; a count
+    older than 2 s now says how long it has stood, on Compare as on Train."""
+    from tlcore.core.events import Progress, standing
+    from tlcore.experiments.compare import running_progress
+
+    assert standing(100.0, 101.9) == "" and standing(100.0, 104.2) == ", 4 s on this so far"
+    store = RunStore()
+    run = store.create(tiny_config(colours, epochs=2), sweep="cmp-still")
+    store.claim(run.id, os.getpid())
+    store.add_event(run.id, "progress", "preparing: building tf_efficientnet_lite0 (5 of 6)",
+                    Progress("prepare", done=4, total=6).to_data())
+    said = store.events(run.id, kinds=("progress",))[-1]["ts"]
+    rows = sweep_rows(store, "cmp-still")
+    name = rows[0].strategy
+    assert running_progress(store, rows, now=said + 1)[1] == f"{name}: preparing: building tf_efficientnet_lite0 (5 of 6)"
+    assert running_progress(store, rows, now=said + 4)[1] == (f"{name}: preparing: building tf_efficientnet_lite0 "
+                                                              "(5 of 6), 4 s on this so far")
+    store.add_event(run.id, "progress", "features", Progress("features", done=0, total=372).to_data())
+    said = store.events(run.id, kinds=("progress",))[-1]["ts"]
+    assert running_progress(store, rows, now=said + 3)[1] == f"{name}: features of 0 of 372 pictures, 3 s on this so far"

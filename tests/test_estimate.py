@@ -27,7 +27,7 @@ def test_an_epoch_is_its_training_steps_plus_its_validation(colours: Path, monke
     """With fixed step times the arithmetic shows: pictures / batch size steps, plus each pass's start-up."""
     monkeypatch.setattr(estimate_module, "_forward_seconds", lambda loop, measure: (0.5, 0.25))
     monkeypatch.setattr(estimate_module, "_train_step_seconds",
-                        lambda loop, config, epoch, measure: (2.0, 1.0, 100))
+                        lambda loop, config, epoch, measure, warm_up=True: (2.0, 1.0, 100))
     monkeypatch.setattr(estimate_module, "_checkpoint_seconds", lambda loop: 0.125)
     config = tiny_config(colours, epochs=3, batch_size=8)  # 60 pictures: 30 train, 15 val, 15 test
     result = estimate_time(config)
@@ -41,7 +41,7 @@ def test_stages_between_the_measured_ones_are_interpolated_by_what_trains(colour
     """Gradual unfreezing: first and last stage measured, the ones between lie between them, growing."""
     calls = []
 
-    def step_seconds(loop, config, epoch, measure):
+    def step_seconds(loop, config, epoch, measure, warm_up=True):
         calls.append(epoch)
         groups = loop.prep.built.groups
         start = loop.prep.plan.trainable_from(epoch, len(groups))
@@ -115,10 +115,11 @@ def test_the_cli_says_each_phase_of_the_measuring_with_its_count(colours: Path, 
     result = tlcore("estimate", *map(str, paths), "--json", "--progress", str(progress), home=tl_home)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in progress.read_text().splitlines()]
-    phases = estimate_module.ESTIMATE_PHASES
-    assert [line["done"] for line in lines] == list(range(2 * len(phases)))
-    assert {line["total"] for line in lines} == {2 * len(phases)} and {line["phase"] for line in lines} == {"estimate"}
-    assert [line["words"] for line in lines] == [f"setting {n} of 2: {words}" for n in (1, 2) for words in phases]
+    phases = estimate_module.ESTIMATE_PHASES  # the second setting is timed on the model the first one built
+    assert [line["done"] for line in lines] == list(range(len(phases) + 1))
+    assert {line["total"] for line in lines} == {len(phases) + 1} and {line["phase"] for line in lines} == {"estimate"}
+    assert [line["words"] for line in lines] == ([f"setting 1 of 2: {words}" for words in phases]
+                                                 + ["setting 2 of 2: timing training steps"])
     alone = tmp_path / "alone.jsonl"
     assert tlcore("estimate", str(paths[0]), "--progress", str(alone), home=tl_home).returncode == 0
     assert [json.loads(line)["words"] for line in alone.read_text().splitlines()] == list(phases)
@@ -144,7 +145,7 @@ def _counting_estimates(monkeypatch) -> list[RunConfig]:
     """`estimate_time` replaced by one that records what it measured: 1 s to start, 2 s per epoch."""
     measured: list[RunConfig] = []
 
-    def fake(config: RunConfig, *, measure: int = 3, on_phase=None) -> TimeEstimate:
+    def fake(config: RunConfig, *, measure: int = 3, on_phase=None, shared=None) -> TimeEstimate:
         measured.append(config)
         return TimeEstimate(1.0, (2.0,) * config.epochs, "counted")
 
@@ -204,7 +205,7 @@ def test_adabn_adds_a_forward_over_the_training_pictures_and_one_over_the_target
                                                                                  monkeypatch) -> None:
     target = make_colour_classes(tmp_path / "target", per_class=8)  # 24 target pictures
     monkeypatch.setattr(estimate_module, "_forward_seconds", lambda loop, measure: (0.5, 0.25))
-    monkeypatch.setattr(estimate_module, "_train_step_seconds", lambda loop, config, epoch, measure: (2.0, 1.0, 100))
+    monkeypatch.setattr(estimate_module, "_train_step_seconds", lambda loop, config, epoch, measure, warm_up=True: (2.0, 1.0, 100))
     monkeypatch.setattr(estimate_module, "time", SimpleNamespace(perf_counter=lambda: 0.0))  # building takes 0 s
     plain = estimate_module.estimate_time(tiny_config(colours, epochs=2))
     adapted = estimate_module.estimate_time(tiny_config(colours, epochs=2, adapt={"method": "adabn",
@@ -257,3 +258,39 @@ def test_every_epoch_counts_its_checkpoint_writes_timed_on_the_data_folders_disk
     monkeypatch.setattr(estimate_module, "_checkpoint_seconds", lambda loop: 0.75)
     head_only = estimate_time(tiny_config(colours, epochs=2, freeze={"strategy": "feature_extraction"}))
     assert head_only.epoch_s == pytest.approx((estimate_module.HEAD_EPOCH_S + 0.75,) * 2)
+
+
+def test_a_comparisons_strategies_are_timed_on_one_built_model_each_stage_once(colours: Path, tl_home: Path,
+                                                                             monkeypatch) -> None:
+    """The issue's case: estimating a comparison of 5 strategies built the model and timed its forward pass 5
+    times (34 s for 100 s of work). Now once; a stage two strategies share (full, and freeze_first_k with k = 0)
+    is timed once; and each estimate is what it would be alone."""
+    monkeypatch.setattr(estimate_module, "_forward_seconds", lambda loop, measure: (0.5, 0.25))
+    monkeypatch.setattr(estimate_module, "_checkpoint_seconds", lambda loop: 0.125)
+    monkeypatch.setattr(estimate_module, "time", SimpleNamespace(perf_counter=lambda: 0.0))  # building takes 0 s
+    stages: list[int] = []
+
+    def step_seconds(loop, config, epoch, measure, warm_up=True):
+        groups = loop.prep.built.groups
+        start = loop.prep.plan.trainable_from(epoch, len(groups))
+        stages.append(start)
+        return 0.1 * (len(groups) - start), 0.01, sum(g.params for g in groups[start:])
+
+    monkeypatch.setattr(estimate_module, "_train_step_seconds", step_seconds)
+    built = []
+    real_prepare = estimate_module.prepare
+    monkeypatch.setattr(estimate_module, "prepare", lambda config: built.append(config) or real_prepare(config))
+    configs = [tiny_config(colours, epochs=3, freeze=freeze, optimizer={"lr": lr})
+               for freeze, lr in (({"strategy": "feature_extraction"}, 1e-3), ({"strategy": "full"}, 1e-3),
+                                  ({"strategy": "freeze_first_k", "k": 0}, 1e-4),
+                                  ({"strategy": "freeze_first_k", "k": 1}, 1e-3),
+                                  ({"strategy": "gradual", "every": 1}, 1e-3))]
+    together = estimate_module.estimate_times(configs)
+    assert len(built) == 1 and sorted(stages) == sorted(set(stages))  # one build; no stage timed twice
+    alone = []
+    for config in configs:
+        built.clear()
+        alone.append(estimate_time(config))
+        assert len(built) == 1
+    assert together == alone
+    assert len({e.total_s for e in together}) == 4  # full and k = 0 cost the same; the others do not

@@ -297,8 +297,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         The exit status: 0 done, `EXIT_USER_ERROR` when the work did not succeed.
     """
     from tlcore.config import RunConfig
-    from tlcore.experiments.estimate import ESTIMATE_PHASES, estimate_times
-    from tlcore.experiments.timing import timing_key
+    from tlcore.experiments.estimate import estimate_times, measuring_phases
 
     configs = [RunConfig.load(path) for path in args.config]  # all checked before the first is measured
 
@@ -306,7 +305,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         line = json.dumps(estimate.to_dict()) if args.json else f"{args.config[index]}: {estimate.describe()}"
         print(line, flush=True)  # one line per config as it is known: a page follows them
 
-    phases = len({timing_key(c) for c in configs}) * len(ESTIMATE_PHASES)
+    phases = measuring_phases(configs)
     with slow_phases(phases) as say:  # a phase that lasts over a second is said on stderr, with its count
 
         def phase(words: str, done: int, total: int) -> None:

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Event", "Progress", "Cancelled", "Sink", "ignore", "cancellable", "STARTING_CHECK_EVERY_S"]
+__all__ = ["Event", "Progress", "Cancelled", "Sink", "ignore", "cancellable", "STARTING_CHECK_EVERY_S", "standing",
+           "STANDING_SAID_AFTER_S"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,24 @@ class Progress:
         epoch = data.get("epoch")
         return cls(data["phase"], count("done"), count("total"), epoch if isinstance(epoch, int) else None,
                    count("step"), count("steps"))
+
+
+STANDING_SAID_AFTER_S = 2.0
+
+
+def standing(since: float, now: float) -> str:
+    """Words for how long a count has stood still, so no wait over 2 s shows a count that does not move (building
+    a model, a loader's first batch, one slow step): ", 4 s on this so far", or "" for a count under
+    STANDING_SAID_AFTER_S old.
+
+    Args:
+        since: when the count was said (seconds since the epoch, as events are stamped); now: the time now.
+
+    Returns:
+        The words, to follow the count.
+    """
+    age = now - since
+    return f", {age:.0f} s on this so far" if age >= STANDING_SAID_AFTER_S else ""
 
 
 class Cancelled(Exception):

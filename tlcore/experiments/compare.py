@@ -29,7 +29,7 @@ from tlcore.config import EarlyStoppingConfig, RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.experiments.grid import STRATEGY_SET, Axis, expand, same_in_effect
 from tlcore.experiments.stats import EQUIVALENCE_MARGIN, PairedComparison, compare_paired, plain_words
-from tlcore.core.events import Progress
+from tlcore.core.events import Progress, standing
 from tlcore.modality import for_model, resolve_manifest
 from tlcore.results.target_score import (BACKBONE_RULE, CONFIRMED, HELD_OUT, LABEL_FREE_RULE, LABEL_FREE_RULES, SELECTION_SCORE,
                                          best_by_target_score, changed_share, rule_words)
@@ -431,17 +431,18 @@ def progress_words(rows: list[SweepRow]) -> str:
     return "; ".join(parts)
 
 
-def running_progress(store: RunStore, rows: list[SweepRow]) -> tuple[float, str]:
+def running_progress(store: RunStore, rows: list[SweepRow], now: float | None = None) -> tuple[float, str]:
     """How far the whole comparison is, the running runs counted by their progress inside them, and what each
     running run is doing ("full: epoch 2 of 4, batch 12 of 30", "feature extraction: features of 120 of 350
     pictures"): before, the page said only "k of N runs evaluated; 1 running" for minutes.
 
     Args:
-        store: the run store; rows: the comparison's runs (`sweep_rows`).
+        store: the run store; rows: the comparison's runs (`sweep_rows`); now: the time now (None: the clock's).
 
     Returns:
         (share done from 0 to 1, words for the running runs or "").
     """
+    now = time.time() if now is None else now
     done, words = float(sum(r.test_accuracy is not None for r in rows)), []
     for row in rows:
         if row.status != RUNNING:
@@ -456,17 +457,19 @@ def running_progress(store: RunStore, rows: list[SweepRow]) -> tuple[float, str]
             continue
         step = Progress.from_data(events[0]["data"]) if events else None
         epochs = max(1, run.epochs)
+        # a count that stands still (the model being built, a loader's first batch) says for how long
+        still = standing(max([run.started or 0.0] + [e["ts"] for e in events]), now)
         if step is not None and step.phase == "prepare" and run.epochs_done == 0:
-            words.append(f"{row.strategy}: preparing")
+            words.append(f"{row.strategy}: {events[0]['message']}{still}")
             share = 0.0
         elif step is not None and step.phase == "features" and run.epochs_done == 0:
-            words.append(f"{row.strategy}: features of {step.done} of {step.total} {row.items}")
+            words.append(f"{row.strategy}: features of {step.done} of {step.total} {row.items}{still}")
             share = 0.0
         else:
             within = step is not None and step.phase == "train" and step.epoch == run.epochs_done
             share = (run.epochs_done + (step.share if within else 0.0)) / epochs
             words.append(f"{row.strategy}: epoch {min(run.epochs_done + 1, epochs)} of {epochs}"
-                         + (f", batch {step.step} of {step.steps}" if within else ""))
+                         + (f", batch {step.step} of {step.steps}" if within else "") + still)
         done += min(share, 1.0) * 0.95  # the evaluation after the last epoch is the rest
     return (min(1.0, done / len(rows)) if rows else 0.0), "; ".join(words)
 

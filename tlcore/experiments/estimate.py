@@ -19,12 +19,13 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from tlcore.spec.adapt_spec import uses_adabn
-from tlcore.config import RunConfig
+from tlcore.config import FreezeConfig, RunConfig
 from tlcore.core.paths import data_home
 from tlcore.core.step_context import StepContext
 from tlcore.training.checkpoint import save_state, save_weights
@@ -33,26 +34,29 @@ from tlcore.modality import of_config
 from tlcore.spec.freeze import apply_plan, set_train_mode
 from tlcore.inputs.inference import outputs
 from tlcore.training.parts.fast_path import fast_path_applies
-from tlcore.training.prepare import prepare
+from tlcore.training.prepare import Prepared, prepare, replanned
 from tlcore.training.steps import Loop, build_loop, target_batches, train_step
 from tlcore.experiments.timing import TimeEstimate, format_duration, timing_key
 
-__all__ = ["TimeEstimate", "estimate_time", "estimate_times", "format_duration", "ESTIMATE_PHASES"]
+__all__ = ["TimeEstimate", "estimate_time", "estimate_times", "format_duration", "ESTIMATE_PHASES",
+           "measuring_phases"]
 
 # What measuring one run's time does, in order: each is said as it starts, so the wait has a count.
-ESTIMATE_PHASES = ("building the model", "timing forward passes", "timing training steps",
-                   "timing a checkpoint write")
+ESTIMATE_PHASES = ("building the model", "timing forward passes", "timing a checkpoint write",
+                   "timing training steps")
 
 HEAD_EPOCH_S = 0.05  # a head on cached features: a few matrix products per epoch, below what can be measured here
 
 
-def _time_per_batch(make_batches, measure: int, step) -> tuple[float, float]:
+def _time_per_batch(make_batches, measure: int, step, warm_up: bool = True) -> tuple[float, float]:
     """(seconds per batch, extra seconds of a pass's first batch), timed after a warm-up pass of one batch.
 
     The warm-up pays the one-time costs (first calls into the model); the extra is what every pass over a
-    loader pays again (starting its worker processes).
+    loader pays again (starting its worker processes). A model that has already trained a step here needs no
+    warm-up: its next stage's first calls cost about what a step costs.
     """
-    step(*next(iter(make_batches())))
+    if warm_up:
+        step(*next(iter(make_batches())))
     started = time.perf_counter()
     iterator = iter(make_batches())
     step(*next(iterator))
@@ -70,8 +74,10 @@ def _time_per_batch(make_batches, measure: int, step) -> tuple[float, float]:
     return per_batch, max(0.0, first - per_batch)
 
 
-def _train_step_seconds(loop: Loop, config: RunConfig, epoch: int, measure: int) -> tuple[float, float, int]:
-    """(seconds per training batch, first-batch extra, trainable parameters) with the groups of `epoch`."""
+def _train_step_seconds(loop: Loop, config: RunConfig, epoch: int, measure: int,
+                        warm_up: bool = True) -> tuple[float, float, int]:
+    """(seconds per training batch, first-batch extra, trainable parameters) with the groups of `epoch` (after a
+    warm-up step unless the model has trained here before)."""
     prep, runtime = loop.prep, loop.prep.runtime
     apply_plan(prep.model, prep.built.groups, prep.plan, epoch)
     set_train_mode(prep.model, prep.built.groups, prep.plan, epoch)
@@ -85,7 +91,7 @@ def _train_step_seconds(loop: Loop, config: RunConfig, epoch: int, measure: int)
                              config.optimizer.grad_clip, context=context)
         float(loss)  # wait for the device: the step is done when its loss is
 
-    return *_time_per_batch(lambda: loop.train_loader, measure, step), sum(p.numel() for p in trainable)
+    return *_time_per_batch(lambda: loop.train_loader, measure, step, warm_up), sum(p.numel() for p in trainable)
 
 
 def _forward_seconds(loop: Loop, measure: int) -> tuple[float, float]:
@@ -127,7 +133,50 @@ def _no_phase(index: int) -> None:
     return None
 
 
-def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[int], None] = _no_phase) -> TimeEstimate:
+def _preparation_key(config: RunConfig) -> str:
+    """Equal for settings that can be timed on one built model: they differ only in what trains when (the freeze
+    settings and the epochs) and in settings that cost nothing. Batch size "auto" is searched with the plan's widest
+    stage, so such settings are not shared."""
+    if config.batch_size == "auto":
+        return timing_key(config)
+    return timing_key(replace(config, freeze=FreezeConfig(strategy="full"), epochs=1))
+
+
+@dataclass
+class _Bench:
+    """One built model and what was measured on it, shared by the settings timed on it (`_preparation_key`).
+
+    Attributes:
+        prep: the first setting's prepared run.
+        setup: seconds to build it (the worker's first import of the libraries aside).
+        forward: (seconds per forward batch, a pass's first-batch extra).
+        saving: one epoch's checkpoint writes, in seconds.
+        steps: training steps timed, by (first trainable group, BatchNorm statistics updated in frozen groups).
+    """
+
+    prep: Prepared
+    setup: float
+    forward: tuple[float, float]
+    saving: float
+    steps: dict[tuple[int, bool], tuple[float, float, int]] = field(default_factory=dict)
+
+
+def _built_and_timed(config: RunConfig, measure: int, on_phase: Callable[[int], None]) -> _Bench:
+    """The first setting of a model, data and loading: built, its forward pass and checkpoint writes timed."""
+    on_phase(0)
+    of_config(config).warm_up()  # the libraries' first import is the worker's once, not each run's
+    started = time.perf_counter()
+    prep = prepare(config)
+    loop = build_loop(prep)
+    setup = time.perf_counter() - started
+    on_phase(1)
+    forward = _forward_seconds(loop, measure)
+    on_phase(2)
+    return _Bench(prep, setup, forward, _checkpoint_seconds(loop))
+
+
+def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[int], None] = _no_phase,
+                  shared: dict[str, _Bench] | None = None) -> TimeEstimate:
     """Build the run's model and time `measure` steps of each kind (after a warm-up step); nothing is saved.
 
     Takes a few seconds to a minute: one model build plus about 3 * (measure + 2) batches.
@@ -135,7 +184,10 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
     Args:
         config: the run.
         measure: training and forward steps timed of each kind.
-        on_phase: called with the index in `ESTIMATE_PHASES` of each phase as it starts (every one, in order).
+        on_phase: called with the index in `ESTIMATE_PHASES` of each phase as it starts, in order: all four for a
+            model built here, only the last ("timing training steps") for one `shared` already holds.
+        shared: models built and timed by earlier calls, reused by settings that differ only in what trains when
+            (kept in it for the next call; None: nothing shared).
 
     Returns:
         The estimate.
@@ -143,19 +195,19 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
     Raises:
         TransferLabError: for the same problems a run would meet at its start.
     """
-    on_phase(0)
-    of_config(config).warm_up()  # the libraries' first import is the worker's once, not each run's
-    started = time.perf_counter()
-    prep = prepare(config)
-    config = prep.config  # batch size "auto" as the number the run would use
+    shared = {} if shared is None else shared
+    key = _preparation_key(config)
+    if key not in shared:
+        shared[key] = _built_and_timed(config, measure, on_phase)
+    bench = shared[key]
+    prep = replanned(bench.prep, config)
     loop = build_loop(prep)
-    setup = time.perf_counter() - started
+    config = prep.config  # batch size "auto" as the number the run would use
+    setup, (forward, forward_first), saving = bench.setup, bench.forward, bench.saving
     n_groups, epochs = len(prep.built.groups), config.epochs
     # in full batches: a last, smaller batch costs its share
     train_batches = len(loop.train_loader.dataset) / config.batch_size
     val_batches = len(loop.val_loader.dataset) / config.batch_size
-    on_phase(1)
-    forward, forward_first = _forward_seconds(loop, measure)
     validation = forward * val_batches + forward_first
     # after the last epoch, the run is evaluated on its test split: one more forward pass (with its start-up)
     evaluation = forward * len(prep.manifest.files("test")) / config.batch_size + forward_first
@@ -165,23 +217,23 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
     if uses_adabn(config.adapt.method):  # a forward over the source training pictures before, the target's after
         setup += forward * (train_batches + target_batches_) + 2 * forward_first
         basis += "; AdaBN's two passes counted"
-    on_phase(2)  # on the fast path: only whether the features are cached
+    on_phase(3)  # on the fast path: only whether the features are cached
     if fast_path_applies(prep):
         # the val items, then each augmented view of the training items (unaugmented ones: one view)
         views = config.feature_views if prep.modality.augment_key(config) else 1
         passes = 1 + views
         extract = 0.0 if _features_cached(loop) else (
             forward * (val_batches + train_batches * views + target_batches_) + forward_first * passes)
-        on_phase(3)
-        return TimeEstimate(setup + extract, (HEAD_EPOCH_S + _checkpoint_seconds(loop),) * epochs,
+        return TimeEstimate(setup + extract, (HEAD_EPOCH_S + saving,) * epochs,
                             basis + ("; features already cached" if extract == 0 else
                                      "; features extracted once, then the head trains on them"), evaluation)
     first, last = prep.plan.trainable_from(0, n_groups), prep.plan.trainable_from(epochs - 1, n_groups)
-    measured = {first: _train_step_seconds(loop, config, 0, measure)}
-    if last != first:
-        measured[last] = _train_step_seconds(loop, config, epochs - 1, measure)
-    on_phase(3)
-    per_epoch, saving = [], _checkpoint_seconds(loop)
+    for index, epoch in ((first, 0), (last, epochs - 1)):
+        if (index, config.freeze.train_bn) not in bench.steps:
+            bench.steps[index, config.freeze.train_bn] = _train_step_seconds(loop, config, epoch, measure,
+                                                                             warm_up=not bench.steps)
+    measured = {index: bench.steps[index, config.freeze.train_bn] for index in (first, last)}
+    per_epoch = []
     for epoch in range(epochs):
         index = prep.plan.trainable_from(epoch, n_groups)
         if index in measured:
@@ -195,18 +247,53 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
     return TimeEstimate(setup, tuple(per_epoch), basis, evaluation)
 
 
+def _longest_by_step_cost(configs: list[RunConfig]) -> dict[str, RunConfig]:
+    """Per distinct step cost (`timing_key`, in the configs' order), the config with the most epochs."""
+    longest: dict[str, RunConfig] = {}
+    for config in configs:
+        key = timing_key(config)
+        if key not in longest or config.epochs > longest[key].epochs:
+            longest[key] = config
+    return longest
+
+
+def _phases(longest: dict[str, RunConfig]) -> list[tuple[int, int]]:
+    """(which measured setting, index in `ESTIMATE_PHASES`) of each phase, in the order they are said."""
+    built: set[str] = set()
+    phases = []
+    for which, config in enumerate(longest.values()):
+        key = _preparation_key(config)
+        phases += [(which, p) for p in (range(len(ESTIMATE_PHASES)) if key not in built else (3,))]
+        built.add(key)
+    return phases
+
+
+def measuring_phases(configs: list[RunConfig]) -> int:
+    """How many phases `estimate_times` will say for these configs (the count its progress goes to).
+
+    Args:
+        configs: the runs to be estimated.
+
+    Returns:
+        Four phases per model built, one per other setting measured on it.
+    """
+    return len(_phases(_longest_by_step_cost(configs)))
+
+
 def estimate_times(configs: list[RunConfig], *, measure: int = 3,
                    on_each: Callable[[int, TimeEstimate], None] | None = None,
                    on_phase: Callable[[str, int, int], None] | None = None) -> list[TimeEstimate]:
     """Estimates of several runs, measuring once per distinct step cost (`timing.timing_key`): runs that differ
     only in learning rate, schedule, seed or epochs share one measurement, taken on the one with the most epochs.
+    Settings that differ only in what trains when (a comparison's strategies) share one built model, its forward
+    pass and checkpoint writes, and each stage's training steps.
 
     Args:
         configs: the runs, e.g. a comparison's settings.
         measure: steps timed of each kind (see `estimate_time`).
         on_each: called with (index, estimate) for each config, in order, as soon as it is known.
         on_phase: called as each phase of the measuring starts with (words, phases done, phases in all), e.g.
-            ("setting 2 of 3: timing training steps", 5, 12): the measurements' phases counted together.
+            ("setting 2 of 3: timing training steps", 5, 8): the measurements' phases counted together.
 
     Returns:
         One estimate per config, in their order.
@@ -214,14 +301,11 @@ def estimate_times(configs: list[RunConfig], *, measure: int = 3,
     Raises:
         TransferLabError: for the same problems a run would meet at its start.
     """
-    longest: dict[str, RunConfig] = {}
-    for config in configs:
-        key = timing_key(config)
-        if key not in longest or config.epochs > longest[key].epochs:
-            longest[key] = config
+    longest = _longest_by_step_cost(configs)
+    phases = _phases(longest)
+    shared: dict[str, _Bench] = {}
     measured: dict[str, TimeEstimate] = {}
     estimates = []
-    phases = len(ESTIMATE_PHASES)
     for index, config in enumerate(configs):
         key = timing_key(config)
         if key not in measured:
@@ -230,8 +314,8 @@ def estimate_times(configs: list[RunConfig], *, measure: int = 3,
 
             def say(phase: int) -> None:
                 if on_phase is not None:
-                    on_phase(of + ESTIMATE_PHASES[phase], which * phases + phase, len(longest) * phases)
-            measured[key] = estimate_time(longest[key], measure=measure, on_phase=say)
+                    on_phase(of + ESTIMATE_PHASES[phase], phases.index((which, phase)), len(phases))
+            measured[key] = estimate_time(longest[key], measure=measure, on_phase=say, shared=shared)
         estimates.append(measured[key].for_epochs(config.epochs))
         if on_each:
             on_each(index, estimates[-1])

@@ -27,7 +27,7 @@ from tlcore.results.target_score import score_target
 from tlcore.results.evaluate import evaluate_folder, evaluate_run, score_labelled_target
 from tlcore.core.paths import data_home
 from tlcore.training.preflight import check_before_queueing, model_for_the_data
-from tlcore.modality import of_config
+from tlcore.modality import for_model, of_config
 from tlcore.core.run_files import append_event, write_run_record
 from tlcore.runs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Run, RunStore, StoreError
 from tlcore.results.tracking import RunTracker
@@ -207,6 +207,22 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
     return status
 
 
+def _warm_up_for_the_queue(store: RunStore) -> None:
+    """The libraries the queued runs' kinds import (timm and the augmentations for pictures, transformers for
+    texts), imported before a run is claimed: a run's clock then starts where its time estimate does (which leaves
+    out these first imports), and the wait says "waiting for the worker to start" meanwhile, with its count."""
+    models = set()
+    for run in store.list(status=QUEUED):
+        model = run.config.get("model") if run.runner is None and isinstance(run.config, dict) else None
+        if isinstance(model, dict) and isinstance(model.get("name"), str):  # else: said when the run is claimed
+            models.add(model["name"])
+    for name in sorted(models):
+        try:
+            for_model(name).warm_up()
+        except ImportError:  # a library missing here: the run says so when it builds its model
+            continue
+
+
 def run_worker(store: RunStore | None = None, *, linger: float = 0.0) -> int:
     """Drain the queue; exits when it has been empty for `linger` seconds. Returns the number of runs executed
     (0 if another worker is live).
@@ -223,6 +239,7 @@ def run_worker(store: RunStore | None = None, *, linger: float = 0.0) -> int:
             store.reap_dead()
             idle_since = time.monotonic()
             while True:
+                _warm_up_for_the_queue(store)
                 run = store.claim_next(pid)
                 if run is not None:
                     execute(store, run)

@@ -33,7 +33,7 @@ from tlcore.models import BuiltModel
 from tlcore.training.preflight import model_for_the_data
 from tlcore.core.runtime import Runtime, select_runtime
 
-__all__ = ["say_last_phase", "PREPARE_PHASES", "Prepared", "prepare", "AUTO_BATCH"]
+__all__ = ["say_last_phase", "replanned", "PREPARE_PHASES", "Prepared", "prepare", "AUTO_BATCH"]
 
 PREPARE_PHASES = SPLIT_PHASES + 2  # the split's phases, then building the model, then the items made ready
 
@@ -137,6 +137,29 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     if config.batch_size == "auto":
         prep.config = _auto_batch(prep, run_dir, sink)
     return prep
+
+
+def replanned(prep: Prepared, config: RunConfig) -> Prepared:
+    """The same prepared data and model under `config`'s freeze plan and epochs: what settings that differ only in
+    what trains share (a comparison's strategies, timed on one built model).
+
+    Args:
+        prep: a prepared run whose config differs from `config` at most in its freeze settings, epochs and the
+            settings that cost nothing (learning rate, schedule, seed...).
+        config: the setting; its model and batch size are taken as `prep` resolved them.
+
+    Returns:
+        A `Prepared` sharing `prep`'s model, split and targets (not a copy of them).
+
+    Raises:
+        TransferLabError: the plan does not fit the model, or the adaptation method does not fit the plan.
+    """
+    config = replace(config, model=prep.config.model, batch_size=prep.config.batch_size)
+    prep.modality.check_run(config)
+    plan = resolve_freeze_plan(config.freeze, len(prep.built.groups))
+    again = replace(prep, config=config, plan=plan)
+    check_method_fits(config.adapt, again.model, again.head_only, again.built.arch)
+    return again
 
 
 def say_last_phase(prep: Prepared, sink: Sink) -> None:

@@ -22,7 +22,7 @@ from tlcore.training.steps import evaluate_loss, make_loader
 __all__ = ["FastPath", "fast_path_applies", "make", "EXTRACT_BATCH_CUDA"]
 
 EXTRACT_BATCH_CUDA = 256  # feature extraction on a GPU: no gradients, so far larger batches than training
-PROGRESS_EVERY_S = 2.0
+PROGRESS_EVERY_S = 1.0
 
 
 def fast_path_applies(prep: Prepared) -> bool:

@@ -11,7 +11,7 @@ from tlcore.training.prepare import Prepared
 
 __all__ = ["StepProgress", "make", "PROGRESS_EVERY_S"]
 
-PROGRESS_EVERY_S = 2.0
+PROGRESS_EVERY_S = 1.0
 
 
 class StepProgress(Part):
