@@ -77,11 +77,13 @@ def ran(configs: list[dict], home: Path) -> list[float]:
     os.environ["TRANSFERLAB_WORKER_LINGER_S"] = "5"
     from tlcore.config import RunConfig
     from tlcore.runs import RunStore
-    from tlcore.running.worker import submit
+    from tlcore.running.worker import submit, worker_running
 
     store = RunStore()
     runs = [submit(RunConfig.from_dict(config), store) for config in configs]
     while any(store.get(run.id).status in ("queued", "running") for run in runs):
+        time.sleep(0.5)
+    while worker_running(store):  # its lingering and exit (freeing GBs) would meet the next case's estimate
         time.sleep(0.5)
     seconds = []
     for run in runs:
