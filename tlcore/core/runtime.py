@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from tlcore.errors import TransferLabError
 
-__all__ = ["Runtime", "select_runtime", "tune_allocator"]
+__all__ = ["Runtime", "select_runtime", "tune_allocator", "busy_cores", "free_threads"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters
 _allocator_tuned = False
@@ -53,12 +55,86 @@ class Runtime:
     channels_last: bool
     num_workers: int
     pin_memory: bool
+    threads: int | None = None  # the CPU's compute threads (None: PyTorch's own choice)
 
     def describe(self) -> str:
         """Device, precision and loader settings in words for the run's log."""
         precision = "bf16 autocast" if self.autocast_dtype is torch.bfloat16 else "fp32"
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else self.device.type.upper()
-        return f"{name}, {precision}{', channels_last' if self.channels_last else ''}, {self.num_workers} loader workers"
+        threads = "" if self.threads is None else (
+            f", {self.threads} compute thread{'s' if self.threads > 1 else ''}"
+            + (f" ({_usable_cores() - self.threads} of {_usable_cores()} cores busy with other work)"
+               if self.threads < min(_usable_cores(), _TORCH_THREADS) else ""))
+        return (f"{name}, {precision}{', channels_last' if self.channels_last else ''}, {self.num_workers} loader "
+                f"workers{threads}")
+
+    def use(self) -> None:
+        """Set PyTorch's compute threads to this runtime's (nothing when it leaves them to PyTorch)."""
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
+
+_TORCH_THREADS = torch.get_num_threads()  # PyTorch's own choice, before any run changed it
+_BUSY_SAMPLE_S = 0.1
+_BUSY_KEPT_S = 5.0  # one look at the machine serves the runs prepared within this many seconds
+_busy_seen: list[tuple[float, float]] = []  # (when, busy cores)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(all, idle) CPU time of the machine so far, in clock ticks; None where /proc/stat is not there."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        values = [int(v) for v in fields[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return sum(values), values[3] + values[4]  # idle and waiting for I/O
+
+
+def busy_cores(sample_s: float = _BUSY_SAMPLE_S) -> float:
+    """How many cores other work keeps busy now: the machine's busy share over `sample_s` seconds (this process
+    sleeps meanwhile) times its cores. 0 where the kernel does not say (not Linux).
+
+    Args:
+        sample_s: how long to look.
+
+    Returns:
+        Busy cores, e.g. 1.0 beside one process spinning on a CPU.
+    """
+    first = _cpu_times()
+    time.sleep(sample_s)
+    second = _cpu_times()
+    if first is None or second is None or second[0] <= first[0]:
+        return 0.0
+    idle_share = (second[1] - first[1]) / (second[0] - first[0])
+    return max(0.0, 1.0 - idle_share) * (os.cpu_count() or 1)
+
+
+def free_threads(busy: float | None = None) -> int:
+    """Compute threads for a CPU run: the cores other work leaves free, at least 1 and at most PyTorch's own
+    choice. On this project's 2 cores beside one spinning process, 2 threads took 13 s an epoch (freeze first k, the
+    sample pictures) and 1 thread 7.7 s: a thread that waits for a core holds every step back (quiet: 4.1 s with 2,
+    7.5 s with 1).
+
+    Args:
+        busy: cores busy with other work (None: `busy_cores()`, looked at most once every few seconds).
+
+    Returns:
+        The number of threads.
+    """
+    if busy is None:
+        now = time.monotonic()
+        if not _busy_seen or now - _busy_seen[0][0] > _BUSY_KEPT_S:
+            _busy_seen[:] = [(now, busy_cores())]
+        busy = _busy_seen[0][1]
+    taken = int(busy + 0.3)  # a core 70% busy is taken; light background work is not
+    return max(1, min(_TORCH_THREADS, _usable_cores() - taken))
 
 
 def _mps_available() -> bool:
@@ -97,4 +173,5 @@ def select_runtime(device: str = "auto", precision: str = "auto", num_workers: i
         num_workers = min(8, cores) if dev.type == "cuda" else (0 if cores <= 2 else min(4, cores // 2))
     # channels_last: measured on this project's 2-core CPU, +26% forward and +35% training for EfficientNet-Lite0.
     return Runtime(device=dev, autocast_dtype=dtype, channels_last=dev.type in ("cuda", "cpu"),
-                   num_workers=num_workers, pin_memory=dev.type == "cuda")
+                   num_workers=num_workers, pin_memory=dev.type == "cuda",
+                   threads=free_threads() if dev.type == "cpu" else None)
