@@ -294,3 +294,27 @@ def test_a_comparisons_strategies_are_timed_on_one_built_model_each_stage_once(c
         assert len(built) == 1
     assert together == alone
     assert len({e.total_s for e in together}) == 4  # full and k = 0 cost the same; the others do not
+
+
+def test_two_steps_that_agree_are_enough_and_steps_that_do_not_are_timed_up_to_measure(monkeypatch) -> None:
+    """A comparison's estimate took 30.2 s beside a busy loop (its bound is 30 s): a stage whose first two timed
+    steps agree within 10% is not timed a third time; noisy steps still are, and their median is the estimate."""
+    clock = [0.0]
+    monkeypatch.setattr(estimate_module, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    def timed(durations: list[float]) -> tuple[tuple[float, float], int]:
+        left = list(durations)
+        taken = []
+
+        def step(x, y) -> None:
+            taken.append(left[0])
+            clock[0] += left.pop(0)
+        result = estimate_module._time_per_batch(lambda: iter([(0, 0)] * 10), 3, step, warm_up=False)
+        return result, len(taken)
+
+    # the first (a pass's start-up), then steps
+    (per_batch, first), steps = timed([2.0, 1.0, 1.05, 9.0])
+    assert steps == 3 and per_batch == pytest.approx(1.025) and first == pytest.approx(0.975)
+    (per_batch, first), steps = timed([2.0, 1.0, 1.5, 1.2, 9.0])
+    assert steps == 4 and per_batch == pytest.approx(1.2) and first == pytest.approx(0.8)
+    assert timed([2.0, 1.0, 1.5, 1.2, 9.0, 9.0])[1] == 4  # never more than `measure` after the first

@@ -48,8 +48,16 @@ ESTIMATE_PHASES = ("building the model", "timing forward passes", "timing a chec
 HEAD_EPOCH_S = 0.05  # a head on cached features: a few matrix products per epoch, below what can be measured here
 
 
+AGREE = 0.1  # two steps timed within 10% of each other: a third would not change the estimate
+
+
+def _agree(a: float, b: float) -> bool:
+    return abs(a - b) <= AGREE * max(a, b)
+
+
 def _time_per_batch(make_batches, measure: int, step, warm_up: bool = True) -> tuple[float, float]:
-    """(seconds per batch, extra seconds of a pass's first batch), timed after a warm-up pass of one batch.
+    """(seconds per batch, extra seconds of a pass's first batch), timed after a warm-up pass of one batch: up to
+    `measure` steps, or 2 when they agree within `AGREE` (a comparison's estimate is bound to 30 s).
 
     The warm-up pays the one-time costs (first calls into the model); the extra is what every pass over a
     loader pays again (starting its worker processes). A model that has already trained a step here needs no
@@ -66,7 +74,7 @@ def _time_per_batch(make_batches, measure: int, step, warm_up: bool = True) -> t
         step(*batch)
         times.append(time.perf_counter() - last)
         last = time.perf_counter()
-        if len(times) >= measure:
+        if len(times) >= measure or (len(times) >= 2 and _agree(*times[-2:])):
             break
     if not times:  # a single batch: its own time is all there is
         return first, 0.0
