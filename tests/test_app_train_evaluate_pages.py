@@ -297,6 +297,16 @@ def test_train_page_estimates_epoch_time_from_a_run_measured_here(tl_home, tmp_p
     measured = RunStore().list()[0]  # the start is said as measured: the run's time outside its epochs
     besides = measured.finished - measured.started - sum(m["epoch_seconds"] for m in RunStore().metrics(measured.id))
     assert f"that run took {besides:.0f} s besides its epochs" in estimate[0]
+    # the experiment's own run is quoted before a newer one of the same step cost from elsewhere (issue 36)
+    app.session_state["_experiment"].remember_run(measured.id)
+    store = RunStore()
+    other = store.create(replace(own, seed=7))
+    store.claim(other.id, 1)
+    store.add_event(other.id, "epoch", "epoch 1", {"epoch": 0, "epoch_seconds": 99.0})
+    store.finish(other.id, "succeeded", pid=1)
+    app.run()
+    quoted = [c.value for c in app.caption if "per epoch on this machine" in c.value]
+    assert quoted and f"About {seconds:.1f} s per epoch" in quoted[0] and f"run {measured.id}" in quoted[0], quoted
 
 
 def _tiny_choices(colours: Path, **more) -> dict:
