@@ -260,14 +260,18 @@ if run_id is None:
     st.stop()
 
 
-@st.fragment(run_every=2)
+@st.fragment(run_every=1)
 def live(run_id: str) -> None:
     store.reap_dead()
     try:
+        if st.session_state.get("train.cancel"):  # this redraw's click, said below at once, not at the next redraw
+            store.request_cancel(run_id)
         run = store.get(run_id)
     except TransferLabError as exc:
         st.error(str(exc))
         return
+    stopping = run.status == "running" and store.cancel_requested(run.id)
+    status = "cancelling (at the next step)" if stopping else run.status
     st.subheader(f"Run {run.id}: {run.name}")
     st.caption(run_label(run.config, experiment().config) + ("" if experiment().owns(run.id, run.sweep) else
                                                               " (a run of another experiment)"))
@@ -279,18 +283,18 @@ def live(run_id: str) -> None:
     still = standing(said, time.time()) if run.status == "running" else ""
     if step and step.phase == "prepare" and run.epochs_done == 0 and run.status == "running":
         # before anything trains: reading and splitting the data (half a minute for a million texts)
-        st.progress(step.share, text=f"running: {progress[0]['message']}{still}, before training")
+        st.progress(step.share, text=f"{status}: {progress[0]['message']}{still}, before training")
     elif step and step.phase == "features" and run.epochs_done == 0 and run.status == "running":
         # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
         items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word
-        st.progress(step.share, text=f"running: features of {step.done} of {step.total} {items}{still} (once; then "
+        st.progress(step.share, text=f"{status}: features of {step.done} of {step.total} {items}{still} (once; then "
                     f"{'the epoch trains' if run.epochs == 1 else f'the {run.epochs} epochs train'} the head on them)")
     else:
         within = step is not None and step.phase == "train" and step.epoch == run.epochs_done
         done = run.epochs_done + (step.share if within else 0)
-        st.progress(min(1.0, done / max(1, run.epochs)), text=f"{run.status}: epoch {run.epochs_done} of {run.epochs}"
-                    + (f", batch {step.step} of {step.steps} of epoch {run.epochs_done + 1}"
-                       if within and run.status == "running" else "") + still)
+        where = (f"epoch {run.epochs_done + 1} of {run.epochs}, batch {step.step} of {step.steps}"
+                 if within and run.status == "running" else f"{run.epochs_done} of {counted(run.epochs, 'epoch')} done")
+        st.progress(min(1.0, done / max(1, run.epochs)), text=f"{status}: {where}{still}")
     if run.error:
         (st.error if run.status == "failed" else st.info)(run.error)
     for warning in store.events(run.id, kinds=("warning",)):
@@ -314,8 +318,7 @@ def live(run_id: str) -> None:
         st.caption(f"{last['images_per_s']:.0f} {items_word()}/s, peak memory {last['peak_memory_mb']:.0f} MB, "
                    f"{last['trainable_params']:,} trainable parameters")
     if run.status in ("queued", "running"):
-        if st.button("Cancel", key="train.cancel"):
-            store.request_cancel(run.id)
+        st.button("Cancel", key="train.cancel", disabled=stopping)  # its click is acted on at the top
         if run.status == "queued":
             ensure_worker(store)  # starts one only if none is alive or starting
             ahead = [r.id for r in store.list(status="running")]

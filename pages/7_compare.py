@@ -220,6 +220,17 @@ def _cancel_all(sweep: str) -> None:
             store.request_cancel(run.id)
 
 
+def _progress(sweep: str) -> None:
+    """How far the comparison is, with the running run's own count; redrawn every second while a run is unfinished
+    (at the results' 3 s, each state stood up to 3.7 s)."""
+    try:
+        rows = sweep_rows(store, sweep)
+    except TransferLabError:
+        return  # the results below say why
+    share, inside = running_progress(store, rows)  # the running runs' own progress, not only "1 running"
+    st.progress(share, text=progress_words(rows) + (f" · {inside}" if inside else ""))
+
+
 def _results(sweep: str, live: bool) -> None:
     """The comparison's table, charts and verdict; `live`: redrawn every 3 s while any of its runs is unfinished."""
     store.reap_dead()
@@ -230,10 +241,7 @@ def _results(sweep: str, live: bool) -> None:
         return
     finished = sum(r.status in FINISHED for r in rows)
     if live and finished == len(rows):
-        st.rerun()  # the last run just finished: draw the page once more, without the timer
-    st.subheader(f"Comparison {sweep}")
-    share, inside = running_progress(store, rows)  # the running runs' own progress, not only "1 running"
-    st.progress(share, text=progress_words(rows) + (f" · {inside}" if inside else ""))
+        st.rerun()  # the last run just finished: draw the page once more, without the timers
     margin = st.number_input("Equivalence margin (accuracy points)", **number_bounds("app.equivalence_margin", 0.1, 50.0),
                              help="Two settings are called as good as each other only when the 95% interval of "
                                   "their difference lies within this many points either way (an equivalence test). "
@@ -298,6 +306,8 @@ def _results(sweep: str, live: bool) -> None:
 
 live_results, still_results = st.fragment(run_every=3)(_results), st.fragment(_results)
 _running = any(r.status not in FINISHED for r in store.list(sweep=sweep))
+st.subheader(f"Comparison {sweep}")
+(st.fragment(run_every=1)(_progress) if _running else _progress)(sweep)
 (live_results if _running else still_results)(sweep, _running)  # no refresh once nothing runs
 earlier = [s for s in reversed(mine) if s != sweep]
 if earlier:

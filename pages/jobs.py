@@ -18,8 +18,8 @@ from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
 from tlcore.core.events import Progress
 from tlcore.core.paths import data_home
-from tlcore.experiments.timing import TimeEstimate, timing_key
-from pages.state import PROJECT_ROOT, experiment, save_experiment
+from tlcore.experiments.timing import TimeEstimate, features_cached_by, timing_key
+from pages.state import PROJECT_ROOT, experiment, open_store, save_experiment
 
 __all__ = ["job_folder", "TlcoreJob", "measured_time_estimates", "rank_in_a_child_process", "known_time_estimate"]
 
@@ -100,15 +100,13 @@ def measured_time_estimates(configs: list[RunConfig], progress: Callable[[str, f
     if longest:
         job = TlcoreJob.start("estimate", list(longest.values()), "--json", "--progress", "{folder}/progress.jsonl")
         try:
-            while job.running:
-                phase = _last_phase(job)
-                if phase is not None:
-                    progress(*phase)
+            while job.running:  # before its first phase the process is importing PyTorch: said, so the wait counts
+                progress(*(_last_phase(job) or ("starting the measuring process (it imports PyTorch first)", 0.0)))
                 time.sleep(0.3)
             if job.error():
                 raise TransferLabError(f"the time could not be measured: {job.error()}")
             for key, line in zip(longest, job.lines()):
-                known[key] = json.loads(line)
+                known[key] = json.loads(line) | {"measured_at": time.time()}  # a later run may cache its features
             save_experiment()
         finally:
             job.cancel()  # the page was left or rerun while it measured: stop measuring
@@ -160,6 +158,13 @@ def known_time_estimate(config: RunConfig) -> TimeEstimate | None:
     known = experiment().results.get("estimates", {}).get(timing_key(config))
     try:
         estimate = TimeEstimate.from_dict(known) if known else None
-    except (KeyError, TypeError, ValueError):  # an estimate edited in the experiment's file: measured again
+        measured_at = float(known.get("measured_at", 0.0)) if known else 0.0
+    except (KeyError, TypeError, ValueError, AttributeError):  # an estimate edited in the experiment's file
         estimate = None
-    return estimate.for_epochs(config.epochs) if estimate and len(estimate.epoch_s) >= config.epochs else None
+    if estimate is None or len(estimate.epoch_s) < config.epochs:  # fewer epochs do not say enough
+        return None
+    if estimate.extract_s > 0:  # a run since may have cached the features this one would extract
+        cached_by = features_cached_by(open_store(), config, measured_at)
+        if cached_by:
+            estimate = estimate.with_features_cached(cached_by)
+    return estimate.for_epochs(config.epochs)

@@ -63,7 +63,7 @@ def test_a_sweep_runs_every_strategy_on_the_same_split(colours: Path, tl_home: P
     full = next(r for r in rows if r.strategy == "full")
     assert head_only.trainable_params < full.trainable_params
     text = verdict(rows)
-    assert "won with" in text and "span" in text
+    assert ("won with" in text or "tied at the top" in text) and "span" in text
     html_path, csv_path, cells_path = write_report(store, sweep, tmp_path / "report")
     assert cells_path.is_file() and cells_path.read_text().startswith(cells_csv(rows)[:20])
     page = html_path.read_text()
@@ -305,3 +305,19 @@ def test_a_count_that_stands_still_says_for_how_long(tl_home: Path, colours: Pat
     store.add_event(run.id, "progress", "features", Progress("features", done=0, total=372).to_data())
     said = store.events(run.id, kinds=("progress",))[-1]["ts"]
     assert running_progress(store, rows, now=said + 3)[1] == f"{name}: features of 0 of 372 pictures, 3 s on this so far"
+
+
+def test_a_tie_at_the_top_is_called_a_tie_not_a_win() -> None:
+    """Issue 36 walk: "gradual won with 91.7% test accuracy, 0.0 points ahead of freeze_first_half"."""
+    from tlcore.experiments.compare import SweepRow
+
+    def row(strategy: str, accuracy: float) -> SweepRow:
+        return SweepRow(f"run-{strategy}", strategy, SUCCEEDED, accuracy, 0.9, 12, 2, 2, 10.0, 5.0, 100, 1.0,
+                        [0.5], [1.0], None)
+
+    text = verdict([row("gradual", 11 / 12), row("freeze_first_half", 11 / 12), row("full", 0.75)])
+    assert text.startswith("gradual and freeze_first_half tied at the top with") or text.startswith(
+        "freeze_first_half and gradual tied at the top with"), text
+    assert "won" not in text and "0.0 points ahead" not in text and "span 16.7 points (full last)" in text
+    alone = verdict([row("gradual", 11 / 12), row("full", 0.75)])
+    assert alone.startswith("gradual won with") and "16.7 points ahead of full" in alone

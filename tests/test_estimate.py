@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -318,3 +319,28 @@ def test_two_steps_that_agree_are_enough_and_steps_that_do_not_are_timed_up_to_m
     (per_batch, first), steps = timed([2.0, 1.0, 1.5, 1.2, 9.0])
     assert steps == 4 and per_batch == pytest.approx(1.2) and first == pytest.approx(0.8)
     assert timed([2.0, 1.0, 1.5, 1.2, 9.0, 9.0])[1] == 4  # never more than `measure` after the first
+
+
+def test_an_estimate_kept_from_before_a_run_cached_the_features_drops_their_extraction(tl_home, colours) -> None:
+    """Issue 36 walk: Compare reused the Train page's estimate of feature extraction (6 s, extraction counted) after
+    the Train run had cached the features; the run took 2.6 s."""
+    import time
+
+    from tlcore.experiments.timing import EXTRACTED_ONCE, features_cached_by
+    from tlcore.runs import RunStore
+
+    store = RunStore()
+    config = tiny_config(colours, epochs=2, freeze={"strategy": "feature_extraction"})
+    measured_at = time.time()
+    assert features_cached_by(store, config, measured_at - 1) is None
+    run = _finished_run(store, config, 0.1)
+    assert features_cached_by(store, config, measured_at - 1) == run  # finished after the estimate
+    assert features_cached_by(store, config, time.time() + 1) is None  # finished before it: the estimate knew
+    assert features_cached_by(store, replace(config, seed=5), measured_at - 1) is None  # other views
+    assert features_cached_by(store, replace(config, optimizer=replace(config.optimizer, lr=0.5)),
+                              measured_at - 1) == run  # the learning rate does not change the features
+    kept = TimeEstimate(5.0, (0.1, 0.1), f"5 steps; {EXTRACTED_ONCE}", 0.5, 4.0)
+    assert TimeEstimate.from_dict(kept.to_dict()) == kept
+    cached = kept.for_epochs(2).with_features_cached(run)
+    assert cached.setup_s == pytest.approx(1.0) and cached.extract_s == 0.0 and cached.total_s == pytest.approx(1.7)
+    assert f"features cached by run {run}" in cached.basis and EXTRACTED_ONCE not in cached.basis

@@ -4,6 +4,7 @@ worker fails only its run. Needs `pip install -r requirements-scale.txt`; skippe
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import tempfile
@@ -78,7 +79,7 @@ def test_a_comparison_runs_on_ray_and_the_store_follows_it(colours: Path, tl_hom
         began = next(e["ts"] for e in store.events(run.id) if e["message"].startswith("started on Ray node"))
         assert sent <= run.started <= began + 1e-3
     rows = sweep_rows(store, sweep)
-    assert all(r.test_accuracy is not None for r in rows) and "won with" in verdict(rows)
+    assert all(r.test_accuracy is not None for r in rows) and re.search("won with|tied at the top", verdict(rows))
     assert len(list((tl_home / "runs" / "tensorboard" / sweep).iterdir())) == 3
 
 

@@ -180,3 +180,12 @@ def test_cli_train_runs_show_and_evaluate(colours: Path, tl_home: Path, tmp_path
                           (("train", str(tmp_path / "missing.json")), "no such config file")):
         result = tl(*args)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_run_cancelled_before_its_first_epoch_does_not_promise_a_resume(colours: Path, tmp_path: Path) -> None:
+    """Issue 36 walk: "the last complete epoch is kept and the run can be resumed" beside the page's "Start it again
+    (it has no checkpoint yet)", for a run cancelled in its first epoch."""
+    from tlcore.running.worker import run_to_end
+
+    status, error, _ = run_to_end(tiny_config(colours, epochs=3), tmp_path / "run", lambda event: None, lambda: True)
+    assert status == CANCELLED and "no epoch had completed" in error and "resumed" not in error, error

@@ -471,7 +471,22 @@ def running_progress(store: RunStore, rows: list[SweepRow], now: float | None = 
             words.append(f"{row.strategy}: epoch {min(run.epochs_done + 1, epochs)} of {epochs}"
                          + (f", batch {step.step} of {step.steps}" if within else "") + still)
         done += min(share, 1.0) * 0.95  # the evaluation after the last epoch is the rest
+    if not any(r.status == RUNNING for r in rows) and any(r.status == QUEUED for r in rows):
+        words.append(_queued_words(store, rows, now))
     return (min(1.0, done / len(rows)) if rows else 0.0), "; ".join(words)
+
+
+def _queued_words(store: RunStore, rows: list[SweepRow], now: float) -> str:
+    """The wait before the next run is claimed, counted from its queueing or the last run's end, whichever is later
+    ("0 of 5 runs evaluated; 5 queued" stood 3 s with nothing moving)."""
+    try:
+        runs = [store.get(r.run_id) for r in rows]
+    except TransferLabError:
+        return "waiting for the worker"
+    queued = [r.created for r in runs if r.status == QUEUED]
+    ended = [r.finished for r in runs if r.finished]
+    since = max([min(queued)] + ended)
+    return f"waiting for the worker to start the next run: {max(0.0, now - since):.0f} s so far"
 
 
 def verdict(rows: list[SweepRow], margin: float = EQUIVALENCE_MARGIN) -> str:
@@ -490,12 +505,14 @@ def verdict(rows: list[SweepRow], margin: float = EQUIVALENCE_MARGIN) -> str:
     if not ranked:
         return "No run has finished yet."
     best = ranked[0]
-    text = f"{best.label} won with {best.accuracy_words()}"
+    tied = [c.label for c in ranked if c.mean == best.mean]
+    text = (f"{best.label} won with {best.accuracy_words()}" if len(tied) == 1 else  # "0.0 points ahead" was a tie
+            f"{' and '.join(tied)} tied at the top with {best.accuracy_words()}")
     if len(ranked) > 1:
         second, worst = ranked[1], ranked[-1]
         gap = 100 * (best.mean - second.mean)
-        text += (f", {gap:.1f} points ahead of {second.label}; the {len(ranked)} settings span "
-                 f"{100 * (best.mean - worst.mean):.1f} points ({worst.label} last)")
+        text += (f", {gap:.1f} points ahead of {second.label}" if len(tied) == 1 else "") + (
+            f"; the {len(ranked)} settings span {100 * (best.mean - worst.mean):.1f} points ({worst.label} last)")
         paired = paired_comparisons(rows)
         if paired:
             seconds = {c.label: c.wall_seconds for c in ranked}

@@ -36,7 +36,7 @@ from tlcore.inputs.inference import outputs
 from tlcore.training.parts.fast_path import fast_path_applies
 from tlcore.training.prepare import Prepared, prepare, replanned
 from tlcore.training.steps import Loop, build_loop, target_batches, train_step
-from tlcore.experiments.timing import TimeEstimate, format_duration, timing_key
+from tlcore.experiments.timing import EXTRACTED_ONCE, TimeEstimate, format_duration, timing_key
 
 __all__ = ["TimeEstimate", "estimate_time", "estimate_times", "format_duration", "ESTIMATE_PHASES",
            "measuring_phases"]
@@ -233,8 +233,8 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
         extract = 0.0 if _features_cached(loop) else (
             forward * (val_batches + train_batches * views + target_batches_) + forward_first * passes)
         return TimeEstimate(setup + extract, (HEAD_EPOCH_S + saving,) * epochs,
-                            basis + ("; features already cached" if extract == 0 else
-                                     "; features extracted once, then the head trains on them"), evaluation)
+                            basis + ("; features already cached" if extract == 0 else f"; {EXTRACTED_ONCE}"),
+                            evaluation, extract)
     first, last = prep.plan.trainable_from(0, n_groups), prep.plan.trainable_from(epochs - 1, n_groups)
     for index, epoch in ((first, 0), (last, epochs - 1)):
         if (index, config.freeze.train_bn) not in bench.steps:

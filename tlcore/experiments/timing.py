@@ -25,11 +25,13 @@ from tlcore.core.schema import counted, leaves
 if TYPE_CHECKING:
     from tlcore.runs import RunStore
 
-__all__ = ["TimeEstimate", "format_duration", "timing_key", "run_cost_key", "measured_epoch_seconds"]
+__all__ = ["TimeEstimate", "format_duration", "timing_key", "run_cost_key", "measured_epoch_seconds",
+           "features_cached_by", "EXTRACTED_ONCE"]
 
 # settings that change what a run learns but not what a step costs: declared by each field (`cost=False`)
 _FREE_OF_COST = frozenset(leaf.path for leaf in leaves(RunConfig) if not leaf.meta.cost)
 _ONE_STAGE = {"feature_extraction", "freeze_first_k", "full"}  # what trains is the same in every epoch
+EXTRACTED_ONCE = "features extracted once, then the head trains on them"  # an estimate's basis, on the fast path
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,14 @@ class TimeEstimate:
         epoch_s: one number per epoch.
         basis: what was measured, in words.
         finish_s: after the last epoch: the evaluation on the held-out test split.
+        extract_s: the part of `setup_s` that extracts features on the fast path (0 when they were cached).
     """
 
     setup_s: float
     epoch_s: tuple[float, ...]
     basis: str
     finish_s: float = 0.0
+    extract_s: float = 0.0
 
     @property
     def total_s(self) -> float:
@@ -79,7 +83,19 @@ class TimeEstimate:
         """
         if not 0 < epochs <= len(self.epoch_s):
             raise ValueError(f"an estimate of {len(self.epoch_s)} epoch(s) cannot say how {epochs} take")
-        return TimeEstimate(self.setup_s, self.epoch_s[:epochs], self.basis, self.finish_s)
+        return TimeEstimate(self.setup_s, self.epoch_s[:epochs], self.basis, self.finish_s, self.extract_s)
+
+    def with_features_cached(self, run_id: str) -> "TimeEstimate":
+        """The same run once the features it would extract are cached (by `run_id`, after this was measured).
+
+        Args:
+            run_id: the run whose features the run will read.
+
+        Returns:
+            The estimate without the extraction.
+        """
+        basis = self.basis.replace(EXTRACTED_ONCE, f"features cached by run {run_id}")
+        return TimeEstimate(self.setup_s - self.extract_s, self.epoch_s, basis, self.finish_s, 0.0)
 
     def to_dict(self) -> dict:
         """Plain data for JSON (`total_s` added for readers)."""
@@ -93,7 +109,7 @@ class TimeEstimate:
             data: what `asdict` gave.
         """
         return cls(float(data["setup_s"]), tuple(float(s) for s in data["epoch_s"]), str(data["basis"]),
-                   float(data.get("finish_s", 0.0)))  # estimates kept by older versions had none
+                   float(data.get("finish_s", 0.0)), float(data.get("extract_s", 0.0)))  # older versions: none
 
 
 def format_duration(seconds: float) -> str:
@@ -182,4 +198,27 @@ def measured_epoch_seconds(store: "RunStore", config: RunConfig,
         if seconds:
             start = None if run.resume or not run.finished else max(0.0, run.finished - run.started - sum(seconds))
             return seconds[len(seconds) // 2], run.id, start
+    return None
+
+
+def features_cached_by(store: "RunStore", config: RunConfig, since: float) -> str | None:
+    """A run that finished after `since` with the same step cost and seed as `config`: a head-only run's features
+    are then in the cache, and an estimate measured before it counts their extraction for nothing (a comparison's
+    feature extraction was estimated at 6 s and took 2.6 s, after a Train run had cached them).
+
+    Args:
+        store: the run store; config: the run to be estimated; since: when its estimate was measured.
+
+    Returns:
+        That run's id, or None.
+    """
+    wanted = run_cost_key(config)
+    for run in store.list(status="succeeded"):
+        if (run.finished or 0.0) <= since or run.config.get("seed", 0) != config.seed:
+            continue
+        try:
+            if run_cost_key(RunConfig.from_dict(run.config)) == wanted:
+                return run.id
+        except TransferLabError:  # a run of an older version whose config this one does not read
+            continue
     return None

@@ -22,7 +22,7 @@ import torch
 
 from tlcore.config import RunConfig
 from tlcore.errors import TransferLabError
-from tlcore.results.artifacts import BEST, EVALUATION, LAST, PREDICTIONS, TRAINING_MARK
+from tlcore.results.artifacts import BEST, EVALUATION, LAST, PREDICTIONS, STATE, TRAINING_MARK
 from tlcore.results.target_score import score_target
 from tlcore.results.evaluate import evaluate_folder, evaluate_run, score_labelled_target
 from tlcore.core.paths import data_home
@@ -105,7 +105,9 @@ def run_to_end(config: RunConfig, run_dir: str | Path, sink, should_stop, resume
                 sink(Event("warning", f"could not score the target pictures: {exc}"))
         return SUCCEEDED, None, evaluation
     except Cancelled as exc:
-        return CANCELLED, f"{exc}; the last complete epoch is kept and the run can be resumed", None
+        kept = ("the last complete epoch is kept and the run can be resumed" if (Path(run_dir) / STATE).is_file()
+                else "no epoch had completed, so nothing is kept: it can be started again")
+        return CANCELLED, f"{exc}; {kept}", None
     except TransferLabError as exc:
         return FAILED, str(exc), None
     except torch.OutOfMemoryError:
