@@ -294,17 +294,19 @@ def test_a_count_that_stands_still_says_for_how_long(tl_home: Path, colours: Pat
     store = RunStore()
     run = store.create(tiny_config(colours, epochs=2), sweep="cmp-still")
     store.claim(run.id, os.getpid())
+    said = store.get(run.id).started + 30  # counted from the count, not from the run's start
     store.add_event(run.id, "progress", "preparing: building tf_efficientnet_lite0 (5 of 6)",
-                    Progress("prepare", done=4, total=6).to_data())
-    said = store.events(run.id, kinds=("progress",))[-1]["ts"]
+                    Progress("prepare", done=4, total=6).to_data(), ts=said)
     rows = sweep_rows(store, "cmp-still")
     name = rows[0].strategy
     assert running_progress(store, rows, now=said + 1)[1] == f"{name}: preparing: building tf_efficientnet_lite0 (5 of 6)"
     assert running_progress(store, rows, now=said + 4)[1] == (f"{name}: preparing: building tf_efficientnet_lite0 "
                                                               "(5 of 6), 4 s on this so far")
-    store.add_event(run.id, "progress", "features", Progress("features", done=0, total=372).to_data())
-    said = store.events(run.id, kinds=("progress",))[-1]["ts"]
-    assert running_progress(store, rows, now=said + 3)[1] == f"{name}: features of 0 of 372 pictures, 3 s on this so far"
+    store.add_event(run.id, "progress", "features", Progress("features", done=0, total=372).to_data(), ts=said + 10)
+    assert running_progress(store, rows, now=said + 13)[1] == f"{name}: features of 0 of 372 pictures, 3 s on this so far"
+    store.add_event(run.id, "epoch", "epoch 1", {"epoch": 0, "epoch_seconds": 1.0}, ts=said + 20)
+    assert running_progress(store, rows, now=said + 21)[1] == f"{name}: epoch 2 of 2"  # an epoch's end: counted anew
+    assert running_progress(store, rows, now=said + 24)[1] == f"{name}: epoch 2 of 2, 4 s on this so far"
 
 
 def test_a_tie_at_the_top_is_called_a_tie_not_a_win() -> None:

@@ -344,3 +344,25 @@ def test_an_estimate_kept_from_before_a_run_cached_the_features_drops_their_extr
     cached = kept.for_epochs(2).with_features_cached(run)
     assert cached.setup_s == pytest.approx(1.0) and cached.extract_s == 0.0 and cached.total_s == pytest.approx(1.7)
     assert f"features cached by run {run}" in cached.basis and EXTRACTED_ONCE not in cached.basis
+
+
+def test_a_head_only_setting_timed_after_a_training_one_still_finds_its_cached_features(colours: Path, tmp_path,
+                                                                                      monkeypatch) -> None:
+    """Review: the timed steps of `full` changed the shared model's weights and BatchNorm statistics, which the
+    feature cache's key reads, so feature extraction estimated after it was told its cached features were not
+    there. Each setting now starts from the model as built; settings that differ in `train_bn` are timed apart."""
+    monkeypatch.setenv("TRANSFERLAB_HOME", str(tmp_path / "home"))
+    head_only = tiny_config(colours, epochs=1, freeze={"strategy": "feature_extraction"})
+    train(head_only, tmp_path / "run")  # caches the features
+    assert "features already cached" in estimate_time(head_only, measure=1).basis
+    full = tiny_config(colours, epochs=1, freeze={"strategy": "full"})
+    together = estimate_module.estimate_times([full, head_only], measure=1)
+    assert "features already cached" in together[1].basis, together[1].basis
+    timed = []
+    real = estimate_module._train_step_seconds
+    monkeypatch.setattr(estimate_module, "_train_step_seconds",
+                        lambda loop, config, *a, **k: timed.append(config.freeze.train_bn) or real(loop, config, *a, **k))
+    first_k = [tiny_config(colours, epochs=1, freeze={"strategy": "freeze_first_k", "k": 1, "train_bn": bn})
+               for bn in (False, True)]
+    estimate_module.estimate_times(first_k, measure=1)
+    assert timed == [False, True]  # the same stage, with and without frozen BatchNorm statistics updated

@@ -39,10 +39,10 @@ def test_a_spinning_process_is_seen_and_a_cpu_run_leaves_its_core() -> None:
         time.sleep(0.3)
         assert busy_cores(0.5) >= 0.8  # at least the spinner (other work may add to it)
         runtime_module._busy_seen.clear()
-        runtime = select_runtime("cpu")
+        assert select_runtime("cpu").threads is None  # choosing them is for training processes only
+        runtime = select_runtime("cpu").on_free_cores()
         assert runtime.threads is not None and runtime.threads <= min(runtime_module._usable_cores() - 1,
                                                                       runtime_module._TORCH_THREADS)
-        runtime.use()
         assert torch.get_num_threads() == runtime.threads
         assert "compute thread" in runtime.describe()
     finally:

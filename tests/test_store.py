@@ -489,3 +489,20 @@ def test_the_worker_imports_a_queued_runs_libraries_before_it_claims_the_run(col
     run_worker(store)
     finished = store.get(run.id)
     assert finished.status == SUCCEEDED and warmed and warmed[0] <= finished.started
+
+
+def test_a_library_that_fails_to_import_before_a_claim_does_not_kill_the_worker(colours: Path, tl_home: Path,
+                                                                               monkeypatch) -> None:
+    """Review: transformers' lazy import raises RuntimeError, not ImportError; raised before the claim, it killed
+    the worker and left the run queued for good. The run is claimed and says what happened itself."""
+    from tlcore.modality.pictures import Pictures
+    from tlcore.running import worker as worker_module
+
+    def broken(self) -> None:
+        raise RuntimeError("Failed to import a library")
+
+    monkeypatch.setattr(Pictures, "warm_up", broken)
+    monkeypatch.setattr(worker_module, "_WARM_UP_FAILED", set())
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=1), store, start=False)
+    assert run_worker(store) == 1 and store.get(run.id).status == SUCCEEDED

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -68,10 +68,19 @@ class Runtime:
         return (f"{name}, {precision}{', channels_last' if self.channels_last else ''}, {self.num_workers} loader "
                 f"workers{threads}")
 
-    def use(self) -> None:
-        """Set PyTorch's compute threads to this runtime's (nothing when it leaves them to PyTorch)."""
-        if self.threads is not None and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+    def on_free_cores(self) -> "Runtime":
+        """This runtime with the CPU's compute threads set to the cores other work leaves free (`free_threads`),
+        for a process that trains (the worker, the CLI, an estimate), never the web server: PyTorch is told here.
+
+        Returns:
+            The runtime with `threads` set (unchanged off the CPU).
+        """
+        if self.device.type != "cpu":
+            return self
+        threads = free_threads()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return replace(self, threads=threads)
 
 
 _TORCH_THREADS = torch.get_num_threads()  # PyTorch's own choice, before any run changed it
@@ -87,33 +96,47 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(all, idle) CPU time of the machine so far, in clock ticks; None where /proc/stat is not there."""
+def _cpu_times() -> dict[str, tuple[int, int]] | None:
+    """(all, idle) CPU time so far of each core this process may run on ("cpu3"), in clock ticks; None where
+    /proc/stat is not there."""
     try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        values = [int(v) for v in fields[1:9]]
-    except (OSError, ValueError, IndexError):
+        allowed = {f"cpu{n}" for n in os.sched_getaffinity(0)}
+        times = {}
+        for line in Path("/proc/stat").read_text().splitlines():
+            fields = line.split()
+            if fields and fields[0] in allowed:
+                values = [int(v) for v in fields[1:9]]
+                times[fields[0]] = (sum(values), values[3] + values[4])  # idle and waiting for I/O
+    except (OSError, ValueError, IndexError, AttributeError):
         return None
-    return sum(values), values[3] + values[4]  # idle and waiting for I/O
+    return times or None
+
+
+def _busy_over(sample_s: float) -> float:
+    first = _cpu_times()
+    time.sleep(sample_s)
+    second = _cpu_times()
+    if first is None or second is None:
+        return 0.0
+    busy = 0.0
+    for cpu, (total, idle) in second.items():
+        if cpu in first and total > first[cpu][0]:
+            busy += 1.0 - (idle - first[cpu][1]) / (total - first[cpu][0])
+    return max(0.0, busy)
 
 
 def busy_cores(sample_s: float = _BUSY_SAMPLE_S) -> float:
-    """How many cores other work keeps busy now: the machine's busy share over `sample_s` seconds (this process
-    sleeps meanwhile) times its cores. 0 where the kernel does not say (not Linux).
+    """How many of the cores this process may run on other work keeps busy now (a container's or `taskset`'s set,
+    not the machine's): the smaller of two looks of `sample_s` seconds each (this process sleeps meanwhile), so a
+    moment's burst (a page redrawn) is not taken for load. 0 where the kernel does not say (not Linux).
 
     Args:
-        sample_s: how long to look.
+        sample_s: how long each look lasts.
 
     Returns:
         Busy cores, e.g. 1.0 beside one process spinning on a CPU.
     """
-    first = _cpu_times()
-    time.sleep(sample_s)
-    second = _cpu_times()
-    if first is None or second is None or second[0] <= first[0]:
-        return 0.0
-    idle_share = (second[1] - first[1]) / (second[0] - first[0])
-    return max(0.0, 1.0 - idle_share) * (os.cpu_count() or 1)
+    return min(_busy_over(sample_s), _busy_over(sample_s))
 
 
 def free_threads(busy: float | None = None) -> int:
@@ -173,5 +196,4 @@ def select_runtime(device: str = "auto", precision: str = "auto", num_workers: i
         num_workers = min(8, cores) if dev.type == "cuda" else (0 if cores <= 2 else min(4, cores // 2))
     # channels_last: measured on this project's 2-core CPU, +26% forward and +35% training for EfficientNet-Lite0.
     return Runtime(device=dev, autocast_dtype=dtype, channels_last=dev.type in ("cuda", "cpu"),
-                   num_workers=num_workers, pin_memory=dev.type == "cuda",
-                   threads=free_threads() if dev.type == "cpu" else None)
+                   num_workers=num_workers, pin_memory=dev.type == "cuda")

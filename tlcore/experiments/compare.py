@@ -458,7 +458,8 @@ def running_progress(store: RunStore, rows: list[SweepRow], now: float | None = 
         step = Progress.from_data(events[0]["data"]) if events else None
         epochs = max(1, run.epochs)
         # a count that stands still (the model being built, a loader's first batch) says for how long
-        still = standing(max([run.started or 0.0] + [e["ts"] for e in events]), now)
+        ended = store.events(row.run_id, kinds=("epoch",))[-1:]  # an epoch's end restarts the count too
+        still = standing(max([run.started or 0.0] + [e["ts"] for e in events + ended]), now)
         if step is not None and step.phase == "prepare" and run.epochs_done == 0:
             words.append(f"{row.strategy}: {events[0]['message']}{still}")
             share = 0.0

@@ -160,6 +160,9 @@ class _Bench:
         forward: (seconds per forward batch, a pass's first-batch extra).
         saving: one epoch's checkpoint writes, in seconds.
         steps: training steps timed, by (first trainable group, BatchNorm statistics updated in frozen groups).
+        weights: the model as built: each setting starts from it (timed steps change the weights and BatchNorm
+            statistics, which the feature cache's key reads: a head-only setting timed after `full` was told its
+            cached features were not there).
     """
 
     prep: Prepared
@@ -167,6 +170,7 @@ class _Bench:
     forward: tuple[float, float]
     saving: float
     steps: dict[tuple[int, bool], tuple[float, float, int]] = field(default_factory=dict)
+    weights: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def _built_and_timed(config: RunConfig, measure: int, on_phase: Callable[[int], None]) -> _Bench:
@@ -177,17 +181,18 @@ def _built_and_timed(config: RunConfig, measure: int, on_phase: Callable[[int], 
     prep = prepare(config)
     loop = build_loop(prep)
     setup = time.perf_counter() - started
+    weights = {name: value.detach().clone() for name, value in prep.model.state_dict().items()}
     on_phase(1)
     forward = _forward_seconds(loop, measure)
     on_phase(2)
-    return _Bench(prep, setup, forward, _checkpoint_seconds(loop))
+    return _Bench(prep, setup, forward, _checkpoint_seconds(loop), weights=weights)
 
 
 def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[int], None] = _no_phase,
                   shared: dict[str, _Bench] | None = None) -> TimeEstimate:
     """Build the run's model and time `measure` steps of each kind (after a warm-up step); nothing is saved.
 
-    Takes a few seconds to a minute: one model build plus about 3 * (measure + 2) batches.
+    Takes a few seconds to a minute: one model build plus up to `measure + 2` batches of each kind timed.
 
     Args:
         config: the run.
@@ -209,6 +214,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
         shared[key] = _built_and_timed(config, measure, on_phase)
     bench = shared[key]
     prep = replanned(bench.prep, config)
+    prep.model.load_state_dict(bench.weights)  # as built, whatever the settings timed before changed
     loop = build_loop(prep)
     config = prep.config  # batch size "auto" as the number the run would use
     setup, (forward, forward_first), saving = bench.setup, bench.forward, bench.saving
@@ -220,7 +226,8 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
     # after the last epoch, the run is evaluated on its test split: one more forward pass (with its start-up)
     evaluation = forward * len(prep.manifest.files("test")) / config.batch_size + forward_first
     device = prep.runtime.device.type
-    basis = f"{measure + 2} steps of {config.batch_size} {prep.modality.items_word} measured on this machine's {device}"
+    basis = (f"up to {measure + 2} steps of {config.batch_size} {prep.modality.items_word} measured on this "
+             f"machine's {device}")
     target_batches_ = len(prep.target.paths) / config.batch_size if prep.target else 0.0
     if uses_adabn(config.adapt.method):  # a forward over the source training pictures before, the target's after
         setup += forward * (train_batches + target_batches_) + 2 * forward_first
@@ -240,6 +247,7 @@ def estimate_time(config: RunConfig, *, measure: int = 3, on_phase: Callable[[in
         if (index, config.freeze.train_bn) not in bench.steps:
             bench.steps[index, config.freeze.train_bn] = _train_step_seconds(loop, config, epoch, measure,
                                                                              warm_up=not bench.steps)
+            prep.model.zero_grad(set_to_none=True)  # the gradients are not kept while other settings are timed
     measured = {index: bench.steps[index, config.freeze.train_bn] for index in (first, last)}
     per_epoch = []
     for epoch in range(epochs):
@@ -324,6 +332,9 @@ def estimate_times(configs: list[RunConfig], *, measure: int = 3,
                 if on_phase is not None:
                     on_phase(of + ESTIMATE_PHASES[phase], phases.index((which, phase)), len(phases))
             measured[key] = estimate_time(longest[key], measure=measure, on_phase=say, shared=shared)
+            later = {_preparation_key(c) for k, c in longest.items() if k not in measured}
+            for unused in set(shared) - later:  # a model no later setting is timed on: its memory back
+                del shared[unused]
         estimates.append(measured[key].for_epochs(config.epochs))
         if on_each:
             on_each(index, estimates[-1])

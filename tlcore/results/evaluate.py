@@ -107,11 +107,9 @@ def metrics_from_predictions(labels: np.ndarray, probabilities: np.ndarray, clas
 def _runtime_here(config) -> Runtime:
     """The run's device when this machine has it; a run trained on a GPU (CUDA or Apple) still evaluates on a CPU."""
     try:
-        runtime = select_runtime(config.device, config.precision, config.num_workers)
+        return select_runtime(config.device, config.precision, config.num_workers)
     except TransferLabError:
-        runtime = select_runtime("auto", config.precision, config.num_workers)
-    runtime.use()
-    return runtime
+        return select_runtime("auto", config.precision, config.num_workers)
 
 
 def _quiet(phase: str, done: int, total: int) -> None:

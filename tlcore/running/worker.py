@@ -209,6 +209,9 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
     return status
 
 
+_WARM_UP_FAILED: set[str] = set()  # models whose libraries failed to import: not tried again on every poll
+
+
 def _warm_up_for_the_queue(store: RunStore) -> None:
     """The libraries the queued runs' kinds import (timm and the augmentations for pictures, transformers for
     texts), imported before a run is claimed: a run's clock then starts where its time estimate does (which leaves
@@ -218,11 +221,11 @@ def _warm_up_for_the_queue(store: RunStore) -> None:
         model = run.config.get("model") if run.runner is None and isinstance(run.config, dict) else None
         if isinstance(model, dict) and isinstance(model.get("name"), str):  # else: said when the run is claimed
             models.add(model["name"])
-    for name in sorted(models):
+    for name in sorted(models - _WARM_UP_FAILED):
         try:
             for_model(name).warm_up()
-        except ImportError:  # a library missing here: the run says so when it builds its model
-            continue
+        except Exception:  # noqa: BLE001 - a library that cannot be imported here: the run says so when it builds
+            _WARM_UP_FAILED.add(name)  # its model (and fails with a reason); the worker must not die before that
 
 
 def run_worker(store: RunStore | None = None, *, linger: float = 0.0) -> int:

@@ -109,8 +109,8 @@ def prepare(config: RunConfig, run_dir: Path | None = None, sink: Sink = ignore)
     Raises:
         TransferLabError: the data, the split, the model, its weights or the freeze plan cannot be used.
     """
-    runtime = select_runtime(config.device, config.precision, config.num_workers)
-    runtime.use()  # on a CPU: the cores other work leaves free (a thread that waits for a core holds back every step)
+    # on a CPU, the cores other work leaves free: a thread that waits for its core holds back every step
+    runtime = select_runtime(config.device, config.precision, config.num_workers).on_free_cores()
     say = _preparing(sink)
     manifest = load_manifest(config.data, on_phase=lambda words, done, _split_phases: say(words, done, PREPARE_PHASES))
     for split in ("train", "val"):
