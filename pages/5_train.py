@@ -292,7 +292,7 @@ def live(run_id: str) -> None:
                     f"{'the epoch trains' if run.epochs == 1 else f'the {run.epochs} epochs train'} the head on them)")
     else:
         within = step is not None and step.phase == "train" and step.epoch == run.epochs_done
-        done = run.epochs_done + (step.share if within else 0)
+        done = run.epochs_done + (step.share if within and run.status == "running" else 0)  # as the words say
         where = (f"epoch {run.epochs_done + 1} of {run.epochs}, batch {step.step} of {step.steps}"
                  if within and run.status == "running" else f"{run.epochs_done} of {counted(run.epochs, 'epoch')} done")
         st.progress(min(1.0, done / max(1, run.epochs)), text=f"{status}: {where}{still}")

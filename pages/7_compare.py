@@ -14,7 +14,7 @@ from tlcore.config import LABELLED_MONITORS
 from tlcore.spec.adapt_spec import METHODS, NEEDS_TARGET, labelled_overlap_notes
 from tlcore.inputs.augment_spec import PRESETS
 from tlcore.experiments.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep,
-                                        progress_words, resume_sweep, running_progress, sweep_rows, verdict)
+                                        progress_rows, progress_words, resume_sweep, running_progress, sweep_rows, verdict)
 from tlcore.experiments.timing import format_duration
 from tlcore.errors import TransferLabError
 from pages.experiment import PICKED_AXES, setting
@@ -224,7 +224,7 @@ def _progress(sweep: str) -> None:
     """How far the comparison is, with the running run's own count; redrawn every second while a run is unfinished
     (at the results' 3 s, each state stood up to 3.7 s)."""
     try:
-        rows = sweep_rows(store, sweep)
+        rows = progress_rows(store, sweep)  # what the count needs only: it is read every second
     except TransferLabError:
         return  # the results below say why
     share, inside = running_progress(store, rows)  # the running runs' own progress, not only "1 running"

@@ -304,8 +304,16 @@ def test_a_count_that_stands_still_says_for_how_long(tl_home: Path, colours: Pat
                                                               "(5 of 6), 4 s on this so far")
     store.add_event(run.id, "progress", "features", Progress("features", done=0, total=372).to_data(), ts=said + 10)
     assert running_progress(store, rows, now=said + 13)[1] == f"{name}: features of 0 of 372 pictures, 3 s on this so far"
-    store.add_event(run.id, "epoch", "epoch 1", {"epoch": 0, "epoch_seconds": 1.0}, ts=said + 20)
+    store.add_event(run.id, "epoch", "epoch 1", {"epoch": 0, "val_loss": 1.0, "val_acc": 0.5, "train_loss": 1.0,
+                                                  "train_acc": 0.5, "lr": 0.01, "epoch_seconds": 1.0,
+                                                  "images_per_s": 10.0, "trainable_params": 100,
+                                                  "peak_memory_mb": 1.0}, ts=said + 20)
     assert running_progress(store, rows, now=said + 21)[1] == f"{name}: epoch 2 of 2"  # an epoch's end: counted anew
+    from tlcore.experiments.compare import progress_rows, progress_words
+
+    light = progress_rows(store, "cmp-still")  # what the page reads every second: the same words and share
+    assert running_progress(store, light, now=said + 24) == running_progress(store, rows, now=said + 24)
+    assert progress_words(light) == progress_words(sweep_rows(store, "cmp-still"))
     assert running_progress(store, rows, now=said + 24)[1] == f"{name}: epoch 2 of 2, 4 s on this so far"
 
 

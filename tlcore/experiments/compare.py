@@ -38,7 +38,8 @@ from tlcore.runs import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED,
 __all__ = ["STRATEGY_SET", "DEFAULT_STRATEGIES", "SweepRow", "CellSummary", "strategy_axis", "method_axis",
            "chosen_without_labels", "chosen_with_few_labels", "choose_by_labelled", "MIN_MORE_RIGHT", "candidate_methods",
            "sweep_configs", "launch_sweep", "resume_sweep", "paired_comparisons", "cell_summaries",
-           "sweep_rows", "verdict", "wait_for_sweep", "active_seconds", "progress_words", "running_progress"]
+           "sweep_rows", "verdict", "wait_for_sweep", "active_seconds", "progress_words", "running_progress",
+           "progress_rows"]
 
 DEFAULT_STRATEGIES = tuple(STRATEGY_SET)
 
@@ -289,6 +290,32 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
             items=for_model(str((run.config.get("model") or {}).get("name", ""))).items_word,
             target_answers=read_target_probabilities(run.run_dir),
         ))
+    return rows
+
+
+def progress_rows(store: RunStore, sweep: str) -> list[SweepRow]:
+    """The comparison's runs with only what its progress needs (status, whether evaluated, label): read every
+    second while it runs, where `sweep_rows` reads each run's predictions and scores (under load the page's
+    once-a-second redraw ran 3 s late).
+
+    Args:
+        store: the run store; sweep: the comparison id.
+
+    Returns:
+        One `SweepRow` per run, oldest first, its results left empty but `test_accuracy`.
+
+    Raises:
+        TransferLabError: no comparison with that id.
+    """
+    runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
+    if not runs:
+        raise TransferLabError(f"no comparison with id {sweep}", "see the Compare page or `python -m tlcore runs list`")
+    rows = []
+    for run in runs:
+        evaluation = read_evaluation(run.run_dir) if run.status in (RUNNING, SUCCEEDED) else None
+        rows.append(SweepRow(run.id, run.name, run.status, evaluation["accuracy"] if evaluation else None, None, None,
+                             None, run.epochs_done, None, None, None, None, [], [], run.error,
+                             items=for_model(str((run.config.get("model") or {}).get("name", ""))).items_word))
     return rows
 
 
