@@ -244,6 +244,14 @@ class SweepRow:
     target_answers: np.ndarray | None = field(default=None, repr=False, compare=False)  # probabilities on the target
 
 
+def _runs_of(store: RunStore, sweep: str) -> list:
+    """The comparison's runs, oldest first; raises TransferLabError when there is no such comparison."""
+    runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
+    if not runs:
+        raise TransferLabError(f"no comparison with id {sweep}", "see the Compare page or `python -m tlcore runs list`")
+    return runs
+
+
 def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
     """The comparison's runs as table rows, oldest first.
 
@@ -256,9 +264,7 @@ def sweep_rows(store: RunStore, sweep: str) -> list[SweepRow]:
     Raises:
         TransferLabError: no comparison with that id.
     """
-    runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
-    if not runs:
-        raise TransferLabError(f"no comparison with id {sweep}", "see the Compare page or `python -m tlcore runs list`")
+    runs = _runs_of(store, sweep)
     rows = []
     for run in runs:
         metrics = store.metrics(run.id)
@@ -307,9 +313,7 @@ def progress_rows(store: RunStore, sweep: str) -> list[SweepRow]:
     Raises:
         TransferLabError: no comparison with that id.
     """
-    runs = sorted(store.list(sweep=sweep), key=lambda r: (r.created, r.id))
-    if not runs:
-        raise TransferLabError(f"no comparison with id {sweep}", "see the Compare page or `python -m tlcore runs list`")
+    runs = _runs_of(store, sweep)
     rows = []
     for run in runs:
         evaluation = read_evaluation(run.run_dir) if run.status in (RUNNING, SUCCEEDED) else None
