@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +23,7 @@ from tlcore.errors import TransferLabError
 from tlcore.core.schema import counted, leaves
 
 if TYPE_CHECKING:
-    from tlcore.runs import RunStore
+    from tlcore.runs import Run, RunStore
 
 __all__ = ["TimeEstimate", "format_duration", "timing_key", "run_cost_key", "measured_epoch_seconds",
            "features_cached_by", "EXTRACTED_ONCE"]
@@ -185,15 +185,10 @@ def measured_epoch_seconds(store: "RunStore", config: RunConfig,
         head-only run's feature extraction; None for a resumed run, whose clock includes the time it sat stopped),
         or None before any such run.
     """
-    wanted = run_cost_key(config)
     preferred = set(first)
     runs = store.list(status="succeeded")
-    for run in [r for r in runs if r.id in preferred] + [r for r in runs if r.id not in preferred]:
-        try:
-            if run_cost_key(RunConfig.from_dict(run.config)) != wanted:
-                continue
-        except TransferLabError:  # a run of an older version whose config this one does not read
-            continue
+    for run in _of_the_same_cost([r for r in runs if r.id in preferred] + [r for r in runs if r.id not in preferred],
+                                 config):
         seconds = sorted(m["epoch_seconds"] for m in store.metrics(run.id))  # only for a run of the same cost
         if seconds:
             start = None if run.resume or not run.finished else max(0.0, run.finished - run.started - sum(seconds))
@@ -212,13 +207,17 @@ def features_cached_by(store: "RunStore", config: RunConfig, since: float) -> st
     Returns:
         That run's id, or None.
     """
+    later = [r for r in store.list(status="succeeded") if (r.finished or 0.0) > since and
+             r.config.get("seed", 0) == config.seed]
+    return next((run.id for run in _of_the_same_cost(later, config)), None)
+
+
+def _of_the_same_cost(runs: list["Run"], config: RunConfig) -> Iterator["Run"]:
+    """The runs, in their order, whose config has `config`'s step cost (`run_cost_key`)."""
     wanted = run_cost_key(config)
-    for run in store.list(status="succeeded"):
-        if (run.finished or 0.0) <= since or run.config.get("seed", 0) != config.seed:
-            continue
+    for run in runs:
         try:
             if run_cost_key(RunConfig.from_dict(run.config)) == wanted:
-                return run.id
+                yield run
         except TransferLabError:  # a run of an older version whose config this one does not read
             continue
-    return None
