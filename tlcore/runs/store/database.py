@@ -57,6 +57,10 @@ def retried_after_a_rebuild(method):
     return wrapper
 
 
+REBUILT_SINCE_LAST_USED = ("the run store was deleted or replaced since this process last used it; it was rebuilt "
+                           "from the run folders")
+
+
 class _Moved(Exception):
     """The store's file was deleted or replaced while an operation used it."""
 
@@ -226,7 +230,12 @@ class Database:
         # Never open the database file with anything but SQLite: closing any other descriptor of it drops
         # this process's POSIX locks, and concurrent connections then corrupt it.
         if check and not self.read_only and not self.path.exists():
-            self.open()  # deleted while in use (a worker outlives many commands): rebuilt from the run folders
+            # deleted while in use (a worker outlives many commands): rebuilt from the run folders, and said even
+            # when another process's rebuild is the one put in place (this opening then adds no note of its own)
+            used, said = self._known is not None, len(self.notes)
+            self.open()
+            if used:
+                self.notes.insert(said, REBUILT_SINCE_LAST_USED)
         opened = self._identity()  # before connecting: a file deleted in between is then seen as replaced
         db = self._setup()
         if check and not self.read_only:
@@ -279,8 +288,7 @@ class Database:
         if row is None:
             return
         if self._known is not None and row["id"] != self._known:
-            self.notes.append("the run store was deleted or replaced since this process last used it; it was rebuilt "
-                              "from the run folders")
+            self.notes.append(REBUILT_SINCE_LAST_USED)
         self._known = row["id"]
 
     def _identity(self, suffix: str = "") -> tuple[int, int] | None:
