@@ -152,7 +152,7 @@ def test_compare_page_runs_strategies_and_reports(tl_home, tmp_path) -> None:
     app.run()
     assert not app.exception
     table = app.dataframe[0].value
-    assert list(table["setting"]) == ["feature_extraction · lr 0.01", "feature_extraction · lr 0.003", "full · lr 0.01",
+    assert list(table["setting"]) == ["feature extraction · lr 0.01", "feature extraction · lr 0.003", "full · lr 0.01",
                                       "full · lr 0.003"] and set(table["status"]) == {"succeeded"}
     runs = {r.name: r.config for r in RunStore().list(sweep=saved_experiment(app).sweeps[-1])}
     assert runs["full · lr 0.003"]["optimizer"]["lr"] == 0.003 and runs["full · lr 0.003"]["freeze"]["strategy"] == "full"

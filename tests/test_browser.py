@@ -242,7 +242,7 @@ def test_the_experiment_survives_enter_a_reload_and_a_server_restart(page, brows
     assert compare_epochs.input_value() == "1"  # the Compare page shows (and could edit) what it will use
     # the caption agrees with it; with 1 epoch gradual trains exactly as feature extraction: said, and run once
     page.get_by_text(re.compile(r"^4 runs of 1 epoch each")).wait_for()
-    page.get_by_text(re.compile(r"gradual trains exactly as feature_extraction here")).wait_for()
+    page.get_by_text(re.compile(r"gradual trains exactly as feature extraction here")).wait_for()
     picker = page.locator('[data-testid="stMultiSelect"] input')
     for left in (4, 3, 2):  # keep feature extraction and freeze first half: Backspace drops the last choice
         for attempt in range(6):  # on a busy machine the field may not take the key at once

@@ -50,7 +50,7 @@ def test_a_sweep_runs_every_strategy_on_the_same_split(colours: Path, tl_home: P
     sweep = launch_sweep(tiny_config(colours, epochs=2), strategies, store)
     wait_all_finished(store, sweep)
     runs = store.list(sweep=sweep)
-    assert sorted(r.name for r in runs) == sorted(strategies)
+    assert sorted(r.name for r in runs) == sorted(s.replace("_", " ") for s in strategies)  # as the chips say them
     assert all(r.status == SUCCEEDED for r in runs), [r.error for r in runs]
     split_ids = {json.loads((Path(r.run_dir) / "split.json").read_text())["id"] for r in runs}
     assert len(split_ids) == 1
@@ -59,7 +59,7 @@ def test_a_sweep_runs_every_strategy_on_the_same_split(colours: Path, tl_home: P
     text = verdict(rows)  # paired on the same test pictures, the test named
     assert "Paired on the same 12 test pictures (McNemar's exact test" in text
     assert text.count("cannot tell") + text.count(" is better than ") + text.count("is as good") == 4
-    head_only = next(r for r in rows if r.strategy == "feature_extraction")
+    head_only = next(r for r in rows if r.strategy == "feature extraction")
     full = next(r for r in rows if r.strategy == "full")
     assert head_only.trainable_params < full.trainable_params
     text = verdict(rows)
@@ -67,7 +67,7 @@ def test_a_sweep_runs_every_strategy_on_the_same_split(colours: Path, tl_home: P
     html_path, csv_path, cells_path = write_report(store, sweep, tmp_path / "report")
     assert cells_path.is_file() and cells_path.read_text().startswith(cells_csv(rows)[:20])
     page = html_path.read_text()
-    assert all(s in page for s in strategies) and "Verdict:" in page
+    assert all(s.replace("_", " ") in page for s in strategies) and "Verdict:" in page
     assert page.count("Plotly.newPlot") == 3  # three charts
     assert not re.search(r'<script[^>]+src="http', page)  # self-contained: plotly.js inline, nothing fetched
     assert len(csv_path.read_text().strip().splitlines()) == 1 + len(strategies)
@@ -85,7 +85,7 @@ def test_cancelling_one_run_leaves_the_others_and_it_resumes(colours: Path, tl_h
     store.request_cancel(first.id)
     wait_all_finished(store, sweep)
     statuses = {r.name: r.status for r in store.list(sweep=sweep)}
-    assert statuses == {"full": CANCELLED, "feature_extraction": SUCCEEDED, "gradual": SUCCEEDED}
+    assert statuses == {"full": CANCELLED, "feature extraction": SUCCEEDED, "gradual": SUCCEEDED}
     assert "1 run was cancelled" in verdict(sweep_rows(store, sweep))
     assert resume_sweep(store, sweep) == [first.id]
     wait_all_finished(store, sweep)
@@ -98,7 +98,7 @@ def test_report_of_an_unfinished_comparison_still_holds_every_run(colours: Path,
     sweep = launch_sweep(tiny_config(colours), ["feature_extraction", "full"], store, start=False)
     rows = sweep_rows(store, sweep)
     page = report_html(rows, "t")
-    assert "feature_extraction" in page and "full" in page and "No run has finished yet." in page
+    assert "feature extraction" in page and "full" in page and "No run has finished yet." in page
 
 
 def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_cli_compare(colours: Path, tl_home: Path, tmp_path: Path) -> None:
     config.write_text(tiny_config(colours, epochs=2).to_json())
     result = tlcore_in_process("compare", str(config), "--vary", "freeze.strategy=feature_extraction,full", "--vary", "optimizer.lr=0.01,0.003", "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    assert "4 runs queued (4 setting(s) x 1 seed(s): feature_extraction · lr 0.01, feature_extraction · lr 0.003, " \
+    assert "4 runs queued (4 setting(s) x 1 seed(s): feature extraction · lr 0.01, feature extraction · lr 0.003, " \
            "full · lr 0.01, full · lr 0.003)" in result.stdout
     assert "verdict:" in result.stdout and result.stdout.count(" succeeded ") == 4
     assert list((tmp_path / "out").glob("cmp-*.html")) and list((tmp_path / "out").glob("cmp-*.csv"))
@@ -325,9 +325,9 @@ def test_a_tie_at_the_top_is_called_a_tie_not_a_win() -> None:
         return SweepRow(f"run-{strategy}", strategy, SUCCEEDED, accuracy, 0.9, 12, 2, 2, 10.0, 5.0, 100, 1.0,
                         [0.5], [1.0], None)
 
-    text = verdict([row("gradual", 11 / 12), row("freeze_first_half", 11 / 12), row("full", 0.75)])
-    assert text.startswith("gradual and freeze_first_half tied at the top with") or text.startswith(
-        "freeze_first_half and gradual tied at the top with"), text
+    text = verdict([row("gradual", 11 / 12), row("freeze first half", 11 / 12), row("full", 0.75)])
+    assert text.startswith("gradual and freeze first half tied at the top with") or text.startswith(
+        "freeze first half and gradual tied at the top with"), text
     assert "won" not in text and "0.0 points ahead" not in text and "span 16.7 points (full last)" in text
     alone = verdict([row("gradual", 11 / 12), row("full", 0.75)])
     assert alone.startswith("gradual won with") and "16.7 points ahead of full" in alone

@@ -23,8 +23,8 @@ def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_two_axis_grid_expands_to_every_combination_and_seed(colours: Path) -> None:
     axes = [parse_axis("freeze.strategy=feature_extraction,full_discriminative"), parse_axis("optimizer.lr=1e-3,3e-4")]
     cells = expand(tiny_config(colours), axes, seeds=3)
-    assert [c.label for c in cells] == ["feature_extraction · lr 0.001", "feature_extraction · lr 0.0003",
-                                        "full_discriminative · lr 0.001", "full_discriminative · lr 0.0003"]
+    assert [c.label for c in cells] == ["feature extraction · lr 0.001", "feature extraction · lr 0.0003",
+                                        "full discriminative · lr 0.001", "full discriminative · lr 0.0003"]
     for cell in cells:
         assert [c.seed for c in cell.configs] == [0, 1, 2]
         strategy, lr = cell.values
@@ -74,8 +74,8 @@ def test_the_adaptation_weight_and_what_chooses_the_best_epoch_can_be_varied(col
                                                        parse_axis("early_stopping.metric=val_loss,labelled_acc")])
     assert [(c.configs[0].adapt.weight, c.configs[0].early_stopping.metric) for c in cells] == [
         (None, "val_loss"), (None, "labelled_acc"), (10, "val_loss"), (10, "labelled_acc")]
-    assert cells[3].label == "weight 10 · best by labelled_acc"
-    with pytest.raises(TransferLabError, match=r"best by labelled_acc: invalid early_stopping.metric.*kept out of "
+    assert cells[3].label == "weight 10 · best by labelled acc"
+    with pytest.raises(TransferLabError, match=r"best by labelled acc: invalid early_stopping.metric.*kept out of "
                                                r"training"):  # no labelled target pictures in the base
         expand(tiny_config(colours), [parse_axis("early_stopping.metric=val_loss,labelled_acc")])
 
@@ -268,7 +268,7 @@ def test_the_verdict_names_the_best_on_a_labelled_folder_and_without_labels() ->
 
 
 @pytest.mark.parametrize("base, vary, repeats", [
-    ({"epochs": 1}, "freeze.strategy=feature_extraction,gradual,full", {"gradual": "feature_extraction"}),
+    ({"epochs": 1}, "freeze.strategy=feature_extraction,gradual,full", {"gradual": "feature extraction"}),
     ({"epochs": 3}, "freeze.strategy=feature_extraction,gradual,full", {}),
     ({"epochs": 2, "freeze": {"strategy": "gradual", "every": 1}}, "freeze.every=1,2,3", {"every 3": "every 2"}),
     ({"epochs": 2, "freeze": {"strategy": "freeze_first_k"}}, "freeze.k=0,1", {}),
@@ -291,7 +291,7 @@ def test_a_repeat_in_effect_is_queued_once(colours: Path) -> None:
 
     base = tiny_config(colours, epochs=1)
     configs = sweep_configs(base, ("feature_extraction", "gradual", "full"))
-    assert [c.name for c in configs] == ["feature_extraction", "full"]
+    assert [c.name for c in configs] == ["feature extraction", "full"]
 
 
 @pytest.mark.parametrize("items", ["pictures", "texts"])

@@ -115,7 +115,8 @@ def apply_value(config: dict, path: str, value) -> dict:
 
 
 def cell_label(axes: list[Axis], values: tuple) -> str:
-    """A cell's name in tables and charts: `gradual`, `lr 0.001`, `full · aug heavy`.
+    """A cell's name in tables, charts and the verdict: `gradual`, `lr 0.001`, `freeze first half · aug heavy`
+    (the option of a closed choice in words, as the app's chips show it; a model's name as it is).
 
     Args:
         axes: the varied settings.
@@ -127,8 +128,10 @@ def cell_label(axes: list[Axis], values: tuple) -> str:
     parts = []
     for axis, value in zip(axes, values):
         short = AXES[axis.path][1]
-        unset = declared(RunConfig, axis.path).meta.unset
-        shown = unset if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+        meta = declared(RunConfig, axis.path).meta
+        shown = meta.unset if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+        if meta.options is not None:  # a closed choice reads as the app's chips say it: "freeze first half"
+            shown = shown.replace("_", " ")
         parts.append(f"{short} {shown}" if short else shown)
     return " · ".join(parts)
 
