@@ -366,3 +366,23 @@ def test_a_head_only_setting_timed_after_a_training_one_still_finds_its_cached_f
                for bn in (False, True)]
     estimate_module.estimate_times(first_k, measure=1)
     assert timed == [False, True]  # the same stage, with and without frozen BatchNorm statistics updated
+
+
+def test_a_shared_prepared_run_refuses_a_setting_of_other_data_model_or_step_cost(colours: Path, tmp_path: Path) -> None:
+    """Review of issue 36: `replanned` took any config and timed it on the first setting's model and data, so a
+    setting of another model, augmentation or data folder would have been quoted the first one's time."""
+    from tlcore.training.prepare import replanned
+
+    config = tiny_config(colours, epochs=1)
+    prep = prepare(config)
+    shared = replanned(prep, replace(config, freeze=replace(config.freeze, strategy="feature_extraction"), epochs=3,
+                                     optimizer=replace(config.optimizer, lr=0.5), seed=7))  # what may differ
+    assert shared.built is prep.built and shared.config.freeze.strategy == "feature_extraction"
+    assert shared.config.epochs == 3 and shared.config.optimizer.lr == 0.5
+    other = make_colour_classes(tmp_path / "other")
+    for changed, named in ((replace(config, data=replace(config.data, source=str(other))), "data.source"),
+                           (replace(config, model=replace(config.model, name="resnet18")), "model.name"),
+                           (replace(config, batch_size=config.batch_size * 2), "batch_size"),
+                           (replace(config, augment=replace(config.augment, preset="heavy")), "augment")):
+        with pytest.raises(ValueError, match=rf"these differ: .*{named}"):
+            replanned(prep, changed)

@@ -19,6 +19,7 @@ from tlcore.spec.adapt_spec import (NEEDS_TARGET, TargetSet, check_labelled_clas
 from tlcore.inputs.batch_size import BASE_BATCH, auto_batch_words, batch_limit, cuda_trial, keeping_buffers, largest_batch, scaled_lr
 from tlcore.core.collectives import is_writer
 from tlcore.config import RunConfig, resolve_freeze_plan
+from tlcore.core.schema import leaves
 from tlcore.data import SplitManifest
 from tlcore.data.near_duplicates import Fingerprints, near_copies, same_picture
 from tlcore.core.paths import data_home
@@ -154,13 +155,42 @@ def replanned(prep: Prepared, config: RunConfig) -> Prepared:
 
     Raises:
         TransferLabError: the plan does not fit the model, or the adaptation method does not fit the plan.
+        ValueError: `config` differs from `prep`'s in more than those settings (its data, model or step cost): timed
+            on `prep`'s model, it would be told another run's time.
     """
+    differ = _unshared(prep.config, config)
+    if differ:
+        raise ValueError(f"replanned shares a prepared run only between settings of the same data, model and step "
+                         f"cost; these differ: {', '.join(differ)}")
     config = replace(config, model=prep.config.model, batch_size=prep.config.batch_size)
     prep.modality.check_run(config)
     plan = resolve_freeze_plan(config.freeze, len(prep.built.groups))
     again = replace(prep, config=config, plan=plan)
     check_method_fits(config.adapt, again.model, again.head_only, again.built.arch)
     return again
+
+
+_REPLANNED = ("freeze", "epochs", "batch_size", "model")  # what a replanned setting may change (its model: the name kept)
+
+
+def _unshared(prepared: RunConfig, config: RunConfig) -> list[str]:
+    """The settings (dotted paths) in which `config` differs from the config a run was prepared with, beyond what
+    `replanned` may change: what trains when, the epochs, settings that cost nothing, and a batch size of "auto"
+    that the preparation resolved."""
+    def flat(tree: object, path: str = "") -> dict[str, object]:
+        if not isinstance(tree, dict) or not tree:
+            return {path: tree}
+        return {k: v for key, value in tree.items() for k, v in flat(value, f"{path}.{key}" if path else key).items()}
+
+    free = {leaf.path for leaf in leaves(RunConfig) if not leaf.meta.cost}
+    before, after = flat(json.loads(prepared.to_json())), flat(json.loads(config.to_json()))
+    differ = [path for path in sorted(before.keys() | after.keys())
+              if before.get(path) != after.get(path) and path not in free and path.split(".")[0] not in _REPLANNED]
+    if prepared.model.name != config.model.name:
+        differ.append("model.name")
+    if config.batch_size not in ("auto", prepared.batch_size):
+        differ.append("batch_size")
+    return differ
 
 
 def say_last_phase(prep: Prepared, sink: Sink) -> None:
