@@ -526,3 +526,58 @@ def test_a_library_that_fails_to_import_before_a_claim_does_not_kill_the_worker(
     store = RunStore()
     run = submit(tiny_config(colours, epochs=1), store, start=False)
     assert run_worker(store) == 1 and store.get(run.id).status == SUCCEEDED
+
+
+def test_a_store_error_while_asking_for_a_cancel_does_not_fail_the_run(colours: Path, tl_home: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full suite of this stop: the store deleted mid-run made `cancel_requested` raise "disk I/O error" inside the
+    training loop's cancel check, and the healthy run ended failed with "free some disk space"."""
+    original = RunLifecycle.cancel_requested
+    calls = []
+
+    def flaky(self, run_id):
+        calls.append(run_id)
+        if len(calls) == 1:
+            raise StoreError("the run store could not be written (disk I/O error)", "free some disk space")
+        return original(self, run_id)
+
+    monkeypatch.setattr(RunLifecycle, "cancel_requested", flaky)
+    store = RunStore()
+    run = submit(tiny_config(colours, epochs=1), store, start=False)
+    run_worker(store)
+    assert len(calls) > 1 and store.get(run.id).status == SUCCEEDED, store.get(run.id).error
+    folder_log = (Path(store.get(run.id).run_dir) / "events.jsonl").read_text()
+    assert "the run store could not say whether the run was cancelled (the run store could not be written" in folder_log
+
+
+def test_a_connection_set_up_while_the_store_files_change_is_tried_again(tl_home: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full suite of this stop: SQLite's "disk I/O error" while the WAL files were deleted under a connection's
+    setup was taken for a full disk. Now the setup is tried again when the files changed under it; an error on
+    files that stayed as they were is still the error it is."""
+    store = RunStore()
+    store.list()
+    database = store.database
+    real_setup = Database._setup
+    failures = []
+
+    def setup_meets_a_deletion(self):
+        if len(failures) < 2:  # what a deletion by hand and a rebuild do to the files SQLite is setting up
+            failures.append(1)
+            wal = Path(f"{self.path}-wal")
+            wal.unlink() if wal.exists() else wal.write_bytes(b"")
+            raise StoreError(f"the run store {self.path} could not be written (disk I/O error)", "free some disk space")
+        return real_setup(self)
+
+    monkeypatch.setattr(Database, "_setup", setup_meets_a_deletion)
+    assert store.list() == [] and len(failures) == 2  # tried again, and answered
+
+    def setup_fails(self):
+        failures.append(1)
+        raise StoreError(f"the run store {self.path} could not be written (disk I/O error)", "free some disk space")
+
+    monkeypatch.setattr(Database, "_setup", setup_fails)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        store.list()
+    assert len(failures) == 3  # files that did not change: said at once, not tried again
+    assert database is store.database

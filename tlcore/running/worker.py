@@ -146,13 +146,31 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
     """
     stop_beating = threading.Event()
 
-    def beat() -> None:
-        while not stop_beating.wait(HEARTBEAT_EVERY_S):
-            store.heartbeat(run.id)
-
     tracker: RunTracker | None = None
     store_trouble: list[str] = []
     notes_said = [len(store.notes)]
+
+    def store_trouble_said(exc: StoreError, doing: str) -> None:
+        """The store's trouble is not the run's: said once, in the run folder (which keeps the run's events)."""
+        if not store_trouble:
+            store_trouble.append(str(exc))
+            append_event(run.run_dir, {"ts": time.time(), "kind": "warning", "data": {},
+                                       "message": f"the run store could not {doing} ({exc}); the run goes on and "
+                                                  f"its folder keeps its events"})
+
+    def beat() -> None:
+        while not stop_beating.wait(HEARTBEAT_EVERY_S):
+            try:
+                store.heartbeat(run.id)
+            except StoreError as exc:  # the next beat tries again (a dead beat would get the run taken for dead)
+                store_trouble_said(exc, "record that the run is alive")
+
+    def cancel_asked() -> bool:
+        try:
+            return store.cancel_requested(run.id)
+        except StoreError as exc:  # asked again at the next step; before, the run failed with the store's error
+            store_trouble_said(exc, "say whether the run was cancelled")
+            return False
 
     def say_store_notes() -> None:  # the store rebuilt under the run (runs.sqlite deleted or damaged): in its log
         while notes_said[0] < len(store.notes):  # counted before it is said: a note the saying adds is said once
@@ -167,11 +185,7 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
         try:
             store.add_event(run.id, event.kind, event.message, event.data, ts=now)
         except StoreError as exc:  # the store's trouble is not the run's: it trains on, its folder keeps the events
-            if not store_trouble:
-                store_trouble.append(str(exc))
-                append_event(run.run_dir, {"ts": time.time(), "kind": "warning", "data": {},
-                                           "message": f"the run store could not record an event ({exc}); the run "
-                                                      f"goes on and its folder keeps its events"})
+            store_trouble_said(exc, "record an event")
         if len(store.notes) > notes_said[0]:
             say_store_notes()
         if event.kind == "epoch" and tracker is not None:
@@ -190,7 +204,7 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
         tracker = RunTracker(run.id, run.name, run.sweep, run.config, run.run_dir,
                              warn=lambda text: sink(Event("warning", text)))
         status, error, evaluation = run_to_end(config, run.run_dir, sink,
-                                               lambda: store.cancel_requested(run.id), run.resume)
+                                               cancel_asked, run.resume)
         if status == SUCCEEDED:
             record_results(store, run, evaluation, tracker)
     except TransferLabError as exc:  # the config itself (a run queued by an older version)

@@ -57,6 +57,7 @@ def retried_after_a_rebuild(method):
     return wrapper
 
 
+_SETUP_TRIES = 5  # connections set up while the store's files are deleted or rebuilt under them
 REBUILT_SINCE_LAST_USED = ("the run store was deleted or replaced since this process last used it; it was rebuilt "
                            "from the run folders")
 
@@ -229,15 +230,25 @@ class Database:
         """
         # Never open the database file with anything but SQLite: closing any other descriptor of it drops
         # this process's POSIX locks, and concurrent connections then corrupt it.
-        if check and not self.read_only and not self.path.exists():
-            # deleted while in use (a worker outlives many commands): rebuilt from the run folders, and said even
-            # when another process's rebuild is the one put in place (this opening then adds no note of its own)
-            used, said = self._known is not None, len(self.notes)
-            self.open()
-            if used:
-                self.notes.insert(said, REBUILT_SINCE_LAST_USED)
-        opened = self._identity()  # before connecting: a file deleted in between is then seen as replaced
-        db = self._setup()
+        for attempt in range(_SETUP_TRIES):
+            if check and not self.read_only and not self.path.exists():
+                # deleted while in use (a worker outlives many commands): rebuilt from the run folders, and said
+                # even when another process's rebuild is the one put in place (this opening adds no note then)
+                used, said = self._known is not None, len(self.notes)
+                self.open()
+                if used:
+                    self.notes.insert(said, REBUILT_SINCE_LAST_USED)
+            opened = self._identity()  # before connecting: a file deleted in between is then seen as replaced
+            files = self._files_now()
+            try:
+                db = self._setup()
+                break
+            except StoreError:
+                # SQLite says "disk I/O error" when the WAL files it is setting up are deleted under it (the store
+                # deleted by hand while a worker used it): no disk's fault, and a new try finds the files settled
+                if self.read_only or attempt == _SETUP_TRIES - 1 or files == self._files_now():
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         if check and not self.read_only:
             self._notice_a_replaced_store(db)
         journal = self._journal_identity()  # held open by this connection from here: SQLite never deletes them
@@ -298,6 +309,10 @@ class Database:
         except OSError:
             return None
         return info.st_dev, info.st_ino
+
+    def _files_now(self) -> tuple[tuple[int, int] | None, ...]:
+        """The store file and its WAL files as they are now: (device, inode) of each, None where one is absent."""
+        return tuple(self._identity(suffix) for suffix in ("", "-wal", "-shm"))
 
     def _journal_identity(self) -> dict[str, tuple[int, int]]:
         """The store's WAL files that exist now, by suffix, with their (device, inode)."""
