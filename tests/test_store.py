@@ -581,3 +581,37 @@ def test_a_connection_set_up_while_the_store_files_change_is_tried_again(tl_home
         store.list()
     assert len(failures) == 3  # files that did not change: said at once, not tried again
     assert database is store.database
+
+
+@pytest.mark.parametrize("failures", [2, 3])
+def test_a_store_error_while_recording_the_end_keeps_the_end_and_the_worker(colours: Path, tl_home: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch,
+                                                                             failures: int) -> None:
+    """A store error in the worker's last write (`finish`) killed the worker with a traceback and left the run
+    "running" until it was taken for dead. Now the end is tried again; when every try fails it is in the run's
+    folder, which a rebuilt store reads, and the worker goes on."""
+    monkeypatch.setattr("tlcore.running.worker.FINISH_PAUSE_S", 0.0)
+    original = RunLifecycle.finish
+    calls = []
+
+    def flaky(self, run_id, status, error=None, **kwargs):
+        calls.append(status)
+        if len(calls) <= failures:
+            raise StoreError("the run store could not be written (disk I/O error)", "free some disk space")
+        return original(self, run_id, status, error, **kwargs)
+
+    monkeypatch.setattr(RunLifecycle, "finish", flaky)
+    store = RunStore()
+    first = submit(tiny_config(colours, epochs=1), store, start=False)
+    second = submit(tiny_config(colours, epochs=1), store, start=False)
+    assert run_worker(store) == 2  # the worker lived on to train the second run
+    assert store.get(second.id).status == SUCCEEDED
+    if failures == 2:
+        assert store.get(first.id).status == SUCCEEDED
+    else:
+        assert store.get(first.id).status == RUNNING  # this store never heard the end; the folder did
+        for path in tl_home.glob("runs.sqlite*"):
+            path.unlink()
+        assert RunStore().get(first.id).status == SUCCEEDED
+        folder_log = (Path(first.run_dir) / "events.jsonl").read_text()
+        assert "the run store could not record that the run succeeded" in folder_log

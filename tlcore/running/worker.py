@@ -214,13 +214,41 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
         mark.unlink(missing_ok=True)
         if tracker is not None:
             tracker.close(status)
-    if error:
-        store.add_event(run.id, "error" if status == FAILED else "log", error)
-    if not store.finish(run.id, status, error, pid=os.getpid()):  # taken for dead and resumed elsewhere meanwhile
-        holder = store.get(run.id)
-        store.add_event(run.id, "warning", f"a process that was taken for dead ended this run as {status}; not "
-                                           f"recorded, since process {holder.pid} holds the run now")
+    try:
+        if error:
+            store.add_event(run.id, "error" if status == FAILED else "log", error)
+        recorded = _finish(store, run, status, error)
+        if not recorded:  # taken for dead and resumed elsewhere meanwhile
+            holder = store.get(run.id)
+            store.add_event(run.id, "warning", f"a process that was taken for dead ended this run as {status}; "
+                                               f"not recorded, since process {holder.pid} holds the run now")
+    except StoreError as exc:  # the run's end is in its folder: a rebuilt store reads it there; the worker goes on
+        write_run_record(run.run_dir, state=status)
+        store_trouble_said(exc, f"record that the run {status}")
     return status
+
+
+FINISH_TRIES = 3  # a run's end is recorded again after a store error (a moment's trouble: the store being rebuilt)
+FINISH_PAUSE_S = 1.0
+
+
+def _finish(store: RunStore, run: Run, status: str, error: str | None) -> bool:
+    """`store.finish` for the worker's own run, tried again after a store error, a second apart.
+
+    Returns:
+        What `finish` returned.
+
+    Raises:
+        StoreError: every try failed.
+    """
+    for attempt in range(FINISH_TRIES):
+        try:
+            return store.finish(run.id, status, error, pid=os.getpid())
+        except StoreError:
+            if attempt == FINISH_TRIES - 1:
+                raise
+            time.sleep(FINISH_PAUSE_S)
+    raise AssertionError("unreachable")
 
 
 _WARM_UP_FAILED: set[str] = set()  # models whose libraries failed to import: not tried again on every poll
