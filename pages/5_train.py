@@ -276,11 +276,11 @@ def live(run_id: str) -> None:
     st.caption(run_label(run.config, experiment().config) + ("" if experiment().owns(run.id, run.sweep) else
                                                               " (a run of another experiment)"))
     metrics = store.metrics(run.id)
-    progress = store.events(run.id, kinds=("progress",))[-1:]
+    progress = store.events(run.id, kinds=("progress",), last=1)
     step = Progress.from_data(progress[0]["data"]) if progress else None
     # a count that stands still (a model being built, a loader's first batch, a slow step) says for how long
     # counted from the last thing the run said: a resumed run's old events aside, an epoch's end included
-    said = max([run.started or 0.0] + [e["ts"] for e in progress + store.events(run.id, kinds=("epoch",))[-1:]])
+    said = max([run.started or 0.0] + [e["ts"] for e in progress + store.events(run.id, kinds=("epoch",), last=1)])
     still = standing(said, time.time()) if run.status == "running" else ""
     if step and step.phase == "prepare" and run.epochs_done == 0 and run.status == "running":
         # before anything trains: reading and splitting the data (half a minute for a million texts)

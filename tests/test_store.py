@@ -615,3 +615,19 @@ def test_a_store_error_while_recording_the_end_keeps_the_end_and_the_worker(colo
         assert RunStore().get(first.id).status == SUCCEEDED
         folder_log = (Path(first.run_dir) / "events.jsonl").read_text()
         assert "the run store could not record that the run succeeded" in folder_log
+
+
+def test_the_latest_events_of_some_kinds_are_read_without_the_rest(colours: Path, tl_home: Path) -> None:
+    """The Train and Compare pages read their runs' latest progress every second; the store decoded every event of
+    the run (an hour of progress: 3,600) to keep the last one."""
+    store = RunStore()
+    run = store.create(tiny_config(colours, epochs=1))
+    for i in range(6):
+        store.add_event(run.id, "progress" if i % 2 else "log", f"event {i}", {"i": i})
+    assert [e["message"] for e in store.events(run.id, kinds=("progress",), last=1)] == ["event 5"]
+    assert [e["message"] for e in store.events(run.id, kinds=("log",), last=2)] == ["event 2", "event 4"]  # oldest first
+    assert [e["data"]["i"] for e in store.events(run.id)] == list(range(6))
+    first = store.events(run.id)[0]["id"]
+    assert [e["message"] for e in store.events(run.id, after=first, kinds=("log", "progress"), last=10)] == [
+        f"event {i}" for i in range(1, 6)]
+    assert store.events(run.id, kinds=("epoch",), last=1) == [] and store.events(run.id, kinds=()) == []

@@ -483,13 +483,13 @@ def running_progress(store: RunStore, rows: list[SweepRow], now: float | None = 
             continue
         try:
             run = store.get(row.run_id)
-            events = store.events(row.run_id, kinds=("progress",))[-1:]
+            events = store.events(row.run_id, kinds=("progress",), last=1)
         except TransferLabError:
             continue
         step = Progress.from_data(events[0]["data"]) if events else None
         epochs = max(1, run.epochs)
         # a count that stands still (the model being built, a loader's first batch) says for how long
-        ended = store.events(row.run_id, kinds=("epoch",))[-1:]  # an epoch's end restarts the count too
+        ended = store.events(row.run_id, kinds=("epoch",), last=1)  # an epoch's end restarts the count too
         still = standing(max([run.started or 0.0] + [e["ts"] for e in events + ended]), now)
         if step is not None and step.phase == "prepare" and run.epochs_done == 0:
             words.append(f"{row.strategy}: {events[0]['message']}{still}")

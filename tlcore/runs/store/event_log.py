@@ -68,19 +68,26 @@ class EventLog:
                     db.execute("SELECT data FROM metrics WHERE run_id=? ORDER BY epoch", (run_id,))]
 
     @retried_after_a_rebuild
-    def events(self, run_id: str, after: int = 0, kinds: tuple[str, ...] | None = None) -> list[dict]:
+    def events(self, run_id: str, after: int = 0, kinds: tuple[str, ...] | None = None,
+               last: int | None = None) -> list[dict]:
         """The run's events after a given event id.
 
         Args:
             run_id: the run; after: the last event id already seen (0: all); kinds: only these kinds (None: all).
+            last: only the latest this many (None: all): a page that redraws every second reads its run's latest
+                progress without decoding the hour of progress before it.
 
         Returns:
             Dicts with id, ts, kind, message and data, oldest first.
         """
+        kinds = None if kinds is None else tuple(kinds)
+        where = "run_id=? AND id>?" + ("" if kinds is None else f" AND kind IN ({','.join('?' * len(kinds))})")
+        limit = "" if last is None else f" LIMIT {max(0, int(last))}"
         with self.database.connect() as db:
-            rows = db.execute("SELECT * FROM events WHERE run_id=? AND id>? ORDER BY id", (run_id, after)).fetchall()
+            rows = db.execute(f"SELECT * FROM events WHERE {where} ORDER BY id DESC{limit}",
+                              (run_id, after, *(kinds or ()))).fetchall()
         return [{"id": r["id"], "ts": r["ts"], "kind": r["kind"], "message": r["message"], "data": json.loads(r["data"])}
-                for r in rows if kinds is None or r["kind"] in kinds]
+                for r in reversed(rows)]
 
     @retried_after_a_rebuild
     def artifacts(self, run_id: str) -> dict[str, str]:
