@@ -246,6 +246,28 @@ def test_the_time_note_quotes_a_run_of_the_same_step_cost_and_the_experiments_ow
     assert measured_epoch_seconds(store, RunConfig.from_dict({**base, "batch_size": 8})) is None
 
 
+def test_a_stored_runs_step_cost_is_read_once_not_on_every_rerun_of_the_page(tl_home, monkeypatch) -> None:
+    """Each rerun of the Train and Compare pages parsed every finished run's config again to find one of the same
+    step cost: about 10 ms a run, a second a rerun with a hundred runs."""
+    from tlcore.runs import RunStore
+    from tlcore.experiments import timing
+
+    store = RunStore()
+    base = RunConfig().to_dict()
+    for lr in (1e-3, 1e-4, 1e-5):
+        _finished_run(store, RunConfig.from_dict({**base, "optimizer": {"lr": lr}}), 10.0)
+    parsed = []
+    real = RunConfig.from_dict
+    monkeypatch.setattr(timing.RunConfig, "from_dict", staticmethod(lambda data: parsed.append(1) or real(data)))
+    mine = real({**base, "seed": 3})
+    assert timing.measured_epoch_seconds(store, mine)[0] == 10.0
+    read = len(parsed)
+    assert 1 <= read <= 3
+    for _ in range(3):  # three reruns of the page
+        assert timing.measured_epoch_seconds(store, mine)[0] == 10.0
+    assert len(parsed) == read
+
+
 def test_every_epoch_counts_its_checkpoint_writes_timed_on_the_data_folders_disk(colours: Path, tl_home: Path,
                                                                                 monkeypatch) -> None:
     """A head on a cached text encoder's features spent 1.2 s of a 1.6 s run writing its 90 MB model three times

@@ -212,12 +212,25 @@ def features_cached_by(store: "RunStore", config: RunConfig, since: float) -> st
     return next((run.id for run in _of_the_same_cost(later, config)), None)
 
 
+_COST_KEYS: dict[tuple[str, str], str | None] = {}  # (run id, run folder) -> its run_cost_key; a run's config never changes
+_COST_KEYS_KEPT = 10_000
+
+
+def _cost_key_of(run: "Run") -> str | None:
+    """A stored run's `run_cost_key`, None for a config this version does not read; worked out once per run (the
+    pages ask on every rerun, and reading a config costs about 10 ms: a second for a hundred runs)."""
+    key = (run.id, run.run_dir)
+    if key not in _COST_KEYS:
+        if len(_COST_KEYS) >= _COST_KEYS_KEPT:
+            _COST_KEYS.clear()
+        try:
+            _COST_KEYS[key] = run_cost_key(RunConfig.from_dict(run.config))
+        except TransferLabError:  # a run of an older version whose config this one does not read
+            _COST_KEYS[key] = None
+    return _COST_KEYS[key]
+
+
 def _of_the_same_cost(runs: list["Run"], config: RunConfig) -> Iterator["Run"]:
     """The runs, in their order, whose config has `config`'s step cost (`run_cost_key`)."""
     wanted = run_cost_key(config)
-    for run in runs:
-        try:
-            if run_cost_key(RunConfig.from_dict(run.config)) == wanted:
-                yield run
-        except TransferLabError:  # a run of an older version whose config this one does not read
-            continue
+    return (run for run in runs if _cost_key_of(run) == wanted)
