@@ -287,7 +287,7 @@ def live(run_id: str) -> None:
         st.progress(step.share, text=f"{status}: {progress[0]['message']}{still}, before training")
     elif step and step.phase == "features" and run.epochs_done == 0 and run.status == "running":
         # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
-        items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word
+        items = step.unit or for_model(str(run.config.get("model", {}).get("name", ""))).items_word
         st.progress(step.share, text=f"{status}: features of {step.done} of {step.total} {items}{still} (once; then "
                     f"{'the epoch trains' if run.epochs == 1 else f'the {run.epochs} epochs train'} the head on them)")
     else:

@@ -101,16 +101,20 @@ def test_the_wait_before_training_counts_its_phases(tl_home, tmp_path) -> None:
     app.run()
     shown = [p.proto.text for p in app.get("progress")]  # counted from the count, not from the run's start
     assert "running: preparing: splitting 48 pictures (2 of 6), before training" in shown, shown
-    still = r"(, \d+ s on this so far)?"  # a count 2 s old or more says for how long it has stood (a busy machine)
+    still = r"(, \d+ s on this so far)?"  # a count 1 s old or more says for how long it has stood (a busy machine)
     from tlcore.core.events import Progress
 
+    store.add_event(run.id, "progress", "features", Progress("features", 12, 60, unit="picture views").to_data())
+    app.run()
+    assert any(re.fullmatch(r"running: features of 12 of 60 picture views" + still + r" \(once; .*", p.proto.text)
+               for p in app.get("progress")), [p.proto.text for p in app.get("progress")]
     store.add_event(run.id, "progress", "features", Progress("features", 12, 48).to_data())
     app.run()
     shown = [p.proto.text for p in app.get("progress")]  # the run has 1 epoch: not "the 1 epochs train"
     assert any(re.fullmatch(r"running: features of 12 of 48 pictures" + still + r" \(once; then the epoch trains "
                             r"the head on them\)", text) for text in shown), shown
     store.add_event(run.id, "progress", "features", Progress("features", 0, 48).to_data())
-    time.sleep(2.1)  # the count has stood 2 s: the page says so (before: "features of 0 of 372" stood 4 s unsaid)
+    time.sleep(1.1)  # the count has stood 1 s: the page says so (before: "features of 0 of 372" stood 4 s unsaid)
     app.run()
     shown = [p.proto.text for p in app.get("progress")]
     assert any(re.fullmatch(r"running: features of 0 of 48 pictures, \d+ s on this so far \(once; .*", text)

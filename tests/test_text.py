@@ -351,6 +351,7 @@ def test_head_only_text_runs_train_on_embeddings_computed_once_with_the_slow_pat
     assert counts[0][0] == 0 and counts[-1][0] == counts[-1][1] > 0 and all(t == counts[0][1] for _, t in counts)
     val, train_texts = map(int, re.search(r"features of (\d+) val texts and the (\d+) training", fast_log[0]).groups())
     assert counts[0][1] == val + train_texts  # unaugmented texts pass once, however many views (372 said for 204)
+    assert not any("unit" in e.data for e in events if e.kind == "progress" and e.data.get("phase") == "features")
     for a, b in zip(fast.history, slow.history):  # frozen layers in inference mode (attention dropout too): equal
         assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5) and a["train_acc"] == b["train_acc"]
     x, y = load_file(str(tmp_path / "fast" / "best.safetensors")), load_file(str(tmp_path / "slow" / "best.safetensors"))

@@ -207,6 +207,8 @@ def test_cached_feature_head_matches_the_slow_path(colours: Path, tmp_path: Path
     manifest = SplitManifest.load(tmp_path / "fast" / "split.json")
     assert extracting and extracting[-1]["done"] == extracting[-1]["total"]
     assert extracting[-1]["total"] == len(manifest.hashes("val")) + 2 * len(manifest.hashes("train"))
+    # counted in views, and said so (a walk read "features of 300 of 372 pictures" for 240 pictures)
+    assert {p.get("unit") for p in extracting} == {"picture views"}
     assert [p["done"] for p in extracting] == sorted(p["done"] for p in extracting)
 
 

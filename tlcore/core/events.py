@@ -37,6 +37,8 @@ class Progress:
 
     Attributes:
         phase: what is being done; done, total: items so far and in all; epoch: 0-based; step, steps: batches.
+        unit: what `done` and `total` count where it is not the data's items ("picture views": feature
+            extraction passes each training picture once per augmented view); None: the items.
     """
 
     phase: str
@@ -45,6 +47,7 @@ class Progress:
     epoch: int | None = None
     step: int = 0
     steps: int = 0
+    unit: str | None = None
 
     def to_data(self) -> dict:
         """As an event's `data` (JSON)."""
@@ -73,17 +76,19 @@ class Progress:
             value = data.get(key, 0)
             return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
         epoch = data.get("epoch")
+        unit = data.get("unit")
         return cls(data["phase"], count("done"), count("total"), epoch if isinstance(epoch, int) else None,
-                   count("step"), count("steps"))
+                   count("step"), count("steps"), unit if isinstance(unit, str) and unit.strip() else None)
 
 
-STANDING_SAID_AFTER_S = 2.0
+STANDING_SAID_AFTER_S = 1.0  # with pages redrawn every second, no count stands 2 s without its seconds
 
 
 def standing(since: float, now: float) -> str:
     """Words for how long a count has stood still, so no wait over 2 s shows a count that does not move (building
     a model, a loader's first batch, one slow step): ", 4 s on this so far", or "" for a count under
-    STANDING_SAID_AFTER_S old.
+    STANDING_SAID_AFTER_S old (1 s: a page that redraws every second then shows the seconds by the second's end;
+    from 2 s, a walk on a busy machine saw batch counts stand up to 4 s without them).
 
     Args:
         since: when the count was said (seconds since the epoch, as events are stamped); now: the time now.

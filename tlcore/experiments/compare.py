@@ -495,7 +495,7 @@ def running_progress(store: RunStore, rows: list[SweepRow], now: float | None = 
             words.append(f"{row.strategy}: {events[0]['message']}{still}")
             share = 0.0
         elif step is not None and step.phase == "features" and run.epochs_done == 0:
-            words.append(f"{row.strategy}: features of {step.done} of {step.total} {row.items}{still}")
+            words.append(f"{row.strategy}: features of {step.done} of {step.total} {step.unit or row.items}{still}")
             share = 0.0
         else:
             within = step is not None and step.phase == "train" and step.epoch == run.epochs_done

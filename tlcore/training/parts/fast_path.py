@@ -65,7 +65,8 @@ class FastPath(Part):
             prep.model, prep.built, prep.manifest, train_loader, val_loader, prep.runtime, seed=config.seed,
             views=config.feature_views, augment=augment, on_note=lambda text: fit.sink(Event("warning", text)),
             target=(prep.target, make_loader(prep, "target", training=False)) if loop.target_loader else None,
-            on_progress=feature_progress(fit.sink, f"features of the {prep.modality.items_word}", fit.should_stop),
+            on_progress=feature_progress(fit.sink, f"features of the {prep.modality.items_word}", fit.should_stop,
+                                         unit=f"{prep.modality.items_word[:-1]} views" if augment else None),
             keys={split: prep.modality.feature_keys(prep, split) for split in ("train", "val")})
         items = prep.modality.items_word
         views = f"{config.feature_views} augmented view(s) of " if augment else "the "  # unaugmented: one view
@@ -100,7 +101,8 @@ def _cycle_features(target: torch.Tensor, epoch_seed: int, batch_size: int):
 
 
 def feature_progress(sink: Sink, words: str = "extracting features",
-                     should_stop: Callable[[], bool] | None = None) -> Callable[[int, int], None]:
+                     should_stop: Callable[[], bool] | None = None,
+                     unit: str | None = None) -> Callable[[int, int], None]:
     """Progress of the one pass through the frozen backbone ("features of the pictures 120/350", "features of the
     texts 96/204"), at its start, at most every PROGRESS_EVERY_S and at its end: on a CPU it is most of a short run's
     first minute.
@@ -110,6 +112,8 @@ def feature_progress(sink: Sink, words: str = "extracting features",
         words: what is being done, for the event's message.
         should_stop: asked at most every STARTING_CHECK_EVERY_S (at every batch): the one pass can be long, and a
             cancel must not wait for the first epoch.
+        unit: what the count counts where it is not the items ("picture views": each training picture once per
+            augmented view, so 372 for 240 pictures); None: the items.
 
     Returns:
         `report(done, total)`.
@@ -124,7 +128,8 @@ def feature_progress(sink: Sink, words: str = "extracting features",
                 raise Cancelled(f"cancelled while extracting features ({done} of {total} done)")
         if now - last[0] >= PROGRESS_EVERY_S or done in (0, total):
             last[0] = now
-            sink(Event("progress", f"{words} {done}/{total}", Progress("features", done, total).to_data()))
+            sink(Event("progress", f"{words} {done}/{total}" + (f" {unit}" if unit else ""),
+                       Progress("features", done, total, unit=unit).to_data()))
     return report
 
 
