@@ -241,3 +241,20 @@ def test_a_plan_printed_by_freeze_show_is_a_run_config_freeze_and_a_named_strate
     assert (left.strategy, left.stages, left.custom) == ("full", None, False)
     opened.set("freeze.strategy", "custom")  # and back: the plan was kept in the experiment
     assert opened.run_config().freeze == config.freeze
+
+
+def test_a_config_still_reads_after_its_module_is_dropped_by_a_reloading_server() -> None:
+    """A browser walk: Streamlit's file watcher drops changed project modules from `sys.modules` while the pages
+    hold their classes; every config read then failed with "NameError: name 'DataConfig' is not defined" (a red
+    traceback over the Compare page's results), since the field types were resolved through `sys.modules` anew."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ("import sys\nfrom tlcore.config import RunConfig\n"
+              "data = RunConfig().to_dict()\nRunConfig.from_dict(data)\n"
+              "for name in [m for m in sys.modules if m.startswith('tlcore')]:\n    del sys.modules[name]\n"
+              "print(RunConfig.from_dict({**data, 'epochs': 4}).epochs)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "4", result.stderr[-800:]

@@ -14,12 +14,14 @@ Plain data only (no torch), like the config itself.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from dataclasses import MISSING, dataclass
 from functools import lru_cache
 
-__all__ = ["Meta", "Leaf", "setting", "leaves", "leaf", "value_kinds", "META_KEY", "counted", "recommended_values",
+__all__ = ["Meta", "type_hints", "Leaf", "setting", "leaves", "leaf", "value_kinds", "META_KEY", "counted",
+           "recommended_values",
            "value_at", "put_value"]
 
 META_KEY = "setting"
@@ -154,6 +156,30 @@ def _is_section(annotation: object) -> bool:
 
 
 @lru_cache(maxsize=None)
+def type_hints(cls: type) -> dict[str, object]:
+    """A config dataclass's field types, its annotations resolved in the module that defined it.
+
+    `typing.get_type_hints` looks the names up in `sys.modules`; a server that reloads changed source files drops
+    the module from there while the pages still hold its classes, and every config then failed to read with
+    "NameError: name 'DataConfig' is not defined" (seen in a browser walk while the source was edited). The names
+    are looked up in the globals the class was made with instead, and the answer is kept.
+
+    Args:
+        cls: a dataclass.
+
+    Returns:
+        Its fields' types, by name.
+    """
+    init = getattr(cls, "__init__", None)
+    namespace = getattr(init, "__globals__", None)
+    if not isinstance(namespace, dict) or namespace.get(cls.__name__) is not cls:  # not made where it was defined
+        module = sys.modules.get(cls.__module__)
+        namespace = vars(module) if module is not None else None
+    return typing.get_type_hints(cls, globalns=namespace)
+
+
+
+@lru_cache(maxsize=None)
 def leaves(cls: type) -> tuple[Leaf, ...]:
     """Every setting of a config dataclass, depth first in field order, nested dataclasses walked into.
 
@@ -166,7 +192,7 @@ def leaves(cls: type) -> tuple[Leaf, ...]:
     Returns:
         The leaves, by dotted path.
     """
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     found: list[Leaf] = []
     for f in dataclasses.fields(cls):  # every config field has a default
         annotation = hints[f.name]

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from pydantic import TypeAdapter, ValidationError
 
+from tlcore.core.schema import type_hints
 from tlcore.errors import TransferLabError, check_fields
 
 __all__ = ["typed", "check_plain", "MAX_TEXT", "MAX_DEPTH"]
@@ -96,7 +97,7 @@ def _dataclass_of(hint) -> type | None:
 
 def _check_names(cls: type, data: object, where: str, error: type[TransferLabError]) -> None:
     check_fields(data, {f.name for f in dataclasses.fields(cls)}, where, error)
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     for f in dataclasses.fields(cls):
         inner = _dataclass_of(hints[f.name])
         if inner is not None and isinstance(data.get(f.name), dict):
