@@ -21,8 +21,7 @@ from dataclasses import MISSING, dataclass
 from functools import lru_cache
 
 __all__ = ["Meta", "type_hints", "Leaf", "setting", "leaves", "leaf", "value_kinds", "META_KEY", "counted",
-           "recommended_values",
-           "value_at", "put_value"]
+           "recommended_values", "value_at", "put_value"]
 
 META_KEY = "setting"
 MODALITIES = ("images", "texts")
