@@ -15,7 +15,7 @@ from tlcore.spec.adapt_spec import METHODS, NEEDS_TARGET, labelled_overlap_notes
 from tlcore.inputs.augment_spec import PRESETS
 from tlcore.experiments.compare import (STRATEGY_SET, candidate_methods, cell_summaries, launch_sweep,
                                         progress_rows, progress_words, resume_sweep, running_progress, sweep_rows, verdict)
-from tlcore.experiments.timing import format_duration
+from tlcore.experiments.timing import comparison_estimate_words, format_duration, timing_words
 from tlcore.errors import TransferLabError
 from pages.experiment import PICKED_AXES, setting
 from pages.state import texts_chosen
@@ -164,22 +164,17 @@ if first_seed and not all(known) and st.button(
         help="Builds the model and times a few steps on this machine: once for the model, then the training steps of "
              "each stage the settings train (model, freeze plan, batch and augmentation change what a step costs; "
              "learning rates, schedules and seeds share one measurement)."):
-    bar = st.progress(0.0, text="Timing a few steps of each distinct setting (in a separate process)...")
+    timing = timing_words(first_seed)
+    bar = st.progress(0.0, text=f"{timing} (in a separate process)...")
     started = time.monotonic()
     try:  # shown in this run of the page: a rerun here once lost a click on "Run the comparison" made meanwhile
         known = measured_time_estimates(first_seed, lambda phase, share: bar.progress(
-            share, text=f"Timing a few steps of each distinct setting: {phase}, "
-                        f"{time.monotonic() - started:.0f} s so far"))
+            share, text=f"{timing}: {phase}, {time.monotonic() - started:.0f} s so far"))
         bar.empty()
     except TransferLabError as exc:
         st.error(str(exc))
 if first_seed and all(known):
-    total = seeds * sum(e.total_s for e in known)
-    st.caption(f"Estimated time: about {format_duration(total)} in all, one run after the other ("
-               + ", ".join(f"{c.name.replace('_', ' ')} {format_duration(e.total_s)}"
-                           for c, e in zip(first_seed, known))
-               # what all were measured by; "features extracted once" was the first setting's alone
-               + (f", each x {seeds} seeds" if seeds > 1 else "") + f"; {known[0].basis.split(';')[0]}).")
+    st.caption(comparison_estimate_words([c.name for c in first_seed], known, seeds))
 r1, r2 = st.columns(2)
 run_on = r1.radio("Run on", with_current("app.compare_run_on", ["this machine", "Ray"]), horizontal=True,
                   **bind("compare", "app.compare_run_on"),
