@@ -187,15 +187,20 @@ if run_on == "Ray":
         st.error("Ray is not installed here: pip install -r requirements-scale.txt")
 if st.button("Run the comparison", key="compare.start", type="primary",
              disabled=not cells or (run_on == "Ray" and not ray_installed())):
+    queueing = st.progress(0.0, text="Queueing the comparison...")  # the first check imports the model's library
     try:
         on_ray = run_on == "Ray"
-        sweep_id = launch_sweep(base, store=store, axes=axes, seeds=seeds, runner=RAY_RUNNER if on_ray else None)
+        sweep_id = launch_sweep(base, store=store, axes=axes, seeds=seeds, runner=RAY_RUNNER if on_ray else None,
+                                on_progress=lambda words, done, total: queueing.progress(
+                                    done / total, text=f"Queueing the comparison: {words}"))
+        queueing.empty()
         if on_ray:
             spawn_driver(sweep_id, address)
         experiment().remember_sweep(sweep_id)
         save_experiment()
         st.query_params["sweep"] = sweep_id
     except (TransferLabError, ValueError) as exc:
+        queueing.empty()
         st.error(str(exc))
 
 mine = experiment().sweeps

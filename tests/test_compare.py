@@ -336,3 +336,15 @@ def test_a_tie_at_the_top_is_called_a_tie_not_a_win() -> None:
     assert "won" not in text and "0.0 points ahead" not in text and "span 16.7 points (full last)" in text
     alone = verdict([row("gradual", 11 / 12), row("full", 0.75)])
     assert alone.startswith("gradual won with") and "16.7 points ahead of full" in alone
+
+
+def test_queueing_a_comparison_counts_its_checks_and_runs(colours: Path, tl_home: Path) -> None:
+    """A walk: 2.4 s with nothing on the page after "Run the comparison" (the first check imports the model's
+    library). The queueing now says each setting checked and each run queued."""
+    said = []
+    sweep = launch_sweep(tiny_config(colours), ["feature_extraction", "full"], RunStore(), start=False, seeds=2,
+                         on_progress=lambda words, done, total: said.append((words, done, total)))
+    assert said == [("checking setting 1 of 2", 0, 6), ("checking setting 2 of 2", 1, 6),
+                    ("queueing run 1 of 4", 2, 6), ("queueing run 2 of 4", 3, 6), ("queueing run 3 of 4", 4, 6),
+                    ("queueing run 4 of 4", 5, 6)]
+    assert len(RunStore().list(sweep=sweep)) == 4

@@ -117,7 +117,7 @@ def sweep_configs(base: RunConfig, strategies: tuple[str, ...] | list[str] = DEF
 
 def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore | None = None,
                  start: bool = True, methods=None, axes: list[Axis] | None = None, seeds: int = 1,
-                 runner: str | None = None) -> str:
+                 runner: str | None = None, on_progress: Callable[[str, int, int], None] | None = None) -> str:
     """Queue every run of a comparison, all on one split manifest; returns the comparison's id.
 
     Args:
@@ -129,6 +129,8 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
         store: the run store (default: the data folder's).
         start: start the background worker (False: the caller runs `run_worker` itself).
         runner: "ray" queues the runs for a Ray driver (`tlcore.running.on_ray.drive`) instead of the local worker.
+        on_progress: told (words, done, total) as each setting is checked and each run queued: the first check
+            imports the model's library, seconds in a fresh web server ("checking setting 1 of 4").
 
     Follow it with `sweep_rows(store, sweep)` and `verdict(rows)`; `tlcore.experiments.report.write_report` writes the report.
     """
@@ -136,19 +138,22 @@ def launch_sweep(base: RunConfig, strategies=DEFAULT_STRATEGIES, store: RunStore
     from tlcore.running.worker import submit, with_absolute_paths
 
     store = store or RunStore()
+    say = on_progress or (lambda words, done, total: None)
     configs = sweep_configs(base, strategies, methods, axes, seeds)  # every mistake before anything is queued
-    checked = set()
-    for config in configs:  # each distinct run setup once (seeds repeat it)
-        key = json.dumps({**config.to_dict(), "seed": 0, "name": ""}, sort_keys=True)
-        if key not in checked:
-            check_before_queueing(with_absolute_paths(config))
-            checked.add(key)
+    distinct = {json.dumps({**c.to_dict(), "seed": 0, "name": ""}, sort_keys=True): c for c in configs}
+    worker = start and runner is None
+    steps = len(distinct) + len(configs) + worker  # each distinct setup checked once (seeds repeat it), each run queued
+    for i, config in enumerate(distinct.values()):
+        say(f"checking setting {i + 1} of {len(distinct)}", i, steps)
+        check_before_queueing(with_absolute_paths(config))
     sweep = time.strftime("cmp-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
-    for config in configs:
+    for i, config in enumerate(configs):
+        say(f"queueing run {i + 1} of {len(configs)}", len(distinct) + i, steps)
         submit(config, store, sweep=sweep, start=False, runner=runner, check=False)
-    if start and runner is None:
+    if worker:
         from tlcore.running.worker import ensure_worker
 
+        say("starting the background worker", steps - 1, steps)
         ensure_worker(store)
     return sweep
 
