@@ -120,3 +120,10 @@ def test_runs_that_never_disagree_on_a_few_pictures_are_not_called_as_good() -> 
     low, high = agresti_min_interval(np.array([1] * 60 + [0] * 40), np.array([1] * 50 + [0] * 50))
     assert 0.0 < low < 0.1 < high < 0.2  # 10 more right of 100, none the other way: about 4 to 16 points
     assert agresti_min_interval(np.array([1.0]), np.array([0.0])) == (pytest.approx(-0.51, abs=0.01), 1.0)  # not 118
+
+
+def test_the_tests_name_reads_inside_the_verdicts_parentheses() -> None:
+    """A walk: "Paired on the same 36 test pictures (McNemar's ... interval (widened to ...))" nested brackets."""
+    from tlcore.experiments.stats import SEEDS_TEST_NAME, TEST_NAME
+
+    assert all("(" not in name and ")" not in name for name in (TEST_NAME, SEEDS_TEST_NAME))

@@ -27,10 +27,11 @@ __all__ = ["PairedComparison", "mcnemar_exact", "paired_bootstrap", "agresti_min
            "compare_paired",
            "plain_words", "sign_flip_test", "TEST_NAME", "SEEDS_TEST_NAME", "EQUIVALENCE_MARGIN"]
 
-TEST_NAME = ("McNemar's exact test on per-picture correctness, with a paired bootstrap 95% interval (widened to "
-             "Agresti and Min's where narrower)")
+# said inside the verdict's own parentheses ("Paired on the same 36 test pictures (...)"): no brackets of their own
+TEST_NAME = ("McNemar's exact test on per-picture correctness, with a paired bootstrap 95% interval, widened to "
+             "Agresti and Min's where narrower")
 SEEDS_TEST_NAME = ("a paired sign-flip permutation test on per-picture correctness averaged over seeds, with a "
-                   "paired bootstrap 95% interval (pictures resampled; widened to Agresti and Min's where narrower)")
+                   "paired bootstrap 95% interval that resamples pictures, widened to Agresti and Min's where narrower")
 ALPHA = 0.05
 EQUIVALENCE_MARGIN = 0.02  # accuracy share: two settings are "as good" only within ±2 points, unless told otherwise
 
