@@ -295,6 +295,9 @@ def live(run_id: str) -> None:
         done = run.epochs_done + (step.share if within and run.status == "running" else 0)  # as the words say
         where = (f"epoch {run.epochs_done + 1} of {run.epochs}, batch {step.step} of {step.steps}"
                  if within and run.status == "running" else f"{run.epochs_done} of {counted(run.epochs, 'epoch')} done")
+        if run.status == "running" and run.epochs_done >= run.epochs:  # the last epoch ended: the test split is next
+            items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word
+            where += f"; evaluating on the held-out test {items}"
         st.progress(min(1.0, done / max(1, run.epochs)), text=f"{status}: {where}{still}")
     if run.error:
         (st.error if run.status == "failed" else st.info)(run.error)

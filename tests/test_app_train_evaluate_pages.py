@@ -119,6 +119,14 @@ def test_the_wait_before_training_counts_its_phases(tl_home, tmp_path) -> None:
     shown = [p.proto.text for p in app.get("progress")]
     assert any(re.fullmatch(r"running: features of 0 of 48 pictures, \d+ s on this so far \(once; .*", text)
                for text in shown), shown
+    store.add_event(run.id, "epoch", "epoch 1", {"epoch": 0, "val_loss": 1.0, "val_acc": 0.5, "train_loss": 1.0,
+                                                  "train_acc": 0.5, "lr": 0.01, "epoch_seconds": 1.0,
+                                                  "images_per_s": 10.0, "trainable_params": 100,
+                                                  "peak_memory_mb": 1.0})
+    app.run()  # its one epoch done, still running: the test split is being scored (it said only "1 of 1 epoch done")
+    shown = [p.proto.text for p in app.get("progress")]
+    assert any(re.fullmatch(r"running: 1 of 1 epoch done; evaluating on the held-out test pictures" + still, text)
+               for text in shown), shown
     waiting = submit(config, start=False)  # queued while a worker starts: the wait counts its seconds
     app.query_params["run"] = waiting.id
     app.run()

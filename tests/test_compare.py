@@ -320,6 +320,27 @@ def test_a_count_that_stands_still_says_for_how_long(tl_home: Path, colours: Pat
     assert running_progress(store, light, now=said + 24) == running_progress(store, rows, now=said + 24)
     assert progress_words(light) == progress_words(sweep_rows(store, "cmp-still"))
     assert running_progress(store, rows, now=said + 24)[1] == f"{name}: epoch 2 of 2, 4 s on this so far"
+    store.add_event(run.id, "epoch", "epoch 2", {"epoch": 1, "val_loss": 1.0, "val_acc": 0.5, "train_loss": 1.0,
+                                                  "train_acc": 0.5, "lr": 0.01, "epoch_seconds": 1.0,
+                                                  "images_per_s": 10.0, "trainable_params": 100,
+                                                  "peak_memory_mb": 1.0}, ts=said + 30)
+    assert running_progress(store, progress_rows(store, "cmp-still"), now=said + 33)[1] == (
+        f"{name}: evaluating on the held-out test pictures, 3 s on this so far")  # was "epoch 2 of 2", unexplained
+
+
+def test_a_claimed_run_that_has_said_nothing_yet_is_starting_not_in_its_first_epoch(tl_home: Path,
+                                                                                   colours: Path) -> None:
+    """A walk: "feature extraction: epoch 1 of 5" showed before "features of 0 of 372 picture views"."""
+    from tlcore.experiments.compare import running_progress
+
+    store = RunStore()
+    run = store.create(tiny_config(colours, epochs=2), sweep="cmp-new")
+    store.claim(run.id, os.getpid())
+    started = store.get(run.id).started
+    words = running_progress(store, sweep_rows(store, "cmp-new"), now=started + 0.5)[1]
+    assert words == f"{run.name}: starting"
+    assert running_progress(store, sweep_rows(store, "cmp-new"), now=started + 2.2)[1] == (
+        f"{run.name}: starting, 2 s on this so far")
 
 
 def test_a_tie_at_the_top_is_called_a_tie_not_a_win() -> None:

@@ -86,7 +86,8 @@ def test_head_only_runs_pay_extraction_once_then_read_the_cache(colours: Path, t
 
 
 def test_durations_read_as_people_say_them() -> None:
-    assert [format_duration(s) for s in (12.4, 89, 600, 5399, 7200)] == ["12 s", "89 s", "10 min", "90 min", "2.0 h"]
+    assert [format_duration(s) for s in (12.4, 89, 90, 209, 594, 600, 5399, 7200)] == [
+        "12 s", "89 s", "1 min 30 s", "3 min 30 s", "9 min 50 s", "10 min", "90 min", "2.0 h"]  # 209 s was "3 min"
 
 
 def test_cli_estimates_several_configs_one_line_each(colours: Path, tl_home: Path, tmp_path: Path) -> None:
@@ -425,7 +426,7 @@ def test_a_comparisons_estimate_says_which_settings_it_times_and_why_a_time_shra
                         extract_s=8.0)
     full = TimeEstimate(2.0, (30.0, 30.0), "up to 5 steps of 8 pictures measured on this machine's cpu")
     said = comparison_estimate_words(["feature extraction", "full"], [head, full], seeds=2)
-    assert said == ("Estimated time: about 2 min in all, one run after the other (feature extraction 11 s, full 62 s, "
+    assert said == ("Estimated time: about 2 min 30 s in all, one run after the other (feature extraction 11 s, full 62 s, "
                     "each x 2 seeds; up to 5 steps of 8 pictures measured on this machine's cpu).")
     cached = comparison_estimate_words(["feature extraction", "full"], [head.with_features_cached("r1"), full], 1)
     assert "(feature extraction 3 s now that its features are cached, full 62 s;" in cached

@@ -502,6 +502,12 @@ def running_progress(store: RunStore, rows: list[SweepRow], now: float | None = 
         elif step is not None and step.phase == "features" and run.epochs_done == 0:
             words.append(f"{row.strategy}: features of {step.done} of {step.total} {step.unit or row.items}{still}")
             share = 0.0
+        elif step is None and run.epochs_done == 0:  # claimed, nothing said yet: not "epoch 1" before its features
+            words.append(f"{row.strategy}: starting{still}")
+            share = 0.0
+        elif run.epochs_done >= epochs:  # every epoch done: the held-out test split is being scored
+            words.append(f"{row.strategy}: evaluating on the held-out test {row.items}{still}")
+            share = 1.0
         else:
             within = step is not None and step.phase == "train" and step.epoch == run.epochs_done
             share = (run.epochs_done + (step.share if within else 0.0)) / epochs

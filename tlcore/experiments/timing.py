@@ -114,16 +114,20 @@ class TimeEstimate:
 
 
 def format_duration(seconds: float) -> str:
-    """A duration for people: seconds under 90 s, minutes under 90 min, else hours.
+    """A duration for people: seconds under 90 s, minutes and tens of seconds under 10 min, minutes under 90 min,
+    else hours. Whole minutes alone had said "about 3 min" of 209 s and "2 min" of 90 s (a third more).
 
     Args:
         seconds: the duration.
 
     Returns:
-        E.g. "45 s", "12 min", "1.5 h".
+        E.g. "45 s", "3 min 30 s", "12 min", "1.5 h".
     """
     if seconds < 90:
         return f"{seconds:.0f} s"
+    if seconds < 595:
+        minutes, rest = divmod(round(seconds / 10) * 10, 60)
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
