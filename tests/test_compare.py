@@ -232,7 +232,7 @@ def test_the_comparison_bar_counts_the_running_runs_progress_inside_them(tl_home
     store.claim(first.id, os.getpid())
     rows = sweep_rows(store, sweep)
     name = next(r.strategy for r in rows if r.run_id == first.id)  # the run's label in the table
-    assert running_progress(store, rows) == (0.0, f"{name}: epoch 1 of 4")
+    assert running_progress(store, rows) == (0.0, f"{name}: starting")  # claimed, nothing said yet
     store.add_event(first.id, "progress", "features", Progress("features", done=30, total=120).to_data())
     share, words = running_progress(store, sweep_rows(store, sweep))
     assert share == 0.0 and words == f"{name}: features of 30 of 120 pictures"
