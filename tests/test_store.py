@@ -601,6 +601,15 @@ def test_a_store_error_while_recording_the_end_keeps_the_end_and_the_worker(colo
         return original(self, run_id, status, error, **kwargs)
 
     monkeypatch.setattr(RunLifecycle, "finish", flaky)
+    asked = RunLifecycle.cancel_requested
+
+    def cancel_check_fails_first(self, run_id):  # an earlier trouble of the run's: each kind is said, not only the first
+        if run_id == first.id and not getattr(cancel_check_fails_first, "failed", False):
+            cancel_check_fails_first.failed = True
+            raise StoreError("the run store is busy", "try again")
+        return asked(self, run_id)
+
+    monkeypatch.setattr(RunLifecycle, "cancel_requested", cancel_check_fails_first)
     store = RunStore()
     first = submit(tiny_config(colours, epochs=1), store, start=False)
     second = submit(tiny_config(colours, epochs=1), store, start=False)
@@ -615,6 +624,7 @@ def test_a_store_error_while_recording_the_end_keeps_the_end_and_the_worker(colo
         assert RunStore().get(first.id).status == SUCCEEDED
         folder_log = (Path(first.run_dir) / "events.jsonl").read_text()
         assert "the run store could not record that the run succeeded" in folder_log
+        assert "the run store could not say whether the run was cancelled" in folder_log
 
 
 def test_the_latest_events_of_some_kinds_are_read_without_the_rest(colours: Path, tl_home: Path) -> None:

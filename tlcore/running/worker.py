@@ -147,13 +147,14 @@ def execute(store: RunStore, run: Run, *, on_event=None) -> str:
     stop_beating = threading.Event()
 
     tracker: RunTracker | None = None
-    store_trouble: list[str] = []
+    store_trouble: set[str] = set()  # what the store could not do, each said once
     notes_said = [len(store.notes)]
 
     def store_trouble_said(exc: StoreError, doing: str) -> None:
-        """The store's trouble is not the run's: said once, in the run folder (which keeps the run's events)."""
-        if not store_trouble:
-            store_trouble.append(str(exc))
+        """The store's trouble is not the run's: said once for each thing it could not do, in the run folder (which
+        keeps the run's events)."""
+        if doing not in store_trouble:
+            store_trouble.add(doing)
             append_event(run.run_dir, {"ts": time.time(), "kind": "warning", "data": {},
                                        "message": f"the run store could not {doing} ({exc}); the run goes on and "
                                                   f"its folder keeps its events"})
