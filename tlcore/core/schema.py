@@ -177,7 +177,6 @@ def type_hints(cls: type) -> dict[str, object]:
     return typing.get_type_hints(cls, globalns=namespace)
 
 
-
 @lru_cache(maxsize=None)
 def leaves(cls: type) -> tuple[Leaf, ...]:
     """Every setting of a config dataclass, depth first in field order, nested dataclasses walked into.
