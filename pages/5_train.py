@@ -282,21 +282,21 @@ def live(run_id: str) -> None:
     # counted from the last thing the run said: a resumed run's old events aside, an epoch's end included
     said = max([run.started or 0.0] + [e["ts"] for e in progress + store.events(run.id, kinds=("epoch",), last=1)])
     still = standing(said, time.time()) if run.status == "running" else ""
+    items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word  # the run's own, not the page's
     if step and step.phase == "prepare" and run.epochs_done == 0 and run.status == "running":
         # before anything trains: reading and splitting the data (half a minute for a million texts)
         st.progress(step.share, text=f"{status}: {progress[0]['message']}{still}, before training")
     elif step and step.phase == "features" and run.epochs_done == 0 and run.status == "running":
         # before epoch 1 can start, a head-only run reads every picture once through the frozen backbone
-        items = step.unit or for_model(str(run.config.get("model", {}).get("name", ""))).items_word
-        st.progress(step.share, text=f"{status}: features of {step.done} of {step.total} {items}{still} (once; then "
-                    f"{'the epoch trains' if run.epochs == 1 else f'the {run.epochs} epochs train'} the head on them)")
+        st.progress(step.share, text=f"{status}: features of {step.done} of {step.total} {step.unit or items}{still} "
+                    f"(once; then {'the epoch trains' if run.epochs == 1 else f'the {run.epochs} epochs train'} the "
+                    "head on them)")
     else:
         within = step is not None and step.phase == "train" and step.epoch == run.epochs_done
         done = run.epochs_done + (step.share if within and run.status == "running" else 0)  # as the words say
         where = (f"epoch {run.epochs_done + 1} of {run.epochs}, batch {step.step} of {step.steps}"
                  if within and run.status == "running" else f"{run.epochs_done} of {counted(run.epochs, 'epoch')} done")
         if run.status == "running" and run.epochs_done >= run.epochs:  # the last epoch ended: the test split is next
-            items = for_model(str(run.config.get("model", {}).get("name", ""))).items_word
             where += f"; evaluating on the held-out test {items}"
         st.progress(min(1.0, done / max(1, run.epochs)), text=f"{status}: {where}{still}")
     if run.error:

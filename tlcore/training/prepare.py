@@ -19,7 +19,7 @@ from tlcore.spec.adapt_spec import (NEEDS_TARGET, TargetSet, check_labelled_clas
 from tlcore.inputs.batch_size import BASE_BATCH, auto_batch_words, batch_limit, cuda_trial, keeping_buffers, largest_batch, scaled_lr
 from tlcore.core.collectives import is_writer
 from tlcore.config import RunConfig, resolve_freeze_plan
-from tlcore.core.schema import leaves
+from tlcore.core.schema import leaves, value_at
 from tlcore.data import SplitManifest
 from tlcore.data.near_duplicates import Fingerprints, near_copies, same_picture
 from tlcore.core.paths import data_home
@@ -177,15 +177,9 @@ def _unshared(prepared: RunConfig, config: RunConfig) -> list[str]:
     """The settings (dotted paths) in which `config` differs from the config a run was prepared with, beyond what
     `replanned` may change: what trains when, the epochs, settings that cost nothing, and a batch size of "auto"
     that the preparation resolved."""
-    def flat(tree: object, path: str = "") -> dict[str, object]:
-        if not isinstance(tree, dict) or not tree:
-            return {path: tree}
-        return {k: v for key, value in tree.items() for k, v in flat(value, f"{path}.{key}" if path else key).items()}
-
-    free = {leaf.path for leaf in leaves(RunConfig) if not leaf.meta.cost}
-    before, after = flat(json.loads(prepared.to_json())), flat(json.loads(config.to_json()))
-    differ = [path for path in sorted(before.keys() | after.keys())
-              if before.get(path) != after.get(path) and path not in free and path.split(".")[0] not in _REPLANNED]
+    before, after = prepared.to_dict(), config.to_dict()
+    differ = [leaf.path for leaf in leaves(RunConfig) if leaf.meta.cost and leaf.path.split(".")[0] not in _REPLANNED
+              and value_at(before, leaf.path) != value_at(after, leaf.path)]
     if prepared.model.name != config.model.name:
         differ.append("model.name")
     if config.batch_size not in ("auto", prepared.batch_size):
